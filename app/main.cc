@@ -1,0 +1,388 @@
+// The `outpost` executable: subcommands run (the worker), submit (produce a JobCommand) and
+// tail (print events and lineage as JSON lines). Wiring only.
+#include <signal.h>
+
+#include <atomic>
+#include <fstream>
+#include <iostream>
+#include <set>
+#include <sstream>
+
+#include <google/protobuf/stubs/logging.h>
+#include <google/protobuf/util/json_util.h>
+#include <spdlog/spdlog.h>
+#include <yaml-cpp/yaml.h>
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "outpost/common/clock.h"
+#include "outpost/common/config.h"
+#include "outpost/common/log.h"
+#include "outpost/events/kafka.h"
+#include "outpost/events/producer.h"
+#include "outpost/v1/event.pb.h"
+#include "outpost/v1/job.pb.h"
+#include "outpost/v1/worker.pb.h"
+#include "worker.h"
+
+namespace {
+
+using namespace outpost;
+using nlohmann::json;
+
+std::atomic<bool> g_stop{false};
+
+void onStopSignal(int) {
+  g_stop.store(true);
+}
+
+// Protobuf's own warnings (e.g. invalid UTF-8 in a garbage command) go to our log at debug level.
+void protobufLog(google::protobuf::LogLevel level, const char* file, int line,
+                 const std::string& message) {
+  if (level >= google::protobuf::LOGLEVEL_FATAL)
+    spdlog::critical("protobuf {}:{}: {}", file, line, message);
+  spdlog::debug("protobuf: {}", message);
+}
+
+// Settings shared by the client subcommands: a config file, or flags.
+struct ClientOptions {
+  std::string config_path;
+  std::string bootstrap;
+};
+
+Config clientConfig(const ClientOptions& o) {
+  Config c = o.config_path.empty() ? parseConfig("", processEnvironment(), "defaults")
+                                   : loadConfig(o.config_path, processEnvironment());
+  if (!o.bootstrap.empty()) c.kafka.bootstrap_servers = o.bootstrap;
+  return c;
+}
+
+std::pair<std::string, std::string> splitKeyValue(const std::string& kv, const std::string& flag) {
+  auto eq = kv.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    throw ConfigError(flag + " takes NAME=VALUE, not '" + kv + "'");
+  }
+  return {kv.substr(0, eq), kv.substr(eq + 1)};
+}
+
+std::string readFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ConfigError("cannot read '" + path + "'");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+json yamlToJson(const YAML::Node& n) {
+  switch (n.Type()) {
+    case YAML::NodeType::Map: {
+      json o = json::object();
+      for (auto it = n.begin(); it != n.end(); ++it)
+        o[it->first.as<std::string>()] = yamlToJson(it->second);
+      return o;
+    }
+    case YAML::NodeType::Sequence: {
+      json a = json::array();
+      for (const auto& e : n) a.push_back(yamlToJson(e));
+      return a;
+    }
+    case YAML::NodeType::Scalar: {
+      // Keep numbers as numbers (protobuf's JSON accepts strings for int64 too).
+      const auto& s = n.Scalar();
+      if (n.Tag() != "!" && !s.empty() && s.find_first_not_of("0123456789") == std::string::npos) {
+        return json::parse(s);
+      }
+      return s;
+    }
+    default:
+      return nullptr;
+  }
+}
+
+int cmdRun(const std::string& config_path) {
+  Config config = loadConfig(config_path, processEnvironment());
+  spdlog::set_level(spdlog::level::from_str(config.worker.log_level));
+  struct sigaction sa {};
+  sa.sa_handler = onStopSignal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  SystemClock clock;
+  Worker worker(std::move(config), clock);
+  return worker.run(g_stop);
+}
+
+struct SubmitOptions {
+  std::string file, job_type, job_id, run_id, recipe_file, timeout, pool, requested_by, not_after;
+  std::vector<std::string> args, env, labels;
+  std::string job_namespace, job_name;
+};
+
+int cmdSubmit(const ClientOptions& co, const SubmitOptions& so) {
+  Config config = clientConfig(co);
+  SystemClock clock;
+  UuidGenerator uuids(clock);
+  v1::JobCommand cmd;
+  if (!so.file.empty()) {
+    json doc;
+    try {
+      doc = yamlToJson(YAML::LoadFile(so.file));  // YAML is a superset of JSON
+    } catch (const YAML::Exception& e) {
+      throw ConfigError(so.file + ": " + e.what());
+    }
+    // A recipe given inline as a YAML mapping or text goes into the bytes field as text.
+    std::string recipe_text;
+    if (doc.contains("recipe")) {
+      recipe_text =
+          doc["recipe"].is_string() ? doc["recipe"].get<std::string>() : doc["recipe"].dump();
+      doc.erase("recipe");
+    }
+    google::protobuf::util::JsonParseOptions opts;
+    auto st = google::protobuf::util::JsonStringToMessage(doc.dump(), &cmd, opts);
+    if (!st.ok()) throw ConfigError(so.file + ": not a JobCommand: " + st.ToString());
+    if (!recipe_text.empty()) cmd.set_recipe(recipe_text);
+  }
+  if (!so.job_type.empty()) cmd.set_job_type(so.job_type);
+  if (!so.job_id.empty()) cmd.set_job_id(so.job_id);
+  if (!so.run_id.empty()) cmd.set_run_id(so.run_id);
+  if (!so.pool.empty()) cmd.set_pool(so.pool);
+  if (!so.recipe_file.empty()) cmd.set_recipe(readFile(so.recipe_file));
+  if (!so.timeout.empty()) {
+    auto d = parseDuration(so.timeout);
+    if (!d) throw ConfigError("--timeout must be a duration such as 30s or 5m");
+    cmd.set_timeout_ms(d->count());
+  }
+  if (!so.not_after.empty()) {
+    auto d = parseDuration(so.not_after);
+    if (!d) throw ConfigError("--start-within must be a duration such as 30s or 5m");
+    cmd.set_not_after_ms(toUnixMillis(clock.now()) + d->count());
+  }
+  auto put = [](google::protobuf::Map<std::string, std::string>* map,
+                const std::vector<std::string>& pairs, const std::string& flag) {
+    for (const auto& kv : pairs) {
+      auto [k, v] = splitKeyValue(kv, flag);
+      (*map)[k] = v;
+    }
+  };
+  put(cmd.mutable_args(), so.args, "--arg");
+  put(cmd.mutable_env(), so.env, "--env");
+  put(cmd.mutable_labels(), so.labels, "--label");
+  if (!so.job_namespace.empty()) cmd.mutable_lineage()->set_job_namespace(so.job_namespace);
+  if (!so.job_name.empty()) cmd.mutable_lineage()->set_job_name(so.job_name);
+  if (cmd.job_type().empty()) throw ConfigError("--job-type (or job_type in --file) is required");
+  if (cmd.run_id().empty()) cmd.set_run_id(uuids.next());
+  if (cmd.job_id().empty()) cmd.set_job_id(cmd.job_type());
+  if (cmd.attempt() == 0) cmd.set_attempt(1);
+  cmd.set_requested_at_ms(toUnixMillis(clock.now()));
+  if (!so.requested_by.empty()) cmd.set_requested_by(so.requested_by);
+
+  KafkaProducer producer(config.kafka, {});
+  std::atomic<int> result{0};
+  std::string error;
+  producer.produce(config.topics.jobs, cmd.job_id(), cmd.SerializeAsString(), {},
+                   [&](const DeliveryReport& r) {
+                     if (!r.ok) error = r.error;
+                     result = r.ok ? 1 : 2;
+                   });
+  if (!producer.flush(std::chrono::seconds(30)) || result != 1) {
+    std::cerr << "outpost submit: the command was not delivered to " << config.topics.jobs << ": "
+              << (error.empty() ? "timed out after 30 s" : error) << "\n";
+    return 1;
+  }
+  std::cout << cmd.run_id() << std::endl;
+  return 0;
+}
+
+struct TailOptions {
+  bool follow = false;
+  std::string run_id;
+  bool dlq = false;
+  bool until_done = false;
+  std::string timeout;
+};
+
+bool isTerminal(v1::RunState s) {
+  return s == v1::SUCCEEDED || s == v1::FAILED || s == v1::TIMED_OUT || s == v1::CANCELLED ||
+         s == v1::REJECTED || s == v1::EXPIRED;
+}
+
+int cmdTail(const ClientOptions& co, const TailOptions& to) {
+  Config config = clientConfig(co);
+  SystemClock clock;
+  UuidGenerator uuids(clock);
+  kafka::Properties props = {{"bootstrap.servers", config.kafka.bootstrap_servers},
+                             {"group.id", "outpost-tail-" + uuids.next()},
+                             {"enable.auto.commit", "false"},
+                             {"enable.partition.eof", "true"},
+                             {"isolation.level", "read_committed"}};
+  auto rk = kafka::makeHandle(
+      RD_KAFKA_CONSUMER,
+      kafka::makeConf({&props, &config.kafka.properties, &config.kafka.consumer_properties},
+                      "kafka.properties"));
+  std::vector<std::string> topics = {config.topics.events, config.topics.lineage};
+  if (to.dlq) topics.push_back(config.topics.dlq);
+
+  // Every partition of every topic from the beginning, without joining a group. With --follow,
+  // topics that do not exist yet (nothing written so far) are looked for again every second.
+  std::set<std::pair<std::string, int>> assigned;
+  int remaining_eof = 0;
+  auto assignNew = [&]() -> bool {
+    const rd_kafka_metadata_t* md = nullptr;
+    if (auto err = rd_kafka_metadata(rk.get(), 1, nullptr, &md, 10000)) {
+      std::cerr << "outpost tail: cannot read metadata from " << config.kafka.bootstrap_servers
+                << ": " << rd_kafka_err2str(err) << "\n";
+      return false;
+    }
+    kafka::PartitionListPtr added(rd_kafka_topic_partition_list_new(8));
+    for (int i = 0; i < md->topic_cnt; ++i) {
+      const auto& t = md->topics[i];
+      if (t.err || std::ranges::find(topics, std::string(t.topic)) == topics.end()) continue;
+      for (int p = 0; p < t.partition_cnt; ++p) {
+        if (assigned.emplace(t.topic, t.partitions[p].id).second) {
+          rd_kafka_topic_partition_list_add(added.get(), t.topic, t.partitions[p].id)->offset =
+              RD_KAFKA_OFFSET_BEGINNING;
+        }
+      }
+    }
+    rd_kafka_metadata_destroy(md);
+    if (added->cnt > 0) {
+      kafka::ErrorPtr e(rd_kafka_incremental_assign(rk.get(), added.get()));
+      remaining_eof += added->cnt;
+    }
+    return true;
+  };
+  if (!assignNew()) return 1;
+  auto next_metadata = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+
+  auto deadline = to.timeout.empty()
+                      ? std::chrono::steady_clock::time_point::max()
+                      : std::chrono::steady_clock::now() + *parseDuration(to.timeout);
+  bool terminal_event = false, terminal_lineage = false;
+  std::optional<std::chrono::steady_clock::time_point> linger;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (!to.follow && remaining_eof <= 0) break;
+    if (to.until_done && terminal_event && (terminal_lineage || !config.lineage.enabled)) break;
+    if (linger && std::chrono::steady_clock::now() > *linger) break;
+    if (to.follow && std::chrono::steady_clock::now() >= next_metadata) {
+      assignNew();
+      next_metadata = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    }
+    kafka::MessagePtr m(rd_kafka_consumer_poll(rk.get(), 200));
+    if (!m) continue;
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      --remaining_eof;
+      continue;
+    }
+    if (m->err) {
+      std::cerr << "outpost tail: " << rd_kafka_message_errstr(m.get()) << "\n";
+      continue;
+    }
+    std::string topic = rd_kafka_topic_name(m->rkt);
+    std::string key = m->key ? std::string(static_cast<const char*>(m->key), m->key_len) : "";
+    std::string value = m->payload ? std::string(static_cast<const char*>(m->payload), m->len) : "";
+    json line = {
+        {"topic", topic}, {"partition", m->partition}, {"offset", m->offset}, {"key", key}};
+    if (topic == config.topics.events) {
+      v1::RunEvent e;
+      if (!e.ParseFromString(value)) continue;
+      if (!to.run_id.empty() && e.run_id() != to.run_id) continue;
+      std::string js;
+      google::protobuf::util::JsonPrintOptions opts;
+      opts.preserve_proto_field_names = true;
+      opts.always_print_primitive_fields = true;  // exit_code 0 is information too
+      (void)google::protobuf::util::MessageToJsonString(e, &js, opts);
+      line["value"] = json::parse(js);
+      if (isTerminal(e.state())) {
+        terminal_event = true;
+        if (!linger) linger = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+      }
+    } else if (topic == config.topics.lineage) {
+      auto doc = json::parse(value, nullptr, false);
+      if (!to.run_id.empty() &&
+          (doc.is_discarded() || doc.value("/run/runId"_json_pointer, "") != to.run_id))
+        continue;
+      line["value"] = doc.is_discarded() ? json(value) : doc;
+      auto type = doc.is_discarded() ? "" : doc.value("eventType", "");
+      if (type == "COMPLETE" || type == "FAIL" || type == "ABORT") terminal_lineage = true;
+    } else {
+      rd_kafka_headers_t* hdrs = nullptr;
+      json h = json::object();
+      if (rd_kafka_message_headers(m.get(), &hdrs) == 0) {
+        const char* name;
+        const void* v;
+        size_t size;
+        for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &v, &size) == 0; ++i) {
+          h[name] = v ? std::string(static_cast<const char*>(v), size) : "";
+        }
+      }
+      line["headers"] = h;
+      line["value_bytes"] = value.size();
+    }
+    std::cout << line.dump(-1, ' ', false, json::error_handler_t::replace) << std::endl;
+  }
+  rd_kafka_consumer_close(rk.get());
+  return (to.until_done && !terminal_event) ? 1 : 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  google::protobuf::SetLogHandler(&protobufLog);
+  CLI::App app{"Outpost: a remote job executor that runs jobs from Kafka inside your network"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", OUTPOST_VERSION);
+
+  std::string run_config;
+  auto* run = app.add_subcommand("run", "Run a worker: consume commands, run jobs, publish events");
+  run->add_option("-c,--config", run_config, "Configuration file (YAML)")->required();
+
+  ClientOptions co;
+  auto addClient = [&](CLI::App* sub) {
+    sub->add_option("-c,--config", co.config_path,
+                    "Configuration file (for Kafka and topic settings)");
+    sub->add_option("-b,--bootstrap", co.bootstrap,
+                    "Kafka bootstrap servers (overrides the config)");
+  };
+
+  SubmitOptions so;
+  auto* submit = app.add_subcommand("submit", "Produce a JobCommand and print its run_id");
+  addClient(submit);
+  submit->add_option("-f,--file", so.file, "JobCommand as YAML or JSON (proto field names)");
+  submit->add_option("-t,--job-type", so.job_type, "Template to run");
+  submit->add_option("--job-id", so.job_id, "Job id (the message key); default: the job type");
+  submit->add_option("--run-id", so.run_id, "Run id (UUID); default: a new UUIDv7");
+  submit->add_option("-a,--arg", so.args, "Template argument NAME=VALUE (repeatable)");
+  submit->add_option("-e,--env", so.env,
+                     "Environment NAME=VALUE the template accepts (repeatable)");
+  submit->add_option("-l,--label", so.labels, "Label NAME=VALUE (repeatable)");
+  submit->add_option("-r,--recipe-file", so.recipe_file, "File whose bytes become the recipe");
+  submit->add_option("--timeout", so.timeout, "Run time limit, e.g. 30s, 10m");
+  submit->add_option("--start-within", so.not_after, "Deadline to start, from now, e.g. 5m");
+  submit->add_option("--pool", so.pool, "Worker pool");
+  submit->add_option("--requested-by", so.requested_by, "Who asks");
+  submit->add_option("--job-namespace", so.job_namespace, "OpenLineage job namespace");
+  submit->add_option("--job-name", so.job_name, "OpenLineage job name");
+
+  TailOptions to;
+  auto* tail = app.add_subcommand("tail", "Print run events and lineage records as JSON lines");
+  addClient(tail);
+  tail->add_flag("-F,--follow", to.follow, "Keep reading new records");
+  tail->add_option("--run", to.run_id, "Only this run");
+  tail->add_flag("--dlq", to.dlq, "Also print the dead-letter topic (headers and sizes)");
+  tail->add_flag("--until-done", to.until_done,
+                 "With --follow and --run: stop after the run's terminal event and lineage");
+  tail->add_option("--timeout", to.timeout, "Stop after this long, e.g. 60s");
+
+  CLI11_PARSE(app, argc, argv);
+  try {
+    initLogging("info");
+    if (*run) return cmdRun(run_config);
+    if (*submit) return cmdSubmit(co, so);
+    if (*tail) return cmdTail(co, to);
+  } catch (const ConfigError& e) {
+    spdlog::error("{}", e.what());
+    return 2;
+  }
+  return 0;
+}

@@ -1,0 +1,102 @@
+// The worker: wires intake (consumer/), execution (runner/) and publishing (events/, lineage/)
+// for `outpost run`. Threads: the caller's thread owns the consumer and all run state (the poll
+// thread); the supervisor and the producer's delivery thread only post closures to the inbox.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+
+#include "outpost/common/clock.h"
+#include "outpost/common/config.h"
+#include "outpost/consumer/intake.h"
+#include "outpost/consumer/job_consumer.h"
+#include "outpost/consumer/offset_tracker.h"
+#include "outpost/events/producer.h"
+#include "outpost/lineage/openlineage.h"
+#include "outpost/runner/supervisor.h"
+#include "outpost/v1/event.pb.h"
+#include "outpost/v1/worker.pb.h"
+
+namespace outpost {
+
+class Worker final : public RebalanceListener {
+ public:
+  Worker(Config config, const Clock& clock);
+  ~Worker() override;
+
+  // Runs until `stop` becomes true, then drains and leaves the group. Returns the exit code.
+  int run(const std::atomic<bool>& stop);
+
+  void onAssigned(const std::vector<TopicPartition>& partitions) override;
+  void onRevoked(const std::vector<TopicPartition>& partitions, bool lost) override;
+
+ private:
+  enum class Phase { kQueued, kRunning, kFinished };
+  // One taken message, from the moment it is read until its offset counts as done. Poll thread.
+  struct Run {
+    std::uint64_t id = 0;
+    TopicPartition tp;
+    std::int64_t offset = -1;
+    v1::JobCommand command;
+    const TemplateConfig* tmpl = nullptr;
+    LaunchPlan plan;
+    Phase phase = Phase::kQueued;
+    std::uint64_t sequence = 0;
+    int pending_acks = 0;
+    bool tracked = true;  // false once its partition was revoked: the offset is not ours anymore
+  };
+
+  void handleMessage(ConsumedMessage message);
+  void reject(Run& run, const ConsumedMessage& message, const std::string& reason,
+              bool publish_event = true);
+  void dispatch();
+  void start(Run& run);
+  void onStarted(std::uint64_t id, std::chrono::system_clock::time_point started_at);
+  void onFinished(std::uint64_t id, RunOutcome outcome);
+  v1::RunEvent newEvent(Run& run, v1::RunState state);
+  void publishEvent(Run& run, const v1::RunEvent& event);
+  void publishLineage(Run& run, LineageEventType type, const LineageOutcome& outcome = {});
+  void acknowledged(std::uint64_t id);
+  void maybeRetire(Run& run);
+  void publishStatus(v1::WorkerState state);
+  void updatePause();
+  void commit(bool sync);
+
+  // Inbox: closures from other threads, run on the poll thread.
+  void post(std::function<void()> fn);
+  void drainInbox();
+  bool waitInbox(std::chrono::milliseconds timeout);
+
+  Config config_;
+  const Clock& clock_;
+  UuidGenerator uuids_;
+  Environment worker_env_;
+  LineageBuilder lineage_;
+  std::chrono::system_clock::time_point started_at_;
+
+  std::mutex inbox_mutex_;
+  std::condition_variable inbox_cv_;
+  std::deque<std::function<void()>> inbox_;
+
+  // Declared after the inbox: callbacks from these post into it, so they must go first.
+  std::unique_ptr<KafkaProducer> producer_;
+  std::unique_ptr<JobConsumer> consumer_;
+  PosixLauncher launcher_;
+  std::unique_ptr<Supervisor> supervisor_;
+
+  // Poll thread only.
+  OffsetTracker offsets_;
+  std::map<std::uint64_t, Run> runs_;
+  std::deque<std::uint64_t> queue_;  // admitted, waiting for a slot, in arrival order
+  std::map<std::string, unsigned> running_per_template_;
+  std::size_t running_ = 0;
+  std::uint64_t next_id_ = 1;
+  bool draining_ = false;
+};
+
+}  // namespace outpost

@@ -1,0 +1,52 @@
+// Time and identifiers come through these seams so that tests can be exact.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <string_view>
+
+namespace outpost {
+
+// Safe to call from any thread.
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  virtual std::chrono::system_clock::time_point now() const = 0;
+  virtual std::chrono::steady_clock::time_point steadyNow() const = 0;
+};
+
+class SystemClock final : public Clock {
+ public:
+  std::chrono::system_clock::time_point now() const override {
+    return std::chrono::system_clock::now();
+  }
+  std::chrono::steady_clock::time_point steadyNow() const override {
+    return std::chrono::steady_clock::now();
+  }
+};
+
+std::int64_t toUnixMillis(std::chrono::system_clock::time_point t);
+
+// RFC 3339 UTC with milliseconds: 2026-11-21T10:00:00.123Z.
+std::string formatRfc3339Millis(std::chrono::system_clock::time_point t);
+
+// Makes RFC 9562 UUIDv7 strings (time-ordered, 74 random bits). Thread-safe.
+class UuidGenerator {
+ public:
+  explicit UuidGenerator(const Clock& clock);
+  std::string next();
+
+ private:
+  const Clock& clock_;
+  std::mutex mutex_;
+  std::mt19937_64 random_;
+};
+
+// True for the canonical 8-4-4-4-12 hexadecimal form.
+bool isUuid(std::string_view text);
+
+}  // namespace outpost

@@ -1,0 +1,140 @@
+// Outpost's configuration: plain structs with defaults, and the one loader that fills them from a
+// YAML file plus OUTPOST_* environment overrides. Unknown keys are errors naming their path.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace outpost {
+
+using Millis = std::chrono::milliseconds;
+
+// A configuration problem: the message names the setting (its path) and what to change.
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// How a run's recipe (JobCommand.recipe) reaches its process.
+enum class RecipeDelivery {
+  kNone,   // not passed
+  kFile,   // a 0600 file in the run's private directory, named by the {recipe_file} placeholder
+  kStdin,  // on the process's standard input
+  kEnv,    // in the environment variable named by TemplateConfig::recipe_env
+};
+
+// One {placeholder} a template's argv may use, filled from JobCommand.args.
+struct ParamSpec {
+  // ECMAScript regular expression the whole value must match.
+  std::string pattern = "[A-Za-z0-9_.:/@=+-]*";
+  // Used when the command gives no value; a parameter without a default is required.
+  std::optional<std::string> default_value;
+};
+
+// A worker-side template: what a command's job_type names. It decides everything that runs.
+struct TemplateConfig {
+  std::string name;
+  // Program and arguments, with {name} placeholders; argv[0] is looked up on PATH. No shell.
+  std::vector<std::string> argv;
+  std::map<std::string, ParamSpec> params;
+  // Extra environment for the process.
+  std::map<std::string, std::string> env;
+  // Variables copied from the worker's own environment; nothing else of it reaches the job.
+  std::vector<std::string> env_passthrough = {"PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR"};
+  // Names a command may set through JobCommand.env; anything else is rejected.
+  std::vector<std::string> accept_env;
+  RecipeDelivery recipe = RecipeDelivery::kFile;
+  std::string recipe_env = "OUTPOST_RECIPE";
+  // Working directory of the process; empty means the run's private directory.
+  std::string working_dir;
+  Millis default_timeout = std::chrono::hours(1);
+  Millis max_timeout = std::chrono::hours(24);
+  // Time between SIGTERM and SIGKILL when a run is stopped.
+  Millis kill_grace = std::chrono::seconds(30);
+  // Secret references runs of this template may resolve (names or glob patterns).
+  std::vector<std::string> secrets;
+  // Most runs of this template at once on one worker; 0 means only the worker's slots limit.
+  unsigned concurrency = 0;
+  // Keep the run's private directory when the run does not succeed, for debugging.
+  bool keep_run_dir_on_failure = false;
+};
+
+struct KafkaConfig {
+  std::string bootstrap_servers = "127.0.0.1:9092";
+  // librdkafka properties for both the consumer and the producer, passed through unchanged.
+  std::map<std::string, std::string> properties;
+  std::map<std::string, std::string> consumer_properties;
+  std::map<std::string, std::string> producer_properties;
+};
+
+struct TopicsConfig {
+  std::string prefix = "outpost.";
+  std::string jobs;     // default prefix + "jobs"
+  std::string control;  // default prefix + "control"
+  std::string events;   // default prefix + "events"
+  std::string lineage;  // default prefix + "lineage"
+  std::string dlq;      // default prefix + "dlq"
+  std::string workers;  // default prefix + "workers"
+};
+
+struct WorkerConfig {
+  // Identifier in events and status; default "<host>-<pid>".
+  std::string id;
+  // The consumer group is "outpost.<pool>".
+  std::string pool = "default";
+  // Runs held at once.
+  unsigned slots = 4;
+  // Parent of the runs' private directories.
+  std::string work_dir;
+  // On SIGTERM/SIGINT: how long running jobs may take to finish before they are stopped.
+  Millis drain_timeout = std::chrono::seconds(60);
+  // When partitions are taken away: how long their running jobs may take to finish first.
+  Millis revoke_timeout = std::chrono::seconds(20);
+  // How often the worker writes its WorkerStatus.
+  Millis status_interval = std::chrono::seconds(30);
+  // trace, debug, info, warn, error.
+  std::string log_level = "info";
+};
+
+struct OutputConfig {
+  // Bytes of the end of a run's output carried by its terminal event.
+  std::size_t tail_bytes = 64 * 1024;
+};
+
+struct LineageConfig {
+  bool enabled = true;
+  // OpenLineage job namespace when the command names none.
+  std::string job_namespace = "outpost";
+};
+
+struct Config {
+  WorkerConfig worker;
+  KafkaConfig kafka;
+  TopicsConfig topics;
+  OutputConfig output;
+  LineageConfig lineage;
+  std::map<std::string, TemplateConfig> templates;
+};
+
+using Environment = std::map<std::string, std::string>;
+
+// The process's environment as a map.
+Environment processEnvironment();
+
+// Parses YAML text, applies OUTPOST_<SECTION>__<KEY>[__<KEY>...] overrides from env, fills
+// defaults and checks the result. `source` names the text in error messages. Throws ConfigError.
+Config parseConfig(const std::string& yaml_text, const Environment& env,
+                   const std::string& source = "config");
+
+// Reads and parses a file. Throws ConfigError.
+Config loadConfig(const std::string& path, const Environment& env);
+
+// "250ms", "30s", "5m", "2h", "1d", or a plain number of seconds.
+std::optional<Millis> parseDuration(const std::string& text);
+
+}  // namespace outpost

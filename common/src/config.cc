@@ -1,0 +1,387 @@
+#include "outpost/common/config.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include <yaml-cpp/yaml.h>
+
+extern char** environ;
+
+namespace outpost {
+namespace {
+
+// Reads one YAML mapping, remembering which keys were used so that the rest can be reported as
+// unknown with their full path.
+class Section {
+ public:
+  Section(YAML::Node node, std::string path) : node_(std::move(node)), path_(std::move(path)) {
+    if (node_ && !node_.IsNull() && !node_.IsMap()) {
+      throw ConfigError(where() + " must be a mapping");
+    }
+  }
+
+  std::string where(const std::string& key = "") const {
+    if (key.empty()) return path_.empty() ? "the top level" : "'" + path_ + "'";
+    return "'" + (path_.empty() ? key : path_ + "." + key) + "'";
+  }
+  std::string child(const std::string& key) const {
+    return path_.empty() ? key : path_ + "." + key;
+  }
+
+  YAML::Node get(const std::string& key) {
+    used_.insert(key);
+    if (!node_ || !node_.IsMap()) return YAML::Node();
+    return node_[key];
+  }
+
+  void read(const std::string& key, std::string& out) {
+    if (auto n = get(key); n && !n.IsNull()) out = scalar(n, key);
+  }
+  void read(const std::string& key, bool& out) {
+    if (auto n = get(key); n && !n.IsNull()) {
+      auto s = scalar(n, key);
+      if (s == "true" || s == "yes" || s == "on" || s == "1") {
+        out = true;
+      } else if (s == "false" || s == "no" || s == "off" || s == "0") {
+        out = false;
+      } else {
+        throw ConfigError(where(key) + " must be true or false, not '" + s + "'");
+      }
+    }
+  }
+  void read(const std::string& key, unsigned& out) {
+    if (auto n = get(key); n && !n.IsNull()) {
+      out = static_cast<unsigned>(number(n, key, std::numeric_limits<unsigned>::max()));
+    }
+  }
+  void read(const std::string& key, std::size_t& out) {
+    if (auto n = get(key); n && !n.IsNull()) {
+      out = static_cast<std::size_t>(number(n, key, std::numeric_limits<long long>::max()));
+    }
+  }
+  void read(const std::string& key, Millis& out) {
+    if (auto n = get(key); n && !n.IsNull()) {
+      auto s = scalar(n, key);
+      auto d = parseDuration(s);
+      if (!d) {
+        throw ConfigError(where(key) + " must be a duration such as 500ms, 30s, 5m or 2h, not '" +
+                          s + "'");
+      }
+      out = *d;
+    }
+  }
+  void read(const std::string& key, std::vector<std::string>& out) {
+    auto n = get(key);
+    if (!n || n.IsNull()) return;
+    if (!n.IsSequence()) throw ConfigError(where(key) + " must be a list");
+    out.clear();
+    for (std::size_t i = 0; i < n.size(); ++i) {
+      out.push_back(scalar(n[i], key + "[" + std::to_string(i) + "]"));
+    }
+  }
+  void read(const std::string& key, std::map<std::string, std::string>& out) {
+    auto n = get(key);
+    if (!n || n.IsNull()) return;
+    if (!n.IsMap()) throw ConfigError(where(key) + " must be a mapping");
+    for (auto it = n.begin(); it != n.end(); ++it) {
+      auto k = it->first.as<std::string>();
+      out[k] = scalar(it->second, key + "." + k);
+    }
+  }
+
+  // Throws for every key present but never asked for.
+  void rejectUnknown() const {
+    if (!node_ || !node_.IsMap()) return;
+    for (auto it = node_.begin(); it != node_.end(); ++it) {
+      auto k = it->first.as<std::string>();
+      if (!used_.contains(k)) {
+        throw ConfigError("unknown setting " + where(k) +
+                          " (check its spelling against the configuration reference in README.md)");
+      }
+    }
+  }
+
+ private:
+  std::string scalar(const YAML::Node& n, const std::string& key) const {
+    if (!n.IsScalar()) throw ConfigError(where(key) + " must be a single value");
+    return n.Scalar();
+  }
+  long long number(const YAML::Node& n, const std::string& key, long long max) const {
+    auto s = scalar(n, key);
+    long long v = 0;
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc() || end != s.data() + s.size() || v < 0 || v > max) {
+      throw ConfigError(where(key) + " must be a whole number from 0 to " + std::to_string(max) +
+                        ", not '" + s + "'");
+    }
+    return v;
+  }
+
+  YAML::Node node_;
+  std::string path_;
+  std::set<std::string> used_;
+};
+
+std::string lower(std::string s) {
+  std::ranges::transform(s, s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+bool isPropertiesSection(const std::string& name) {
+  return name == "properties" || name == "consumer_properties" || name == "producer_properties";
+}
+
+// OUTPOST_KAFKA__BOOTSTRAP_SERVERS=x sets kafka.bootstrap_servers. Inside a *properties section,
+// '_' stands for '.', so OUTPOST_KAFKA__PROPERTIES__SECURITY_PROTOCOL sets security.protocol.
+void applyEnvOverrides(YAML::Node& root, const Environment& env) {
+  static const std::string kPrefix = "OUTPOST_";
+  for (const auto& [name, value] : env) {
+    if (!name.starts_with(kPrefix) || name.find("__") == std::string::npos) continue;
+    std::vector<std::string> parts;
+    std::string rest = name.substr(kPrefix.size());
+    for (std::size_t pos; (pos = rest.find("__")) != std::string::npos;) {
+      parts.push_back(lower(rest.substr(0, pos)));
+      rest = rest.substr(pos + 2);
+    }
+    parts.push_back(lower(rest));
+    if (std::ranges::any_of(parts, [](const std::string& p) { return p.empty(); })) {
+      throw ConfigError("environment variable " + name + " has an empty path segment");
+    }
+    if (parts.size() >= 2 && isPropertiesSection(parts[parts.size() - 2])) {
+      std::ranges::replace(parts.back(), '_', '.');
+    }
+    // yaml-cpp's operator[] on a non-const node creates the path; nodes are handles.
+    std::vector<YAML::Node> chain{root};
+    for (std::size_t i = 0; i + 1 < parts.size(); ++i) {
+      YAML::Node next = chain.back()[parts[i]];
+      if (next.IsDefined() && !next.IsNull() && !next.IsMap()) {
+        throw ConfigError("environment variable " + name + " overrides inside '" + parts[i] +
+                          "', which is not a mapping");
+      }
+      chain.push_back(next);
+    }
+    chain.back()[parts.back()] = value;
+  }
+}
+
+RecipeDelivery parseRecipeDelivery(const std::string& s, const std::string& where) {
+  if (s == "none") return RecipeDelivery::kNone;
+  if (s == "file") return RecipeDelivery::kFile;
+  if (s == "stdin") return RecipeDelivery::kStdin;
+  if (s == "env") return RecipeDelivery::kEnv;
+  throw ConfigError(where + " must be one of none, file, stdin, env; not '" + s + "'");
+}
+
+std::string defaultWorkerId() {
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) != 0) std::snprintf(host, sizeof host, "outpost");
+  return std::string(host) + "-" + std::to_string(getpid());
+}
+
+void checkTemplate(const TemplateConfig& t, const std::string& where) {
+  if (t.argv.empty()) throw ConfigError(where + ".argv must name a program to run");
+  static const std::regex kPlaceholder(R"(\{([A-Za-z_][A-Za-z0-9_]*)\})");
+  for (const auto& arg : t.argv) {
+    for (auto it = std::sregex_iterator(arg.begin(), arg.end(), kPlaceholder);
+         it != std::sregex_iterator(); ++it) {
+      auto name = (*it)[1].str();
+      if (name != "recipe_file" && name != "run_dir" && name != "run_id" &&
+          !t.params.contains(name)) {
+        throw ConfigError(where + ".argv uses {" + name + "}, which is not declared under " +
+                          where + ".params");
+      }
+      if (name == "recipe_file" && t.recipe != RecipeDelivery::kFile) {
+        throw ConfigError(where + ".argv uses {recipe_file} but " + where +
+                          ".recipe is not 'file'");
+      }
+    }
+  }
+  for (const auto& [name, p] : t.params) {
+    try {
+      std::regex re(p.pattern);
+      if (p.default_value && !std::regex_match(*p.default_value, re)) {
+        throw ConfigError(where + ".params." + name + ".default does not match its pattern");
+      }
+    } catch (const std::regex_error& e) {
+      throw ConfigError(where + ".params." + name +
+                        ".pattern is not a valid regular expression: " + e.what());
+    }
+  }
+  if (t.default_timeout > t.max_timeout) {
+    throw ConfigError(where + ".timeout is longer than " + where + ".max_timeout");
+  }
+  if (t.default_timeout <= Millis(0)) throw ConfigError(where + ".timeout must be positive");
+}
+
+TemplateConfig parseTemplate(const std::string& name, YAML::Node node, const std::string& path) {
+  Section s(node, path);
+  TemplateConfig t;
+  t.name = name;
+  s.read("argv", t.argv);
+  s.read("env", t.env);
+  s.read("env_passthrough", t.env_passthrough);
+  s.read("accept_env", t.accept_env);
+  std::string recipe = "file";
+  s.read("recipe", recipe);
+  t.recipe = parseRecipeDelivery(recipe, s.where("recipe"));
+  s.read("recipe_env", t.recipe_env);
+  s.read("working_dir", t.working_dir);
+  s.read("timeout", t.default_timeout);
+  s.read("max_timeout", t.max_timeout);
+  s.read("kill_grace", t.kill_grace);
+  s.read("secrets", t.secrets);
+  s.read("concurrency", t.concurrency);
+  s.read("keep_run_dir_on_failure", t.keep_run_dir_on_failure);
+  if (auto params = s.get("params"); params && !params.IsNull()) {
+    Section ps(params, s.child("params"));
+    for (auto it = params.begin(); it != params.end(); ++it) {
+      auto pname = it->first.as<std::string>();
+      Section p(ps.get(pname), ps.child(pname));
+      ParamSpec spec;
+      p.read("pattern", spec.pattern);
+      std::string def;
+      if (auto d = p.get("default"); d && !d.IsNull()) {
+        p.read("default", def);
+        spec.default_value = def;
+      }
+      p.rejectUnknown();
+      t.params[pname] = spec;
+    }
+  }
+  s.rejectUnknown();
+  checkTemplate(t, "'" + path + "'");
+  return t;
+}
+
+}  // namespace
+
+Environment processEnvironment() {
+  Environment env;
+  for (char** e = environ; e && *e; ++e) {
+    std::string kv(*e);
+    auto eq = kv.find('=');
+    if (eq != std::string::npos) env[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  return env;
+}
+
+std::optional<Millis> parseDuration(const std::string& text) {
+  static const std::regex kDuration(R"(^\s*(\d+)\s*(ms|s|m|h|d)?\s*$)");
+  std::smatch m;
+  if (!std::regex_match(text, m, kDuration)) return std::nullopt;
+  long long n = 0;
+  auto digits = m[1].str();
+  if (std::from_chars(digits.data(), digits.data() + digits.size(), n).ec != std::errc()) {
+    return std::nullopt;  // out of range
+  }
+  auto unit = m[2].str();
+  long long scale = unit == "ms"                ? 1
+                    : unit == "" || unit == "s" ? 1000
+                    : unit == "m"               ? 60'000
+                    : unit == "h"               ? 3'600'000
+                                                : 86'400'000;
+  if (n > std::numeric_limits<long long>::max() / scale) return std::nullopt;
+  return Millis(n * scale);
+}
+
+Config parseConfig(const std::string& yaml_text, const Environment& env,
+                   const std::string& source) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(source + ": not valid YAML: " + e.what());
+  }
+  if (!root || root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
+  try {
+    applyEnvOverrides(root, env);
+    Config c;
+    Section top(root, "");
+
+    Section w(top.get("worker"), "worker");
+    w.read("id", c.worker.id);
+    w.read("pool", c.worker.pool);
+    w.read("slots", c.worker.slots);
+    w.read("work_dir", c.worker.work_dir);
+    w.read("drain_timeout", c.worker.drain_timeout);
+    w.read("revoke_timeout", c.worker.revoke_timeout);
+    w.read("status_interval", c.worker.status_interval);
+    w.read("log_level", c.worker.log_level);
+    w.rejectUnknown();
+
+    Section k(top.get("kafka"), "kafka");
+    k.read("bootstrap_servers", c.kafka.bootstrap_servers);
+    k.read("properties", c.kafka.properties);
+    k.read("consumer_properties", c.kafka.consumer_properties);
+    k.read("producer_properties", c.kafka.producer_properties);
+    k.rejectUnknown();
+
+    Section t(top.get("topics"), "topics");
+    t.read("prefix", c.topics.prefix);
+    for (auto [key, field] : {std::pair{"jobs", &c.topics.jobs},
+                              {"control", &c.topics.control},
+                              {"events", &c.topics.events},
+                              {"lineage", &c.topics.lineage},
+                              {"dlq", &c.topics.dlq},
+                              {"workers", &c.topics.workers}}) {
+      t.read(key, *field);
+      if (field->empty()) *field = c.topics.prefix + key;
+    }
+    t.rejectUnknown();
+
+    Section o(top.get("output"), "output");
+    o.read("tail_bytes", c.output.tail_bytes);
+    o.rejectUnknown();
+
+    Section l(top.get("lineage"), "lineage");
+    l.read("enabled", c.lineage.enabled);
+    l.read("job_namespace", c.lineage.job_namespace);
+    l.rejectUnknown();
+
+    if (auto templates = top.get("templates"); templates && !templates.IsNull()) {
+      Section ts(templates, "templates");
+      for (auto it = templates.begin(); it != templates.end(); ++it) {
+        auto name = it->first.as<std::string>();
+        c.templates[name] = parseTemplate(name, ts.get(name), ts.child(name));
+      }
+    }
+    top.rejectUnknown();
+
+    if (c.worker.id.empty()) c.worker.id = defaultWorkerId();
+    if (c.worker.work_dir.empty()) c.worker.work_dir = "/tmp/outpost-runs";
+    if (c.worker.slots == 0) throw ConfigError("'worker.slots' must be at least 1");
+    if (c.worker.pool.empty()) throw ConfigError("'worker.pool' must not be empty");
+    if (c.kafka.bootstrap_servers.empty()) {
+      throw ConfigError("'kafka.bootstrap_servers' must name at least one broker (host:port)");
+    }
+    if (c.output.tail_bytes < 256) throw ConfigError("'output.tail_bytes' must be at least 256");
+    return c;
+  } catch (const ConfigError& e) {
+    throw ConfigError(source + ": " + e.what());
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(source + ": " + e.what());
+  }
+}
+
+Config loadConfig(const std::string& path, const Environment& env) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    throw ConfigError("the configuration file '" + path + "' is a directory");
+  }
+  std::ifstream in(path);
+  if (!in) throw ConfigError("cannot read the configuration file '" + path + "'");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parseConfig(ss.str(), env, path);
+}
+
+}  // namespace outpost

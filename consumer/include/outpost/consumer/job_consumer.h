@@ -1,0 +1,75 @@
+// The jobs-topic consumer: one member of the group outpost.<pool>. It is owned by one thread (the
+// poll thread), which must call poll() at least every max.poll.interval.ms; every method but
+// wake() belongs to that thread. Pause state is tracked here and re-applied after every
+// assignment, since librdkafka 2.0.2 forgets it across rebalances.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "outpost/common/config.h"
+#include "outpost/consumer/offset_tracker.h"
+#include "outpost/events/producer.h"
+
+namespace outpost {
+
+struct ConsumedMessage {
+  TopicPartition tp;
+  std::int64_t offset = -1;
+  std::string key;
+  std::string value;
+  std::vector<Header> headers;
+};
+
+// Called on the poll thread from inside poll(), while the group rebalances.
+class RebalanceListener {
+ public:
+  virtual ~RebalanceListener() = default;
+  virtual void onAssigned(const std::vector<TopicPartition>& partitions) = 0;
+  // The partitions are going away: finish or hand over their work, then commit (commitSync) what
+  // is done before returning.
+  virtual void onRevoked(const std::vector<TopicPartition>& partitions, bool lost) = 0;
+};
+
+class JobConsumer {
+ public:
+  // Throws ConfigError when the configuration is refused.
+  JobConsumer(const KafkaConfig& config, const std::string& group_id, const std::string& topic,
+              RebalanceListener& listener);
+  ~JobConsumer();
+  JobConsumer(const JobConsumer&) = delete;
+  JobConsumer& operator=(const JobConsumer&) = delete;
+
+  // Waits up to `timeout` for the next message. Serves rebalances. Errors are logged.
+  std::optional<ConsumedMessage> poll(std::chrono::milliseconds timeout);
+  // Any thread: makes a poll() in progress return early.
+  void wake();
+
+  void setPaused(bool paused);
+  bool paused() const { return paused_; }
+
+  void commit(const std::map<TopicPartition, std::int64_t>& offsets, bool sync);
+  // Leaves the group (serving the final revocation); poll() must not be called afterwards.
+  void close();
+
+  const std::vector<TopicPartition>& assignment() const { return assignment_; }
+  // How many times partitions were revoked or lost since start.
+  std::uint64_t revocations() const { return revocations_; }
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  RebalanceListener& listener_;
+  bool paused_ = false;
+  std::vector<TopicPartition> assignment_;
+  std::uint64_t revocations_ = 0;
+  friend struct Impl;
+};
+
+}  // namespace outpost

@@ -1,0 +1,172 @@
+#include "outpost/consumer/job_consumer.h"
+
+#include <algorithm>
+
+#include <spdlog/spdlog.h>
+
+#include "outpost/events/kafka.h"
+
+namespace outpost {
+namespace {
+
+std::vector<TopicPartition> toVector(const rd_kafka_topic_partition_list_t* list) {
+  std::vector<TopicPartition> out;
+  for (int i = 0; list && i < list->cnt; ++i) {
+    out.push_back({list->elems[i].topic, list->elems[i].partition});
+  }
+  return out;
+}
+
+kafka::PartitionListPtr toList(const std::vector<TopicPartition>& tps) {
+  kafka::PartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(tps.size())));
+  for (const auto& tp : tps)
+    rd_kafka_topic_partition_list_add(list.get(), tp.topic.c_str(), tp.partition);
+  return list;
+}
+
+std::string describe(const std::vector<TopicPartition>& tps) {
+  std::string s;
+  for (const auto& tp : tps)
+    s += (s.empty() ? "" : ",") + tp.topic + "[" + std::to_string(tp.partition) + "]";
+  return s.empty() ? "none" : s;
+}
+
+}  // namespace
+
+struct JobConsumer::Impl {
+  kafka::HandlePtr rk;
+  kafka::QueuePtr queue;  // the consumer queue, for wake()
+  JobConsumer* owner = nullptr;
+  bool cooperative = false;
+
+  // Trampoline: librdkafka calls this on the poll thread inside rd_kafka_consumer_poll().
+  static void onRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                          rd_kafka_topic_partition_list_t* parts, void* opaque) {
+    static_cast<Impl*>(opaque)->rebalance(rk, err, parts);
+  }
+
+  void rebalance(rd_kafka_t* handle, rd_kafka_resp_err_t err,
+                 rd_kafka_topic_partition_list_t* parts) {
+    auto tps = toVector(parts);
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+      spdlog::info("partitions assigned: {}", describe(tps));
+      if (cooperative) {
+        kafka::ErrorPtr e(rd_kafka_incremental_assign(handle, parts));
+        if (e) spdlog::error("incremental assign failed: {}", rd_kafka_error_string(e.get()));
+      } else {
+        rd_kafka_assign(handle, parts);
+      }
+      for (const auto& tp : tps) owner->assignment_.push_back(tp);
+      if (owner->paused_) rd_kafka_pause_partitions(handle, parts);
+      owner->listener_.onAssigned(tps);
+      return;
+    }
+    bool lost = err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS || rd_kafka_assignment_lost(handle);
+    spdlog::info("partitions {}: {}", lost ? "lost" : "revoked", describe(tps));
+    ++owner->revocations_;
+    owner->listener_.onRevoked(tps, lost);
+    if (cooperative) {
+      kafka::ErrorPtr e(rd_kafka_incremental_unassign(handle, parts));
+      if (e) spdlog::error("incremental unassign failed: {}", rd_kafka_error_string(e.get()));
+    } else {
+      rd_kafka_assign(handle, nullptr);
+    }
+    std::erase_if(owner->assignment_, [&](const TopicPartition& tp) {
+      return std::ranges::find(tps, tp) != tps.end();
+    });
+  }
+};
+
+JobConsumer::JobConsumer(const KafkaConfig& config, const std::string& group_id,
+                         const std::string& topic, RebalanceListener& listener)
+    : impl_(std::make_unique<Impl>()), listener_(listener) {
+  impl_->owner = this;
+  // Offsets are stored and committed by hand: only once a command's terminal event is acked.
+  const kafka::Properties defaults = {
+      {"bootstrap.servers", config.bootstrap_servers},
+      {"group.id", group_id},
+      {"enable.auto.commit", "false"},
+      {"enable.auto.offset.store", "false"},
+      {"auto.offset.reset", "earliest"},
+      {"enable.partition.eof", "false"},
+  };
+  auto conf = kafka::makeConf({&defaults, &config.properties, &config.consumer_properties},
+                              "kafka.properties / kafka.consumer_properties");
+  rd_kafka_conf_set_rebalance_cb(conf.get(), &Impl::onRebalance);
+  rd_kafka_conf_set_opaque(conf.get(), impl_.get());
+  impl_->rk = kafka::makeHandle(RD_KAFKA_CONSUMER, std::move(conf));
+  rd_kafka_poll_set_consumer(impl_->rk.get());
+  impl_->queue.reset(rd_kafka_queue_get_consumer(impl_->rk.get()));
+  impl_->cooperative = std::string(rd_kafka_rebalance_protocol(impl_->rk.get())) == "COOPERATIVE";
+
+  kafka::PartitionListPtr topics(rd_kafka_topic_partition_list_new(1));
+  rd_kafka_topic_partition_list_add(topics.get(), topic.c_str(), RD_KAFKA_PARTITION_UA);
+  if (auto err = rd_kafka_subscribe(impl_->rk.get(), topics.get())) {
+    throw ConfigError("cannot subscribe to '" + topic + "': " + rd_kafka_err2str(err));
+  }
+}
+
+JobConsumer::~JobConsumer() = default;
+
+std::optional<ConsumedMessage> JobConsumer::poll(std::chrono::milliseconds timeout) {
+  kafka::MessagePtr m(rd_kafka_consumer_poll(impl_->rk.get(), static_cast<int>(timeout.count())));
+  if (!m) return std::nullopt;
+  if (m->err) {
+    if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      spdlog::warn("consumer: {}", rd_kafka_message_errstr(m.get()));
+    }
+    return std::nullopt;
+  }
+  ConsumedMessage out;
+  out.tp = {rd_kafka_topic_name(m->rkt), m->partition};
+  out.offset = m->offset;
+  if (m->key) out.key.assign(static_cast<const char*>(m->key), m->key_len);
+  if (m->payload) out.value.assign(static_cast<const char*>(m->payload), m->len);
+  rd_kafka_headers_t* hdrs = nullptr;
+  if (rd_kafka_message_headers(m.get(), &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    const char* name;
+    const void* value;
+    size_t size;
+    for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &value, &size) == 0; ++i) {
+      out.headers.push_back(
+          {name, value ? std::string(static_cast<const char*>(value), size) : ""});
+    }
+  }
+  return out;
+}
+
+void JobConsumer::wake() {
+  rd_kafka_queue_yield(impl_->queue.get());
+}
+
+void JobConsumer::setPaused(bool paused) {
+  if (paused == paused_) return;
+  paused_ = paused;
+  if (assignment_.empty()) return;
+  auto list = toList(assignment_);
+  auto err = paused ? rd_kafka_pause_partitions(impl_->rk.get(), list.get())
+                    : rd_kafka_resume_partitions(impl_->rk.get(), list.get());
+  if (err)
+    spdlog::warn("cannot {} partitions: {}", paused ? "pause" : "resume", rd_kafka_err2str(err));
+  spdlog::debug("partitions {}", paused ? "paused" : "resumed");
+}
+
+void JobConsumer::commit(const std::map<TopicPartition, std::int64_t>& offsets, bool sync) {
+  if (offsets.empty()) return;
+  kafka::PartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(offsets.size())));
+  for (const auto& [tp, off] : offsets) {
+    rd_kafka_topic_partition_list_add(list.get(), tp.topic.c_str(), tp.partition)->offset = off;
+  }
+  auto err = rd_kafka_commit(impl_->rk.get(), list.get(), sync ? 0 : 1);
+  if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+    spdlog::warn("offset commit failed: {}", rd_kafka_err2str(err));
+  }
+}
+
+void JobConsumer::close() {
+  if (auto err = rd_kafka_consumer_close(impl_->rk.get())) {
+    spdlog::warn("consumer close: {}", rd_kafka_err2str(err));
+  }
+}
+
+}  // namespace outpost

@@ -1,0 +1,57 @@
+// Outbound publishing: one idempotent Kafka producer per worker, its delivery reports served on a
+// thread of its own, and the RunEvent / WorkerStatus writers on top of it.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "outpost/common/config.h"
+
+namespace outpost {
+
+struct Header {
+  std::string name;
+  std::string value;
+};
+
+struct DeliveryReport {
+  bool ok = false;
+  std::string error;  // librdkafka's reason when !ok
+  std::int32_t partition = -1;
+  std::int64_t offset = -1;
+};
+
+// Called once per produced message, on the producer's delivery thread: keep it short.
+using DeliveryCallback = std::function<void(const DeliveryReport&)>;
+
+class KafkaProducer {
+ public:
+  // Throws ConfigError when the configuration is refused. `extra` is applied last.
+  KafkaProducer(const KafkaConfig& config, const std::map<std::string, std::string>& extra);
+  ~KafkaProducer();
+  KafkaProducer(const KafkaProducer&) = delete;
+  KafkaProducer& operator=(const KafkaProducer&) = delete;
+
+  // Thread-safe. Copies the bytes. When librdkafka's local queue is full it waits for room rather
+  // than drop the message. A message that cannot be queued at all (e.g. too large) is reported
+  // through the callback, never thrown.
+  void produce(const std::string& topic, std::string_view key, std::string_view value,
+               const std::vector<Header>& headers, DeliveryCallback on_delivery);
+
+  // Waits until every queued message is delivered or failed; false on timeout.
+  bool flush(std::chrono::milliseconds timeout);
+
+  // Messages queued or in flight.
+  int outstanding() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace outpost

@@ -1,0 +1,46 @@
+#include "outpost/events/kafka.h"
+
+#include <spdlog/spdlog.h>
+
+#include "outpost/common/config.h"
+
+namespace outpost::kafka {
+
+namespace {
+
+// librdkafka's own log lines, in the process's log (syslog levels: 0 emerg ... 7 debug).
+void logToSpdlog(const rd_kafka_t* rk, int level, const char* fac, const char* buf) {
+  auto lvl = level <= 3   ? spdlog::level::err
+             : level == 4 ? spdlog::level::warn
+             : level <= 6 ? spdlog::level::info
+                          : spdlog::level::debug;
+  spdlog::log(lvl, "kafka {} {}: {}", rk ? rd_kafka_name(rk) : "", fac, buf);
+}
+
+}  // namespace
+
+ConfPtr makeConf(std::initializer_list<const Properties*> layers, const std::string& where) {
+  ConfPtr conf(rd_kafka_conf_new());
+  rd_kafka_conf_set_log_cb(conf.get(), &logToSpdlog);
+  char err[512];
+  for (const Properties* layer : layers) {
+    for (const auto& [name, value] : *layer) {
+      if (rd_kafka_conf_set(conf.get(), name.c_str(), value.c_str(), err, sizeof err) !=
+          RD_KAFKA_CONF_OK) {
+        throw ConfigError("librdkafka refused the property '" + name + "' (from " + where +
+                          "): " + err);
+      }
+    }
+  }
+  return conf;
+}
+
+HandlePtr makeHandle(rd_kafka_type_t type, ConfPtr conf) {
+  char err[512];
+  rd_kafka_t* rk = rd_kafka_new(type, conf.get(), err, sizeof err);
+  if (!rk) throw ConfigError(std::string("cannot create the Kafka client: ") + err);
+  conf.release();  // rd_kafka_new took ownership
+  return HandlePtr(rk);
+}
+
+}  // namespace outpost::kafka

@@ -1,0 +1,105 @@
+#include "outpost/events/producer.h"
+
+#include <atomic>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "outpost/events/kafka.h"
+
+namespace outpost {
+
+struct KafkaProducer::Impl {
+  kafka::HandlePtr rk;
+  std::atomic<bool> stop{false};
+  std::thread delivery_thread;
+
+  // librdkafka calls this on the thread that polls the producer (delivery_thread) for every
+  // message; the opaque is the heap-allocated callback given at produce time.
+  static void onDelivery(rd_kafka_t*, const rd_kafka_message_t* m, void*) {
+    std::unique_ptr<DeliveryCallback> cb(static_cast<DeliveryCallback*>(m->_private));
+    if (!cb || !*cb) return;
+    DeliveryReport r;
+    r.ok = m->err == RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (!r.ok) r.error = rd_kafka_err2str(m->err);
+    r.partition = m->partition;
+    r.offset = m->offset;
+    (*cb)(r);
+  }
+};
+
+KafkaProducer::KafkaProducer(const KafkaConfig& config,
+                             const std::map<std::string, std::string>& extra)
+    : impl_(std::make_unique<Impl>()) {
+  // Defaults first so that kafka.properties / producer_properties can override any of them.
+  // message.timeout.ms=0: a broker outage delays delivery instead of failing it.
+  const kafka::Properties defaults = {
+      {"bootstrap.servers", config.bootstrap_servers},
+      {"enable.idempotence", "true"},
+      {"acks", "all"},
+      {"linger.ms", "2"},
+      {"message.timeout.ms", "0"},
+      {"compression.type", "lz4"},
+  };
+  auto conf = kafka::makeConf({&defaults, &config.properties, &config.producer_properties, &extra},
+                              "kafka.properties / kafka.producer_properties");
+  rd_kafka_conf_set_dr_msg_cb(conf.get(), &Impl::onDelivery);
+  impl_->rk = kafka::makeHandle(RD_KAFKA_PRODUCER, std::move(conf));
+  impl_->delivery_thread = std::thread([impl = impl_.get()] {
+    while (!impl->stop.load(std::memory_order_relaxed)) rd_kafka_poll(impl->rk.get(), 100);
+  });
+}
+
+KafkaProducer::~KafkaProducer() {
+  impl_->stop = true;
+  if (impl_->delivery_thread.joinable()) impl_->delivery_thread.join();
+  // Serve the reports of whatever is left so that no callback leaks; then destroy purges.
+  rd_kafka_purge(impl_->rk.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+  rd_kafka_poll(impl_->rk.get(), 0);
+}
+
+void KafkaProducer::produce(const std::string& topic, std::string_view key, std::string_view value,
+                            const std::vector<Header>& headers, DeliveryCallback on_delivery) {
+  auto cb = std::make_unique<DeliveryCallback>(std::move(on_delivery));
+  for (;;) {
+    kafka::HeadersPtr hdrs;
+    if (!headers.empty()) {
+      hdrs.reset(rd_kafka_headers_new(headers.size()));
+      for (const auto& h : headers) {
+        rd_kafka_header_add(hdrs.get(), h.name.data(), static_cast<ssize_t>(h.name.size()),
+                            h.value.data(), static_cast<ssize_t>(h.value.size()));
+      }
+    }
+    rd_kafka_headers_t* raw_headers = hdrs.get();
+    rd_kafka_resp_err_t err =
+        rd_kafka_producev(impl_->rk.get(), RD_KAFKA_V_TOPIC(topic.c_str()),
+                          RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
+                          RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(raw_headers),
+                          RD_KAFKA_V_OPAQUE(cb.get()), RD_KAFKA_V_END);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      hdrs.release();  // owned by the message now
+      cb.release();    // freed by onDelivery
+      return;
+    }
+    if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+      // Backpressure: the delivery thread is draining; wait briefly and try again.
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      continue;
+    }
+    spdlog::error("cannot queue a message for topic {}: {}", topic, rd_kafka_err2str(err));
+    if (*cb) (*cb)(DeliveryReport{false, rd_kafka_err2str(err), -1, -1});
+    return;
+  }
+}
+
+bool KafkaProducer::flush(std::chrono::milliseconds timeout) {
+  return rd_kafka_flush(impl_->rk.get(), static_cast<int>(timeout.count())) ==
+         RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+int KafkaProducer::outstanding() const {
+  return rd_kafka_outq_len(impl_->rk.get());
+}
+
+}  // namespace outpost

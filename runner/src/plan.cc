@@ -1,0 +1,105 @@
+#include "outpost/runner/plan.h"
+
+#include <fnmatch.h>
+#include <algorithm>
+#include <regex>
+
+#include "outpost/common/clock.h"
+
+namespace outpost {
+namespace {
+
+bool envNameAccepted(const TemplateConfig& t, const std::string& name) {
+  return std::ranges::any_of(t.accept_env, [&](const std::string& pattern) {
+    return fnmatch(pattern.c_str(), name.c_str(), 0) == 0;
+  });
+}
+
+bool validEnvName(const std::string& name) {
+  static const std::regex kName("[A-Za-z_][A-Za-z0-9_]*");
+  return std::regex_match(name, kName);
+}
+
+}  // namespace
+
+std::expected<LaunchPlan, std::string> planRun(const TemplateConfig& tmpl, const RunRequest& req,
+                                               const Environment& worker_env,
+                                               const std::string& work_dir) {
+  // run_id names the run directory, so it must be a plain UUID and nothing that walks paths.
+  if (!isUuid(req.run_id)) return std::unexpected("run_id is not a UUID");
+
+  std::map<std::string, std::string> values;
+  for (const auto& [name, value] : req.args) {
+    auto spec = tmpl.params.find(name);
+    if (spec == tmpl.params.end()) {
+      return std::unexpected("argument '" + name + "' is not a parameter of template '" +
+                             tmpl.name + "'");
+    }
+    if (!std::regex_match(value, std::regex(spec->second.pattern))) {
+      return std::unexpected("argument '" + name + "' does not match the pattern " +
+                             spec->second.pattern + " of template '" + tmpl.name + "'");
+    }
+    values[name] = value;
+  }
+  for (const auto& [name, spec] : tmpl.params) {
+    if (values.contains(name)) continue;
+    if (!spec.default_value) {
+      return std::unexpected("argument '" + name + "' is required by template '" + tmpl.name + "'");
+    }
+    values[name] = *spec.default_value;
+  }
+
+  LaunchPlan plan;
+  plan.run_id = req.run_id;
+  plan.run_dir = work_dir + "/" + req.run_id;
+  plan.working_dir = tmpl.working_dir.empty() ? plan.run_dir : tmpl.working_dir;
+  plan.recipe_delivery = tmpl.recipe;
+  plan.recipe = req.recipe;
+  plan.kill_grace = tmpl.kill_grace;
+  plan.keep_run_dir_on_failure = tmpl.keep_run_dir_on_failure;
+  if (req.timeout.count() < 0) return std::unexpected("timeout_ms is negative");
+  plan.timeout =
+      req.timeout.count() == 0 ? tmpl.default_timeout : std::min(req.timeout, tmpl.max_timeout);
+  values["run_dir"] = plan.run_dir;
+  values["run_id"] = req.run_id;
+  values["recipe_file"] = plan.run_dir + "/recipe";
+
+  // Placeholders are replaced in one pass, so a value that looks like {x} stays literal.
+  static const std::regex kPlaceholder(R"(\{([A-Za-z_][A-Za-z0-9_]*)\})");
+  for (const auto& arg : tmpl.argv) {
+    std::string out;
+    auto last = arg.cbegin();
+    for (auto it = std::sregex_iterator(arg.begin(), arg.end(), kPlaceholder);
+         it != std::sregex_iterator(); ++it) {
+      out.append(last, arg.cbegin() + it->position());
+      out += values.at((*it)[1].str());  // checked when the config was loaded
+      last = arg.cbegin() + it->position() + it->length();
+    }
+    out.append(last, arg.cend());
+    plan.argv.push_back(std::move(out));
+  }
+
+  std::map<std::string, std::string> env;
+  for (const auto& name : tmpl.env_passthrough) {
+    if (auto it = worker_env.find(name); it != worker_env.end()) env[name] = it->second;
+  }
+  for (const auto& [name, value] : tmpl.env) env[name] = value;
+  for (const auto& [name, value] : req.env) {
+    if (!validEnvName(name)) return std::unexpected("env name '" + name + "' is not valid");
+    if (!envNameAccepted(tmpl, name)) {
+      return std::unexpected("env '" + name + "' is not accepted by template '" + tmpl.name +
+                             "' (see its accept_env)");
+    }
+    env[name] = value;
+  }
+  env["OUTPOST_RUN_ID"] = req.run_id;
+  env["OUTPOST_RUN_DIR"] = plan.run_dir;
+  env["OUTPOST_JOB_ID"] = req.job_id;
+  env["OUTPOST_ATTEMPT"] = std::to_string(req.attempt);
+  if (tmpl.recipe == RecipeDelivery::kEnv) env[tmpl.recipe_env] = req.recipe;
+  if (tmpl.recipe == RecipeDelivery::kFile) env["OUTPOST_RECIPE_FILE"] = values["recipe_file"];
+  for (const auto& [name, value] : env) plan.env.push_back(name + "=" + value);
+  return plan;
+}
+
+}  // namespace outpost

@@ -1,0 +1,416 @@
+#include "harness.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <librdkafka/rdkafka.h>
+
+extern char** environ;
+
+namespace outpost::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Deleter {
+  void operator()(rd_kafka_t* p) const { rd_kafka_destroy(p); }
+  void operator()(rd_kafka_topic_partition_list_t* p) const {
+    rd_kafka_topic_partition_list_destroy(p);
+  }
+  void operator()(rd_kafka_message_t* p) const { rd_kafka_message_destroy(p); }
+  void operator()(rd_kafka_queue_t* p) const { rd_kafka_queue_destroy(p); }
+  void operator()(rd_kafka_event_t* p) const { rd_kafka_event_destroy(p); }
+};
+using Handle = std::unique_ptr<rd_kafka_t, Deleter>;
+using PartitionList = std::unique_ptr<rd_kafka_topic_partition_list_t, Deleter>;
+
+Handle client(rd_kafka_type_t type, std::map<std::string, std::string> props) {
+  props["bootstrap.servers"] = bootstrap();
+  props.emplace("log_level", "3");
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  char err[512];
+  for (const auto& [k, v] : props) {
+    if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
+      rd_kafka_conf_destroy(conf);
+      throw std::runtime_error("test client config " + k + ": " + err);
+    }
+  }
+  rd_kafka_t* rk = rd_kafka_new(type, conf, err, sizeof err);
+  if (!rk) {
+    rd_kafka_conf_destroy(conf);
+    throw std::runtime_error(std::string("test client: ") + err);
+  }
+  return Handle(rk);
+}
+
+std::string sourceDir() {
+  return OUTPOST_SOURCE_DIR;
+}
+
+}  // namespace
+
+std::string bootstrap() {
+  const char* b = std::getenv("OUTPOST_TEST_BOOTSTRAP");
+  if (!b || !*b) {
+    ADD_FAILURE() << "OUTPOST_TEST_BOOTSTRAP is not set: run the tests through scripts/test, which "
+                     "starts the Kafka broker they need";
+    std::abort();
+  }
+  return b;
+}
+
+std::string uniqueName(const std::string& stem) {
+  static std::mt19937_64 rng(std::random_device{}());
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(rng()));
+  return stem + "-" + std::string(buf).substr(0, 10);
+}
+
+Topics createTopics(const std::string& stem, int job_partitions) {
+  Topics t;
+  t.prefix = uniqueName("it-" + stem) + ".";
+  t.jobs = t.prefix + "jobs";
+  t.control = t.prefix + "control";
+  t.events = t.prefix + "events";
+  t.lineage = t.prefix + "lineage";
+  t.dlq = t.prefix + "dlq";
+  t.workers = t.prefix + "workers";
+  auto admin = client(RD_KAFKA_PRODUCER, {});
+  std::vector<rd_kafka_NewTopic_t*> topics;
+  char err[256];
+  for (const auto& name : {t.jobs, t.control, t.events, t.lineage, t.dlq, t.workers}) {
+    int partitions = name == t.jobs ? job_partitions : 1;
+    topics.push_back(rd_kafka_NewTopic_new(name.c_str(), partitions, 1, err, sizeof err));
+  }
+  std::unique_ptr<rd_kafka_queue_t, Deleter> q(rd_kafka_queue_new(admin.get()));
+  rd_kafka_CreateTopics(admin.get(), topics.data(), topics.size(), nullptr, q.get());
+  std::unique_ptr<rd_kafka_event_t, Deleter> ev(rd_kafka_queue_poll(q.get(), 30000));
+  rd_kafka_NewTopic_destroy_array(topics.data(), topics.size());
+  if (!ev || rd_kafka_event_error(ev.get())) {
+    throw std::runtime_error("cannot create topics: " +
+                             std::string(ev ? rd_kafka_event_error_string(ev.get()) : "timeout"));
+  }
+  size_t n = 0;
+  const rd_kafka_topic_result_t** results =
+      rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev.get()), &n);
+  for (size_t i = 0; i < n; ++i) {
+    if (rd_kafka_topic_result_error(results[i])) {
+      throw std::runtime_error("cannot create topic " +
+                               std::string(rd_kafka_topic_result_name(results[i])) + ": " +
+                               rd_kafka_topic_result_error_string(results[i]));
+    }
+  }
+  return t;
+}
+
+void produce(const std::string& topic, const std::string& key, const std::string& value) {
+  static Handle producer = client(RD_KAFKA_PRODUCER, {{"linger.ms", "0"}});
+  auto err = rd_kafka_producev(producer.get(), RD_KAFKA_V_TOPIC(topic.c_str()),
+                               RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
+                               RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+                               RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+  ASSERT_EQ(err, RD_KAFKA_RESP_ERR_NO_ERROR) << rd_kafka_err2str(err);
+  ASSERT_EQ(rd_kafka_flush(producer.get(), 30000), RD_KAFKA_RESP_ERR_NO_ERROR);
+}
+
+v1::JobCommand makeCommand(const std::string& job_type,
+                           const std::map<std::string, std::string>& args) {
+  static std::mt19937_64 rng(std::random_device{}());
+  v1::JobCommand c;
+  std::uint64_t a = rng(), b = rng();
+  char id[40];
+  std::snprintf(id, sizeof id, "%08x-%04x-4%03x-8%03x-%012llx", static_cast<unsigned>(a >> 32),
+                static_cast<unsigned>(a & 0xffff), static_cast<unsigned>((a >> 16) & 0xfff),
+                static_cast<unsigned>(b & 0xfff),
+                static_cast<unsigned long long>((b >> 12) & 0xffffffffffffULL));
+  c.set_run_id(id);
+  c.set_job_id(job_type + "-" + std::string(id).substr(0, 8));
+  c.set_job_type(job_type);
+  c.set_attempt(1);
+  for (const auto& [k, v] : args) (*c.mutable_args())[k] = v;
+  return c;
+}
+
+void submit(const Topics& topics, const v1::JobCommand& command) {
+  produce(topics.jobs, command.job_id(), command.SerializeAsString());
+}
+
+struct TopicReader::Impl {
+  Handle rk;
+};
+
+TopicReader::TopicReader(const std::string& topic) : impl_(std::make_unique<Impl>()) {
+  impl_->rk = client(RD_KAFKA_CONSUMER, {{"group.id", uniqueName("reader")},
+                                         {"enable.auto.commit", "false"},
+                                         {"isolation.level", "read_committed"}});
+  const rd_kafka_metadata_t* md = nullptr;
+  rd_kafka_topic_t* rkt = rd_kafka_topic_new(impl_->rk.get(), topic.c_str(), nullptr);
+  auto err = rd_kafka_metadata(impl_->rk.get(), 0, rkt, &md, 10000);
+  rd_kafka_topic_destroy(rkt);
+  if (err) throw std::runtime_error("metadata for " + topic + ": " + rd_kafka_err2str(err));
+  PartitionList list(rd_kafka_topic_partition_list_new(4));
+  for (int p = 0; p < md->topics[0].partition_cnt; ++p) {
+    rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), md->topics[0].partitions[p].id)
+        ->offset = RD_KAFKA_OFFSET_BEGINNING;
+  }
+  rd_kafka_metadata_destroy(md);
+  rd_kafka_assign(impl_->rk.get(), list.get());
+}
+
+TopicReader::~TopicReader() {
+  rd_kafka_consumer_close(impl_->rk.get());
+}
+
+bool TopicReader::readUntil(const std::function<bool(const std::vector<Record>&)>& done,
+                            std::chrono::seconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!done(records_)) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    readFor(std::chrono::milliseconds(200));
+  }
+  return true;
+}
+
+void TopicReader::readFor(std::chrono::milliseconds window) {
+  auto until = std::chrono::steady_clock::now() + window;
+  while (std::chrono::steady_clock::now() < until) {
+    std::unique_ptr<rd_kafka_message_t, Deleter> m(rd_kafka_consumer_poll(impl_->rk.get(), 50));
+    if (!m || m->err) continue;
+    Record r;
+    r.topic = rd_kafka_topic_name(m->rkt);
+    r.partition = m->partition;
+    r.offset = m->offset;
+    if (m->key) r.key.assign(static_cast<const char*>(m->key), m->key_len);
+    if (m->payload) r.value.assign(static_cast<const char*>(m->payload), m->len);
+    rd_kafka_headers_t* hdrs = nullptr;
+    if (rd_kafka_message_headers(m.get(), &hdrs) == 0) {
+      const char* name;
+      const void* v;
+      size_t size;
+      for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &v, &size) == 0; ++i) {
+        r.headers[name] = v ? std::string(static_cast<const char*>(v), size) : "";
+      }
+    }
+    records_.push_back(std::move(r));
+  }
+}
+
+std::vector<v1::RunEvent> decodeEvents(const std::vector<Record>& records) {
+  std::vector<v1::RunEvent> out;
+  for (const auto& r : records) {
+    v1::RunEvent e;
+    EXPECT_TRUE(e.ParseFromString(r.value)) << "undecodable RunEvent at offset " << r.offset;
+    EXPECT_EQ(r.key, e.run_id()) << "events are keyed by run_id";
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+bool isTerminal(v1::RunState s) {
+  return s == v1::SUCCEEDED || s == v1::FAILED || s == v1::TIMED_OUT || s == v1::CANCELLED ||
+         s == v1::REJECTED || s == v1::EXPIRED;
+}
+
+std::map<std::string, std::vector<v1::RunEvent>> terminalByRun(const std::vector<Record>& records) {
+  std::map<std::string, std::vector<v1::RunEvent>> out;
+  for (auto& e : decodeEvents(records)) {
+    if (isTerminal(e.state())) out[e.run_id()].push_back(e);
+  }
+  return out;
+}
+
+std::map<std::int32_t, std::int64_t> committedOffsets(const std::string& group,
+                                                      const std::string& topic, int partitions) {
+  auto rk = client(RD_KAFKA_CONSUMER, {{"group.id", group}, {"enable.auto.commit", "false"}});
+  PartitionList list(rd_kafka_topic_partition_list_new(partitions));
+  for (int p = 0; p < partitions; ++p)
+    rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p);
+  std::map<std::int32_t, std::int64_t> out;
+  if (rd_kafka_committed(rk.get(), list.get(), 10000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    for (int i = 0; i < list->cnt; ++i) out[list->elems[i].partition] = list->elems[i].offset;
+  }
+  rd_kafka_consumer_close(rk.get());
+  return out;
+}
+
+std::int64_t waitForCommitted(const std::string& group, const std::string& topic, int partitions,
+                              std::int64_t total, std::chrono::seconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::int64_t sum = 0;
+  for (;;) {
+    sum = 0;
+    for (auto [p, off] : committedOffsets(group, topic, partitions))
+      sum += std::max<std::int64_t>(off, 0);
+    if (sum >= total || std::chrono::steady_clock::now() > deadline) return sum;
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+}
+
+std::pair<std::string, int> groupState(const std::string& group) {
+  auto rk = client(RD_KAFKA_PRODUCER, {});
+  const rd_kafka_group_list* list = nullptr;
+  std::pair<std::string, int> out{"unknown", -1};
+  if (rd_kafka_list_groups(rk.get(), group.c_str(), &list, 10000) == 0 && list) {
+    if (list->group_cnt > 0) out = {list->groups[0].state, list->groups[0].member_cnt};
+    rd_kafka_group_list_destroy(list);
+  }
+  return out;
+}
+
+Validation validateLineage(const std::vector<Record>& records) {
+  auto dir = fs::temp_directory_path() / uniqueName("lineage");
+  fs::create_directories(dir);
+  auto file = dir / "lineage.jsonl";
+  {
+    std::ofstream out(file);
+    for (const auto& r : records) out << r.value << "\n";
+  }
+  std::string spec = sourceDir() + "/../shared/testdata/openlineage";
+  EXPECT_TRUE(fs::exists(spec + "/OpenLineage.json")) << "missing the OpenLineage spec at " << spec;
+  std::string cmd = "/usr/bin/python3 " + sourceDir() +
+                    "/tests/tools/validate_lineage.py --spec-dir " + spec + " " + file.string() +
+                    " 2>&1";
+  Validation v;
+  FILE* p = popen(cmd.c_str(), "r");
+  std::array<char, 4096> buf;
+  while (p && fgets(buf.data(), buf.size(), p)) v.output += buf.data();
+  int status = p ? pclose(p) : -1;
+  v.ok = status == 0;
+  fs::remove_all(dir);
+  return v;
+}
+
+std::string standardTemplates() {
+  return R"(templates:
+  ok:
+    argv: [sh, -c, "echo ok {n}"]
+    params: {n: {pattern: "[0-9]+", default: "0"}}
+    recipe: none
+  exit:
+    argv: [sh, -c, "echo about to fail; exit {code}"]
+    params: {code: {pattern: "[0-9]+"}}
+    recipe: none
+  signal:
+    argv: [sh, -c, "ulimit -c 0; echo dying; kill -SEGV $$"]
+    recipe: none
+  flood:
+    argv: [sh, -c, "head -c {bytes} /dev/zero | tr '\\000' x; echo; echo END-OF-FLOOD"]
+    params: {bytes: {pattern: "[0-9]+"}}
+    recipe: none
+  sleep:
+    argv: [sh, -c, "echo sleeping {secs}; sleep {secs}; echo woke"]
+    params: {secs: {pattern: "[0-9.]+"}}
+    recipe: none
+  stubborn:
+    argv: [sh, -c, "trap '' TERM; echo ready; while true; do sleep 1; done"]
+    kill_grace: 1s
+    recipe: none
+  recipe:
+    argv: [cat, "{recipe_file}"]
+)";
+}
+
+WorkerProcess::WorkerProcess(const Topics& topics, Options o) {
+  pool_ = o.pool.empty() ? uniqueName("pool") : o.pool;
+  id_ = o.id.empty() ? uniqueName("worker") : o.id;
+  dir_ = (fs::temp_directory_path() / uniqueName("outpost-it")).string();
+  fs::create_directories(dir_);
+  std::ofstream cfg(dir_ + "/outpost.yaml");
+  cfg << "worker:\n  id: " << id_ << "\n  pool: " << pool_ << "\n  slots: " << o.slots
+      << "\n  work_dir: " << dir_ << "/runs\n  drain_timeout: " << o.drain_timeout
+      << "\n  revoke_timeout: 10s\n"
+      << "kafka:\n  bootstrap_servers: " << bootstrap() << "\n  consumer_properties:\n"
+      << "    topic.metadata.refresh.interval.ms: \"2000\"\n";
+  for (const auto& [k, v] : o.consumer_properties) cfg << "    " << k << ": \"" << v << "\"\n";
+  cfg << "topics:\n  prefix: " << topics.prefix << "\n"
+      << "output:\n  tail_bytes: 4096\n"
+      << (o.templates.empty() ? standardTemplates() : o.templates) << o.extra_yaml;
+  cfg.close();
+
+  int log_fd =
+      ::open((dir_ + "/worker.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, log_fd, 1);
+  posix_spawn_file_actions_adddup2(&fa, log_fd, 2);
+  std::string binary = OUTPOST_BINARY, config = dir_ + "/outpost.yaml";
+  std::vector<char*> argv = {binary.data(), const_cast<char*>("run"), const_cast<char*>("-c"),
+                             config.data(), nullptr};
+  int rc = posix_spawn(&pid_, binary.c_str(), &fa, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  ::close(log_fd);
+  if (rc != 0) throw std::runtime_error("cannot start " + binary);
+}
+
+WorkerProcess::~WorkerProcess() {
+  if (running()) {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+  }
+  if (::testing::Test::HasFailure()) {
+    std::cerr << "---- log of worker " << id_ << " ----\n" << log() << "---- end ----\n";
+  }
+  std::error_code ec;
+  fs::remove_all(dir_, ec);
+}
+
+std::string WorkerProcess::log() const {
+  std::ifstream in(dir_ + "/worker.log");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+bool WorkerProcess::waitForLog(const std::string& text, std::chrono::seconds timeout) const {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (log().find(text) == std::string::npos) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return true;
+}
+
+bool WorkerProcess::running() {
+  if (pid_ <= 0) return false;
+  int status;
+  pid_t r = ::waitpid(pid_, &status, WNOHANG);
+  if (r == pid_) {
+    pid_ = -1;
+    return false;
+  }
+  return true;
+}
+
+int WorkerProcess::terminate(std::chrono::seconds timeout) {
+  if (pid_ <= 0) return -1;
+  ::kill(pid_, SIGTERM);
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    int status = 0;
+    pid_t r = ::waitpid(pid_, &status, WNOHANG);
+    if (r == pid_) {
+      pid_ = -1;
+      return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      ADD_FAILURE() << "worker did not exit after SIGTERM";
+      return -999;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
+}  // namespace outpost::test

@@ -1,0 +1,128 @@
+// What the integration and robustness tests share: the real broker from scripts/test (through
+// OUTPOST_TEST_BOOTSTRAP), unique topic names, producing and reading topics, committed offsets,
+// and `outpost run` worker processes with a generated configuration.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "outpost/v1/event.pb.h"
+#include "outpost/v1/job.pb.h"
+
+namespace outpost::test {
+
+// The broker address; fails the test (and aborts it) when OUTPOST_TEST_BOOTSTRAP is missing.
+std::string bootstrap();
+
+// A name no other test or run uses.
+std::string uniqueName(const std::string& stem);
+
+// The topic names one test uses, created up front.
+struct Topics {
+  std::string prefix;
+  std::string jobs, control, events, lineage, dlq, workers;
+};
+Topics createTopics(const std::string& stem, int job_partitions);
+
+struct Record {
+  std::string topic;
+  std::int32_t partition = 0;
+  std::int64_t offset = 0;
+  std::string key;
+  std::string value;
+  std::map<std::string, std::string> headers;
+};
+
+// Produces and waits for the broker's acknowledgement.
+void produce(const std::string& topic, const std::string& key, const std::string& value);
+
+v1::JobCommand makeCommand(const std::string& job_type,
+                           const std::map<std::string, std::string>& args = {});
+void submit(const Topics& topics, const v1::JobCommand& command);
+
+// Reads a topic's partitions from the beginning (no consumer group) and keeps what it read.
+class TopicReader {
+ public:
+  explicit TopicReader(const std::string& topic);
+  ~TopicReader();
+  // Reads until `done(all records so far)` is true or the safety timeout passes; returns done.
+  bool readUntil(const std::function<bool(const std::vector<Record>&)>& done,
+                 std::chrono::seconds timeout = std::chrono::seconds(60));
+  // Reads whatever arrives within `window`.
+  void readFor(std::chrono::milliseconds window);
+  const std::vector<Record>& records() const { return records_; }
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  std::vector<Record> records_;
+};
+
+// The run events in a list of records.
+std::vector<v1::RunEvent> decodeEvents(const std::vector<Record>& records);
+bool isTerminal(v1::RunState state);
+// Terminal events keyed by run_id (all of them, to count duplicates).
+std::map<std::string, std::vector<v1::RunEvent>> terminalByRun(const std::vector<Record>& records);
+
+// The group's committed offset per partition of `topic` (-1 where none).
+std::map<std::int32_t, std::int64_t> committedOffsets(const std::string& group,
+                                                      const std::string& topic, int partitions);
+// Waits (safety timeout) until the committed offsets add up to `total`; returns the last reading.
+std::int64_t waitForCommitted(const std::string& group, const std::string& topic, int partitions,
+                              std::int64_t total,
+                              std::chrono::seconds timeout = std::chrono::seconds(30));
+// The group's state as the broker reports it ("Empty", "Stable", ...), and its member count.
+std::pair<std::string, int> groupState(const std::string& group);
+
+// Validates OpenLineage JSON lines with tests/tools/validate_lineage.py against the official spec
+// in ../shared/testdata/openlineage. Returns the validator's output; `ok` tells the verdict.
+struct Validation {
+  bool ok = false;
+  std::string output;
+};
+Validation validateLineage(const std::vector<Record>& lineage_records);
+
+// Test templates every worker config gets (see harness.cc for what each does).
+std::string standardTemplates();
+
+// An `outpost run` child process with its own config file and log file.
+class WorkerProcess {
+ public:
+  struct Options {
+    std::string pool;
+    unsigned slots = 4;
+    std::string drain_timeout = "30s";
+    std::string extra_yaml;  // appended at the top level (e.g. a kafka: section)
+    std::string templates;   // default: standardTemplates()
+    std::map<std::string, std::string> consumer_properties;
+    std::string id;
+  };
+  WorkerProcess(const Topics& topics, Options options);
+  // Kills the worker (SIGKILL) if it is still running.
+  ~WorkerProcess();
+
+  pid_t pid() const { return pid_; }
+  const std::string& id() const { return id_; }
+  std::string group() const { return "outpost." + pool_; }
+  std::string log() const;
+  // Waits until the log contains `text`; false after the safety timeout.
+  bool waitForLog(const std::string& text,
+                  std::chrono::seconds timeout = std::chrono::seconds(60)) const;
+  // Sends SIGTERM and waits for the exit; returns the exit status (or -signal).
+  int terminate(std::chrono::seconds timeout = std::chrono::seconds(120));
+  bool running();
+
+ private:
+  pid_t pid_ = -1;
+  std::string id_, pool_, dir_;
+};
+
+}  // namespace outpost::test

@@ -1,0 +1,289 @@
+// The worker end to end against the real broker: real `outpost run` processes, real jobs.
+#include <signal.h>
+
+#include <set>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "harness.h"
+
+namespace outpost::test {
+namespace {
+
+using ::testing::HasSubstr;
+
+// Reads the events topic until every run in `runs` has a terminal event.
+std::vector<Record> readUntilTerminal(TopicReader& events, const std::set<std::string>& runs,
+                                      std::chrono::seconds timeout = std::chrono::seconds(90)) {
+  bool done = events.readUntil(
+      [&](const std::vector<Record>& records) {
+        auto t = terminalByRun(records);
+        return std::ranges::all_of(runs, [&](const std::string& r) { return t.contains(r); });
+      },
+      timeout);
+  EXPECT_TRUE(done) << "not every run reached a terminal event";
+  return events.records();
+}
+
+const v1::RunEvent& only(const std::map<std::string, std::vector<v1::RunEvent>>& t,
+                         const std::string& run) {
+  static const v1::RunEvent kNone;
+  auto it = t.find(run);
+  if (it == t.end() || it->second.size() != 1) {
+    ADD_FAILURE() << "run " << run << " has " << (it == t.end() ? 0 : it->second.size())
+                  << " terminal events, expected exactly 1";
+    return kNone;
+  }
+  return it->second.front();
+}
+
+TEST(Worker, ReportsSuccessExitCodeSignalAndBoundedTailThenCommits) {
+  auto topics = createTopics("outcomes", 1);
+  WorkerProcess worker(topics, {});
+  auto ok = makeCommand("ok", {{"n", "7"}});
+  auto exit3 = makeCommand("exit", {{"code", "3"}});
+  auto sig = makeCommand("signal");
+  auto flood = makeCommand("flood", {{"bytes", "10485760"}});
+  for (const auto* c : {&ok, &exit3, &sig, &flood}) submit(topics, *c);
+
+  TopicReader events(topics.events);
+  auto records =
+      readUntilTerminal(events, {ok.run_id(), exit3.run_id(), sig.run_id(), flood.run_id()});
+  auto terminal = terminalByRun(records);
+
+  const auto& s = only(terminal, ok.run_id());
+  EXPECT_EQ(s.state(), v1::SUCCEEDED);
+  EXPECT_EQ(s.exit_code(), 0);
+  EXPECT_EQ(s.log_tail(), "ok 7\n");
+  EXPECT_EQ(s.worker_id(), worker.id());
+  EXPECT_EQ(s.source().topic(), topics.jobs);
+
+  const auto& f = only(terminal, exit3.run_id());
+  EXPECT_EQ(f.state(), v1::FAILED);
+  EXPECT_EQ(f.exit_code(), 3);
+  EXPECT_THAT(f.message(), HasSubstr("status 3"));
+  EXPECT_EQ(f.log_tail(), "about to fail\n");
+
+  const auto& k = only(terminal, sig.run_id());
+  EXPECT_EQ(k.state(), v1::FAILED);
+  EXPECT_EQ(k.signal(), SIGSEGV);
+  EXPECT_EQ(k.exit_code(), -1);
+  EXPECT_THAT(k.message(), HasSubstr("SIGSEGV"));
+
+  const auto& big = only(terminal, flood.run_id());
+  EXPECT_EQ(big.state(), v1::SUCCEEDED);
+  const std::uint64_t total = 10485760 + 1 + std::string("END-OF-FLOOD\n").size();
+  EXPECT_EQ(big.output_bytes(), total);
+  EXPECT_LE(big.log_tail().size(), 4096u);
+  EXPECT_EQ(big.log_dropped_bytes(), total - big.log_tail().size());
+  EXPECT_THAT(big.log_tail(), ::testing::EndsWith("xxx\nEND-OF-FLOOD\n"));
+
+  // Each run: STARTED first, then its one terminal event, with increasing sequence numbers.
+  std::map<std::string, std::vector<v1::RunEvent>> by_run;
+  for (auto& e : decodeEvents(records)) by_run[e.run_id()].push_back(e);
+  for (const auto& [run, evs] : by_run) {
+    ASSERT_EQ(evs.size(), 2u) << run;
+    EXPECT_EQ(evs[0].state(), v1::STARTED);
+    EXPECT_EQ(evs[0].sequence(), 1u);
+    EXPECT_EQ(evs[1].sequence(), 2u);
+    EXPECT_GT(evs[0].started_at_ms(), 0);
+  }
+
+  EXPECT_EQ(waitForCommitted(worker.group(), topics.jobs, 1, 4), 4);
+  EXPECT_EQ(worker.terminate(), 0);
+}
+
+TEST(Worker, TwoWorkersInOneGroupShareTwentyJobsWithExactlyOneTerminalEach) {
+  auto topics = createTopics("share", 4);
+  WorkerProcess::Options o;
+  o.pool = uniqueName("shared");
+  WorkerProcess a(topics, o), b(topics, o);
+  // Both members must hold partitions before the jobs arrive, or one takes everything.
+  ASSERT_TRUE(a.waitForLog("partitions assigned"));
+  ASSERT_TRUE(b.waitForLog("partitions assigned"));
+  std::set<std::string> runs;
+  for (int i = 0; i < 20; ++i) {
+    auto c = makeCommand("sleep", {{"secs", "0.2"}});
+    runs.insert(c.run_id());
+    submit(topics, c);
+  }
+  TopicReader events(topics.events);
+  auto terminal = terminalByRun(readUntilTerminal(events, runs));
+  EXPECT_EQ(terminal.size(), 20u);
+  std::set<std::string> workers;
+  for (const auto& run : runs) {
+    const auto& e = only(terminal, run);
+    EXPECT_EQ(e.state(), v1::SUCCEEDED) << e.message();
+    workers.insert(e.worker_id());
+  }
+  EXPECT_EQ(workers, (std::set<std::string>{a.id(), b.id()}))
+      << "both workers should have run jobs";
+  EXPECT_EQ(waitForCommitted(a.group(), topics.jobs, 4, 20), 20);
+  EXPECT_EQ(a.terminate(), 0);
+  EXPECT_EQ(b.terminate(), 0);
+  // Nothing ran twice, even through the rebalance when a left.
+  events.readFor(std::chrono::milliseconds(500));
+  for (const auto& [run, evs] : terminalByRun(events.records())) EXPECT_EQ(evs.size(), 1u) << run;
+}
+
+TEST(Worker, JobLongerThanMaxPollIntervalCompletesWithoutRebalance) {
+  auto topics = createTopics("longjob", 1);
+  WorkerProcess::Options o;
+  // The broker's minimum session timeout is 6 s; max.poll.interval.ms may not be below it.
+  o.consumer_properties = {{"session.timeout.ms", "6000"},
+                           {"heartbeat.interval.ms", "1000"},
+                           {"max.poll.interval.ms", "6500"}};
+  o.slots = 1;  // the one slot is busy, so the partition stays paused for the whole job
+  WorkerProcess worker(topics, o);
+  auto c = makeCommand("sleep", {{"secs", "13"}});
+  submit(topics, c);
+  TopicReader events(topics.events);
+  auto records = readUntilTerminal(events, {c.run_id()});
+  auto terminal = terminalByRun(records);
+  EXPECT_EQ(only(terminal, c.run_id()).state(), v1::SUCCEEDED);
+  std::size_t started = 0;
+  for (const auto& e : decodeEvents(records)) started += e.state() == v1::STARTED;
+  EXPECT_EQ(started, 1u) << "the job must not be started twice";
+  EXPECT_THAT(worker.log(), Not(HasSubstr("partitions revoked")));
+  EXPECT_THAT(worker.log(), Not(HasSubstr("partitions lost")));
+  EXPECT_EQ(waitForCommitted(worker.group(), topics.jobs, 1, 1), 1);
+  EXPECT_EQ(worker.terminate(), 0);
+}
+
+TEST(Worker, GarbageAndRefusedCommandsGoToTheDeadLetterTopicAndTheWorkerGoesOn) {
+  auto topics = createTopics("dlq", 1);
+  WorkerProcess worker(topics, {});
+  produce(topics.jobs, "garbage-key", std::string("\xff\xfe not a protobuf \x00\x01", 20));
+  auto unknown = makeCommand("no-such-template");
+  submit(topics, unknown);
+  auto bad_arg = makeCommand("exit", {{"code", "3; rm -rf /"}});
+  submit(topics, bad_arg);
+  auto valid = makeCommand("ok");
+  submit(topics, valid);
+
+  TopicReader dlq(topics.dlq);
+  ASSERT_TRUE(dlq.readUntil([](const auto& r) { return r.size() >= 3; }));
+  const auto& d = dlq.records();
+  ASSERT_EQ(d.size(), 3u);
+  EXPECT_EQ(d[0].key, "garbage-key");
+  EXPECT_EQ(d[0].value, std::string("\xff\xfe not a protobuf \x00\x01", 20))
+      << "original bytes kept";
+  EXPECT_THAT(d[0].headers.at("outpost.dlq.reason"), HasSubstr("JobCommand"));
+  EXPECT_EQ(d[0].headers.at("outpost.dlq.source.topic"), topics.jobs);
+  EXPECT_EQ(d[0].headers.at("outpost.dlq.source.partition"), "0");
+  EXPECT_EQ(d[0].headers.at("outpost.dlq.source.offset"), "0");
+  EXPECT_THAT(d[1].headers.at("outpost.dlq.reason"),
+              HasSubstr("unknown job_type 'no-such-template'"));
+  EXPECT_EQ(d[1].headers.at("outpost.dlq.source.offset"), "1");
+  EXPECT_THAT(d[2].headers.at("outpost.dlq.reason"), HasSubstr("argument 'code' does not match"));
+  EXPECT_EQ(d[2].value, bad_arg.SerializeAsString());
+
+  TopicReader events(topics.events);
+  auto terminal = terminalByRun(
+      readUntilTerminal(events, {unknown.run_id(), bad_arg.run_id(), valid.run_id()}));
+  EXPECT_EQ(only(terminal, unknown.run_id()).state(), v1::REJECTED);
+  EXPECT_THAT(only(terminal, unknown.run_id()).message(), HasSubstr("no-such-template"));
+  EXPECT_EQ(only(terminal, bad_arg.run_id()).state(), v1::REJECTED);
+  EXPECT_EQ(only(terminal, valid.run_id()).state(), v1::SUCCEEDED);
+  EXPECT_TRUE(worker.running());
+  EXPECT_EQ(waitForCommitted(worker.group(), topics.jobs, 1, 4), 4);
+  EXPECT_EQ(worker.terminate(), 0);
+}
+
+TEST(Worker, ASecondCommandWithTheRunIdOfALiveRunIsDeadLetteredWithoutATerminalEvent) {
+  auto topics = createTopics("duplicate", 1);
+  WorkerProcess worker(topics, {});
+  auto first = makeCommand("sleep", {{"secs", "2"}});
+  submit(topics, first);
+  submit(topics, first);  // e.g. a scheduler retrying its produce
+  TopicReader dlq(topics.dlq);
+  ASSERT_TRUE(dlq.readUntil([](const auto& r) { return !r.empty(); }));
+  EXPECT_THAT(dlq.records()[0].headers.at("outpost.dlq.reason"),
+              HasSubstr("already queued or running"));
+  TopicReader events(topics.events);
+  auto records = readUntilTerminal(events, {first.run_id()});
+  events.readFor(std::chrono::milliseconds(500));
+  auto terminal = terminalByRun(events.records());
+  EXPECT_EQ(only(terminal, first.run_id()).state(), v1::SUCCEEDED);
+  EXPECT_EQ(waitForCommitted(worker.group(), topics.jobs, 1, 2), 2);
+  EXPECT_EQ(worker.terminate(), 0);
+}
+
+TEST(Worker, SigtermLetsARunningJobFinishWithinTheDrainTimeout) {
+  auto topics = createTopics("drain", 1);
+  WorkerProcess worker(topics, {});
+  auto c = makeCommand("sleep", {{"secs", "2"}});
+  submit(topics, c);
+  TopicReader events(topics.events);
+  ASSERT_TRUE(events.readUntil([](const auto& r) { return !r.empty(); }));  // STARTED
+  EXPECT_EQ(worker.terminate(), 0);
+  auto terminal = terminalByRun(readUntilTerminal(events, {c.run_id()}));
+  EXPECT_EQ(only(terminal, c.run_id()).state(), v1::SUCCEEDED);
+  EXPECT_EQ(only(terminal, c.run_id()).log_tail(), "sleeping 2\nwoke\n");
+  EXPECT_EQ(waitForCommitted(worker.group(), topics.jobs, 1, 1), 1);
+  EXPECT_EQ(groupState(worker.group()).second, 0) << "the worker left the group";
+}
+
+TEST(Worker, SigtermStopsJobsStillRunningAfterTheDrainTimeoutWithTermThenKill) {
+  auto topics = createTopics("drainkill", 1);
+  WorkerProcess::Options o;
+  o.drain_timeout = "1s";
+  WorkerProcess worker(topics, o);
+  auto polite = makeCommand("sleep", {{"secs", "300"}});
+  auto stubborn = makeCommand("stubborn");
+  submit(topics, polite);
+  submit(topics, stubborn);
+  TopicReader events(topics.events);
+  ASSERT_TRUE(events.readUntil([](const auto& r) { return r.size() >= 2; }));  // both STARTED
+  ASSERT_TRUE(worker.waitForLog(stubborn.run_id() + " (stubborn) starting"));
+  EXPECT_EQ(worker.terminate(), 0);
+  auto terminal = terminalByRun(readUntilTerminal(events, {polite.run_id(), stubborn.run_id()}));
+  for (const auto* c : {&polite, &stubborn}) {
+    const auto& e = only(terminal, c->run_id());
+    EXPECT_EQ(e.state(), v1::CANCELLED);
+    EXPECT_THAT(e.message(), HasSubstr("drain timeout"));
+  }
+  // The stubborn one ignored SIGTERM, so only SIGKILL after its 1 s grace ended it.
+  EXPECT_EQ(only(terminal, stubborn.run_id()).signal(), SIGKILL);
+  EXPECT_EQ(only(terminal, polite.run_id()).signal(), SIGTERM);
+  EXPECT_EQ(waitForCommitted(worker.group(), topics.jobs, 1, 2), 2);
+}
+
+TEST(Worker, LineageRecordsValidateAgainstTheOpenLineageSpec) {
+  auto topics = createTopics("lineage", 1);
+  WorkerProcess worker(topics, {});
+  auto ok = makeCommand("ok");
+  ok.mutable_lineage()->set_job_namespace("scheduler-a");
+  ok.mutable_lineage()->set_job_name("nightly.orders");
+  auto* in = ok.mutable_lineage()->add_inputs();
+  in->set_namespace_("postgres://127.0.0.1:5432");
+  in->set_name("test.public.orders");
+  ok.mutable_lineage()->set_parent_run_id("0190d2a8-0000-7000-8000-000000000001");
+  ok.mutable_lineage()->set_parent_job_namespace("airflow");
+  ok.mutable_lineage()->set_parent_job_name("dag.task");
+  auto fail = makeCommand("exit", {{"code", "2"}});
+  for (const auto* c : {&ok, &fail}) submit(topics, *c);
+
+  TopicReader lineage(topics.lineage);
+  ASSERT_TRUE(lineage.readUntil([](const auto& r) { return r.size() >= 4; }));
+  std::map<std::string, std::vector<std::string>> types;
+  for (const auto& r : lineage.records()) {
+    auto j = nlohmann::json::parse(r.value);
+    types[j["run"]["runId"]].push_back(j["eventType"]);
+    if (j["run"]["runId"] == ok.run_id()) {
+      EXPECT_EQ(r.key, "run:airflow/dag.task") << "keyed by the parent job";
+      EXPECT_EQ(j["job"]["name"], "nightly.orders");
+      EXPECT_EQ(j["inputs"][0]["name"], "test.public.orders");
+    }
+  }
+  EXPECT_EQ(types[ok.run_id()], (std::vector<std::string>{"START", "COMPLETE"}));
+  EXPECT_EQ(types[fail.run_id()], (std::vector<std::string>{"START", "FAIL"}));
+  auto v = validateLineage(lineage.records());
+  EXPECT_TRUE(v.ok) << v.output;
+  EXPECT_EQ(worker.terminate(), 0);
+}
+
+}  // namespace
+}  // namespace outpost::test

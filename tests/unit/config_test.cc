@@ -1,0 +1,577 @@
+// parseConfig / loadConfig / parseDuration: defaults, every section, unknown keys named by their
+// full path, wrong types, OUTPOST_* overrides and the checks made on templates.
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "outpost/common/config.h"
+#include "printers.h"
+
+namespace outpost {
+namespace {
+
+using std::chrono::hours;
+using std::chrono::milliseconds;
+using std::chrono::minutes;
+using std::chrono::seconds;
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+// The message parseConfig throws for `yaml` (with `env`), or "" when it does not throw.
+std::string errorOf(const std::string& yaml, const Environment& env = {}) {
+  try {
+    parseConfig(yaml, env);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Defaults
+
+TEST(ConfigDefaults, EmptyTextGivesDefaultsWithTopicsFromThePrefix) {
+  Config c = parseConfig("", {});
+  EXPECT_EQ(c.topics.prefix, "outpost.");
+  EXPECT_EQ(c.topics.jobs, "outpost.jobs");
+  EXPECT_EQ(c.topics.control, "outpost.control");
+  EXPECT_EQ(c.topics.events, "outpost.events");
+  EXPECT_EQ(c.topics.lineage, "outpost.lineage");
+  EXPECT_EQ(c.topics.dlq, "outpost.dlq");
+  EXPECT_EQ(c.topics.workers, "outpost.workers");
+}
+
+TEST(ConfigDefaults, WorkerHasPoolSlotsWorkDirAndAGeneratedId) {
+  Config c = parseConfig("", {});
+  EXPECT_EQ(c.worker.pool, "default");
+  EXPECT_EQ(c.worker.slots, 4u);
+  EXPECT_EQ(c.worker.work_dir, "/tmp/outpost-runs");
+  EXPECT_EQ(c.worker.log_level, "info");
+  EXPECT_EQ(c.worker.drain_timeout, seconds(60));
+  EXPECT_EQ(c.worker.revoke_timeout, seconds(20));
+  EXPECT_EQ(c.worker.status_interval, seconds(30));
+  ASSERT_FALSE(c.worker.id.empty());
+  // "<host>-<pid>"
+  EXPECT_THAT(c.worker.id, ::testing::EndsWith("-" + std::to_string(getpid())));
+}
+
+TEST(ConfigDefaults, OtherSectionsHaveTheirDocumentedDefaults) {
+  Config c = parseConfig("", {});
+  EXPECT_EQ(c.kafka.bootstrap_servers, "127.0.0.1:9092");
+  EXPECT_TRUE(c.kafka.properties.empty());
+  EXPECT_EQ(c.output.tail_bytes, 64u * 1024u);
+  EXPECT_TRUE(c.lineage.enabled);
+  EXPECT_EQ(c.lineage.job_namespace, "outpost");
+  EXPECT_TRUE(c.templates.empty());
+}
+
+TEST(ConfigDefaults, EmptySectionsAreAllowed) {
+  Config c = parseConfig("worker:\nkafka:\ntopics:\noutput:\nlineage:\ntemplates:\n", {});
+  EXPECT_EQ(c.worker.slots, 4u);
+  EXPECT_EQ(c.topics.jobs, "outpost.jobs");
+}
+
+TEST(ConfigDefaults, TopicNamesFollowACustomPrefixUnlessSetExplicitly) {
+  Config c = parseConfig("topics:\n  prefix: acme.\n  dlq: acme-dead-letters\n", {});
+  EXPECT_EQ(c.topics.jobs, "acme.jobs");
+  EXPECT_EQ(c.topics.events, "acme.events");
+  EXPECT_EQ(c.topics.dlq, "acme-dead-letters");
+}
+
+TEST(ConfigDefaults, TemplateDefaultsApplyToOmittedTemplateKeys) {
+  Config c = parseConfig("templates:\n  t:\n    argv: [echo, hi]\n", {});
+  ASSERT_EQ(c.templates.count("t"), 1u);
+  const TemplateConfig& t = c.templates.at("t");
+  EXPECT_EQ(t.name, "t");
+  EXPECT_EQ(t.argv, (std::vector<std::string>{"echo", "hi"}));
+  EXPECT_EQ(t.recipe, RecipeDelivery::kFile);
+  EXPECT_EQ(t.recipe_env, "OUTPOST_RECIPE");
+  EXPECT_EQ(t.default_timeout, hours(1));
+  EXPECT_EQ(t.max_timeout, hours(24));
+  EXPECT_EQ(t.kill_grace, seconds(30));
+  EXPECT_EQ(t.env_passthrough,
+            (std::vector<std::string>{"PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR"}));
+  EXPECT_TRUE(t.accept_env.empty());
+  EXPECT_FALSE(t.keep_run_dir_on_failure);
+  EXPECT_EQ(t.concurrency, 0u);
+}
+
+// ---------------------------------------------------------------------------------------------
+// A full file
+
+constexpr const char* kFullYaml = R"yaml(
+worker:
+  id: worker-7
+  pool: etl
+  slots: 8
+  work_dir: /var/lib/outpost/runs
+  drain_timeout: 90s
+  revoke_timeout: 15s
+  status_interval: 500ms
+  log_level: debug
+kafka:
+  bootstrap_servers: "broker-1:9092,broker-2:9092"
+  properties:
+    security.protocol: SASL_SSL
+    sasl.mechanism: SCRAM-SHA-512
+  consumer_properties:
+    fetch.max.bytes: "1048576"
+  producer_properties:
+    linger.ms: "5"
+topics:
+  prefix: "acme."
+  jobs: custom-jobs
+output:
+  tail_bytes: 4096
+lineage:
+  enabled: false
+  job_namespace: acme-lineage
+templates:
+  ingest:
+    argv: [datahub, ingest, -c, "{recipe_file}", --source, "{source}", --level, "{level}"]
+    params:
+      source:
+        pattern: "[a-z]+"
+      level:
+        pattern: "(debug|info)"
+        default: info
+    env:
+      DATAHUB_TELEMETRY_ENABLED: "false"
+    env_passthrough: [PATH, HOME]
+    accept_env: ["DATAHUB_*"]
+    recipe: file
+    recipe_env: UNUSED_RECIPE
+    working_dir: /srv/ingest
+    timeout: 30m
+    max_timeout: 2h
+    kill_grace: 10s
+    secrets: ["datahub/*", "mysql-password"]
+    concurrency: 2
+    keep_run_dir_on_failure: true
+  report:
+    argv: [report, --run, "{run_id}", --dir, "{run_dir}"]
+    recipe: stdin
+)yaml";
+
+TEST(ConfigFull, WorkerSectionIsRead) {
+  Config c = parseConfig(kFullYaml, {});
+  EXPECT_EQ(c.worker.id, "worker-7");
+  EXPECT_EQ(c.worker.pool, "etl");
+  EXPECT_EQ(c.worker.slots, 8u);
+  EXPECT_EQ(c.worker.work_dir, "/var/lib/outpost/runs");
+  EXPECT_EQ(c.worker.drain_timeout, seconds(90));
+  EXPECT_EQ(c.worker.revoke_timeout, seconds(15));
+  EXPECT_EQ(c.worker.status_interval, milliseconds(500));
+  EXPECT_EQ(c.worker.log_level, "debug");
+}
+
+TEST(ConfigFull, KafkaSectionAndItsPassThroughPropertiesAreRead) {
+  Config c = parseConfig(kFullYaml, {});
+  EXPECT_EQ(c.kafka.bootstrap_servers, "broker-1:9092,broker-2:9092");
+  EXPECT_EQ(c.kafka.properties,
+            (std::map<std::string, std::string>{{"security.protocol", "SASL_SSL"},
+                                                {"sasl.mechanism", "SCRAM-SHA-512"}}));
+  EXPECT_EQ(c.kafka.consumer_properties,
+            (std::map<std::string, std::string>{{"fetch.max.bytes", "1048576"}}));
+  EXPECT_EQ(c.kafka.producer_properties, (std::map<std::string, std::string>{{"linger.ms", "5"}}));
+}
+
+TEST(ConfigFull, TopicsOutputAndLineageSectionsAreRead) {
+  Config c = parseConfig(kFullYaml, {});
+  EXPECT_EQ(c.topics.prefix, "acme.");
+  EXPECT_EQ(c.topics.jobs, "custom-jobs");
+  EXPECT_EQ(c.topics.control, "acme.control");
+  EXPECT_EQ(c.topics.workers, "acme.workers");
+  EXPECT_EQ(c.output.tail_bytes, 4096u);
+  EXPECT_FALSE(c.lineage.enabled);
+  EXPECT_EQ(c.lineage.job_namespace, "acme-lineage");
+}
+
+TEST(ConfigFull, EveryTemplateKeyIsRead) {
+  Config c = parseConfig(kFullYaml, {});
+  ASSERT_EQ(c.templates.size(), 2u);
+  const TemplateConfig& t = c.templates.at("ingest");
+  EXPECT_EQ(t.name, "ingest");
+  EXPECT_EQ(t.argv, (std::vector<std::string>{"datahub", "ingest", "-c", "{recipe_file}",
+                                              "--source", "{source}", "--level", "{level}"}));
+  ASSERT_EQ(t.params.size(), 2u);
+  EXPECT_EQ(t.params.at("source").pattern, "[a-z]+");
+  EXPECT_FALSE(t.params.at("source").default_value.has_value());
+  EXPECT_EQ(t.params.at("level").pattern, "(debug|info)");
+  EXPECT_EQ(t.params.at("level").default_value, std::optional<std::string>("info"));
+  EXPECT_EQ(t.env, (std::map<std::string, std::string>{{"DATAHUB_TELEMETRY_ENABLED", "false"}}));
+  EXPECT_EQ(t.env_passthrough, (std::vector<std::string>{"PATH", "HOME"}));
+  EXPECT_EQ(t.accept_env, (std::vector<std::string>{"DATAHUB_*"}));
+  EXPECT_EQ(t.recipe, RecipeDelivery::kFile);
+  EXPECT_EQ(t.recipe_env, "UNUSED_RECIPE");
+  EXPECT_EQ(t.working_dir, "/srv/ingest");
+  EXPECT_EQ(t.default_timeout, minutes(30));
+  EXPECT_EQ(t.max_timeout, hours(2));
+  EXPECT_EQ(t.kill_grace, seconds(10));
+  EXPECT_EQ(t.secrets, (std::vector<std::string>{"datahub/*", "mysql-password"}));
+  EXPECT_EQ(t.concurrency, 2u);
+  EXPECT_TRUE(t.keep_run_dir_on_failure);
+
+  const TemplateConfig& r = c.templates.at("report");
+  EXPECT_EQ(r.recipe, RecipeDelivery::kStdin);
+  EXPECT_TRUE(r.params.empty());
+}
+
+TEST(ConfigFull, EveryRecipeDeliveryNameIsAccepted) {
+  for (auto [name, want] : {std::pair{"none", RecipeDelivery::kNone},
+                            {"file", RecipeDelivery::kFile},
+                            {"stdin", RecipeDelivery::kStdin},
+                            {"env", RecipeDelivery::kEnv}}) {
+    Config c =
+        parseConfig(std::string("templates:\n  t:\n    argv: [x]\n    recipe: ") + name + "\n", {});
+    EXPECT_EQ(c.templates.at("t").recipe, want) << name;
+  }
+}
+
+TEST(ConfigFull, BooleansAcceptTheUsualSpellings) {
+  for (const char* yes : {"true", "yes", "on", "1"}) {
+    EXPECT_TRUE(parseConfig(std::string("lineage:\n  enabled: ") + yes + "\n", {}).lineage.enabled)
+        << yes;
+  }
+  for (const char* no : {"false", "no", "off", "0"}) {
+    EXPECT_FALSE(parseConfig(std::string("lineage:\n  enabled: ") + no + "\n", {}).lineage.enabled)
+        << no;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Unknown keys: rejected at every level, with their full path.
+
+TEST(ConfigUnknownKeys, TopLevelKeyIsRejectedByName) {
+  EXPECT_THAT(errorOf("wokrer:\n  slots: 2\n"),
+              AllOf(HasSubstr("unknown setting 'wokrer'"), StartsWith("config: ")));
+}
+
+TEST(ConfigUnknownKeys, WorkerKeyIsRejectedWithItsPath) {
+  EXPECT_THAT(errorOf("worker:\n  slotz: 2\n"), HasSubstr("unknown setting 'worker.slotz'"));
+}
+
+TEST(ConfigUnknownKeys, KafkaKeyIsRejectedWithItsPath) {
+  EXPECT_THAT(errorOf("kafka:\n  bootstrap.servers: x:1\n"),
+              HasSubstr("unknown setting 'kafka.bootstrap.servers'"));
+}
+
+TEST(ConfigUnknownKeys, TopicsOutputAndLineageKeysAreRejectedWithTheirPaths) {
+  EXPECT_THAT(errorOf("topics:\n  job: x\n"), HasSubstr("unknown setting 'topics.job'"));
+  EXPECT_THAT(errorOf("output:\n  tail: 1\n"), HasSubstr("unknown setting 'output.tail'"));
+  EXPECT_THAT(errorOf("lineage:\n  namespace: x\n"),
+              HasSubstr("unknown setting 'lineage.namespace'"));
+}
+
+TEST(ConfigUnknownKeys, TemplateKeyIsRejectedWithItsPath) {
+  EXPECT_THAT(errorOf("templates:\n  t:\n    argv: [x]\n    timout: 5s\n"),
+              HasSubstr("unknown setting 'templates.t.timout'"));
+}
+
+TEST(ConfigUnknownKeys, ParamKeyIsRejectedWithItsPath) {
+  EXPECT_THAT(errorOf("templates:\n  t:\n    argv: [x, '{p}']\n    params:\n      p:\n"
+                      "        defualt: a\n"),
+              HasSubstr("unknown setting 'templates.t.params.p.defualt'"));
+}
+
+TEST(ConfigUnknownKeys, SourceNameStartsTheMessage) {
+  try {
+    parseConfig("bogus: 1\n", {}, "/etc/outpost/worker.yaml");
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_THAT(e.what(), StartsWith("/etc/outpost/worker.yaml: "));
+    EXPECT_THAT(e.what(), HasSubstr("'bogus'"));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Wrong types and values
+
+TEST(ConfigTypes, NonNumericSlotsIsRejectedNamingTheSettingAndValue) {
+  EXPECT_THAT(errorOf("worker:\n  slots: abc\n"),
+              AllOf(HasSubstr("'worker.slots'"), HasSubstr("whole number"), HasSubstr("'abc'")));
+}
+
+TEST(ConfigTypes, NegativeOrFractionalNumbersAreRejected) {
+  EXPECT_THAT(errorOf("worker:\n  slots: -1\n"),
+              HasSubstr("'worker.slots' must be a whole number"));
+  EXPECT_THAT(errorOf("worker:\n  slots: 2.5\n"),
+              HasSubstr("'worker.slots' must be a whole number"));
+  EXPECT_THAT(errorOf("output:\n  tail_bytes: 4k\n"),
+              HasSubstr("'output.tail_bytes' must be a whole number"));
+}
+
+TEST(ConfigTypes, ZeroSlotsIsRejected) {
+  EXPECT_THAT(errorOf("worker:\n  slots: 0\n"), HasSubstr("'worker.slots' must be at least 1"));
+}
+
+TEST(ConfigTypes, SlotsBeyondTheUnsignedRangeAreRejectedNotTruncated) {
+  EXPECT_THAT(errorOf("worker:\n  slots: 4294967297\n"), HasSubstr("'worker.slots'"));
+}
+
+TEST(ConfigTypes, BadBooleanIsRejectedNamingTheSettingAndValue) {
+  EXPECT_THAT(errorOf("lineage:\n  enabled: maybe\n"),
+              AllOf(HasSubstr("'lineage.enabled' must be true or false"), HasSubstr("'maybe'")));
+  EXPECT_THAT(errorOf("templates:\n  t:\n    argv: [x]\n    keep_run_dir_on_failure: perhaps\n"),
+              HasSubstr("'templates.t.keep_run_dir_on_failure' must be true or false"));
+}
+
+TEST(ConfigTypes, BadDurationIsRejectedNamingTheSettingAndValue) {
+  EXPECT_THAT(
+      errorOf("worker:\n  drain_timeout: 10 parsecs\n"),
+      AllOf(HasSubstr("'worker.drain_timeout' must be a duration"), HasSubstr("'10 parsecs'")));
+  EXPECT_THAT(errorOf("templates:\n  t:\n    argv: [x]\n    kill_grace: soon\n"),
+              HasSubstr("'templates.t.kill_grace' must be a duration"));
+}
+
+TEST(ConfigTypes, HugeDurationIsAConfigErrorNamingTheSetting) {
+  EXPECT_THAT(errorOf("worker:\n  drain_timeout: 99999999999999999999s\n"),
+              HasSubstr("'worker.drain_timeout'"));
+}
+
+TEST(ConfigTypes, SectionThatIsNotAMappingIsRejected) {
+  EXPECT_THAT(errorOf("worker: 5\n"), HasSubstr("'worker' must be a mapping"));
+  EXPECT_THAT(errorOf("kafka:\n  properties: [a, b]\n"),
+              HasSubstr("'kafka.properties' must be a mapping"));
+}
+
+TEST(ConfigTypes, ListWhereAValueIsExpectedIsRejected) {
+  EXPECT_THAT(errorOf("worker:\n  pool: [a, b]\n"),
+              HasSubstr("'worker.pool' must be a single value"));
+  EXPECT_THAT(errorOf("templates:\n  t:\n    argv: echo\n"),
+              HasSubstr("'templates.t.argv' must be a list"));
+}
+
+TEST(ConfigTypes, UnknownRecipeDeliveryIsRejected) {
+  EXPECT_THAT(errorOf("templates:\n  t:\n    argv: [x]\n    recipe: pigeon\n"),
+              AllOf(HasSubstr("'templates.t.recipe' must be one of none, file, stdin, env"),
+                    HasSubstr("'pigeon'")));
+}
+
+TEST(ConfigTypes, InvalidYamlIsRejected) {
+  EXPECT_THAT(errorOf("worker: [unclosed\n"), HasSubstr("not valid YAML"));
+}
+
+TEST(ConfigTypes, TooSmallTailAndEmptyPoolAndBrokersAreRejected) {
+  EXPECT_THAT(errorOf("output:\n  tail_bytes: 100\n"),
+              HasSubstr("'output.tail_bytes' must be at least 256"));
+  EXPECT_THAT(errorOf("worker:\n  pool: ''\n"), HasSubstr("'worker.pool' must not be empty"));
+  EXPECT_THAT(errorOf("kafka:\n  bootstrap_servers: ''\n"), HasSubstr("'kafka.bootstrap_servers'"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// OUTPOST_* environment overrides
+
+TEST(ConfigEnvOverrides, WorkerSlotsOverrideSetsTheValue) {
+  EXPECT_EQ(parseConfig("", {{"OUTPOST_WORKER__SLOTS", "8"}}).worker.slots, 8u);
+}
+
+TEST(ConfigEnvOverrides, OverrideWinsOverTheFile) {
+  Config c = parseConfig("worker:\n  slots: 2\n  pool: etl\n", {{"OUTPOST_WORKER__SLOTS", "16"}});
+  EXPECT_EQ(c.worker.slots, 16u);
+  EXPECT_EQ(c.worker.pool, "etl");
+}
+
+TEST(ConfigEnvOverrides, UnderscoresInsidePropertiesBecomeDots) {
+  Config c = parseConfig("", {{"OUTPOST_KAFKA__PROPERTIES__SECURITY_PROTOCOL", "SSL"},
+                              {"OUTPOST_KAFKA__PRODUCER_PROPERTIES__LINGER_MS", "7"}});
+  EXPECT_EQ(c.kafka.properties, (std::map<std::string, std::string>{{"security.protocol", "SSL"}}));
+  EXPECT_EQ(c.kafka.producer_properties, (std::map<std::string, std::string>{{"linger.ms", "7"}}));
+}
+
+TEST(ConfigEnvOverrides, UnderscoresOutsidePropertiesStayUnderscores) {
+  Config c = parseConfig("", {{"OUTPOST_KAFKA__BOOTSTRAP_SERVERS", "kafka:29092"}});
+  EXPECT_EQ(c.kafka.bootstrap_servers, "kafka:29092");
+}
+
+TEST(ConfigEnvOverrides, OverrideMergesIntoExistingProperties) {
+  Config c = parseConfig("kafka:\n  properties:\n    client.id: me\n",
+                         {{"OUTPOST_KAFKA__PROPERTIES__SECURITY_PROTOCOL", "SSL"}});
+  EXPECT_EQ(c.kafka.properties, (std::map<std::string, std::string>{{"client.id", "me"},
+                                                                    {"security.protocol", "SSL"}}));
+}
+
+TEST(ConfigEnvOverrides, OverrideOfAnUnknownKeyIsRejectedNamingTheKey) {
+  EXPECT_THAT(errorOf("", {{"OUTPOST_WORKER__SLOTZ", "8"}}),
+              HasSubstr("unknown setting 'worker.slotz'"));
+  EXPECT_THAT(errorOf("", {{"OUTPOST_NOPE__X", "1"}}), HasSubstr("unknown setting 'nope'"));
+}
+
+TEST(ConfigEnvOverrides, OverrideValueIsCheckedLikeTheFile) {
+  EXPECT_THAT(errorOf("", {{"OUTPOST_WORKER__SLOTS", "many"}}),
+              AllOf(HasSubstr("'worker.slots'"), HasSubstr("'many'")));
+}
+
+TEST(ConfigEnvOverrides, VariablesWithoutPrefixOrPathAreIgnored) {
+  Config c = parseConfig(
+      "", {{"OUTPOST_CONFIG", "/etc/outpost.yaml"}, {"WORKER__SLOTS", "9"}, {"HOME", "/root"}});
+  EXPECT_EQ(c.worker.slots, 4u);
+}
+
+TEST(ConfigEnvOverrides, EmptyPathSegmentIsRejectedNamingTheVariable) {
+  EXPECT_THAT(errorOf("", {{"OUTPOST_WORKER____SLOTS", "8"}}),
+              AllOf(HasSubstr("OUTPOST_WORKER____SLOTS"), HasSubstr("empty path segment")));
+}
+
+TEST(ConfigEnvOverrides, OverrideInsideAScalarIsRejected) {
+  EXPECT_THAT(errorOf("worker: 5\n", {{"OUTPOST_WORKER__SLOTS", "8"}}),
+              AllOf(HasSubstr("OUTPOST_WORKER__SLOTS"), HasSubstr("not a mapping")));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Template checks
+
+TEST(ConfigTemplates, EmptyArgvIsRejected) {
+  EXPECT_THAT(errorOf("templates:\n  t:\n    argv: []\n"),
+              HasSubstr("'templates.t'.argv must name a program to run"));
+  EXPECT_THAT(errorOf("templates:\n  t:\n    timeout: 5s\n"),
+              HasSubstr("'templates.t'.argv must name a program to run"));
+}
+
+TEST(ConfigTemplates, UndeclaredPlaceholderIsRejectedByName) {
+  EXPECT_THAT(errorOf("templates:\n  t:\n    argv: [echo, '--x={who}']\n"),
+              AllOf(HasSubstr("uses {who}"), HasSubstr("not declared under 'templates.t'.params")));
+}
+
+TEST(ConfigTemplates, BuiltInPlaceholdersNeedNoDeclaration) {
+  Config c = parseConfig(
+      "templates:\n  t:\n    argv: [x, '{run_id}', '{run_dir}', '{recipe_file}']\n", {});
+  EXPECT_EQ(c.templates.at("t").argv.size(), 4u);
+}
+
+TEST(ConfigTemplates, RecipeFilePlaceholderNeedsFileDelivery) {
+  for (const char* recipe : {"stdin", "env", "none"}) {
+    EXPECT_THAT(
+        errorOf(std::string("templates:\n  t:\n    argv: [x, '{recipe_file}']\n    recipe: ") +
+                recipe + "\n"),
+        HasSubstr("uses {recipe_file} but 'templates.t'.recipe is not 'file'"))
+        << recipe;
+  }
+}
+
+TEST(ConfigTemplates, InvalidPatternIsRejectedNamingTheParam) {
+  EXPECT_THAT(
+      errorOf("templates:\n  t:\n    argv: [x, '{p}']\n    params:\n      p:\n        pattern: "
+              "'[a-'\n"),
+      HasSubstr("'templates.t'.params.p.pattern is not a valid regular expression"));
+}
+
+TEST(ConfigTemplates, DefaultNotMatchingItsPatternIsRejected) {
+  EXPECT_THAT(errorOf("templates:\n  t:\n    argv: [x, '{p}']\n    params:\n      p:\n"
+                      "        pattern: '[a-z]+'\n        default: ABC\n"),
+              HasSubstr("'templates.t'.params.p.default does not match its pattern"));
+}
+
+TEST(ConfigTemplates, DefaultMustMatchTheWholePattern) {
+  EXPECT_THAT(errorOf("templates:\n  t:\n    argv: [x, '{p}']\n    params:\n      p:\n"
+                      "        pattern: '[a-z]+'\n        default: 'abc;rm'\n"),
+              HasSubstr("'templates.t'.params.p.default does not match its pattern"));
+}
+
+TEST(ConfigTemplates, TimeoutLongerThanMaxTimeoutIsRejected) {
+  EXPECT_THAT(errorOf("templates:\n  t:\n    argv: [x]\n    timeout: 3h\n    max_timeout: 2h\n"),
+              HasSubstr("'templates.t'.timeout is longer than 'templates.t'.max_timeout"));
+}
+
+TEST(ConfigTemplates, ZeroTimeoutIsRejected) {
+  EXPECT_THAT(errorOf("templates:\n  t:\n    argv: [x]\n    timeout: 0s\n"),
+              HasSubstr("'templates.t'.timeout must be positive"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// parseDuration
+
+TEST(ParseDuration, EveryUnitIsConverted) {
+  EXPECT_EQ(parseDuration("250ms"), milliseconds(250));
+  EXPECT_EQ(parseDuration("30s"), seconds(30));
+  EXPECT_EQ(parseDuration("5m"), minutes(5));
+  EXPECT_EQ(parseDuration("2h"), hours(2));
+  EXPECT_EQ(parseDuration("1d"), hours(24));
+}
+
+TEST(ParseDuration, PlainNumberIsSeconds) {
+  EXPECT_EQ(parseDuration("45"), seconds(45));
+  EXPECT_EQ(parseDuration("0"), milliseconds(0));
+}
+
+TEST(ParseDuration, SurroundingAndInnerSpacesAreAllowed) {
+  EXPECT_EQ(parseDuration(" 10 s "), seconds(10));
+}
+
+TEST(ParseDuration, InvalidTextGivesNothing) {
+  for (const char* bad :
+       {"", "abc", "10 parsecs", "-5s", "1.5s", "5ms5", "s", "10S", "5 m s", "10sec"}) {
+    EXPECT_EQ(parseDuration(bad), std::nullopt) << "'" << bad << "'";
+  }
+}
+
+TEST(ParseDuration, NumberTooLargeGivesNothing) {
+  EXPECT_EQ(parseDuration("99999999999999999999"), std::nullopt);
+  EXPECT_EQ(parseDuration("999999999999999d"), std::nullopt);
+}
+
+// ---------------------------------------------------------------------------------------------
+// loadConfig
+
+class LoadConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = ::testing::TempDir() + "outpost-config-XXXXXX";
+    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
+    dir_ = pattern;
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::string write(const std::string& name, const std::string& text) {
+    std::string path = dir_ + "/" + name;
+    std::ofstream(path) << text;
+    return path;
+  }
+  std::string dir_;
+};
+
+TEST_F(LoadConfigTest, MissingFileIsAnErrorNamingThePath) {
+  std::string path = dir_ + "/does-not-exist.yaml";
+  try {
+    loadConfig(path, {});
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("'" + path + "'"));
+  }
+}
+
+TEST_F(LoadConfigTest, FileIsReadAndOverridesApplied) {
+  std::string path = write("worker.yaml", "worker:\n  pool: etl\n");
+  Config c = loadConfig(path, {{"OUTPOST_WORKER__SLOTS", "3"}});
+  EXPECT_EQ(c.worker.pool, "etl");
+  EXPECT_EQ(c.worker.slots, 3u);
+}
+
+TEST_F(LoadConfigTest, ErrorsInTheFileStartWithItsPath) {
+  std::string path = write("bad.yaml", "worker:\n  slotz: 1\n");
+  try {
+    loadConfig(path, {});
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_THAT(e.what(), StartsWith(path + ": "));
+    EXPECT_THAT(e.what(), HasSubstr("'worker.slotz'"));
+  }
+}
+
+TEST_F(LoadConfigTest, DirectoryInsteadOfAFileIsAnErrorNamingThePath) {
+  try {
+    loadConfig(dir_, {});
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_THAT(e.what(), HasSubstr(dir_));
+  }
+}
+
+}  // namespace
+}  // namespace outpost

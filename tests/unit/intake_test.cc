@@ -1,0 +1,241 @@
+// decodeCommand / admitCommand: any bytes on the jobs topic become either a command this worker
+// may run or a rejection with a reason, never an exception.
+#include <random>
+#include <string>
+
+#include <gmock/gmock.h>
+#include <google/protobuf/stubs/logging.h>
+#include <google/protobuf/util/message_differencer.h>
+#include <gtest/gtest.h>
+
+#include "outpost/consumer/intake.h"
+
+namespace outpost {
+namespace {
+
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+
+constexpr const char* kRunId = "0190a5d2-7c3e-7abc-8def-0123456789ab";
+
+v1::JobCommand fullCommand() {
+  v1::JobCommand c;
+  c.set_run_id(kRunId);
+  c.set_job_id("mysql-orders");
+  c.set_job_type("datahub-ingest");
+  c.set_pool("etl");
+  c.set_recipe(std::string("source:\n  type: mysql\n\0binary\xFF", 30));
+  (*c.mutable_args())["source"] = "mysql";
+  (*c.mutable_env())["DATAHUB_GMS_URL"] = "http://gms:8080";
+  c.set_timeout_ms(60'000);
+  c.set_not_after_ms(1'795'255'200'000);
+  c.set_requested_at_ms(1'795'255'100'000);
+  c.set_requested_by("scheduler");
+  c.set_attempt(2);
+  c.set_max_attempts(5);
+  (*c.mutable_labels())["team"] = "data";
+  c.mutable_lineage()->set_job_namespace("acme");
+  auto* in = c.mutable_lineage()->add_inputs();
+  in->set_namespace_("mysql://db:3306");
+  in->set_name("shop.orders");
+  return c;
+}
+
+std::string bytesOf(const v1::JobCommand& c) {
+  return c.SerializeAsString();
+}
+
+Rejection decodeRejection(std::string_view bytes) {
+  auto r = decodeCommand(bytes);
+  EXPECT_FALSE(r.has_value());
+  return r.has_value() ? Rejection{} : r.error();
+}
+
+// ---------------------------------------------------------------------------------------------
+// decodeCommand
+
+TEST(DecodeCommand, EmptyBytesAreRejected) {
+  Rejection r = decodeRejection("");
+  EXPECT_THAT(r.reason, HasSubstr("empty message"));
+  EXPECT_TRUE(r.partial.run_id().empty());
+}
+
+TEST(DecodeCommand, TextIsRejectedWithoutARunId) {
+  Rejection r = decodeRejection("hello world");
+  EXPECT_FALSE(r.reason.empty());
+  EXPECT_THAT(r.reason, HasSubstr("JobCommand"));
+  EXPECT_TRUE(r.partial.run_id().empty());
+}
+
+TEST(DecodeCommand, RandomBytesAreRejectedWithoutARunId) {
+  google::protobuf::LogSilencer quiet;  // protobuf logs each invalid UTF-8 string
+  std::mt19937 rng(99);
+  std::uniform_int_distribution<int> byte(0, 255);
+  std::string bytes(200, '\0');
+  for (auto& b : bytes) b = static_cast<char>(byte(rng));
+  Rejection r = decodeRejection(bytes);
+  EXPECT_THAT(r.reason, HasSubstr("JobCommand"));
+  EXPECT_TRUE(r.partial.run_id().empty());
+}
+
+TEST(DecodeCommand, ManyRandomBuffersAreAllRejectedAndNoneThrows) {
+  google::protobuf::LogSilencer quiet;  // protobuf logs each invalid UTF-8 string
+  std::mt19937 rng(2024);
+  std::uniform_int_distribution<int> byte(0, 255);
+  std::uniform_int_distribution<int> len(1, 300);
+  for (int i = 0; i < 2000; ++i) {
+    std::string bytes(static_cast<std::size_t>(len(rng)), '\0');
+    for (auto& b : bytes) b = static_cast<char>(byte(rng));
+    std::expected<v1::JobCommand, Rejection> r;
+    ASSERT_NO_THROW(r = decodeCommand(bytes)) << "buffer " << i;
+    ASSERT_FALSE(r.has_value()) << "buffer " << i;
+    ASSERT_FALSE(r.error().reason.empty());
+  }
+}
+
+TEST(DecodeCommand, TruncatedValidCommandIsRejected) {
+  std::string bytes = bytesOf(fullCommand());
+  // Cut inside the run_id string: field 1 comes first on the wire.
+  Rejection r = decodeRejection(std::string_view(bytes).substr(0, 10));
+  EXPECT_THAT(r.reason, HasSubstr("JobCommand"));
+}
+
+TEST(DecodeCommand, ValidCommandRoundTrips) {
+  v1::JobCommand sent = fullCommand();
+  auto got = decodeCommand(bytesOf(sent));
+  ASSERT_TRUE(got.has_value()) << got.error().reason;
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(*got, sent)) << got->DebugString();
+  EXPECT_EQ(got->attempt(), 2u);
+  EXPECT_EQ(got->recipe(), sent.recipe());
+}
+
+TEST(DecodeCommand, MinimalCommandIsAccepted) {
+  v1::JobCommand c;
+  c.set_run_id(kRunId);
+  c.set_job_type("t");
+  auto got = decodeCommand(bytesOf(c));
+  ASSERT_TRUE(got.has_value()) << got.error().reason;
+  EXPECT_EQ(got->run_id(), kRunId);
+}
+
+TEST(DecodeCommand, UppercaseUuidIsAccepted) {
+  v1::JobCommand c;
+  c.set_run_id("0190A5D2-7C3E-7ABC-8DEF-0123456789AB");
+  c.set_job_type("t");
+  EXPECT_TRUE(decodeCommand(bytesOf(c)).has_value());
+}
+
+TEST(DecodeCommand, MissingRunIdIsRejectedKeepingWhatWasRead) {
+  v1::JobCommand c = fullCommand();
+  c.clear_run_id();
+  Rejection r = decodeRejection(bytesOf(c));
+  EXPECT_THAT(r.reason, HasSubstr("run_id is missing"));
+  EXPECT_EQ(r.partial.job_type(), "datahub-ingest");
+  EXPECT_EQ(r.partial.job_id(), "mysql-orders");
+}
+
+TEST(DecodeCommand, NonUuidRunIdIsRejectedAndClearedFromThePartial) {
+  v1::JobCommand c = fullCommand();
+  c.set_run_id("../../etc/passwd");
+  Rejection r = decodeRejection(bytesOf(c));
+  EXPECT_THAT(r.reason, AllOf(HasSubstr("'../../etc/passwd'"), HasSubstr("is not a UUID")));
+  EXPECT_TRUE(r.partial.run_id().empty());
+  EXPECT_EQ(r.partial.job_type(), "datahub-ingest");
+  EXPECT_EQ(r.partial.job_id(), "mysql-orders");
+}
+
+TEST(DecodeCommand, VeryLongRunIdIsShortenedInTheReason) {
+  v1::JobCommand c = fullCommand();
+  c.set_run_id(std::string(10'000, 'x'));
+  Rejection r = decodeRejection(bytesOf(c));
+  EXPECT_THAT(r.reason, HasSubstr(std::string(64, 'x')));
+  EXPECT_THAT(r.reason, ::testing::Not(HasSubstr(std::string(65, 'x'))));
+  EXPECT_LT(r.reason.size(), 200u);
+}
+
+TEST(DecodeCommand, MissingJobTypeIsRejectedKeepingTheRunId) {
+  v1::JobCommand c = fullCommand();
+  c.clear_job_type();
+  Rejection r = decodeRejection(bytesOf(c));
+  EXPECT_THAT(r.reason, HasSubstr("job_type is missing"));
+  EXPECT_EQ(r.partial.run_id(), kRunId);
+}
+
+TEST(DecodeCommand, AttemptZeroBecomesOne) {
+  v1::JobCommand c = fullCommand();
+  c.set_attempt(0);
+  auto got = decodeCommand(bytesOf(c));
+  ASSERT_TRUE(got.has_value()) << got.error().reason;
+  EXPECT_EQ(got->attempt(), 1u);
+}
+
+TEST(DecodeCommand, InvalidUtf8InAStringFieldIsRejected) {
+  google::protobuf::LogSilencer quiet;  // protobuf logs each invalid UTF-8 string
+  // Hand-made wire bytes: field 1 (run_id) = a UUID, field 3 (job_type) = 0xFF 0xFE.
+  std::string bytes;
+  bytes += '\x0A';
+  bytes += static_cast<char>(36);
+  bytes += kRunId;
+  bytes += '\x1A';
+  bytes += '\x02';
+  bytes += "\xFF\xFE";
+  Rejection r = decodeRejection(bytes);
+  EXPECT_FALSE(r.reason.empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// admitCommand
+
+std::map<std::string, TemplateConfig> templates() {
+  std::map<std::string, TemplateConfig> t;
+  t["datahub-ingest"].name = "datahub-ingest";
+  t["datahub-ingest"].argv = {"datahub"};
+  t["report"].name = "report";
+  t["report"].argv = {"report"};
+  return t;
+}
+
+TEST(AdmitCommand, KnownTemplateInOurPoolIsAdmitted) {
+  auto ts = templates();
+  auto got = admitCommand(fullCommand(), ts, "etl");
+  ASSERT_TRUE(got.has_value()) << got.error().reason;
+  EXPECT_EQ(*got, &ts.at("datahub-ingest"));
+}
+
+TEST(AdmitCommand, EmptyPoolIsAdmittedByAnyPool) {
+  auto ts = templates();
+  v1::JobCommand c = fullCommand();
+  c.clear_pool();
+  auto got = admitCommand(c, ts, "whatever");
+  ASSERT_TRUE(got.has_value()) << got.error().reason;
+  EXPECT_EQ((*got)->name, "datahub-ingest");
+}
+
+TEST(AdmitCommand, UnknownJobTypeIsRejectedByName) {
+  auto ts = templates();
+  v1::JobCommand c = fullCommand();
+  c.set_job_type("rm-rf");
+  auto got = admitCommand(c, ts, "etl");
+  ASSERT_FALSE(got.has_value());
+  EXPECT_THAT(got.error().reason, HasSubstr("unknown job_type 'rm-rf'"));
+  EXPECT_EQ(got.error().partial.run_id(), kRunId);
+}
+
+TEST(AdmitCommand, OtherPoolIsRejectedNamingBothPools) {
+  auto ts = templates();
+  v1::JobCommand c = fullCommand();
+  c.set_pool("gpu");
+  auto got = admitCommand(c, ts, "etl");
+  ASSERT_FALSE(got.has_value());
+  EXPECT_THAT(got.error().reason, AllOf(HasSubstr("'gpu'"), HasSubstr("'etl'")));
+  EXPECT_EQ(got.error().partial.run_id(), kRunId);
+}
+
+TEST(AdmitCommand, NoTemplatesMeansNothingIsAdmitted) {
+  auto got = admitCommand(fullCommand(), {}, "etl");
+  ASSERT_FALSE(got.has_value());
+  EXPECT_THAT(got.error().reason, HasSubstr("unknown job_type 'datahub-ingest'"));
+}
+
+}  // namespace
+}  // namespace outpost

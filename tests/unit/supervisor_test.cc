@@ -1,0 +1,563 @@
+// Supervisor + PosixLauncher with real processes: how runs end (exit, signal, timeout, stop,
+// spawn failure), how the recipe reaches them, what happens to the run directory, and that
+// output floods and stray grandchildren are contained. Plans come from planRun, as in the worker.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <memory>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "outpost/common/clock.h"
+#include "outpost/runner/plan.h"
+#include "outpost/runner/supervisor.h"
+#include "printers.h"
+
+namespace outpost {
+namespace {
+
+namespace fs = std::filesystem;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using std::chrono::system_clock;
+using Ending = RunOutcome::Ending;
+using ::testing::HasSubstr;
+
+// Only a safety net so that a broken supervisor fails the test instead of hanging it; never a
+// statement about how fast anything is.
+constexpr auto kSafetyNet = seconds(30);
+constexpr std::size_t kTailBytes = 4096;
+const system_clock::time_point kNow{milliseconds(1'795'255'200'000)};
+
+class FixedClock final : public Clock {
+ public:
+  system_clock::time_point now() const override { return kNow; }
+  std::chrono::steady_clock::time_point steadyNow() const override {
+    return std::chrono::steady_clock::now();
+  }
+};
+
+// One launched run: its callbacks fulfil these.
+struct RunWatch {
+  std::promise<std::pair<pid_t, system_clock::time_point>> started;
+  std::promise<RunOutcome> finished;
+  std::shared_future<std::pair<pid_t, system_clock::time_point>> started_f =
+      started.get_future().share();
+  std::future<RunOutcome> finished_f = finished.get_future();
+};
+
+std::string readFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// True once `pid` is no longer a live process. A zombie counts as gone: it has been killed, and
+// whether its new parent (this container's init) ever reaps it is not the supervisor's business.
+bool processGone(pid_t pid) {
+  if (::kill(pid, 0) != 0) return errno == ESRCH;
+  std::string stat = readFile("/proc/" + std::to_string(pid) + "/stat");
+  auto close = stat.rfind(')');
+  return close != std::string::npos && close + 2 < stat.size() && stat[close + 2] == 'Z';
+}
+
+bool waitUntilGone(pid_t pid) {
+  auto limit = std::chrono::steady_clock::now() + kSafetyNet;
+  while (!processGone(pid)) {
+    if (std::chrono::steady_clock::now() > limit) return false;
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  return true;
+}
+
+bool waitForFile(const std::string& path) {
+  auto limit = std::chrono::steady_clock::now() + kSafetyNet;
+  while (!fs::exists(path)) {
+    if (std::chrono::steady_clock::now() > limit) return false;
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  return true;
+}
+
+class SupervisorTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    // The SIGSEGV test must not leave core files around.
+    rlimit no_core{0, 0};
+    setrlimit(RLIMIT_CORE, &no_core);
+  }
+
+  void SetUp() override {
+    std::string pattern = ::testing::TempDir() + "outpost-supervisor-XXXXXX";
+    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
+    work_dir_ = fs::canonical(pattern).string();
+    supervisor_ = std::make_unique<Supervisor>(clock_, launcher_, kTailBytes);
+  }
+
+  void TearDown() override {
+    supervisor_.reset();
+    fs::remove_all(work_dir_);
+  }
+
+  TemplateConfig tmpl(std::vector<std::string> argv) {
+    TemplateConfig t;
+    t.name = "test";
+    t.argv = std::move(argv);
+    t.env_passthrough = {"PATH"};
+    t.recipe = RecipeDelivery::kNone;
+    t.default_timeout = seconds(20);
+    t.max_timeout = seconds(60);
+    t.kill_grace = milliseconds(200);
+    return t;
+  }
+  TemplateConfig sh(const std::string& script) { return tmpl({"sh", "-c", script}); }
+
+  LaunchPlan plan(const TemplateConfig& t, RunRequest r = {}) {
+    if (r.run_id.empty()) r.run_id = ids_.next();
+    if (r.job_id.empty()) r.job_id = "job-1";
+    auto p = planRun(t, r, worker_env_, work_dir_);
+    EXPECT_TRUE(p.has_value()) << p.error();
+    return p.value_or(LaunchPlan{});
+  }
+
+  std::shared_ptr<RunWatch> launch(LaunchPlan p, Supervisor* on = nullptr) {
+    auto w = std::make_shared<RunWatch>();
+    RunCallbacks cb;
+    cb.on_started = [w](pid_t pid, system_clock::time_point at) {
+      w->started.set_value({pid, at});
+    };
+    cb.on_finished = [w](RunOutcome o) { w->finished.set_value(std::move(o)); };
+    (on ? *on : *supervisor_).launch(std::move(p), std::move(cb));
+    return w;
+  }
+
+  static pid_t awaitStarted(RunWatch& w) {
+    if (w.started_f.wait_for(kSafetyNet) != std::future_status::ready) {
+      ADD_FAILURE() << "the run did not start";
+      return -1;
+    }
+    return w.started_f.get().first;
+  }
+
+  static RunOutcome await(RunWatch& w) {
+    if (w.finished_f.wait_for(kSafetyNet) != std::future_status::ready) {
+      ADD_FAILURE() << "the run did not finish";
+      return RunOutcome{};
+    }
+    return w.finished_f.get();
+  }
+
+  RunOutcome run(const TemplateConfig& t, RunRequest r = {}) { return await(*launch(plan(t, r))); }
+
+  FixedClock clock_;
+  UuidGenerator ids_{clock_};
+  PosixLauncher launcher_;
+  std::unique_ptr<Supervisor> supervisor_;
+  std::string work_dir_;
+  Environment worker_env_ = {
+      {"PATH", "/usr/bin:/bin"}, {"HOME", "/root"}, {"SECRET_TOKEN", "do-not-leak"}};
+};
+
+// ---------------------------------------------------------------------------------------------
+// How runs end
+
+TEST_F(SupervisorTest, SuccessfulRunExitsZeroWithItsOutput) {
+  auto w = launch(plan(sh("echo hi")));
+  RunOutcome o = await(*w);
+  EXPECT_EQ(o.ending, Ending::kExited);
+  EXPECT_EQ(o.exit_code, 0);
+  EXPECT_EQ(o.signal, 0);
+  EXPECT_EQ(o.message, "");
+  EXPECT_EQ(o.tail, "hi\n");
+  EXPECT_EQ(o.output_bytes, 3u);
+  EXPECT_EQ(o.dropped_bytes, 0u);
+  EXPECT_EQ(o.started_at, kNow);
+  EXPECT_EQ(supervisor_->active(), 0u);
+}
+
+TEST_F(SupervisorTest, StartedIsReportedBeforeFinishedWithThePidAndStartTime) {
+  auto w = launch(plan(sh("exit 0")));
+  await(*w);
+  ASSERT_EQ(w->started_f.wait_for(seconds(0)), std::future_status::ready);
+  auto [pid, at] = w->started_f.get();
+  EXPECT_GT(pid, 0);
+  EXPECT_EQ(at, kNow);
+}
+
+TEST_F(SupervisorTest, NonZeroExitCodeIsReported) {
+  RunOutcome o = run(sh("echo failing >&2; exit 3"));
+  EXPECT_EQ(o.ending, Ending::kExited);
+  EXPECT_EQ(o.exit_code, 3);
+  EXPECT_EQ(o.tail, "failing\n");
+}
+
+TEST_F(SupervisorTest, DeathBySignalIsReported) {
+  RunOutcome o = run(sh("kill -SEGV $$"));
+  EXPECT_EQ(o.ending, Ending::kSignaled);
+  EXPECT_EQ(o.signal, SIGSEGV);
+  EXPECT_EQ(o.exit_code, -1);
+}
+
+TEST_F(SupervisorTest, StdoutAndStderrAreBothCaptured) {
+  RunOutcome o = run(sh("echo out; echo err >&2; echo out2"));
+  EXPECT_EQ(o.tail, "out\nerr\nout2\n");
+  EXPECT_EQ(o.output_bytes, 13u);
+}
+
+TEST_F(SupervisorTest, InvalidUtf8OutputIsSanitized) {
+  RunOutcome o = run(sh("printf '\\377ok\\n'"));
+  EXPECT_EQ(o.tail, "\xEF\xBF\xBDok\n");
+  EXPECT_EQ(o.output_bytes, 4u);
+}
+
+TEST_F(SupervisorTest, RunPastItsTimeoutIsTimedOut) {
+  TemplateConfig t = tmpl({"sleep", "30"});
+  RunRequest r;
+  r.timeout = milliseconds(200);
+  RunOutcome o = run(t, r);
+  EXPECT_EQ(o.ending, Ending::kTimedOut);
+  EXPECT_THAT(o.message, HasSubstr("timed out"));
+  EXPECT_EQ(o.signal, SIGTERM);
+}
+
+TEST_F(SupervisorTest, TimedOutRunThatIgnoresTermIsKilledAfterTheGrace) {
+  TemplateConfig t = sh("trap '' TERM; sleep 30");
+  RunRequest r;
+  // Long enough for sh to have set its trap before the TERM comes (else it dies of the TERM).
+  r.timeout = milliseconds(1000);
+  RunOutcome o = run(t, r);
+  EXPECT_EQ(o.ending, Ending::kTimedOut);
+  EXPECT_EQ(o.signal, SIGKILL);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stopping
+
+TEST_F(SupervisorTest, StopCancelsTheRunWithTheReason) {
+  LaunchPlan p = plan(tmpl({"sleep", "30"}));
+  std::string run_id = p.run_id;
+  auto w = launch(std::move(p));
+  ASSERT_GT(awaitStarted(*w), 0);
+  EXPECT_EQ(supervisor_->active(), 1u);
+  supervisor_->stop(run_id, "cancelled by alice");
+  RunOutcome o = await(*w);
+  EXPECT_EQ(o.ending, Ending::kCancelled);
+  EXPECT_EQ(o.message, "cancelled by alice");
+  EXPECT_EQ(o.signal, SIGTERM);
+  EXPECT_EQ(supervisor_->active(), 0u);
+}
+
+TEST_F(SupervisorTest, StoppedRunThatIgnoresTermIsKilledAfterTheGrace) {
+  LaunchPlan p = plan(sh("trap '' TERM; touch \"$OUTPOST_RUN_DIR/trapped\"; sleep 30"));
+  std::string run_id = p.run_id;
+  std::string trapped = p.run_dir + "/trapped";
+  auto w = launch(std::move(p));
+  ASSERT_GT(awaitStarted(*w), 0);
+  // Stop only once the trap is set; a TERM before that would simply kill sh.
+  ASSERT_TRUE(waitForFile(trapped));
+  supervisor_->stop(run_id, "cancelled");
+  RunOutcome o = await(*w);
+  EXPECT_EQ(o.ending, Ending::kCancelled);
+  EXPECT_EQ(o.signal, SIGKILL);
+}
+
+TEST_F(SupervisorTest, StopOfAnUnknownRunIsIgnoredAndTheFirstReasonWins) {
+  LaunchPlan p = plan(tmpl({"sleep", "30"}));
+  std::string run_id = p.run_id;
+  auto w = launch(std::move(p));
+  ASSERT_GT(awaitStarted(*w), 0);
+  supervisor_->stop("00000000-0000-7000-8000-000000000000", "wrong run");
+  supervisor_->stop(run_id, "first");
+  supervisor_->stop(run_id, "second");
+  RunOutcome o = await(*w);
+  EXPECT_EQ(o.ending, Ending::kCancelled);
+  EXPECT_EQ(o.message, "first");
+}
+
+TEST_F(SupervisorTest, StopAllCancelsEveryRun) {
+  auto a = launch(plan(tmpl({"sleep", "30"})));
+  auto b = launch(plan(tmpl({"sleep", "30"})));
+  ASSERT_GT(awaitStarted(*a), 0);
+  ASSERT_GT(awaitStarted(*b), 0);
+  EXPECT_EQ(supervisor_->active(), 2u);
+  supervisor_->stopAll("worker shutting down");
+  for (auto* w : {a.get(), b.get()}) {
+    RunOutcome o = await(*w);
+    EXPECT_EQ(o.ending, Ending::kCancelled);
+    EXPECT_EQ(o.message, "worker shutting down");
+  }
+}
+
+TEST_F(SupervisorTest, DestroyingTheSupervisorKillsRunningRuns) {
+  auto own = std::make_unique<Supervisor>(clock_, launcher_, kTailBytes);
+  LaunchPlan p = plan(tmpl({"sleep", "30"}));
+  std::string run_dir = p.run_dir;
+  auto w = launch(std::move(p), own.get());
+  pid_t pid = awaitStarted(*w);
+  ASSERT_GT(pid, 0);
+  own.reset();
+  // The supervisor reaped its own child, so the pid is gone outright.
+  EXPECT_EQ(::kill(pid, 0), -1);
+  EXPECT_EQ(errno, ESRCH);
+  EXPECT_FALSE(fs::exists(run_dir));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Runs that cannot start
+
+TEST_F(SupervisorTest, RelativeProgramPathIsFoundInTheWorkingDir) {
+  std::string dir = work_dir_ + "/bin-dir";
+  fs::create_directory(dir);
+  std::ofstream(dir + "/tool.sh") << "#!/bin/sh\necho tool ran\n";
+  fs::permissions(dir + "/tool.sh", fs::perms::owner_all);
+  TemplateConfig t = tmpl({"./tool.sh"});
+  t.working_dir = dir;
+  RunOutcome o = run(t);
+  EXPECT_EQ(o.ending, Ending::kExited) << o.message;
+  EXPECT_EQ(o.tail, "tool ran\n");
+}
+
+TEST_F(SupervisorTest, MissingProgramFailsToSpawnNamingIt) {
+  LaunchPlan p = plan(tmpl({"no-such-program-for-outpost", "--flag"}));
+  std::string run_dir = p.run_dir;
+  auto w = launch(std::move(p));
+  RunOutcome o = await(*w);
+  EXPECT_EQ(o.ending, Ending::kSpawnFailed);
+  EXPECT_THAT(o.message, HasSubstr("no-such-program-for-outpost"));
+  EXPECT_EQ(w->started_f.wait_for(seconds(0)), std::future_status::timeout);
+  EXPECT_FALSE(fs::exists(run_dir));
+  EXPECT_EQ(supervisor_->active(), 0u);
+}
+
+TEST_F(SupervisorTest, MissingProgramByPathFailsToSpawnNamingIt) {
+  RunOutcome o = run(tmpl({"/nonexistent/bin/tool"}));
+  EXPECT_EQ(o.ending, Ending::kSpawnFailed);
+  EXPECT_THAT(o.message, HasSubstr("/nonexistent/bin/tool"));
+}
+
+TEST_F(SupervisorTest, MissingWorkingDirFailsToSpawnNamingIt) {
+  TemplateConfig t = sh("echo never");
+  t.working_dir = work_dir_ + "/no-such-dir";
+  RunOutcome o = run(t);
+  EXPECT_EQ(o.ending, Ending::kSpawnFailed);
+  EXPECT_THAT(o.message, HasSubstr(t.working_dir));
+  EXPECT_EQ(o.tail, "");
+}
+
+TEST_F(SupervisorTest, WorkingDirThatIsAFileFailsToSpawn) {
+  std::string file = work_dir_ + "/a-file";
+  std::ofstream(file) << "x";
+  TemplateConfig t = sh("echo never");
+  t.working_dir = file;
+  RunOutcome o = run(t);
+  EXPECT_EQ(o.ending, Ending::kSpawnFailed);
+  EXPECT_THAT(o.message, HasSubstr(file));
+}
+
+TEST_F(SupervisorTest, TemplateWorkingDirIsWhereTheProcessStarts) {
+  std::string dir = work_dir_ + "/srv";
+  fs::create_directory(dir);
+  TemplateConfig t = sh("pwd");
+  t.working_dir = dir;
+  EXPECT_EQ(run(t).tail, dir + "\n");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The recipe
+
+constexpr const char* kRecipe = "source:\n  type: mysql\n  password: ${secret:mysql}\n";
+
+TEST_F(SupervisorTest, RecipeFileIsPrivateAndReadableByTheRun) {
+  TemplateConfig t = sh("stat -c %a {recipe_file}; cat \"$OUTPOST_RECIPE_FILE\"");
+  t.recipe = RecipeDelivery::kFile;
+  RunRequest r;
+  r.recipe = kRecipe;
+  RunOutcome o = run(t, r);
+  EXPECT_EQ(o.ending, Ending::kExited);
+  EXPECT_EQ(o.tail, std::string("600\n") + kRecipe);
+}
+
+TEST_F(SupervisorTest, RecipeFileKeptOnFailureHasMode0600AndTheContent) {
+  TemplateConfig t = sh("exit 1");
+  t.recipe = RecipeDelivery::kFile;
+  t.keep_run_dir_on_failure = true;
+  RunRequest r;
+  r.recipe = kRecipe;
+  LaunchPlan p = plan(t, r);
+  std::string recipe_file = p.run_dir + "/recipe";
+  RunOutcome o = await(*launch(std::move(p)));
+  EXPECT_EQ(o.exit_code, 1);
+  struct stat st {};
+  ASSERT_EQ(::stat(recipe_file.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+  EXPECT_EQ(readFile(recipe_file), kRecipe);
+}
+
+TEST_F(SupervisorTest, RecipeOnStdinReachesTheRunAndLeavesNoFile) {
+  TemplateConfig t = sh("cat; ls -A \"$OUTPOST_RUN_DIR\"");
+  t.recipe = RecipeDelivery::kStdin;
+  RunRequest r;
+  r.recipe = kRecipe;
+  RunOutcome o = run(t, r);
+  EXPECT_EQ(o.ending, Ending::kExited);
+  EXPECT_EQ(o.tail, kRecipe);  // and `ls -A` listed nothing
+}
+
+TEST_F(SupervisorTest, RecipeInTheEnvironmentReachesTheRun) {
+  TemplateConfig t = sh("printf %s \"$OUTPOST_RECIPE\"");
+  t.recipe = RecipeDelivery::kEnv;
+  RunRequest r;
+  r.recipe = kRecipe;
+  EXPECT_EQ(run(t, r).tail, kRecipe);
+}
+
+TEST_F(SupervisorTest, WithoutRecipeDeliveryStdinIsEmptyAndNoFileIsWritten) {
+  TemplateConfig t = sh("cat; ls -A \"$OUTPOST_RUN_DIR\"");
+  RunRequest r;
+  r.recipe = kRecipe;
+  RunOutcome o = run(t, r);
+  EXPECT_EQ(o.ending, Ending::kExited);
+  EXPECT_EQ(o.tail, "");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The run directory
+
+TEST_F(SupervisorTest, RunStartsInItsRunDirWhichIsRemovedAfterSuccess) {
+  LaunchPlan p = plan(sh("pwd; touch made-by-run"));
+  std::string run_dir = p.run_dir;
+  RunOutcome o = await(*launch(std::move(p)));
+  EXPECT_EQ(o.exit_code, 0);
+  EXPECT_EQ(o.tail, run_dir + "\n");
+  EXPECT_FALSE(fs::exists(run_dir));
+}
+
+TEST_F(SupervisorTest, RunDirIsRemovedAfterFailureByDefault) {
+  LaunchPlan p = plan(sh("touch made-by-run; exit 1"));
+  std::string run_dir = p.run_dir;
+  RunOutcome o = await(*launch(std::move(p)));
+  EXPECT_EQ(o.exit_code, 1);
+  EXPECT_FALSE(fs::exists(run_dir));
+}
+
+TEST_F(SupervisorTest, RunDirIsKeptAfterFailureWhenAskedAndIsPrivate) {
+  TemplateConfig t = sh("touch made-by-run; exit 1");
+  t.keep_run_dir_on_failure = true;
+  LaunchPlan p = plan(t);
+  std::string run_dir = p.run_dir;
+  RunOutcome o = await(*launch(std::move(p)));
+  EXPECT_EQ(o.exit_code, 1);
+  EXPECT_TRUE(fs::exists(run_dir + "/made-by-run"));
+  struct stat st {};
+  ASSERT_EQ(::stat(run_dir.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0700u);
+}
+
+TEST_F(SupervisorTest, RunDirIsRemovedAfterSuccessEvenWhenKeepingOnFailure) {
+  TemplateConfig t = sh("touch made-by-run");
+  t.keep_run_dir_on_failure = true;
+  LaunchPlan p = plan(t);
+  std::string run_dir = p.run_dir;
+  EXPECT_EQ(await(*launch(std::move(p))).exit_code, 0);
+  EXPECT_FALSE(fs::exists(run_dir));
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the process sees
+
+TEST_F(SupervisorTest, ProcessEnvironmentIsExactlyThePlans) {
+  LaunchPlan p = plan(tmpl({"env"}));
+  std::set<std::string> want(p.env.begin(), p.env.end());
+  RunOutcome o = await(*launch(std::move(p)));
+  std::set<std::string> got;
+  std::istringstream lines(o.tail);
+  for (std::string line; std::getline(lines, line);) got.insert(line);
+  EXPECT_EQ(got, want);
+  EXPECT_THAT(o.tail, ::testing::Not(HasSubstr("do-not-leak")));
+}
+
+TEST_F(SupervisorTest, NoDescriptorOfTheWorkerIsInherited) {
+  // A descriptor deliberately left inheritable (no O_CLOEXEC).
+  int fd = ::open("/dev/null", O_RDONLY);
+  ASSERT_GE(fd, 3);
+  RunOutcome o = run(sh("ls /proc/$$/fd"));
+  ::close(fd);
+  EXPECT_EQ(o.tail, "0\n1\n2\n");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Containment
+
+TEST_F(SupervisorTest, OutputFloodIsCountedExactlyAndTheTailStaysBounded) {
+  constexpr std::uint64_t kFlood = 10 * 1024 * 1024;
+  RunOutcome o = run(sh("yes | head -c " + std::to_string(kFlood)));
+  EXPECT_EQ(o.ending, Ending::kExited);
+  EXPECT_EQ(o.exit_code, 0);
+  EXPECT_EQ(o.output_bytes, kFlood);
+  EXPECT_EQ(o.dropped_bytes, kFlood - kTailBytes);
+  EXPECT_EQ(o.tail.size(), kTailBytes);
+  std::string want;
+  for (std::size_t i = 0; i < kTailBytes / 2; ++i) want += "y\n";
+  EXPECT_EQ(o.tail, want);
+}
+
+TEST_F(SupervisorTest, GrandchildLeftInTheGroupDoesNotKeepTheRunAliveAndIsKilled) {
+  RunOutcome o = run(sh("sleep 300 & echo $!"));
+  EXPECT_EQ(o.ending, Ending::kExited);
+  EXPECT_EQ(o.exit_code, 0);
+  pid_t grandchild = 0;
+  try {
+    grandchild = static_cast<pid_t>(std::stol(o.tail));
+  } catch (const std::exception&) {
+    FAIL() << "no pid in the output: '" << o.tail << "'";
+  }
+  ASSERT_GT(grandchild, 1);
+  EXPECT_TRUE(waitUntilGone(grandchild)) << "sleep 300 (pid " << grandchild << ") survived";
+}
+
+TEST_F(SupervisorTest, SecondLaunchOfARunningRunIdLeavesTheFirstRunsDirectoryAlone) {
+  LaunchPlan first = plan(sh("echo data > mine; touch ready; sleep 30"));
+  std::string run_id = first.run_id;
+  std::string run_dir = first.run_dir;
+  auto w1 = launch(std::move(first));
+  ASSERT_TRUE(waitForFile(run_dir + "/ready"));
+
+  RunRequest again;
+  again.run_id = run_id;
+  await(*launch(plan(sh("exit 0"), again)));
+  EXPECT_TRUE(fs::exists(run_dir + "/mine"));
+
+  supervisor_->stop(run_id, "test over");
+  EXPECT_EQ(await(*w1).ending, Ending::kCancelled);
+}
+
+TEST_F(SupervisorTest, ConcurrentRunsAreKeptApart) {
+  std::vector<std::shared_ptr<RunWatch>> watches;
+  for (int i = 0; i < 6; ++i) {
+    watches.push_back(
+        launch(plan(sh("echo run-" + std::to_string(i) + "; exit " + std::to_string(i)))));
+  }
+  for (int i = 0; i < 6; ++i) {
+    RunOutcome o = await(*watches[static_cast<std::size_t>(i)]);
+    EXPECT_EQ(o.exit_code, i);
+    EXPECT_EQ(o.tail, "run-" + std::to_string(i) + "\n");
+  }
+  EXPECT_EQ(supervisor_->active(), 0u);
+}
+
+}  // namespace
+}  // namespace outpost
