@@ -135,6 +135,16 @@ int Worker::run(const std::atomic<bool>& stop) {
 
 void Worker::handleMessage(ConsumedMessage message) {
   if (draining_) return;  // fetched before the pause; not taken, so not committed
+  // Our own command handed back to us by a rebalance while it still runs: adopt it again.
+  for (auto& [id, r] : runs_) {
+    if (!r.tracked && r.tp == message.tp && r.offset == message.offset) {
+      spdlog::info("run {}: partition came back while it runs; tracking it again",
+                   r.command.run_id());
+      r.tracked = true;
+      offsets_.begin(r.tp, r.offset);
+      return;
+    }
+  }
   Run& run = runs_[next_id_];
   run.id = next_id_++;
   run.tp = message.tp;
