@@ -68,6 +68,18 @@ class Section {
       out = static_cast<std::size_t>(number(n, key, std::numeric_limits<long long>::max()));
     }
   }
+  // Sizes: a number of bytes, or with KiB, MiB, GiB (also KB, MB, GB as powers of 1000).
+  void readBytes(const std::string& key, std::uint64_t& out) {
+    if (auto n = get(key); n && !n.IsNull()) {
+      auto s = scalar(n, key);
+      auto b = parseBytes(s);
+      if (!b) {
+        throw ConfigError(where(key) + " must be a size such as 1048576, 512MiB or 2GiB, not '" +
+                          s + "'");
+      }
+      out = *b;
+    }
+  }
   void read(const std::string& key, Millis& out) {
     if (auto n = get(key); n && !n.IsNull()) {
       auto s = scalar(n, key);
@@ -187,8 +199,20 @@ std::string defaultWorkerId() {
   return std::string(host) + "-" + std::to_string(getpid());
 }
 
+bool isShell(const std::string& program) {
+  static const std::set<std::string> kShells = {"sh",  "bash", "dash", "zsh",     "ksh",
+                                                "csh", "tcsh", "fish", "busybox", "ash"};
+  auto slash = program.rfind('/');
+  return kShells.contains(slash == std::string::npos ? program : program.substr(slash + 1));
+}
+
 void checkTemplate(const TemplateConfig& t, const std::string& where) {
   if (t.argv.empty()) throw ConfigError(where + ".argv must name a program to run");
+  if (isShell(t.argv.front()) && !t.allow_shell) {
+    throw ConfigError(where + ".argv starts a shell ('" + t.argv.front() +
+                      "'), which turns arguments into code; run the program directly, or set " +
+                      where + ".allow_shell: true if a shell is really needed");
+  }
   static const std::regex kPlaceholder(R"(\{([A-Za-z_][A-Za-z0-9_]*)\})");
   for (const auto& arg : t.argv) {
     for (auto it = std::sregex_iterator(arg.begin(), arg.end(), kPlaceholder);
@@ -233,6 +257,19 @@ TemplateConfig parseTemplate(const std::string& name, YAML::Node node, const std
   std::string recipe = "file";
   s.read("recipe", recipe);
   t.recipe = parseRecipeDelivery(recipe, s.where("recipe"));
+  s.read("allow_shell", t.allow_shell);
+  if (auto limits = s.get("limits"); limits && !limits.IsNull()) {
+    Section l(limits, s.child("limits"));
+    l.readBytes("address_space", t.limits.address_space_bytes);
+    l.read("open_files", t.limits.open_files);
+    l.read("processes", t.limits.processes);
+    Millis cpu{static_cast<long long>(t.limits.cpu_time_seconds) * 1000};
+    l.read("cpu_time", cpu);
+    t.limits.cpu_time_seconds = static_cast<std::uint64_t>((cpu.count() + 999) / 1000);
+    l.readBytes("file_size", t.limits.file_size_bytes);
+    l.read("core_dumps", t.limits.core_dumps);
+    l.rejectUnknown();
+  }
   s.read("recipe_env", t.recipe_env);
   s.read("working_dir", t.working_dir);
   s.read("timeout", t.default_timeout);
@@ -272,6 +309,30 @@ Environment processEnvironment() {
     if (eq != std::string::npos) env[kv.substr(0, eq)] = kv.substr(eq + 1);
   }
   return env;
+}
+
+std::optional<std::uint64_t> parseBytes(const std::string& text) {
+  static const std::regex kSize(R"(^\s*(\d+)\s*(B|KiB|MiB|GiB|TiB|KB|MB|GB|TB)?\s*$)");
+  std::smatch m;
+  if (!std::regex_match(text, m, kSize)) return std::nullopt;
+  std::uint64_t n = 0;
+  auto digits = m[1].str();
+  if (std::from_chars(digits.data(), digits.data() + digits.size(), n).ec != std::errc()) {
+    return std::nullopt;
+  }
+  static const std::map<std::string, std::uint64_t> kUnits = {{"", 1},
+                                                              {"B", 1},
+                                                              {"KiB", 1ULL << 10},
+                                                              {"MiB", 1ULL << 20},
+                                                              {"GiB", 1ULL << 30},
+                                                              {"TiB", 1ULL << 40},
+                                                              {"KB", 1000},
+                                                              {"MB", 1000'000},
+                                                              {"GB", 1000'000'000},
+                                                              {"TB", 1000'000'000'000}};
+  auto scale = kUnits.at(m[2].str());
+  if (n > std::numeric_limits<std::uint64_t>::max() / scale) return std::nullopt;
+  return n * scale;
 }
 
 std::optional<Millis> parseDuration(const std::string& text) {
@@ -315,6 +376,8 @@ Config parseConfig(const std::string& yaml_text, const Environment& env,
     w.read("drain_timeout", c.worker.drain_timeout);
     w.read("revoke_timeout", c.worker.revoke_timeout);
     w.read("status_interval", c.worker.status_interval);
+    w.read("heartbeat_interval", c.worker.heartbeat_interval);
+    w.read("cancel_memory", c.worker.cancel_memory);
     w.read("log_level", c.worker.log_level);
     w.rejectUnknown();
 
@@ -339,8 +402,17 @@ Config parseConfig(const std::string& yaml_text, const Environment& env,
     t.rejectUnknown();
 
     Section o(top.get("output"), "output");
-    o.read("tail_bytes", c.output.tail_bytes);
+    o.readBytes("tail_bytes", c.output.tail_bytes);
+    o.readBytes("line_max_bytes", c.output.line_max_bytes);
+    o.readBytes("log_batch_bytes", c.output.log_batch_bytes);
+    o.read("log_batch_interval", c.output.log_batch_interval);
+    o.readBytes("log_rate_bytes", c.output.log_rate_bytes);
+    o.readBytes("log_file_bytes", c.output.log_file_bytes);
     o.rejectUnknown();
+
+    Section r(top.get("runner"), "runner");
+    r.read("cgroup", c.runner.cgroup);
+    r.rejectUnknown();
 
     Section l(top.get("lineage"), "lineage");
     l.read("enabled", c.lineage.enabled);
@@ -364,6 +436,12 @@ Config parseConfig(const std::string& yaml_text, const Environment& env,
       throw ConfigError("'kafka.bootstrap_servers' must name at least one broker (host:port)");
     }
     if (c.output.tail_bytes < 256) throw ConfigError("'output.tail_bytes' must be at least 256");
+    if (c.output.line_max_bytes < 80) {
+      throw ConfigError("'output.line_max_bytes' must be at least 80");
+    }
+    if (c.worker.heartbeat_interval < Millis(100)) {
+      throw ConfigError("'worker.heartbeat_interval' must be at least 100ms");
+    }
     return c;
   } catch (const ConfigError& e) {
     throw ConfigError(source + ": " + e.what());

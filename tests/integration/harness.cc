@@ -297,25 +297,31 @@ std::string standardTemplates() {
   return R"(templates:
   ok:
     argv: [sh, -c, "echo ok {n}"]
+    allow_shell: true
     params: {n: {pattern: "[0-9]+", default: "0"}}
     recipe: none
   exit:
     argv: [sh, -c, "echo about to fail; exit {code}"]
+    allow_shell: true
     params: {code: {pattern: "[0-9]+"}}
     recipe: none
   signal:
     argv: [sh, -c, "ulimit -c 0; echo dying; kill -SEGV $$"]
+    allow_shell: true
     recipe: none
   flood:
     argv: [sh, -c, "head -c {bytes} /dev/zero | tr '\\000' x; echo; echo END-OF-FLOOD"]
+    allow_shell: true
     params: {bytes: {pattern: "[0-9]+"}}
     recipe: none
   sleep:
     argv: [sh, -c, "echo sleeping {secs}; sleep {secs}; echo woke"]
+    allow_shell: true
     params: {secs: {pattern: "[0-9.]+"}}
     recipe: none
   stubborn:
     argv: [sh, -c, "trap '' TERM; echo ready; while true; do sleep 1; done"]
+    allow_shell: true
     kill_grace: 1s
     recipe: none
   recipe:

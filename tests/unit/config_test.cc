@@ -305,7 +305,42 @@ TEST(ConfigTypes, NegativeOrFractionalNumbersAreRejected) {
   EXPECT_THAT(errorOf("worker:\n  slots: 2.5\n"),
               HasSubstr("'worker.slots' must be a whole number"));
   EXPECT_THAT(errorOf("output:\n  tail_bytes: 4k\n"),
-              HasSubstr("'output.tail_bytes' must be a whole number"));
+              HasSubstr("'output.tail_bytes' must be a size"));
+}
+
+TEST(ConfigTypes, SizesTakeBinaryAndDecimalUnits) {
+  auto c = parseConfig("output:\n  tail_bytes: 8KiB\n  log_file_bytes: 2GB\n", {});
+  EXPECT_EQ(c.output.tail_bytes, 8192u);
+  EXPECT_EQ(c.output.log_file_bytes, 2'000'000'000u);
+  EXPECT_EQ(parseBytes("512MiB"), 512ULL << 20);
+  EXPECT_EQ(parseBytes("99999999999999999999"), std::nullopt);
+  EXPECT_EQ(parseBytes("20000000000TiB"), std::nullopt);
+  EXPECT_EQ(parseBytes("1.5GiB"), std::nullopt);
+}
+
+TEST(ConfigTemplates, AShellNeedsAllowShell) {
+  EXPECT_THAT(errorOf("templates:\n  t:\n    argv: [/bin/bash, -c, 'echo hi']\n"),
+              AllOf(HasSubstr("starts a shell ('/bin/bash')"), HasSubstr("allow_shell: true")));
+  auto c =
+      parseConfig("templates:\n  t:\n    argv: [sh, -c, 'echo hi']\n    allow_shell: true\n", {});
+  EXPECT_TRUE(c.templates.at("t").allow_shell);
+}
+
+TEST(ConfigTemplates, LimitsAreParsedWithUnits) {
+  auto c = parseConfig(
+      "templates:\n  t:\n    argv: [x]\n    limits:\n      address_space: 2GiB\n      open_files: "
+      "256\n"
+      "      processes: 64\n      cpu_time: 90s\n      file_size: 10MiB\n      core_dumps: true\n",
+      {});
+  const auto& l = c.templates.at("t").limits;
+  EXPECT_EQ(l.address_space_bytes, 2ULL << 30);
+  EXPECT_EQ(l.open_files, 256u);
+  EXPECT_EQ(l.processes, 64u);
+  EXPECT_EQ(l.cpu_time_seconds, 90u);
+  EXPECT_EQ(l.file_size_bytes, 10ULL << 20);
+  EXPECT_TRUE(l.core_dumps);
+  EXPECT_THAT(errorOf("templates:\n  t:\n    argv: [x]\n    limits:\n      memory: 1GiB\n"),
+              HasSubstr("'templates.t.limits.memory'"));
 }
 
 TEST(ConfigTypes, ZeroSlotsIsRejected) {

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <stdexcept>
@@ -36,6 +37,16 @@ struct ParamSpec {
   std::optional<std::string> default_value;
 };
 
+// Resource limits of a run's processes (setrlimit); 0 means not limited by Outpost.
+struct ResourceLimits {
+  std::uint64_t address_space_bytes = 0;  // RLIMIT_AS
+  std::uint64_t open_files = 0;           // RLIMIT_NOFILE
+  std::uint64_t processes = 0;            // RLIMIT_NPROC (counts the user's processes)
+  std::uint64_t cpu_time_seconds = 0;     // RLIMIT_CPU: SIGXCPU, then SIGKILL
+  std::uint64_t file_size_bytes = 0;      // RLIMIT_FSIZE
+  bool core_dumps = false;                // RLIMIT_CORE 0 unless true
+};
+
 // A worker-side template: what a command's job_type names. It decides everything that runs.
 struct TemplateConfig {
   std::string name;
@@ -62,6 +73,9 @@ struct TemplateConfig {
   unsigned concurrency = 0;
   // Keep the run's private directory when the run does not succeed, for debugging.
   bool keep_run_dir_on_failure = false;
+  // Whether argv may start a shell (sh, bash, ...). Off: a shell would turn arguments into code.
+  bool allow_shell = false;
+  ResourceLimits limits;
 };
 
 struct KafkaConfig {
@@ -97,6 +111,11 @@ struct WorkerConfig {
   Millis revoke_timeout = std::chrono::seconds(20);
   // How often the worker writes its WorkerStatus.
   Millis status_interval = std::chrono::seconds(30);
+  // How often a running job gets a HEARTBEAT event.
+  Millis heartbeat_interval = std::chrono::seconds(10);
+  // How long a cancel for a run this worker has not seen is remembered, in case its command
+  // arrives later; and how long finished runs are remembered to answer late cancels.
+  Millis cancel_memory = std::chrono::minutes(10);
   // trace, debug, info, warn, error.
   std::string log_level = "info";
 };
@@ -104,6 +123,21 @@ struct WorkerConfig {
 struct OutputConfig {
   // Bytes of the end of a run's output carried by its terminal event.
   std::size_t tail_bytes = 64 * 1024;
+  // Longer output lines are cut here, with a marker.
+  std::size_t line_max_bytes = 16 * 1024;
+  // A LOG event is sent when its lines reach this size, or after log_batch_interval.
+  std::size_t log_batch_bytes = 64 * 1024;
+  Millis log_batch_interval = std::chrono::seconds(1);
+  // Most bytes of output lines per second per run sent as LOG events; the rest is counted.
+  std::size_t log_rate_bytes = 256 * 1024;
+  // The full output is kept in the run directory as output.log up to this size.
+  std::size_t log_file_bytes = 100 * 1024 * 1024;
+};
+
+struct RunnerConfig {
+  // Per-run cgroup (cgroup v2) to find and kill every descendant: "auto" (use one when the
+  // machine allows it), "off", or the path of a writable cgroup v2 directory to create them in.
+  std::string cgroup = "auto";
 };
 
 struct LineageConfig {
@@ -117,6 +151,7 @@ struct Config {
   KafkaConfig kafka;
   TopicsConfig topics;
   OutputConfig output;
+  RunnerConfig runner;
   LineageConfig lineage;
   std::map<std::string, TemplateConfig> templates;
 };
@@ -133,6 +168,9 @@ Config parseConfig(const std::string& yaml_text, const Environment& env,
 
 // Reads and parses a file. Throws ConfigError.
 Config loadConfig(const std::string& path, const Environment& env);
+
+// "1048576", "512KiB", "64MiB", "2GiB" (KB, MB, GB: powers of 1000).
+std::optional<std::uint64_t> parseBytes(const std::string& text);
 
 // "250ms", "30s", "5m", "2h", "1d", or a plain number of seconds.
 std::optional<Millis> parseDuration(const std::string& text);
