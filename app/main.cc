@@ -1,8 +1,9 @@
-// The `outpost` executable: subcommands run (the worker), submit (produce a JobCommand) and
-// tail (print events and lineage as JSON lines). Wiring only.
+// The `outpost` executable: subcommands run (the worker), submit (produce a JobCommand), cancel
+// (produce a ControlCommand) and tail (print events and lineage as JSON lines). Wiring only.
 #include <signal.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <set>
@@ -20,6 +21,7 @@
 #include "outpost/common/log.h"
 #include "outpost/events/kafka.h"
 #include "outpost/events/producer.h"
+#include "outpost/v1/control.pb.h"
 #include "outpost/v1/event.pb.h"
 #include "outpost/v1/job.pb.h"
 #include "outpost/v1/worker.pb.h"
@@ -194,6 +196,44 @@ int cmdSubmit(const ClientOptions& co, const SubmitOptions& so) {
   return 0;
 }
 
+struct CancelOptions {
+  std::string run_id, reason, requested_by;
+};
+
+int cmdCancel(const ClientOptions& co, const CancelOptions& o) {
+  Config config = clientConfig(co);
+  if (!isUuid(o.run_id)) {
+    throw ConfigError("--run takes a run_id (a UUID), not '" + o.run_id + "'");
+  }
+  SystemClock clock;
+  UuidGenerator uuids(clock);
+  v1::ControlCommand cmd;
+  cmd.set_command_id(uuids.next());
+  cmd.set_issued_at_ms(toUnixMillis(clock.now()));
+  auto* cancel = cmd.mutable_cancel();
+  cancel->set_run_id(o.run_id);
+  cancel->set_reason(o.reason);
+  const char* user = std::getenv("USER");
+  cancel->set_requested_by(!o.requested_by.empty() ? o.requested_by : user ? user : "");
+
+  KafkaProducer producer(config.kafka, {});
+  std::atomic<int> result{0};
+  std::string error;
+  // Keyed by run_id: every cancel of one run lands on one partition, in order.
+  producer.produce(config.topics.control, o.run_id, cmd.SerializeAsString(), {},
+                   [&](const DeliveryReport& r) {
+                     if (!r.ok) error = r.error;
+                     result = r.ok ? 1 : 2;
+                   });
+  if (!producer.flush(std::chrono::seconds(30)) || result != 1) {
+    std::cerr << "outpost cancel: the command was not delivered to " << config.topics.control
+              << ": " << (error.empty() ? "timed out after 30 s" : error) << "\n";
+    return 1;
+  }
+  std::cout << cmd.command_id() << std::endl;
+  return 0;
+}
+
 struct TailOptions {
   bool follow = false;
   std::string run_id;
@@ -364,6 +404,16 @@ int main(int argc, char** argv) {
   submit->add_option("--job-namespace", so.job_namespace, "OpenLineage job namespace");
   submit->add_option("--job-name", so.job_name, "OpenLineage job name");
 
+  CancelOptions cancel_opts;
+  auto* cancel = app.add_subcommand(
+      "cancel",
+      "Ask the worker holding a run to stop it (it ends CANCELLED); prints the command_id");
+  addClient(cancel);
+  cancel->add_option("--run", cancel_opts.run_id, "Run id (UUID) to cancel")->required();
+  cancel->add_option("--reason", cancel_opts.reason,
+                     "Why, in words; copied into the CANCELLED event");
+  cancel->add_option("--requested-by", cancel_opts.requested_by, "Who asks (default: $USER)");
+
   TailOptions to;
   auto* tail = app.add_subcommand("tail", "Print run events and lineage records as JSON lines");
   addClient(tail);
@@ -379,6 +429,7 @@ int main(int argc, char** argv) {
     initLogging("info");
     if (*run) return cmdRun(run_config);
     if (*submit) return cmdSubmit(co, so);
+    if (*cancel) return cmdCancel(co, cancel_opts);
     if (*tail) return cmdTail(co, to);
   } catch (const ConfigError& e) {
     spdlog::error("{}", e.what());

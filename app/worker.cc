@@ -25,6 +25,32 @@ std::string hostName() {
   return host;
 }
 
+// Most control messages handled per loop iteration, so a burst of cancels cannot starve the jobs
+// consumer (the rest wait for the next iteration).
+constexpr int kControlBatch = 100;
+
+bool isTerminalState(v1::RunState s) {
+  return s == v1::SUCCEEDED || s == v1::FAILED || s == v1::TIMED_OUT || s == v1::CANCELLED ||
+         s == v1::REJECTED || s == v1::EXPIRED;
+}
+
+// The message of a run's CANCELLED event when a control-topic cancel ended it; `when` says at
+// which point ("" while running).
+std::string cancelMessage(const std::string& requested_by, const std::string& reason,
+                          std::string_view when) {
+  return fmt::format("cancelled by {}{}: {}", requested_by, when, reason);
+}
+
+// "10m", "90s", "1500ms": how the configuration writes durations.
+std::string describeDuration(Millis d) {
+  auto ms = d.count();
+  if (ms > 0 && ms % 86'400'000 == 0) return std::to_string(ms / 86'400'000) + "d";
+  if (ms > 0 && ms % 3'600'000 == 0) return std::to_string(ms / 3'600'000) + "h";
+  if (ms > 0 && ms % 60'000 == 0) return std::to_string(ms / 60'000) + "m";
+  if (ms > 0 && ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
+  return std::to_string(ms) + "ms";
+}
+
 }  // namespace
 
 Worker::Worker(Config config, const Clock& clock)
@@ -38,7 +64,20 @@ Worker::Worker(Config config, const Clock& clock)
       config_.kafka, std::map<std::string, std::string>{{"client.id", config_.worker.id}});
   consumer_ = std::make_unique<JobConsumer>(config_.kafka, "outpost." + config_.worker.pool,
                                             config_.topics.jobs, *this);
-  supervisor_ = std::make_unique<Supervisor>(clock_, launcher_, config_.output.tail_bytes);
+  control_ = std::make_unique<ControlListener>(
+      config_.kafka, config_.topics.control, "outpost." + config_.worker.pool + ".control",
+      config_.worker.id + "-control", config_.worker.cancel_memory, clock_);
+  const auto& out = config_.output;
+  supervisor_ = std::make_unique<Supervisor>(
+      clock_, launcher_,
+      SupervisorOptions{out.tail_bytes, out.line_max_bytes, out.log_batch_bytes,
+                        out.log_batch_interval, out.log_rate_bytes, out.log_file_bytes,
+                        config_.worker.heartbeat_interval, config_.runner.cgroup});
+  spdlog::info("descendants of runs are tracked with {}",
+               supervisor_->usesCgroups()
+                   ? supervisor_->cgroupNote()
+                   : "their process group and a /proc scan for OUTPOST_RUN_ID (" +
+                         supervisor_->cgroupNote() + ")");
 }
 
 Worker::~Worker() {
@@ -81,6 +120,7 @@ int Worker::run(const std::atomic<bool>& stop) {
   auto last_status = clock_.steadyNow();
   auto housekeeping = [&] {
     drainInbox();
+    pollControl();
     auto now = clock_.steadyNow();
     if (now - last_commit >= kCommitInterval) {
       commit(false);
@@ -184,8 +224,17 @@ void Worker::handleMessage(ConsumedMessage message) {
   if (!plan) return reject(run, message, plan.error());
   run.plan = std::move(*plan);
 
+  // A cancel for this run came first (from the control topic, within cancel_memory).
+  if (auto* cancel = cancels_.find(run.command.run_id(), clock_.now())) {
+    if (run.command.attempt() == 1) run.sequence = cancel->notices;  // after its NOTICEs
+    return endCancelled(run, *cancel, " before it started");
+  }
   queue_.push_back(run.id);
   dispatch();
+  if (run.phase == Phase::kQueued) {
+    spdlog::info("run {} ({}) queued: {} running, {} queued", run.command.run_id(), run.tmpl->name,
+                 running_, queue_.size());
+  }
   updatePause();
 }
 
@@ -238,6 +287,12 @@ void Worker::start(Run& run) {
   callbacks.on_started = [this, id = run.id](pid_t, std::chrono::system_clock::time_point at) {
     post([this, id, at] { onStarted(id, at); });
   };
+  callbacks.on_log = [this, id = run.id](LogBatch batch) {
+    post([this, id, b = std::move(batch)]() mutable { onLog(id, std::move(b)); });
+  };
+  callbacks.on_heartbeat = [this, id = run.id](Heartbeat hb) {
+    post([this, id, hb] { onHeartbeat(id, hb); });
+  };
   callbacks.on_finished = [this, id = run.id](RunOutcome outcome) {
     post([this, id, o = std::move(outcome)]() mutable { onFinished(id, std::move(o)); });
   };
@@ -251,6 +306,26 @@ void Worker::onStarted(std::uint64_t id, std::chrono::system_clock::time_point s
   e.set_started_at_ms(toUnixMillis(started_at));
   publishEvent(it->second, e);
   publishLineage(it->second, LineageEventType::kStart);
+}
+
+void Worker::onLog(std::uint64_t id, LogBatch batch) {
+  auto it = runs_.find(id);
+  if (it == runs_.end()) return;
+  auto e = newEvent(it->second, v1::LOG);
+  for (auto& line : batch.lines) e.add_log_lines(std::move(line));
+  e.set_log_dropped_lines(batch.dropped_lines);
+  publishEvent(it->second, e);
+}
+
+void Worker::onHeartbeat(std::uint64_t id, const Heartbeat& hb) {
+  auto it = runs_.find(id);
+  if (it == runs_.end()) return;
+  auto e = newEvent(it->second, v1::HEARTBEAT);
+  e.set_output_bytes(hb.output_bytes);
+  e.set_cpu_time_ms(hb.cpu_time_ms);
+  e.set_rss_bytes(hb.rss_bytes);
+  e.set_log_dropped_lines(hb.log_dropped_lines);
+  publishEvent(it->second, e);
 }
 
 void Worker::onFinished(std::uint64_t id, RunOutcome o) {
@@ -278,6 +353,8 @@ void Worker::onFinished(std::uint64_t id, RunOutcome o) {
     case RunOutcome::Ending::kSignaled:
       message = "killed by " + describeSignal(o.signal);
       if (o.signal == SIGKILL) message += ", which Outpost did not send: likely out of memory";
+      if (o.signal == SIGXCPU) message += ": it used up its CPU time limit (limits.cpu_time)";
+      if (o.signal == SIGXFSZ) message += ": it wrote past its file size limit (limits.file_size)";
       break;
     case RunOutcome::Ending::kTimedOut:
       state = v1::TIMED_OUT;
@@ -295,6 +372,11 @@ void Worker::onFinished(std::uint64_t id, RunOutcome o) {
   e.set_exit_code(o.ending == RunOutcome::Ending::kExited ? o.exit_code : -1);
   e.set_signal(o.signal);
   e.set_message(message);
+  // Stopped by a control-topic cancel (not by a timeout or a drain that came first)?
+  bool cancelled_here =
+      run.cancel && o.ending == RunOutcome::Ending::kCancelled &&
+      o.message == cancelMessage(run.cancel->requested_by, run.cancel->reason, "");
+  if (cancelled_here) e.set_cancelled_by(run.cancel->requested_by);
   if (started) {
     e.set_started_at_ms(toUnixMillis(o.started_at));
     e.set_duration_ms(o.duration.count());
@@ -302,9 +384,18 @@ void Worker::onFinished(std::uint64_t id, RunOutcome o) {
   e.set_log_tail(o.tail);
   e.set_log_dropped_bytes(o.dropped_bytes);
   e.set_output_bytes(o.output_bytes);
+  e.set_cpu_time_ms(o.cpu_time_ms);
+  e.set_log_dropped_lines(o.log_dropped_lines);
   spdlog::info("run {} {} ({} ms){}{}", run.command.run_id(), v1::RunState_Name(state),
                o.duration.count(), message.empty() ? "" : ": ", message);
   publishEvent(run, e);
+  if (run.cancel && !cancelled_here) {
+    auto n = newEvent(run, v1::NOTICE);
+    n.set_message(fmt::format("cancel by {} not applied: the run was already ending {}{}{}",
+                              run.cancel->requested_by, v1::RunState_Name(state),
+                              message.empty() ? "" : ": ", message));
+    publishEvent(run, n);
+  }
 
   LineageOutcome lo;
   if (o.ending == RunOutcome::Ending::kExited) lo.exit_code = o.exit_code;
@@ -340,6 +431,7 @@ v1::RunEvent Worker::newEvent(Run& run, v1::RunState state) {
 
 void Worker::publishEvent(Run& run, const v1::RunEvent& event) {
   ++run.pending_acks;
+  if (isTerminalState(event.state())) run.terminal = event.state();
   producer_->produce(config_.topics.events, event.run_id(), event.SerializeAsString(), {},
                      [this, id = run.id, state = event.state()](const DeliveryReport& r) {
                        if (!r.ok) {
@@ -372,12 +464,24 @@ void Worker::acknowledged(std::uint64_t id) {
 void Worker::maybeRetire(Run& run) {
   if (run.phase != Phase::kFinished || run.pending_acks > 0) return;
   if (run.tracked) offsets_.complete(run.tp, run.offset);
+  if (run.terminal != v1::RUN_STATE_UNSPECIFIED) {
+    ended_.put(run.command.run_id(),
+               {run.terminal, run.command.job_id(), run.command.job_type(),
+                run.command.attempt() == 0 ? 1 : run.command.attempt(), run.sequence},
+               clock_.now() + config_.worker.cancel_memory);
+  }
   runs_.erase(run.id);
 }
 
+// Admitted commands wait in queue_ for a slot; the partitions pause only once `slots` of them
+// wait, and resume when half have left. Every pause/resume makes librdkafka drop and fetch again
+// what it had prefetched, so pausing whenever the slots fill would cost a fetch per job. Commands
+// waiting here are not committed, so a crash loses none of them.
 void Worker::updatePause() {
-  bool full = running_ + queue_.size() >= config_.worker.slots;
-  consumer_->setPaused(draining_ || full);
+  const std::size_t backlog = queue_.size();
+  const std::size_t limit = config_.worker.slots;
+  bool pause = consumer_->paused() ? backlog > limit / 2 : backlog >= limit;
+  consumer_->setPaused(draining_ || pause);
 }
 
 void Worker::commit(bool sync) {
@@ -442,6 +546,147 @@ void Worker::onRevoked(const std::vector<TopicPartition>& partitions, bool lost)
   }
   for (const auto& tp : partitions) offsets_.forget(tp);
   updatePause();
+}
+
+void Worker::pollControl() {
+  // Runs only on the poll thread, so nothing here can race with the run state it changes.
+  for (int i = 0; i < kControlBatch; ++i) {
+    auto m = control_->poll();
+    if (!m) break;
+    try {
+      if (m->command.has_cancel()) handleCancel(*m);
+    } catch (const std::exception& e) {
+      // A cancel must never take the worker down; the run goes on as if it had not come.
+      spdlog::error("control {}[{}]@{}: not handled: {}", m->tp.topic, m->tp.partition, m->offset,
+                    e.what());
+    }
+  }
+  auto now = clock_.now();
+  ended_.expire(now);
+  cancels_.expire(now);
+}
+
+Worker::Run* Worker::findRun(const std::string& run_id) {
+  // A live run first; else one that ended and still waits for its acknowledgements (not a
+  // duplicate command that was dead-lettered without an event: it is not the run).
+  Run* ended = nullptr;
+  for (auto& [id, r] : runs_) {
+    if (r.command.run_id() != run_id) continue;
+    if (r.phase != Phase::kFinished) return &r;
+    if (r.terminal != v1::RUN_STATE_UNSPECIFIED) ended = &r;
+  }
+  return ended;
+}
+
+void Worker::handleCancel(const ControlMessage& m) {
+  const auto& c = m.command.cancel();
+  const std::string& run_id = c.run_id();
+  CancelRequest cancel{m.command.command_id(),
+                       c.requested_by().empty() ? "unknown" : c.requested_by(),
+                       c.reason().empty() ? "no reason given" : c.reason()};
+  spdlog::info("control {}[{}]@{}: cancel {} of run {} by {}: {}{}", m.tp.topic, m.tp.partition,
+               m.offset, cancel.command_id, run_id, cancel.requested_by, cancel.reason,
+               m.replayed ? " (from before this worker started)" : "");
+  auto now = clock_.now();
+  // Remembered from the message's time, so cancels read again at start expire when they would
+  // have anyway; never later than cancel_memory from now (a producer's clock may run ahead).
+  auto expires = std::min(m.timestamp, now) + config_.worker.cancel_memory;
+  Run* run = findRun(run_id);
+
+  if (run && run->phase == Phase::kFinished) {
+    auto e = newEvent(*run, v1::NOTICE);
+    e.set_message("cancel ignored: run already ended " + v1::RunState_Name(run->terminal));
+    publishEvent(*run, e);
+    return;
+  }
+  if (!run) {
+    if (auto* ended = ended_.find(run_id, now)) {
+      auto e = noticeEvent(run_id, ended->attempt, ++ended->sequence,
+                           "cancel ignored: run already ended " + v1::RunState_Name(ended->state));
+      e.set_job_id(ended->job_id);
+      e.set_job_type(ended->job_type);
+      publishNotice(e);
+      return;
+    }
+  }
+  // Live here, or unknown: remember it, so that a command for this run arriving later (a
+  // redelivery after a rebalance or a crash, a duplicate, or the command itself when the cancel
+  // overtook it) ends CANCELLED instead of running.
+  if (auto* known = cancels_.find(run_id, now)) cancel.notices = known->notices;
+  if (!run) {
+    // Every worker reads every cancel; one answer per pool is enough: the member holding
+    // partition 0 of the jobs topic answers (none does in the moment of a rebalance). The words
+    // stay true whether or not another worker holds the run. A cancel read again at start was
+    // answered when it was new.
+    if (!m.replayed && answersForPool()) {
+      publishNotice(noticeEvent(
+          run_id, 1, ++cancel.notices,
+          fmt::format("cancel for run {} received; worker {} (answering for pool {}) does not "
+                      "hold it: the worker holding it cancels it, otherwise it is cancelled if "
+                      "its command arrives within {}",
+                      run_id, config_.worker.id, config_.worker.pool,
+                      describeDuration(config_.worker.cancel_memory))));
+    }
+    cancels_.put(run_id, std::move(cancel), expires);
+    return;
+  }
+  cancels_.put(run_id, cancel, expires);
+  if (run->phase == Phase::kQueued) {
+    std::erase(queue_, run->id);
+    endCancelled(*run, cancel, " while queued");
+    updatePause();  // room in the queue again
+    return;
+  }
+  // Running: the supervisor stops its process group (SIGTERM, grace, SIGKILL); onFinished
+  // publishes CANCELLED with this message.
+  if (run->cancel) {
+    spdlog::info("run {}: already being cancelled", run_id);
+    return;
+  }
+  run->cancel = cancel;
+  supervisor_->stop(run_id, cancelMessage(cancel.requested_by, cancel.reason, ""));
+}
+
+// Ends a run that never started: CANCELLED without STARTED (and without lineage, as EXPIRED: no
+// START was ever written for it). Its offset counts as done once the event is acknowledged.
+void Worker::endCancelled(Run& run, const CancelRequest& cancel, const std::string& when) {
+  run.phase = Phase::kFinished;
+  auto e = newEvent(run, v1::CANCELLED);
+  e.set_message(cancelMessage(cancel.requested_by, cancel.reason, when));
+  e.set_cancelled_by(cancel.requested_by);
+  spdlog::info("run {} CANCELLED: {}", run.command.run_id(), e.message());
+  publishEvent(run, e);
+}
+
+bool Worker::answersForPool() const {
+  return std::ranges::find(consumer_->assignment(), TopicPartition{config_.topics.jobs, 0}) !=
+         consumer_->assignment().end();
+}
+
+// A NOTICE about a run this worker holds no Run for: not a change of the run's state and tied to
+// no command offset, so nothing waits for its acknowledgement.
+v1::RunEvent Worker::noticeEvent(const std::string& run_id, std::uint32_t attempt,
+                                 std::uint64_t sequence, const std::string& message) {
+  v1::RunEvent e;
+  e.set_event_id(uuids_.next());
+  e.set_run_id(run_id);
+  e.set_attempt(attempt);
+  e.set_sequence(sequence);
+  e.set_state(v1::NOTICE);
+  e.set_event_time_ms(toUnixMillis(clock_.now()));
+  e.set_worker_id(config_.worker.id);
+  e.set_pool(config_.worker.pool);
+  e.set_exit_code(-1);
+  e.set_message(message);
+  return e;
+}
+
+void Worker::publishNotice(const v1::RunEvent& event) {
+  spdlog::info("run {} NOTICE: {}", event.run_id(), event.message());
+  producer_->produce(config_.topics.events, event.run_id(), event.SerializeAsString(), {},
+                     [](const DeliveryReport& r) {
+                       if (!r.ok) spdlog::warn("NOTICE event not delivered: {}", r.error);
+                     });
 }
 
 }  // namespace outpost

@@ -10,9 +10,11 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 
 #include "outpost/common/clock.h"
 #include "outpost/common/config.h"
+#include "outpost/consumer/control_listener.h"
 #include "outpost/consumer/intake.h"
 #include "outpost/consumer/job_consumer.h"
 #include "outpost/consumer/offset_tracker.h"
@@ -37,6 +39,20 @@ class Worker final : public RebalanceListener {
 
  private:
   enum class Phase { kQueued, kRunning, kFinished };
+  // A cancel from the control topic, as remembered until cancel_memory passes. Poll thread.
+  struct CancelRequest {
+    std::string command_id;
+    std::string requested_by;
+    std::string reason;
+    std::uint64_t notices = 0;  // NOTICE events written about the run while it was unknown here
+  };
+  // A run that ended here, remembered for cancel_memory to answer late cancels. Poll thread.
+  struct EndedRun {
+    v1::RunState state = v1::RUN_STATE_UNSPECIFIED;
+    std::string job_id, job_type;
+    std::uint32_t attempt = 1;
+    std::uint64_t sequence = 0;  // of the last event written about it
+  };
   // One taken message, from the moment it is read until its offset counts as done. Poll thread.
   struct Run {
     std::uint64_t id = 0;
@@ -49,6 +65,8 @@ class Worker final : public RebalanceListener {
     std::uint64_t sequence = 0;
     int pending_acks = 0;
     bool tracked = true;  // false once its partition was revoked: the offset is not ours anymore
+    v1::RunState terminal = v1::RUN_STATE_UNSPECIFIED;  // once its terminal event is published
+    std::optional<CancelRequest> cancel;                // a control-topic cancel is stopping it
   };
 
   void handleMessage(ConsumedMessage message);
@@ -58,6 +76,8 @@ class Worker final : public RebalanceListener {
   void start(Run& run);
   void onStarted(std::uint64_t id, std::chrono::system_clock::time_point started_at);
   void onFinished(std::uint64_t id, RunOutcome outcome);
+  void onLog(std::uint64_t id, LogBatch batch);
+  void onHeartbeat(std::uint64_t id, const Heartbeat& heartbeat);
   v1::RunEvent newEvent(Run& run, v1::RunState state);
   void publishEvent(Run& run, const v1::RunEvent& event);
   void publishLineage(Run& run, LineageEventType type, const LineageOutcome& outcome = {});
@@ -65,6 +85,15 @@ class Worker final : public RebalanceListener {
   void maybeRetire(Run& run);
   void publishStatus(v1::WorkerState state);
   void updatePause();
+  // The control topic (see control_listener.h).
+  void pollControl();
+  void handleCancel(const ControlMessage& message);
+  void endCancelled(Run& run, const CancelRequest& cancel, const std::string& when);
+  Run* findRun(const std::string& run_id);
+  bool answersForPool() const;
+  v1::RunEvent noticeEvent(const std::string& run_id, std::uint32_t attempt, std::uint64_t sequence,
+                           const std::string& message);
+  void publishNotice(const v1::RunEvent& event);
   void commit(bool sync);
 
   // Inbox: closures from other threads, run on the poll thread.
@@ -86,6 +115,7 @@ class Worker final : public RebalanceListener {
   // Declared after the inbox: callbacks from these post into it, so they must go first.
   std::unique_ptr<KafkaProducer> producer_;
   std::unique_ptr<JobConsumer> consumer_;
+  std::unique_ptr<ControlListener> control_;  // polled on the poll thread; posts nothing
   PosixLauncher launcher_;
   std::unique_ptr<Supervisor> supervisor_;
 
@@ -97,6 +127,10 @@ class Worker final : public RebalanceListener {
   std::size_t running_ = 0;
   std::uint64_t next_id_ = 1;
   bool draining_ = false;
+  // Bounded (and expiring after cancel_memory) so a flood of cancels cannot exhaust memory.
+  static constexpr std::size_t kRememberedRuns = 100'000;
+  RunMemory<EndedRun> ended_{kRememberedRuns};         // runs that ended here, by run_id
+  RunMemory<CancelRequest> cancels_{kRememberedRuns};  // cancels received, by run_id
 };
 
 }  // namespace outpost

@@ -1,13 +1,18 @@
 #include <fcntl.h>
+#include <linux/close_range.h>
+#include <sched.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <memory>
 
+#include "outpost/common/fd.h"
 #include "outpost/runner/supervisor.h"
 
 namespace outpost {
@@ -49,41 +54,94 @@ std::expected<std::string, std::string> resolveProgram(const LaunchPlan& plan) {
   return std::unexpected("program '" + name + "' was not found on PATH (" + path + ")");
 }
 
-struct SpawnAttr {
-  posix_spawnattr_t attr;
-  SpawnAttr() { posix_spawnattr_init(&attr); }
-  ~SpawnAttr() { posix_spawnattr_destroy(&attr); }
+// Everything the child needs, prepared before the clone: the child may only make system calls.
+struct ChildArgs {
+  const char* program;
+  char* const* argv;
+  char* const* envp;
+  const char* working_dir;
+  int stdin_fd;
+  int output_fd;
+  int cgroup_procs_fd;
+  int error_fd;  // write end of a CLOEXEC pipe: silent on success, {step, errno} on failure
+  struct Limit {
+    int resource;
+    rlim_t soft;
+    rlim_t hard;
+  } limits[6];
+  int limit_count;
 };
-struct SpawnActions {
-  posix_spawn_file_actions_t actions;
-  SpawnActions() { posix_spawn_file_actions_init(&actions); }
-  ~SpawnActions() { posix_spawn_file_actions_destroy(&actions); }
-};
+
+enum Step : int { kCgroup = 1, kSetsid, kRlimit, kStdio, kChdir, kExec };
+
+[[noreturn]] void childFail(const ChildArgs& a, int step) {
+  int report[2] = {step, errno};
+  [[maybe_unused]] auto n = ::write(a.error_fd, report, sizeof report);
+  _exit(127);
+}
+
+// Runs in the child, on its own stack, sharing the parent's memory until execve (CLONE_VM |
+// CLONE_VFORK, as glibc's posix_spawn does): only async-signal-safe system calls here.
+int childMain(void* arg) {
+  const auto& a = *static_cast<const ChildArgs*>(arg);
+  // Join the run's cgroup first, so that nothing the run starts can escape it.
+  if (a.cgroup_procs_fd >= 0 && ::write(a.cgroup_procs_fd, "0", 1) != 1) childFail(a, kCgroup);
+  if (::setsid() < 0) childFail(a, kSetsid);
+  for (int i = 0; i < a.limit_count; ++i) {
+    rlimit r{a.limits[i].soft, a.limits[i].hard};
+    if (::setrlimit(a.limits[i].resource, &r) != 0) childFail(a, kRlimit);
+  }
+  // Default dispositions (the worker ignores SIGPIPE; a job must not inherit that), then unblock.
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; ++sig) {
+    if (sig != SIGKILL && sig != SIGSTOP) ::sigaction(sig, &dfl, nullptr);
+  }
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  if (::dup2(a.stdin_fd, 0) < 0 || ::dup2(a.output_fd, 1) < 0 || ::dup2(a.output_fd, 2) < 0) {
+    childFail(a, kStdio);
+  }
+  if (::chdir(a.working_dir) != 0) childFail(a, kChdir);
+  // Nothing of the worker's (Kafka sockets, other runs' pipes) may reach the job; the error pipe
+  // stays open until execve closes it.
+  ::syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
+  ::execve(a.program, a.argv, a.envp);
+  childFail(a, kExec);
+}
+
+std::string describeFailure(int step, int err, const LaunchPlan& plan) {
+  std::string what;
+  switch (step) {
+    case kCgroup:
+      what = "cannot join the run's cgroup";
+      break;
+    case kSetsid:
+      what = "cannot start a new session";
+      break;
+    case kRlimit:
+      what = "cannot apply the template's resource limits";
+      break;
+    case kStdio:
+      what = "cannot set up standard input/output";
+      break;
+    case kChdir:
+      what = "cannot change to the working directory " + plan.working_dir;
+      break;
+    default:
+      what = "cannot start '" + plan.argv.front() + "'";
+      break;
+  }
+  return what + ": " + std::strerror(err);
+}
 
 }  // namespace
 
-std::expected<pid_t, std::string> PosixLauncher::launch(const LaunchPlan& plan, int stdin_fd,
-                                                        int output_fd) {
+std::expected<pid_t, std::string> PosixLauncher::launch(const LaunchPlan& plan,
+                                                        const LaunchIo& io) {
   auto program = resolveProgram(plan);
   if (!program) return std::unexpected(program.error());
-
-  SpawnAttr a;
-  sigset_t empty, all;
-  sigemptyset(&empty);
-  sigfillset(&all);
-  // New session (so the run is its own process group), no blocked signals, every signal back to
-  // its default disposition (the worker ignores SIGPIPE; the job must not inherit that).
-  posix_spawnattr_setflags(&a.attr,
-                           POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  posix_spawnattr_setsigmask(&a.attr, &empty);
-  posix_spawnattr_setsigdefault(&a.attr, &all);
-
-  SpawnActions f;
-  posix_spawn_file_actions_adddup2(&f.actions, stdin_fd, 0);
-  posix_spawn_file_actions_adddup2(&f.actions, output_fd, 1);
-  posix_spawn_file_actions_adddup2(&f.actions, output_fd, 2);
-  posix_spawn_file_actions_addchdir_np(&f.actions, plan.working_dir.c_str());
-  posix_spawn_file_actions_addclosefrom_np(&f.actions, 3);
 
   std::vector<char*> argv, envp;
   for (const auto& s : plan.argv) argv.push_back(const_cast<char*>(s.c_str()));
@@ -91,10 +149,55 @@ std::expected<pid_t, std::string> PosixLauncher::launch(const LaunchPlan& plan, 
   for (const auto& s : plan.env) envp.push_back(const_cast<char*>(s.c_str()));
   envp.push_back(nullptr);
 
-  pid_t pid = -1;
-  int rc = posix_spawn(&pid, program->c_str(), &f.actions, &a.attr, argv.data(), envp.data());
-  if (rc != 0) {
-    return std::unexpected("cannot start '" + plan.argv.front() + "': " + std::strerror(rc));
+  int pipefd[2];
+  if (::pipe2(pipefd, O_CLOEXEC) != 0) {
+    return std::unexpected(std::string("cannot create a pipe: ") + std::strerror(errno));
+  }
+  UniqueFd error_read(pipefd[0]), error_write(pipefd[1]);
+
+  ChildArgs a{};
+  a.program = program->c_str();
+  a.argv = argv.data();
+  a.envp = envp.data();
+  a.working_dir = plan.working_dir.c_str();
+  a.stdin_fd = io.stdin_fd;
+  a.output_fd = io.output_fd;
+  a.cgroup_procs_fd = io.cgroup_procs_fd;
+  a.error_fd = error_write.get();
+  const auto& l = plan.limits;
+  auto add = [&](int resource, std::uint64_t value, std::uint64_t headroom = 0) {
+    a.limits[a.limit_count++] = {resource, static_cast<rlim_t>(value),
+                                 static_cast<rlim_t>(value + headroom)};
+  };
+  if (l.address_space_bytes) add(RLIMIT_AS, l.address_space_bytes);
+  if (l.open_files) add(RLIMIT_NOFILE, l.open_files);
+  if (l.processes) add(RLIMIT_NPROC, l.processes);
+  // The soft CPU limit sends SIGXCPU (a clear "CPU limit" ending); the hard one, a little later,
+  // SIGKILL for a process that ignores it. Equal limits would skip straight to SIGKILL.
+  if (l.cpu_time_seconds) add(RLIMIT_CPU, l.cpu_time_seconds, 2);
+  if (l.file_size_bytes) add(RLIMIT_FSIZE, l.file_size_bytes);
+  if (!l.core_dumps) add(RLIMIT_CORE, 0);
+
+  // Signals stay blocked in this thread while the child borrows its memory, so that no handler
+  // of the worker's can run in the child before its dispositions are reset.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  constexpr std::size_t kStack = 64 * 1024;
+  auto stack = std::make_unique<char[]>(kStack);
+  pid_t pid = ::clone(childMain, stack.get() + kStack, CLONE_VM | CLONE_VFORK | SIGCHLD, &a);
+  int clone_errno = errno;
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (pid < 0)
+    return std::unexpected(std::string("cannot start a process: ") + std::strerror(clone_errno));
+
+  // CLONE_VFORK: the child has exec'd or died by now. A report on the pipe means it failed.
+  error_write.reset();
+  int report[2] = {0, 0};
+  auto n = ::read(error_read.get(), report, sizeof report);
+  if (n == static_cast<ssize_t>(sizeof report)) {
+    ::waitpid(pid, nullptr, 0);
+    return std::unexpected(describeFailure(report[0], report[1], plan));
   }
   return pid;
 }

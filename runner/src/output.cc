@@ -1,5 +1,8 @@
 #include "outpost/runner/output.h"
 
+#include <algorithm>
+#include <utility>
+
 namespace outpost {
 
 std::string sanitizeUtf8(std::string_view in, bool drop_leading_partial) {
@@ -84,6 +87,74 @@ std::string TailBuffer::text() const {
   raw.reserve(size_);
   for (std::size_t i = 0; i < size_; ++i) raw += ring_[(start_ + i) % ring_.size()];
   return sanitizeUtf8(raw, droppedBytes() > 0);
+}
+
+}  // namespace outpost
+
+namespace outpost {
+
+void LineSplitter::feed(std::string_view bytes, std::vector<std::string>& out) {
+  while (!bytes.empty()) {
+    auto nl = bytes.find('\n');
+    auto piece = bytes.substr(0, nl);
+    std::size_t room = max_ > current_.size() ? max_ - current_.size() : 0;
+    current_.append(piece.substr(0, room));
+    if (piece.size() > room) cut_ += piece.size() - room;
+    if (nl == std::string_view::npos) return;
+    emit(out);
+    bytes.remove_prefix(nl + 1);
+  }
+}
+
+void LineSplitter::finish(std::vector<std::string>& out) {
+  if (!current_.empty() || cut_ > 0) emit(out);
+}
+
+void LineSplitter::emit(std::vector<std::string>& out) {
+  if (!current_.empty() && current_.back() == '\r') current_.pop_back();
+  // Raw bytes: the batcher sanitizes only the lines it keeps, so a flood costs little.
+  if (cut_ > 0) current_ += " [outpost: line cut, " + std::to_string(cut_) + " more bytes]";
+  out.push_back(std::move(current_));
+  current_.clear();
+  cut_ = 0;
+}
+
+LogBatcher::LogBatcher(std::size_t batch_bytes, std::chrono::milliseconds batch_interval,
+                       std::size_t rate_bytes)
+    : batch_bytes_(batch_bytes),
+      interval_(batch_interval),
+      rate_(static_cast<double>(rate_bytes)),
+      tokens_(static_cast<double>(rate_bytes)) {}
+
+void LogBatcher::add(std::string line, Clock::time_point now) {
+  if (refilled_ != Clock::time_point{}) {
+    tokens_ =
+        std::min(rate_, tokens_ + rate_ * std::chrono::duration<double>(now - refilled_).count());
+  }
+  refilled_ = now;
+  double cost = static_cast<double>(line.size() + 1);
+  if (cost > tokens_) {
+    ++dropped_lines_;
+    return;
+  }
+  tokens_ -= cost;
+  if (lines_.empty()) first_ = now;
+  bytes_ += line.size();
+  lines_.push_back(sanitizeUtf8(line));
+}
+
+bool LogBatcher::due(Clock::time_point now) const {
+  return !lines_.empty() && (bytes_ >= batch_bytes_ || now >= first_ + interval_);
+}
+
+LogBatcher::Clock::time_point LogBatcher::dueAt() const {
+  if (lines_.empty()) return Clock::time_point::max();
+  return bytes_ >= batch_bytes_ ? first_ : first_ + interval_;
+}
+
+std::vector<std::string> LogBatcher::take() {
+  bytes_ = 0;
+  return std::exchange(lines_, {});
 }
 
 }  // namespace outpost

@@ -13,7 +13,6 @@
 #include <cstring>
 #include <deque>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -24,6 +23,7 @@
 
 #include "outpost/common/fd.h"
 #include "outpost/runner/output.h"
+#include "process_tree.h"
 
 namespace outpost {
 namespace {
@@ -31,8 +31,8 @@ namespace {
 namespace fs = std::filesystem;
 using Steady = std::chrono::steady_clock;
 
-// After the process exits, how long its output pipe may stay open (held by a descendant that left
-// the group) before the run is finished without the rest of the output.
+// After the process exits, how long its output pipe may stay open (held by a descendant) before
+// the run's remaining processes are killed and the run finished without the rest of the output.
 constexpr std::chrono::milliseconds kOutputLinger{1000};
 // Most bytes read from one pipe per wake-up, so a flooding run cannot starve the others.
 constexpr std::size_t kReadBudget = 1 << 20;
@@ -40,6 +40,7 @@ constexpr std::size_t kReadBudget = 1 << 20;
 struct LaunchCmd {
   LaunchPlan plan;
   RunCallbacks callbacks;
+  std::unique_ptr<StreamRedactor> redactor;
 };
 struct StopCmd {
   std::optional<std::string> run_id;  // nullopt: every run
@@ -50,35 +51,44 @@ using Command = std::variant<LaunchCmd, StopCmd>;
 struct Child {
   LaunchPlan plan;
   RunCallbacks callbacks;
+  std::unique_ptr<StreamRedactor> redactor;
+  std::unique_ptr<ProcessTree> tree;
   pid_t pid = -1;
   UniqueFd pidfd;
   UniqueFd output;
+  UniqueFd log_file;  // output.log in the run directory, up to log_file_bytes
+  std::uint64_t log_file_written = 0;
   TailBuffer tail;
+  LineSplitter lines;
+  LogBatcher batcher;
   bool exited = false;
   int wait_code = 0;    // siginfo si_code
   int wait_status = 0;  // siginfo si_status
+  std::int64_t final_cpu_ms = 0;
   std::chrono::system_clock::time_point started_at;
   Steady::time_point started_steady;
-  Steady::time_point deadline;                // run timeout
+  Steady::time_point deadline;  // run timeout
+  Steady::time_point next_heartbeat;
   std::optional<Steady::time_point> kill_at;  // SIGKILL after TERM's grace
   std::optional<Steady::time_point> linger_until;
   std::optional<RunOutcome::Ending> stop_ending;
   std::string stop_reason;
 
-  explicit Child(std::size_t tail_bytes) : tail(tail_bytes) {}
+  Child(const SupervisorOptions& o)
+      : tail(o.tail_bytes),
+        lines(o.line_max_bytes),
+        batcher(o.log_batch_bytes, o.log_batch_interval, o.log_rate_bytes) {}
 };
-
-void killGroup(pid_t pgid, int sig) {
-  if (pgid > 0) ::kill(-pgid, sig);
-}
 
 }  // namespace
 
 struct Supervisor::Impl {
   const Clock& clock;
   ProcessLauncher& launcher;
-  std::size_t tail_bytes;
+  SupervisorOptions options;
   std::atomic<std::size_t>& active;
+  std::optional<CgroupRoot> cgroups;
+  std::string cgroup_note;
 
   UniqueFd epoll;
   UniqueFd wake;
@@ -91,8 +101,10 @@ struct Supervisor::Impl {
   std::uint64_t next_id = 1;
   std::thread thread;
 
-  Impl(const Clock& c, ProcessLauncher& l, std::size_t t, std::atomic<std::size_t>& a)
-      : clock(c), launcher(l), tail_bytes(t), active(a) {
+  Impl(const Clock& c, ProcessLauncher& l, SupervisorOptions o, std::atomic<std::size_t>& a)
+      : clock(c), launcher(l), options(std::move(o)), active(a) {
+    cgroups = CgroupRoot::open(options.cgroup, cgroup_note);
+    if (cgroups) cgroup_note = "per-run cgroups under " + cgroups->path();
     epoll.reset(epoll_create1(EPOLL_CLOEXEC));
     wake.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     if (!epoll || !wake) throw std::runtime_error("supervisor: cannot create epoll/eventfd");
@@ -140,15 +152,17 @@ struct Supervisor::Impl {
         }
       }
       if (!takeCommands()) break;
-      checkDeadlines();
+      checkTimers();
       finishReady();
     }
     // Shutting down: nothing may outlive the worker.
     for (auto& [id, c] : children) {
-      killGroup(c->pid, SIGKILL);
       if (!c->exited) {
+        c->tree->signalAll(c->pid, SIGKILL);
         siginfo_t info{};
         waitid(P_PIDFD, static_cast<id_t>(c->pidfd.get()), &info, WEXITED);
+      } else {
+        c->tree->signalAll(0, SIGKILL);
       }
       removeRunDir(*c, false);
     }
@@ -184,8 +198,11 @@ struct Supervisor::Impl {
     auto now = Steady::now();
     auto next = Steady::time_point::max();
     for (auto& [id, c] : children) {
-      if (!c->exited) next = std::min(next, c->kill_at.value_or(c->deadline));
+      if (!c->exited) {
+        next = std::min({next, c->kill_at.value_or(c->deadline), c->next_heartbeat});
+      }
       if (c->linger_until) next = std::min(next, *c->linger_until);
+      next = std::min(next, c->batcher.dueAt());
     }
     if (next == Steady::time_point::max()) return -1;
     auto ms = std::chrono::ceil<std::chrono::milliseconds>(next - now).count();
@@ -196,32 +213,51 @@ struct Supervisor::Impl {
     if (c.exited || c.stop_ending) return;  // first reason wins
     c.stop_ending = ending;
     c.stop_reason = std::move(reason);
-    killGroup(c.pid, SIGTERM);
+    c.tree->signalAll(c.pid, SIGTERM);
     c.kill_at = Steady::now() + c.plan.kill_grace;
   }
 
-  void checkDeadlines() {
+  void checkTimers() {
     auto now = Steady::now();
     for (auto& [id, c] : children) {
+      if (c->batcher.due(now)) sendLog(*c);
       if (c->exited) continue;
       if (c->kill_at && now >= *c->kill_at) {
-        killGroup(c->pid, SIGKILL);
+        c->tree->signalAll(c->pid, SIGKILL);
         c->kill_at = Steady::time_point::max();  // sent; wait for the exit
       } else if (!c->stop_ending && now >= c->deadline) {
         requestStop(
             *c, RunOutcome::Ending::kTimedOut,
             fmt::format("timed out after {} ms (the run's timeout)", c->plan.timeout.count()));
       }
+      if (now >= c->next_heartbeat) {
+        c->next_heartbeat = now + options.heartbeat_interval;
+        if (c->callbacks.on_heartbeat) {
+          auto stats = c->tree->stats(c->pid);
+          c->callbacks.on_heartbeat(Heartbeat{c->tail.totalBytes(), stats.cpu_time_ms,
+                                              stats.rss_bytes, stats.processes,
+                                              c->batcher.droppedLines()});
+        }
+      }
     }
   }
 
-  void failToStart(LaunchCmd& cmd, const std::string& message) {
+  void sendLog(Child& c) {
+    auto lines = c.batcher.take();
+    if (!lines.empty() && c.callbacks.on_log) {
+      c.callbacks.on_log(LogBatch{std::move(lines), c.batcher.droppedLines()});
+    }
+  }
+
+  void failToStart(LaunchCmd& cmd, const std::string& message, bool remove_dir = true) {
     RunOutcome o;
     o.ending = RunOutcome::Ending::kSpawnFailed;
     o.message = message;
     o.started_at = clock.now();
-    std::error_code ec;
-    fs::remove_all(cmd.plan.run_dir, ec);
+    if (remove_dir) {
+      std::error_code ec;
+      fs::remove_all(cmd.plan.run_dir, ec);
+    }
     --active;
     if (cmd.callbacks.on_finished) cmd.callbacks.on_finished(std::move(o));
   }
@@ -246,12 +282,7 @@ struct Supervisor::Impl {
     // The run directory is named by run_id: a second live run with that id would share it.
     for (const auto& [id, c] : children) {
       if (c->plan.run_id == plan.run_id) {
-        --active;
-        RunOutcome o;
-        o.message = "run " + plan.run_id + " is already running here";
-        o.started_at = clock.now();
-        if (cmd.callbacks.on_finished) cmd.callbacks.on_finished(std::move(o));
-        return;
+        return failToStart(cmd, "run " + plan.run_id + " is already running here", false);
       }
     }
     std::error_code ec;
@@ -288,27 +319,35 @@ struct Supervisor::Impl {
     }
     UniqueFd read_end(pipefd[0]), write_end(pipefd[1]);
 
-    auto child = std::make_unique<Child>(tail_bytes);
+    auto child = std::make_unique<Child>(options);
+    child->tree = std::make_unique<ProcessTree>(cgroups, plan.run_id);
+    if (options.log_file_bytes > 0) {
+      child->log_file.reset(::open((plan.run_dir + "/output.log").c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
+    }
     child->started_at = clock.now();
     child->started_steady = Steady::now();
-    auto pid = launcher.launch(plan, stdin_fd.get(), write_end.get());
+    auto pid = launcher.launch(
+        plan, LaunchIo{stdin_fd.get(), write_end.get(), child->tree->cgroupProcsFd()});
     if (!pid) return failToStart(cmd, pid.error());
     write_end.reset();  // the child holds its copy; EOF comes when every holder is gone
 
     child->pid = *pid;
-    // glibc 2.36 declares pidfd_open without C linkage for C++; call the system call directly.
     child->pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, *pid, 0)));
     if (!child->pidfd) {
       // Cannot watch it: do not leave it running.
-      killGroup(*pid, SIGKILL);
+      child->tree->signalAll(*pid, SIGKILL);
       ::waitpid(*pid, nullptr, 0);
       return failToStart(cmd, std::string("pidfd_open failed: ") + std::strerror(errno));
     }
     ::fcntl(read_end.get(), F_SETFL, ::fcntl(read_end.get(), F_GETFL) | O_NONBLOCK);
     child->output = std::move(read_end);
     child->deadline = child->started_steady + plan.timeout;
+    child->next_heartbeat = child->started_steady + options.heartbeat_interval;
     child->plan = std::move(cmd.plan);
     child->callbacks = std::move(cmd.callbacks);
+    child->redactor =
+        cmd.redactor ? std::move(cmd.redactor) : std::make_unique<PassThroughRedactor>();
 
     std::uint64_t id = next_id++;
     epoll_event ev{};
@@ -322,6 +361,25 @@ struct Supervisor::Impl {
     if (ref.callbacks.on_started) ref.callbacks.on_started(ref.pid, ref.started_at);
   }
 
+  // Redacted bytes go to the tail, output.log and the line splitter.
+  void consume(Child& c, std::string_view raw) {
+    std::string safe = c.redactor->feed(raw);
+    if (safe.empty()) return;
+    c.tail.append(safe);
+    if (c.log_file && c.log_file_written < options.log_file_bytes) {
+      auto room = std::min<std::uint64_t>(safe.size(), options.log_file_bytes - c.log_file_written);
+      auto w = ::write(c.log_file.get(), safe.data(), room);
+      if (w > 0) c.log_file_written += static_cast<std::uint64_t>(w);
+    }
+    std::vector<std::string> lines;
+    c.lines.feed(safe, lines);
+    auto now = Steady::now();
+    for (auto& l : lines) {
+      c.batcher.add(std::move(l), now);
+      if (c.batcher.due(now)) sendLog(c);
+    }
+  }
+
   // Reads what the pipe holds now, up to the budget; closes it at EOF.
   void drain(Child& c) {
     if (!c.output) return;
@@ -330,7 +388,7 @@ struct Supervisor::Impl {
     while (budget > 0) {
       auto n = ::read(c.output.get(), buf, sizeof buf);
       if (n > 0) {
-        c.tail.append(std::string_view(buf, static_cast<std::size_t>(n)));
+        consume(c, std::string_view(buf, static_cast<std::size_t>(n)));
         budget -= std::min(budget, static_cast<std::size_t>(n));
         continue;
       }
@@ -345,9 +403,10 @@ struct Supervisor::Impl {
 
   void reap(Child& c) {
     if (c.exited) return;
-    // The process is a zombie now, so its pid (= its group id) cannot be reused yet: anything
-    // still in its group belongs to this run and is killed before the pid is released.
-    killGroup(c.pid, SIGKILL);
+    // The process is a zombie now, so its pid (= its group id) cannot be reused yet: its CPU time
+    // is still readable, and anything left in its group belongs to this run and is killed now.
+    c.final_cpu_ms = c.tree->stats(c.pid).cpu_time_ms;
+    ::kill(-c.pid, SIGKILL);
     siginfo_t info{};
     if (waitid(P_PIDFD, static_cast<id_t>(c.pidfd.get()), &info, WEXITED) != 0) return;
     c.exited = true;
@@ -370,17 +429,33 @@ struct Supervisor::Impl {
         ++it;
         continue;
       }
+      // Descendants that left the group (setsid) and still hold the output, or still run: the
+      // run is over, so they go too.
+      c.tree->signalAll(0, SIGKILL);
       if (c.output) {
         drain(c);
         epoll_ctl(epoll.get(), EPOLL_CTL_DEL, c.output.get(), nullptr);
         c.output.reset();
       }
+      std::string rest = c.redactor->flush();
+      if (!rest.empty()) consume(c, rest);
+      std::vector<std::string> last;
+      c.lines.finish(last);
+      for (auto& l : last) c.batcher.add(std::move(l), now);
+      sendLog(c);
+
       RunOutcome o;
       o.started_at = c.started_at;
       o.duration = std::chrono::duration_cast<std::chrono::milliseconds>(now - c.started_steady);
-      o.tail = c.tail.text();
       o.dropped_bytes = c.tail.droppedBytes();
       o.output_bytes = c.tail.totalBytes();
+      o.tail = c.tail.text();
+      if (o.dropped_bytes > 0) {
+        o.tail = "[outpost: " + std::to_string(o.dropped_bytes) +
+                 " earlier bytes of output not shown]\n" + o.tail;
+      }
+      o.cpu_time_ms = c.final_cpu_ms;
+      o.log_dropped_lines = c.batcher.droppedLines();
       if (c.wait_code == CLD_EXITED) {
         o.exit_code = c.wait_status;
         o.ending = RunOutcome::Ending::kExited;
@@ -410,8 +485,8 @@ struct Supervisor::Impl {
   }
 };
 
-Supervisor::Supervisor(const Clock& clock, ProcessLauncher& launcher, std::size_t tail_bytes)
-    : impl_(std::make_unique<Impl>(clock, launcher, tail_bytes, active_)) {}
+Supervisor::Supervisor(const Clock& clock, ProcessLauncher& launcher, SupervisorOptions options)
+    : impl_(std::make_unique<Impl>(clock, launcher, std::move(options), active_)) {}
 
 Supervisor::~Supervisor() {
   {
@@ -423,8 +498,9 @@ Supervisor::~Supervisor() {
   impl_->thread.join();
 }
 
-void Supervisor::launch(LaunchPlan plan, RunCallbacks callbacks) {
-  impl_->post(LaunchCmd{std::move(plan), std::move(callbacks)});
+void Supervisor::launch(LaunchPlan plan, RunCallbacks callbacks,
+                        std::unique_ptr<StreamRedactor> redactor) {
+  impl_->post(LaunchCmd{std::move(plan), std::move(callbacks), std::move(redactor)});
 }
 
 void Supervisor::stop(const std::string& run_id, std::string reason) {
@@ -433,6 +509,13 @@ void Supervisor::stop(const std::string& run_id, std::string reason) {
 
 void Supervisor::stopAll(std::string reason) {
   impl_->post(StopCmd{std::nullopt, std::move(reason)});
+}
+
+bool Supervisor::usesCgroups() const {
+  return impl_->cgroups.has_value();
+}
+const std::string& Supervisor::cgroupNote() const {
+  return impl_->cgroup_note;
 }
 
 }  // namespace outpost

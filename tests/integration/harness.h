@@ -104,6 +104,9 @@ class WorkerProcess {
     std::string templates;   // default: standardTemplates()
     std::map<std::string, std::string> consumer_properties;
     std::string id;
+    std::string worker_yaml;  // extra lines under worker:, each "  key: value\n"
+    std::string output_yaml;  // extra lines under output:
+    std::string cgroup;       // runner.cgroup; empty: the default (auto)
   };
   WorkerProcess(const Topics& topics, Options options);
   // Kills the worker (SIGKILL) if it is still running.

@@ -610,3 +610,24 @@ TEST_F(LoadConfigTest, DirectoryInsteadOfAFileIsAnErrorNamingThePath) {
 
 }  // namespace
 }  // namespace outpost
+
+namespace outpost {
+namespace {
+
+// The shipped examples must stay loadable: they are what a newcomer copies first.
+TEST(Examples, TheExampleConfigurationLoadsWithEveryDocumentedTemplate) {
+  auto c = loadConfig(std::string(OUTPOST_SOURCE_DIR) + "/examples/outpost.yaml", {});
+  for (const char* name :
+       {"hello", "datahub-ingest", "openmetadata-ingest", "sql-probe", "script"}) {
+    EXPECT_TRUE(c.templates.contains(name)) << name;
+  }
+  EXPECT_EQ(c.templates.at("datahub-ingest").argv,
+            (std::vector<std::string>{"datahub", "ingest", "-c", "{recipe_file}"}));
+  EXPECT_FALSE(c.templates.at("sql-probe").allow_shell);
+  EXPECT_TRUE(c.templates.at("script").allow_shell);
+  auto standalone = loadConfig(std::string(OUTPOST_SOURCE_DIR) + "/examples/templates.yaml", {});
+  EXPECT_EQ(standalone.templates.size(), 4u);
+}
+
+}  // namespace
+}  // namespace outpost

@@ -316,3 +316,70 @@ TEST(TailBuffer, RandomBytesGiveBoundedValidUtf8) {
 
 }  // namespace
 }  // namespace outpost
+
+namespace outpost {
+namespace {
+
+TEST(LineSplitter, SplitsAcrossChunksAndKeepsTheLastLineForFinish) {
+  LineSplitter s(100);
+  std::vector<std::string> out;
+  s.feed("one\ntw", out);
+  s.feed("o\r\nthr", out);
+  EXPECT_EQ(out, (std::vector<std::string>{"one", "two"}));
+  s.finish(out);
+  EXPECT_EQ(out, (std::vector<std::string>{"one", "two", "thr"}));
+  std::vector<std::string> none;
+  s.finish(none);
+  EXPECT_TRUE(none.empty());
+}
+
+TEST(LineSplitter, CutsOverlongLinesWithAMarkerCountingTheRest) {
+  LineSplitter s(10);
+  std::vector<std::string> out;
+  s.feed(std::string(25, 'a'), out);
+  s.feed(std::string(5, 'a') + "\nok\n", out);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0], std::string(10, 'a') + " [outpost: line cut, 20 more bytes]");
+  EXPECT_EQ(out[1], "ok");
+}
+
+TEST(LogBatcher, ABatchIsDueBySizeOrByTime) {
+  using namespace std::chrono_literals;
+  LogBatcher b(10, 1000ms, 1 << 20);
+  auto t0 = LogBatcher::Clock::time_point{} + 1h;
+  EXPECT_EQ(b.dueAt(), LogBatcher::Clock::time_point::max());
+  b.add("abc", t0);
+  EXPECT_FALSE(b.due(t0 + 999ms));
+  EXPECT_TRUE(b.due(t0 + 1000ms));
+  b.add("defghijk", t0 + 1ms);  // 11 bytes now
+  EXPECT_TRUE(b.due(t0 + 1ms));
+  EXPECT_EQ(b.take(), (std::vector<std::string>{"abc", "defghijk"}));
+  EXPECT_FALSE(b.due(t0 + 1h));
+}
+
+TEST(LogBatcher, TheRateLimitDropsAndCountsLinesThenRefills) {
+  using namespace std::chrono_literals;
+  LogBatcher b(1 << 20, 1000ms, 100);  // 100 bytes a second
+  auto t0 = LogBatcher::Clock::time_point{} + 1h;
+  for (int i = 0; i < 20; ++i) b.add(std::string(9, 'x'), t0);  // 10 bytes each with newline
+  EXPECT_EQ(b.take().size(), 10u);
+  EXPECT_EQ(b.droppedLines(), 10u);
+  b.add(std::string(9, 'y'), t0 + 500ms);  // half a second refills 50 bytes
+  EXPECT_EQ(b.take().size(), 1u);
+  EXPECT_EQ(b.droppedLines(), 10u);
+}
+
+TEST(LogBatcher, KeptLinesAreMadeValidUtf8) {
+  using namespace std::chrono_literals;
+  LogBatcher b(1 << 20, 1000ms, 1 << 20);
+  b.add(std::string("a\xff"
+                    "b\0c",
+                    5),
+        LogBatcher::Clock::time_point{} + 1h);
+  EXPECT_EQ(b.take(), std::vector<std::string>{"a\xEF\xBF\xBD"
+                                               "b\xEF\xBF\xBD"
+                                               "c"});
+}
+
+}  // namespace
+}  // namespace outpost

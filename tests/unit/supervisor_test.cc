@@ -105,7 +105,8 @@ class SupervisorTest : public ::testing::Test {
     std::string pattern = ::testing::TempDir() + "outpost-supervisor-XXXXXX";
     ASSERT_NE(mkdtemp(pattern.data()), nullptr);
     work_dir_ = fs::canonical(pattern).string();
-    supervisor_ = std::make_unique<Supervisor>(clock_, launcher_, kTailBytes);
+    supervisor_ = std::make_unique<Supervisor>(clock_, launcher_,
+                                               SupervisorOptions{.tail_bytes = kTailBytes});
   }
 
   void TearDown() override {
@@ -303,7 +304,8 @@ TEST_F(SupervisorTest, StopAllCancelsEveryRun) {
 }
 
 TEST_F(SupervisorTest, DestroyingTheSupervisorKillsRunningRuns) {
-  auto own = std::make_unique<Supervisor>(clock_, launcher_, kTailBytes);
+  auto own =
+      std::make_unique<Supervisor>(clock_, launcher_, SupervisorOptions{.tail_bytes = kTailBytes});
   LaunchPlan p = plan(tmpl({"sleep", "30"}));
   std::string run_dir = p.run_dir;
   auto w = launch(std::move(p), own.get());
@@ -414,7 +416,8 @@ TEST_F(SupervisorTest, RecipeOnStdinReachesTheRunAndLeavesNoFile) {
   r.recipe = kRecipe;
   RunOutcome o = run(t, r);
   EXPECT_EQ(o.ending, Ending::kExited);
-  EXPECT_EQ(o.tail, kRecipe);  // and `ls -A` listed nothing
+  // `ls -A` lists only the run's own output log: no recipe file was written.
+  EXPECT_EQ(o.tail, std::string(kRecipe) + "output.log\n");
 }
 
 TEST_F(SupervisorTest, RecipeInTheEnvironmentReachesTheRun) {
@@ -431,7 +434,7 @@ TEST_F(SupervisorTest, WithoutRecipeDeliveryStdinIsEmptyAndNoFileIsWritten) {
   r.recipe = kRecipe;
   RunOutcome o = run(t, r);
   EXPECT_EQ(o.ending, Ending::kExited);
-  EXPECT_EQ(o.tail, "");
+  EXPECT_EQ(o.tail, "output.log\n");  // nothing on stdin, and no recipe file
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -509,10 +512,12 @@ TEST_F(SupervisorTest, OutputFloodIsCountedExactlyAndTheTailStaysBounded) {
   EXPECT_EQ(o.exit_code, 0);
   EXPECT_EQ(o.output_bytes, kFlood);
   EXPECT_EQ(o.dropped_bytes, kFlood - kTailBytes);
-  EXPECT_EQ(o.tail.size(), kTailBytes);
-  std::string want;
+  const std::string marker =
+      "[outpost: " + std::to_string(kFlood - kTailBytes) + " earlier bytes of output not shown]\n";
+  std::string want = marker;
   for (std::size_t i = 0; i < kTailBytes / 2; ++i) want += "y\n";
-  EXPECT_EQ(o.tail, want);
+  EXPECT_EQ(o.tail.size(), want.size());
+  EXPECT_TRUE(o.tail == want) << "tail starts: " << o.tail.substr(0, 120);
 }
 
 TEST_F(SupervisorTest, GrandchildLeftInTheGroupDoesNotKeepTheRunAliveAndIsKilled) {

@@ -33,6 +33,7 @@ struct LaunchPlan {
   Millis timeout{0};
   Millis kill_grace{0};
   bool keep_run_dir_on_failure = false;
+  ResourceLimits limits;
 };
 
 // Checks the request against the template and renders the plan. The error says what was refused

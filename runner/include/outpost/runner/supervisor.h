@@ -12,27 +12,35 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "outpost/common/clock.h"
 #include "outpost/runner/plan.h"
+#include "outpost/runner/redaction.h"
 
 namespace outpost {
+
+// The descriptors a new process starts with.
+struct LaunchIo {
+  int stdin_fd = -1;
+  int output_fd = -1;        // stdout and stderr
+  int cgroup_procs_fd = -1;  // the run's cgroup.procs, joined before exec; -1 for none
+};
 
 // Starts one process. The seam between supervision and the operating system.
 class ProcessLauncher {
  public:
   virtual ~ProcessLauncher() = default;
-  // Starts plan.argv in a new session with the plan's environment and working directory, stdin
-  // from `stdin_fd`, stdout and stderr to `output_fd`, and no other descriptor inherited.
-  virtual std::expected<pid_t, std::string> launch(const LaunchPlan& plan, int stdin_fd,
-                                                   int output_fd) = 0;
+  // Starts plan.argv in a new session with the plan's environment, working directory and
+  // resource limits, and no descriptor of the worker's inherited beyond `io`.
+  virtual std::expected<pid_t, std::string> launch(const LaunchPlan& plan, const LaunchIo& io) = 0;
 };
 
-// posix_spawn with POSIX_SPAWN_SETSID; argv[0] is looked up on the plan's own PATH.
+// clone(CLONE_VM | CLONE_VFORK) + execve, like posix_spawn, but able to set resource limits and
+// join a cgroup in the child before exec. argv[0] is looked up on the plan's own PATH.
 class PosixLauncher final : public ProcessLauncher {
  public:
-  std::expected<pid_t, std::string> launch(const LaunchPlan& plan, int stdin_fd,
-                                           int output_fd) override;
+  std::expected<pid_t, std::string> launch(const LaunchPlan& plan, const LaunchIo& io) override;
 };
 
 struct RunOutcome {
@@ -49,39 +57,79 @@ struct RunOutcome {
   std::string message;
   std::chrono::system_clock::time_point started_at{};
   std::chrono::milliseconds duration{0};
-  std::string tail;  // valid UTF-8, at most the configured tail bytes (before sanitizing)
-  std::uint64_t dropped_bytes = 0;
+  // The end of the output, valid UTF-8, redacted; starts with a marker line saying how many
+  // bytes came before it when any did.
+  std::string tail;
+  std::uint64_t dropped_bytes = 0;  // output bytes not in the tail
   std::uint64_t output_bytes = 0;
+  std::int64_t cpu_time_ms = 0;
+  std::uint64_t log_dropped_lines = 0;  // lines the LOG rate limit left out
 };
 
-// Both are called on the supervisor's thread, in this order, at most once each; keep them short.
+// A batch of output lines for a LOG event.
+struct LogBatch {
+  std::vector<std::string> lines;
+  std::uint64_t dropped_lines = 0;  // so far in this run
+};
+
+// A live run's vital signs, every heartbeat interval.
+struct Heartbeat {
+  std::uint64_t output_bytes = 0;
+  std::int64_t cpu_time_ms = 0;
+  std::uint64_t rss_bytes = 0;
+  std::size_t processes = 0;
+  std::uint64_t log_dropped_lines = 0;
+};
+
+// All are called on the supervisor's thread: on_started once, then any number of on_log and
+// on_heartbeat, then on_finished once (or on_finished alone when the run never started).
+// Keep them short.
 struct RunCallbacks {
   std::function<void(pid_t pid, std::chrono::system_clock::time_point started_at)> on_started;
+  std::function<void(LogBatch batch)> on_log;
+  std::function<void(Heartbeat heartbeat)> on_heartbeat;
   std::function<void(RunOutcome outcome)> on_finished;
+};
+
+struct SupervisorOptions {
+  std::size_t tail_bytes = 64 * 1024;
+  std::size_t line_max_bytes = 16 * 1024;
+  std::size_t log_batch_bytes = 64 * 1024;
+  std::chrono::milliseconds log_batch_interval{1000};
+  std::size_t log_rate_bytes = 256 * 1024;
+  std::size_t log_file_bytes = 100 * 1024 * 1024;
+  std::chrono::milliseconds heartbeat_interval{10'000};
+  std::string cgroup = "auto";  // see RunnerConfig::cgroup
 };
 
 class Supervisor {
  public:
-  Supervisor(const Clock& clock, ProcessLauncher& launcher, std::size_t tail_bytes);
-  // Kills (SIGKILL to the group) whatever is still running and waits for the thread.
+  Supervisor(const Clock& clock, ProcessLauncher& launcher, SupervisorOptions options = {});
+  // Kills whatever is still running (every process of every run) and waits for the thread.
   ~Supervisor();
   Supervisor(const Supervisor&) = delete;
   Supervisor& operator=(const Supervisor&) = delete;
 
   // Thread-safe. Creates the run directory, starts the process, and reports through callbacks.
-  void launch(LaunchPlan plan, RunCallbacks callbacks);
-  // Thread-safe. Stops the runs with this run_id (SIGTERM, the plan's grace, SIGKILL to the whole
-  // group); they end kCancelled with `reason` as message. Unknown run_ids are ignored.
+  // Every output byte passes through `redactor` first (pass-through when null).
+  void launch(LaunchPlan plan, RunCallbacks callbacks,
+              std::unique_ptr<StreamRedactor> redactor = nullptr);
+  // Thread-safe. Stops the runs with this run_id: SIGTERM to all its processes, the plan's
+  // grace, then SIGKILL to all of them (descendants that left the group included). They end
+  // kCancelled with `reason` as message. Unknown run_ids are ignored.
   void stop(const std::string& run_id, std::string reason);
   // Thread-safe. Stop for every run.
   void stopAll(std::string reason);
   // Runs launched and not yet finished.
   std::size_t active() const { return active_.load(); }
+  // Whether runs get a cgroup of their own (decided at construction), and if not, why.
+  bool usesCgroups() const;
+  const std::string& cgroupNote() const;
 
  private:
   struct Impl;
-  std::unique_ptr<Impl> impl_;
   std::atomic<std::size_t> active_{0};
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace outpost

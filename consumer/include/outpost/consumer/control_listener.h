@@ -1,0 +1,122 @@
+// The control topic: commands about runs already submitted (cancel), keyed by run_id. Every worker
+// reads every partition of it, outside any consumer group, so that whichever worker holds a run
+// sees its cancel; and what a worker remembers about run_ids to answer cancels that come early or
+// late (RunMemory).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <expected>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "outpost/common/clock.h"
+#include "outpost/common/config.h"
+#include "outpost/consumer/offset_tracker.h"
+#include "outpost/v1/control.pb.h"
+
+namespace outpost {
+
+struct ControlMessage {
+  TopicPartition tp;
+  std::int64_t offset = -1;
+  // The message's timestamp (its producer's clock), or when it was read if it has none.
+  std::chrono::system_clock::time_point timestamp;
+  // Written before this listener started and read because it looks cancel_memory back: the
+  // worker acts on it and remembers it, but does not answer it (it was answered when it was new).
+  bool replayed = false;
+  v1::ControlCommand command;
+};
+
+// Decodes a control-topic message: a ControlCommand with a command this worker knows, whose
+// run_id is a UUID. Never throws: bad input is a reason, not an error.
+std::expected<v1::ControlCommand, std::string> decodeControlCommand(std::string_view bytes);
+
+// A second librdkafka consumer, beside the jobs consumer. It assigns itself every partition of the
+// control topic (no group membership, nothing committed) starting at the first message not older
+// than `memory`, and picks up the topic when it is created later and partitions added to it.
+//
+// Threads: poll() belongs to the worker's poll thread and never blocks. A discovery thread of its
+// own does what blocks (metadata, offsets for times, watermarks) and assigns what it finds.
+class ControlListener {
+ public:
+  // `group_id` is only there because librdkafka's assign() needs one; it is never joined and no
+  // offset is committed under it. Throws ConfigError when the configuration is refused.
+  ControlListener(const KafkaConfig& config, const std::string& topic, const std::string& group_id,
+                  const std::string& client_id, Millis memory, const Clock& clock);
+  // Stops the discovery thread (waiting at most for the broker request in flight) and closes.
+  ~ControlListener();
+  ControlListener(const ControlListener&) = delete;
+  ControlListener& operator=(const ControlListener&) = delete;
+
+  // Poll thread: the next decodable command already fetched, without waiting; nullopt when there
+  // is none. Undecodable messages are logged and skipped.
+  std::optional<ControlMessage> poll();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// What a worker remembers about run_ids for a while (runs that ended here, cancels for runs it has
+// not seen): an entry lives until its expiry, and at most `capacity` entries are kept, the ones
+// closest to expiry giving way first. Single-threaded: the poll thread's.
+template <typename Value>
+class RunMemory {
+ public:
+  using TimePoint = std::chrono::system_clock::time_point;
+
+  explicit RunMemory(std::size_t capacity) : capacity_(capacity) {}
+
+  // Remembers `value` for `run_id` until `expires`, replacing what was remembered for it.
+  void put(const std::string& run_id, Value value, TimePoint expires) {
+    erase(run_id);
+    if (capacity_ == 0) return;
+    while (entries_.size() >= capacity_) eraseAt(by_expiry_.begin());
+    auto pos = by_expiry_.emplace(expires, run_id);
+    entries_.emplace(run_id, Entry{std::move(value), pos});
+  }
+
+  // The entry for `run_id` if it has not expired by `now`, else nullptr. Valid until the next
+  // put, erase or expire.
+  Value* find(const std::string& run_id, TimePoint now) {
+    auto it = entries_.find(run_id);
+    if (it == entries_.end() || it->second.pos->first <= now) return nullptr;
+    return &it->second.value;
+  }
+
+  void erase(const std::string& run_id) {
+    auto it = entries_.find(run_id);
+    if (it != entries_.end()) eraseAt(it->second.pos);
+  }
+
+  // Forgets every entry expired by `now`.
+  void expire(TimePoint now) {
+    while (!by_expiry_.empty() && by_expiry_.begin()->first <= now) eraseAt(by_expiry_.begin());
+  }
+
+  std::size_t size() const { return entries_.size(); }
+
+ private:
+  using ByExpiry = std::multimap<TimePoint, std::string>;
+  struct Entry {
+    Value value;
+    ByExpiry::iterator pos;
+  };
+
+  void eraseAt(ByExpiry::iterator pos) {
+    entries_.erase(pos->second);
+    by_expiry_.erase(pos);
+  }
+
+  std::size_t capacity_;
+  ByExpiry by_expiry_;
+  std::unordered_map<std::string, Entry> entries_;
+};
+
+}  // namespace outpost
