@@ -270,6 +270,13 @@ TemplateConfig parseTemplate(const std::string& name, YAML::Node node, const std
     l.read("core_dumps", t.limits.core_dumps);
     l.rejectUnknown();
   }
+  if (auto output = s.get("output"); output && !output.IsNull()) {
+    Section o(output, s.child("output"));
+    o.readBytes("tail_bytes", t.output.tail_bytes);
+    o.readBytes("log_rate_bytes", t.output.log_rate_bytes);
+    o.readBytes("log_file_bytes", t.output.log_file_bytes);
+    o.rejectUnknown();
+  }
   s.read("recipe_env", t.recipe_env);
   s.read("working_dir", t.working_dir);
   s.read("timeout", t.default_timeout);

@@ -58,6 +58,7 @@ std::expected<LaunchPlan, std::string> planRun(const TemplateConfig& tmpl, const
   plan.kill_grace = tmpl.kill_grace;
   plan.keep_run_dir_on_failure = tmpl.keep_run_dir_on_failure;
   plan.limits = tmpl.limits;
+  plan.output = tmpl.output;
   if (req.timeout.count() < 0) return std::unexpected("timeout_ms is negative");
   plan.timeout =
       req.timeout.count() == 0 ? tmpl.default_timeout : std::min(req.timeout, tmpl.max_timeout);

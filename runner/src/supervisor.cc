@@ -56,7 +56,8 @@ struct Child {
   pid_t pid = -1;
   UniqueFd pidfd;
   UniqueFd output;
-  UniqueFd log_file;  // output.log in the run directory, up to log_file_bytes
+  UniqueFd log_file;  // output.log in the run directory, up to log_file_limit
+  std::uint64_t log_file_limit;
   std::uint64_t log_file_written = 0;
   TailBuffer tail;
   LineSplitter lines;
@@ -74,10 +75,13 @@ struct Child {
   std::optional<RunOutcome::Ending> stop_ending;
   std::string stop_reason;
 
-  Child(const SupervisorOptions& o)
-      : tail(o.tail_bytes),
+  // The template's output limits where it sets them, else the supervisor's.
+  Child(const SupervisorOptions& o, const OutputLimits& t)
+      : log_file_limit(t.log_file_bytes ? t.log_file_bytes : o.log_file_bytes),
+        tail(t.tail_bytes ? t.tail_bytes : o.tail_bytes),
         lines(o.line_max_bytes),
-        batcher(o.log_batch_bytes, o.log_batch_interval, o.log_rate_bytes) {}
+        batcher(o.log_batch_bytes, o.log_batch_interval,
+                t.log_rate_bytes ? t.log_rate_bytes : o.log_rate_bytes) {}
 };
 
 }  // namespace
@@ -319,9 +323,9 @@ struct Supervisor::Impl {
     }
     UniqueFd read_end(pipefd[0]), write_end(pipefd[1]);
 
-    auto child = std::make_unique<Child>(options);
+    auto child = std::make_unique<Child>(options, plan.output);
     child->tree = std::make_unique<ProcessTree>(cgroups, plan.run_id);
-    if (options.log_file_bytes > 0) {
+    if (child->log_file_limit > 0) {
       child->log_file.reset(::open((plan.run_dir + "/output.log").c_str(),
                                    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
     }
@@ -366,8 +370,8 @@ struct Supervisor::Impl {
     std::string safe = c.redactor->feed(raw);
     if (safe.empty()) return;
     c.tail.append(safe);
-    if (c.log_file && c.log_file_written < options.log_file_bytes) {
-      auto room = std::min<std::uint64_t>(safe.size(), options.log_file_bytes - c.log_file_written);
+    if (c.log_file && c.log_file_written < c.log_file_limit) {
+      auto room = std::min<std::uint64_t>(safe.size(), c.log_file_limit - c.log_file_written);
       auto w = ::write(c.log_file.get(), safe.data(), room);
       if (w > 0) c.log_file_written += static_cast<std::uint64_t>(w);
     }

@@ -341,6 +341,14 @@ TEST(ConfigTemplates, LimitsAreParsedWithUnits) {
   EXPECT_TRUE(l.core_dumps);
   EXPECT_THAT(errorOf("templates:\n  t:\n    argv: [x]\n    limits:\n      memory: 1GiB\n"),
               HasSubstr("'templates.t.limits.memory'"));
+  auto o = parseConfig(
+      "templates:\n  t:\n    argv: [x]\n    output: {tail_bytes: 1KiB, log_rate_bytes: 2KiB}\n",
+      {});
+  EXPECT_EQ(o.templates.at("t").output.tail_bytes, 1024u);
+  EXPECT_EQ(o.templates.at("t").output.log_rate_bytes, 2048u);
+  EXPECT_EQ(o.templates.at("t").output.log_file_bytes, 0u) << "0: the worker's setting";
+  EXPECT_THAT(errorOf("templates:\n  t:\n    argv: [x]\n    output: {tail: 1}\n"),
+              HasSubstr("'templates.t.output.tail'"));
 }
 
 TEST(ConfigTypes, ZeroSlotsIsRejected) {

@@ -566,3 +566,38 @@ TEST_F(SupervisorTest, ConcurrentRunsAreKeptApart) {
 
 }  // namespace
 }  // namespace outpost
+
+namespace outpost {
+namespace {
+
+TEST(SupervisorOutputLimits, ATemplatesOwnTailSizeOverridesTheWorkers) {
+  SystemClock clock;
+  PosixLauncher launcher;
+  char pattern[] = "/tmp/outpost-limits-XXXXXX";
+  ASSERT_NE(mkdtemp(pattern), nullptr);
+  Supervisor supervisor(clock, launcher, SupervisorOptions{.tail_bytes = 4096});
+  TemplateConfig t;
+  t.name = "t";
+  t.argv = {"head", "-c", "1000", "/dev/zero"};
+  t.env_passthrough = {"PATH"};
+  t.recipe = RecipeDelivery::kNone;
+  t.output.tail_bytes = 300;
+  UuidGenerator ids(clock);
+  RunRequest r;
+  r.run_id = ids.next();
+  auto plan = planRun(t, r, {{"PATH", "/usr/bin:/bin"}}, pattern);
+  ASSERT_TRUE(plan.has_value());
+  std::promise<RunOutcome> done;
+  RunCallbacks cb;
+  cb.on_finished = [&](RunOutcome o) { done.set_value(std::move(o)); };
+  supervisor.launch(std::move(*plan), std::move(cb));
+  auto f = done.get_future();
+  ASSERT_EQ(f.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  auto o = f.get();
+  EXPECT_EQ(o.output_bytes, 1000u);
+  EXPECT_EQ(o.dropped_bytes, 700u);
+  std::filesystem::remove_all(pattern);
+}
+
+}  // namespace
+}  // namespace outpost

@@ -47,6 +47,13 @@ struct ResourceLimits {
   bool core_dumps = false;                // RLIMIT_CORE 0 unless true
 };
 
+// Output limits of a template's runs; 0 means the worker's `output` setting.
+struct OutputLimits {
+  std::size_t tail_bytes = 0;
+  std::size_t log_rate_bytes = 0;
+  std::size_t log_file_bytes = 0;
+};
+
 // A worker-side template: what a command's job_type names. It decides everything that runs.
 struct TemplateConfig {
   std::string name;
@@ -76,6 +83,7 @@ struct TemplateConfig {
   // Whether argv may start a shell (sh, bash, ...). Off: a shell would turn arguments into code.
   bool allow_shell = false;
   ResourceLimits limits;
+  OutputLimits output;
 };
 
 struct KafkaConfig {

@@ -34,6 +34,7 @@ struct LaunchPlan {
   Millis kill_grace{0};
   bool keep_run_dir_on_failure = false;
   ResourceLimits limits;
+  OutputLimits output;  // 0s: the supervisor's defaults
 };
 
 // Checks the request against the template and renders the plan. The error says what was refused
