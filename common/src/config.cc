@@ -417,6 +417,20 @@ Config parseConfig(const std::string& yaml_text, const Environment& env,
     o.readBytes("log_file_bytes", c.output.log_file_bytes);
     o.rejectUnknown();
 
+    Section sc(top.get("secrets"), "secrets");
+    sc.read("chain", c.secrets.chain);
+    sc.read("default_cloud", c.secrets.default_cloud);
+    sc.read("cache_ttl", c.secrets.cache_ttl);
+    sc.read("mask_for", c.secrets.mask_for);
+    sc.read("file_dir", c.secrets.file_dir);
+    sc.readBytes("file_max_bytes", c.secrets.file_max_bytes);
+    sc.rejectUnknown();
+    for (const auto& p : c.secrets.chain) {
+      if (p != "env" && p != "file") {
+        throw ConfigError("'secrets.chain' names '" + p + "', which is not a provider this worker has (env, file)");
+      }
+    }
+
     Section r(top.get("runner"), "runner");
     r.read("cgroup", c.runner.cgroup);
     r.rejectUnknown();

@@ -154,6 +154,20 @@ struct LineageConfig {
   std::string job_namespace = "outpost";
 };
 
+struct SecretsConfig {
+  // Providers ${NAME} references are looked up in, in order: env, file (and cloud ones as added).
+  std::vector<std::string> chain = {"env", "file"};
+  // The provider secret:/path references use (Collate's form); empty: such references are refused.
+  std::string default_cloud;
+  // How long a resolved value is reused; a rotated secret reaches runs started after this.
+  Millis cache_ttl = std::chrono::minutes(5);
+  // How long a value stays masked in output after it was last resolved (rotation included).
+  Millis mask_for = std::chrono::hours(24);
+  // The file provider's directory (e.g. a mounted Kubernetes secret volume) and size cap.
+  std::string file_dir = "/mnt/secrets";
+  std::size_t file_max_bytes = 1024 * 1024;
+};
+
 struct Config {
   WorkerConfig worker;
   KafkaConfig kafka;
@@ -161,6 +175,7 @@ struct Config {
   OutputConfig output;
   RunnerConfig runner;
   LineageConfig lineage;
+  SecretsConfig secrets;
   std::map<std::string, TemplateConfig> templates;
 };
 

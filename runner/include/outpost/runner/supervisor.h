@@ -16,7 +16,7 @@
 
 #include "outpost/common/clock.h"
 #include "outpost/runner/plan.h"
-#include "outpost/runner/redaction.h"
+#include "outpost/common/redaction.h"
 
 namespace outpost {
 

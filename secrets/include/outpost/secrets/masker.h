@@ -1,0 +1,59 @@
+// Masking resolved secret values wherever text leaves the worker: each value and its base64
+// (standard and URL-safe, with and without padding), URL-encoded and JSON-escaped forms, found
+// by one multi-pattern matcher (Aho-Corasick) that also works across chunk boundaries.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "outpost/common/redaction.h"
+#include "outpost/secrets/secret_value.h"
+
+namespace outpost {
+
+inline constexpr std::string_view kMask = "***";
+
+// Immutable once built; safe to share between threads.
+class SecretMasker {
+ public:
+  // Values shorter than this are not masked (they would mask half of every log); the resolver
+  // warns about them.
+  static constexpr std::size_t kMinLength = 4;
+
+  explicit SecretMasker(const std::vector<const SecretValue*>& values);
+  SecretMasker(const SecretMasker&) = delete;
+  SecretMasker& operator=(const SecretMasker&) = delete;
+
+  // The text with every occurrence replaced by kMask.
+  std::string mask(std::string_view text) const;
+  // A streaming redactor over this masker (hold the masker alive while it is used).
+  std::unique_ptr<StreamRedactor> stream() const;
+
+  std::size_t patternCount() const { return patterns_; }
+  std::size_t longestPattern() const { return longest_; }
+
+  // Where the matcher is; 0 is the root. Advances by one byte; returns the length of the longest
+  // pattern ending at this byte (0 for none).
+  std::uint32_t step(std::uint32_t& state, unsigned char byte) const {
+    state = next_[static_cast<std::size_t>(state) * 256 + byte];
+    return out_[state];
+  }
+
+ private:
+  void add(std::string_view pattern);
+  void build();
+
+  std::vector<std::uint32_t> next_;  // states x 256 transitions (goto + failure folded in)
+  std::vector<std::uint32_t> out_;   // longest pattern length ending in each state
+  std::vector<std::uint32_t> fail_;
+  std::size_t patterns_ = 0;
+  std::size_t longest_ = 0;
+};
+
+// The encodings a value is masked in (the value itself first). Exposed for tests.
+std::vector<std::string> maskedForms(std::string_view value);
+
+}  // namespace outpost

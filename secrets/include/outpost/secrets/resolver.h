@@ -1,0 +1,66 @@
+// Resolving references: the provider chain, a per-reference cache with a TTL (so a rotated
+// secret reaches the next runs without a restart), one fetch for concurrent askers, and the set
+// of recently resolved values that output is masked against.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "outpost/common/clock.h"
+#include "outpost/secrets/masker.h"
+#include "outpost/secrets/provider.h"
+
+namespace outpost {
+
+struct ResolvedSecret {
+  SecretValue value;
+  std::string provider;  // the one that answered
+  std::string version;
+  std::chrono::system_clock::time_point fetched_at;
+  bool cached = false;
+};
+
+// Thread-safe. resolve() may block on a provider; keep it off the poll thread.
+class SecretResolver {
+ public:
+  SecretResolver(std::map<std::string, std::shared_ptr<SecretProvider>> providers,
+                 std::vector<std::string> chain, std::string default_cloud,
+                 std::chrono::milliseconds ttl, std::chrono::milliseconds mask_for,
+                 const Clock& clock);
+
+  std::expected<ResolvedSecret, SecretError> resolve(const SecretRef& ref);
+
+  // A masker over every value resolved within mask_for (current and rotated-out ones). Rebuilt
+  // only when that set changes.
+  std::shared_ptr<const SecretMasker> masker();
+
+ private:
+  struct Entry {
+    bool fetching = false;
+    std::optional<ResolvedSecret> value;
+    std::chrono::steady_clock::time_point expires{};
+  };
+  std::expected<ResolvedSecret, SecretError> fetchFrom(const SecretRef& ref);
+  void remember(const SecretValue& value);
+
+  std::map<std::string, std::shared_ptr<SecretProvider>> providers_;
+  std::vector<std::string> chain_;
+  std::string default_cloud_;
+  std::chrono::milliseconds ttl_, mask_for_;
+  const Clock& clock_;
+
+  std::mutex mutex_;
+  std::condition_variable fetched_;
+  std::map<std::string, Entry> cache_;                                 // by reference key
+  std::map<std::string, std::chrono::steady_clock::time_point> seen_;  // value -> last resolved
+  std::shared_ptr<const SecretMasker> masker_;
+  bool masker_stale_ = true;
+};
+
+}  // namespace outpost

@@ -1,0 +1,129 @@
+#include "outpost/secrets/reference.h"
+
+#include <array>
+#include <cctype>
+
+namespace outpost {
+namespace {
+
+constexpr std::array<std::string_view, 6> kProviders = {"env",    "file",     "aws-sm",
+                                                        "gcp-sm", "azure-kv", "vault"};
+
+bool nameChar(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
+}
+
+// Characters a secret:/ path may hold; it ends at anything else (space, quote, comma, ...).
+bool collatePathChar(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) || c == '/' || c == '_' || c == '-' ||
+         c == '.' || c == '+' || c == '=' || c == '@';
+}
+
+std::string at(std::size_t pos) {
+  return " (at byte " + std::to_string(pos) + ")";
+}
+
+std::expected<SecretRef, std::string> parseBody(std::string_view body, std::size_t pos) {
+  SecretRef ref;
+  ref.text = "${" + std::string(body) + "}";
+  auto colon = body.find(':');
+  if (colon == std::string_view::npos) {
+    if (body.empty()) return std::unexpected("empty secret reference ${}" + at(pos));
+    for (char c : body) {
+      if (!nameChar(c)) {
+        return std::unexpected("secret reference " + ref.text + " has a character that a name " +
+                               "cannot hold: '" + std::string(1, c) + "'" + at(pos));
+      }
+    }
+    ref.provider = kChainProvider;
+    ref.path = std::string(body);
+    return ref;
+  }
+  auto provider = body.substr(0, colon);
+  bool known = false;
+  for (auto p : kProviders) known |= p == provider;
+  if (!known) {
+    return std::unexpected("secret reference " + ref.text + " names an unknown provider '" +
+                           std::string(provider) +
+                           "' (known: env, file, aws-sm, gcp-sm, azure-kv, vault)" + at(pos));
+  }
+  ref.provider = std::string(provider);
+  std::string rest(body.substr(colon + 1));
+  if (auto hash = rest.find('#'); hash != std::string::npos) {
+    ref.field = rest.substr(hash + 1);
+    rest = rest.substr(0, hash);
+    if (ref.field.empty())
+      return std::unexpected("secret reference " + ref.text + " has an empty #field" + at(pos));
+  }
+  if (rest.empty())
+    return std::unexpected("secret reference " + ref.text + " names no secret" + at(pos));
+  if (ref.provider == "azure-kv") {
+    if (auto slash = rest.find('/'); slash != std::string::npos) {
+      ref.version = rest.substr(slash + 1);
+      rest = rest.substr(0, slash);
+    }
+  }
+  if (ref.provider == "file" && (rest.front() == '/' || rest.find("..") != std::string::npos)) {
+    return std::unexpected("secret reference " + ref.text +
+                           " must name a file inside the secrets directory" + at(pos));
+  }
+  ref.path = std::move(rest);
+  return ref;
+}
+
+}  // namespace
+
+std::expected<std::vector<TextPart>, std::string> parseReferences(std::string_view text) {
+  std::vector<TextPart> parts;
+  std::string literal;
+  auto flush = [&] {
+    if (!literal.empty()) parts.push_back(TextPart{false, std::exchange(literal, {}), {}});
+  };
+  std::size_t i = 0;
+  while (i < text.size()) {
+    if (text.compare(i, 3, "$${") == 0) {
+      literal += "${";
+      i += 3;
+      continue;
+    }
+    if (text.compare(i, 2, "${") == 0) {
+      auto close = text.find('}', i + 2);
+      auto next_open = text.find("${", i + 2);
+      if (close == std::string_view::npos ||
+          (next_open != std::string_view::npos && next_open < close)) {
+        return std::unexpected("secret reference starting with ${ is not closed with }" + at(i) +
+                               "; write $${ for a literal ${");
+      }
+      auto ref = parseBody(text.substr(i + 2, close - i - 2), i);
+      if (!ref) return std::unexpected(ref.error());
+      flush();
+      parts.push_back(TextPart{true, {}, std::move(*ref)});
+      i = close + 1;
+      continue;
+    }
+    if (text.compare(i, 8, "secret:/") == 0) {
+      std::size_t end = i + 8;
+      while (end < text.size() && collatePathChar(text[end])) ++end;
+      if (end == i + 8) return std::unexpected("secret:/ names no secret" + at(i));
+      SecretRef ref;
+      ref.provider = kDefaultCloudProvider;
+      ref.path = std::string(text.substr(i + 8, end - i - 8));
+      ref.text = std::string(text.substr(i, end - i));
+      flush();
+      parts.push_back(TextPart{true, {}, std::move(ref)});
+      i = end;
+      continue;
+    }
+    literal += text[i++];
+  }
+  flush();
+  return parts;
+}
+
+std::string scopeName(const SecretRef& ref) {
+  if (ref.provider == kChainProvider) return ref.path;
+  if (ref.provider == kDefaultCloudProvider) return "secret:/" + ref.path;
+  return ref.provider + ":" + ref.path;
+}
+
+}  // namespace outpost

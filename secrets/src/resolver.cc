@@ -1,0 +1,127 @@
+#include "outpost/secrets/resolver.h"
+
+#include <spdlog/spdlog.h>
+
+#include "outpost/secrets/reference.h"
+
+namespace outpost {
+namespace {
+
+std::string keyOf(const SecretRef& r) {
+  return r.provider + '\x1f' + r.path + '\x1f' + r.field + '\x1f' + r.version;
+}
+
+}  // namespace
+
+SecretResolver::SecretResolver(std::map<std::string, std::shared_ptr<SecretProvider>> providers,
+                               std::vector<std::string> chain, std::string default_cloud,
+                               std::chrono::milliseconds ttl, std::chrono::milliseconds mask_for,
+                               const Clock& clock)
+    : providers_(std::move(providers)),
+      chain_(std::move(chain)),
+      default_cloud_(std::move(default_cloud)),
+      ttl_(ttl),
+      mask_for_(mask_for),
+      clock_(clock) {}
+
+std::expected<ResolvedSecret, SecretError> SecretResolver::resolve(const SecretRef& ref) {
+  const auto key = keyOf(ref);
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    auto& e = cache_[key];
+    if (e.value && clock_.steadyNow() < e.expires) {
+      ResolvedSecret r = *e.value;
+      r.cached = true;
+      return r;
+    }
+    if (!e.fetching) break;
+    fetched_.wait(lock);  // someone else is fetching this reference: share their answer
+  }
+  cache_[key].fetching = true;
+  lock.unlock();
+  auto result = fetchFrom(ref);
+  lock.lock();
+  auto& e = cache_[key];
+  e.fetching = false;
+  if (result) {
+    e.value = *result;
+    e.expires = clock_.steadyNow() + ttl_;
+    remember(result->value);
+  } else {
+    e.value.reset();  // errors are not cached: the next run asks again
+  }
+  fetched_.notify_all();
+  return result;
+}
+
+std::expected<ResolvedSecret, SecretError> SecretResolver::fetchFrom(const SecretRef& ref) {
+  auto ask = [&](const std::string& provider_name,
+                 const SecretRef& r) -> std::expected<ResolvedSecret, SecretError> {
+    auto it = providers_.find(provider_name);
+    if (it == providers_.end()) {
+      return std::unexpected(SecretError{
+          SecretError::Kind::kInvalid,
+          ref.text + ": the provider '" + provider_name + "' is not configured on this worker"});
+    }
+    auto fetched = it->second->fetch(r);
+    if (!fetched) return std::unexpected(fetched.error());
+    return ResolvedSecret{std::move(fetched->value), provider_name, std::move(fetched->version),
+                          clock_.now(), false};
+  };
+  if (ref.provider == kDefaultCloudProvider) {
+    if (default_cloud_.empty()) {
+      return std::unexpected(
+          SecretError{SecretError::Kind::kInvalid,
+                      ref.text + ": secret:/ references need secrets.default_cloud"});
+    }
+    SecretRef r = ref;
+    r.provider = default_cloud_;
+    return ask(default_cloud_, r);
+  }
+  if (ref.provider != kChainProvider) return ask(ref.provider, ref);
+  std::string tried;
+  for (const auto& name : chain_) {
+    SecretRef r = ref;
+    r.provider = name;
+    auto got = ask(name, r);
+    if (got || got.error().kind != SecretError::Kind::kNotFound) return got;
+    tried += (tried.empty() ? "" : ", ") + name;
+  }
+  return std::unexpected(
+      SecretError{SecretError::Kind::kNotFound,
+                  ref.text + ": not found in " + (tried.empty() ? "no provider" : tried)});
+}
+
+void SecretResolver::remember(const SecretValue& value) {
+  if (value.size() < SecretMasker::kMinLength) {
+    spdlog::warn("a resolved secret is shorter than {} bytes and cannot be masked in output",
+                 SecretMasker::kMinLength);
+    return;
+  }
+  auto [it, added] = seen_.insert_or_assign(std::string(value.reveal()), clock_.steadyNow());
+  if (added) masker_stale_ = true;
+}
+
+std::shared_ptr<const SecretMasker> SecretResolver::masker() {
+  std::lock_guard lock(mutex_);
+  auto now = clock_.steadyNow();
+  for (auto it = seen_.begin(); it != seen_.end();) {
+    if (now - it->second > mask_for_) {
+      it = seen_.erase(it);
+      masker_stale_ = true;
+    } else {
+      ++it;
+    }
+  }
+  if (masker_stale_ || !masker_) {
+    std::vector<SecretValue> values;
+    for (const auto& [v, t] : seen_) values.emplace_back(v);
+    std::vector<const SecretValue*> ptrs;
+    for (const auto& v : values) ptrs.push_back(&v);
+    masker_ = std::make_shared<const SecretMasker>(ptrs);
+    masker_stale_ = false;
+  }
+  return masker_;
+}
+
+}  // namespace outpost
