@@ -1,12 +1,17 @@
 #include "worker.h"
 
+#include <fnmatch.h>
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <set>
+
 #include <spdlog/spdlog.h>
 
 #include "outpost/consumer/dead_letter.h"
+#include "outpost/secrets/providers.h"
+#include "outpost/secrets/reference.h"
 
 namespace outpost {
 namespace {
@@ -18,6 +23,21 @@ std::string describeSignal(int sig) {
   const char* abbrev = sigabbrev_np(sig);
   return abbrev ? std::string("SIG") + abbrev : "signal " + std::to_string(sig);
 }
+
+// Keeps the masker alive as long as the run's output stream uses it.
+class MaskedOutput final : public StreamRedactor {
+ public:
+  explicit MaskedOutput(std::shared_ptr<const SecretMasker> m)
+      : m_(std::move(m)), s_(m_->stream()) {}
+  std::string feed(std::string_view chunk) override { return s_->feed(chunk); }
+  std::string flush() override { return s_->flush(); }
+
+ private:
+  std::shared_ptr<const SecretMasker> m_;
+  std::unique_ptr<StreamRedactor> s_;
+};
+
+constexpr std::size_t kResolverThreads = 4;
 
 std::string hostName() {
   char host[256] = {};
@@ -60,6 +80,12 @@ Worker::Worker(Config config, const Clock& clock)
       worker_env_(processEnvironment()),
       lineage_(config_.lineage.job_namespace),
       started_at_(clock.now()) {
+  const auto& sc = config_.secrets;
+  resolver_ = std::make_unique<SecretResolver>(
+      std::map<std::string, std::shared_ptr<SecretProvider>>{
+          {"env", std::make_shared<EnvSecretProvider>(worker_env_)},
+          {"file", std::make_shared<FileSecretProvider>(sc.file_dir, sc.file_max_bytes)}},
+      sc.chain, sc.default_cloud, sc.cache_ttl, sc.mask_for, clock_);
   producer_ = std::make_unique<KafkaProducer>(
       config_.kafka, std::map<std::string, std::string>{{"client.id", config_.worker.id}});
   consumer_ = std::make_unique<JobConsumer>(config_.kafka, "outpost." + config_.worker.pool,
@@ -82,6 +108,12 @@ Worker::Worker(Config config, const Clock& clock)
 
 Worker::~Worker() {
   // Stop the threads that post into the inbox before the inbox goes.
+  {
+    std::lock_guard lock(resolve_mutex_);
+    resolve_stop_ = true;
+  }
+  resolve_cv_.notify_all();
+  for (auto& t : resolve_threads_) t.join();
   supervisor_.reset();
   producer_.reset();
 }
@@ -145,6 +177,7 @@ int Worker::run(const std::atomic<bool>& stop) {
   // Queued commands never started: their offsets stay uncommitted, so another worker runs them.
   for (auto id : queue_) runs_.erase(id);
   queue_.clear();
+  std::erase_if(runs_, [](const auto& kv) { return kv.second.phase == Phase::kResolving; });
   publishStatus(v1::DRAINING);
   auto deadline = clock_.steadyNow() + config_.worker.drain_timeout;
   bool stopped_runs = false;
@@ -220,10 +253,60 @@ void Worker::handleMessage(ConsumedMessage message) {
   req.env = {run.command.env().begin(), run.command.env().end()};
   req.recipe = run.command.recipe();
   req.timeout = Millis(run.command.timeout_ms());
+  // Secret references never go in arguments: those end up on a command line.
+  for (const auto& [name, value] : req.args) {
+    if (value.find("${") != std::string::npos || value.find("secret:/") != std::string::npos) {
+      return reject(run, message,
+                    "argument '" + name +
+                        "' holds a secret reference; secrets never go on a command line (use env "
+                        "or the recipe)");
+    }
+  }
   auto plan = planRun(*run.tmpl, req, worker_env_, config_.worker.work_dir);
   if (!plan) return reject(run, message, plan.error());
   run.plan = std::move(*plan);
 
+  // Secret references: in the template's and the command's env values and in the recipe (never
+  // in arguments, checked above). Each must be allowed by the template.
+  std::vector<SecretRef> refs;
+  auto collect = [&](const std::string& where,
+                     std::string_view text) -> std::optional<std::string> {
+    auto parts = parseReferences(text);
+    if (!parts) return where + ": " + parts.error();
+    for (auto& p : *parts) {
+      if (p.is_reference) refs.push_back(std::move(p.ref));
+    }
+    return std::nullopt;
+  };
+  for (const auto& [name, value] : run.tmpl->env) {
+    if (auto err = collect("template env " + name, value)) return reject(run, message, *err);
+  }
+  for (const auto& [name, value] : req.env) {
+    if (auto err = collect("env " + name, value)) return reject(run, message, *err);
+  }
+  if (run.tmpl->recipe != RecipeDelivery::kNone) {
+    if (auto err = collect("recipe", req.recipe)) return reject(run, message, *err);
+  }
+  std::string refused;
+  for (const auto& ref : refs) {
+    auto scope = scopeName(ref);
+    bool allowed = std::ranges::any_of(run.tmpl->secrets, [&](const std::string& pattern) {
+      return fnmatch(pattern.c_str(), scope.c_str(), 0) == 0;
+    });
+    if (!allowed && refused.find(ref.text) == std::string::npos)
+      refused += (refused.empty() ? "" : ", ") + ref.text;
+  }
+  if (!refused.empty()) {
+    return reject(run, message,
+                  "template '" + run.tmpl->name + "' may not use the secret(s) " + refused +
+                      " (see its secrets list)");
+  }
+  if (!refs.empty()) return resolveSecrets(run, std::move(refs));
+  enqueue(run);
+}
+
+void Worker::enqueue(Run& run) {
+  run.phase = Phase::kQueued;
   // A cancel for this run came first (from the control topic, within cancel_memory).
   if (auto* cancel = cancels_.find(run.command.run_id(), clock_.now())) {
     if (run.command.attempt() == 1) run.sequence = cancel->notices;  // after its NOTICEs
@@ -236,6 +319,77 @@ void Worker::handleMessage(ConsumedMessage message) {
                  running_, queue_.size());
   }
   updatePause();
+}
+
+void Worker::resolveSecrets(Run& run, std::vector<SecretRef> refs) {
+  run.phase = Phase::kResolving;
+  if (resolve_threads_.empty()) {
+    for (std::size_t i = 0; i < kResolverThreads; ++i) {
+      resolve_threads_.emplace_back([this] {
+        for (;;) {
+          std::function<void()> task;
+          {
+            std::unique_lock lock(resolve_mutex_);
+            resolve_cv_.wait(lock, [this] { return resolve_stop_ || !resolve_tasks_.empty(); });
+            if (resolve_stop_) return;
+            task = std::move(resolve_tasks_.front());
+            resolve_tasks_.pop_front();
+          }
+          task();
+        }
+      });
+    }
+  }
+  {
+    std::lock_guard lock(resolve_mutex_);
+    resolve_tasks_.push_back([this, id = run.id, refs = std::move(refs)] {
+      std::map<std::string, SecretValue> values;
+      for (const auto& ref : refs) {
+        if (values.contains(ref.text)) continue;
+        auto got = resolver_->resolve(ref);
+        if (!got) {
+          post([this, id, msg = got.error().message] { onResolved(id, std::unexpected(msg)); });
+          return;
+        }
+        values.emplace(ref.text, std::move(got->value));
+      }
+      post([this, id, v = std::move(values)]() mutable { onResolved(id, std::move(v)); });
+    });
+  }
+  resolve_cv_.notify_one();
+}
+
+void Worker::onResolved(std::uint64_t id,
+                        std::expected<std::map<std::string, SecretValue>, std::string> values) {
+  auto it = runs_.find(id);
+  if (it == runs_.end() || it->second.phase != Phase::kResolving) return;  // dropped or cancelled
+  Run& run = it->second;
+  if (!values) {
+    // The command is fine; the store did not answer: FAILED (never started), not REJECTED.
+    run.phase = Phase::kFinished;
+    auto e = newEvent(run, v1::FAILED);
+    e.set_message("cannot resolve a secret: " + values.error());
+    spdlog::warn("run {} FAILED: {}", run.command.run_id(), e.message());
+    publishEvent(run, e);
+    return;
+  }
+  auto render = [&](std::string_view text) {
+    std::string out;
+    auto parts = parseReferences(text);  // parsed fine at admission
+    for (const auto& p : *parts) {
+      out += p.is_reference ? std::string(values->at(p.ref.text).reveal()) : p.literal;
+    }
+    return out;
+  };
+  std::set<std::string> names;
+  for (const auto& [name, value] : run.tmpl->env) names.insert(name);
+  for (const auto& [name, value] : run.command.env()) names.insert(name);
+  for (auto& kv : run.plan.env) {
+    auto eq = kv.find('=');
+    if (names.contains(kv.substr(0, eq))) kv = kv.substr(0, eq + 1) + render(kv.substr(eq + 1));
+  }
+  if (run.tmpl->recipe != RecipeDelivery::kNone) run.plan.recipe = render(run.plan.recipe);
+  enqueue(run);
 }
 
 void Worker::reject(Run& run, const ConsumedMessage& message, const std::string& reason,
@@ -296,7 +450,8 @@ void Worker::start(Run& run) {
   callbacks.on_finished = [this, id = run.id](RunOutcome outcome) {
     post([this, id, o = std::move(outcome)]() mutable { onFinished(id, std::move(o)); });
   };
-  supervisor_->launch(run.plan, std::move(callbacks));
+  supervisor_->launch(run.plan, std::move(callbacks),
+                      std::make_unique<MaskedOutput>(resolver_->masker()));
 }
 
 void Worker::onStarted(std::uint64_t id, std::chrono::system_clock::time_point started_at) {
@@ -367,6 +522,7 @@ void Worker::onFinished(std::uint64_t id, RunOutcome o) {
     case RunOutcome::Ending::kSpawnFailed:
       break;
   }
+  message = resolver_->masker()->mask(message);
   auto e = newEvent(run, state);
   bool started = o.ending != RunOutcome::Ending::kSpawnFailed;
   e.set_exit_code(o.ending == RunOutcome::Ending::kExited ? o.exit_code : -1);
@@ -473,13 +629,14 @@ void Worker::maybeRetire(Run& run) {
   runs_.erase(run.id);
 }
 
-// Admitted commands wait in queue_ for a slot; the partitions pause only once `slots` of them
-// wait, and resume when half have left. Every pause/resume makes librdkafka drop and fetch again
-// what it had prefetched, so pausing whenever the slots fill would cost a fetch per job. Commands
+// Admitted commands wait in queue_ for a slot; the partitions pause only once max_queued of them
+// wait, and resume when half have left. Every pause/resume makes librdkafka drop what it had
+// prefetched and (2.0.2) wait fetch.wait.max.ms before fetching again: pausing whenever the slots
+// filled cost ~0.5 s per `slots` jobs (66 jobs/s with 16 slots, measured by bench/run). Commands
 // waiting here are not committed, so a crash loses none of them.
 void Worker::updatePause() {
   const std::size_t backlog = queue_.size();
-  const std::size_t limit = config_.worker.slots;
+  const std::size_t limit = std::max(1u, config_.worker.max_queued);
   bool pause = consumer_->paused() ? backlog > limit / 2 : backlog >= limit;
   consumer_->setPaused(draining_ || pause);
 }
@@ -518,7 +675,8 @@ void Worker::onRevoked(const std::vector<TopicPartition>& partitions, bool lost)
   // Commands not started yet belong to the next owner.
   std::erase_if(queue_, [&](std::uint64_t id) { return revoked(runs_.at(id)); });
   std::erase_if(runs_, [&](const auto& kv) {
-    return kv.second.phase == Phase::kQueued && revoked(kv.second);
+    return (kv.second.phase == Phase::kQueued || kv.second.phase == Phase::kResolving) &&
+           revoked(kv.second);
   });
   if (!lost) {
     // Give running jobs on these partitions revoke_timeout to finish and be acknowledged, so the
@@ -631,8 +789,8 @@ void Worker::handleCancel(const ControlMessage& m) {
     return;
   }
   cancels_.put(run_id, cancel, expires);
-  if (run->phase == Phase::kQueued) {
-    std::erase(queue_, run->id);
+  if (run->phase == Phase::kQueued || run->phase == Phase::kResolving) {
+    std::erase(queue_, run->id);  // a resolving run's late result finds it finished and is dropped
     endCancelled(*run, cancel, " while queued");
     updatePause();  // room in the queue again
     return;

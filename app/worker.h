@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <thread>
 
 #include "outpost/common/clock.h"
 #include "outpost/common/config.h"
@@ -21,6 +22,7 @@
 #include "outpost/events/producer.h"
 #include "outpost/lineage/openlineage.h"
 #include "outpost/runner/supervisor.h"
+#include "outpost/secrets/resolver.h"
 #include "outpost/v1/event.pb.h"
 #include "outpost/v1/worker.pb.h"
 
@@ -38,7 +40,8 @@ class Worker final : public RebalanceListener {
   void onRevoked(const std::vector<TopicPartition>& partitions, bool lost) override;
 
  private:
-  enum class Phase { kQueued, kRunning, kFinished };
+  // kResolving: its secret references are being fetched off the poll thread.
+  enum class Phase { kResolving, kQueued, kRunning, kFinished };
   // A cancel from the control topic, as remembered until cancel_memory passes. Poll thread.
   struct CancelRequest {
     std::string command_id;
@@ -70,6 +73,11 @@ class Worker final : public RebalanceListener {
   };
 
   void handleMessage(ConsumedMessage message);
+  // Resolves the plan's secret references on the resolver pool, then queues the run.
+  void resolveSecrets(Run& run, std::vector<SecretRef> refs);
+  void onResolved(std::uint64_t id,
+                  std::expected<std::map<std::string, SecretValue>, std::string> values);
+  void enqueue(Run& run);
   void reject(Run& run, const ConsumedMessage& message, const std::string& reason,
               bool publish_event = true);
   void dispatch();
@@ -112,12 +120,20 @@ class Worker final : public RebalanceListener {
   std::condition_variable inbox_cv_;
   std::deque<std::function<void()>> inbox_;
 
+  std::unique_ptr<SecretResolver> resolver_;
+
   // Declared after the inbox: callbacks from these post into it, so they must go first.
   std::unique_ptr<KafkaProducer> producer_;
   std::unique_ptr<JobConsumer> consumer_;
   std::unique_ptr<ControlListener> control_;  // polled on the poll thread; posts nothing
   PosixLauncher launcher_;
   std::unique_ptr<Supervisor> supervisor_;
+  // Threads that fetch secrets (a fetch may wait on the network); they post results to the inbox.
+  std::mutex resolve_mutex_;
+  std::condition_variable resolve_cv_;
+  std::deque<std::function<void()>> resolve_tasks_;
+  bool resolve_stop_ = false;
+  std::vector<std::thread> resolve_threads_;
 
   // Poll thread only.
   OffsetTracker offsets_;

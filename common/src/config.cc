@@ -379,6 +379,7 @@ Config parseConfig(const std::string& yaml_text, const Environment& env,
     w.read("id", c.worker.id);
     w.read("pool", c.worker.pool);
     w.read("slots", c.worker.slots);
+    w.read("max_queued", c.worker.max_queued);
     w.read("work_dir", c.worker.work_dir);
     w.read("drain_timeout", c.worker.drain_timeout);
     w.read("revoke_timeout", c.worker.revoke_timeout);

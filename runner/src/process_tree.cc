@@ -195,6 +195,13 @@ void ProcessTree::signalAll(pid_t leader, int sig) const {
   for (pid_t p : members(leader)) ::kill(p, sig);
 }
 
+std::int64_t ProcessTree::finalCpuMs(pid_t leader) const {
+  if (!dir_.empty()) return stats(leader).cpu_time_ms;
+  static const long kTick = ::sysconf(_SC_CLK_TCK);
+  auto st = readStat(leader);
+  return st ? st->cpu_ticks * 1000 / kTick : 0;
+}
+
 TreeStats ProcessTree::stats(pid_t leader) const {
   TreeStats s;
   static const long kTick = ::sysconf(_SC_CLK_TCK);

@@ -51,6 +51,9 @@ class ProcessTree {
   // Signals every member. SIGKILL through a cgroup uses cgroup.kill, which nothing escapes.
   void signalAll(pid_t leader, int sig) const;
   TreeStats stats(pid_t leader) const;
+  // CPU time of the whole run once its leader has exited (a zombie still): the cgroup's count, or
+  // the leader's own time plus that of the children it waited for, without scanning /proc.
+  std::int64_t finalCpuMs(pid_t leader) const;
 
  private:
   std::string marker_;  // "OUTPOST_RUN_ID=<id>"

@@ -365,9 +365,11 @@ struct Supervisor::Impl {
     if (ref.callbacks.on_started) ref.callbacks.on_started(ref.pid, ref.started_at);
   }
 
+  // Output bytes pass the redactor, then go on.
+  void consume(Child& c, std::string_view raw) { deliver(c, c.redactor->feed(raw)); }
+
   // Redacted bytes go to the tail, output.log and the line splitter.
-  void consume(Child& c, std::string_view raw) {
-    std::string safe = c.redactor->feed(raw);
+  void deliver(Child& c, std::string_view safe) {
     if (safe.empty()) return;
     c.tail.append(safe);
     if (c.log_file && c.log_file_written < c.log_file_limit) {
@@ -409,7 +411,7 @@ struct Supervisor::Impl {
     if (c.exited) return;
     // The process is a zombie now, so its pid (= its group id) cannot be reused yet: its CPU time
     // is still readable, and anything left in its group belongs to this run and is killed now.
-    c.final_cpu_ms = c.tree->stats(c.pid).cpu_time_ms;
+    c.final_cpu_ms = c.tree->finalCpuMs(c.pid);
     ::kill(-c.pid, SIGKILL);
     siginfo_t info{};
     if (waitid(P_PIDFD, static_cast<id_t>(c.pidfd.get()), &info, WEXITED) != 0) return;
@@ -433,16 +435,16 @@ struct Supervisor::Impl {
         ++it;
         continue;
       }
-      // Descendants that left the group (setsid) and still hold the output, or still run: the
-      // run is over, so they go too.
-      c.tree->signalAll(0, SIGKILL);
+      // Descendants that left the group (setsid) and still hold the output, or a run that was
+      // stopped: the run is over, so they go too. With a cgroup this is one write; without, a
+      // /proc scan, done only when something may have escaped.
+      if (c.tree->usesCgroup() || c.output || c.stop_ending) c.tree->signalAll(0, SIGKILL);
       if (c.output) {
         drain(c);
         epoll_ctl(epoll.get(), EPOLL_CTL_DEL, c.output.get(), nullptr);
         c.output.reset();
       }
-      std::string rest = c.redactor->flush();
-      if (!rest.empty()) consume(c, rest);
+      deliver(c, c.redactor->flush());
       std::vector<std::string> last;
       c.lines.finish(last);
       for (auto& l : last) c.batcher.add(std::move(l), now);

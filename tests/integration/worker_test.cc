@@ -76,8 +76,8 @@ TEST(Worker, ReportsSuccessExitCodeSignalAndBoundedTailThenCommits) {
   EXPECT_EQ(big.state(), v1::SUCCEEDED);
   const std::uint64_t total = 10485760 + 1 + std::string("END-OF-FLOOD\n").size();
   EXPECT_EQ(big.output_bytes(), total);
-  const std::string marker = "[outpost: " + std::to_string(total - 4096) +
-                             " earlier bytes of output not shown]\n";
+  const std::string marker =
+      "[outpost: " + std::to_string(total - 4096) + " earlier bytes of output not shown]\n";
   EXPECT_TRUE(big.log_tail().starts_with(marker)) << big.log_tail().substr(0, 100);
   EXPECT_EQ(big.log_tail().size(), marker.size() + 4096);
   EXPECT_EQ(big.log_dropped_bytes(), total - 4096);
@@ -100,7 +100,8 @@ TEST(Worker, ReportsSuccessExitCodeSignalAndBoundedTailThenCommits) {
   }
   std::vector<std::string> ok_lines;
   for (const auto& e : by_run[ok.run_id()]) {
-    if (e.state() == v1::LOG) ok_lines.insert(ok_lines.end(), e.log_lines().begin(), e.log_lines().end());
+    if (e.state() == v1::LOG)
+      ok_lines.insert(ok_lines.end(), e.log_lines().begin(), e.log_lines().end());
   }
   EXPECT_EQ(ok_lines, std::vector<std::string>{"ok 7"});
 

@@ -111,6 +111,10 @@ struct WorkerConfig {
   std::string pool = "default";
   // Runs held at once.
   unsigned slots = 4;
+  // Admitted commands waiting for a slot before the partitions pause (they resume at half).
+  // librdkafka refetches only after fetch.wait.max.ms once resumed, so this backlog must cover
+  // that long at the job rate; commands waiting here stay uncommitted.
+  unsigned max_queued = 1000;
   // Parent of the runs' private directories.
   std::string work_dir;
   // On SIGTERM/SIGINT: how long running jobs may take to finish before they are stopped.

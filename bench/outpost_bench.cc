@@ -1,0 +1,670 @@
+// outpost_bench: end-to-end figures for the worker against a real broker, with the floors they
+// should be compared with, measured on the same machine in the same run. bench/run builds it,
+// starts a broker and calls it; see bench/README.md for what each figure means.
+//
+// Prints one figure a line, `name: value unit`, on stdout; comments start with '#'; progress goes
+// to stderr. Never fails because a figure is bad: the exit status is non-zero only when the
+// benchmark itself could not run (no broker, no binary).
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <random>
+#include <set>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "kafka_client.h"
+#include "outpost/common/clock.h"
+#include "outpost/v1/event.pb.h"
+#include "outpost/v1/job.pb.h"
+#include "worker_process.h"
+
+namespace outpost::bench {
+namespace {
+
+using Steady = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+// ---- options and output ----------------------------------------------------------------------
+
+struct Options {
+  std::string bootstrap;
+  std::string outpost = OUTPOST_BINARY;
+  std::string noop = NOOP_BINARY;
+  pid_t broker_pid = -1;
+  bool quick = false;
+  std::set<std::string> only;  // empty: everything
+  std::vector<unsigned> slots = {1, 4, 16};
+  long jobs = 0;  // 0: by slot count
+  unsigned latency_slots = 16;
+
+  bool wants(const std::string& what) const { return only.empty() || only.contains(what); }
+};
+
+const char kUsage[] =
+    "usage: outpost_bench --bootstrap HOST:PORT [--quick] [--outpost BIN] [--noop BIN]\n"
+    "                     [--broker-pid PID] [--only spawn,kafka,jobs,latency]\n"
+    "                     [--slots 1,4,16] [--jobs N]\n";
+
+// Figures on stdout, one a line; kept so that ratios and the summary can use them.
+class Report {
+ public:
+  void figure(const std::string& name, double value, const std::string& unit, int decimals = 2) {
+    values_[name] = value;
+    std::printf("%s: %.*f %s\n", name.c_str(), decimals, value, unit.c_str());
+    std::fflush(stdout);
+  }
+  void note(const std::string& text) {
+    std::printf("# %s\n", text.c_str());
+    std::fflush(stdout);
+  }
+  std::optional<double> get(const std::string& name) const {
+    auto it = values_.find(name);
+    if (it == values_.end()) return std::nullopt;
+    return it->second;
+  }
+
+ private:
+  std::map<std::string, double> values_;
+};
+
+void progress(const std::string& text) {
+  std::cerr << "bench: " << text << std::endl;
+}
+
+std::int64_t nowUs() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000 + ts.tv_nsec / 1000;
+}
+
+double seconds(Steady::duration d) {
+  return std::chrono::duration<double>(d).count();
+}
+
+// Nearest-rank percentile of unsorted samples.
+double percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  auto rank = static_cast<std::size_t>(p / 100.0 * static_cast<double>(v.size()) + 0.999999);
+  return v[std::clamp<std::size_t>(rank, 1, v.size()) - 1];
+}
+
+std::string uniqueStem(const std::string& what) {
+  static std::mt19937_64 rng(std::random_device{}());
+  char hex[9];
+  std::snprintf(hex, sizeof hex, "%08x", static_cast<unsigned>(rng()));
+  return "bench-" + what + "-" + hex;
+}
+
+// ---- floors ------------------------------------------------------------------------------------
+
+// posix_spawn + read its output + waitpid, one after another: how fast this machine can run the
+// no-op program at all, with no Kafka and no bookkeeping.
+double spawnFloor(const std::string& noop, int iterations) {
+  char* const argv[] = {const_cast<char*>(noop.c_str()), nullptr};
+  char path_env[] = "PATH=/usr/local/bin:/usr/bin:/bin";
+  char* const envp[] = {path_env, nullptr};
+  auto once = [&] {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
+    pid_t pid = -1;
+    int rc = posix_spawn(&pid, noop.c_str(), &fa, nullptr, argv, envp);
+    posix_spawn_file_actions_destroy(&fa);
+    ::close(fds[1]);
+    char buf[256];
+    while (rc == 0 && ::read(fds[0], buf, sizeof buf) > 0) {
+    }
+    ::close(fds[0]);
+    if (rc != 0) throw std::runtime_error("cannot start " + noop);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+  };
+  for (int i = 0; i < 50; ++i) once();  // page cache and the dynamic loader warm
+  // The best of three rounds: a floor is what the machine can do, not what it did while someone
+  // else's build had the cores.
+  double best = 0;
+  for (int round = 0; round < 3; ++round) {
+    auto t0 = Steady::now();
+    for (int i = 0; i < iterations / 3; ++i) once();
+    best = std::max(best, (iterations / 3) / seconds(Steady::now() - t0));
+  }
+  return best;
+}
+
+// The size of the JobCommands the job benchmarks send, so the bare Kafka figures move the same
+// bytes.
+std::string commandSizedPayload() {
+  v1::JobCommand c;
+  c.set_run_id("01890a5d-ac96-774b-bcce-b302099a8057");
+  c.set_job_id("bench-123456");
+  c.set_job_type("noop");
+  c.set_attempt(1);
+  c.set_requested_at_ms(1'700'000'000'000);
+  (*c.mutable_labels())["sent_us"] = "1700000000000000";
+  return std::string(c.ByteSizeLong(), 'x');
+}
+
+// A producer with the settings a control plane would use (acks=all) and no lingering, so that a
+// single message leaves at once.
+HandlePtr benchProducer(const std::string& bootstrap) {
+  return makeClient(RD_KAFKA_PRODUCER, bootstrap,
+                    {{"acks", "all"}, {"linger.ms", "0"}, {"enable.idempotence", "true"}});
+}
+
+// Waits until `reader` returns a message with `key` (skipping others); false after the timeout.
+bool readKey(TopicReader& reader, const std::string& key, std::chrono::milliseconds timeout) {
+  auto deadline = Steady::now() + timeout;
+  while (Steady::now() < deadline) {
+    auto m = reader.poll(100ms);
+    if (m && m->key && std::string(static_cast<const char*>(m->key), m->key_len) == key)
+      return true;
+  }
+  return false;
+}
+
+void kafkaFloors(const Options& o, Report& report, int roundtrips, int pipeline_messages) {
+  const std::string payload = commandSizedPayload();
+  auto stem = uniqueStem("kafka");
+  const std::string rt_topic = stem + ".roundtrip", pipe_topic = stem + ".pipeline";
+  createTopics(o.bootstrap, {rt_topic, pipe_topic});
+  auto producer = benchProducer(o.bootstrap);
+
+  // Round trip: one message at a time, the reader already assigned and fetching.
+  {
+    TopicReader reader(o.bootstrap, rt_topic);
+    produce(producer.get(), rt_topic, "warm-up", payload);
+    if (!readKey(reader, "warm-up", 30s)) throw std::runtime_error("round-trip warm-up not read");
+    std::vector<double> ms;
+    for (int i = 0; i < roundtrips; ++i) {
+      auto key = std::to_string(i);
+      auto t0 = Steady::now();
+      produce(producer.get(), rt_topic, key, payload);
+      if (!readKey(reader, key, 10s)) throw std::runtime_error("round-trip message lost");
+      ms.push_back(seconds(Steady::now() - t0) * 1000);
+      rd_kafka_poll(producer.get(), 0);
+    }
+    report.figure("kafka_roundtrip_p50_ms", percentile(ms, 50), "ms", 3);
+    report.figure("kafka_roundtrip_p99_ms", percentile(ms, 99), "ms", 3);
+  }
+
+  // Pipeline: as many messages as fast as possible, until the reader has them all.
+  {
+    TopicReader reader(o.bootstrap, pipe_topic);
+    produce(producer.get(), pipe_topic, "warm-up", payload);
+    if (!readKey(reader, "warm-up", 30s)) throw std::runtime_error("pipeline warm-up not read");
+    auto t0 = Steady::now();
+    for (int i = 0; i < pipeline_messages; ++i) {
+      produce(producer.get(), pipe_topic, std::to_string(i), payload);
+      if (i % 1000 == 0) rd_kafka_poll(producer.get(), 0);
+    }
+    int read = 0;
+    auto deadline = t0 + 120s;
+    while (read < pipeline_messages && Steady::now() < deadline) {
+      if (reader.poll(100ms)) ++read;
+      rd_kafka_poll(producer.get(), 0);
+    }
+    report.figure("kafka_produce_consume_per_s", read / seconds(Steady::now() - t0), "msg/s", 0);
+  }
+  rd_kafka_flush(producer.get(), 10000);
+}
+
+// ---- CPU accounting ----------------------------------------------------------------------------
+
+// Where the CPU went during one measured phase: the worker (per thread), the jobs it ran, the
+// broker, this benchmark, and everything else on the machine (other users' builds and tests make
+// figures noisy; this says how much).
+class CpuWindow {
+ public:
+  CpuWindow(pid_t worker, pid_t broker) : worker_(worker), broker_(broker) { take(start_); }
+  void stop() { take(end_); }
+
+  void report(Report& report, const std::string& suffix, long jobs) const {
+    double wall_ms = seconds(end_.at - start_.at) * 1000;
+    double worker = end_.worker.self_ms - start_.worker.self_ms;
+    double children = end_.worker.children_ms - start_.worker.children_ms;
+    double broker = end_.broker.self_ms - start_.broker.self_ms;
+    double bench = end_.bench.self_ms - start_.bench.self_ms;
+    double tick_ms = 1000.0 / static_cast<double>(sysconf(_SC_CLK_TCK));
+    double machine_total = static_cast<double>(end_.machine.total - start_.machine.total) * tick_ms;
+    double machine_busy = static_cast<double>(end_.machine.busy - start_.machine.busy) * tick_ms;
+    if (jobs > 0) {
+      report.figure("worker_cpu_per_job" + suffix, worker / jobs, "ms", 3);
+      report.figure("jobs_cpu_per_job" + suffix, children / jobs, "ms", 3);
+      if (broker_ > 0) report.figure("broker_cpu_per_job" + suffix, broker / jobs, "ms", 3);
+    }
+    if (machine_total <= 0) return;
+    report.figure("machine_cpu_busy" + suffix, 100 * machine_busy / machine_total, "%", 0);
+    double others = machine_busy - worker - children - bench - (broker_ > 0 ? broker : 0);
+    report.figure("other_cpu_busy" + suffix, std::max(0.0, 100 * others / machine_total), "%", 0);
+    // The busiest threads of the worker, as a share of one core over the phase.
+    std::vector<std::pair<double, std::string>> busy;
+    for (const auto& t : end_.threads) {
+      double before = 0;
+      for (const auto& s : start_.threads)
+        if (s.tid == t.tid) before = s.ms;
+      busy.push_back({t.ms - before, t.name + "/" + std::to_string(t.tid)});
+    }
+    std::sort(busy.rbegin(), busy.rend());
+    std::string line = "worker threads, share of one core:";
+    for (std::size_t i = 0; i < busy.size() && i < 5; ++i) {
+      char pct[32];
+      std::snprintf(pct, sizeof pct, " %.0f%%", 100 * busy[i].first / wall_ms);
+      line += " " + busy[i].second + pct;
+    }
+    report.note(line);
+  }
+
+ private:
+  struct Snapshot {
+    Steady::time_point at;
+    MachineCpu machine;
+    CpuTimes worker, broker, bench;
+    std::vector<ThreadCpu> threads;
+  };
+  void take(Snapshot& s) const {
+    s.at = Steady::now();
+    s.machine = machineCpu();
+    s.worker = processCpu(worker_);
+    s.threads = threadCpu(worker_);
+    if (broker_ > 0) s.broker = processCpu(broker_);
+    s.bench = processCpu(::getpid());
+  }
+
+  pid_t worker_, broker_;
+  Snapshot start_, end_;
+};
+
+// ---- jobs through a real worker ----------------------------------------------------------------
+
+bool isTerminal(v1::RunState s) {
+  return s == v1::SUCCEEDED || s == v1::FAILED || s == v1::TIMED_OUT || s == v1::CANCELLED ||
+         s == v1::REJECTED || s == v1::EXPIRED;
+}
+
+// One worker with fresh topics, a producer of commands and a reader of its events topic.
+class JobBench {
+ public:
+  struct RunRecord {
+    std::int64_t sent_us = 0;      // when the command was handed to the producer
+    std::int64_t child_us = -1;    // what the no-op printed at the start of its main
+    std::int64_t seen_us = 0;      // when the (first) terminal event was read
+    Steady::time_point seen_at{};  // the same, on the steady clock
+    int terminals = 0;             // terminal events read for this run
+    v1::RunState state = v1::RUN_STATE_UNSPECIFIED;  // of the first terminal event
+  };
+
+  JobBench(const Options& o, unsigned slots) : uuids_(clock_) {
+    auto stem = uniqueStem(std::to_string(slots) + "-slots");
+    prefix_ = stem + ".";
+    jobs_topic_ = prefix_ + "jobs";
+    // The jobs topic has one partition: one worker reads it, and every command goes through
+    // that worker's one consumer either way.
+    createTopics(o.bootstrap, {prefix_ + "jobs", prefix_ + "control", prefix_ + "events",
+                               prefix_ + "lineage", prefix_ + "dlq", prefix_ + "workers"});
+    reader_ = std::make_unique<TopicReader>(o.bootstrap, prefix_ + "events");
+    producer_ = benchProducer(o.bootstrap);
+    worker_ = std::make_unique<WorkerProcess>(
+        WorkerProcess::Options{o.outpost, o.noop, o.bootstrap, prefix_, stem, slots});
+  }
+
+  WorkerProcess& worker() { return *worker_; }
+
+  // Waits until the worker has its partition, then runs a few commands through it so that its
+  // producer knows the events and lineage topics before anything is timed.
+  bool ready() {
+    // The assignment is logged at info; with a quieter log level (an OUTPOST_WORKER__LOG_LEVEL
+    // override) the warm-up jobs alone tell that the worker reads its partition.
+    const char* level = std::getenv("OUTPOST_WORKER__LOG_LEVEL");
+    bool logs_info = !level || std::string_view(level) == "info" ||
+                     std::string_view(level) == "debug" || std::string_view(level) == "trace";
+    if (logs_info && !worker_->waitForLog("partitions assigned", 60s)) {
+      progress("the worker did not get its partition; its log:\n" + worker_->log());
+      return false;
+    }
+    std::vector<std::string> warm;
+    for (int i = 0; i < 5; ++i) warm.push_back(send());
+    if (!waitFor(warm, 60s)) {
+      progress("warm-up jobs did not finish; the worker's log:\n" + worker_->log());
+      return false;
+    }
+    return true;
+  }
+
+  // Produces one command (not waiting for the broker) and returns its run_id.
+  std::string send() {
+    v1::JobCommand c;
+    c.set_run_id(uuids_.next());
+    c.set_job_id("bench-" + std::to_string(next_job_++));
+    c.set_job_type("noop");
+    c.set_attempt(1);
+    std::int64_t sent = nowUs();
+    c.set_requested_at_ms(sent / 1000);
+    (*c.mutable_labels())["sent_us"] = std::to_string(sent);
+    runs_[c.run_id()].sent_us = sent;
+    produce(producer_.get(), jobs_topic_, c.job_id(), c.SerializeAsString());
+    return c.run_id();
+  }
+
+  // Reads events for up to `timeout`, recording terminal events.
+  void poll(std::chrono::milliseconds timeout) {
+    rd_kafka_poll(producer_.get(), 0);
+    auto m = reader_->poll(timeout);
+    if (!m || !m->payload) return;
+    v1::RunEvent e;
+    if (!e.ParseFromArray(m->payload, static_cast<int>(m->len)) || !isTerminal(e.state())) return;
+    auto now = Steady::now();
+    auto it = runs_.find(e.run_id());
+    if (it == runs_.end()) return;
+    RunRecord& r = it->second;
+    if (r.terminals++ > 0) return;
+    ++finished_;
+    r.seen_at = now;
+    r.seen_us = nowUs();
+    r.state = e.state();
+    std::string tail = e.log_tail();
+    char* end = nullptr;
+    long long child = std::strtoll(tail.c_str(), &end, 10);
+    if (end != tail.c_str()) r.child_us = child;
+  }
+
+  // Polls until every run in `ids` has a terminal event; false after the timeout.
+  bool waitFor(const std::vector<std::string>& ids, std::chrono::seconds timeout) {
+    auto deadline = Steady::now() + timeout;
+    std::size_t i = 0;  // runs before i are known to be done
+    while (Steady::now() < deadline) {
+      while (i < ids.size() && runs_.at(ids[i]).terminals > 0) ++i;
+      if (i == ids.size()) return true;
+      poll(100ms);
+    }
+    return false;
+  }
+
+  // Keeps reading for a while, to catch a second terminal event for any run.
+  void readFor(std::chrono::milliseconds window) {
+    auto until = Steady::now() + window;
+    while (Steady::now() < until) poll(50ms);
+  }
+
+  const RunRecord& run(const std::string& id) const { return runs_.at(id); }
+  // Runs sent by this bench (warm-up included) that have a terminal event.
+  long finished() const { return finished_; }
+  long sent() const { return next_job_; }
+
+ private:
+  SystemClock clock_;
+  UuidGenerator uuids_;
+  std::string prefix_, jobs_topic_;
+  std::unique_ptr<TopicReader> reader_;
+  HandlePtr producer_;
+  std::unique_ptr<WorkerProcess> worker_;
+  std::unordered_map<std::string, RunRecord> runs_;
+  long next_job_ = 0;
+  long finished_ = 0;
+};
+
+long defaultJobs(const Options& o, unsigned slots) {
+  if (o.jobs > 0) return o.jobs;
+  long n = slots <= 1 ? 300 : slots <= 4 ? 1000 : 3000;
+  return o.quick ? n / 3 : n;
+}
+
+// A freshly started broker is a cold JVM: until its request paths (produce with acks=all, fetch,
+// offset commits, group membership) are compiled it spends several times more CPU per job, on the
+// same cores as the worker, and the first figures come out at half of what later ones do. So a
+// worker runs no-op jobs for `duration` first, at most 200 outstanding; nothing of it is reported.
+void warmUp(const Options& o, std::chrono::seconds duration) {
+  JobBench b(o, 16);
+  if (!b.ready()) return;
+  auto deadline = Steady::now() + duration;
+  while (Steady::now() < deadline) {
+    while (b.sent() - b.finished() < 200) b.send();
+    b.poll(50ms);
+  }
+  b.worker().stop(60s);
+}
+
+struct Outcomes {
+  long unfinished = 0, failed = 0;  // failed: not exactly one terminal event, or not SUCCEEDED
+};
+
+Outcomes outcomes(const JobBench& b, const std::vector<std::string>& ids) {
+  Outcomes out;
+  for (const auto& id : ids) {
+    const auto& r = b.run(id);
+    if (r.terminals == 0) {
+      ++out.unfinished;
+    } else if (r.terminals != 1 || r.state != v1::SUCCEEDED) {
+      ++out.failed;
+    }
+  }
+  return out;
+}
+
+void jobThroughput(const Options& o, Report& report, unsigned slots) {
+  const long n = defaultJobs(o, slots);
+  const std::string suffix = "_" + std::to_string(slots) + "_slots";
+  progress("throughput: " + std::to_string(n) + " no-op jobs through a " + std::to_string(slots) +
+           "-slot worker");
+  JobBench b(o, slots);
+  if (!b.ready()) {
+    report.note("jobs" + suffix + ": the worker never became ready; no figure");
+    return;
+  }
+  CpuWindow cpu(b.worker().pid(), o.broker_pid);
+
+  std::vector<std::string> ids;
+  ids.reserve(static_cast<std::size_t>(n));
+  auto t0 = Steady::now();
+  for (long i = 0; i < n; ++i) ids.push_back(b.send());
+  // A time limit keeps a slow worker from making the whole benchmark slow: the rate is then
+  // taken over the jobs that finished, and the rest are reported as unfinished.
+  const auto limit = o.quick ? 15s : 30s;
+  bool all = b.waitFor(ids, limit);
+  Steady::time_point last = t0;
+  for (const auto& id : ids) last = std::max(last, b.run(id).seen_at);
+  cpu.stop();
+  b.readFor(500ms);
+
+  auto out = outcomes(b, ids);
+  long finished = n - out.unfinished;
+  report.figure("jobs_per_s" + suffix, finished / seconds(last - t0), "jobs/s", 1);
+  if (out.failed > 0) report.figure("jobs_failed" + suffix, out.failed, "jobs", 0);
+  if (!all) {
+    report.figure("jobs_unfinished" + suffix, out.unfinished, "jobs", 0);
+    report.note(std::to_string(out.unfinished) + " of " + std::to_string(n) +
+                " jobs had no terminal event after " + std::to_string(limit.count()) +
+                " s; the rate above is over the ones that did");
+  }
+  cpu.report(report, suffix, finished);
+  int rc = b.worker().stop(60s);
+  if (rc != 0)
+    report.note("the " + std::to_string(slots) + "-slot worker exited with " + std::to_string(rc) +
+                " after SIGTERM");
+}
+
+void dispatchLatency(const Options& o, Report& report) {
+  const long n = o.quick ? 100 : 300;
+  const auto gap = 10ms;
+  progress("latency: " + std::to_string(n) + " no-op jobs, one every 10 ms, to a " +
+           std::to_string(o.latency_slots) + "-slot worker");
+  JobBench b(o, o.latency_slots);
+  if (!b.ready()) {
+    report.note("dispatch latency: the worker never became ready; no figure");
+    return;
+  }
+  CpuWindow cpu(b.worker().pid(), o.broker_pid);
+  std::vector<std::string> ids;
+  auto next = Steady::now();
+  for (long i = 0; i < n; ++i) {
+    while (Steady::now() < next)
+      b.poll(std::chrono::ceil<std::chrono::milliseconds>(next - Steady::now()));
+    ids.push_back(b.send());
+    next += gap;
+  }
+  b.waitFor(ids, 60s);
+  cpu.stop();
+  b.readFor(500ms);
+
+  std::vector<double> dispatch, report_ms, total;
+  for (const auto& id : ids) {
+    const auto& r = b.run(id);
+    if (r.terminals == 0 || r.child_us < 0) continue;
+    dispatch.push_back(static_cast<double>(r.child_us - r.sent_us) / 1000.0);
+    report_ms.push_back(static_cast<double>(r.seen_us - r.child_us) / 1000.0);
+    total.push_back(static_cast<double>(r.seen_us - r.sent_us) / 1000.0);
+  }
+  auto out = outcomes(b, ids);
+  if (out.failed + out.unfinished > 0)
+    report.figure("latency_jobs_failed", out.failed + out.unfinished, "jobs", 0);
+  report.figure("dispatch_latency_p50_ms", percentile(dispatch, 50), "ms", 3);
+  report.figure("dispatch_latency_p99_ms", percentile(dispatch, 99), "ms", 3);
+  report.figure("completion_latency_p50_ms", percentile(report_ms, 50), "ms", 3);
+  report.figure("completion_latency_p99_ms", percentile(report_ms, 99), "ms", 3);
+  report.figure("end_to_end_latency_p50_ms", percentile(total, 50), "ms", 3);
+  report.figure("end_to_end_latency_p99_ms", percentile(total, 99), "ms", 3);
+  cpu.report(report, "_latency", 0);
+  b.worker().stop(60s);
+}
+
+// ---- main --------------------------------------------------------------------------------------
+
+std::vector<std::string> splitList(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  for (std::string item; std::getline(ss, item, ',');)
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+std::optional<Options> parseArgs(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) throw std::runtime_error(a + " needs a value");
+      return argv[++i];
+    };
+    if (a == "--bootstrap")
+      o.bootstrap = value();
+    else if (a == "--outpost")
+      o.outpost = value();
+    else if (a == "--noop")
+      o.noop = value();
+    else if (a == "--broker-pid")
+      o.broker_pid = std::stoi(value());
+    else if (a == "--quick")
+      o.quick = true;
+    else if (a == "--jobs")
+      o.jobs = std::stol(value());
+    else if (a == "--only") {
+      for (auto& w : splitList(value())) o.only.insert(w);
+    } else if (a == "--slots") {
+      o.slots.clear();
+      for (auto& s : splitList(value())) o.slots.push_back(static_cast<unsigned>(std::stoul(s)));
+    } else {
+      std::cerr << kUsage;
+      return std::nullopt;
+    }
+  }
+  if (o.bootstrap.empty()) {
+    std::cerr << kUsage;
+    return std::nullopt;
+  }
+  return o;
+}
+
+void onSignal(int sig) {
+  killAllWorkers();
+  ::_exit(128 + sig);
+}
+
+int run(const Options& o) {
+  Report report;
+  report.note(std::string("outpost_bench") + (o.quick ? " --quick" : "") + ", broker " +
+              o.bootstrap + ", " + std::to_string(sysconf(_SC_NPROCESSORS_ONLN)) + " cores");
+  {
+    std::ifstream loadavg("/proc/loadavg");
+    std::string one, five;
+    loadavg >> one >> five;
+    report.note("load average before the run: " + one + " (1 min), " + five + " (5 min)");
+  }
+  if (o.wants("spawn")) {
+    progress("spawn floor");
+    report.figure("spawn_floor_per_s", spawnFloor(o.noop, o.quick ? 1000 : 3000), "spawns/s", 0);
+  }
+  if (o.wants("kafka") || o.wants("jobs") || o.wants("latency")) {
+    progress("warm-up: no-op jobs through a worker, not measured");
+    warmUp(o, o.quick ? 5s : 15s);
+  }
+  if (o.wants("kafka")) {
+    progress("kafka floors");
+    kafkaFloors(o, report, o.quick ? 200 : 500, o.quick ? 5000 : 20000);
+  }
+  if (o.wants("jobs")) {
+    for (unsigned slots : o.slots) jobThroughput(o, report, slots);
+  }
+  if (o.wants("latency")) dispatchLatency(o, report);
+
+  auto jobs16 = report.get("jobs_per_s_16_slots");
+  auto spawn = report.get("spawn_floor_per_s");
+  auto dispatch = report.get("dispatch_latency_p50_ms");
+  auto roundtrip = report.get("kafka_roundtrip_p50_ms");
+  if (jobs16 && spawn)
+    report.figure("jobs_per_s_16_slots_vs_spawn_floor", *jobs16 / *spawn, "ratio", 3);
+  if (dispatch && roundtrip)
+    report.figure("dispatch_p50_vs_kafka_roundtrip_p50", *dispatch / *roundtrip, "ratio", 2);
+
+  auto verdict = [](bool met) { return met ? "met" : "MISSED"; };
+  if (jobs16)
+    report.note(std::string("target: >= 1000 no-op jobs/s with 16 slots: ") +
+                verdict(*jobs16 >= 1000));
+  if (jobs16 && spawn)
+    report.note(std::string("target: >= 0.5 of the spawn floor with 16 slots: ") +
+                verdict(*jobs16 >= 0.5 * *spawn));
+  if (dispatch)
+    report.note(std::string("target: dispatch latency p50 <= 5 ms: ") + verdict(*dispatch <= 5));
+  return 0;
+}
+
+}  // namespace
+}  // namespace outpost::bench
+
+int main(int argc, char** argv) {
+  using namespace outpost::bench;
+  struct sigaction sa {};
+  sa.sa_handler = onSignal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  try {
+    auto o = parseArgs(argc, argv);
+    if (!o) return 2;
+    return run(*o);
+  } catch (const std::exception& e) {
+    killAllWorkers();
+    std::cerr << "outpost_bench: " << e.what() << std::endl;
+    return 1;
+  }
+}

@@ -1,0 +1,70 @@
+// A real `outpost run` worker for the benchmarks: a generated config (one no-op template), its
+// own topics prefix, work directory and log file, and its CPU time read from /proc.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+namespace outpost::bench {
+
+// CPU time of one process, from /proc/<pid>/stat, in milliseconds.
+struct CpuTimes {
+  double self_ms = 0;      // utime + stime
+  double children_ms = 0;  // cutime + cstime: children it has waited for (the jobs)
+};
+CpuTimes processCpu(pid_t pid);
+
+// CPU time of each thread of a process (name from /proc/<pid>/task/<tid>/comm), milliseconds.
+struct ThreadCpu {
+  pid_t tid = 0;
+  std::string name;
+  double ms = 0;
+};
+std::vector<ThreadCpu> threadCpu(pid_t pid);
+
+// Busy and total jiffies of the whole machine, from /proc/stat.
+struct MachineCpu {
+  unsigned long long busy = 0, total = 0;
+};
+MachineCpu machineCpu();
+
+class WorkerProcess {
+ public:
+  struct Options {
+    std::string binary;     // the outpost executable
+    std::string noop;       // absolute path of outpost-bench-noop
+    std::string bootstrap;  // the broker
+    std::string prefix;     // topics.prefix
+    std::string pool;       // worker.pool (consumer group outpost.<pool>)
+    unsigned slots = 4;
+  };
+  // Writes the config into a new temporary directory and starts the worker. With
+  // OUTPOST_BENCH_WORKER_PREFIX set (e.g. "perf record -g -o /tmp/w.data --"), the worker runs
+  // under that command, for profiling; CPU figures then describe the prefix command.
+  explicit WorkerProcess(Options options);
+  // Kills the worker (SIGKILL) if it is still running, and removes its directory.
+  ~WorkerProcess();
+  WorkerProcess(const WorkerProcess&) = delete;
+  WorkerProcess& operator=(const WorkerProcess&) = delete;
+
+  pid_t pid() const { return pid_; }
+  std::string log() const;
+  // Waits until the log contains `text`; false after `timeout` or if the worker exited.
+  bool waitForLog(const std::string& text, std::chrono::seconds timeout);
+  // SIGTERM (drain), then waits; returns the exit status, or -1 if it had to be killed.
+  int stop(std::chrono::seconds timeout);
+
+ private:
+  bool running();
+
+  pid_t pid_ = -1;
+  std::string dir_;
+};
+
+// Kills every worker still running (async-signal-safe); for the benchmark's SIGINT/SIGTERM handler.
+void killAllWorkers();
+
+}  // namespace outpost::bench

@@ -1,0 +1,100 @@
+// Secrets end to end: resolved on the worker, delivered to the job, and never seen again in any
+// topic or in the worker's log, whatever encoding the job prints them in.
+#include <stdlib.h>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "harness.h"
+#include "outpost/secrets/masker.h"
+
+namespace outpost::test {
+namespace {
+
+using ::testing::HasSubstr;
+
+// A value whose base64, URL and JSON forms all differ from it.
+const std::string kSecret = "Sup3r\"S3cret/Value+42 &x=\\y";
+
+const char* kTemplates = R"yaml(templates:
+  leak:
+    # Prints the secret from its environment raw, base64 (standard and URL-safe), URL-encoded and
+    # JSON-escaped, the raw one split across two writes, then the recipe (which holds it too),
+    # and fails so that lineage carries the output tail as a stack trace.
+    argv: [/usr/bin/python3, -c, "import os,sys,time,base64,json,urllib.parse as u\nt=os.environ['TOKEN']\nw=sys.stdout.write\nw('raw '+t[:7]); sys.stdout.flush(); time.sleep(0.3); w(t[7:]+'\\n')\nw('b64 '+base64.b64encode(t.encode()).decode()+'\\n')\nw('b64url '+base64.urlsafe_b64encode(t.encode()).decode().rstrip('=')+'\\n')\nw('url '+u.quote(t,safe='')+'\\n')\nw('json '+json.dumps(t)+'\\n')\nw('len '+str(len(t))+'\\n')\nw(open(os.environ['OUTPOST_RECIPE_FILE']).read()+'\\n')\nsys.exit(1)"]
+    env: {TOKEN: "${IT_LEAK_TOKEN}"}
+    secrets: ["IT_LEAK_*"]
+    recipe: file
+)yaml";
+
+std::size_t countOf(const std::string& haystack, const std::string& needle) {
+  std::size_t n = 0;
+  for (auto p = haystack.find(needle); p != std::string::npos; p = haystack.find(needle, p + 1))
+    ++n;
+  return n;
+}
+
+TEST(Secrets, ASecretPrintedInEveryEncodingNeverLeavesTheWorker) {
+  ::setenv("IT_LEAK_TOKEN", kSecret.c_str(), 1);
+  ::setenv("IT_OTHER_TOKEN", "another-secret-value", 1);
+  auto topics = createTopics("secrets", 1);
+  WorkerProcess::Options o;
+  o.templates = kTemplates;
+  WorkerProcess worker(topics, o);
+
+  auto leak = makeCommand("leak");
+  leak.set_recipe("source:\n  password: ${IT_LEAK_TOKEN}\n");
+  auto refused = makeCommand("leak");
+  refused.set_recipe("password: ${IT_OTHER_TOKEN}\n");
+  auto in_args = makeCommand("leak");
+  (*in_args.mutable_args())["x"] = "${IT_LEAK_TOKEN}";
+  submit(topics, leak);
+  submit(topics, refused);
+  submit(topics, in_args);
+
+  TopicReader events(topics.events);
+  ASSERT_TRUE(events.readUntil([&](const auto& r) {
+    auto t = terminalByRun(r);
+    return t.contains(leak.run_id()) && t.contains(refused.run_id()) &&
+           t.contains(in_args.run_id());
+  }));
+  auto terminal = terminalByRun(events.records());
+  const auto& end = terminal[leak.run_id()].front();
+  EXPECT_EQ(end.state(), v1::FAILED);
+  // The job got the real value (its length), and every printed form came out masked.
+  EXPECT_THAT(end.log_tail(), HasSubstr("len " + std::to_string(kSecret.size()) + "\n"));
+  EXPECT_THAT(end.log_tail(), HasSubstr("raw ***\n"));
+  EXPECT_THAT(end.log_tail(), HasSubstr("b64 ***\n"));
+  EXPECT_THAT(end.log_tail(), HasSubstr("b64url ***\n"));
+  EXPECT_THAT(end.log_tail(), HasSubstr("url ***\n"));
+  EXPECT_THAT(end.log_tail(), HasSubstr("json \"***\"\n"));
+  EXPECT_THAT(end.log_tail(), HasSubstr("password: ***"));
+  EXPECT_EQ(terminal[refused.run_id()].front().state(), v1::REJECTED);
+  EXPECT_THAT(terminal[refused.run_id()].front().message(), HasSubstr("${IT_OTHER_TOKEN}"));
+  EXPECT_EQ(terminal[in_args.run_id()].front().state(), v1::REJECTED);
+  EXPECT_THAT(terminal[in_args.run_id()].front().message(),
+              HasSubstr("never go on a command line"));
+
+  TopicReader lineage(topics.lineage), dlq(topics.dlq);
+  ASSERT_TRUE(lineage.readUntil([](const auto& r) { return r.size() >= 2; }));
+  ASSERT_TRUE(dlq.readUntil([](const auto& r) { return r.size() >= 2; }));
+  EXPECT_EQ(worker.terminate(), 0);
+
+  std::string everything = worker.log();
+  for (auto* reader : {&events, &lineage, &dlq}) {
+    reader->readFor(std::chrono::milliseconds(300));
+    for (const auto& r : reader->records()) {
+      everything += r.key + r.value;
+      for (const auto& [k, v] : r.headers) everything += k + v;
+    }
+  }
+  EXPECT_GT(everything.size(), 1000u);
+  EXPECT_GE(countOf(everything, "***"), 7u);
+  for (const auto& form : maskedForms(kSecret)) {
+    EXPECT_EQ(countOf(everything, form), 0u) << "found a form of the secret: " << form;
+  }
+  EXPECT_EQ(countOf(everything, "another-secret-value"), 0u);
+}
+
+}  // namespace
+}  // namespace outpost::test
