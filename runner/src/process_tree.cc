@@ -136,13 +136,21 @@ std::optional<CgroupRoot> CgroupRoot::open(const std::string& setting, std::stri
     why_not = base + " has no writable cgroup.procs/cgroup.kill (needs cgroup v2, Linux 5.14+)";
     return std::nullopt;
   }
+  // Empty cgroups left by a worker that was killed go now. Populated ones may belong to another
+  // worker on this host, so they stay (rmdir refuses them anyway).
+  if (std::unique_ptr<DIR, int (*)(DIR*)> dir(::opendir(base.c_str()), &::closedir); dir) {
+    while (auto* e = ::readdir(dir.get())) {
+      if (e->d_type == DT_DIR && e->d_name[0] != '.') ::rmdir((base + "/" + e->d_name).c_str());
+    }
+  }
   CgroupRoot r;
   r.path_ = base;
   return r;
 }
 
-ProcessTree::ProcessTree(const std::optional<CgroupRoot>& root, const std::string& run_id)
-    : marker_("OUTPOST_RUN_ID=" + run_id) {
+ProcessTree::ProcessTree(const std::optional<CgroupRoot>& root, const std::string& run_id,
+                         std::vector<std::string>* graveyard)
+    : graveyard_(graveyard), marker_("OUTPOST_RUN_ID=" + run_id) {
   if (!root) return;
   dir_ = root->path() + "/" + run_id + "-" + std::to_string(++g_cgroup_seq);
   if (::mkdir(dir_.c_str(), 0755) != 0) {
@@ -163,11 +171,19 @@ ProcessTree::~ProcessTree() {
   procs_fd_.reset();
   // Empty it for sure, then remove it; a cgroup with processes cannot be removed.
   std::ofstream(dir_ + "/cgroup.kill") << "1";
-  for (int i = 0; i < 100; ++i) {
-    if (::rmdir(dir_.c_str()) == 0 || errno != EBUSY) return;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  if (::rmdir(dir_.c_str()) == 0 || errno != EBUSY) return;
+  if (graveyard_) {
+    graveyard_->push_back(dir_);  // the kernel is still tearing down its last processes
+  } else {
+    spdlog::warn("cannot remove cgroup {}: still busy", dir_);
   }
-  spdlog::warn("cannot remove cgroup {}: still busy", dir_);
+}
+
+void removeEmptied(std::vector<std::string>& graveyard) {
+  std::erase_if(graveyard, [](const std::string& dir) {
+    if (::rmdir(dir.c_str()) == 0 || errno != EBUSY) return true;
+    return false;
+  });
 }
 
 std::vector<pid_t> ProcessTree::members(pid_t leader) const {

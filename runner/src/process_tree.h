@@ -32,11 +32,17 @@ class CgroupRoot {
   std::string path_;
 };
 
+// Removes the cgroups in `graveyard` that have emptied; keeps the rest. Never blocks.
+void removeEmptied(std::vector<std::string>& graveyard);
+
 // One run's processes.
 class ProcessTree {
  public:
-  // With a cgroup root, creates <root>/<run_id>-<n>; without, uses the environment marker.
-  ProcessTree(const std::optional<CgroupRoot>& root, const std::string& run_id);
+  // With a cgroup root, creates <root>/<run_id>-<n>; without, uses the environment marker. A
+  // cgroup that is still emptying when the tree goes is appended to `graveyard` for the owner to
+  // remove later (removeEmptied), so that nobody waits for it.
+  ProcessTree(const std::optional<CgroupRoot>& root, const std::string& run_id,
+              std::vector<std::string>* graveyard);
   ~ProcessTree();
   ProcessTree(const ProcessTree&) = delete;
   ProcessTree& operator=(const ProcessTree&) = delete;
@@ -56,6 +62,7 @@ class ProcessTree {
   std::int64_t finalCpuMs(pid_t leader) const;
 
  private:
+  std::vector<std::string>* graveyard_;
   std::string marker_;  // "OUTPOST_RUN_ID=<id>"
   std::string dir_;     // cgroup directory, or empty
   UniqueFd procs_fd_;

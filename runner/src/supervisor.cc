@@ -101,6 +101,7 @@ struct Supervisor::Impl {
   bool shutting_down = false;
 
   // Owned by the supervisor thread only.
+  std::vector<std::string> cgroup_graveyard;  // emptied cgroups not yet removable
   std::map<std::uint64_t, std::unique_ptr<Child>> children;
   std::uint64_t next_id = 1;
   std::thread thread;
@@ -158,6 +159,7 @@ struct Supervisor::Impl {
       if (!takeCommands()) break;
       checkTimers();
       finishReady();
+      if (!cgroup_graveyard.empty()) removeEmptied(cgroup_graveyard);
     }
     // Shutting down: nothing may outlive the worker.
     for (auto& [id, c] : children) {
@@ -171,6 +173,10 @@ struct Supervisor::Impl {
       removeRunDir(*c, false);
     }
     children.clear();
+    for (int i = 0; i < 100 && !cgroup_graveyard.empty(); ++i) {
+      removeEmptied(cgroup_graveyard);
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
   }
 
   // Returns false when the supervisor is shutting down.
@@ -198,6 +204,7 @@ struct Supervisor::Impl {
   }
 
   int nextTimeoutMs() {
+    if (!cgroup_graveyard.empty()) return 10;  // look again soon; the kernel is nearly done
     if (children.empty()) return -1;
     auto now = Steady::now();
     auto next = Steady::time_point::max();
@@ -324,7 +331,7 @@ struct Supervisor::Impl {
     UniqueFd read_end(pipefd[0]), write_end(pipefd[1]);
 
     auto child = std::make_unique<Child>(options, plan.output);
-    child->tree = std::make_unique<ProcessTree>(cgroups, plan.run_id);
+    child->tree = std::make_unique<ProcessTree>(cgroups, plan.run_id, &cgroup_graveyard);
     if (child->log_file_limit > 0) {
       child->log_file.reset(::open((plan.run_dir + "/output.log").c_str(),
                                    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
