@@ -60,6 +60,27 @@ std::uint64_t peakRssKiB(pid_t pid) {
   return 0;
 }
 
+// One worker with `options`, one command of `job_type`, read until the run ends.
+struct SingleRun {
+  Topics topics;
+  std::unique_ptr<WorkerProcess> worker;
+  std::unique_ptr<TopicReader> events;
+  v1::JobCommand command;
+  std::vector<v1::RunEvent> evs;  // the run's events, terminal last
+};
+
+SingleRun runOnce(const std::string& stem, WorkerProcess::Options options,
+                  const std::string& job_type) {
+  SingleRun r;
+  r.topics = createTopics(stem, 1);
+  r.worker = std::make_unique<WorkerProcess>(r.topics, std::move(options));
+  r.command = makeCommand(job_type);
+  submit(r.topics, r.command);
+  r.events = std::make_unique<TopicReader>(r.topics.events);
+  r.evs = eventsOf(*r.events, r.command.run_id());
+  return r;
+}
+
 const char* kTreeTemplates = R"(templates:
   tree:
     # Ignores SIGTERM, starts two sleeps in its group and one in a session of its own (setsid),
@@ -76,15 +97,12 @@ class ProcessTreeKill : public ::testing::TestWithParam<std::string> {};
 // Whatever the machine allows (a cgroup per run, or the /proc scan for the run's marker), a run
 // that times out takes every process it started with it, the setsid one included.
 TEST_P(ProcessTreeKill, TimeoutKillsTheWholeTreeIncludingDescendantsThatCalledSetsid) {
-  auto topics = createTopics("tree", 1);
   WorkerProcess::Options o;
   o.templates = kTreeTemplates;
   o.cgroup = GetParam();
-  WorkerProcess worker(topics, o);
-  auto c = makeCommand("tree");
-  submit(topics, c);
-  TopicReader events(topics.events);
-  auto evs = eventsOf(events, c.run_id());
+  auto run = runOnce("tree", o, "tree");
+  auto& worker = *run.worker;
+  const auto& evs = run.evs;
   ASSERT_FALSE(evs.empty());
   EXPECT_EQ(evs.back().state(), v1::TIMED_OUT) << evs.back().message();
   EXPECT_EQ(evs.back().signal(), SIGKILL) << "the shell ignored SIGTERM, so SIGKILL ended it";
@@ -109,7 +127,6 @@ INSTANTIATE_TEST_SUITE_P(Tracking, ProcessTreeKill, ::testing::Values("auto", "o
                          });
 
 TEST(Runner, AGigabyteOfOutputLeavesTheWorkerMemoryBoundedAndIsCountedExactly) {
-  auto topics = createTopics("gigaflood", 1);
   WorkerProcess::Options o;
   o.templates = R"(templates:
   flood:
@@ -118,11 +135,9 @@ TEST(Runner, AGigabyteOfOutputLeavesTheWorkerMemoryBoundedAndIsCountedExactly) {
     allow_shell: true
     recipe: none
 )";
-  WorkerProcess worker(topics, o);
-  auto c = makeCommand("flood");
-  submit(topics, c);
-  TopicReader events(topics.events);
-  auto evs = eventsOf(events, c.run_id());
+  auto run = runOnce("gigaflood", o, "flood");
+  auto& worker = *run.worker;
+  const auto& evs = run.evs;
   ASSERT_FALSE(evs.empty());
   const auto& end = evs.back();
   EXPECT_EQ(end.state(), v1::SUCCEEDED) << end.message();
@@ -140,7 +155,6 @@ TEST(Runner, AGigabyteOfOutputLeavesTheWorkerMemoryBoundedAndIsCountedExactly) {
 }
 
 TEST(Runner, BinaryAndInvalidUtf8OutputArrivesAsValidUtf8) {
-  auto topics = createTopics("binary", 1);
   WorkerProcess::Options o;
   o.templates = R"(templates:
   binary:
@@ -148,11 +162,9 @@ TEST(Runner, BinaryAndInvalidUtf8OutputArrivesAsValidUtf8) {
     argv: [printf, 'ok \377\376 bad \303\050 nul[\000] end\n\001\002\003']
     recipe: none
 )";
-  WorkerProcess worker(topics, o);
-  auto c = makeCommand("binary");
-  submit(topics, c);
-  TopicReader events(topics.events);
-  auto evs = eventsOf(events, c.run_id());
+  auto run = runOnce("binary", o, "binary");
+  auto& worker = *run.worker;
+  const auto& evs = run.evs;
   ASSERT_FALSE(evs.empty());
   EXPECT_EQ(evs.back().state(), v1::SUCCEEDED);
   const std::string r = "\xEF\xBF\xBD";  // U+FFFD
@@ -164,7 +176,6 @@ TEST(Runner, BinaryAndInvalidUtf8OutputArrivesAsValidUtf8) {
 }
 
 TEST(Runner, ResourceLimitsApplyAndACpuLimitEndsTheRunWithAClearMessage) {
-  auto topics = createTopics("limits", 1);
   WorkerProcess::Options o;
   o.templates = R"(templates:
   spin:
@@ -173,11 +184,9 @@ TEST(Runner, ResourceLimitsApplyAndACpuLimitEndsTheRunWithAClearMessage) {
     recipe: none
     limits: {cpu_time: 1s, open_files: 64}
 )";
-  WorkerProcess worker(topics, o);
-  auto c = makeCommand("spin");
-  submit(topics, c);
-  TopicReader events(topics.events);
-  auto evs = eventsOf(events, c.run_id());
+  auto run = runOnce("limits", o, "spin");
+  auto& worker = *run.worker;
+  const auto& evs = run.evs;
   ASSERT_FALSE(evs.empty());
   EXPECT_EQ(allLogLines(evs), "64\n") << "the open-files limit reached the process";
   EXPECT_EQ(evs.back().state(), v1::FAILED);
@@ -214,7 +223,6 @@ TEST(Runner, AMissingProgramEndsFailedWithoutStartedAndTheWorkerGoesOn) {
 }
 
 TEST(Runner, HeartbeatsCarryIncreasingSequenceAndLiveCounters) {
-  auto topics = createTopics("heartbeat", 1);
   WorkerProcess::Options o;
   o.worker_yaml = "  heartbeat_interval: 300ms\n";
   o.templates = R"(templates:
@@ -224,11 +232,9 @@ TEST(Runner, HeartbeatsCarryIncreasingSequenceAndLiveCounters) {
     allow_shell: true
     recipe: none
 )";
-  WorkerProcess worker(topics, o);
-  auto c = makeCommand("busy");
-  submit(topics, c);
-  TopicReader events(topics.events);
-  auto evs = eventsOf(events, c.run_id());
+  auto run = runOnce("heartbeat", o, "busy");
+  auto& worker = *run.worker;
+  const auto& evs = run.evs;
   std::vector<v1::RunEvent> beats;
   for (const auto& e : evs) {
     if (e.state() == v1::HEARTBEAT) beats.push_back(e);
@@ -280,7 +286,6 @@ TEST(Runner, FiftyConcurrentShortRunsEachEndExactlyOnce) {
 }
 
 TEST(Runner, TheLogRateLimitCountsWhatItLeavesOut) {
-  auto topics = createTopics("ratelimit", 1);
   WorkerProcess::Options o;
   o.output_yaml = "  log_rate_bytes: 2KiB\n  log_batch_interval: 100ms\n";
   o.templates = R"(templates:
@@ -289,11 +294,9 @@ TEST(Runner, TheLogRateLimitCountsWhatItLeavesOut) {
     allow_shell: true
     recipe: none
 )";
-  WorkerProcess worker(topics, o);
-  auto c = makeCommand("chatty");
-  submit(topics, c);
-  TopicReader events(topics.events);
-  auto evs = eventsOf(events, c.run_id());
+  auto run = runOnce("ratelimit", o, "chatty");
+  auto& worker = *run.worker;
+  const auto& evs = run.evs;
   std::uint64_t sent = 0;
   for (const auto& e : evs) sent += static_cast<std::uint64_t>(e.log_lines_size());
   EXPECT_GT(evs.back().log_dropped_lines(), 0u);
