@@ -425,11 +425,34 @@ Config parseConfig(const std::string& yaml_text, const Environment& env,
     sc.read("mask_for", c.secrets.mask_for);
     sc.read("file_dir", c.secrets.file_dir);
     sc.readBytes("file_max_bytes", c.secrets.file_max_bytes);
+    if (auto aws = sc.get("aws"); aws && !aws.IsNull()) {
+      Section a(aws, "secrets.aws");
+      a.read("region", c.secrets.aws.region);
+      a.read("profile", c.secrets.aws.profile);
+      a.read("endpoint", c.secrets.aws.endpoint);
+      a.read("sts_endpoint", c.secrets.aws.sts_endpoint);
+      a.read("ca_bundle", c.secrets.aws.ca_bundle);
+      a.read("proxy", c.secrets.aws.proxy);
+      a.read("timeout", c.secrets.aws.timeout);
+      a.read("max_attempts", c.secrets.aws.max_attempts);
+      a.rejectUnknown();
+      c.secrets.uses_aws = true;
+    }
     sc.rejectUnknown();
     for (const auto& p : c.secrets.chain) {
-      if (p != "env" && p != "file") {
-        throw ConfigError("'secrets.chain' names '" + p + "', which is not a provider this worker has (env, file)");
+      if (p != "env" && p != "file" && p != "aws-sm") {
+        throw ConfigError("'secrets.chain' names '" + p +
+                          "', which is not a provider this worker has (env, file, aws-sm)");
       }
+      if (p == "aws-sm") c.secrets.uses_aws = true;
+    }
+    if (!c.secrets.default_cloud.empty()) {
+      if (c.secrets.default_cloud != "aws-sm") {
+        throw ConfigError(
+            "'secrets.default_cloud' must be aws-sm (the cloud provider this worker has), not '" +
+            c.secrets.default_cloud + "'");
+      }
+      c.secrets.uses_aws = true;
     }
 
     Section r(top.get("runner"), "runner");

@@ -639,3 +639,25 @@ TEST(Examples, TheExampleConfigurationLoadsWithEveryDocumentedTemplate) {
 
 }  // namespace
 }  // namespace outpost
+
+namespace outpost {
+namespace {
+
+TEST(SecretsConfig, AwsIsUsedWhenNamedAndItsSettingsAreChecked) {
+  auto c = parseConfig(
+      "secrets:\n  chain: [env, aws-sm]\n  aws: {region: eu-west-1, endpoint: "
+      "'http://127.0.0.1:9', "
+      "max_attempts: 2}\n",
+      {});
+  EXPECT_TRUE(c.secrets.uses_aws);
+  EXPECT_EQ(c.secrets.aws.region, "eu-west-1");
+  EXPECT_EQ(c.secrets.aws.max_attempts, 2u);
+  EXPECT_FALSE(parseConfig("", {}).secrets.uses_aws);
+  EXPECT_TRUE(parseConfig("secrets:\n  default_cloud: aws-sm\n", {}).secrets.uses_aws);
+  EXPECT_THAT(errorOf("secrets:\n  chain: [vault]\n"), HasSubstr("'secrets.chain' names 'vault'"));
+  EXPECT_THAT(errorOf("secrets:\n  default_cloud: gcp-sm\n"), HasSubstr("must be aws-sm"));
+  EXPECT_THAT(errorOf("secrets:\n  aws: {regoin: x}\n"), HasSubstr("'secrets.aws.regoin'"));
+}
+
+}  // namespace
+}  // namespace outpost

@@ -227,6 +227,9 @@ TEST_F(SupervisorTest, InvalidUtf8OutputIsSanitized) {
 
 TEST_F(SupervisorTest, RunPastItsTimeoutIsTimedOut) {
   TemplateConfig t = tmpl({"sleep", "30"});
+  // A long grace: on a loaded machine SIGKILL could otherwise land before the TERMed process
+  // ran again, and it would be reported as killed by SIGKILL.
+  t.kill_grace = seconds(20);
   RunRequest r;
   r.timeout = milliseconds(200);
   RunOutcome o = run(t, r);
@@ -249,7 +252,9 @@ TEST_F(SupervisorTest, TimedOutRunThatIgnoresTermIsKilledAfterTheGrace) {
 // Stopping
 
 TEST_F(SupervisorTest, StopCancelsTheRunWithTheReason) {
-  LaunchPlan p = plan(tmpl({"sleep", "30"}));
+  TemplateConfig t = tmpl({"sleep", "30"});
+  t.kill_grace = seconds(20);  // so that it is the TERM, not a racing KILL, that ends it
+  LaunchPlan p = plan(t);
   std::string run_id = p.run_id;
   auto w = launch(std::move(p));
   ASSERT_GT(awaitStarted(*w), 0);

@@ -158,6 +158,19 @@ struct LineageConfig {
   std::string job_namespace = "outpost";
 };
 
+// AWS Secrets Manager settings; what is left empty comes from the AWS environment variables and
+// shared files, as the AWS CLI reads them (see secrets/include/outpost/secrets/aws.h).
+struct AwsSecretsSettings {
+  std::string region;
+  std::string profile;
+  std::string endpoint;      // a VPC endpoint or a test server; only this may be plain http://
+  std::string sts_endpoint;  // for web identity (IRSA)
+  std::string ca_bundle;
+  std::string proxy;
+  Millis timeout = std::chrono::seconds(10);  // one try
+  unsigned max_attempts = 4;
+};
+
 struct SecretsConfig {
   // Providers ${NAME} references are looked up in, in order: env, file (and cloud ones as added).
   std::vector<std::string> chain = {"env", "file"};
@@ -170,6 +183,9 @@ struct SecretsConfig {
   // The file provider's directory (e.g. a mounted Kubernetes secret volume) and size cap.
   std::string file_dir = "/mnt/secrets";
   std::size_t file_max_bytes = 1024 * 1024;
+  AwsSecretsSettings aws;
+  // Whether the aws-sm provider is used (named in chain or default_cloud, or secrets.aws given).
+  bool uses_aws = false;
 };
 
 struct Config {
