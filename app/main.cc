@@ -21,6 +21,8 @@
 #include "outpost/common/log.h"
 #include "outpost/events/kafka.h"
 #include "outpost/events/producer.h"
+#include "outpost/secrets/reference.h"
+#include "outpost/secrets/resolver.h"
 #include "outpost/v1/control.pb.h"
 #include "outpost/v1/event.pb.h"
 #include "outpost/v1/job.pb.h"
@@ -365,6 +367,55 @@ int cmdTail(const ClientOptions& co, const TailOptions& to) {
   return (to.until_done && !terminal_event) ? 1 : 0;
 }
 
+// Resolves every secret a template's env uses, and every plain name in its secrets allowlist,
+// and says for each where it was found — never the value. Exit 1 if any cannot be resolved.
+int cmdSecretsCheck(const std::string& config_path, const std::string& only_template) {
+  Config config = loadConfig(config_path, processEnvironment());
+  SystemClock clock;
+  auto resolver = SecretResolver::fromConfig(config.secrets, processEnvironment(), clock);
+  int missing = 0, checked = 0;
+  for (const auto& [name, t] : config.templates) {
+    if (!only_template.empty() && name != only_template) continue;
+    std::map<std::string, SecretRef> refs;  // by text, so each is asked once
+    for (const auto& [var, value] : t.env) {
+      auto parts = parseReferences(value);
+      if (!parts) {
+        std::cout << name << "\tenv " << var << "\tINVALID\t" << parts.error() << "\n";
+        ++missing;
+        continue;
+      }
+      for (auto& p : *parts) {
+        if (p.is_reference) refs.emplace(p.ref.text, p.ref);
+      }
+    }
+    for (const auto& allowed : t.secrets) {
+      if (allowed.find_first_of("*?[:/") != std::string::npos)
+        continue;  // patterns: nothing to ask
+      refs.emplace("${" + allowed + "}",
+                   SecretRef{kChainProvider, allowed, "", "", "${" + allowed + "}"});
+    }
+    for (const auto& [text, ref] : refs) {
+      ++checked;
+      auto got = resolver->resolve(ref);
+      if (got) {
+        std::cout << name << "\t" << text << "\tfound\tprovider=" << got->provider
+                  << "\tversion=" << (got->version.empty() ? "-" : got->version)
+                  << "\tbytes=" << got->value.size() << "\n";
+      } else {
+        ++missing;
+        std::cout << name << "\t" << text << "\tNOT FOUND\t" << got.error().message << "\n";
+      }
+    }
+  }
+  if (!only_template.empty() && !config.templates.contains(only_template)) {
+    std::cerr << "outpost secrets check: no template '" << only_template << "' in " << config_path
+              << "\n";
+    return 2;
+  }
+  std::cout << checked << " checked, " << missing << " not resolved\n";
+  return missing == 0 ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -424,6 +475,14 @@ int main(int argc, char** argv) {
                  "With --follow and --run: stop after the run's terminal event and lineage");
   tail->add_option("--timeout", to.timeout, "Stop after this long, e.g. 60s");
 
+  std::string secrets_config, secrets_template;
+  auto* secrets = app.add_subcommand("secrets", "Secret resolution");
+  auto* check = secrets->add_subcommand(
+      "check", "Resolve every secret the templates use; print where each was found, never a value");
+  check->add_option("-c,--config", secrets_config, "Configuration file (YAML)")->required();
+  check->add_option("-t,--template", secrets_template, "Only this template");
+  secrets->require_subcommand(1);
+
   CLI11_PARSE(app, argc, argv);
   try {
     initLogging("info");
@@ -431,6 +490,7 @@ int main(int argc, char** argv) {
     if (*submit) return cmdSubmit(co, so);
     if (*cancel) return cmdCancel(co, cancel_opts);
     if (*tail) return cmdTail(co, to);
+    if (*check) return cmdSecretsCheck(secrets_config, secrets_template);
   } catch (const ConfigError& e) {
     spdlog::error("{}", e.what());
     return 2;

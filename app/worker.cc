@@ -10,8 +10,6 @@
 #include <spdlog/spdlog.h>
 
 #include "outpost/consumer/dead_letter.h"
-#include "outpost/secrets/aws.h"
-#include "outpost/secrets/providers.h"
 #include "outpost/secrets/reference.h"
 
 namespace outpost {
@@ -81,24 +79,7 @@ Worker::Worker(Config config, const Clock& clock)
       worker_env_(processEnvironment()),
       lineage_(config_.lineage.job_namespace),
       started_at_(clock.now()) {
-  const auto& sc = config_.secrets;
-  std::map<std::string, std::shared_ptr<SecretProvider>> providers{
-      {"env", std::make_shared<EnvSecretProvider>(worker_env_)},
-      {"file", std::make_shared<FileSecretProvider>(sc.file_dir, sc.file_max_bytes)}};
-  if (sc.uses_aws) {
-    AwsConfig aws;
-    aws.region = sc.aws.region;
-    aws.profile = sc.aws.profile;
-    aws.endpoint = sc.aws.endpoint;
-    aws.sts_endpoint = sc.aws.sts_endpoint;
-    aws.ca_bundle = sc.aws.ca_bundle;
-    aws.proxy = sc.aws.proxy;
-    aws.timeout = sc.aws.timeout;
-    aws.max_attempts = static_cast<int>(sc.aws.max_attempts);
-    providers["aws-sm"] = std::make_shared<AwsSecretsManagerProvider>(aws, worker_env_, clock_);
-  }
-  resolver_ = std::make_unique<SecretResolver>(std::move(providers), sc.chain, sc.default_cloud,
-                                               sc.cache_ttl, sc.mask_for, clock_);
+  resolver_ = SecretResolver::fromConfig(config_.secrets, worker_env_, clock_);
   producer_ = std::make_unique<KafkaProducer>(
       config_.kafka, std::map<std::string, std::string>{{"client.id", config_.worker.id}});
   consumer_ = std::make_unique<JobConsumer>(config_.kafka, "outpost." + config_.worker.pool,

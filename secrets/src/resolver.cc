@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "outpost/secrets/aws.h"
+#include "outpost/secrets/providers.h"
 #include "outpost/secrets/reference.h"
 
 namespace outpost {
@@ -12,6 +14,28 @@ std::string keyOf(const SecretRef& r) {
 }
 
 }  // namespace
+
+std::unique_ptr<SecretResolver> SecretResolver::fromConfig(const SecretsConfig& sc,
+                                                           const Environment& env,
+                                                           const Clock& clock) {
+  std::map<std::string, std::shared_ptr<SecretProvider>> providers{
+      {"env", std::make_shared<EnvSecretProvider>(env)},
+      {"file", std::make_shared<FileSecretProvider>(sc.file_dir, sc.file_max_bytes)}};
+  if (sc.uses_aws) {
+    AwsConfig aws;
+    aws.region = sc.aws.region;
+    aws.profile = sc.aws.profile;
+    aws.endpoint = sc.aws.endpoint;
+    aws.sts_endpoint = sc.aws.sts_endpoint;
+    aws.ca_bundle = sc.aws.ca_bundle;
+    aws.proxy = sc.aws.proxy;
+    aws.timeout = sc.aws.timeout;
+    aws.max_attempts = static_cast<int>(sc.aws.max_attempts);
+    providers["aws-sm"] = std::make_shared<AwsSecretsManagerProvider>(aws, env, clock);
+  }
+  return std::make_unique<SecretResolver>(std::move(providers), sc.chain, sc.default_cloud,
+                                          sc.cache_ttl, sc.mask_for, clock);
+}
 
 SecretResolver::SecretResolver(std::map<std::string, std::shared_ptr<SecretProvider>> providers,
                                std::vector<std::string> chain, std::string default_cloud,

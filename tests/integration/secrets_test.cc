@@ -1,6 +1,10 @@
 // Secrets end to end: resolved on the worker, delivered to the job, and never seen again in any
 // topic or in the worker's log, whatever encoding the job prints them in.
 #include <stdlib.h>
+#include <sys/wait.h>
+
+#include <filesystem>
+#include <fstream>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -94,6 +98,46 @@ TEST(Secrets, ASecretPrintedInEveryEncodingNeverLeavesTheWorker) {
     EXPECT_EQ(countOf(everything, form), 0u) << "found a form of the secret: " << form;
   }
   EXPECT_EQ(countOf(everything, "another-secret-value"), 0u);
+}
+
+}  // namespace
+}  // namespace outpost::test
+
+namespace outpost::test {
+namespace {
+
+TEST(Secrets, SecretsCheckSaysWhereEachSecretIsFoundAndNeverItsValue) {
+  auto dir = std::filesystem::temp_directory_path() / uniqueName("secrets-check");
+  std::filesystem::create_directories(dir);
+  {
+    std::ofstream cfg(dir / "outpost.yaml");
+    cfg << "templates:\n  probe:\n    argv: [psql]\n    recipe: none\n"
+           "    env: {PGPASSWORD: \"${IT_CHECK_PASSWORD}\", OTHER: \"${env:IT_CHECK_MISSING}\"}\n"
+           "    secrets: [IT_CHECK_PASSWORD, \"env:IT_CHECK_*\"]\n";
+  }
+  ::setenv("IT_CHECK_PASSWORD", "check-me-not-9f3a", 1);
+  ::unsetenv("IT_CHECK_MISSING");
+  auto run = [&](const std::string& args) {
+    std::string cmd = std::string(OUTPOST_BINARY) + " secrets check -c " +
+                      (dir / "outpost.yaml").string() + args + " 2>&1";
+    std::string out;
+    FILE* p = popen(cmd.c_str(), "r");
+    char buf[4096];
+    while (p && fgets(buf, sizeof buf, p)) out += buf;
+    int status = p ? pclose(p) : -1;
+    return std::pair{WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+  };
+  auto [code, out] = run("");
+  EXPECT_EQ(code, 1) << out;
+  EXPECT_THAT(out, HasSubstr("${IT_CHECK_PASSWORD}\tfound\tprovider=env"));
+  EXPECT_THAT(out, HasSubstr("${env:IT_CHECK_MISSING}\tNOT FOUND"));
+  EXPECT_THAT(out, Not(HasSubstr("check-me-not-9f3a")));
+  ::setenv("IT_CHECK_MISSING", "now-here-1234", 1);
+  auto [code2, out2] = run(" --template probe");
+  EXPECT_EQ(code2, 0) << out2;
+  EXPECT_THAT(out2, HasSubstr("2 checked, 0 not resolved"));
+  EXPECT_EQ(run(" --template nope").first, 2);
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "outpost/common/clock.h"
+#include "outpost/common/config.h"
 #include "outpost/secrets/masker.h"
 #include "outpost/secrets/provider.h"
 
@@ -29,6 +30,10 @@ struct ResolvedSecret {
 // Thread-safe. resolve() may block on a provider; keep it off the poll thread.
 class SecretResolver {
  public:
+  // The providers the configuration names (env, file, aws-sm when used). Throws ConfigError.
+  static std::unique_ptr<SecretResolver> fromConfig(const SecretsConfig& config,
+                                                    const Environment& env, const Clock& clock);
+
   SecretResolver(std::map<std::string, std::shared_ptr<SecretProvider>> providers,
                  std::vector<std::string> chain, std::string default_cloud,
                  std::chrono::milliseconds ttl, std::chrono::milliseconds mask_for,
