@@ -88,25 +88,34 @@ std::string jsonEscape(std::string_view in) {
   return out;
 }
 
-// Masks the bytes a matcher marks, streaming: it keeps back the last longest-1 bytes, which a
-// match ending in a later chunk could still cover. Buffers are contiguous and spans without a
-// mask are copied whole, so clean output costs one table lookup per byte.
+// Masks what the matcher finds, streaming: it keeps back the last longest-1 bytes, which a
+// match ending in a later chunk could still cover. Matches are kept as merged [start, end)
+// intervals of the pending bytes, so clean spans are copied whole: one table lookup per byte.
 class MaskingStream final : public StreamRedactor {
  public:
   explicit MaskingStream(const SecretMasker& m) : m_(m) {}
 
   std::string feed(std::string_view chunk) override {
     if (m_.patternCount() == 0) return std::string(chunk);
-    std::size_t base = pending_.size();
+    const std::size_t base = pending_.size();
     pending_.append(chunk);
-    masked_.resize(pending_.size(), 0);
+    const auto* bytes = reinterpret_cast<const unsigned char*>(chunk.data());
+    const std::uint32_t* next = m_.transitions();
+    std::uint32_t state = state_;  // a local, so the loop keeps it in a register
     for (std::size_t i = 0; i < chunk.size(); ++i) {
-      if (auto len = m_.step(state_, static_cast<unsigned char>(chunk[i]))) {
-        std::size_t end = base + i + 1;
-        std::fill(masked_.begin() + static_cast<std::ptrdiff_t>(end - len),
-                  masked_.begin() + static_cast<std::ptrdiff_t>(end), 1);
+      std::uint32_t t = next[static_cast<std::size_t>(state) * 256 + bytes[i]];
+      state = t & ~SecretMasker::kEnds;
+      if (t & SecretMasker::kEnds) {
+        std::size_t end = base + i + 1, begin = end - m_.endLength(state);
+        // Matches arrive by end position; a longer one may swallow earlier intervals.
+        while (!masks_.empty() && masks_.back().second >= begin) {
+          begin = std::min(begin, masks_.back().first);
+          masks_.pop_back();
+        }
+        masks_.emplace_back(begin, end);
       }
     }
+    state_ = state;
     std::size_t keep = m_.longestPattern() - 1;
     return pending_.size() > keep ? emit(pending_.size() - keep) : std::string();
   }
@@ -117,30 +126,39 @@ class MaskingStream final : public StreamRedactor {
   std::string emit(std::size_t n) {
     std::string out;
     out.reserve(n);
-    std::size_t i = 0;
-    while (i < n) {
-      if (!masked_[i]) {
-        std::size_t j = i;
-        while (j < n && !masked_[j]) ++j;
-        out.append(pending_, i, j - i);
+    std::size_t pos = 0, k = 0;
+    for (; k < masks_.size() && masks_[k].first < n; ++k) {
+      auto [begin, end] = masks_[k];
+      if (begin > pos) {
+        out.append(pending_, pos, begin - pos);
         in_mask_ = false;
-        i = j;
-      } else {
-        if (!in_mask_) out += kMask;
-        in_mask_ = true;
-        ++i;
       }
+      if (!in_mask_) out += kMask;  // a mask continued from the last emit adds no second one
+      in_mask_ = true;
+      pos = std::min(end, n);
+      if (end > n) break;  // the rest of this interval stays pending
     }
+    if (pos < n) {
+      out.append(pending_, pos, n - pos);
+      in_mask_ = false;
+    }
+    // Drop what was emitted; intervals that end by n are done, one straddling n is cut.
+    std::vector<std::pair<std::size_t, std::size_t>> rest;
+    for (std::size_t j = k; j < masks_.size(); ++j) {
+      auto [begin, end] = masks_[j];
+      if (end <= n) continue;
+      rest.emplace_back(begin > n ? begin - n : 0, end - n);
+    }
+    masks_ = std::move(rest);
     pending_.erase(0, n);
-    masked_.erase(masked_.begin(), masked_.begin() + static_cast<std::ptrdiff_t>(n));
     return out;
   }
 
   const SecretMasker& m_;
   std::uint32_t state_ = 0;
   std::string pending_;
-  std::vector<std::uint8_t> masked_;
-  bool in_mask_ = false;  // the last emitted byte was masked (a continued run adds no second ***)
+  std::vector<std::pair<std::size_t, std::size_t>> masks_;
+  bool in_mask_ = false;  // the last emitted byte was masked
 };
 
 }  // namespace
@@ -212,6 +230,10 @@ void SecretMasker::build() {
         t = via_fail;
       }
     }
+  }
+  // Mark the transitions that land where a pattern ends (see step()).
+  for (auto& t : next_) {
+    if (out_[t]) t |= kEnds;
   }
 }
 

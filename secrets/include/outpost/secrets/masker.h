@@ -35,12 +35,13 @@ class SecretMasker {
   std::size_t patternCount() const { return patterns_; }
   std::size_t longestPattern() const { return longest_; }
 
-  // Where the matcher is; 0 is the root. Advances by one byte; returns the length of the longest
-  // pattern ending at this byte (0 for none).
-  std::uint32_t step(std::uint32_t& state, unsigned char byte) const {
-    state = next_[static_cast<std::size_t>(state) * 256 + byte];
-    return out_[state];
-  }
+ public:
+  // The automaton for the streaming loop: state 0 is the root; transitions()[state * 256 + byte]
+  // is the next state, with kEnds set where a pattern ends there; endLength(state) is the
+  // longest pattern ending in that state.
+  static constexpr std::uint32_t kEnds = 1u << 31;
+  const std::uint32_t* transitions() const { return next_.data(); }
+  std::uint32_t endLength(std::uint32_t state) const { return out_[state]; }
 
  private:
   void add(std::string_view pattern);
