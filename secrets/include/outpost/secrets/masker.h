@@ -35,7 +35,6 @@ class SecretMasker {
   std::size_t patternCount() const { return patterns_; }
   std::size_t longestPattern() const { return longest_; }
 
- public:
   // The automaton for the streaming loop: state 0 is the root; transitions()[state * 256 + byte]
   // is the next state, with kEnds set where a pattern ends there; endLength(state) is the
   // longest pattern ending in that state.
