@@ -85,8 +85,6 @@ bool hasMarker(pid_t pid, const std::string& marker) {
   return false;
 }
 
-std::atomic<std::uint64_t> g_cgroup_seq{0};
-
 }  // namespace
 
 std::optional<CgroupRoot> CgroupRoot::open(const std::string& setting, std::string& why_not) {
@@ -148,42 +146,97 @@ std::optional<CgroupRoot> CgroupRoot::open(const std::string& setting, std::stri
   return r;
 }
 
-ProcessTree::ProcessTree(const std::optional<CgroupRoot>& root, const std::string& run_id,
-                         std::vector<std::string>* graveyard)
-    : graveyard_(graveyard), marker_("OUTPOST_RUN_ID=" + run_id) {
-  if (!root) return;
-  dir_ = root->path() + "/" + run_id + "-" + std::to_string(++g_cgroup_seq);
-  if (::mkdir(dir_.c_str(), 0755) != 0) {
-    spdlog::warn("run {}: cannot create cgroup {}: {}; using the /proc scan", run_id, dir_,
-                 std::strerror(errno));
+namespace {
+
+bool writeSmallFile(const std::string& path, std::string_view text) {
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  return fd && ::write(fd.get(), text.data(), text.size()) == static_cast<ssize_t>(text.size());
+}
+
+bool populated(const std::string& dir) {
+  return readSmallFile(dir + "/cgroup.events").find("populated 1") != std::string::npos;
+}
+
+std::int64_t usageUsec(const std::string& dir) {
+  std::istringstream in(readSmallFile(dir + "/cpu.stat"));
+  for (std::string key; in >> key;) {
+    long long v;
+    in >> v;
+    if (key == "usage_usec") return v;
+  }
+  return 0;
+}
+
+constexpr std::size_t kMaxFreeCgroups = 64;
+
+}  // namespace
+
+CgroupPool::~CgroupPool() {
+  for (int i = 0; i < 100 && !draining_.empty(); ++i) {
+    reclaim();
+    if (!draining_.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  for (const auto& dir : free_) ::rmdir(dir.c_str());
+  for (const auto& dir : draining_) spdlog::warn("cannot remove cgroup {}: still busy", dir);
+}
+
+std::string CgroupPool::acquire() {
+  if (!free_.empty()) {
+    auto dir = std::move(free_.back());
+    free_.pop_back();
+    return dir;
+  }
+  auto dir = root_ + "/run-" + std::to_string(::getpid()) + "-" + std::to_string(++made_);
+  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
+    spdlog::warn("cannot create cgroup {}: {}; using the /proc scan", dir, std::strerror(errno));
+    return {};
+  }
+  return dir;
+}
+
+void CgroupPool::release(std::string dir) {
+  if (populated(dir)) {
+    draining_.push_back(std::move(dir));  // the kernel is still tearing down its processes
+  } else if (free_.size() < kMaxFreeCgroups) {
+    free_.push_back(std::move(dir));
+  } else {
+    ::rmdir(dir.c_str());
+  }
+}
+
+void CgroupPool::reclaim() {
+  std::vector<std::string> still;
+  for (auto& dir : draining_) {
+    if (populated(dir)) {
+      still.push_back(std::move(dir));
+    } else if (free_.size() < kMaxFreeCgroups) {
+      free_.push_back(std::move(dir));
+    } else {
+      ::rmdir(dir.c_str());
+    }
+  }
+  draining_ = std::move(still);
+}
+
+ProcessTree::ProcessTree(CgroupPool* pool, const std::string& run_id)
+    : pool_(pool), marker_("OUTPOST_RUN_ID=" + run_id) {
+  if (!pool_) return;
+  dir_ = pool_->acquire();
+  if (dir_.empty()) return;
+  procs_fd_.reset(::open((dir_ + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC));
+  if (!procs_fd_) {
+    pool_->release(std::move(dir_));
     dir_.clear();
     return;
   }
-  procs_fd_.reset(::open((dir_ + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC));
-  if (!procs_fd_) {
-    ::rmdir(dir_.c_str());
-    dir_.clear();
-  }
+  cpu_baseline_usec_ = usageUsec(dir_);
 }
 
 ProcessTree::~ProcessTree() {
   if (dir_.empty()) return;
   procs_fd_.reset();
-  // Empty it for sure, then remove it; a cgroup with processes cannot be removed.
-  std::ofstream(dir_ + "/cgroup.kill") << "1";
-  if (::rmdir(dir_.c_str()) == 0 || errno != EBUSY) return;
-  if (graveyard_) {
-    graveyard_->push_back(dir_);  // the kernel is still tearing down its last processes
-  } else {
-    spdlog::warn("cannot remove cgroup {}: still busy", dir_);
-  }
-}
-
-void removeEmptied(std::vector<std::string>& graveyard) {
-  std::erase_if(graveyard, [](const std::string& dir) {
-    if (::rmdir(dir.c_str()) == 0 || errno != EBUSY) return true;
-    return false;
-  });
+  writeSmallFile(dir_ + "/cgroup.kill", "1");  // nothing of the run outlives it
+  pool_->release(std::move(dir_));
 }
 
 std::vector<pid_t> ProcessTree::members(pid_t leader) const {
@@ -205,17 +258,18 @@ std::vector<pid_t> ProcessTree::members(pid_t leader) const {
 void ProcessTree::signalAll(pid_t leader, int sig) const {
   if (leader > 0) ::kill(-leader, sig);
   if (sig == SIGKILL && !dir_.empty()) {
-    std::ofstream(dir_ + "/cgroup.kill") << "1";
+    writeSmallFile(dir_ + "/cgroup.kill", "1");
     return;
   }
   for (pid_t p : members(leader)) ::kill(p, sig);
 }
 
 std::int64_t ProcessTree::finalCpuMs(pid_t leader) const {
-  if (!dir_.empty()) return stats(leader).cpu_time_ms;
   static const long kTick = ::sysconf(_SC_CLK_TCK);
   auto st = readStat(leader);
-  return st ? st->cpu_ticks * 1000 / kTick : 0;
+  std::int64_t ms = st ? st->cpu_ticks * 1000 / kTick : 0;
+  if (!dir_.empty()) ms = std::max(ms, (usageUsec(dir_) - cpu_baseline_usec_) / 1000);
+  return ms;
 }
 
 TreeStats ProcessTree::stats(pid_t leader) const {
@@ -234,12 +288,7 @@ TreeStats ProcessTree::stats(pid_t leader) const {
   if (!dir_.empty()) {
     // The cgroup's count includes processes that already exited, but is flushed lazily: take
     // whichever of the two counts is further along.
-    std::istringstream in(readSmallFile(dir_ + "/cpu.stat"));
-    for (std::string key; in >> key;) {
-      long long v;
-      in >> v;
-      if (key == "usage_usec") s.cpu_time_ms = std::max<std::int64_t>(s.cpu_time_ms, v / 1000);
-    }
+    s.cpu_time_ms = std::max(s.cpu_time_ms, (usageUsec(dir_) - cpu_baseline_usec_) / 1000);
   }
   return s;
 }

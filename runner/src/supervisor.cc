@@ -91,7 +91,7 @@ struct Supervisor::Impl {
   ProcessLauncher& launcher;
   SupervisorOptions options;
   std::atomic<std::size_t>& active;
-  std::optional<CgroupRoot> cgroups;
+  std::unique_ptr<CgroupPool> cgroups;  // null: no cgroups here, see cgroup_note
   std::string cgroup_note;
 
   UniqueFd epoll;
@@ -101,15 +101,16 @@ struct Supervisor::Impl {
   bool shutting_down = false;
 
   // Owned by the supervisor thread only.
-  std::vector<std::string> cgroup_graveyard;  // emptied cgroups not yet removable
   std::map<std::uint64_t, std::unique_ptr<Child>> children;
   std::uint64_t next_id = 1;
   std::thread thread;
 
   Impl(const Clock& c, ProcessLauncher& l, SupervisorOptions o, std::atomic<std::size_t>& a)
       : clock(c), launcher(l), options(std::move(o)), active(a) {
-    cgroups = CgroupRoot::open(options.cgroup, cgroup_note);
-    if (cgroups) cgroup_note = "per-run cgroups under " + cgroups->path();
+    if (auto root = CgroupRoot::open(options.cgroup, cgroup_note)) {
+      cgroups = std::make_unique<CgroupPool>(root->path());
+      cgroup_note = "per-run cgroups under " + root->path();
+    }
     epoll.reset(epoll_create1(EPOLL_CLOEXEC));
     wake.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     if (!epoll || !wake) throw std::runtime_error("supervisor: cannot create epoll/eventfd");
@@ -159,7 +160,7 @@ struct Supervisor::Impl {
       if (!takeCommands()) break;
       checkTimers();
       finishReady();
-      if (!cgroup_graveyard.empty()) removeEmptied(cgroup_graveyard);
+      if (cgroups && cgroups->draining()) cgroups->reclaim();
     }
     // Shutting down: nothing may outlive the worker.
     for (auto& [id, c] : children) {
@@ -173,10 +174,7 @@ struct Supervisor::Impl {
       removeRunDir(*c, false);
     }
     children.clear();
-    for (int i = 0; i < 100 && !cgroup_graveyard.empty(); ++i) {
-      removeEmptied(cgroup_graveyard);
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
+    cgroups.reset();  // removes the pool's cgroups
   }
 
   // Returns false when the supervisor is shutting down.
@@ -204,7 +202,7 @@ struct Supervisor::Impl {
   }
 
   int nextTimeoutMs() {
-    if (!cgroup_graveyard.empty()) return 10;  // look again soon; the kernel is nearly done
+    if (cgroups && cgroups->draining()) return 10;  // look again soon; the kernel is nearly done
     if (children.empty()) return -1;
     auto now = Steady::now();
     auto next = Steady::time_point::max();
@@ -331,7 +329,7 @@ struct Supervisor::Impl {
     UniqueFd read_end(pipefd[0]), write_end(pipefd[1]);
 
     auto child = std::make_unique<Child>(options, plan.output);
-    child->tree = std::make_unique<ProcessTree>(cgroups, plan.run_id, &cgroup_graveyard);
+    child->tree = std::make_unique<ProcessTree>(cgroups.get(), plan.run_id);
     if (child->log_file_limit > 0) {
       child->log_file.reset(::open((plan.run_dir + "/output.log").c_str(),
                                    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
@@ -525,7 +523,7 @@ void Supervisor::stopAll(std::string reason) {
 }
 
 bool Supervisor::usesCgroups() const {
-  return impl_->cgroups.has_value();
+  return impl_->cgroups != nullptr;
 }
 const std::string& Supervisor::cgroupNote() const {
   return impl_->cgroup_note;
