@@ -26,6 +26,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "fake_clock.h"
 #include "outpost/common/fd.h"
 #include "outpost/secrets/aws.h"
 #include "outpost/secrets/http_client.h"
@@ -50,26 +51,7 @@ constexpr const char* kPrevId = "2d3c1a4e-0000-4000-8000-000000000001";
 constexpr const char* kCurId = "2d3c1a4e-0000-4000-8000-000000000002";
 constexpr const char* kArn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/db-AbCdEf";
 
-class FakeClock final : public Clock {
- public:
-  std::chrono::system_clock::time_point now() const override {
-    std::lock_guard l(m_);
-    return now_;
-  }
-  std::chrono::steady_clock::time_point steadyNow() const override {
-    std::lock_guard l(m_);
-    return std::chrono::steady_clock::time_point(now_.time_since_epoch());
-  }
-  void advance(std::chrono::seconds d) {
-    std::lock_guard l(m_);
-    now_ += d;
-  }
-
- private:
-  mutable std::mutex m_;
-  std::chrono::system_clock::time_point now_ =
-      std::chrono::sys_days{std::chrono::year{2026} / 11 / 21} + 10h;
-};
+using test::FakeClock;
 
 // --- the server's own crypto, apart from the signer's ---
 

@@ -17,7 +17,6 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <librdkafka/rdkafka.h>
 #include <nlohmann/json.hpp>
 
 #include "harness.h"
@@ -457,41 +456,8 @@ TEST(Cancel, WithOneBusySlotACancelledWaitingCommandEndsCancelledWithoutStarting
   EXPECT_EQ(worker.terminate(), 0);
 }
 
-// Creates one topic through the admin API; fails the test if it exists already.
-void createTopic(const std::string& name, int partitions) {
-  char err[512];
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  ASSERT_EQ(rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap().c_str(), err, sizeof err),
-            RD_KAFKA_CONF_OK);
-  std::unique_ptr<rd_kafka_t, decltype(&rd_kafka_destroy)> rk(
-      rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err), &rd_kafka_destroy);
-  ASSERT_TRUE(rk) << err;
-  rd_kafka_NewTopic_t* topic = rd_kafka_NewTopic_new(name.c_str(), partitions, 1, err, sizeof err);
-  std::unique_ptr<rd_kafka_queue_t, decltype(&rd_kafka_queue_destroy)> q(
-      rd_kafka_queue_new(rk.get()), &rd_kafka_queue_destroy);
-  rd_kafka_CreateTopics(rk.get(), &topic, 1, nullptr, q.get());
-  std::unique_ptr<rd_kafka_event_t, decltype(&rd_kafka_event_destroy)> ev(
-      rd_kafka_queue_poll(q.get(), 30000), &rd_kafka_event_destroy);
-  rd_kafka_NewTopic_destroy(topic);
-  ASSERT_TRUE(ev) << "CreateTopics timed out";
-  ASSERT_FALSE(rd_kafka_event_error(ev.get())) << rd_kafka_event_error_string(ev.get());
-  size_t n = 0;
-  const rd_kafka_topic_result_t** results =
-      rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev.get()), &n);
-  ASSERT_EQ(n, 1u);
-  ASSERT_EQ(rd_kafka_topic_result_error(results[0]), RD_KAFKA_RESP_ERR_NO_ERROR)
-      << name << ": " << rd_kafka_topic_result_error_string(results[0]);
-}
-
 TEST(Cancel, AControlTopicCreatedAfterTheWorkerStartedIsPickedUp) {
-  Topics topics;
-  topics.prefix = uniqueName("it-cancel-latetopic") + ".";
-  topics.jobs = topics.prefix + "jobs";
-  topics.control = topics.prefix + "control";
-  topics.events = topics.prefix + "events";
-  topics.lineage = topics.prefix + "lineage";
-  topics.dlq = topics.prefix + "dlq";
-  topics.workers = topics.prefix + "workers";
+  Topics topics = topicNames("cancel-latetopic");
   for (const auto* t :
        {&topics.jobs, &topics.events, &topics.lineage, &topics.dlq, &topics.workers}) {
     createTopic(*t, 1);

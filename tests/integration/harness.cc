@@ -79,7 +79,7 @@ std::string uniqueName(const std::string& stem) {
   return stem + "-" + std::string(buf).substr(0, 10);
 }
 
-Topics createTopics(const std::string& stem, int job_partitions) {
+Topics topicNames(const std::string& stem) {
   Topics t;
   t.prefix = uniqueName("it-" + stem) + ".";
   t.jobs = t.prefix + "jobs";
@@ -88,11 +88,17 @@ Topics createTopics(const std::string& stem, int job_partitions) {
   t.lineage = t.prefix + "lineage";
   t.dlq = t.prefix + "dlq";
   t.workers = t.prefix + "workers";
+  return t;
+}
+
+namespace {
+
+// Creates the topics in one admin request; throws naming the first that failed.
+void createAll(const std::vector<std::pair<std::string, int>>& wanted) {
   auto admin = client(RD_KAFKA_PRODUCER, {});
   std::vector<rd_kafka_NewTopic_t*> topics;
   char err[256];
-  for (const auto& name : {t.jobs, t.control, t.events, t.lineage, t.dlq, t.workers}) {
-    int partitions = name == t.jobs ? job_partitions : 1;
+  for (const auto& [name, partitions] : wanted) {
     topics.push_back(rd_kafka_NewTopic_new(name.c_str(), partitions, 1, err, sizeof err));
   }
   std::unique_ptr<rd_kafka_queue_t, Deleter> q(rd_kafka_queue_new(admin.get()));
@@ -113,6 +119,21 @@ Topics createTopics(const std::string& stem, int job_partitions) {
                                rd_kafka_topic_result_error_string(results[i]));
     }
   }
+}
+
+}  // namespace
+
+void createTopic(const std::string& name, int partitions) {
+  createAll({{name, partitions}});
+}
+
+Topics createTopics(const std::string& stem, int job_partitions) {
+  Topics t = topicNames(stem);
+  std::vector<std::pair<std::string, int>> wanted;
+  for (const auto& name : {t.jobs, t.control, t.events, t.lineage, t.dlq, t.workers}) {
+    wanted.emplace_back(name, name == t.jobs ? job_partitions : 1);
+  }
+  createAll(wanted);
   return t;
 }
 

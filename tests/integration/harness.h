@@ -30,6 +30,10 @@ struct Topics {
   std::string prefix;
   std::string jobs, control, events, lineage, dlq, workers;
 };
+// The names alone (nothing created), for tests that create topics themselves.
+Topics topicNames(const std::string& stem);
+// Creates one topic; throws if it cannot (including when it exists).
+void createTopic(const std::string& name, int partitions);
 Topics createTopics(const std::string& stem, int job_partitions);
 
 struct Record {

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <thread>
 
+#include "fake_clock.h"
 #include "outpost/secrets/aws.h"
 #include "outpost/secrets/aws_credentials.h"
 #include "outpost/secrets/http_client.h"
@@ -23,26 +24,7 @@ using namespace std::chrono_literals;
 using testing::HasSubstr;
 using testing::Not;
 
-class FakeClock final : public Clock {
- public:
-  std::chrono::system_clock::time_point now() const override {
-    std::lock_guard l(m_);
-    return now_;
-  }
-  std::chrono::steady_clock::time_point steadyNow() const override {
-    std::lock_guard l(m_);
-    return std::chrono::steady_clock::time_point(now_.time_since_epoch());
-  }
-  void advance(std::chrono::seconds d) {
-    std::lock_guard l(m_);
-    now_ += d;
-  }
-
- private:
-  mutable std::mutex m_;
-  std::chrono::system_clock::time_point now_ =
-      std::chrono::sys_days{std::chrono::year{2026} / 11 / 21} + 10h;
-};
+using test::FakeClock;
 
 class TempDir {
  public:
