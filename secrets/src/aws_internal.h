@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-#include "outpost/secrets/http_client.h"
+#include "outpost/common/http_client.h"
 #include "outpost/secrets/sigv4.h"
 
 namespace outpost::aws_internal {

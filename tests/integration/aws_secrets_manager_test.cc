@@ -29,7 +29,7 @@
 #include "fake_clock.h"
 #include "outpost/common/fd.h"
 #include "outpost/secrets/aws.h"
-#include "outpost/secrets/http_client.h"
+#include "outpost/common/http_client.h"
 #include "outpost/secrets/sigv4.h"
 
 namespace outpost {

@@ -14,7 +14,7 @@
 #include "fake_clock.h"
 #include "outpost/secrets/aws.h"
 #include "outpost/secrets/aws_credentials.h"
-#include "outpost/secrets/http_client.h"
+#include "outpost/common/http_client.h"
 
 namespace outpost {
 namespace {

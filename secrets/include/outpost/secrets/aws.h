@@ -10,7 +10,7 @@
 #include "outpost/common/clock.h"
 #include "outpost/common/config.h"
 #include "outpost/secrets/aws_credentials.h"
-#include "outpost/secrets/http_client.h"
+#include "outpost/common/http_client.h"
 #include "outpost/secrets/provider.h"
 
 namespace outpost {

@@ -15,7 +15,7 @@
 
 #include "outpost/common/clock.h"
 #include "outpost/common/config.h"
-#include "outpost/secrets/http_client.h"
+#include "outpost/common/http_client.h"
 #include "outpost/secrets/provider.h"
 #include "outpost/secrets/sigv4.h"
 

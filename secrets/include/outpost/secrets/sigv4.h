@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-#include "outpost/secrets/http_client.h"
+#include "outpost/common/http_client.h"
 #include "outpost/secrets/secret_value.h"
 
 namespace outpost {

@@ -1,5 +1,6 @@
-// HTTP for the cloud secret providers: libcurl behind a small request/response API, with TLS
-// verification always on, proxies taken from the environment, timeouts, and bounded retries.
+// HTTP for the cloud secret providers and the lineage transport: libcurl behind a small
+// request/response API, with TLS verification always on, proxies from the environment, timeouts
+// and bounded retries.
 #pragma once
 
 #include <chrono>

@@ -1,4 +1,4 @@
-#include "outpost/secrets/http_client.h"
+#include "outpost/common/http_client.h"
 
 #include <curl/curl.h>
 
