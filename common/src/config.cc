@@ -425,6 +425,7 @@ Config parseConfig(const std::string& yaml_text, const Environment& env,
     sc.read("mask_for", c.secrets.mask_for);
     sc.read("file_dir", c.secrets.file_dir);
     sc.readBytes("file_max_bytes", c.secrets.file_max_bytes);
+    // Each cloud store's own section; giving one turns its provider on.
     if (auto aws = sc.get("aws"); aws && !aws.IsNull()) {
       Section a(aws, "secrets.aws");
       a.read("region", c.secrets.aws.region);
@@ -436,23 +437,28 @@ Config parseConfig(const std::string& yaml_text, const Environment& env,
       a.read("timeout", c.secrets.aws.timeout);
       a.read("max_attempts", c.secrets.aws.max_attempts);
       a.rejectUnknown();
-      c.secrets.uses_aws = true;
+      c.secrets.clouds.insert("aws-sm");
     }
     sc.rejectUnknown();
+    const auto known = [](const std::string& p) {
+      return std::ranges::find(kSecretProviders, p) != kSecretProviders.end();
+    };
+    std::string known_list;
+    for (auto p : kSecretProviders) known_list += (known_list.empty() ? "" : ", ") + std::string(p);
     for (const auto& p : c.secrets.chain) {
-      if (p != "env" && p != "file" && p != "aws-sm") {
+      if (!known(p)) {
         throw ConfigError("'secrets.chain' names '" + p +
-                          "', which is not a provider this worker has (env, file, aws-sm)");
+                          "', which is not a provider this worker has (" + known_list + ")");
       }
-      if (p == "aws-sm") c.secrets.uses_aws = true;
+      if (p != "env" && p != "file") c.secrets.clouds.insert(p);
     }
     if (!c.secrets.default_cloud.empty()) {
-      if (c.secrets.default_cloud != "aws-sm") {
-        throw ConfigError(
-            "'secrets.default_cloud' must be aws-sm (the cloud provider this worker has), not '" +
-            c.secrets.default_cloud + "'");
+      if (!known(c.secrets.default_cloud) || c.secrets.default_cloud == "env" ||
+          c.secrets.default_cloud == "file") {
+        throw ConfigError("'secrets.default_cloud' must be a cloud provider (" + known_list +
+                          " without env and file), not '" + c.secrets.default_cloud + "'");
       }
-      c.secrets.uses_aws = true;
+      c.secrets.clouds.insert(c.secrets.default_cloud);
     }
 
     Section r(top.get("runner"), "runner");

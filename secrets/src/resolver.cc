@@ -21,7 +21,7 @@ std::unique_ptr<SecretResolver> SecretResolver::fromConfig(const SecretsConfig& 
   std::map<std::string, std::shared_ptr<SecretProvider>> providers{
       {"env", std::make_shared<EnvSecretProvider>(env)},
       {"file", std::make_shared<FileSecretProvider>(sc.file_dir, sc.file_max_bytes)}};
-  if (sc.uses_aws) {
+  if (sc.uses("aws-sm")) {
     AwsConfig aws;
     aws.region = sc.aws.region;
     aws.profile = sc.aws.profile;
@@ -32,6 +32,11 @@ std::unique_ptr<SecretResolver> SecretResolver::fromConfig(const SecretsConfig& 
     aws.timeout = sc.aws.timeout;
     aws.max_attempts = static_cast<int>(sc.aws.max_attempts);
     providers["aws-sm"] = std::make_shared<AwsSecretsManagerProvider>(aws, env, clock);
+  }
+  for (const auto& cloud : sc.clouds) {
+    if (!providers.contains(cloud)) {
+      throw ConfigError("secret provider '" + cloud + "' is not built into this worker yet");
+    }
   }
   return std::make_unique<SecretResolver>(std::move(providers), sc.chain, sc.default_cloud,
                                           sc.cache_ttl, sc.mask_for, clock);

@@ -649,13 +649,13 @@ TEST(SecretsConfig, AwsIsUsedWhenNamedAndItsSettingsAreChecked) {
       "'http://127.0.0.1:9', "
       "max_attempts: 2}\n",
       {});
-  EXPECT_TRUE(c.secrets.uses_aws);
+  EXPECT_TRUE(c.secrets.uses("aws-sm"));
   EXPECT_EQ(c.secrets.aws.region, "eu-west-1");
   EXPECT_EQ(c.secrets.aws.max_attempts, 2u);
-  EXPECT_FALSE(parseConfig("", {}).secrets.uses_aws);
-  EXPECT_TRUE(parseConfig("secrets:\n  default_cloud: aws-sm\n", {}).secrets.uses_aws);
-  EXPECT_THAT(errorOf("secrets:\n  chain: [vault]\n"), HasSubstr("'secrets.chain' names 'vault'"));
-  EXPECT_THAT(errorOf("secrets:\n  default_cloud: gcp-sm\n"), HasSubstr("must be aws-sm"));
+  EXPECT_FALSE(parseConfig("", {}).secrets.uses("aws-sm"));
+  EXPECT_TRUE(parseConfig("secrets:\n  default_cloud: aws-sm\n", {}).secrets.uses("aws-sm"));
+  EXPECT_THAT(errorOf("secrets:\n  default_cloud: env\n"), HasSubstr("must be a cloud provider"));
+  EXPECT_THAT(errorOf("secrets:\n  chain: [env, keepass]\n"), HasSubstr("not a provider"));
   EXPECT_THAT(errorOf("secrets:\n  aws: {regoin: x}\n"), HasSubstr("'secrets.aws.regoin'"));
 }
 

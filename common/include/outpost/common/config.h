@@ -2,13 +2,16 @@
 // YAML file plus OUTPOST_* environment overrides. Unknown keys are errors naming their path.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace outpost {
@@ -184,9 +187,15 @@ struct SecretsConfig {
   std::string file_dir = "/mnt/secrets";
   std::size_t file_max_bytes = 1024 * 1024;
   AwsSecretsSettings aws;
-  // Whether the aws-sm provider is used (named in chain or default_cloud, or secrets.aws given).
-  bool uses_aws = false;
+  // The cloud providers this worker builds: those named in chain or default_cloud, or whose
+  // section (secrets.aws, ...) is given.
+  std::set<std::string> clouds;
+  bool uses(const std::string& provider) const { return clouds.contains(provider); }
 };
+
+// Every provider name a reference or secrets.chain may use.
+inline constexpr std::array<std::string_view, 6> kSecretProviders = {"env",   "file",   "aws-sm",
+                                                                     "vault", "gcp-sm", "azure-kv"};
 
 struct Config {
   WorkerConfig worker;
