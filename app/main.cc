@@ -1,5 +1,6 @@
 // The `outpost` executable: subcommands run (the worker), submit (produce a JobCommand), cancel
-// (produce a ControlCommand) and tail (print events and lineage as JSON lines). Wiring only.
+// (produce a ControlCommand), tail (print events and lineage as JSON lines) and ledger (count what
+// was delivered, lost, ended twice or run twice; see ledger.h). Wiring only.
 #include <signal.h>
 
 #include <atomic>
@@ -27,6 +28,7 @@
 #include "outpost/v1/event.pb.h"
 #include "outpost/v1/job.pb.h"
 #include "outpost/v1/worker.pb.h"
+#include "ledger.h"
 #include "worker.h"
 
 namespace {
@@ -475,6 +477,9 @@ int main(int argc, char** argv) {
                  "With --follow and --run: stop after the run's terminal event and lineage");
   tail->add_option("--timeout", to.timeout, "Stop after this long, e.g. 60s");
 
+  LedgerOptions ledger_opts;
+  auto* ledger = addLedgerCommand(app, ledger_opts);
+
   std::string secrets_config, secrets_template;
   auto* secrets = app.add_subcommand("secrets", "Secret resolution");
   auto* check = secrets->add_subcommand(
@@ -490,6 +495,7 @@ int main(int argc, char** argv) {
     if (*submit) return cmdSubmit(co, so);
     if (*cancel) return cmdCancel(co, cancel_opts);
     if (*tail) return cmdTail(co, to);
+    if (*ledger) return cmdLedger(ledger_opts);
     if (*check) return cmdSecretsCheck(secrets_config, secrets_template);
   } catch (const ConfigError& e) {
     spdlog::error("{}", e.what());

@@ -77,11 +77,15 @@ Worker::Worker(Config config, const Clock& clock)
       clock_(clock),
       uuids_(clock),
       worker_env_(processEnvironment()),
-      lineage_(config_.lineage.job_namespace),
+      lineage_(config_.lineage.job_namespace, {config_.worker.id, config_.worker.pool}),
       started_at_(clock.now()) {
   resolver_ = SecretResolver::fromConfig(config_.secrets, worker_env_, clock_);
   producer_ = std::make_unique<KafkaProducer>(
       config_.kafka, std::map<std::string, std::string>{{"client.id", config_.worker.id}});
+  if (config_.lineage.enabled && config_.lineage.toHttp()) {
+    lineage_http_ = std::make_unique<HttpLineageTransport>(
+        HttpLineageTransportOptions::fromConfig(config_.lineage.http, worker_env_));
+  }
   consumer_ = std::make_unique<JobConsumer>(config_.kafka, "outpost." + config_.worker.pool,
                                             config_.topics.jobs, *this);
   control_ = std::make_unique<ControlListener>(
@@ -109,16 +113,23 @@ Worker::~Worker() {
   resolve_cv_.notify_all();
   for (auto& t : resolve_threads_) t.join();
   supervisor_.reset();
+  lineage_http_.reset();
   producer_.reset();
 }
 
 void Worker::post(std::function<void()> fn) {
+  bool first;
   {
     std::lock_guard lock(inbox_mutex_);
+    first = inbox_.empty();
     inbox_.push_back(std::move(fn));
   }
-  inbox_cv_.notify_one();
-  consumer_->wake();
+  // Only the first of a burst wakes the poll thread: it takes the whole inbox at once. A run posts
+  // about eight times (start, log, end, and one acknowledgement per record).
+  if (first) {
+    inbox_cv_.notify_one();
+    consumer_->wake();
+  }
 }
 
 void Worker::drainInbox() {
@@ -195,6 +206,7 @@ int Worker::run(const std::atomic<bool>& stop) {
   if (!producer_->flush(std::chrono::seconds(10))) {
     spdlog::error("{} message(s) not delivered at exit", producer_->outstanding());
   }
+  if (lineage_http_) lineage_http_->shutdown(config_.lineage.http.flush_timeout);
   consumer_->close();
   spdlog::info("worker {} stopped", config_.worker.id);
   return 0;
@@ -441,6 +453,17 @@ void Worker::start(Run& run) {
   callbacks.on_heartbeat = [this, id = run.id](Heartbeat hb) {
     post([this, id, hb] { onHeartbeat(id, hb); });
   };
+  if (config_.lineage.enabled && run.tmpl->child_lineage) {
+    addLineageChannel(run.plan);
+    run.child_lineage = std::make_unique<ChildLineageProcessor>(
+        ChildLineageRun::of(lineage_, c),
+        [masker = resolver_->masker()](std::string_view text) { return masker->mask(text); });
+    callbacks.on_lineage = [this, id = run.id](std::string bytes, bool truncated) {
+      post([this, id, b = std::move(bytes), truncated]() mutable {
+        onLineage(id, std::move(b), truncated);
+      });
+    };
+  }
   callbacks.on_finished = [this, id = run.id](RunOutcome outcome) {
     post([this, id, o = std::move(outcome)]() mutable { onFinished(id, std::move(o)); });
   };
@@ -454,7 +477,9 @@ void Worker::onStarted(std::uint64_t id, std::chrono::system_clock::time_point s
   auto e = newEvent(it->second, v1::STARTED);
   e.set_started_at_ms(toUnixMillis(started_at));
   publishEvent(it->second, e);
-  publishLineage(it->second, LineageEventType::kStart);
+  LineageOutcome lineage_start;
+  lineage_start.started_at = started_at;
+  publishLineage(it->second, LineageEventType::kStart, lineage_start);
 }
 
 void Worker::onLog(std::uint64_t id, LogBatch batch) {
@@ -464,6 +489,31 @@ void Worker::onLog(std::uint64_t id, LogBatch batch) {
   for (auto& line : batch.lines) e.add_log_lines(std::move(line));
   e.set_log_dropped_lines(batch.dropped_lines);
   publishEvent(it->second, e);
+}
+
+void Worker::onLineage(std::uint64_t id, std::string bytes, bool truncated) {
+  auto it = runs_.find(id);
+  if (it == runs_.end() || !it->second.child_lineage) return;
+  Run& run = it->second;
+  handleChildLineage(run, run.child_lineage->feed(bytes));
+  if (truncated) {
+    auto n = newEvent(run, v1::NOTICE);
+    n.set_message(fmt::format("lineage channel: output past {} bytes was dropped",
+                              SupervisorOptions{}.lineage_max_bytes));
+    publishEvent(run, n);
+  }
+}
+
+void Worker::handleChildLineage(Run& run, std::vector<ChildLineageResult> results) {
+  for (auto& r : results) {
+    if (r.record) {
+      sendLineage(run, r.record->kafka_key, std::move(r.record->json));
+    } else if (!r.error.empty()) {
+      auto n = newEvent(run, v1::NOTICE);
+      n.set_message(std::move(r.error));
+      publishEvent(run, n);
+    }
+  }
 }
 
 void Worker::onHeartbeat(std::uint64_t id, const Heartbeat& hb) {
@@ -548,10 +598,20 @@ void Worker::onFinished(std::uint64_t id, RunOutcome o) {
   }
 
   LineageOutcome lo;
+  if (run.child_lineage) {
+    // The job's own records come before Outpost's terminal one.
+    handleChildLineage(run, run.child_lineage->finish());
+    lo.child_events_forwarded = run.child_lineage->forwarded();
+    lo.child_events_rejected = run.child_lineage->rejected();
+  }
   if (o.ending == RunOutcome::Ending::kExited) lo.exit_code = o.exit_code;
   if (o.signal) lo.signal = o.signal;
   lo.message = message;
   lo.output_tail = o.tail;
+  if (started) {
+    lo.started_at = o.started_at;
+    lo.run_duration = o.duration;
+  }
   publishLineage(run, lineage, lo);
 
   dispatch();
@@ -594,13 +654,26 @@ void Worker::publishEvent(Run& run, const v1::RunEvent& event) {
 
 void Worker::publishLineage(Run& run, LineageEventType type, const LineageOutcome& outcome) {
   if (!config_.lineage.enabled) return;
-  ++run.pending_acks;
   auto doc = lineage_.build(type, run.command, clock_.now(), outcome);
-  producer_->produce(config_.topics.lineage, lineage_.kafkaKey(run.command), doc.dump(), {},
-                     [this, id = run.id](const DeliveryReport& r) {
-                       if (!r.ok) spdlog::error("lineage record not delivered: {}", r.error);
-                       post([this, id] { acknowledged(id); });
-                     });
+  sendLineage(run, lineage_.kafkaKey(run.command), doc.dump());
+}
+
+void Worker::sendLineage(Run& run, const std::string& key, std::string json) {
+  if (lineage_http_) {
+    ++run.pending_acks;
+    lineage_http_->send(json, [this, id = run.id](const LineageDelivery& d) {
+      if (!d.ok) spdlog::error("lineage record not delivered: {}", d.error);
+      post([this, id] { acknowledged(id); });
+    });
+  }
+  if (config_.lineage.toKafka()) {
+    ++run.pending_acks;
+    producer_->produce(config_.topics.lineage, key, std::move(json), {},
+                       [this, id = run.id](const DeliveryReport& r) {
+                         if (!r.ok) spdlog::error("lineage record not delivered: {}", r.error);
+                         post([this, id] { acknowledged(id); });
+                       });
+  }
 }
 
 void Worker::acknowledged(std::uint64_t id) {

@@ -20,6 +20,8 @@
 #include "outpost/consumer/job_consumer.h"
 #include "outpost/consumer/offset_tracker.h"
 #include "outpost/events/producer.h"
+#include "outpost/lineage/child_events.h"
+#include "outpost/lineage/http_transport.h"
 #include "outpost/lineage/openlineage.h"
 #include "outpost/runner/supervisor.h"
 #include "outpost/secrets/resolver.h"
@@ -68,8 +70,9 @@ class Worker final : public RebalanceListener {
     std::uint64_t sequence = 0;
     int pending_acks = 0;
     bool tracked = true;  // false once its partition was revoked: the offset is not ours anymore
-    v1::RunState terminal = v1::RUN_STATE_UNSPECIFIED;  // once its terminal event is published
-    std::optional<CancelRequest> cancel;                // a control-topic cancel is stopping it
+    v1::RunState terminal = v1::RUN_STATE_UNSPECIFIED;     // once its terminal event is published
+    std::optional<CancelRequest> cancel;                   // a control-topic cancel is stopping it
+    std::unique_ptr<ChildLineageProcessor> child_lineage;  // when it has a lineage channel
   };
 
   void handleMessage(ConsumedMessage message);
@@ -86,9 +89,14 @@ class Worker final : public RebalanceListener {
   void onFinished(std::uint64_t id, RunOutcome outcome);
   void onLog(std::uint64_t id, LogBatch batch);
   void onHeartbeat(std::uint64_t id, const Heartbeat& heartbeat);
+  void onLineage(std::uint64_t id, std::string bytes, bool truncated);
+  // Forwards or reports what the run's lineage processor made of the job's lines.
+  void handleChildLineage(Run& run, std::vector<ChildLineageResult> results);
   v1::RunEvent newEvent(Run& run, v1::RunState state);
   void publishEvent(Run& run, const v1::RunEvent& event);
   void publishLineage(Run& run, LineageEventType type, const LineageOutcome& outcome = {});
+  // One lineage record to every configured transport (Kafka, HTTP), acknowledged per transport.
+  void sendLineage(Run& run, const std::string& key, std::string json);
   void acknowledged(std::uint64_t id);
   void maybeRetire(Run& run);
   void publishStatus(v1::WorkerState state);
@@ -124,6 +132,7 @@ class Worker final : public RebalanceListener {
 
   // Declared after the inbox: callbacks from these post into it, so they must go first.
   std::unique_ptr<KafkaProducer> producer_;
+  std::unique_ptr<HttpLineageTransport> lineage_http_;  // lineage.transport http or both
   std::unique_ptr<JobConsumer> consumer_;
   std::unique_ptr<ControlListener> control_;  // polled on the poll thread; posts nothing
   PosixLauncher launcher_;

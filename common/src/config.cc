@@ -14,6 +14,8 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "outpost/common/http_client.h"  // parseUrl, isLoopbackHost
+
 extern char** environ;
 
 namespace outpost {
@@ -285,6 +287,7 @@ TemplateConfig parseTemplate(const std::string& name, YAML::Node node, const std
   s.read("secrets", t.secrets);
   s.read("concurrency", t.concurrency);
   s.read("keep_run_dir_on_failure", t.keep_run_dir_on_failure);
+  s.read("child_lineage", t.child_lineage);
   if (auto params = s.get("params"); params && !params.IsNull()) {
     Section ps(params, s.child("params"));
     for (auto it = params.begin(); it != params.end(); ++it) {
@@ -439,6 +442,117 @@ Config parseConfig(const std::string& yaml_text, const Environment& env,
       a.rejectUnknown();
       c.secrets.clouds.insert("aws-sm");
     }
+    if (auto vault = sc.get("vault"); vault && !vault.IsNull()) {
+      Section v(vault, "secrets.vault");
+      auto& vs = c.secrets.vault;
+      for (auto [key, field] : {std::pair{"address", &vs.address},
+                                {"namespace", &vs.namespace_name},
+                                {"auth", &vs.auth},
+                                {"token_file", &vs.token_file},
+                                {"auth_mount", &vs.auth_mount},
+                                {"role", &vs.role},
+                                {"jwt_file", &vs.jwt_file},
+                                {"role_id", &vs.role_id},
+                                {"secret_id_file", &vs.secret_id_file},
+                                {"ca_bundle", &vs.ca_bundle},
+                                {"proxy", &vs.proxy}}) {
+        v.read(key, *field);
+      }
+      v.read("timeout", vs.timeout);
+      v.read("max_attempts", vs.max_attempts);
+      v.read("renew_before", vs.renew_before);
+      v.rejectUnknown();
+      const auto url = parseUrl(vs.address);
+      if (!url) {
+        throw ConfigError(
+            v.where("address") +
+            " must be the https:// URL of Vault (like https://vault.example.com:8200)");
+      }
+      if (url->scheme == "http" && !isLoopbackHost(url->host)) {
+        throw ConfigError(v.where("address") +
+                          " may be plain http:// only for a loopback address (127.0.0.1, ::1, "
+                          "localhost); anything else needs https://");
+      }
+      if (vs.auth != "token" && vs.auth != "kubernetes" && vs.auth != "approle") {
+        throw ConfigError(v.where("auth") + " must be one of token, kubernetes, approle; not '" +
+                          vs.auth + "'");
+      }
+      if (vs.auth == "kubernetes" && vs.role.empty()) {
+        throw ConfigError(v.where("role") + " is required with auth kubernetes");
+      }
+      if (vs.auth == "approle" && vs.role_id.empty()) {
+        throw ConfigError(v.where("role_id") + " is required with auth approle");
+      }
+      if (vs.max_attempts == 0) throw ConfigError(v.where("max_attempts") + " must be at least 1");
+      c.secrets.clouds.insert("vault");
+    }
+    // A URL setting of the Google and Azure providers: plain http:// only to this machine, but
+    // for the metadata services, which are plain http at a link-local address by design.
+    const auto checkCloudUrl = [](const Section& s, const char* key, const std::string& url,
+                                  bool any_http) {
+      if (url.empty()) return;
+      const auto u = parseUrl(url);
+      if (!u || !u->query.empty()) {
+        throw ConfigError(s.where(key) + " must be an https:// URL with a host and no query, " +
+                          "not '" + urlForMessages(url) + "'");
+      }
+      if (u->scheme == "http" && !any_http && !isLoopbackHost(u->host)) {
+        throw ConfigError(s.where(key) +
+                          " may be plain http:// only for a loopback address (127.0.0.1, ::1, "
+                          "localhost); anything else needs https://");
+      }
+    };
+    if (auto gcp = sc.get("gcp"); gcp && !gcp.IsNull()) {
+      Section g(gcp, "secrets.gcp");
+      auto& gs = c.secrets.gcp;
+      for (auto [key, field] : {std::pair{"project", &gs.project},
+                                {"endpoint", &gs.endpoint},
+                                {"credentials_file", &gs.credentials_file},
+                                {"token_uri", &gs.token_uri},
+                                {"metadata_endpoint", &gs.metadata_endpoint},
+                                {"ca_bundle", &gs.ca_bundle},
+                                {"proxy", &gs.proxy}}) {
+        g.read(key, *field);
+      }
+      g.read("timeout", gs.timeout);
+      g.read("max_attempts", gs.max_attempts);
+      g.rejectUnknown();
+      checkCloudUrl(g, "endpoint", gs.endpoint, false);
+      checkCloudUrl(g, "token_uri", gs.token_uri, false);
+      checkCloudUrl(g, "metadata_endpoint", gs.metadata_endpoint, true);
+      if (gs.max_attempts == 0) throw ConfigError(g.where("max_attempts") + " must be at least 1");
+      c.secrets.clouds.insert("gcp-sm");
+    }
+    if (auto azure = sc.get("azure"); azure && !azure.IsNull()) {
+      Section z(azure, "secrets.azure");
+      auto& zs = c.secrets.azure;
+      for (auto [key, field] : {std::pair{"vault_url", &zs.vault_url},
+                                {"auth", &zs.auth},
+                                {"tenant_id", &zs.tenant_id},
+                                {"client_id", &zs.client_id},
+                                {"client_secret_file", &zs.client_secret_file},
+                                {"imds_endpoint", &zs.imds_endpoint},
+                                {"authority_host", &zs.authority_host},
+                                {"ca_bundle", &zs.ca_bundle},
+                                {"proxy", &zs.proxy}}) {
+        z.read(key, *field);
+      }
+      z.read("timeout", zs.timeout);
+      z.read("max_attempts", zs.max_attempts);
+      z.rejectUnknown();
+      if (zs.vault_url.empty()) {
+        throw ConfigError(z.where("vault_url") + " is required (https://NAME.vault.azure.net)");
+      }
+      checkCloudUrl(z, "vault_url", zs.vault_url, false);
+      checkCloudUrl(z, "authority_host", zs.authority_host, false);
+      checkCloudUrl(z, "imds_endpoint", zs.imds_endpoint, true);
+      if (!zs.auth.empty() && zs.auth != "managed_identity" && zs.auth != "client_credentials") {
+        throw ConfigError(z.where("auth") +
+                          " must be managed_identity or client_credentials, not '" + zs.auth + "'");
+      }
+      if (zs.max_attempts == 0) throw ConfigError(z.where("max_attempts") + " must be at least 1");
+      c.secrets.clouds.insert("azure-kv");
+    }
     sc.rejectUnknown();
     const auto known = [](const std::string& p) {
       return std::ranges::find(kSecretProviders, p) != kSecretProviders.end();
@@ -468,7 +582,63 @@ Config parseConfig(const std::string& yaml_text, const Environment& env,
     Section l(top.get("lineage"), "lineage");
     l.read("enabled", c.lineage.enabled);
     l.read("job_namespace", c.lineage.job_namespace);
+    std::string transport = "kafka";
+    l.read("transport", transport);
+    if (transport == "kafka") {
+      c.lineage.transport = LineageTransport::kKafka;
+    } else if (transport == "http") {
+      c.lineage.transport = LineageTransport::kHttp;
+    } else if (transport == "both") {
+      c.lineage.transport = LineageTransport::kBoth;
+    } else {
+      throw ConfigError(l.where("transport") + " must be kafka, http or both, not '" + transport +
+                        "'");
+    }
+    auto http_node = l.get("http");
+    const bool http_given = http_node && !http_node.IsNull();
+    Section lh(http_node, "lineage.http");
+    auto& h = c.lineage.http;
+    lh.read("url", h.url);
+    lh.read("endpoint", h.endpoint);
+    lh.read("token_file", h.token_file);
+    lh.read("token_env", h.token_env);
+    lh.read("ca_bundle", h.ca_bundle);
+    lh.read("proxy", h.proxy);
+    lh.read("timeout", h.timeout);
+    lh.read("max_attempts", h.max_attempts);
+    lh.read("delivery_timeout", h.delivery_timeout);
+    lh.read("queue_size", h.queue_size);
+    lh.read("flush_timeout", h.flush_timeout);
+    lh.rejectUnknown();
     l.rejectUnknown();
+    if (c.lineage.toHttp()) {
+      if (!h.url.starts_with("http://") && !h.url.starts_with("https://")) {
+        throw ConfigError(
+            "'lineage.http.url' must be the http:// or https:// URL of the lineage "
+            "server (e.g. http://marquez:5000) when 'lineage.transport' is " +
+            transport);
+      }
+      if (h.url.find_first_of("?# \t\r\n") != std::string::npos) {
+        throw ConfigError(
+            "'lineage.http.url' must be a base URL without query, fragment or "
+            "spaces; the path goes in 'lineage.http.endpoint'");
+      }
+    } else if (http_given) {
+      throw ConfigError(
+          "'lineage.http' is set but 'lineage.transport' is kafka: set it to http "
+          "or both, or remove 'lineage.http'");
+    }
+    if (!h.endpoint.starts_with('/')) {
+      throw ConfigError("'lineage.http.endpoint' must start with '/', e.g. /api/v1/lineage");
+    }
+    if (!h.token_file.empty() && !h.token_env.empty()) {
+      throw ConfigError(
+          "'lineage.http.token_file' and 'lineage.http.token_env' are both set: "
+          "keep one");
+    }
+    if (h.max_attempts == 0) throw ConfigError("'lineage.http.max_attempts' must be at least 1");
+    if (h.queue_size == 0) throw ConfigError("'lineage.http.queue_size' must be at least 1");
+    if (h.timeout < Millis(1)) throw ConfigError("'lineage.http.timeout' must be at least 1ms");
 
     if (auto templates = top.get("templates"); templates && !templates.IsNull()) {
       Section ts(templates, "templates");

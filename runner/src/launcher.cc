@@ -63,7 +63,8 @@ struct ChildArgs {
   int stdin_fd;
   int output_fd;
   int cgroup_procs_fd;
-  int error_fd;  // write end of a CLOEXEC pipe: silent on success, {step, errno} on failure
+  int lineage_fd;  // -1: none
+  int error_fd;    // write end of a CLOEXEC pipe: silent on success, {step, errno} on failure
   struct Limit {
     int resource;
     rlim_t soft;
@@ -74,9 +75,9 @@ struct ChildArgs {
 
 enum Step : int { kCgroup = 1, kSetsid, kRlimit, kStdio, kChdir, kExec };
 
-[[noreturn]] void childFail(const ChildArgs& a, int step) {
+[[noreturn]] void childFail(int error_fd, int step) {
   int report[2] = {step, errno};
-  [[maybe_unused]] auto n = ::write(a.error_fd, report, sizeof report);
+  [[maybe_unused]] auto n = ::write(error_fd, report, sizeof report);
   _exit(127);
 }
 
@@ -84,12 +85,15 @@ enum Step : int { kCgroup = 1, kSetsid, kRlimit, kStdio, kChdir, kExec };
 // CLONE_VFORK, as glibc's posix_spawn does): only async-signal-safe system calls here.
 int childMain(void* arg) {
   const auto& a = *static_cast<const ChildArgs*>(arg);
+  // The parent's memory is shared until execve: what changes lives in locals.
+  int error_fd = a.error_fd;
   // Join the run's cgroup first, so that nothing the run starts can escape it.
-  if (a.cgroup_procs_fd >= 0 && ::write(a.cgroup_procs_fd, "0", 1) != 1) childFail(a, kCgroup);
-  if (::setsid() < 0) childFail(a, kSetsid);
+  if (a.cgroup_procs_fd >= 0 && ::write(a.cgroup_procs_fd, "0", 1) != 1)
+    childFail(error_fd, kCgroup);
+  if (::setsid() < 0) childFail(error_fd, kSetsid);
   for (int i = 0; i < a.limit_count; ++i) {
     rlimit r{a.limits[i].soft, a.limits[i].hard};
-    if (::setrlimit(a.limits[i].resource, &r) != 0) childFail(a, kRlimit);
+    if (::setrlimit(a.limits[i].resource, &r) != 0) childFail(error_fd, kRlimit);
   }
   // Default dispositions (the worker ignores SIGPIPE; a job must not inherit that), then unblock.
   struct sigaction dfl {};
@@ -101,14 +105,27 @@ int childMain(void* arg) {
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
   if (::dup2(a.stdin_fd, 0) < 0 || ::dup2(a.output_fd, 1) < 0 || ::dup2(a.output_fd, 2) < 0) {
-    childFail(a, kStdio);
+    childFail(error_fd, kStdio);
   }
-  if (::chdir(a.working_dir) != 0) childFail(a, kChdir);
+  unsigned first_closed = 3;
+  if (a.lineage_fd >= 0) {
+    if (a.lineage_fd == kLineageFd) {
+      if (::fcntl(kLineageFd, F_SETFD, 0) != 0) childFail(error_fd, kStdio);
+    } else {
+      // The error pipe may sit where the channel goes: move it out of the way first.
+      if (error_fd == kLineageFd && (error_fd = ::fcntl(error_fd, F_DUPFD_CLOEXEC, 10)) < 0) {
+        childFail(kLineageFd, kStdio);
+      }
+      if (::dup2(a.lineage_fd, kLineageFd) < 0) childFail(error_fd, kStdio);
+    }
+    first_closed = kLineageFd + 1;
+  }
+  if (::chdir(a.working_dir) != 0) childFail(error_fd, kChdir);
   // Nothing of the worker's (Kafka sockets, other runs' pipes) may reach the job; the error pipe
   // stays open until execve closes it.
-  ::syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
+  ::syscall(SYS_close_range, first_closed, ~0U, CLOSE_RANGE_CLOEXEC);
   ::execve(a.program, a.argv, a.envp);
-  childFail(a, kExec);
+  childFail(error_fd, kExec);
 }
 
 std::string describeFailure(int step, int err, const LaunchPlan& plan) {
@@ -163,6 +180,7 @@ std::expected<pid_t, std::string> PosixLauncher::launch(const LaunchPlan& plan,
   a.stdin_fd = io.stdin_fd;
   a.output_fd = io.output_fd;
   a.cgroup_procs_fd = io.cgroup_procs_fd;
+  a.lineage_fd = io.lineage_fd;
   a.error_fd = error_write.get();
   const auto& l = plan.limits;
   auto add = [&](int resource, std::uint64_t value, std::uint64_t headroom = 0) {

@@ -104,4 +104,11 @@ std::expected<LaunchPlan, std::string> planRun(const TemplateConfig& tmpl, const
   return plan;
 }
 
+void addLineageChannel(LaunchPlan& plan) {
+  if (plan.lineage_channel) return;
+  plan.lineage_channel = true;
+  plan.env.push_back("OUTPOST_LINEAGE_FD=" + std::to_string(kLineageFd));
+  plan.env.push_back("OUTPOST_LINEAGE_FILE=/dev/fd/" + std::to_string(kLineageFd));
+}
+
 }  // namespace outpost

@@ -134,11 +134,16 @@ std::optional<CgroupRoot> CgroupRoot::open(const std::string& setting, std::stri
     why_not = base + " has no writable cgroup.procs/cgroup.kill (needs cgroup v2, Linux 5.14+)";
     return std::nullopt;
   }
-  // Empty cgroups left by a worker that was killed go now. Populated ones may belong to another
-  // worker on this host, so they stay (rmdir refuses them anyway).
+  // Empty cgroups left by a worker that died go now (run-<pid>-<n>, that pid gone). Those of
+  // live workers on this host stay: their pools hold them open for reuse.
   if (std::unique_ptr<DIR, int (*)(DIR*)> dir(::opendir(base.c_str()), &::closedir); dir) {
     while (auto* e = ::readdir(dir.get())) {
-      if (e->d_type == DT_DIR && e->d_name[0] != '.') ::rmdir((base + "/" + e->d_name).c_str());
+      std::string_view name = e->d_name;
+      if (e->d_type != DT_DIR || !name.starts_with("run-")) continue;
+      auto pid = std::strtol(e->d_name + 4, nullptr, 10);
+      if (pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) {
+        ::rmdir((base + "/" + e->d_name).c_str());
+      }
     }
   }
   CgroupRoot r;
@@ -148,71 +153,95 @@ std::optional<CgroupRoot> CgroupRoot::open(const std::string& setting, std::stri
 
 namespace {
 
-bool writeSmallFile(const std::string& path, std::string_view text) {
-  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
-  return fd && ::write(fd.get(), text.data(), text.size()) == static_cast<ssize_t>(text.size());
+// The whole of a small kernel file, read from its start through a kept descriptor.
+std::string preadSmall(const UniqueFd& fd) {
+  char buf[4096];
+  auto n = ::pread(fd.get(), buf, sizeof buf, 0);
+  return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
 }
 
-bool populated(const std::string& dir) {
-  return readSmallFile(dir + "/cgroup.events").find("populated 1") != std::string::npos;
-}
-
-std::int64_t usageUsec(const std::string& dir) {
-  std::istringstream in(readSmallFile(dir + "/cpu.stat"));
-  for (std::string key; in >> key;) {
-    long long v;
-    in >> v;
-    if (key == "usage_usec") return v;
-  }
-  return 0;
+UniqueFd openIn(const std::string& dir, const char* name, int flags) {
+  return UniqueFd(::open((dir + "/" + name).c_str(), flags | O_CLOEXEC));
 }
 
 constexpr std::size_t kMaxFreeCgroups = 64;
 
 }  // namespace
 
+bool Cgroup::populated() const {
+  return preadSmall(events).find("populated 1") != std::string::npos;
+}
+
+std::int64_t Cgroup::usageUsec() const {
+  auto text = preadSmall(cpu);
+  constexpr std::string_view kKey = "usage_usec ";
+  auto at = text.find(kKey);
+  if (at == std::string::npos) return 0;
+  return std::strtoll(text.c_str() + at + kKey.size(), nullptr, 10);
+}
+
+void Cgroup::killAll() const {
+  [[maybe_unused]] auto n = ::write(kill.get(), "1", 1);
+}
+
 CgroupPool::~CgroupPool() {
   for (int i = 0; i < 100 && !draining_.empty(); ++i) {
     reclaim();
     if (!draining_.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  for (const auto& dir : free_) ::rmdir(dir.c_str());
-  for (const auto& dir : draining_) spdlog::warn("cannot remove cgroup {}: still busy", dir);
+  for (const auto& c : free_) ::rmdir(c->dir.c_str());
+  for (const auto& c : draining_) spdlog::warn("cannot remove cgroup {}: still busy", c->dir);
 }
 
-std::string CgroupPool::acquire() {
-  if (!free_.empty()) {
-    auto dir = std::move(free_.back());
+std::unique_ptr<Cgroup> CgroupPool::acquire() {
+  while (!free_.empty()) {
+    auto c = std::move(free_.back());
     free_.pop_back();
-    return dir;
+    // Still there? (An administrator may have removed it.) A removed cgroup's files read nothing.
+    if (!preadSmall(c->events).empty()) return c;
   }
-  auto dir = root_ + "/run-" + std::to_string(::getpid()) + "-" + std::to_string(++made_);
-  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
-    spdlog::warn("cannot create cgroup {}: {}; using the /proc scan", dir, std::strerror(errno));
-    return {};
+  auto c = std::make_unique<Cgroup>();
+  c->dir = root_ + "/run-" + std::to_string(::getpid()) + "-" + std::to_string(++made_);
+  if (::mkdir(c->dir.c_str(), 0755) != 0 && errno != EEXIST) {
+    spdlog::warn("cannot create cgroup {}: {}; using the /proc scan", c->dir, std::strerror(errno));
+    return nullptr;
   }
-  return dir;
+  c->procs = openIn(c->dir, "cgroup.procs", O_WRONLY);
+  c->kill = openIn(c->dir, "cgroup.kill", O_WRONLY);
+  c->events = openIn(c->dir, "cgroup.events", O_RDONLY);
+  c->cpu = openIn(c->dir, "cpu.stat", O_RDONLY);
+  if (!c->procs || !c->kill || !c->events || !c->cpu) {
+    spdlog::warn("cannot open the files of cgroup {}: {}; using the /proc scan", c->dir,
+                 std::strerror(errno));
+    ::rmdir(c->dir.c_str());
+    return nullptr;
+  }
+  return c;
 }
 
-void CgroupPool::release(std::string dir) {
-  if (populated(dir)) {
-    draining_.push_back(std::move(dir));  // the kernel is still tearing down its processes
-  } else if (free_.size() < kMaxFreeCgroups) {
-    free_.push_back(std::move(dir));
+void CgroupPool::release(std::unique_ptr<Cgroup> cgroup) {
+  if (cgroup->populated()) {
+    draining_.push_back(std::move(cgroup));  // the kernel is still tearing down its processes
   } else {
-    ::rmdir(dir.c_str());
+    keepOrRemove(std::move(cgroup));
+  }
+}
+
+void CgroupPool::keepOrRemove(std::unique_ptr<Cgroup> cgroup) {
+  if (free_.size() < kMaxFreeCgroups) {
+    free_.push_back(std::move(cgroup));
+  } else {
+    ::rmdir(cgroup->dir.c_str());
   }
 }
 
 void CgroupPool::reclaim() {
-  std::vector<std::string> still;
-  for (auto& dir : draining_) {
-    if (populated(dir)) {
-      still.push_back(std::move(dir));
-    } else if (free_.size() < kMaxFreeCgroups) {
-      free_.push_back(std::move(dir));
+  std::vector<std::unique_ptr<Cgroup>> still;
+  for (auto& c : draining_) {
+    if (c->populated()) {
+      still.push_back(std::move(c));
     } else {
-      ::rmdir(dir.c_str());
+      keepOrRemove(std::move(c));
     }
   }
   draining_ = std::move(still);
@@ -221,28 +250,20 @@ void CgroupPool::reclaim() {
 ProcessTree::ProcessTree(CgroupPool* pool, const std::string& run_id)
     : pool_(pool), marker_("OUTPOST_RUN_ID=" + run_id) {
   if (!pool_) return;
-  dir_ = pool_->acquire();
-  if (dir_.empty()) return;
-  procs_fd_.reset(::open((dir_ + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC));
-  if (!procs_fd_) {
-    pool_->release(std::move(dir_));
-    dir_.clear();
-    return;
-  }
-  cpu_baseline_usec_ = usageUsec(dir_);
+  cgroup_ = pool_->acquire();
+  if (cgroup_) cpu_baseline_usec_ = cgroup_->usageUsec();
 }
 
 ProcessTree::~ProcessTree() {
-  if (dir_.empty()) return;
-  procs_fd_.reset();
-  writeSmallFile(dir_ + "/cgroup.kill", "1");  // nothing of the run outlives it
-  pool_->release(std::move(dir_));
+  if (!cgroup_) return;
+  if (cgroup_->populated()) cgroup_->killAll();  // nothing of the run outlives it
+  pool_->release(std::move(cgroup_));
 }
 
 std::vector<pid_t> ProcessTree::members(pid_t leader) const {
   std::set<pid_t> out;
-  if (!dir_.empty()) {
-    std::istringstream in(readSmallFile(dir_ + "/cgroup.procs"));
+  if (cgroup_) {
+    std::istringstream in(readSmallFile(cgroup_->dir + "/cgroup.procs"));
     for (pid_t p; in >> p;) out.insert(p);
   } else {
     for (pid_t p : allPids()) {
@@ -257,8 +278,8 @@ std::vector<pid_t> ProcessTree::members(pid_t leader) const {
 
 void ProcessTree::signalAll(pid_t leader, int sig) const {
   if (leader > 0) ::kill(-leader, sig);
-  if (sig == SIGKILL && !dir_.empty()) {
-    writeSmallFile(dir_ + "/cgroup.kill", "1");
+  if (sig == SIGKILL && cgroup_) {
+    if (cgroup_->populated()) cgroup_->killAll();
     return;
   }
   for (pid_t p : members(leader)) ::kill(p, sig);
@@ -268,7 +289,7 @@ std::int64_t ProcessTree::finalCpuMs(pid_t leader) const {
   static const long kTick = ::sysconf(_SC_CLK_TCK);
   auto st = readStat(leader);
   std::int64_t ms = st ? st->cpu_ticks * 1000 / kTick : 0;
-  if (!dir_.empty()) ms = std::max(ms, (usageUsec(dir_) - cpu_baseline_usec_) / 1000);
+  if (cgroup_) ms = std::max(ms, (cgroup_->usageUsec() - cpu_baseline_usec_) / 1000);
   return ms;
 }
 
@@ -285,10 +306,10 @@ TreeStats ProcessTree::stats(pid_t leader) const {
     s.rss_bytes += st->rss_pages * static_cast<std::uint64_t>(kPage);
   }
   s.cpu_time_ms = ticks * 1000 / kTick;
-  if (!dir_.empty()) {
+  if (cgroup_) {
     // The cgroup's count includes processes that already exited, but is flushed lazily: take
     // whichever of the two counts is further along.
-    s.cpu_time_ms = std::max(s.cpu_time_ms, (usageUsec(dir_) - cpu_baseline_usec_) / 1000);
+    s.cpu_time_ms = std::max(s.cpu_time_ms, (cgroup_->usageUsec() - cpu_baseline_usec_) / 1000);
   }
   return s;
 }

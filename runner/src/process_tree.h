@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -32,6 +33,20 @@ class CgroupRoot {
   std::string path_;
 };
 
+// One per-run cgroup with the files the supervisor uses kept open: reads and writes then cost a
+// pread/write instead of a path lookup each.
+struct Cgroup {
+  std::string dir;
+  UniqueFd procs;   // cgroup.procs, written by the child before exec
+  UniqueFd kill;    // cgroup.kill
+  UniqueFd events;  // cgroup.events ("populated 0|1")
+  UniqueFd cpu;     // cpu.stat
+
+  bool populated() const;
+  std::int64_t usageUsec() const;
+  void killAll() const;
+};
+
 // Per-run cgroups, reused: making and removing one for every run cost the worker about 0.3 ms of
 // CPU a job (bench/run). A released cgroup is reused once the kernel has emptied it.
 // Supervisor thread only.
@@ -42,17 +57,19 @@ class CgroupPool {
   CgroupPool(const CgroupPool&) = delete;
   CgroupPool& operator=(const CgroupPool&) = delete;
 
-  // An empty cgroup directory, or "" when none can be made.
-  std::string acquire();
-  // Its processes were killed (cgroup.kill); it becomes free once empty.
-  void release(std::string dir);
+  // An empty cgroup, or nullptr when none can be made.
+  std::unique_ptr<Cgroup> acquire();
+  // Its processes were killed; it becomes free once empty.
+  void release(std::unique_ptr<Cgroup> cgroup);
   // Moves cgroups that have emptied to the free list. Never blocks.
   void reclaim();
   bool draining() const { return !draining_.empty(); }
 
  private:
+  void keepOrRemove(std::unique_ptr<Cgroup> cgroup);
+
   std::string root_;
-  std::vector<std::string> free_, draining_;
+  std::vector<std::unique_ptr<Cgroup>> free_, draining_;
   std::uint64_t made_ = 0;
 };
 
@@ -67,13 +84,14 @@ class ProcessTree {
   ProcessTree& operator=(const ProcessTree&) = delete;
 
   // The cgroup.procs descriptor the child writes itself into before exec; -1 without a cgroup.
-  int cgroupProcsFd() const { return procs_fd_.get(); }
-  bool usesCgroup() const { return procs_fd_.get() >= 0; }
+  int cgroupProcsFd() const { return cgroup_ ? cgroup_->procs.get() : -1; }
+  bool usesCgroup() const { return cgroup_ != nullptr; }
 
   // Every live process of the run (the leader's group and everything carrying the marker or in
   // the cgroup).
   std::vector<pid_t> members(pid_t leader) const;
-  // Signals every member. SIGKILL through a cgroup uses cgroup.kill, which nothing escapes.
+  // Signals every member. SIGKILL through a cgroup uses cgroup.kill (when it holds anything),
+  // which nothing escapes.
   void signalAll(pid_t leader, int sig) const;
   TreeStats stats(pid_t leader) const;
   // CPU time of the whole run once its leader has exited (a zombie still): the cgroup's count, or
@@ -84,8 +102,7 @@ class ProcessTree {
   CgroupPool* pool_;
   std::string marker_;                  // "OUTPOST_RUN_ID=<id>"
   std::int64_t cpu_baseline_usec_ = 0;  // a reused cgroup's usage before this run
-  std::string dir_;                     // cgroup directory, or empty
-  UniqueFd procs_fd_;
+  std::unique_ptr<Cgroup> cgroup_;      // or null: the marker and a /proc scan
 };
 
 }  // namespace outpost

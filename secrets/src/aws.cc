@@ -14,16 +14,17 @@
 #include "outpost/common/clock.h"
 #include "outpost/secrets/providers.h"
 #include "outpost/secrets/sigv4.h"
+#include "provider_internal.h"
 
 namespace outpost {
 namespace {
 
-using aws_internal::wipe;
-
-std::string envValue(const Environment& env, const char* name) {
-  auto it = env.find(name);
-  return it == env.end() ? std::string() : it->second;
-}
+using provider_internal::describe;
+using provider_internal::envValue;
+using provider_internal::forMessage;
+using provider_internal::wipe;
+using provider_internal::withAttempts;
+using provider_internal::withoutTrailingSlash;
 
 std::string expandHome(std::string path, const Environment& env) {
   if (path == "~" || path.starts_with("~/")) path = envValue(env, "HOME") + path.substr(1);
@@ -48,12 +49,11 @@ bool iequals(std::string_view a, std::string_view b) {
          });
 }
 
+// Any http(s) URL with a host; plain http is accepted here, and warned about where it matters
+// (warnIfPlainHttp).
 void checkEndpoint(const std::string& url, const char* setting) {
   if (url.empty()) return;
-  if (!parseUrl(url)) {
-    throw ConfigError(std::string("aws-sm: ") + setting + " '" + urlForMessages(url) +
-                      "' is not an http:// or https:// URL with a host");
-  }
+  provider_internal::checkServiceUrl(url, "aws-sm", setting, /*any_http=*/true);
 }
 
 void warnIfPlainHttp(const std::string& url, const char* setting) {
@@ -80,34 +80,8 @@ std::string arnRegion(std::string_view path) {
 
 // Strict standard base64 (padding optional). nullopt on anything else.
 std::optional<std::string> decodeBase64(std::string_view in) {
-  auto value = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-  };
   while (!in.empty() && in.back() == '=') in.remove_suffix(1);
-  if (in.size() % 4 == 1) return std::nullopt;
-  std::string out;
-  out.reserve(in.size() * 3 / 4);
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (char c : in) {
-    int v = value(c);
-    if (v < 0) {
-      wipe(out);
-      return std::nullopt;
-    }
-    acc = (acc << 6) | static_cast<std::uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((acc >> bits) & 0xff);
-    }
-  }
-  return out;
+  return provider_internal::decodeUnpaddedBase64(in);
 }
 
 SecretError::Kind kindOf(const std::string& code, long status, const HttpResponse& response) {
@@ -124,52 +98,20 @@ SecretError::Kind kindOf(const std::string& code, long status, const HttpRespons
   return K::kInvalid;
 }
 
-const char* describe(SecretError::Kind kind) {
-  switch (kind) {
-    case SecretError::Kind::kNotFound:
-      return "not found";
-    case SecretError::Kind::kDenied:
-      return "denied";
-    case SecretError::Kind::kUnavailable:
-      return "unavailable";
-    case SecretError::Kind::kInvalid:
-      return "refused";
-  }
-  return "failed";
-}
-
+// Secrets Manager and STS: besides 5xx and 429, AWS's throttling answers (often a 400) and STS's
+// IDPCommunicationError are tried again.
 HttpClientConfig apiClientConfig(const AwsConfig& c, const Environment& env) {
-  HttpClientConfig h;
-  h.ca_bundle = c.ca_bundle;
-  if (c.proxy.empty()) {
-    h.proxy = ProxyConfig::fromEnvironment(env);
-    if (!c.no_proxy.empty()) h.proxy->no_proxy = c.no_proxy;
-  } else {
-    h.proxy = ProxyConfig::explicitProxy(
-        c.proxy, c.no_proxy.empty() ? ProxyConfig::fromEnvironment(env).no_proxy : c.no_proxy);
-  }
-  h.connect_timeout = c.connect_timeout;
-  h.timeout = c.timeout;
-  h.retry.max_attempts = c.max_attempts;
-  h.retry.base_delay = c.retry_base_delay;
-  h.retry.max_delay = c.retry_max_delay;
+  HttpClientConfig h = provider_internal::apiClientConfig(c, env);
   h.retry.retry_response = [](const HttpResponse& r) {
     return isAwsThrottling(r) || aws_internal::awsErrorCode(r) == "IDPCommunicationError";
   };
   return h;
 }
 
-// Instance metadata and container endpoints: never through a proxy (a proxy would answer with
-// its own host's metadata, or not at all), short limits.
+// Instance metadata and container endpoints (the container endpoint may be https).
 HttpClientConfig metadataClientConfig(const AwsConfig& c) {
-  HttpClientConfig h;
+  HttpClientConfig h = provider_internal::metadataClientConfig(c);
   h.ca_bundle = c.ca_bundle;
-  h.proxy = ProxyConfig{};
-  h.connect_timeout = c.metadata_timeout;
-  h.timeout = c.metadata_timeout;
-  h.retry.max_attempts = c.metadata_attempts;
-  h.retry.base_delay = c.retry_base_delay;
-  h.retry.max_delay = c.retry_max_delay;
   return h;
 }
 
@@ -228,7 +170,7 @@ AwsConfig resolveAwsConfig(AwsConfig c, const Environment& env) {
         c.profile + "' of " + c.config_file + ", or the provider's region setting");
   }
   if (!isRegionName(c.region)) {
-    throw ConfigError("aws-sm: region '" + aws_internal::forMessage(c.region, 64) +
+    throw ConfigError("aws-sm: region '" + forMessage(c.region, 64) +
                       "' is not a region name (like eu-west-1)");
   }
 
@@ -258,7 +200,7 @@ AwsConfig resolveAwsConfig(AwsConfig c, const Environment& env) {
     int v = 0;
     auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
     if (ec != std::errc() || p != text.data() + text.size() || v < 1) {
-      throw ConfigError(std::string("aws-sm: ") + name + "='" + aws_internal::forMessage(text, 32) +
+      throw ConfigError(std::string("aws-sm: ") + name + "='" + forMessage(text, 32) +
                         "' is not a positive whole number");
     }
     apply(v);
@@ -290,9 +232,8 @@ std::vector<std::unique_ptr<AwsCredentialSource>> defaultAwsCredentialSources(
 
   std::string container_url;
   if (auto rel = envValue(env, "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"); !rel.empty()) {
-    std::string base = config.container_endpoint;
-    while (!base.empty() && base.back() == '/') base.pop_back();
-    container_url = base + (rel.starts_with("/") ? "" : "/") + rel;
+    container_url =
+        withoutTrailingSlash(config.container_endpoint) + (rel.starts_with("/") ? "" : "/") + rel;
   } else {
     container_url = envValue(env, "AWS_CONTAINER_CREDENTIALS_FULL_URI");
   }
@@ -366,11 +307,10 @@ std::expected<FetchedSecret, SecretError> AwsSecretsManagerProvider::fetch(const
     const auto kind = kindOf(code, resp->status, *resp);
     if (code.starts_with("ExpiredToken")) credentials_->invalidate();
     std::string msg = where + ": " + describe(kind) + ": HTTP " + std::to_string(resp->status);
-    if (!code.empty()) msg += " " + aws_internal::forMessage(code, 80);
+    if (!code.empty()) msg += " " + forMessage(code, 80);
     if (auto m = aws_internal::awsErrorMessage(*resp); !m.empty()) msg += ": " + m;
-    if (resp->attempts > 1) msg += " (" + std::to_string(resp->attempts) + " attempts)";
     wipe(resp->body);
-    return std::unexpected(SecretError{kind, std::move(msg)});
+    return std::unexpected(SecretError{kind, withAttempts(std::move(msg), resp->attempts)});
   }
 
   auto doc = nlohmann::json::parse(resp->body, nullptr, false);

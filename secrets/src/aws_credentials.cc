@@ -1,59 +1,23 @@
 #include "outpost/secrets/aws_credentials.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <openssl/crypto.h>
-
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
+#include <cstdio>
 #include <ctime>
 
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
 #include "aws_internal.h"
-#include "outpost/common/fd.h"
+#include "provider_internal.h"
 
 namespace outpost {
+
+using provider_internal::forMessage;
+using provider_internal::readSmallFile;
+using provider_internal::trimWhitespace;
+using provider_internal::wipe;
+
 namespace aws_internal {
-
-void wipe(std::string& s) {
-  if (!s.empty()) OPENSSL_cleanse(s.data(), s.size());
-  s.clear();
-}
-
-std::string_view trimWhitespace(std::string_view s) {
-  auto space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
-  while (!s.empty() && space(s.front())) s.remove_prefix(1);
-  while (!s.empty() && space(s.back())) s.remove_suffix(1);
-  return s;
-}
-
-std::expected<std::string, std::string> readSmallFile(const std::string& path,
-                                                      std::size_t max_bytes) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return std::unexpected("cannot read " + path + ": " + std::strerror(errno));
-  std::string bytes;
-  char buf[4096];
-  for (;;) {
-    auto n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      wipe(bytes);
-      return std::unexpected("cannot read " + path + ": " + std::strerror(errno));
-    }
-    if (n == 0) break;
-    bytes.append(buf, static_cast<std::size_t>(n));
-    if (bytes.size() > max_bytes) {
-      wipe(bytes);
-      return std::unexpected(path + " is larger than " + std::to_string(max_bytes) + " bytes");
-    }
-  }
-  OPENSSL_cleanse(buf, sizeof buf);
-  return bytes;
-}
 
 std::optional<std::string> xmlElement(std::string_view xml, std::string_view tag) {
   const std::string open = "<" + std::string(tag) + ">";
@@ -83,18 +47,6 @@ std::optional<std::string> xmlElement(std::string_view xml, std::string_view tag
       }
     }
     if (!done) out += '&';
-  }
-  return out;
-}
-
-std::string forMessage(std::string_view text, std::size_t max) {
-  std::string out;
-  for (char c : text) {
-    if (out.size() >= max) {
-      out += "...";
-      break;
-    }
-    if (static_cast<unsigned char>(c) >= 0x20 && c != 0x7f) out += c;
   }
   return out;
 }
@@ -159,9 +111,6 @@ std::expected<AwsCredentials, std::string> credentialsFromJson(std::string_view 
 
 }  // namespace aws_internal
 
-using aws_internal::trimWhitespace;
-using aws_internal::wipe;
-
 namespace {
 
 std::unexpected<CredentialSourceError> notConfigured(std::string why) {
@@ -184,13 +133,10 @@ std::string valueOf(const std::map<std::string, std::string>* section, const cha
 // --- environment ---
 
 EnvironmentCredentialSource::EnvironmentCredentialSource(const Environment& env) {
-  auto get = [&](const char* name) {
-    auto it = env.find(name);
-    return it == env.end() ? std::string() : it->second;
-  };
-  access_key_id_ = get("AWS_ACCESS_KEY_ID");
-  secret_access_key_ = SecretValue(get("AWS_SECRET_ACCESS_KEY"));
-  session_token_ = SecretValue(get("AWS_SESSION_TOKEN"));
+  using provider_internal::envValue;
+  access_key_id_ = envValue(env, "AWS_ACCESS_KEY_ID");
+  secret_access_key_ = SecretValue(envValue(env, "AWS_SECRET_ACCESS_KEY"));
+  session_token_ = SecretValue(envValue(env, "AWS_SESSION_TOKEN"));
 }
 
 std::expected<AwsCredentials, CredentialSourceError> EnvironmentCredentialSource::load() {
@@ -242,7 +188,7 @@ IniFile parseIni(std::string_view text) {
 
 std::optional<IniFile> readIniFile(const std::string& path) {
   if (path.empty()) return std::nullopt;
-  auto bytes = aws_internal::readSmallFile(path);
+  auto bytes = readSmallFile(path);
   if (!bytes) return std::nullopt;
   IniFile file = parseIni(*bytes);
   wipe(*bytes);
@@ -340,7 +286,7 @@ std::expected<AwsCredentials, CredentialSourceError> WebIdentityCredentialSource
                   role_arn_.empty() ? "AWS_WEB_IDENTITY_TOKEN_FILE is set but AWS_ROLE_ARN is not"
                                     : "AWS_ROLE_ARN is set but AWS_WEB_IDENTITY_TOKEN_FILE is not");
   }
-  auto token = aws_internal::readSmallFile(token_file_);
+  auto token = readSmallFile(token_file_);
   if (!token) {
     return failed(SecretError::Kind::kDenied, "web identity token: " + token.error());
   }
@@ -417,7 +363,7 @@ std::expected<AwsCredentials, CredentialSourceError> ContainerCredentialSource::
   req.headers = {{"Accept", "application/json"}};
   std::string token;
   if (!auth_token_file_.empty()) {
-    auto bytes = aws_internal::readSmallFile(auth_token_file_);
+    auto bytes = readSmallFile(auth_token_file_);
     if (!bytes) {
       return failed(SecretError::Kind::kDenied,
                     "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: " + bytes.error());
@@ -515,7 +461,7 @@ std::expected<AwsCredentials, CredentialSourceError> InstanceMetadataCredentialS
       doc["Code"].get<std::string>() != "Success") {
     wipe(creds->body);
     return failed(SecretError::Kind::kUnavailable,
-                  what + ": Code " + aws_internal::forMessage(doc["Code"].get<std::string>(), 60));
+                  what + ": Code " + forMessage(doc["Code"].get<std::string>(), 60));
   }
   if (!doc.is_discarded() && doc.is_object()) {
     for (const char* key : {"SecretAccessKey", "Token"}) {

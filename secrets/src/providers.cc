@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "outpost/common/fd.h"
+#include "provider_internal.h"
 
 namespace outpost {
 
@@ -44,10 +45,7 @@ std::expected<FetchedSecret, SecretError> EnvSecretProvider::fetch(const SecretR
     return std::unexpected(
         SecretError{SecretError::Kind::kNotFound, ref.text + ": env has no variable " + ref.path});
   }
-  if (ref.field.empty()) return FetchedSecret{SecretValue(it->second), {}};
-  auto v = extractJsonField(ref, it->second);
-  if (!v) return std::unexpected(v.error());
-  return FetchedSecret{std::move(*v), {}};
+  return provider_internal::selectField(ref, FetchedSecret{SecretValue(it->second), {}});
 }
 
 std::expected<FetchedSecret, SecretError> FileSecretProvider::fetch(const SecretRef& ref) {
@@ -85,10 +83,7 @@ std::expected<FetchedSecret, SecretError> FileSecretProvider::fetch(const Secret
   }
   if (!bytes.empty() && bytes.back() == '\n') bytes.pop_back();
   if (!bytes.empty() && bytes.back() == '\r') bytes.pop_back();
-  if (ref.field.empty()) return FetchedSecret{SecretValue(std::move(bytes)), {}};
-  auto v = extractJsonField(ref, bytes);
-  if (!v) return std::unexpected(v.error());
-  return FetchedSecret{std::move(*v), {}};
+  return provider_internal::selectField(ref, FetchedSecret{SecretValue(std::move(bytes)), {}});
 }
 
 }  // namespace outpost

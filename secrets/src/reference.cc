@@ -63,6 +63,16 @@ std::expected<SecretRef, std::string> parseBody(std::string_view body, std::size
       rest = rest.substr(0, slash);
     }
   }
+  if (ref.provider == "vault") {
+    // ${vault:MOUNT/PATH?version=N#field}: a KV v2 version is a number.
+    if (auto q = rest.find("?version="); q != std::string::npos) {
+      ref.version = rest.substr(q + 9);
+      rest = rest.substr(0, q);
+      if (ref.version.empty() || ref.version.find_first_not_of("0123456789") != std::string::npos)
+        return std::unexpected("secret reference " + ref.text + " has a ?version= that is not " +
+                               "a number" + at(pos));
+    }
+  }
   if (ref.provider == "file" && (rest.front() == '/' || rest.find("..") != std::string::npos)) {
     return std::unexpected("secret reference " + ref.text +
                            " must name a file inside the secrets directory" + at(pos));

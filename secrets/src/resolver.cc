@@ -3,14 +3,26 @@
 #include <spdlog/spdlog.h>
 
 #include "outpost/secrets/aws.h"
+#include "outpost/secrets/azure.h"
+#include "outpost/secrets/gcp.h"
 #include "outpost/secrets/providers.h"
 #include "outpost/secrets/reference.h"
+#include "outpost/secrets/vault.h"
 
 namespace outpost {
 namespace {
 
 std::string keyOf(const SecretRef& r) {
   return r.provider + '\x1f' + r.path + '\x1f' + r.field + '\x1f' + r.version;
+}
+
+// The HTTP settings every cloud store's section has under the same names.
+template <typename Section, typename ProviderConfig>
+void copyHttpSettings(const Section& from, ProviderConfig& to) {
+  to.ca_bundle = from.ca_bundle;
+  to.proxy = from.proxy;
+  to.timeout = from.timeout;
+  to.max_attempts = static_cast<int>(from.max_attempts);
 }
 
 }  // namespace
@@ -27,15 +39,65 @@ std::unique_ptr<SecretResolver> SecretResolver::fromConfig(const SecretsConfig& 
     aws.profile = sc.aws.profile;
     aws.endpoint = sc.aws.endpoint;
     aws.sts_endpoint = sc.aws.sts_endpoint;
-    aws.ca_bundle = sc.aws.ca_bundle;
-    aws.proxy = sc.aws.proxy;
-    aws.timeout = sc.aws.timeout;
-    aws.max_attempts = static_cast<int>(sc.aws.max_attempts);
+    copyHttpSettings(sc.aws, aws);
     providers["aws-sm"] = std::make_shared<AwsSecretsManagerProvider>(aws, env, clock);
   }
+  if (sc.uses("vault")) {
+    VaultConfig vault;
+    auto auth = parseVaultAuthMethod(sc.vault.auth);
+    if (!auth) {
+      throw ConfigError("'secrets.vault.auth' must be one of token, kubernetes, approle; not '" +
+                        sc.vault.auth + "'");
+    }
+    vault.address = sc.vault.address;
+    vault.vault_namespace = sc.vault.namespace_name;
+    vault.auth = *auth;
+    vault.token_file = sc.vault.token_file;
+    vault.auth_mount = sc.vault.auth_mount;
+    vault.role = sc.vault.role;
+    if (!sc.vault.jwt_file.empty()) vault.jwt_file = sc.vault.jwt_file;
+    vault.role_id = sc.vault.role_id;
+    vault.secret_id_file = sc.vault.secret_id_file;
+    copyHttpSettings(sc.vault, vault);
+    vault.renew_before = std::chrono::duration_cast<std::chrono::seconds>(sc.vault.renew_before);
+    providers["vault"] = std::make_shared<VaultProvider>(vault, env, clock);
+  }
+  if (sc.uses("gcp-sm")) {
+    GcpConfig gcp;
+    gcp.project = sc.gcp.project;
+    if (!sc.gcp.endpoint.empty()) gcp.endpoint = sc.gcp.endpoint;
+    gcp.credentials_file = sc.gcp.credentials_file;
+    gcp.token_uri = sc.gcp.token_uri;
+    gcp.metadata_endpoint = sc.gcp.metadata_endpoint;
+    copyHttpSettings(sc.gcp, gcp);
+    providers["gcp-sm"] = std::make_shared<GcpSecretManagerProvider>(gcp, env, clock);
+  }
+  if (sc.uses("azure-kv")) {
+    AzureConfig azure;
+    azure.vault_url = sc.azure.vault_url;
+    if (sc.azure.auth == "managed_identity") {
+      azure.auth = AzureAuth::kManagedIdentity;
+    } else if (sc.azure.auth == "client_credentials") {
+      azure.auth = AzureAuth::kClientCredentials;
+    } else if (!sc.azure.auth.empty()) {
+      throw ConfigError("'secrets.azure.auth' must be managed_identity or client_credentials, " +
+                        std::string("not '") + sc.azure.auth + "'");
+    }
+    azure.tenant_id = sc.azure.tenant_id;
+    azure.client_id = sc.azure.client_id;
+    azure.client_secret_file = sc.azure.client_secret_file;
+    azure.imds_endpoint = sc.azure.imds_endpoint;
+    azure.authority_host = sc.azure.authority_host;
+    copyHttpSettings(sc.azure, azure);
+    providers["azure-kv"] = std::make_shared<AzureKeyVaultProvider>(azure, env, clock);
+  }
+  // The configuration loader lets only known names through; a SecretsConfig made in code may not.
   for (const auto& cloud : sc.clouds) {
     if (!providers.contains(cloud)) {
-      throw ConfigError("secret provider '" + cloud + "' is not built into this worker yet");
+      std::string known;
+      for (auto p : kSecretProviders) known += (known.empty() ? "" : ", ") + std::string(p);
+      throw ConfigError("secret provider '" + cloud + "' is not one this worker has (" + known +
+                        ")");
     }
   }
   return std::make_unique<SecretResolver>(std::move(providers), sc.chain, sc.default_cloud,

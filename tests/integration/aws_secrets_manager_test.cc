@@ -5,19 +5,13 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
-#include <netinet/in.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
-#include <spdlog/sinks/ostream_sink.h>
-#include <spdlog/spdlog.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <condition_variable>
-#include <filesystem>
-#include <fstream>
+#include <cstdio>
 #include <map>
 #include <mutex>
 #include <set>
@@ -27,15 +21,17 @@
 #include <nlohmann/json.hpp>
 
 #include "fake_clock.h"
-#include "outpost/common/fd.h"
-#include "outpost/secrets/aws.h"
+#include "leak_check.h"
+#include "loopback_server.h"
 #include "outpost/common/http_client.h"
+#include "outpost/secrets/aws.h"
 #include "outpost/secrets/sigv4.h"
+#include "temp_dir.h"
+#include "test_crypto.h"
 
 namespace outpost {
 namespace {
 
-namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using nlohmann::json;
 using testing::HasSubstr;
@@ -51,7 +47,14 @@ constexpr const char* kPrevId = "2d3c1a4e-0000-4000-8000-000000000001";
 constexpr const char* kCurId = "2d3c1a4e-0000-4000-8000-000000000002";
 constexpr const char* kArn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/db-AbCdEf";
 
+using test::base64;
+using test::closedPortUrl;
 using test::FakeClock;
+using test::LeakCheck;
+using test::LoopbackServer;
+using test::parseForm;
+using test::Pkey;
+using test::TempDir;
 
 // --- the server's own crypto, apart from the signer's ---
 
@@ -81,71 +84,6 @@ std::string hmac(std::string_view key, std::string_view data) {
             nullptr);
   return std::string(reinterpret_cast<char*>(out), n);
 }
-
-std::string base64(std::string_view bytes) {
-  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(bytes.data()),
-                          static_cast<int>(bytes.size()));
-  out.resize(static_cast<std::size_t>(n));
-  return out;
-}
-
-// A port nothing listens on (bound, then closed).
-int closedPort() {
-  UniqueFd fd(::socket(AF_INET, SOCK_STREAM, 0));
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&a), &len);
-  return ntohs(a.sin_port);
-}
-
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path_ = fs::temp_directory_path() /
-            ("outpost-aws-it-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  std::string write(const std::string& name, const std::string& text) const {
-    std::ofstream(path_ / name, std::ios::binary) << text;
-    return (path_ / name).string();
-  }
-  std::string path() const { return path_.string(); }
-
- private:
-  fs::path path_;
-};
-
-// A cpp-httplib server on 127.0.0.1 and a free port, listening on its own thread until the
-// object dies.
-class LoopbackServer {
- public:
-  explicit LoopbackServer(std::unique_ptr<httplib::Server> server) : server_(std::move(server)) {
-    server_->set_keep_alive_timeout(1);
-    port_ = server_->bind_to_any_port("127.0.0.1");
-    if (port_ <= 0) throw std::runtime_error("cannot bind 127.0.0.1");
-    thread_ = std::thread([this] { server_->listen_after_bind(); });
-    // stop() is a no-op until the server runs: wait for it.
-    while (!server_->is_running()) std::this_thread::sleep_for(1ms);
-  }
-  ~LoopbackServer() {
-    server_->stop();
-    thread_.join();
-  }
-  int port() const { return port_; }
-  httplib::Server& server() { return *server_; }
-
- private:
-  std::unique_ptr<httplib::Server> server_;
-  int port_ = 0;
-  std::thread thread_;
-};
 
 // --- the fake AWS ---
 
@@ -184,24 +122,6 @@ void stsError(httplib::Response& res, int status, const std::string& code,
           code + "</Code><Message>" + message +
           "</Message></Error><RequestId>r-1</RequestId></ErrorResponse>",
       "text/xml");
-}
-
-std::map<std::string, std::string> parseForm(std::string_view body) {
-  std::map<std::string, std::string> out;
-  std::size_t begin = 0;
-  while (begin <= body.size()) {
-    auto amp = body.find('&', begin);
-    auto item =
-        body.substr(begin, amp == std::string_view::npos ? std::string_view::npos : amp - begin);
-    auto eq = item.find('=');
-    if (!item.empty()) {
-      out[percentDecode(item.substr(0, eq))] =
-          eq == std::string_view::npos ? "" : percentDecode(item.substr(eq + 1));
-    }
-    if (amp == std::string_view::npos) break;
-    begin = amp + 1;
-  }
-  return out;
 }
 
 // Secrets Manager (POST /), STS (POST /sts/), the container endpoint (GET /ecs/creds) and IMDSv2
@@ -276,7 +196,7 @@ class FakeAws {
   }
 
   std::string url(const std::string& path, const std::string& scheme = "http") const {
-    return scheme + "://127.0.0.1:" + std::to_string(server_->port()) + path;
+    return server_->url(path, scheme);
   }
   int port() const { return server_->port(); }
 
@@ -551,7 +471,7 @@ class AwsSecretsManagerTest : public testing::Test {
     c.endpoint = aws_.url("/");
     c.sts_endpoint = aws_.url("/sts/");
     c.container_endpoint = aws_.url("");
-    c.instance_metadata_endpoint = "http://127.0.0.1:" + std::to_string(closedPort());
+    c.instance_metadata_endpoint = closedPortUrl();
     c.connect_timeout = 2s;
     c.timeout = 5s;
     c.max_attempts = 3;
@@ -920,7 +840,7 @@ TEST_F(AwsSecretsManagerTest, ConcurrentFetchesShareOneCredentialLoad) {
 TEST_F(AwsSecretsManagerTest, AnArnInAnotherRegionGoesToThatRegionsEndpoint) {
   auto c = config();
   c.endpoint.clear();
-  c.proxy = "http://127.0.0.1:" + std::to_string(closedPort());
+  c.proxy = closedPortUrl();
   c.max_attempts = 1;
   AwsSecretsManagerProvider p(c, staticKeys(), clock_);
   auto s = p.fetch(ref("arn:aws:secretsmanager:eu-west-3:123456789012:secret:x-AbCdEf"));
@@ -951,31 +871,20 @@ TEST_F(AwsSecretsManagerTest, NoSecretAppearsInAnyErrorOrLog) {
   aws_.addSecret({"leaky-bin", "", {{kCurId, {"AWSCURRENT"}, {}, value}}});
   aws_.addKey("AKIDSESSION", {kSecretKey, "the-real-token", false});
 
-  std::ostringstream logs;
-  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(logs);
-  spdlog::default_logger()->sinks().push_back(sink);
-  const auto level = spdlog::get_level();
-  spdlog::set_level(spdlog::level::trace);
-
-  std::vector<std::string> messages;
-  auto expectError = [&](SecretProvider& p, const SecretRef& r) {
-    auto s = p.fetch(r);
-    EXPECT_FALSE(s) << r.text;
-    if (!s) messages.push_back(s.error().message);
-  };
+  LeakCheck leaks;
   {
     AwsSecretsManagerProvider p(config(), staticKeys(), clock_);
-    ASSERT_TRUE(p.fetch(ref("leaky")));               // the value is in play
-    expectError(p, ref("leaky", "password"));         // not JSON
-    expectError(p, ref("leaky-json", "user"));        // no such field
-    expectError(p, ref("leaky-json", "password.x"));  // not an object
-    expectError(p, ref("leaky-bin", "password"));     // binary
+    ASSERT_TRUE(p.fetch(ref("leaky")));                     // the value is in play
+    leaks.expectError(p, ref("leaky", "password"));         // not JSON
+    leaks.expectError(p, ref("leaky-json", "user"));        // no such field
+    leaks.expectError(p, ref("leaky-json", "password.x"));  // not an object
+    leaks.expectError(p, ref("leaky-bin", "password"));     // binary
   }
   {
     AwsSecretsManagerProvider p(
         config(), env({{"AWS_ACCESS_KEY_ID", kAccessKey}, {"AWS_SECRET_ACCESS_KEY", secret_key}}),
         clock_);
-    expectError(p, ref("leaky"));  // invalid signature
+    leaks.expectError(p, ref("leaky"));  // invalid signature
   }
   {
     AwsSecretsManagerProvider p(config(),
@@ -983,11 +892,11 @@ TEST_F(AwsSecretsManagerTest, NoSecretAppearsInAnyErrorOrLog) {
                                      {"AWS_SECRET_ACCESS_KEY", kSecretKey},
                                      {"AWS_SESSION_TOKEN", session_token}}),
                                 clock_);
-    expectError(p, ref("leaky"));  // unrecognized token
+    leaks.expectError(p, ref("leaky"));  // unrecognized token
   }
   {
     AwsSecretsManagerProvider p(config(), env({{"AWS_ACCESS_KEY_ID", kAccessKey}}), clock_);
-    expectError(p, ref("leaky"));  // half-configured environment
+    leaks.expectError(p, ref("leaky"));  // half-configured environment
   }
   {
     TempDir dir;
@@ -995,14 +904,14 @@ TEST_F(AwsSecretsManagerTest, NoSecretAppearsInAnyErrorOrLog) {
     AwsSecretsManagerProvider p(
         config(), env({{"AWS_ROLE_ARN", kRoleArn}, {"AWS_WEB_IDENTITY_TOKEN_FILE", token_file}}),
         clock_);
-    expectError(p, ref("leaky"));  // STS refuses the token
+    leaks.expectError(p, ref("leaky"));  // STS refuses the token
   }
   {
     AwsSecretsManagerProvider p(config(),
                                 env({{"AWS_CONTAINER_CREDENTIALS_FULL_URI", aws_.url("/ecs/creds")},
                                      {"AWS_CONTAINER_AUTHORIZATION_TOKEN", ecs_token}}),
                                 clock_);
-    expectError(p, ref("leaky"));  // container endpoint refuses the token
+    leaks.expectError(p, ref("leaky"));  // container endpoint refuses the token
   }
   {
     AwsSecretsManagerProvider p(
@@ -1010,40 +919,30 @@ TEST_F(AwsSecretsManagerTest, NoSecretAppearsInAnyErrorOrLog) {
         env({{"AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://198.51.100.7/creds"},
              {"AWS_CONTAINER_AUTHORIZATION_TOKEN", ecs_token}}),
         clock_);
-    expectError(p, ref("leaky"));  // refused URL
+    leaks.expectError(p, ref("leaky"));  // refused URL
   }
   {
     auto c = config();
-    c.endpoint = "http://127.0.0.1:" + std::to_string(closedPort()) + "/?token=" + body_secret;
+    c.endpoint = closedPortUrl() + "/?token=" + body_secret;
     AwsSecretsManagerProvider p(c,
                                 env({{"AWS_ACCESS_KEY_ID", kAccessKey},
                                      {"AWS_SECRET_ACCESS_KEY", secret_key},
                                      {"AWS_SESSION_TOKEN", session_token}}),
                                 clock_);
-    expectError(p, ref("leaky"));  // nothing listens
+    leaks.expectError(p, ref("leaky"));  // nothing listens
   }
   {
     HttpClientConfig hc;
     hc.proxy = ProxyConfig{};
     hc.retry.max_attempts = 1;
     HttpClient http(hc);
-    auto r = http.send({"POST",
-                        "http://127.0.0.1:" + std::to_string(closedPort()) + "/",
-                        {{"X-Token", session_token}},
-                        body_secret});
+    auto r = http.send({"POST", closedPortUrl() + "/", {{"X-Token", session_token}}, body_secret});
     ASSERT_FALSE(r);
-    messages.push_back(r.error().message);
+    leaks.addMessage(r.error().message);
   }
 
-  spdlog::set_level(level);
-  auto& sinks = spdlog::default_logger()->sinks();
-  sinks.erase(std::remove(sinks.begin(), sinks.end(), sink), sinks.end());
-
-  EXPECT_GE(messages.size(), 11u);
-  for (const auto& m : messages) {
-    for (const auto& c : canaries) EXPECT_THAT(m, Not(HasSubstr(c))) << m;
-  }
-  for (const auto& c : canaries) EXPECT_THAT(logs.str(), Not(HasSubstr(c)));
+  EXPECT_GE(leaks.messages(), 11u);
+  leaks.expectNoneHolds(canaries);
 }
 
 // --- the HTTP client on its own ---
@@ -1065,8 +964,7 @@ TEST_F(HttpClientTest, ConnectionFailuresAreRetriedThenReported) {
   std::vector<std::chrono::milliseconds> waits;
   c.sleep = [&](std::chrono::milliseconds d) { waits.push_back(d); };
   HttpClient http(c);
-  auto r =
-      http.send({"GET", "http://127.0.0.1:" + std::to_string(closedPort()) + "/x?q=1", {}, ""});
+  auto r = http.send({"GET", closedPortUrl() + "/x?q=1", {}, ""});
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().kind, HttpError::Kind::kConnect);
   EXPECT_EQ(r.error().attempts, 3);
@@ -1092,7 +990,7 @@ TEST_F(HttpClientTest, RetryAfterIsHonouredUpToTheCap) {
   std::vector<std::chrono::milliseconds> waits;
   c.sleep = [&](std::chrono::milliseconds d) { waits.push_back(d); };
   HttpClient http(c);
-  auto r = http.send({"GET", "http://127.0.0.1:" + std::to_string(s.port()) + "/busy", {}, ""});
+  auto r = http.send({"GET", s.url("/busy"), {}, ""});
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_EQ(r->status, 200);
   EXPECT_EQ(r->body, "ok");
@@ -1112,7 +1010,7 @@ TEST_F(HttpClientTest, RedirectsAreNotFollowedAndBigAnswersAreCut) {
     res.set_content(q.method + ":" + q.body, "text/plain");
   });
   LoopbackServer s(std::move(server));
-  const std::string base = "http://127.0.0.1:" + std::to_string(s.port());
+  const std::string base = s.url();
   auto c = direct();
   c.max_response_bytes = 1000;
   HttpClient http(c);
@@ -1139,7 +1037,7 @@ TEST_F(HttpClientTest, UsesTheProxyFromUpperCaseHttpProxyAndBypassesNoProxyHosts
     res.set_content("via proxy", "text/plain");
   });
   LoopbackServer proxy(std::move(proxy_server));
-  const std::string proxy_url = "http://127.0.0.1:" + std::to_string(proxy.port());
+  const std::string proxy_url = proxy.url();
 
   auto c = direct();
   c.proxy = ProxyConfig::fromEnvironment({{"HTTP_PROXY", proxy_url}});
@@ -1160,26 +1058,21 @@ TEST_F(HttpClientTest, UsesTheProxyFromUpperCaseHttpProxyAndBypassesNoProxyHosts
   });
   LoopbackServer direct_server(std::move(target));
   c.proxy = ProxyConfig::fromEnvironment(
-      {{"HTTP_PROXY", "http://127.0.0.1:" + std::to_string(closedPort())},
-       {"NO_PROXY", "example.com,127.0.0.1"}});
+      {{"HTTP_PROXY", closedPortUrl()}, {"NO_PROXY", "example.com,127.0.0.1"}});
   HttpClient bypass(c);
-  auto d = bypass.send(
-      {"GET", "http://127.0.0.1:" + std::to_string(direct_server.port()) + "/direct", {}, ""});
+  auto d = bypass.send({"GET", direct_server.url("/direct"), {}, ""});
   ASSERT_TRUE(d) << d.error().message;
   EXPECT_EQ(d->body, "direct");
 }
 
 // --- TLS with a certificate made for this test ---
 
-struct PkeyDeleter {
-  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
-};
 struct X509Deleter {
   void operator()(X509* x) const { X509_free(x); }
 };
 
 struct SelfSigned {
-  std::unique_ptr<EVP_PKEY, PkeyDeleter> key;
+  Pkey key;
   std::unique_ptr<X509, X509Deleter> cert;
 };
 
@@ -1215,7 +1108,7 @@ TEST(AwsSecretsManagerTls, VerifiesTheServerAgainstTheConfiguredCaBundle) {
   auto tls = makeCertificate();
   ASSERT_TRUE(tls.key && tls.cert);
   TempDir dir;
-  const std::string ca = (fs::path(dir.path()) / "ca.pem").string();
+  const std::string ca = dir.path("ca.pem");
   {
     FILE* f = std::fopen(ca.c_str(), "w");
     ASSERT_NE(f, nullptr);

@@ -314,6 +314,38 @@ Validation validateLineage(const std::vector<Record>& records) {
   return v;
 }
 
+namespace {
+
+// Runs `scripts/kafka <args>` for the broker of OUTPOST_KAFKA_DIR; returns its stdout, trimmed.
+std::string kafkaScript(const std::string& args) {
+  const char* dir = std::getenv("OUTPOST_KAFKA_DIR");
+  if (!dir || !*dir) {
+    ADD_FAILURE() << "OUTPOST_KAFKA_DIR is not set: a test that stops the broker needs the state "
+                     "directory scripts/kafka started it with (scripts/test exports it)";
+    return "";
+  }
+  std::string cmd = sourceDir() + "/scripts/kafka " + args;  // its notes go to our stderr
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  std::array<char, 512> buf;
+  while (p && fgets(buf.data(), buf.size(), p)) out += buf.data();
+  int status = p ? pclose(p) : -1;
+  EXPECT_EQ(status, 0) << "scripts/kafka " << args << " failed";
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+  return out;
+}
+
+}  // namespace
+
+void stopBroker() {
+  kafkaScript("stop");
+}
+
+void startBroker() {
+  auto address = kafkaScript("start");
+  EXPECT_EQ(address, bootstrap()) << "the broker came back on another address";
+}
+
 std::string standardTemplates() {
   return R"(templates:
   ok:
@@ -421,6 +453,15 @@ bool WorkerProcess::running() {
     return false;
   }
   return true;
+}
+
+int WorkerProcess::crash() {
+  if (!running()) return -1;
+  ::kill(pid_, SIGKILL);
+  int status = 0;
+  ::waitpid(pid_, &status, 0);
+  pid_ = -1;
+  return WIFSIGNALED(status) ? -WTERMSIG(status) : WEXITSTATUS(status);
 }
 
 int WorkerProcess::terminate(std::chrono::seconds timeout) {

@@ -94,6 +94,12 @@ struct Validation {
 };
 Validation validateLineage(const std::vector<Record>& lineage_records);
 
+// The broker of OUTPOST_KAFKA_DIR (the one scripts/test starts), stopped and started again with
+// scripts/kafka; it keeps its data and its address. Fails the test when OUTPOST_KAFKA_DIR is not
+// set or the broker comes back on another address.
+void stopBroker();
+void startBroker();
+
 // Test templates every worker config gets (see harness.cc for what each does).
 std::string standardTemplates();
 
@@ -125,6 +131,9 @@ class WorkerProcess {
                   std::chrono::seconds timeout = std::chrono::seconds(60)) const;
   // Sends SIGTERM and waits for the exit; returns the exit status (or -signal).
   int terminate(std::chrono::seconds timeout = std::chrono::seconds(120));
+  // Sends SIGKILL (a crash: no drain, nothing flushed) and reaps it; returns -SIGKILL, or -1 when
+  // it had already exited.
+  int crash();
   bool running();
 
  private:

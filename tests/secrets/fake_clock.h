@@ -1,4 +1,5 @@
-// A clock the AWS tests move by hand (credential expiry, web identity session names).
+// A clock the secrets tests move by hand (credential, token and lease expiry, web identity
+// session names).
 #pragma once
 
 #include <chrono>

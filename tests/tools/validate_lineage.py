@@ -8,8 +8,13 @@ a "$ref" to anything else is an error.
 
 Usage:
   validate_lineage.py --spec-dir DIR [--facets-dir DIR] [--extra-schema FILE ...]
+                      [--project-schemas DIR | --no-project-schemas]
                       [--allow-unknown-facets] [--any-event-schema-url] FILE_OR_DASH...
   validate_lineage.py --spec-dir DIR [--facets-dir DIR] --self-test
+
+Outpost's own facet schemas (lineage/schemas/*.json, e.g. the "outpost" run facet) are
+registered too, found next to this script at ../../lineage/schemas (--project-schemas
+to point elsewhere, --no-project-schemas to leave them out).
 
 Each input holds one JSON event per line ("-" reads stdin; blank lines are skipped).
 Prints "ok N" or "FAIL N: messages" per event, N being the line number (prefixed by
@@ -51,6 +56,9 @@ from jsonschema import Draft202012Validator, FormatChecker  # noqa: E402
 from jsonschema.exceptions import RefResolutionError  # noqa: E402
 
 CORE_FILE = "OpenLineage.json"
+# Outpost's custom facet schemas, relative to this file (tests/tools/ -> lineage/schemas/).
+PROJECT_SCHEMAS = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, os.pardir,
+                               "lineage", "schemas")
 EVENT_DEFS = ("RunEvent", "DatasetEvent", "JobEvent")
 CORE_FACET_DEFS = ("BaseFacet", "RunFacet", "JobFacet", "DatasetFacet",
                    "InputDatasetFacet", "OutputDatasetFacet")
@@ -416,6 +424,11 @@ def main(argv=None):
     ap.add_argument("--facets-dir", help="facet schemas (default: SPEC_DIR/facets)")
     ap.add_argument("--extra-schema", action="append", default=[], metavar="FILE",
                     help="another schema to register by its $id (e.g. a custom facet); repeatable")
+    ap.add_argument("--project-schemas", default=PROJECT_SCHEMAS, metavar="DIR",
+                    help="folder of Outpost's own facet schemas (*.json) to register "
+                         "(default: lineage/schemas of this checkout)")
+    ap.add_argument("--no-project-schemas", action="store_true",
+                    help="do not register Outpost's own facet schemas")
     ap.add_argument("--allow-unknown-facets", action="store_true",
                     help="skip facets whose _schemaURL names no registered schema")
     ap.add_argument("--any-event-schema-url", action="store_true",
@@ -428,7 +441,14 @@ def main(argv=None):
     if args.self_test == bool(args.inputs):
         ap.error("give either --self-test or at least one FILE_OR_DASH")
     try:
-        schemas = Schemas(args.spec_dir, args.facets_dir, args.extra_schema)
+        extra = list(args.extra_schema)
+        if not args.no_project_schemas:
+            project = os.path.normpath(args.project_schemas)
+            if not os.path.isdir(project):
+                raise SetupError(f"no project schema folder {project} "
+                                 "(give --project-schemas DIR or --no-project-schemas)")
+            extra = sorted(glob.glob(os.path.join(project, "*.json"))) + extra
+        schemas = Schemas(args.spec_dir, args.facets_dir, extra)
         if args.self_test:
             return self_test(args.spec_dir, args.facets_dir, schemas)
         return validate_inputs(args.inputs, schemas, args)

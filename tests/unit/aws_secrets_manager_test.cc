@@ -4,17 +4,14 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <unistd.h>
-
 #include <atomic>
-#include <filesystem>
-#include <fstream>
 #include <thread>
 
 #include "fake_clock.h"
+#include "outpost/common/http_client.h"
 #include "outpost/secrets/aws.h"
 #include "outpost/secrets/aws_credentials.h"
-#include "outpost/common/http_client.h"
+#include "temp_dir.h"
 
 namespace outpost {
 namespace {
@@ -25,26 +22,7 @@ using testing::HasSubstr;
 using testing::Not;
 
 using test::FakeClock;
-
-class TempDir {
- public:
-  TempDir() {
-    path_ = fs::temp_directory_path() /
-            ("outpost-aws-unit-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++));
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  std::string write(const std::string& name, const std::string& text) const {
-    auto p = path_ / name;
-    std::ofstream(p, std::ios::binary) << text;
-    return p.string();
-  }
-  std::string path(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  static inline std::atomic<int> counter_{0};
-  fs::path path_;
-};
+using test::TempDir;
 
 HttpClientConfig directConfig() {
   HttpClientConfig c;

@@ -659,5 +659,222 @@ TEST(SecretsConfig, AwsIsUsedWhenNamedAndItsSettingsAreChecked) {
   EXPECT_THAT(errorOf("secrets:\n  aws: {regoin: x}\n"), HasSubstr("'secrets.aws.regoin'"));
 }
 
+TEST(SecretsConfig, VaultIsUsedWhenGivenAndItsSettingsAreChecked) {
+  auto c = parseConfig(
+      "secrets:\n  vault:\n    address: https://vault.example.com:8200\n    namespace: team-a\n"
+      "    auth: kubernetes\n    role: outpost\n    auth_mount: k8s-prod\n"
+      "    jwt_file: /run/sa/token\n    ca_bundle: /etc/vault-ca.pem\n    proxy: http://p:3128\n"
+      "    timeout: 3s\n    max_attempts: 2\n    renew_before: 5m\n",
+      {});
+  EXPECT_TRUE(c.secrets.uses("vault"));
+  const auto& v = c.secrets.vault;
+  EXPECT_EQ(v.address, "https://vault.example.com:8200");
+  EXPECT_EQ(v.namespace_name, "team-a");
+  EXPECT_EQ(v.auth, "kubernetes");
+  EXPECT_EQ(v.role, "outpost");
+  EXPECT_EQ(v.auth_mount, "k8s-prod");
+  EXPECT_EQ(v.jwt_file, "/run/sa/token");
+  EXPECT_EQ(v.ca_bundle, "/etc/vault-ca.pem");
+  EXPECT_EQ(v.proxy, "http://p:3128");
+  EXPECT_EQ(v.timeout, seconds(3));
+  EXPECT_EQ(v.max_attempts, 2u);
+  EXPECT_EQ(v.renew_before, minutes(5));
+
+  auto approle = parseConfig(
+      "secrets:\n  vault: {address: 'http://127.0.0.1:8200', auth: approle, role_id: r-1, "
+      "secret_id_file: /run/secret-id}\n",
+      {});
+  EXPECT_EQ(approle.secrets.vault.role_id, "r-1");
+  EXPECT_EQ(approle.secrets.vault.secret_id_file, "/run/secret-id");
+  auto token =
+      parseConfig("secrets:\n  vault: {address: 'https://v:8200', token_file: /run/token}\n", {});
+  EXPECT_EQ(token.secrets.vault.auth, "token");
+  EXPECT_EQ(token.secrets.vault.token_file, "/run/token");
+  EXPECT_FALSE(parseConfig("", {}).secrets.uses("vault"));
+  EXPECT_TRUE(parseConfig("secrets:\n  chain: [env, vault]\n", {}).secrets.uses("vault"));
+
+  EXPECT_THAT(errorOf("secrets:\n  vault: {auth: token}\n"), HasSubstr("'secrets.vault.address'"));
+  EXPECT_THAT(errorOf("secrets:\n  vault: {address: 'http://vault.example.com'}\n"),
+              AllOf(HasSubstr("'secrets.vault.address'"), HasSubstr("loopback")));
+  EXPECT_THAT(errorOf("secrets:\n  vault: {address: 'https://v', auth: ldap}\n"),
+              AllOf(HasSubstr("'secrets.vault.auth'"), HasSubstr("'ldap'")));
+  EXPECT_THAT(errorOf("secrets:\n  vault: {address: 'https://v', auth: kubernetes}\n"),
+              HasSubstr("'secrets.vault.role'"));
+  EXPECT_THAT(errorOf("secrets:\n  vault: {address: 'https://v', auth: approle}\n"),
+              HasSubstr("'secrets.vault.role_id'"));
+  EXPECT_THAT(errorOf("secrets:\n  vault: {address: 'https://v', max_attempts: 0}\n"),
+              HasSubstr("'secrets.vault.max_attempts'"));
+  EXPECT_THAT(errorOf("secrets:\n  vault: {address: 'https://v', tokn_file: x}\n"),
+              HasSubstr("'secrets.vault.tokn_file'"));
+}
+
+}  // namespace
+}  // namespace outpost
+
+namespace outpost {
+namespace {
+
+TEST(SecretsConfig, GcpIsUsedWhenGivenAndItsSettingsAreChecked) {
+  auto c = parseConfig(
+      "secrets:\n  gcp:\n    project: proj-1\n    endpoint: 'http://127.0.0.1:8085'\n"
+      "    credentials_file: /run/gcp/sa.json\n    token_uri: 'https://oauth2.example.com/token'\n"
+      "    metadata_endpoint: 'http://metadata.google.internal'\n    ca_bundle: /etc/ca.pem\n"
+      "    proxy: http://p:3128\n    timeout: 3s\n    max_attempts: 2\n",
+      {});
+  EXPECT_TRUE(c.secrets.uses("gcp-sm"));
+  const auto& g = c.secrets.gcp;
+  EXPECT_EQ(g.project, "proj-1");
+  EXPECT_EQ(g.endpoint, "http://127.0.0.1:8085");
+  EXPECT_EQ(g.credentials_file, "/run/gcp/sa.json");
+  EXPECT_EQ(g.token_uri, "https://oauth2.example.com/token");
+  EXPECT_EQ(g.metadata_endpoint, "http://metadata.google.internal");
+  EXPECT_EQ(g.ca_bundle, "/etc/ca.pem");
+  EXPECT_EQ(g.proxy, "http://p:3128");
+  EXPECT_EQ(g.timeout, seconds(3));
+  EXPECT_EQ(g.max_attempts, 2u);
+
+  EXPECT_FALSE(parseConfig("", {}).secrets.uses("gcp-sm"));
+  EXPECT_TRUE(parseConfig("secrets:\n  gcp: {project: p}\n", {}).secrets.uses("gcp-sm"));
+  EXPECT_TRUE(parseConfig("secrets:\n  default_cloud: gcp-sm\n", {}).secrets.uses("gcp-sm"));
+  EXPECT_EQ(parseConfig("secrets:\n  gcp: {project: p}\n", {}, "x").secrets.gcp.max_attempts, 4u);
+
+  EXPECT_THAT(errorOf("secrets:\n  gcp: {endpoint: 'http://secretmanager.example.com'}\n"),
+              AllOf(HasSubstr("'secrets.gcp.endpoint'"), HasSubstr("loopback")));
+  EXPECT_THAT(errorOf("secrets:\n  gcp: {token_uri: 'http://oauth2.example.com/token'}\n"),
+              HasSubstr("'secrets.gcp.token_uri'"));
+  EXPECT_THAT(errorOf("secrets:\n  gcp: {endpoint: 'ftp://x'}\n"),
+              HasSubstr("'secrets.gcp.endpoint'"));
+  EXPECT_THAT(errorOf("secrets:\n  gcp: {max_attempts: 0}\n"),
+              HasSubstr("'secrets.gcp.max_attempts'"));
+  EXPECT_THAT(errorOf("secrets:\n  gcp: {projet: p}\n"), HasSubstr("'secrets.gcp.projet'"));
+}
+
+TEST(SecretsConfig, AzureIsUsedWhenGivenAndItsSettingsAreChecked) {
+  auto c = parseConfig(
+      "secrets:\n  azure:\n    vault_url: 'https://my-vault.vault.azure.net'\n"
+      "    auth: client_credentials\n    tenant_id: contoso.onmicrosoft.com\n    client_id: app-1\n"
+      "    client_secret_file: /run/azure/secret\n    imds_endpoint: 'http://169.254.169.254'\n"
+      "    authority_host: 'https://login.microsoftonline.us'\n    ca_bundle: /etc/ca.pem\n"
+      "    proxy: http://p:3128\n    timeout: 4s\n    max_attempts: 3\n",
+      {});
+  EXPECT_TRUE(c.secrets.uses("azure-kv"));
+  const auto& z = c.secrets.azure;
+  EXPECT_EQ(z.vault_url, "https://my-vault.vault.azure.net");
+  EXPECT_EQ(z.auth, "client_credentials");
+  EXPECT_EQ(z.tenant_id, "contoso.onmicrosoft.com");
+  EXPECT_EQ(z.client_id, "app-1");
+  EXPECT_EQ(z.client_secret_file, "/run/azure/secret");
+  EXPECT_EQ(z.imds_endpoint, "http://169.254.169.254");
+  EXPECT_EQ(z.authority_host, "https://login.microsoftonline.us");
+  EXPECT_EQ(z.ca_bundle, "/etc/ca.pem");
+  EXPECT_EQ(z.proxy, "http://p:3128");
+  EXPECT_EQ(z.timeout, seconds(4));
+  EXPECT_EQ(z.max_attempts, 3u);
+
+  EXPECT_FALSE(parseConfig("", {}).secrets.uses("azure-kv"));
+  auto managed = parseConfig("secrets:\n  azure: {vault_url: 'https://v.vault.azure.net'}\n", {});
+  EXPECT_TRUE(managed.secrets.uses("azure-kv"));
+  EXPECT_EQ(managed.secrets.azure.auth, "");
+  EXPECT_TRUE(parseConfig("secrets:\n  chain: [env, azure-kv]\n", {}).secrets.uses("azure-kv"));
+
+  EXPECT_THAT(errorOf("secrets:\n  azure: {auth: managed_identity}\n"),
+              HasSubstr("'secrets.azure.vault_url'"));
+  EXPECT_THAT(errorOf("secrets:\n  azure: {vault_url: 'http://v.vault.azure.net'}\n"),
+              AllOf(HasSubstr("'secrets.azure.vault_url'"), HasSubstr("loopback")));
+  EXPECT_THAT(errorOf("secrets:\n  azure: {vault_url: 'http://127.0.0.1:8443', "
+                      "authority_host: 'http://login.example.com'}\n"),
+              HasSubstr("'secrets.azure.authority_host'"));
+  EXPECT_THAT(errorOf("secrets:\n  azure: {vault_url: 'https://v', auth: password}\n"),
+              AllOf(HasSubstr("'secrets.azure.auth'"), HasSubstr("'password'")));
+  EXPECT_THAT(errorOf("secrets:\n  azure: {vault_url: 'https://v', max_attempts: 0}\n"),
+              HasSubstr("'secrets.azure.max_attempts'"));
+  EXPECT_THAT(errorOf("secrets:\n  azure: {vault_url: 'https://v', tenant: t}\n"),
+              HasSubstr("'secrets.azure.tenant'"));
+}
+
+TEST(LineageConfig, TransportIsKafkaByDefaultWithHttpDefaults) {
+  auto c = parseConfig("", {});
+  EXPECT_EQ(c.lineage.transport, LineageTransport::kKafka);
+  EXPECT_TRUE(c.lineage.toKafka());
+  EXPECT_FALSE(c.lineage.toHttp());
+  EXPECT_EQ(c.lineage.http.url, "");
+  EXPECT_EQ(c.lineage.http.endpoint, "/api/v1/lineage");
+  EXPECT_EQ(c.lineage.http.timeout, seconds(10));
+  EXPECT_EQ(c.lineage.http.max_attempts, 4u);
+  EXPECT_EQ(c.lineage.http.delivery_timeout, milliseconds(0));
+  EXPECT_EQ(c.lineage.http.queue_size, 10000u);
+  EXPECT_EQ(c.lineage.http.flush_timeout, seconds(10));
+}
+
+TEST(LineageConfig, EveryHttpKeyIsRead) {
+  auto c = parseConfig(
+      "lineage:\n  transport: both\n  http:\n    url: 'https://marquez.internal:5000'\n"
+      "    endpoint: /api/v2/lineage\n    token_env: MARQUEZ_TOKEN\n    ca_bundle: /etc/ca.pem\n"
+      "    proxy: http://proxy:3128\n    timeout: 5s\n    max_attempts: 6\n"
+      "    delivery_timeout: 10m\n    queue_size: 500\n    flush_timeout: 30s\n",
+      {});
+  EXPECT_EQ(c.lineage.transport, LineageTransport::kBoth);
+  EXPECT_TRUE(c.lineage.toKafka());
+  EXPECT_TRUE(c.lineage.toHttp());
+  const auto& h = c.lineage.http;
+  EXPECT_EQ(h.url, "https://marquez.internal:5000");
+  EXPECT_EQ(h.endpoint, "/api/v2/lineage");
+  EXPECT_EQ(h.token_env, "MARQUEZ_TOKEN");
+  EXPECT_EQ(h.token_file, "");
+  EXPECT_EQ(h.ca_bundle, "/etc/ca.pem");
+  EXPECT_EQ(h.proxy, "http://proxy:3128");
+  EXPECT_EQ(h.timeout, seconds(5));
+  EXPECT_EQ(h.max_attempts, 6u);
+  EXPECT_EQ(h.delivery_timeout, minutes(10));
+  EXPECT_EQ(h.queue_size, 500u);
+  EXPECT_EQ(h.flush_timeout, seconds(30));
+
+  auto only_http = parseConfig(
+      "lineage:\n  transport: http\n  http: {url: 'http://127.0.0.1:5000', token_file: /t}\n", {});
+  EXPECT_EQ(only_http.lineage.transport, LineageTransport::kHttp);
+  EXPECT_FALSE(only_http.lineage.toKafka());
+  EXPECT_EQ(only_http.lineage.http.token_file, "/t");
+}
+
+TEST(LineageConfig, HttpSettingsComeFromTheEnvironmentToo) {
+  auto c = parseConfig("", {{"OUTPOST_LINEAGE__TRANSPORT", "http"},
+                            {"OUTPOST_LINEAGE__HTTP__URL", "http://marquez:5000"},
+                            {"OUTPOST_LINEAGE__HTTP__QUEUE_SIZE", "42"}});
+  EXPECT_EQ(c.lineage.transport, LineageTransport::kHttp);
+  EXPECT_EQ(c.lineage.http.url, "http://marquez:5000");
+  EXPECT_EQ(c.lineage.http.queue_size, 42u);
+}
+
+TEST(LineageConfig, BadTransportSettingsNameTheSettingAndTheFix) {
+  EXPECT_THAT(errorOf("lineage:\n  transport: marquez\n"),
+              AllOf(HasSubstr("'lineage.transport'"), HasSubstr("kafka, http or both"),
+                    HasSubstr("'marquez'")));
+  EXPECT_THAT(errorOf("lineage:\n  transport: http\n"), HasSubstr("'lineage.http.url'"));
+  EXPECT_THAT(errorOf("lineage:\n  transport: both\n  http: {url: 'marquez:5000'}\n"),
+              AllOf(HasSubstr("'lineage.http.url'"), HasSubstr("http:// or https://")));
+  EXPECT_THAT(errorOf("lineage:\n  transport: http\n  http: {url: 'http://m:5000?x=1'}\n"),
+              HasSubstr("without query"));
+  EXPECT_THAT(errorOf("lineage:\n  http: {url: 'http://m:5000'}\n"),
+              AllOf(HasSubstr("'lineage.http' is set"), HasSubstr("'lineage.transport' is kafka")));
+  EXPECT_THAT(errorOf("lineage:\n  transport: http\n  http: {url: 'http://m', endpoint: x}\n"),
+              HasSubstr("'lineage.http.endpoint' must start with '/'"));
+  EXPECT_THAT(errorOf("lineage:\n  transport: http\n"
+                      "  http: {url: 'http://m', token_file: /t, token_env: T}\n"),
+              HasSubstr("keep one"));
+  EXPECT_THAT(errorOf("lineage:\n  transport: http\n  http: {url: 'http://m', max_attempts: 0}\n"),
+              HasSubstr("'lineage.http.max_attempts'"));
+  EXPECT_THAT(errorOf("lineage:\n  transport: http\n  http: {url: 'http://m', queue_size: 0}\n"),
+              HasSubstr("'lineage.http.queue_size'"));
+  EXPECT_THAT(errorOf("lineage:\n  transport: http\n  http: {url: 'http://m', timeout: 0s}\n"),
+              HasSubstr("'lineage.http.timeout'"));
+}
+
+TEST(LineageConfig, UnknownHttpKeysAreRejectedWithTheirPath) {
+  EXPECT_THAT(errorOf("lineage:\n  transport: http\n  http: {url: 'http://m', tokn: x}\n"),
+              HasSubstr("unknown setting 'lineage.http.tokn'"));
+  EXPECT_THAT(errorOf("lineage:\n  transport: http\n  http: [a]\n"),
+              HasSubstr("'lineage.http' must be a mapping"));
+}
+
 }  // namespace
 }  // namespace outpost

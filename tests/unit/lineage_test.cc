@@ -1,6 +1,9 @@
 // LineageBuilder and the clock/id helpers it relies on: OpenLineage RunEvents for Outpost's runs,
-// RFC 3339 times and UUIDv7 ids, checked exactly with a fake clock.
+// RFC 3339 times and UUIDv7 ids, checked exactly with a fake clock; the `outpost` run facet; and
+// every kind of record checked by tests/tools/validate_lineage.py against the official schemas.
+#include <algorithm>
 #include <cstdio>
+#include <fstream>
 #include <regex>
 #include <set>
 #include <string>
@@ -11,6 +14,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "../lineage/lineage_validator.h"
 #include "outpost/common/clock.h"
 #include "outpost/lineage/openlineage.h"
 
@@ -21,6 +25,7 @@ using nlohmann::json;
 using std::chrono::milliseconds;
 using std::chrono::system_clock;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 constexpr const char* kRunId = "0190a5d2-7c3e-7abc-8def-0123456789ab";
@@ -308,13 +313,17 @@ TEST(LineageFacets, EveryFacetHasProducerAndSchemaUrl) {
       seen.insert(name);
       EXPECT_EQ(f["_producer"], lineageProducer()) << where << "." << name;
       ASSERT_TRUE(f["_schemaURL"].is_string()) << where << "." << name;
-      EXPECT_TRUE(std::regex_match(f["_schemaURL"].get<std::string>(), kSchema))
-          << where << "." << name << ": " << f["_schemaURL"];
+      if (name == "outpost") {
+        EXPECT_EQ(f["_schemaURL"], outpostRunFacetSchemaUrl());
+      } else {
+        EXPECT_TRUE(std::regex_match(f["_schemaURL"].get<std::string>(), kSchema))
+            << where << "." << name << ": " << f["_schemaURL"];
+      }
     }
   }
   EXPECT_EQ(seen,
             (std::set<std::string>{"processing_engine", "parent", "nominalTime", "errorMessage",
-                                   "jobType", "documentation", "sourceCodeLocation"}));
+                                   "outpost", "jobType", "documentation", "sourceCodeLocation"}));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -341,6 +350,304 @@ TEST(LineageKafkaKey, RootJobWinsOverParent) {
   c.mutable_lineage()->set_root_job_namespace("scheduler");
   c.mutable_lineage()->set_root_job_name("nightly");
   EXPECT_EQ(LineageBuilder("outpost").kafkaKey(c), "run:scheduler/nightly");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The outpost run facet
+
+LineageBuilder workerBuilder() {
+  return LineageBuilder("outpost", {"worker-7", "etl"});
+}
+
+json outpostFacet(LineageEventType type, const v1::JobCommand& c, const LineageOutcome& o = {}) {
+  return workerBuilder().build(type, c, at(kNovember21 + 123), o)["run"]["facets"]["outpost"];
+}
+
+json readJsonFile(const std::string& path) {
+  std::ifstream in(path);
+  return json::parse(in);
+}
+
+const std::string kFacetFile =
+    std::string(OUTPOST_SOURCE_DIR) + "/lineage/schemas/OutpostRunFacet.json";
+
+TEST(OutpostFacet, StartSaysWhoRanWhichAttemptOfWhichTemplate) {
+  v1::JobCommand c = command();
+  c.set_attempt(2);
+  c.set_max_attempts(3);
+  json expected = {{"_producer", lineageProducer()},
+                   {"_schemaURL", outpostRunFacetSchemaUrl()},
+                   {"workerId", "worker-7"},
+                   {"pool", "etl"},
+                   {"attempt", 2},
+                   {"maxAttempts", 3},
+                   {"template", "datahub-ingest"},
+                   {"jobId", "mysql-orders"}};
+  EXPECT_EQ(outpostFacet(LineageEventType::kStart, c), expected);
+}
+
+TEST(OutpostFacet, IsOnEveryEventType) {
+  for (auto type :
+       {LineageEventType::kStart, LineageEventType::kRunning, LineageEventType::kComplete,
+        LineageEventType::kFail, LineageEventType::kAbort}) {
+    EXPECT_TRUE(build(type, command())["run"]["facets"].contains("outpost"));
+  }
+}
+
+TEST(OutpostFacet, AttemptZeroCountsAsTheFirstAndNoMaxAttemptsWhenUnset) {
+  json f = outpostFacet(LineageEventType::kStart, command());
+  EXPECT_EQ(f["attempt"], 1);
+  EXPECT_FALSE(f.contains("maxAttempts"));
+}
+
+TEST(OutpostFacet, WorkerAndPoolAreLeftOutWhenTheBuilderHasNone) {
+  json f = build(LineageEventType::kStart, command())["run"]["facets"]["outpost"];
+  EXPECT_FALSE(f.contains("workerId"));
+  EXPECT_FALSE(f.contains("pool"));
+  EXPECT_EQ(f["template"], "datahub-ingest");
+}
+
+TEST(OutpostFacet, QueuedMsRunsFromRequestedAtToTheProcessStart) {
+  v1::JobCommand c = command();
+  c.set_requested_at_ms(kNovember21 - 1500);
+  LineageOutcome o;
+  o.started_at = at(kNovember21);
+  json f = outpostFacet(LineageEventType::kStart, c, o);
+  EXPECT_EQ(f["queuedMs"], 1500);
+  EXPECT_FALSE(f.contains("runMs"));
+}
+
+TEST(OutpostFacet, NoQueuedMsWithoutRequestedAtOrWhenTheSchedulersClockIsAhead) {
+  LineageOutcome o;
+  o.started_at = at(kNovember21);
+  EXPECT_FALSE(outpostFacet(LineageEventType::kStart, command(), o).contains("queuedMs"));
+  v1::JobCommand c = command();
+  c.set_requested_at_ms(kNovember21 + 10);
+  EXPECT_FALSE(outpostFacet(LineageEventType::kStart, c, o).contains("queuedMs"));
+}
+
+TEST(OutpostFacet, RunningCarriesTheRunTimeSoFar) {
+  LineageOutcome o;
+  o.started_at = at(kNovember21 + 123 - 5000);
+  json f = outpostFacet(LineageEventType::kRunning, command(), o);
+  EXPECT_EQ(f["runMs"], 5000);
+  EXPECT_FALSE(f.contains("exitCode"));
+}
+
+TEST(OutpostFacet, CompleteCarriesTheExitCodeAndTheRunDuration) {
+  LineageOutcome o;
+  o.exit_code = 0;
+  o.started_at = at(kNovember21 - 100'000);
+  o.run_duration = milliseconds(73'000);
+  json f = outpostFacet(LineageEventType::kComplete, command(), o);
+  EXPECT_EQ(f["exitCode"], 0);
+  EXPECT_FALSE(f.contains("signal"));
+  EXPECT_EQ(f["runMs"], 73'000);  // the supervisor's duration wins over event time - start
+}
+
+TEST(OutpostFacet, FailByASignalCarriesTheSignalAndNoExitCode) {
+  LineageOutcome o;
+  o.signal = 9;
+  o.message = "killed by SIGKILL";
+  json f = outpostFacet(LineageEventType::kFail, command(), o);
+  EXPECT_EQ(f["signal"], 9);
+  EXPECT_FALSE(f.contains("exitCode"));
+}
+
+TEST(OutpostFacet, ExitCodeSignalAndChildCountsOnlyOnTerminalEvents) {
+  LineageOutcome o;
+  o.exit_code = 3;
+  o.child_events_forwarded = 4;
+  o.child_events_rejected = 1;
+  for (auto type : {LineageEventType::kStart, LineageEventType::kRunning}) {
+    json f = outpostFacet(type, command(), o);
+    EXPECT_FALSE(f.contains("exitCode"));
+    EXPECT_FALSE(f.contains("childEventsForwarded"));
+  }
+  json f = outpostFacet(LineageEventType::kFail, command(), o);
+  EXPECT_EQ(f["exitCode"], 3);
+  EXPECT_EQ(f["childEventsForwarded"], 4);
+  EXPECT_EQ(f["childEventsRejected"], 1);
+}
+
+TEST(OutpostFacet, SchemaUrlIsTheSchemaFilesIdAndDefinition) {
+  json schema = readJsonFile(kFacetFile);
+  EXPECT_EQ(outpostRunFacetSchemaUrl(),
+            schema["$id"].get<std::string>() + "#/$defs/OutpostRunFacet");
+  EXPECT_TRUE(schema["$defs"].contains("OutpostRunFacet"));
+  EXPECT_EQ(schema["properties"]["outpost"]["$ref"], "#/$defs/OutpostRunFacet");
+  EXPECT_THAT(schema["$id"].get<std::string>(),
+              StartsWith("https://github.com/outpost-dev/outpost/"));
+}
+
+TEST(OutpostFacet, EveryFieldTheBuilderWritesIsDeclaredInTheSchema) {
+  json schema = readJsonFile(kFacetFile);
+  const json& props = schema["$defs"]["OutpostRunFacet"]["allOf"][1]["properties"];
+  v1::JobCommand c = command();
+  c.set_max_attempts(2);
+  c.set_requested_at_ms(kNovember21 - 10);
+  auto* bad = c.mutable_lineage()->add_inputs();
+  bad->set_namespace_("postgres://db");
+  bad->set_name("a.b.c");
+  LineageOutcome o;
+  o.exit_code = 1;
+  o.started_at = at(kNovember21);
+  o.run_duration = milliseconds(5);
+  o.child_events_forwarded = 1;
+  o.child_events_rejected = 0;
+  LineageOutcome by_signal = o;
+  by_signal.exit_code.reset();
+  by_signal.signal = 15;
+  std::set<std::string> written;
+  for (const auto& outcome : {o, by_signal}) {
+    json facet = outpostFacet(LineageEventType::kFail, c, outcome);
+    for (auto& [k, v] : facet.items()) {
+      written.insert(k);
+      if (k == "_producer" || k == "_schemaURL") continue;
+      EXPECT_TRUE(props.contains(k)) << k << " is not declared in " << kFacetFile;
+    }
+  }
+  for (auto& [k, v] : props.items()) {
+    EXPECT_TRUE(written.contains(k)) << "the schema declares " << k << ", never written";
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Declared datasets and the naming conventions
+
+TEST(LineageDatasets, MalformedDeclaredDatasetsAreLeftOutAndListedInTheOutpostFacet) {
+  v1::JobCommand c = command();
+  auto add = [](auto* d, const char* ns, const char* name) {
+    d->set_namespace_(ns);
+    d->set_name(name);
+  };
+  add(c.mutable_lineage()->add_inputs(), "postgres://db:5432", "shop.public.orders");
+  add(c.mutable_lineage()->add_inputs(), "postgres://db", "shop.public.customers");
+  add(c.mutable_lineage()->add_outputs(), "s3a://lake", "raw/orders");
+  json e = build(LineageEventType::kStart, c);
+  EXPECT_EQ(e["inputs"], json::parse(R"([{"namespace":"postgres://db:5432",
+                                         "name":"shop.public.orders"}])"));
+  EXPECT_EQ(e["outputs"], json::array());
+  json bad = e["run"]["facets"]["outpost"]["invalidDatasets"];
+  ASSERT_EQ(bad.size(), 2u);
+  EXPECT_EQ(bad[0]["direction"], "input");
+  EXPECT_EQ(bad[0]["namespace"], "postgres://db");
+  EXPECT_EQ(bad[0]["name"], "shop.public.customers");
+  EXPECT_THAT(bad[0]["error"].get<std::string>(), HasSubstr("the port is missing"));
+  EXPECT_EQ(bad[1]["direction"], "output");
+  EXPECT_THAT(bad[1]["error"].get<std::string>(), HasSubstr("'s3'"));
+
+  auto problems = LineageBuilder::datasetProblems(c);
+  ASSERT_EQ(problems.size(), 2u);
+  EXPECT_TRUE(problems[0].input);
+  EXPECT_FALSE(problems[1].input);
+  EXPECT_EQ(problems[1].ns, "s3a://lake");
+}
+
+TEST(LineageDatasets, APasswordInADeclaredNamespaceIsNotRepeated) {
+  v1::JobCommand c = command();
+  auto* d = c.mutable_lineage()->add_inputs();
+  d->set_namespace_("postgres://etl:hunter22@db:5432");
+  d->set_name("shop.public.orders");
+  json e = build(LineageEventType::kStart, c);
+  EXPECT_EQ(e["inputs"], json::array());
+  EXPECT_EQ(e["run"]["facets"]["outpost"]["invalidDatasets"][0]["namespace"],
+            "postgres://***@db:5432");
+  EXPECT_THAT(e.dump(), Not(HasSubstr("hunter22")));
+}
+
+TEST(LineageDatasets, NoInvalidDatasetsFieldWhenAllAreWellNamed) {
+  v1::JobCommand c = command();
+  auto* d = c.mutable_lineage()->add_inputs();
+  d->set_namespace_("bigquery");
+  d->set_name("proj.sales.orders");
+  json e = build(LineageEventType::kStart, c);
+  EXPECT_EQ(e["inputs"].size(), 1u);
+  EXPECT_FALSE(e["run"]["facets"]["outpost"].contains("invalidDatasets"));
+  EXPECT_TRUE(LineageBuilder::datasetProblems(c).empty());
+}
+
+TEST(LineageDatasets, DatasetsOfPlatformsTheConventionsDoNotListPass) {
+  v1::JobCommand c = command();
+  auto* d = c.mutable_lineage()->add_outputs();
+  d->set_namespace_("mongodb://mongo:27017");
+  d->set_name("shop.orders");
+  EXPECT_EQ(build(LineageEventType::kStart, c)["outputs"].size(), 1u);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Every record against the official schemas (tests/tools/validate_lineage.py)
+
+v1::JobCommand fullCommand() {
+  v1::JobCommand c = withParent();
+  c.set_attempt(3);
+  c.set_max_attempts(5);
+  c.set_requested_at_ms(kNovember21 - 60'000);
+  auto* l = c.mutable_lineage();
+  l->set_root_run_id(kRootRunId);
+  l->set_root_job_namespace("airflow");
+  l->set_root_job_name("nightly");
+  l->set_nominal_start_ms(kNovember21);
+  l->set_nominal_end_ms(kNovember21 + 3'600'000);
+  l->set_documentation("Copies orders into the lake.");
+  l->set_source_code_url("https://git.example.com/etl/orders");
+  for (auto [ns, name] : {std::pair{"mysql://db:3306", "shop.orders"},
+                          {"postgres://pg.internal:5432", "analytics.public.orders"},
+                          {"kafka://broker-1:9092", "orders.v1"},
+                          {"postgres://no-port", "a.b.c"}}) {
+    auto* d = l->add_inputs();
+    d->set_namespace_(ns);
+    d->set_name(name);
+  }
+  for (auto [ns, name] : {std::pair{"s3://lake", "raw/orders/2026-11-21.parquet"},
+                          {"bigquery", "proj.lake.orders"}}) {
+    auto* d = l->add_outputs();
+    d->set_namespace_(ns);
+    d->set_name(name);
+  }
+  return c;
+}
+
+TEST(LineageSchema, EveryKindOfRecordValidates) {
+  std::vector<std::string> events;
+  std::vector<LineageOutcome> outcomes(4);
+  outcomes[1].exit_code = 0;
+  outcomes[1].started_at = at(kNovember21);
+  outcomes[1].run_duration = milliseconds(1234);
+  outcomes[2].exit_code = 2;
+  outcomes[2].message = "exited with status 2";
+  outcomes[2].output_tail = "Traceback:\n  boom\n";
+  outcomes[2].child_events_forwarded = 3;
+  outcomes[2].child_events_rejected = 1;
+  outcomes[3].signal = 9;
+  outcomes[3].message = "cancelled by alice: wrong recipe";
+  outcomes[3].started_at = at(kNovember21);
+  for (const auto& c : {command(), withParent(), fullCommand()}) {
+    for (auto type :
+         {LineageEventType::kStart, LineageEventType::kRunning, LineageEventType::kComplete,
+          LineageEventType::kFail, LineageEventType::kAbort}) {
+      for (const auto& o : outcomes) {
+        events.push_back(workerBuilder().build(type, c, at(kNovember21 + 5), o).dump());
+        events.push_back(LineageBuilder("acme").build(type, c, at(kNovember21), o).dump());
+      }
+    }
+  }
+  auto v = lineage_test::validateLineageEvents(events);
+  EXPECT_TRUE(v.ok) << v.output;
+  EXPECT_EQ(std::count(v.output.begin(), v.output.end(), '\n'), static_cast<long>(events.size()))
+      << v.output;
+}
+
+TEST(LineageSchema, TheValidatorChecksTheOutpostFacet) {
+  // Not a vacuous pass: a broken outpost facet is caught by its own schema.
+  json e = workerBuilder().build(LineageEventType::kComplete, command(), at(kNovember21));
+  e["run"]["facets"]["outpost"]["attempt"] = 0;
+  e["run"]["facets"]["outpost"]["exitCode"] = 1;
+  e["run"]["facets"]["outpost"]["signal"] = 9;
+  auto v = lineage_test::validateLineageEvents({e.dump()});
+  EXPECT_FALSE(v.ok) << v.output;
+  EXPECT_THAT(v.output, HasSubstr("run.facets.outpost"));
+  EXPECT_THAT(v.output, HasSubstr("attempt"));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <future>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <sstream>
 #include <string>
@@ -421,8 +422,8 @@ TEST_F(SupervisorTest, RecipeOnStdinReachesTheRunAndLeavesNoFile) {
   r.recipe = kRecipe;
   RunOutcome o = run(t, r);
   EXPECT_EQ(o.ending, Ending::kExited);
-  // `ls -A` lists only the run's own output log: no recipe file was written.
-  EXPECT_EQ(o.tail, std::string(kRecipe) + "output.log\n");
+  // `ls -A` lists nothing: no recipe file was written (and output.log waits for more output).
+  EXPECT_EQ(o.tail, std::string(kRecipe));
 }
 
 TEST_F(SupervisorTest, RecipeInTheEnvironmentReachesTheRun) {
@@ -439,7 +440,7 @@ TEST_F(SupervisorTest, WithoutRecipeDeliveryStdinIsEmptyAndNoFileIsWritten) {
   r.recipe = kRecipe;
   RunOutcome o = run(t, r);
   EXPECT_EQ(o.ending, Ending::kExited);
-  EXPECT_EQ(o.tail, "output.log\n");  // nothing on stdin, and no recipe file
+  EXPECT_EQ(o.tail, "");  // nothing on stdin, and no recipe file
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -473,6 +474,83 @@ TEST_F(SupervisorTest, RunDirIsKeptAfterFailureWhenAskedAndIsPrivate) {
   struct stat st {};
   ASSERT_EQ(::stat(run_dir.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0700u);
+}
+
+TEST_F(SupervisorTest, KeptRunDirHoldsTheWholeOutputLog) {
+  // Little output: output.log is written only when the directory is kept.
+  TemplateConfig t = sh("echo one; echo two >&2; exit 3");
+  t.keep_run_dir_on_failure = true;
+  LaunchPlan p = plan(t);
+  std::string run_dir = p.run_dir;
+  EXPECT_EQ(await(*launch(std::move(p))).exit_code, 3);
+  EXPECT_EQ(readFile(run_dir + "/output.log"), "one\ntwo\n");
+  struct stat st {};
+  ASSERT_EQ(::stat((run_dir + "/output.log").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+}
+
+TEST_F(SupervisorTest, OutputLogAppearsWhileTheRunWritesMuchAndStopsAtItsCap) {
+  // 300000 bytes: output.log exists before the run ends (the run lists it) and holds the first
+  // log_file_bytes of the output, byte for byte.
+  TemplateConfig t =
+      sh("i=0; while [ $i -lt 3000 ]; do printf '%099d\\n' $i; i=$((i+1)); done; "
+         "ls \"$OUTPOST_RUN_DIR\" >&2; exit 1");
+  t.keep_run_dir_on_failure = true;
+  t.output.log_file_bytes = 250000;
+  LaunchPlan p = plan(t);
+  std::string run_dir = p.run_dir;
+  RunOutcome o = await(*launch(std::move(p)));
+  EXPECT_EQ(o.exit_code, 1);
+  EXPECT_EQ(o.output_bytes, 300000u + std::string("output.log\n").size());
+  std::string log = readFile(run_dir + "/output.log");
+  ASSERT_EQ(log.size(), 250000u);
+  EXPECT_EQ(log.substr(0, 100), std::string(99, '0') + "\n");
+  EXPECT_EQ(log.substr(249900, 100), std::string(95, '0') + "2499\n");
+}
+
+TEST_F(SupervisorTest, ReusedRunDirsAreEmptyPrivateAndNamedByTheRun) {
+  // Removed run directories are recycled: every later run must still get an empty 0700
+  // directory of its own name, whatever the runs before it left there.
+  EXPECT_EQ(run(sh("touch a; mkdir -p sub/deeper; touch sub/deeper/b")).exit_code, 0);
+  for (int i = 0; i < 5; ++i) {
+    LaunchPlan p = plan(sh("pwd; stat -c %a .; ls -A; touch x"));
+    std::string run_dir = p.run_dir;
+    RunOutcome o = await(*launch(std::move(p)));
+    EXPECT_EQ(o.exit_code, 0);
+    EXPECT_EQ(o.tail, run_dir + "\n700\n") << "run " << i;
+    EXPECT_FALSE(fs::exists(run_dir));
+  }
+  supervisor_.reset();  // its pool of empty directories goes with it
+  EXPECT_TRUE(fs::is_empty(work_dir_));
+}
+
+TEST_F(SupervisorTest, TheLineageChannelIsDescriptorThreeAndItsFilePath) {
+  LaunchPlan p =
+      plan(sh("echo one >&3; echo two >> \"$OUTPOST_LINEAGE_FILE\"; "
+              "echo \"$OUTPOST_LINEAGE_FD $OUTPOST_LINEAGE_FILE\""));
+  addLineageChannel(p);
+  auto w = std::make_shared<RunWatch>();
+  std::mutex mu;
+  std::string got;
+  RunCallbacks cb;
+  cb.on_lineage = [&](std::string bytes, bool truncated) {
+    std::lock_guard lock(mu);
+    got += bytes;
+    EXPECT_FALSE(truncated);
+  };
+  cb.on_finished = [w](RunOutcome o) { w->finished.set_value(std::move(o)); };
+  supervisor_->launch(std::move(p), std::move(cb));
+  RunOutcome o = await(*w);
+  EXPECT_EQ(o.exit_code, 0);
+  EXPECT_EQ(o.tail, "3 /dev/fd/3\n");
+  std::lock_guard lock(mu);
+  EXPECT_EQ(got, "one\ntwo\n") << "everything written arrives before the run ends";
+}
+
+TEST_F(SupervisorTest, WithoutALineageChannelDescriptorThreeIsClosed) {
+  RunOutcome o = run(sh("echo one >&3 2>/dev/null || echo closed; echo \"[$OUTPOST_LINEAGE_FD]\""));
+  EXPECT_EQ(o.exit_code, 0);
+  EXPECT_THAT(o.tail, ::testing::EndsWith("closed\n[]\n"));
 }
 
 TEST_F(SupervisorTest, RunDirIsRemovedAfterSuccessEvenWhenKeepingOnFailure) {

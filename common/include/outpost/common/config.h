@@ -83,6 +83,9 @@ struct TemplateConfig {
   unsigned concurrency = 0;
   // Keep the run's private directory when the run does not succeed, for debugging.
   bool keep_run_dir_on_failure = false;
+  // Whether its runs get a lineage channel (OUTPOST_LINEAGE_FD / OUTPOST_LINEAGE_FILE) for
+  // OpenLineage events of their own; only while lineage.enabled.
+  bool child_lineage = true;
   // Whether argv may start a shell (sh, bash, ...). Off: a shell would turn arguments into code.
   bool allow_shell = false;
   ResourceLimits limits;
@@ -155,10 +158,41 @@ struct RunnerConfig {
   std::string cgroup = "auto";
 };
 
+// The OpenLineage HTTP transport (lineage.http): records POSTed to a Marquez-compatible server.
+struct LineageHttpConfig {
+  // Base URL (http:// or https://); records go to url + endpoint.
+  std::string url;
+  std::string endpoint = "/api/v1/lineage";
+  // Where the bearer token is, if any: a file (re-read for each request, so it may rotate) or a
+  // variable of the worker's environment. At most one. The token is never logged.
+  std::string token_file;
+  std::string token_env;
+  // PEM certificate authorities instead of the system's; a proxy instead of the environment's.
+  std::string ca_bundle;
+  std::string proxy;
+  // One request's limit, and requests per round (with backoff) before the record waits and
+  // tries again.
+  Millis timeout = std::chrono::seconds(10);
+  unsigned max_attempts = 4;
+  // How long a record may wait for the server before it is reported failed; 0: no limit.
+  Millis delivery_timeout{0};
+  // Records waiting to be sent; more are reported failed at once.
+  std::size_t queue_size = 10000;
+  // On shutdown, how long queued records may still take to be delivered.
+  Millis flush_timeout = std::chrono::seconds(10);
+};
+
+// Where lineage records go.
+enum class LineageTransport { kKafka, kHttp, kBoth };
+
 struct LineageConfig {
   bool enabled = true;
   // OpenLineage job namespace when the command names none.
   std::string job_namespace = "outpost";
+  LineageTransport transport = LineageTransport::kKafka;
+  LineageHttpConfig http;
+  bool toKafka() const { return transport != LineageTransport::kHttp; }
+  bool toHttp() const { return transport != LineageTransport::kKafka; }
 };
 
 // AWS Secrets Manager settings; what is left empty comes from the AWS environment variables and
@@ -168,6 +202,58 @@ struct AwsSecretsSettings {
   std::string profile;
   std::string endpoint;      // a VPC endpoint or a test server; only this may be plain http://
   std::string sts_endpoint;  // for web identity (IRSA)
+  std::string ca_bundle;
+  std::string proxy;
+  Millis timeout = std::chrono::seconds(10);  // one try
+  unsigned max_attempts = 4;
+};
+
+// HashiCorp Vault (KV v2) settings (see secrets/include/outpost/secrets/vault.h). Empty strings
+// mean the Vault environment variable (VAULT_NAMESPACE, VAULT_CACERT, VAULT_TOKEN,
+// VAULT_SECRET_ID), then the default.
+struct VaultSecretsSettings {
+  std::string address;         // required; plain http:// only for a loopback address
+  std::string namespace_name;  // `namespace`: Vault Enterprise namespace
+  std::string auth = "token";  // token, kubernetes or approle
+  std::string token_file;      // token: the file holding it; empty: VAULT_TOKEN
+  std::string auth_mount;      // kubernetes, approle: where the method is mounted
+  std::string role;            // kubernetes
+  std::string jwt_file;        // kubernetes; empty: the pod's service account token
+  std::string role_id;         // approle
+  std::string secret_id_file;  // approle; empty: VAULT_SECRET_ID
+  std::string ca_bundle;
+  std::string proxy;
+  Millis timeout = std::chrono::seconds(10);  // one try
+  unsigned max_attempts = 4;
+  Millis renew_before{0};  // zero: renew the token when a third of its lease is left
+};
+
+// Google Cloud Secret Manager settings (see secrets/include/outpost/secrets/gcp.h). Empty strings
+// mean what Google's client libraries read (GOOGLE_APPLICATION_CREDENTIALS, GCE_METADATA_HOST),
+// then the default.
+struct GcpSecretsSettings {
+  std::string project;            // of short references: ${gcp-sm:NAME}, secret:/NAME
+  std::string endpoint;           // https://secretmanager.googleapis.com; http:// only to loopback
+  std::string credentials_file;   // service-account key; none: the metadata server
+  std::string token_uri;          // the key file's token_uri; http:// only to loopback
+  std::string metadata_endpoint;  // http://169.254.169.254
+  std::string ca_bundle;
+  std::string proxy;
+  Millis timeout = std::chrono::seconds(10);  // one try
+  unsigned max_attempts = 4;
+};
+
+// Azure Key Vault settings (see secrets/include/outpost/secrets/azure.h). Empty strings mean the
+// Azure environment variables (AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET,
+// AZURE_AUTHORITY_HOST), then the default.
+struct AzureSecretsSettings {
+  std::string vault_url;           // required: https://NAME.vault.azure.net
+  std::string auth;                // managed_identity or client_credentials; empty: see azure.h
+  std::string tenant_id;           // client_credentials
+  std::string client_id;           // the application, or a user-assigned managed identity
+  std::string client_secret_file;  // client_credentials; empty: AZURE_CLIENT_SECRET
+  std::string imds_endpoint;       // http://169.254.169.254
+  std::string authority_host;      // https://login.microsoftonline.com; http:// only to loopback
   std::string ca_bundle;
   std::string proxy;
   Millis timeout = std::chrono::seconds(10);  // one try
@@ -187,6 +273,9 @@ struct SecretsConfig {
   std::string file_dir = "/mnt/secrets";
   std::size_t file_max_bytes = 1024 * 1024;
   AwsSecretsSettings aws;
+  VaultSecretsSettings vault;
+  GcpSecretsSettings gcp;
+  AzureSecretsSettings azure;
   // The cloud providers this worker builds: those named in chain or default_cloud, or whose
   // section (secrets.aws, ...) is given.
   std::set<std::string> clouds;

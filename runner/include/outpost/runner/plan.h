@@ -35,7 +35,16 @@ struct LaunchPlan {
   bool keep_run_dir_on_failure = false;
   ResourceLimits limits;
   OutputLimits output;  // 0s: the supervisor's defaults
+  // The job may write OpenLineage events to descriptor 3 (OUTPOST_LINEAGE_FD, or the path
+  // OUTPOST_LINEAGE_FILE=/dev/fd/3); the supervisor hands them on through on_lineage.
+  bool lineage_channel = false;
 };
+
+// The descriptor a job writes its own lineage to, when the plan has a lineage channel.
+inline constexpr int kLineageFd = 3;
+
+// Gives the plan a lineage channel: sets lineage_channel and the two variables that name it.
+void addLineageChannel(LaunchPlan& plan);
 
 // Checks the request against the template and renders the plan. The error says what was refused
 // and why, in words fit for a REJECTED event. `worker_env` is the worker's own environment, of

@@ -15,8 +15,8 @@
 #include <vector>
 
 #include "outpost/common/clock.h"
-#include "outpost/runner/plan.h"
 #include "outpost/common/redaction.h"
+#include "outpost/runner/plan.h"
 
 namespace outpost {
 
@@ -25,6 +25,7 @@ struct LaunchIo {
   int stdin_fd = -1;
   int output_fd = -1;        // stdout and stderr
   int cgroup_procs_fd = -1;  // the run's cgroup.procs, joined before exec; -1 for none
+  int lineage_fd = -1;       // becomes descriptor kLineageFd in the process; -1 for none
 };
 
 // Starts one process. The seam between supervision and the operating system.
@@ -88,6 +89,10 @@ struct RunCallbacks {
   std::function<void(pid_t pid, std::chrono::system_clock::time_point started_at)> on_started;
   std::function<void(LogBatch batch)> on_log;
   std::function<void(Heartbeat heartbeat)> on_heartbeat;
+  // Bytes the job wrote to its lineage channel, in order, as they come (not split into lines).
+  // `truncated` is set once, on the first call after the run passed lineage_max_bytes: later
+  // bytes are read and dropped.
+  std::function<void(std::string bytes, bool truncated)> on_lineage;
   std::function<void(RunOutcome outcome)> on_finished;
 };
 
@@ -100,6 +105,8 @@ struct SupervisorOptions {
   std::size_t log_file_bytes = 100 * 1024 * 1024;
   std::chrono::milliseconds heartbeat_interval{10'000};
   std::string cgroup = "auto";  // see RunnerConfig::cgroup
+  // Most bytes of a run's lineage channel handed on; the rest is read and dropped.
+  std::size_t lineage_max_bytes = 64 * 1024 * 1024;
 };
 
 class Supervisor {

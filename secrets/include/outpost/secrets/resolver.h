@@ -30,7 +30,8 @@ struct ResolvedSecret {
 // Thread-safe. resolve() may block on a provider; keep it off the poll thread.
 class SecretResolver {
  public:
-  // The providers the configuration names (env, file, aws-sm when used). Throws ConfigError.
+  // The providers the configuration names: env and file always; aws-sm, vault, gcp-sm and
+  // azure-kv when used (SecretsConfig::uses). Throws ConfigError.
   static std::unique_ptr<SecretResolver> fromConfig(const SecretsConfig& config,
                                                     const Environment& env, const Clock& clock);
 

@@ -1,0 +1,423 @@
+#include "ledger.h"
+
+#include <algorithm>
+#include <chrono>
+#include <iostream>
+#include <sstream>
+#include <unordered_map>
+#include <utility>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "outpost/common/clock.h"
+#include "outpost/common/config.h"
+#include "outpost/events/kafka.h"
+#include "outpost/v1/job.pb.h"
+
+namespace outpost {
+namespace {
+
+using nlohmann::json;
+
+// What the events say about one run_id.
+struct RunTally {
+  int commands = 0;
+  bool uncommitted = false;
+  int starts = 0;
+  std::vector<v1::RunState> terminal;
+  std::set<std::pair<std::string, std::uint32_t>> sources;  // (worker, attempt)
+  std::set<std::uint32_t> attempts;
+  std::set<std::string> workers;
+  bool has_events = false;  // NOTICE aside
+};
+
+void sample(std::vector<std::string>& out, const std::string& run_id) {
+  if (out.size() < kLedgerSamples) out.push_back(run_id);
+}
+
+std::string joined(const std::vector<std::string>& items) {
+  std::string s;
+  for (const auto& i : items) s += (s.empty() ? "" : ", ") + i;
+  return s;
+}
+
+template <typename Set>
+std::string joinedSet(const Set& items) {
+  std::ostringstream s;
+  bool first = true;
+  for (const auto& i : items) {
+    s << (first ? "" : ", ") << i;
+    first = false;
+  }
+  return s.str();
+}
+
+}  // namespace
+
+bool isTerminalRunState(v1::RunState s) {
+  return s == v1::SUCCEEDED || s == v1::FAILED || s == v1::TIMED_OUT || s == v1::CANCELLED ||
+         s == v1::REJECTED || s == v1::EXPIRED;
+}
+
+LedgerFigures countLedger(const LedgerInput& in) {
+  LedgerFigures f;
+  f.commands = static_cast<std::int64_t>(in.commands.size());
+  f.dlq = in.dlq_records;
+
+  std::map<std::int32_t, std::int64_t> committed;
+  for (const auto& p : in.partitions) committed[p.partition] = p.committed;
+
+  std::unordered_map<std::string, RunTally> runs;
+  for (const auto& c : in.commands) {
+    if (c.run_id.empty()) {
+      ++f.undecodable;
+      continue;
+    }
+    auto& t = runs[c.run_id];
+    ++t.commands;
+    auto it = committed.find(c.partition);
+    // The committed offset is the next one the group reads: everything below it is done.
+    if (it == committed.end() || it->second <= c.offset) t.uncommitted = true;
+  }
+  for (const auto& e : in.events) {
+    ++f.events;
+    f.max_attempt = std::max(f.max_attempt, e.attempt);
+    // A NOTICE changes nothing about a run, and any worker may write one (a cancel's answer).
+    if (e.state == v1::NOTICE) continue;
+    auto& t = runs[e.run_id];
+    t.has_events = true;
+    if (e.state == v1::STARTED) ++t.starts;
+    if (isTerminalRunState(e.state)) t.terminal.push_back(e.state);
+    t.sources.emplace(e.worker_id, e.attempt);
+    t.attempts.insert(e.attempt);
+    t.workers.insert(e.worker_id);
+  }
+
+  // Sorted, so that the samples are stable.
+  std::map<std::string, const RunTally*> sorted;
+  for (const auto& [id, t] : runs) sorted.emplace(id, &t);
+  for (const auto& [id, tp] : sorted) {
+    const RunTally& t = *tp;
+    if (t.commands == 0) {
+      if (t.has_events) ++f.unknown_runs;
+      continue;
+    }
+    ++f.submitted;
+    if (t.commands > 1) ++f.resubmitted;
+    bool no_terminal = t.terminal.empty();
+    if (!no_terminal) {
+      ++f.terminal;
+      ++f.terminal_by_state[v1::RunState_Name(t.terminal.front())];
+      if (t.terminal.front() == v1::REJECTED) ++f.rejected;
+    }
+    if (no_terminal) ++f.lost_no_terminal;
+    if (t.uncommitted) ++f.lost_uncommitted;
+    if (no_terminal || t.uncommitted) {
+      ++f.lost;
+      sample(f.lost_sample, id);
+    }
+    if (t.terminal.size() > 1) {
+      ++f.duplicate_terminal;
+      f.duplicate_terminal_extra += static_cast<std::int64_t>(t.terminal.size()) - 1;
+      sample(f.duplicate_sample, id);
+    }
+    if (t.starts > 1 || t.sources.size() > 1) {
+      ++f.reruns;
+      sample(f.rerun_sample, id);
+    }
+    if (t.starts > 1) f.rerun_extra_starts += t.starts - 1;
+  }
+
+  f.partitions = in.partitions;
+  std::ranges::sort(f.partitions, {}, &LedgerPartition::partition);
+  for (const auto& p : f.partitions) {
+    f.uncommitted += std::max<std::int64_t>(0, p.end - std::max(p.committed, p.low));
+  }
+
+  for (const auto& id : in.watch) {
+    LedgerRun r;
+    if (auto it = runs.find(id); it != runs.end()) {
+      const RunTally& t = it->second;
+      r.submitted = t.commands > 0;
+      r.committed = r.submitted && !t.uncommitted;
+      r.starts = t.starts;
+      for (auto s : t.terminal) r.terminal.push_back(v1::RunState_Name(s));
+      r.attempts = t.attempts;
+      r.workers = t.workers;
+    }
+    f.runs.emplace(id, std::move(r));
+  }
+  return f;
+}
+
+std::string formatLedgerText(const LedgerSource& src, const LedgerFigures& f) {
+  std::ostringstream o;
+  o << "ledger of " << src.jobs_topic << " and " << src.events_topic << " (group " << src.group
+    << ", bootstrap " << src.bootstrap << ")\n";
+  o << "commands: " << f.commands << "\n";
+  o << "undecodable: " << f.undecodable << "\n";
+  o << "submitted: " << f.submitted << "\n";
+  o << "resubmitted: " << f.resubmitted << "\n";
+  o << "events: " << f.events << "\n";
+  std::string states;
+  for (const auto& [state, n] : f.terminal_by_state)
+    states += (states.empty() ? "" : ", ") + state + " " + std::to_string(n);
+  o << "terminal: " << f.terminal << (states.empty() ? "" : " (" + states + ")") << "\n";
+  o << "lost: " << f.lost << " (no terminal event " << f.lost_no_terminal
+    << ", command not committed " << f.lost_uncommitted << ")\n";
+  o << "duplicate_terminal: " << f.duplicate_terminal << " runs (" << f.duplicate_terminal_extra
+    << " extra terminal events)\n";
+  o << "reruns: " << f.reruns << " runs (" << f.rerun_extra_starts << " extra STARTED events)\n";
+  o << "max_attempt: " << f.max_attempt << "\n";
+  o << "rejected: " << f.rejected << "\n";
+  o << "dlq: " << f.dlq << "\n";
+  o << "unknown_runs: " << f.unknown_runs << "\n";
+  o << "uncommitted: " << f.uncommitted << "\n";
+  for (const auto& p : f.partitions) {
+    o << "partition " << p.partition << ": committed " << p.committed << ", end " << p.end
+      << ", uncommitted " << std::max<std::int64_t>(0, p.end - std::max(p.committed, p.low))
+      << "\n";
+  }
+  if (!f.lost_sample.empty()) o << "lost sample: " << joined(f.lost_sample) << "\n";
+  if (!f.duplicate_sample.empty())
+    o << "duplicate_terminal sample: " << joined(f.duplicate_sample) << "\n";
+  if (!f.rerun_sample.empty()) o << "reruns sample: " << joined(f.rerun_sample) << "\n";
+  for (const auto& [id, r] : f.runs) {
+    o << "run " << id << ": submitted " << (r.submitted ? "yes" : "no") << ", committed "
+      << (r.committed ? "yes" : "no") << ", starts " << r.starts << ", terminal ["
+      << joined(r.terminal) << "], attempts [" << joinedSet(r.attempts) << "], workers ["
+      << joinedSet(r.workers) << "]\n";
+  }
+  return o.str();
+}
+
+std::string formatLedgerJson(const LedgerSource& src, const LedgerFigures& f) {
+  json partitions = json::array();
+  for (const auto& p : f.partitions) {
+    partitions.push_back(
+        {{"partition", p.partition},
+         {"low", p.low},
+         {"end", p.end},
+         {"committed", p.committed},
+         {"uncommitted", std::max<std::int64_t>(0, p.end - std::max(p.committed, p.low))}});
+  }
+  json runs = json::object();
+  for (const auto& [id, r] : f.runs) {
+    runs[id] = {{"submitted", r.submitted}, {"committed", r.committed}, {"starts", r.starts},
+                {"terminal", r.terminal},   {"attempts", r.attempts},   {"workers", r.workers}};
+  }
+  json doc = {
+      {"bootstrap", src.bootstrap},
+      {"jobs_topic", src.jobs_topic},
+      {"events_topic", src.events_topic},
+      {"dlq_topic", src.dlq_topic},
+      {"group", src.group},
+      {"commands", f.commands},
+      {"undecodable", f.undecodable},
+      {"submitted", f.submitted},
+      {"resubmitted", f.resubmitted},
+      {"events", f.events},
+      {"terminal", f.terminal},
+      {"terminal_by_state", f.terminal_by_state},
+      {"lost", f.lost},
+      {"lost_no_terminal", f.lost_no_terminal},
+      {"lost_uncommitted", f.lost_uncommitted},
+      {"duplicate_terminal", f.duplicate_terminal},
+      {"duplicate_terminal_extra", f.duplicate_terminal_extra},
+      {"reruns", f.reruns},
+      {"rerun_extra_starts", f.rerun_extra_starts},
+      {"max_attempt", f.max_attempt},
+      {"rejected", f.rejected},
+      {"dlq", f.dlq},
+      {"unknown_runs", f.unknown_runs},
+      {"uncommitted", f.uncommitted},
+      {"partitions", partitions},
+      {"lost_sample", f.lost_sample},
+      {"duplicate_sample", f.duplicate_sample},
+      {"rerun_sample", f.rerun_sample},
+      {"runs", runs},
+  };
+  return doc.dump() + "\n";
+}
+
+CLI::App* addLedgerCommand(CLI::App& app, LedgerOptions& o) {
+  auto* sub = app.add_subcommand(
+      "ledger",
+      "Count submitted, terminal, lost, twice-ended and re-run runs from the jobs and events "
+      "topics and the group's committed offsets");
+  sub->add_option("-c,--config", o.config_path,
+                  "Configuration file: brokers, topics and the group outpost.<worker.pool>");
+  sub->add_option("-b,--bootstrap", o.bootstrap, "Kafka bootstrap servers (overrides the config)");
+  sub->add_option("--jobs-topic", o.jobs_topic, "Jobs topic (overrides the config)");
+  sub->add_option("--events-topic", o.events_topic, "Events topic (overrides the config)");
+  sub->add_option("--dlq-topic", o.dlq_topic, "Dead-letter topic (overrides the config)");
+  sub->add_option("--group", o.group,
+                  "Consumer group whose committed offsets of the jobs topic count (overrides "
+                  "outpost.<worker.pool>)");
+  sub->add_option("--run", o.runs, "Also report this run one by one (repeatable)");
+  sub->add_flag("--json", o.json, "Print one JSON object instead of name: value lines");
+  sub->add_option("--timeout", o.timeout, "Give up reading after this long (default 60s)");
+  return sub;
+}
+
+int cmdLedger(const LedgerOptions& o) {
+  Config config = o.config_path.empty() ? parseConfig("", processEnvironment(), "defaults")
+                                        : loadConfig(o.config_path, processEnvironment());
+  LedgerSource src;
+  src.bootstrap = o.bootstrap.empty() ? config.kafka.bootstrap_servers : o.bootstrap;
+  src.jobs_topic = o.jobs_topic.empty() ? config.topics.jobs : o.jobs_topic;
+  src.events_topic = o.events_topic.empty() ? config.topics.events : o.events_topic;
+  src.dlq_topic = o.dlq_topic.empty() ? config.topics.dlq : o.dlq_topic;
+  src.group = o.group.empty() ? "outpost." + config.worker.pool : o.group;
+  auto timeout = parseDuration(o.timeout);
+  if (!timeout) throw ConfigError("--timeout must be a duration such as 30s or 5m");
+  const auto deadline = std::chrono::steady_clock::now() + *timeout;
+  auto remainingMs = [&] {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    return static_cast<int>(std::max<std::int64_t>(left.count(), 1));
+  };
+
+  SystemClock clock;
+  UuidGenerator uuids(clock);
+  // Later layers win: the reading itself must be read_committed and must not commit anything.
+  const kafka::Properties reader = {{"bootstrap.servers", src.bootstrap},
+                                    {"group.id", "outpost-ledger-" + uuids.next()},
+                                    {"enable.auto.commit", "false"},
+                                    {"enable.partition.eof", "true"},
+                                    {"isolation.level", "read_committed"}};
+  auto rk = kafka::makeHandle(
+      RD_KAFKA_CONSUMER,
+      kafka::makeConf({&config.kafka.properties, &config.kafka.consumer_properties, &reader},
+                      "kafka.properties"));
+
+  // All topics' metadata: asking for one by name could create it where the broker allows that.
+  const rd_kafka_metadata_t* md = nullptr;
+  if (auto err = rd_kafka_metadata(rk.get(), 1, nullptr, &md, remainingMs())) {
+    std::cerr << "outpost ledger: cannot read metadata from " << src.bootstrap << ": "
+              << rd_kafka_err2str(err) << "\n";
+    return 1;
+  }
+  std::map<std::string, std::vector<std::int32_t>> found;
+  for (int i = 0; i < md->topic_cnt; ++i) {
+    const auto& t = md->topics[i];
+    std::string name = t.topic;
+    if (t.err || (name != src.jobs_topic && name != src.events_topic && name != src.dlq_topic))
+      continue;
+    for (int p = 0; p < t.partition_cnt; ++p) found[name].push_back(t.partitions[p].id);
+  }
+  rd_kafka_metadata_destroy(md);
+  for (const auto& name : {src.jobs_topic, src.events_topic, src.dlq_topic}) {
+    if (!found.contains(name))
+      std::cerr << "outpost ledger: topic " << name << " does not exist; counted as empty\n";
+  }
+
+  LedgerInput in;
+  in.watch.insert(o.runs.begin(), o.runs.end());
+
+  // The jobs topic's partitions: their ends now, and the group's committed offsets.
+  const auto& job_partitions = found[src.jobs_topic];
+  if (!job_partitions.empty()) {
+    const kafka::Properties group = {{"bootstrap.servers", src.bootstrap},
+                                     {"group.id", src.group},
+                                     {"enable.auto.commit", "false"}};
+    auto gk = kafka::makeHandle(
+        RD_KAFKA_CONSUMER,
+        kafka::makeConf({&config.kafka.properties, &config.kafka.consumer_properties, &group},
+                        "kafka.properties"));
+    kafka::PartitionListPtr list(
+        rd_kafka_topic_partition_list_new(static_cast<int>(job_partitions.size())));
+    for (auto p : job_partitions)
+      rd_kafka_topic_partition_list_add(list.get(), src.jobs_topic.c_str(), p);
+    auto err = rd_kafka_committed(gk.get(), list.get(), remainingMs());
+    if (err) {
+      std::cerr << "outpost ledger: cannot read the committed offsets of group " << src.group
+                << ": " << rd_kafka_err2str(err) << "\n";
+      rd_kafka_consumer_close(gk.get());
+      return 1;
+    }
+    for (int i = 0; i < list->cnt; ++i) {
+      LedgerPartition lp;
+      lp.partition = list->elems[i].partition;
+      lp.committed = list->elems[i].offset < 0 ? -1 : list->elems[i].offset;
+      if (auto werr = rd_kafka_query_watermark_offsets(
+              rk.get(), src.jobs_topic.c_str(), lp.partition, &lp.low, &lp.end, remainingMs())) {
+        std::cerr << "outpost ledger: cannot read the end of " << src.jobs_topic << "["
+                  << lp.partition << "]: " << rd_kafka_err2str(werr) << "\n";
+        rd_kafka_consumer_close(gk.get());
+        return 1;
+      }
+      in.partitions.push_back(lp);
+    }
+    rd_kafka_consumer_close(gk.get());
+  }
+
+  // Every partition from the beginning to its end (end of the committed part, for the events):
+  // a partition is done at its first end-of-partition report.
+  std::set<std::pair<std::string, std::int32_t>> pending;
+  kafka::PartitionListPtr assignment(rd_kafka_topic_partition_list_new(16));
+  for (const auto& [topic, partitions] : found) {
+    for (auto p : partitions) {
+      pending.emplace(topic, p);
+      rd_kafka_topic_partition_list_add(assignment.get(), topic.c_str(), p)->offset =
+          RD_KAFKA_OFFSET_BEGINNING;
+    }
+  }
+  if (auto err = rd_kafka_assign(rk.get(), assignment.get())) {
+    std::cerr << "outpost ledger: cannot assign partitions: " << rd_kafka_err2str(err) << "\n";
+    return 1;
+  }
+  std::int64_t bad_events = 0;
+  while (!pending.empty()) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      std::cerr << "outpost ledger: did not reach the end of " << pending.size()
+                << " partition(s) within " << o.timeout << ", e.g. " << pending.begin()->first
+                << "[" << pending.begin()->second << "]\n";
+      rd_kafka_consumer_close(rk.get());
+      return 1;
+    }
+    kafka::MessagePtr m(rd_kafka_consumer_poll(rk.get(), 200));
+    if (!m) continue;
+    std::string topic = m->rkt ? rd_kafka_topic_name(m->rkt) : "";
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      pending.erase({topic, m->partition});
+      continue;
+    }
+    if (m->err) {
+      std::cerr << "outpost ledger: " << rd_kafka_message_errstr(m.get()) << "\n";
+      continue;
+    }
+    if (!pending.contains({topic, m->partition})) continue;  // read past its end already
+    const auto* bytes = static_cast<const char*>(m->payload);
+    const int size = static_cast<int>(m->len);
+    if (topic == src.jobs_topic) {
+      LedgerCommand c{m->partition, m->offset, {}};
+      v1::JobCommand cmd;
+      // As the worker sees it: without a UUID run_id no event can ever name the command.
+      if (bytes && cmd.ParseFromArray(bytes, size) && isUuid(cmd.run_id())) c.run_id = cmd.run_id();
+      in.commands.push_back(std::move(c));
+    } else if (topic == src.events_topic) {
+      v1::RunEvent e;
+      if (!bytes || !e.ParseFromArray(bytes, size)) {
+        ++bad_events;
+        continue;
+      }
+      in.events.push_back({e.run_id(), e.state(), e.attempt(), e.worker_id()});
+    } else if (topic == src.dlq_topic) {
+      ++in.dlq_records;
+    }
+  }
+  rd_kafka_consumer_close(rk.get());
+  if (bad_events > 0) {
+    std::cerr << "outpost ledger: " << bad_events << " record(s) of " << src.events_topic
+              << " are not RunEvents; not counted\n";
+  }
+
+  auto figures = countLedger(in);
+  std::cout << (o.json ? formatLedgerJson(src, figures) : formatLedgerText(src, figures))
+            << std::flush;
+  return 0;
+}
+
+}  // namespace outpost

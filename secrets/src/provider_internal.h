@@ -1,0 +1,103 @@
+// What the cloud secret providers (AWS, Google, Azure, Vault) share: handling credential bytes,
+// text from servers fit for messages, settings from the environment, HTTP client settings and
+// what an HTTP status means for a fetch. Private to the secrets library.
+#pragma once
+
+#include <cstddef>
+#include <expected>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "outpost/common/config.h"
+#include "outpost/common/http_client.h"
+#include "outpost/secrets/provider.h"
+
+namespace outpost::provider_internal {
+
+// Overwrites and clears a string that held a credential or a secret.
+void wipe(std::string& s);
+
+std::string_view trimWhitespace(std::string_view s);
+
+// A small file's bytes; the error names the file and the reason (never its contents).
+std::expected<std::string, std::string> readSmallFile(const std::string& path,
+                                                      std::size_t max_bytes = 1024 * 1024);
+
+// Text from a server, fit for an error message: at most max bytes, control characters dropped.
+std::string forMessage(std::string_view text, std::size_t max = 300);
+
+// The variable's value; empty when it is not set.
+std::string envValue(const Environment& env, const char* name);
+
+std::string withoutTrailingSlash(std::string url);
+
+// The '/'-separated segments of a path, empty ones included ("a//b" is "a", "", "b").
+std::vector<std::string_view> splitPath(std::string_view path);
+
+// Standard base64 whose padding the caller has taken off (each provider accepts padding its own
+// way). nullopt on any other character, or a length no encoding has.
+std::optional<std::string> decodeUnpaddedBase64(std::string_view in);
+
+// --- answers ---
+
+// What an HTTP error status means for a fetch: 404 kNotFound, 401 and 403 kDenied, 5xx and 429
+// kUnavailable, anything else kInvalid.
+SecretError::Kind kindOfStatus(long status);
+// "not found", "denied", "unavailable", "refused": how messages say a kind.
+const char* describe(SecretError::Kind kind);
+// msg, then " (N attempts)" when it took more than one.
+std::string withAttempts(std::string msg, int attempts);
+
+// The secret, or its ref.field when the reference names one (see extractJsonField).
+std::expected<FetchedSecret, SecretError> selectField(const SecretRef& ref, FetchedSecret secret);
+
+// --- settings ---
+
+// Throws ConfigError ("PROVIDER: SETTING 'URL' ...") unless url is http:// or https:// with a host
+// (and, when no_query, without a query), and https:// unless it is to a loopback address or
+// any_http (a metadata service, which is plain http at a link-local address by design).
+void checkServiceUrl(const std::string& url, std::string_view provider, const char* setting,
+                     bool any_http, bool no_query = false);
+
+// Every provider's settings carry these under the same names: ca_bundle, proxy, no_proxy,
+// connect_timeout, timeout, max_attempts, retry_base_delay, retry_max_delay.
+//
+// The client of the store's API (and of a token endpoint on the internet): the proxy given, else
+// the environment's (no_proxy, when given, replacing the environment's list either way).
+template <typename ProviderConfig>
+HttpClientConfig apiClientConfig(const ProviderConfig& c, const Environment& env) {
+  HttpClientConfig h;
+  h.ca_bundle = c.ca_bundle;
+  if (c.proxy.empty()) {
+    h.proxy = ProxyConfig::fromEnvironment(env);
+    if (!c.no_proxy.empty()) h.proxy->no_proxy = c.no_proxy;
+  } else {
+    h.proxy = ProxyConfig::explicitProxy(
+        c.proxy, c.no_proxy.empty() ? ProxyConfig::fromEnvironment(env).no_proxy : c.no_proxy);
+  }
+  h.connect_timeout = c.connect_timeout;
+  h.timeout = c.timeout;
+  h.retry.max_attempts = c.max_attempts;
+  h.retry.base_delay = c.retry_base_delay;
+  h.retry.max_delay = c.retry_max_delay;
+  return h;
+}
+
+// The client of an instance metadata service: never through a proxy (it would answer with its
+// own host's identity, or not at all); the settings' metadata_timeout and metadata_attempts,
+// which are short because such a service is local and quick, or absent.
+template <typename ProviderConfig>
+HttpClientConfig metadataClientConfig(const ProviderConfig& c) {
+  HttpClientConfig h;
+  h.proxy = ProxyConfig{};
+  h.connect_timeout = c.metadata_timeout;
+  h.timeout = c.metadata_timeout;
+  h.retry.max_attempts = c.metadata_attempts;
+  h.retry.base_delay = c.retry_base_delay;
+  h.retry.max_delay = c.retry_max_delay;
+  return h;
+}
+
+}  // namespace outpost::provider_internal

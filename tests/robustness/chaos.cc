@@ -1,0 +1,202 @@
+#include "chaos.h"
+
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <sstream>
+
+#include <gtest/gtest.h>
+
+namespace outpost::test {
+namespace {
+
+std::string lastLines(const std::string& text, std::size_t lines) {
+  // The newline that ends the last line does not count; the one before the first wanted does.
+  std::size_t pos = text.size();
+  for (std::size_t n = 0; n <= lines; ++n) {
+    if (pos == 0) return text;
+    pos = text.rfind('\n', pos - 1);
+    if (pos == std::string::npos) return text;
+  }
+  return text.substr(pos + 1);
+}
+
+// Runs a command line; returns its stdout and sets `status` to its exit status.
+std::string capture(const std::string& command, int& status) {
+  std::string out;
+  FILE* p = popen(command.c_str(), "r");
+  std::array<char, 4096> buf;
+  while (p && fgets(buf.data(), buf.size(), p)) out += buf.data();
+  int raw = p ? pclose(p) : -1;
+  status = raw >= 0 && WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+  return out;
+}
+
+}  // namespace
+
+std::string knobText(const std::string& name, const std::string& fallback) {
+  const std::string var = "OUTPOST_CHAOS_" + name;
+  const char* v = std::getenv(var.c_str());
+  std::string value = v && *v ? v : fallback;
+  static std::set<std::string> printed;
+  if (printed.insert(var).second) std::cout << "[chaos] " << var << "=" << value << std::endl;
+  return value;
+}
+
+long knob(const std::string& name, long fallback) {
+  auto text = knobText(name, std::to_string(fallback));
+  try {
+    return std::stol(text);
+  } catch (const std::exception&) {
+    ADD_FAILURE() << "OUTPOST_CHAOS_" << name << " must be a number, not '" << text << "'";
+    return fallback;
+  }
+}
+
+WorkerProcess::Options chaosOptions(const std::string& pool) {
+  WorkerProcess::Options o;
+  o.pool = pool;
+  o.slots = static_cast<unsigned>(knob("SLOTS", 4));
+  o.consumer_properties = {{"session.timeout.ms", "6000"}, {"heartbeat.interval.ms", "1000"}};
+  o.worker_yaml = "  log_level: " + knobText("LOG_LEVEL", "warn") + "\n";
+  return o;
+}
+
+Fleet::Fleet(const Topics& topics, int size, WorkerProcess::Options options)
+    : topics_(topics), options_(std::move(options)), workers_(size), generation_(size, 0) {
+  for (int i = 0; i < size; ++i) start(i);
+}
+
+void Fleet::start(int i) {
+  auto o = options_;
+  o.id = options_.pool + "-w" + std::to_string(i) + "-g" + std::to_string(generation_[i]++);
+  workers_[i].reset();  // the old one (reaped already) and its directory go first
+  workers_[i] = std::make_unique<WorkerProcess>(topics_, o);
+}
+
+bool Fleet::waitUntilStable(std::chrono::seconds timeout) const {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    auto [state, members] = groupState(group());
+    if (state == "Stable" && members == size()) return true;
+    if (std::chrono::steady_clock::now() > deadline) {
+      std::cout << "[chaos] group " << group() << " is " << state << " with " << members
+                << " member(s) after " << timeout.count() << " s" << std::endl;
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+}
+
+void Fleet::crashAndRestart(int i) {
+  std::cout << "[chaos] SIGKILL " << workers_[i]->id() << std::endl;
+  workers_[i]->crash();
+  start(i);
+}
+
+int Fleet::terminateAndRestart(int i) {
+  std::cout << "[chaos] SIGTERM " << workers_[i]->id() << std::endl;
+  int status = workers_[i]->terminate();
+  start(i);
+  return status;
+}
+
+int Fleet::restartExited() {
+  int n = 0;
+  for (int i = 0; i < size(); ++i) {
+    if (workers_[i]->running()) continue;
+    std::cout << "[chaos] " << workers_[i]->id() << " died; restarting it" << std::endl;
+    start(i);
+    ++n;
+  }
+  return n;
+}
+
+int Fleet::terminateAll() {
+  int failed = 0;
+  for (auto& w : workers_) {
+    if (!w->running()) continue;
+    if (w->terminate() != 0) ++failed;
+  }
+  return failed;
+}
+
+std::string Fleet::logTails(std::size_t lines) const {
+  std::ostringstream out;
+  for (const auto& w : workers_) {
+    out << "---- last lines of " << w->id() << " ----\n" << lastLines(w->log(), lines);
+  }
+  return out.str();
+}
+
+Load::Load(const Topics& topics, std::function<v1::JobCommand()> make, std::size_t limit,
+           double per_second) {
+  thread_ = std::thread([this, topics, make = std::move(make), limit, per_second] {
+    auto next = std::chrono::steady_clock::now();
+    const auto gap = per_second > 0 ? std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                          std::chrono::duration<double>(1.0 / per_second))
+                                    : std::chrono::nanoseconds(0);
+    for (std::size_t i = 0; i < limit && !stop_.load(); ++i) {
+      if (gap.count() > 0) {
+        std::this_thread::sleep_until(next);
+        next += gap;
+      }
+      auto c = make();
+      submit(topics, c);
+      std::lock_guard lock(mutex_);
+      run_ids_.push_back(c.run_id());
+    }
+    finished_ = true;
+  });
+}
+
+Load::~Load() {
+  stop();
+}
+
+void Load::stop() {
+  stop_ = true;
+  if (thread_.joinable()) thread_.join();
+}
+
+std::vector<std::string> Load::runIds() const {
+  std::lock_guard lock(mutex_);
+  return run_ids_;
+}
+
+void RunWatch::poll(std::chrono::milliseconds window) {
+  reader_.readFor(window);
+  const auto& records = reader_.records();
+  for (; seen_ < records.size(); ++seen_) {
+    v1::RunEvent e;
+    if (e.ParseFromString(records[seen_].value) && isTerminal(e.state())) ended_.insert(e.run_id());
+  }
+}
+
+std::size_t RunWatch::endedOf(const std::vector<std::string>& runs) const {
+  std::size_t n = 0;
+  for (const auto& r : runs) n += ended_.contains(r) ? 1 : 0;
+  return n;
+}
+
+nlohmann::json ledger(const Topics& topics, const std::string& group,
+                      const std::vector<std::string>& runs) {
+  std::string command = std::string(OUTPOST_BINARY) + " ledger --bootstrap " + bootstrap() +
+                        " --jobs-topic " + topics.jobs + " --events-topic " + topics.events +
+                        " --dlq-topic " + topics.dlq + " --group " + group + " --timeout 180s";
+  for (const auto& r : runs) command += " --run " + r;
+  int status = 0;
+  std::cout << "[chaos] ---- outpost ledger ----\n"
+            << capture(command, status) << "[chaos] ----" << std::endl;
+  EXPECT_EQ(status, 0) << command;
+  auto json_text = capture(command + " --json", status);
+  EXPECT_EQ(status, 0) << command << " --json";
+  auto doc = nlohmann::json::parse(json_text, nullptr, false);
+  EXPECT_FALSE(doc.is_discarded()) << "outpost ledger --json printed: " << json_text;
+  return doc.is_discarded() ? nlohmann::json::object() : doc;
+}
+
+}  // namespace outpost::test

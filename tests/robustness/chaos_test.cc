@@ -1,0 +1,239 @@
+// The delivery guarantees under faults, against the real broker with real `outpost run` workers:
+// every submitted command ends in exactly one terminal event and has its offset committed, whatever
+// happens to the workers or the broker. `outpost ledger` counts; the tests assert on its figures.
+//
+// Scale with OUTPOST_CHAOS_* (printed at the start of each test): JOBS (2000; the other tests take
+// fractions of it), WORKERS (3), SLOTS (4), JOB_SECS (0.2, the length of a job), RATE (25 commands
+// a second in the kill test), KILL_EVERY_MS (8000, a little over the 6 s session timeout so the
+// group can settle between kills), MAX_KILLS (20), BROKER_DOWN_S (20), MAX_ATTEMPTS (3),
+// DEADLINE_S (900, how long a test waits for its runs), POISON_DEADLINE_S (300), LOG_LEVEL (warn).
+// A quick variant: OUTPOST_CHAOS_JOBS=200 OUTPOST_CHAOS_RATE=10.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "chaos.h"
+
+namespace outpost::test {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using Clock = std::chrono::steady_clock;
+
+std::function<v1::JobCommand()> sleeper() {
+  return [secs = knobText("JOB_SECS", "0.2")] { return makeCommand("sleep", {{"secs", secs}}); };
+}
+
+Clock::time_point deadline() {
+  return Clock::now() + seconds(knob("DEADLINE_S", 900));
+}
+
+// Polls the watch until every run the load submitted has ended, or the deadline; calls `tick`
+// between polls. Returns whether everything ended.
+bool waitForAllEnded(
+    RunWatch& watch, const Load& load, Clock::time_point until,
+    const std::function<void()>& tick = [] {}) {
+  auto report = Clock::now() + seconds(10);
+  for (;;) {
+    watch.poll();
+    auto runs = load.runIds();
+    auto ended = watch.endedOf(runs);
+    if (load.finished() && ended == runs.size()) return true;
+    if (Clock::now() > until) {
+      std::cout << "[chaos] deadline: " << ended << " of " << runs.size() << " runs ended"
+                << std::endl;
+      return false;
+    }
+    if (Clock::now() > report) {
+      std::cout << "[chaos] " << ended << " of " << runs.size() << " runs ended" << std::endl;
+      report = Clock::now() + seconds(10);
+    }
+    tick();
+  }
+}
+
+// Waits until at least `fraction` of what the load submitted (once it is done) has ended.
+void waitForFraction(RunWatch& watch, const Load& load, double fraction, Clock::time_point until) {
+  while (Clock::now() < until) {
+    watch.poll();
+    auto runs = load.runIds();
+    if (load.finished() && static_cast<double>(watch.endedOf(runs)) >= fraction * runs.size())
+      return;
+  }
+}
+
+std::int64_t figure(const nlohmann::json& l, const char* name) {
+  return l.value(name, std::int64_t{-1});
+}
+
+// (1) Workers SIGKILLed at random every few seconds and restarted while they work through the
+// jobs: nothing lost, nothing ended twice. Re-runs are expected (at-least-once) and printed.
+TEST(Chaos, WorkersKilledAtRandomLoseNothingAndEndEveryRunOnce) {
+  const long jobs = knob("JOBS", 2000);
+  const int size = static_cast<int>(knob("WORKERS", 3));
+  const auto kill_every = milliseconds(knob("KILL_EVERY_MS", 8000));
+  auto topics = createTopics("chaos-kill", 2 * size);
+  Fleet fleet(topics, size, chaosOptions(uniqueName("chaos-kill")));
+  ASSERT_TRUE(fleet.waitUntilStable());
+
+  RunWatch watch(topics.events);
+  // Paced, so that the kills fall all through the load (80 s at the default scale).
+  Load load(topics, sleeper(), static_cast<std::size_t>(jobs),
+            static_cast<double>(knob("RATE", 25)));
+  std::mt19937 rng(std::random_device{}());
+  std::uniform_int_distribution<int> pick(0, size - 1);
+  std::uniform_int_distribution<long> jitter(kill_every.count() * 3 / 4,
+                                             kill_every.count() * 5 / 4);
+  // The first kill early, so that even a small load sees one.
+  auto next_kill = Clock::now() + milliseconds(jitter(rng) / 4);
+  // Kills stop after MAX_KILLS, so that the group can always settle and finish.
+  const long max_kills = knob("MAX_KILLS", 20);
+  int kills = 0;
+  bool all_ended = waitForAllEnded(watch, load, deadline(), [&] {
+    if (Clock::now() < next_kill || kills >= max_kills) return;
+    fleet.crashAndRestart(pick(rng));
+    ++kills;
+    next_kill = Clock::now() + milliseconds(jitter(rng));
+  });
+  load.stop();
+  std::cout << "[chaos] " << kills << " worker(s) killed" << std::endl;
+  EXPECT_TRUE(all_ended) << "not every run ended before the deadline";
+  EXPECT_EQ(fleet.terminateAll(), 0);
+
+  auto l = ledger(topics, fleet.group());
+  EXPECT_GT(kills, 0);
+  EXPECT_EQ(figure(l, "submitted"), jobs);
+  EXPECT_EQ(figure(l, "lost"), 0);
+  EXPECT_EQ(figure(l, "duplicate_terminal"), 0);
+  std::cout << "[chaos] re-runs: " << figure(l, "reruns") << " runs, "
+            << figure(l, "rerun_extra_starts") << " extra starts" << std::endl;
+  if (HasFailure()) std::cout << fleet.logTails();
+}
+
+// (3) Every worker restarted in turn with SIGTERM while jobs keep coming: a drain hands over
+// cleanly, so nothing runs twice (and nothing is lost or ended twice).
+TEST(Chaos, RollingRestartWithSigtermRunsNothingTwice) {
+  const long jobs = knob("JOBS", 2000) / 2;
+  const int size = static_cast<int>(knob("WORKERS", 3));
+  auto topics = createTopics("chaos-roll", 2 * size);
+  Fleet fleet(topics, size, chaosOptions(uniqueName("chaos-roll")));
+  ASSERT_TRUE(fleet.waitUntilStable());
+
+  RunWatch watch(topics.events);
+  // Paced, so that the load lasts through the restarts (about 20 s at the default scale).
+  Load load(topics, sleeper(), static_cast<std::size_t>(jobs), static_cast<double>(jobs) / 20.0);
+  auto until = deadline();
+  for (int i = 0; i < size; ++i) {
+    std::this_thread::sleep_for(seconds(2));
+    EXPECT_EQ(fleet.terminateAndRestart(i), 0) << "worker " << i << " did not drain cleanly";
+    EXPECT_TRUE(fleet.waitUntilStable()) << "after restarting worker " << i;
+  }
+  bool load_outlasted = !load.finished();
+  bool all_ended = waitForAllEnded(watch, load, until);
+  EXPECT_TRUE(all_ended) << "not every run ended before the deadline";
+  if (!load_outlasted) std::cout << "[chaos] note: the load ended before the last restart\n";
+  EXPECT_EQ(fleet.terminateAll(), 0);
+
+  auto l = ledger(topics, fleet.group());
+  EXPECT_EQ(figure(l, "submitted"), jobs);
+  EXPECT_EQ(figure(l, "reruns"), 0);
+  EXPECT_EQ(figure(l, "lost"), 0);
+  EXPECT_EQ(figure(l, "duplicate_terminal"), 0);
+  if (HasFailure()) std::cout << fleet.logTails();
+}
+
+// (4) A job whose run kills its worker every time (SIGKILL to the worker, its parent process):
+// after max_attempts attempts it ends FAILED, and every other job ends SUCCEEDED exactly once.
+// The workers are restarted whenever they die, as a supervisor would.
+TEST(Chaos, AJobThatKillsItsWorkerEndsFailedAfterMaxAttemptsAndSparesTheOthers) {
+  const long others = std::max(2L, knob("JOBS", 2000) / 20);
+  const long max_attempts = knob("MAX_ATTEMPTS", 3);
+  const int size = static_cast<int>(knob("WORKERS", 3));
+  auto topics = createTopics("chaos-poison", 2 * size);
+  auto options = chaosOptions(uniqueName("chaos-poison"));
+  // The worker runs the template directly, so $PPID is the worker; its name is checked so that
+  // nothing else is ever killed. It reports exit 3 if it finds no worker to kill.
+  options.templates = standardTemplates() + R"(  poison:
+    argv: [sh, -c, "w=$PPID; if [ \"$(cat /proc/$w/comm)\" = outpost ]; then echo killing worker $w; kill -9 $w; sleep 5; fi; echo no worker to kill; exit 3"]
+    allow_shell: true
+    recipe: none
+)";
+  Fleet fleet(topics, size, options);
+  ASSERT_TRUE(fleet.waitUntilStable());
+
+  auto poison = makeCommand("poison");
+  poison.set_max_attempts(static_cast<std::uint32_t>(max_attempts));
+  RunWatch watch(topics.events);
+  long n = 0;
+  // Half the others before the poison, half after it.
+  Load load(
+      topics,
+      [&n, others, poison, make = sleeper()]() mutable {
+        return n++ == others / 2 ? poison : make();
+      },
+      static_cast<std::size_t>(others + 1));
+  int deaths = 0;
+  bool all_ended =
+      waitForAllEnded(watch, load, Clock::now() + seconds(knob("POISON_DEADLINE_S", 300)),
+                      [&] { deaths += fleet.restartExited(); });
+  load.stop();
+  std::cout << "[chaos] the workers died " << deaths << " time(s)" << std::endl;
+  EXPECT_TRUE(all_ended) << "not every run ended before the deadline (the poison ended: "
+                         << watch.ended(poison.run_id()) << ")";
+  EXPECT_EQ(fleet.terminateAll(), 0);
+
+  auto l = ledger(topics, fleet.group(), {poison.run_id()});
+  const nlohmann::json::json_pointer at("/runs/" + poison.run_id());
+  EXPECT_GE(deaths, 1) << "the poison job never killed its worker";
+  EXPECT_EQ(l.value(at / "terminal", nlohmann::json::array()), nlohmann::json::array({"FAILED"}));
+  EXPECT_LE(l.value(at / "starts", 0), max_attempts);
+  EXPECT_EQ(figure(l, "submitted"), others + 1);
+  EXPECT_EQ(figure(l, "lost"), 0);
+  EXPECT_EQ(figure(l, "duplicate_terminal"), 0);
+  EXPECT_EQ(l.value(nlohmann::json::json_pointer("/terminal_by_state/SUCCEEDED"), 0L), others)
+      << "the other jobs";
+  std::cout << "[chaos] re-runs: " << figure(l, "reruns") << " runs, "
+            << figure(l, "rerun_extra_starts") << " extra starts" << std::endl;
+  if (HasFailure()) std::cout << fleet.logTails();
+}
+
+// (2) The broker stopped for a while under load and started again (same data, same address):
+// nothing lost, nothing ended twice. Last, since it takes the broker away from everything.
+TEST(Chaos, BrokerStoppedUnderLoadLosesNothingAndEndsEveryRunOnce) {
+  const long jobs = knob("JOBS", 2000) / 4;
+  const int size = static_cast<int>(knob("WORKERS", 3));
+  const auto down = seconds(knob("BROKER_DOWN_S", 20));
+  auto topics = createTopics("chaos-broker", 2 * size);
+  Fleet fleet(topics, size, chaosOptions(uniqueName("chaos-broker")));
+  ASSERT_TRUE(fleet.waitUntilStable());
+
+  RunWatch watch(topics.events);
+  Load load(topics, sleeper(), static_cast<std::size_t>(jobs));
+  auto until = deadline();
+  // Every command is out (the test's producer does not outlive an outage); a quarter has ended.
+  waitForFraction(watch, load, 0.25, until);
+  auto ended_before = watch.endedOf(load.runIds());
+  std::cout << "[chaos] stopping the broker with " << ended_before << " of " << jobs
+            << " runs ended" << std::endl;
+  stopBroker();
+  std::this_thread::sleep_for(down);
+  startBroker();
+  std::cout << "[chaos] broker back after " << down.count() << " s" << std::endl;
+  bool all_ended = waitForAllEnded(watch, load, until);
+  EXPECT_LT(ended_before, static_cast<std::size_t>(jobs)) << "the outage was not under load";
+  EXPECT_TRUE(all_ended) << "not every run ended before the deadline";
+  EXPECT_EQ(fleet.terminateAll(), 0);
+
+  auto l = ledger(topics, fleet.group());
+  EXPECT_EQ(figure(l, "submitted"), jobs);
+  EXPECT_EQ(figure(l, "lost"), 0);
+  EXPECT_EQ(figure(l, "duplicate_terminal"), 0);
+  std::cout << "[chaos] re-runs: " << figure(l, "reruns") << " runs, "
+            << figure(l, "rerun_extra_starts") << " extra starts" << std::endl;
+  if (HasFailure()) std::cout << fleet.logTails();
+}
+
+}  // namespace
+}  // namespace outpost::test
