@@ -477,6 +477,7 @@ void Worker::onStarted(std::uint64_t id, std::chrono::system_clock::time_point s
   auto e = newEvent(it->second, v1::STARTED);
   e.set_started_at_ms(toUnixMillis(started_at));
   publishEvent(it->second, e);
+  it->second.started_at = started_at;
   LineageOutcome lineage_start;
   lineage_start.started_at = started_at;
   publishLineage(it->second, LineageEventType::kStart, lineage_start);
@@ -525,6 +526,11 @@ void Worker::onHeartbeat(std::uint64_t id, const Heartbeat& hb) {
   e.set_rss_bytes(hb.rss_bytes);
   e.set_log_dropped_lines(hb.log_dropped_lines);
   publishEvent(it->second, e);
+  if (config_.lineage.running_events) {
+    LineageOutcome progress;
+    progress.started_at = it->second.started_at;
+    publishLineage(it->second, LineageEventType::kRunning, progress);
+  }
 }
 
 void Worker::onFinished(std::uint64_t id, RunOutcome o) {

@@ -70,8 +70,9 @@ class Worker final : public RebalanceListener {
     std::uint64_t sequence = 0;
     int pending_acks = 0;
     bool tracked = true;  // false once its partition was revoked: the offset is not ours anymore
-    v1::RunState terminal = v1::RUN_STATE_UNSPECIFIED;     // once its terminal event is published
-    std::optional<CancelRequest> cancel;                   // a control-topic cancel is stopping it
+    v1::RunState terminal = v1::RUN_STATE_UNSPECIFIED;  // once its terminal event is published
+    std::optional<CancelRequest> cancel;                // a control-topic cancel is stopping it
+    std::optional<std::chrono::system_clock::time_point> started_at;  // of its process
     std::unique_ptr<ChildLineageProcessor> child_lineage;  // when it has a lineage channel
   };
 

@@ -581,6 +581,7 @@ Config parseConfig(const std::string& yaml_text, const Environment& env,
 
     Section l(top.get("lineage"), "lineage");
     l.read("enabled", c.lineage.enabled);
+    l.read("running_events", c.lineage.running_events);
     l.read("job_namespace", c.lineage.job_namespace);
     std::string transport = "kafka";
     l.read("transport", transport);

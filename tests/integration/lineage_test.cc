@@ -156,6 +156,30 @@ TEST_F(ChildLineage, IsCheckedTiedMaskedAndForwardedBetweenTheRunsOwnRecords) {
   EXPECT_EQ(worker.log().find(kSecret), std::string::npos);
 }
 
+TEST(Lineage, RunningRecordsFollowHeartbeatsWhenAskedFor) {
+  auto topics = createTopics("lineage-running", 1);
+  WorkerProcess::Options o;
+  o.worker_yaml = "  heartbeat_interval: 300ms\n";
+  o.extra_yaml = "lineage:\n  running_events: true\n";
+  WorkerProcess worker(topics, o);
+  auto cmd = makeCommand("sleep", {{"secs", "1.5"}});
+  submit(topics, cmd);
+  TopicReader lineage(topics.lineage);
+  ASSERT_TRUE(lineage.readUntil([](const auto& r) {
+    return !r.empty() && json::parse(r.back().value)["eventType"] == "COMPLETE";
+  }));
+  auto recs = lineageOf(lineage.records());
+  ASSERT_GE(recs.size(), 4u) << "START, at least two RUNNING, COMPLETE";
+  EXPECT_EQ(recs.front()["eventType"], "START");
+  for (std::size_t i = 1; i + 1 < recs.size(); ++i) {
+    EXPECT_EQ(recs[i]["eventType"], "RUNNING");
+    EXPECT_GT(recs[i]["run"]["facets"]["outpost"]["runMs"].get<std::int64_t>(), 0);
+  }
+  auto v = validateLineage(lineage.records());
+  EXPECT_TRUE(v.ok) << v.output;
+  EXPECT_EQ(worker.terminate(), 0);
+}
+
 TEST_F(ChildLineage, TheHttpTransportGetsWhatKafkaGets) {
   httplib::Server server;
   std::mutex mu;

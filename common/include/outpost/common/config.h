@@ -189,6 +189,8 @@ struct LineageConfig {
   bool enabled = true;
   // OpenLineage job namespace when the command names none.
   std::string job_namespace = "outpost";
+  // A RUNNING record with every heartbeat (worker.heartbeat_interval) of a run.
+  bool running_events = false;
   LineageTransport transport = LineageTransport::kKafka;
   LineageHttpConfig http;
   bool toKafka() const { return transport != LineageTransport::kHttp; }
