@@ -163,18 +163,19 @@ class RunDirs {
   struct Pool {
     std::string dir;
     bool usable = false;
+    bool tried = false;  // made (or failed) once work_dir existed: never retried per run
     std::vector<std::string> free;
     std::uint64_t made = 0;
   };
 
   Pool& poolFor(const std::string& run_dir) {
     auto parent = fs::path(run_dir).parent_path().string();
-    auto [it, added] = pools_.try_emplace(parent);
-    Pool& pool = it->second;
-    if (added || !pool.usable) {
+    Pool& pool = pools_[parent];
+    if (!pool.tried) {
       // Made on first use (work_dir may not exist before the first run creates it); pools of
-      // workers that died are removed then.
+      // workers that died are removed then. Without one, runs use mkdir/rmdir.
       if (!fs::is_directory(parent)) return pool;
+      pool.tried = true;
       removeDeadPools(parent);
       pool.dir = parent + "/.free-" + std::to_string(::getpid());
       pool.usable = ::mkdir(pool.dir.c_str(), 0700) == 0 || errno == EEXIST;

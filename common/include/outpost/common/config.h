@@ -263,7 +263,7 @@ struct AzureSecretsSettings {
 };
 
 struct SecretsConfig {
-  // Providers ${NAME} references are looked up in, in order: env, file (and cloud ones as added).
+  // Providers ${NAME} references are looked up in, in order (any of kSecretProviders).
   std::vector<std::string> chain = {"env", "file"};
   // The provider secret:/path references use (Collate's form); empty: such references are refused.
   std::string default_cloud;
