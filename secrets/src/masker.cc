@@ -100,29 +100,67 @@ class MaskingStream final : public StreamRedactor {
     const std::size_t base = pending_.size();
     pending_.append(chunk);
     const auto* bytes = reinterpret_cast<const unsigned char*>(chunk.data());
-    const std::uint32_t* next = m_.transitions();
-    std::uint32_t state = state_;  // a local, so the loop keeps it in a register
-    for (std::size_t i = 0; i < chunk.size(); ++i) {
-      std::uint32_t t = next[static_cast<std::size_t>(state) * 256 + bytes[i]];
-      state = t & ~SecretMasker::kEnds;
-      if (t & SecretMasker::kEnds) {
-        std::size_t end = base + i + 1, begin = end - m_.endLength(state);
-        // Matches arrive by end position; a longer one may swallow earlier intervals.
-        while (!masks_.empty() && masks_.back().second >= begin) {
-          begin = std::min(begin, masks_.back().first);
-          masks_.pop_back();
-        }
-        masks_.emplace_back(begin, end);
+    const std::size_t n = chunk.size(), longest = m_.longestPattern();
+    if (n < kSplitAt) {
+      state_ = scan(bytes, n, base, state_);
+    } else {
+      // Two halves side by side: the table lookups of one step depend on the step before, so
+      // one chain of them keeps the core waiting; two independent chains overlap. The second
+      // half starts from the root instead of the first half's last state, which it agrees with
+      // once it has seen longest-1 bytes (a state is the longest pattern prefix ending there).
+      // Its matches before that point are dropped, and those bytes scanned again afterwards.
+      const std::size_t half = n / 2, settle = longest - 1;
+      const auto* a = bytes;
+      const auto* b = bytes + half;
+      const std::uint16_t* cls = m_.byteClass();
+      const std::uint32_t* table = m_.table();
+      const std::uint32_t first_end = m_.firstEnd();
+      std::uint32_t sa = state_, sb = 0;
+      later_.clear();
+      for (std::size_t i = 0; i < half; ++i) {
+        sa = table[sa + cls[a[i]]];
+        sb = table[sb + cls[b[i]]];
+        if (sa >= first_end) [[unlikely]] addMask(base + i + 1, sa);
+        if (sb >= first_end && i >= settle) [[unlikely]] later_.emplace_back(base + half + i + 1, sb);
       }
+      scan(b, settle, base + half, sa);  // the second half's first bytes, from the true state
+      for (auto [end, state] : later_) addMask(end, state);
+      state_ = scan(b + half, n - 2 * half, base + 2 * half, sb);
     }
-    state_ = state;
-    std::size_t keep = m_.longestPattern() - 1;
+    std::size_t keep = longest - 1;
     return pending_.size() > keep ? emit(pending_.size() - keep) : std::string();
   }
 
   std::string flush() override { return emit(pending_.size()); }
 
  private:
+  // Below this, a chunk is scanned in one chain (the split's fix-up would not pay).
+  static constexpr std::size_t kSplitAt = 4096;
+
+  // Scans n bytes that sit at pending_[base...] from `state`; returns the state after them.
+  std::uint32_t scan(const unsigned char* bytes, std::size_t n, std::size_t base,
+                     std::uint32_t state) {
+    const std::uint16_t* cls = m_.byteClass();
+    const std::uint32_t* table = m_.table();
+    const std::uint32_t first_end = m_.firstEnd();
+    for (std::size_t i = 0; i < n; ++i) {
+      state = table[state + cls[bytes[i]]];
+      if (state >= first_end) [[unlikely]] addMask(base + i + 1, state);
+    }
+    return state;
+  }
+
+  // A pattern ends at pending_[end - 1] in `state`. Matches arrive by end position; a longer
+  // one may swallow earlier intervals.
+  void addMask(std::size_t end, std::uint32_t state) {
+    std::size_t begin = end - m_.endLength(state);
+    while (!masks_.empty() && masks_.back().second >= begin) {
+      begin = std::min(begin, masks_.back().first);
+      masks_.pop_back();
+    }
+    masks_.emplace_back(begin, end);
+  }
+
   std::string emit(std::size_t n) {
     std::string out;
     out.reserve(n);
@@ -159,6 +197,7 @@ class MaskingStream final : public StreamRedactor {
   std::string pending_;
   std::vector<std::pair<std::size_t, std::size_t>> masks_;
   bool in_mask_ = false;  // the last emitted byte was masked
+  std::vector<std::pair<std::size_t, std::uint32_t>> later_;  // second-half matches: end, state
 };
 
 }  // namespace
@@ -194,6 +233,7 @@ void SecretMasker::add(std::string_view pattern) {
   // during construction (the root is never a target).
   std::uint32_t s = 0;
   for (unsigned char c : pattern) {
+    used_[c] = true;
     auto& edge = next_[static_cast<std::size_t>(s) * 256 + c];
     if (edge == 0) {
       edge = static_cast<std::uint32_t>(out_.size());
@@ -231,10 +271,37 @@ void SecretMasker::build() {
       }
     }
   }
-  // Mark the transitions that land where a pattern ends (see step()).
-  for (auto& t : next_) {
-    if (out_[t]) t |= kEnds;
+  // Compress: one class per byte some pattern holds (the rest go to the root from anywhere),
+  // ending states numbered last, transitions stored as row offsets.
+  std::vector<unsigned char> representative{0};
+  for (int c = 0; c < 256; ++c) {
+    if (used_[c]) {
+      class_[c] = static_cast<std::uint16_t>(representative.size());
+      representative.push_back(static_cast<unsigned char>(c));
+    }
   }
+  stride_ = static_cast<std::uint32_t>(representative.size());
+  const std::size_t states = out_.size();
+  std::vector<std::uint32_t> number(states);
+  std::uint32_t n = 0;
+  for (std::size_t s = 0; s < states; ++s) {
+    if (!out_[s]) number[s] = n++;
+  }
+  first_end_ = n * stride_;
+  for (std::size_t s = 0; s < states; ++s) {
+    if (out_[s]) number[s] = n++;
+  }
+  table_.assign(states * stride_, 0);
+  end_length_.assign(states, 0);
+  for (std::size_t s = 0; s < states; ++s) {
+    end_length_[number[s]] = out_[s];
+    for (std::uint32_t k = 1; k < stride_; ++k) {
+      table_[number[s] * stride_ + k] = number[next_[s * 256 + representative[k]]] * stride_;
+    }
+  }
+  next_ = {};
+  out_ = {};
+  fail_ = {};
 }
 
 std::string SecretMasker::mask(std::string_view text) const {

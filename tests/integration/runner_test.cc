@@ -11,6 +11,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include "harness.h"
 
 namespace outpost::test {
@@ -118,6 +120,16 @@ TEST_P(ProcessTreeKill, TimeoutKillsTheWholeTreeIncludingDescendantsThatCalledSe
   if (GetParam() == "off") {
     EXPECT_THAT(worker.log(), HasSubstr("/proc scan"));
   }
+  // A timed-out run ends its lineage with ABORT, and both records hold to the spec.
+  TopicReader lineage(run.topics.lineage);
+  ASSERT_TRUE(lineage.readUntil([](const auto& r) { return r.size() >= 2; }));
+  std::vector<std::string> types;
+  for (const auto& r : lineage.records()) {
+    types.push_back(nlohmann::json::parse(r.value)["eventType"]);
+  }
+  EXPECT_EQ(types, (std::vector<std::string>{"START", "ABORT"}));
+  auto v = validateLineage(lineage.records());
+  EXPECT_TRUE(v.ok) << v.output;
   EXPECT_EQ(worker.terminate(), 0);
 }
 

@@ -201,36 +201,75 @@ TEST(Masker, StreamsAcrossEveryChunkBoundary) {
   }
 }
 
-TEST(Masker, AgreesWithANaiveSearchOnRandomText) {
-  std::mt19937 rng(7);
+// What masking `text` must give, found the slow way: every occurrence of every form.
+std::string naiveMask(const std::vector<SecretValue>& values, const std::string& text) {
+  std::vector<bool> hit(text.size());
+  for (const auto& v : values) {
+    for (const auto& f : maskedForms(v.reveal())) {
+      for (auto pos = text.find(f); pos != std::string::npos; pos = text.find(f, pos + 1)) {
+        for (std::size_t i = 0; i < f.size(); ++i) hit[pos + i] = true;
+      }
+    }
+  }
+  std::string want;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (!hit[i])
+      want += text[i];
+    else if (i == 0 || !hit[i - 1])
+      want += "***";
+  }
+  return want;
+}
+
+// Short values over a three-letter alphabet, so that text over four letters is full of
+// overlapping and adjacent matches.
+std::vector<SecretValue> denseValues(std::mt19937& rng) {
   std::vector<SecretValue> values;
   for (int i = 0; i < 20; ++i) {
     std::string v;
     for (int k = 0; k < 4 + i % 7; ++k) v += static_cast<char>('a' + rng() % 3);
     values.emplace_back(v);
   }
+  return values;
+}
+
+std::string randomText(std::mt19937& rng, std::size_t n) {
+  std::string text;
+  for (std::size_t k = 0; k < n; ++k) text += static_cast<char>('a' + rng() % 4);
+  return text;
+}
+
+TEST(Masker, AgreesWithANaiveSearchOnRandomText) {
+  std::mt19937 rng(7);
+  auto values = denseValues(rng);
   std::vector<const SecretValue*> ptrs;
   for (const auto& v : values) ptrs.push_back(&v);
   SecretMasker m(ptrs);
   for (int round = 0; round < 200; ++round) {
-    std::string text;
-    for (int k = 0; k < 60; ++k) text += static_cast<char>('a' + rng() % 4);
-    std::vector<bool> hit(text.size());
-    for (const auto& v : values) {
-      for (const auto& f : maskedForms(v.reveal())) {
-        for (auto pos = text.find(f); pos != std::string::npos; pos = text.find(f, pos + 1)) {
-          for (std::size_t i = 0; i < f.size(); ++i) hit[pos + i] = true;
-        }
-      }
+    auto text = randomText(rng, 60);
+    ASSERT_EQ(m.mask(text), naiveMask(values, text)) << text;
+  }
+}
+
+// Large chunks are scanned as two halves side by side; matches across the middle, across
+// chunks and near both ends must come out as from one pass.
+TEST(Masker, AgreesWithANaiveSearchOnLongTextInChunksOfEverySize) {
+  std::mt19937 rng(11);
+  auto values = denseValues(rng);
+  std::vector<const SecretValue*> ptrs;
+  for (const auto& v : values) ptrs.push_back(&v);
+  SecretMasker m(ptrs);
+  for (int round = 0; round < 30; ++round) {
+    auto text = randomText(rng, 30'000 + rng() % 5'000);
+    auto s = m.stream();
+    std::string out;
+    for (std::size_t pos = 0; pos < text.size();) {
+      std::size_t n = std::min<std::size_t>(text.size() - pos, 1 + rng() % 12'000);
+      out += s->feed(std::string_view(text).substr(pos, n));
+      pos += n;
     }
-    std::string want;
-    for (std::size_t i = 0; i < text.size(); ++i) {
-      if (!hit[i])
-        want += text[i];
-      else if (i == 0 || !hit[i - 1])
-        want += "***";
-    }
-    ASSERT_EQ(m.mask(text), want) << text;
+    out += s->flush();
+    ASSERT_EQ(out, naiveMask(values, text)) << "round " << round;
   }
 }
 

@@ -35,20 +35,31 @@ class SecretMasker {
   std::size_t patternCount() const { return patterns_; }
   std::size_t longestPattern() const { return longest_; }
 
-  // The automaton for the streaming loop: state 0 is the root; transitions()[state * 256 + byte]
-  // is the next state, with kEnds set where a pattern ends there; endLength(state) is the
-  // longest pattern ending in that state.
-  static constexpr std::uint32_t kEnds = 1u << 31;
-  const std::uint32_t* transitions() const { return next_.data(); }
-  std::uint32_t endLength(std::uint32_t state) const { return out_[state]; }
+  // The automaton for the streaming loop, small enough that its busy rows stay in L1: bytes
+  // are first mapped to classes (bytes no pattern holds share class 0), and states are row
+  // offsets, so a step is `state = table()[state + byteClass()[byte]]` with state 0 the root.
+  // Ending states are numbered last: a pattern ends wherever state >= firstEnd(), and
+  // endLength(state) is the longest pattern ending there.
+  const std::uint16_t* byteClass() const { return class_; }
+  const std::uint32_t* table() const { return table_.data(); }
+  std::uint32_t firstEnd() const { return first_end_; }
+  std::uint32_t endLength(std::uint32_t state) const { return end_length_[state / stride_]; }
 
  private:
   void add(std::string_view pattern);
   void build();
 
+  // Built from the trie in add() and build(), then dropped for table_.
   std::vector<std::uint32_t> next_;  // states x 256 transitions (goto + failure folded in)
   std::vector<std::uint32_t> out_;   // longest pattern length ending in each state
   std::vector<std::uint32_t> fail_;
+  bool used_[256] = {};  // bytes some pattern holds
+
+  std::uint16_t class_[256] = {};
+  std::uint32_t stride_ = 1;  // classes per row
+  std::vector<std::uint32_t> table_;
+  std::vector<std::uint32_t> end_length_;  // by state number (row offset / stride_)
+  std::uint32_t first_end_ = 0;
   std::size_t patterns_ = 0;
   std::size_t longest_ = 0;
 };
