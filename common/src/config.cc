@@ -389,6 +389,7 @@ Config parseConfig(const std::string& yaml_text, const Environment& env,
     w.read("status_interval", c.worker.status_interval);
     w.read("heartbeat_interval", c.worker.heartbeat_interval);
     w.read("cancel_memory", c.worker.cancel_memory);
+    w.read("max_attempts", c.worker.max_attempts);
     w.read("log_level", c.worker.log_level);
     w.rejectUnknown();
 
@@ -406,7 +407,8 @@ Config parseConfig(const std::string& yaml_text, const Environment& env,
                               {"events", &c.topics.events},
                               {"lineage", &c.topics.lineage},
                               {"dlq", &c.topics.dlq},
-                              {"workers", &c.topics.workers}}) {
+                              {"workers", &c.topics.workers},
+                              {"runs", &c.topics.runs}}) {
       t.read(key, *field);
       if (field->empty()) *field = c.topics.prefix + key;
     }
@@ -654,6 +656,9 @@ Config parseConfig(const std::string& yaml_text, const Environment& env,
     if (c.worker.work_dir.empty()) c.worker.work_dir = "/tmp/outpost-runs";
     if (c.worker.slots == 0) throw ConfigError("'worker.slots' must be at least 1");
     if (c.worker.pool.empty()) throw ConfigError("'worker.pool' must not be empty");
+    if (c.worker.max_attempts == 0) {
+      throw ConfigError("'worker.max_attempts' must be at least 1");
+    }
     if (c.kafka.bootstrap_servers.empty()) {
       throw ConfigError("'kafka.bootstrap_servers' must name at least one broker (host:port)");
     }

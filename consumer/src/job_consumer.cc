@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "outpost/events/kafka.h"
+#include "outpost/events/transactional_publisher.h"
 
 namespace outpost {
 namespace {
@@ -161,6 +162,17 @@ void JobConsumer::commit(const std::map<TopicPartition, std::int64_t>& offsets, 
   if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
     spdlog::warn("offset commit failed: {}", rd_kafka_err2str(err));
   }
+}
+
+std::shared_ptr<const GroupMetadata> JobConsumer::groupMetadata() {
+  // librdkafka makes a copy of the current generation and member id each time; compare it with
+  // the one handed out last so that units of one generation share a pointer.
+  auto now =
+      std::make_shared<const GroupMetadata>(rd_kafka_consumer_group_metadata(impl_->rk.get()));
+  if (!group_metadata_ || group_metadata_->fingerprint() != now->fingerprint()) {
+    group_metadata_ = std::move(now);
+  }
+  return group_metadata_;
 }
 
 void JobConsumer::close() {

@@ -88,18 +88,28 @@ Topics topicNames(const std::string& stem) {
   t.lineage = t.prefix + "lineage";
   t.dlq = t.prefix + "dlq";
   t.workers = t.prefix + "workers";
+  t.runs = t.prefix + "runs";
   return t;
 }
 
 namespace {
 
+struct NewTopic {
+  std::string name;
+  int partitions = 1;
+  std::map<std::string, std::string> configs;
+};
+
 // Creates the topics in one admin request; throws naming the first that failed.
-void createAll(const std::vector<std::pair<std::string, int>>& wanted) {
+void createAll(const std::vector<NewTopic>& wanted) {
   auto admin = client(RD_KAFKA_PRODUCER, {});
   std::vector<rd_kafka_NewTopic_t*> topics;
   char err[256];
-  for (const auto& [name, partitions] : wanted) {
-    topics.push_back(rd_kafka_NewTopic_new(name.c_str(), partitions, 1, err, sizeof err));
+  for (const auto& w : wanted) {
+    topics.push_back(rd_kafka_NewTopic_new(w.name.c_str(), w.partitions, 1, err, sizeof err));
+    for (const auto& [k, v] : w.configs) {
+      rd_kafka_NewTopic_set_config(topics.back(), k.c_str(), v.c_str());
+    }
   }
   std::unique_ptr<rd_kafka_queue_t, Deleter> q(rd_kafka_queue_new(admin.get()));
   rd_kafka_CreateTopics(admin.get(), topics.data(), topics.size(), nullptr, q.get());
@@ -123,16 +133,19 @@ void createAll(const std::vector<std::pair<std::string, int>>& wanted) {
 
 }  // namespace
 
-void createTopic(const std::string& name, int partitions) {
-  createAll({{name, partitions}});
+void createTopic(const std::string& name, int partitions,
+                 const std::map<std::string, std::string>& configs) {
+  createAll({{name, partitions, configs}});
 }
 
 Topics createTopics(const std::string& stem, int job_partitions) {
   Topics t = topicNames(stem);
-  std::vector<std::pair<std::string, int>> wanted;
+  std::vector<NewTopic> wanted;
   for (const auto& name : {t.jobs, t.control, t.events, t.lineage, t.dlq, t.workers}) {
-    wanted.emplace_back(name, name == t.jobs ? job_partitions : 1);
+    wanted.push_back({name, name == t.jobs ? job_partitions : 1, {}});
   }
+  // Run state of a command from jobs partition p lives in runs partition p.
+  wanted.push_back({t.runs, job_partitions, {{"cleanup.policy", "compact"}}});
   createAll(wanted);
   return t;
 }

@@ -25,15 +25,18 @@ std::string bootstrap();
 // A name no other test or run uses.
 std::string uniqueName(const std::string& stem);
 
-// The topic names one test uses, created up front.
+// The topic names one test uses, created up front. runs is compacted and has as many partitions
+// as jobs.
 struct Topics {
   std::string prefix;
-  std::string jobs, control, events, lineage, dlq, workers;
+  std::string jobs, control, events, lineage, dlq, workers, runs;
 };
 // The names alone (nothing created), for tests that create topics themselves.
 Topics topicNames(const std::string& stem);
-// Creates one topic; throws if it cannot (including when it exists).
-void createTopic(const std::string& name, int partitions);
+// Creates one topic with topic-level `configs` (e.g. cleanup.policy); throws if it cannot
+// (including when it exists).
+void createTopic(const std::string& name, int partitions,
+                 const std::map<std::string, std::string>& configs = {});
 Topics createTopics(const std::string& stem, int job_partitions);
 
 struct Record {

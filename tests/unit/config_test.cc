@@ -46,6 +46,7 @@ TEST(ConfigDefaults, EmptyTextGivesDefaultsWithTopicsFromThePrefix) {
   EXPECT_EQ(c.topics.lineage, "outpost.lineage");
   EXPECT_EQ(c.topics.dlq, "outpost.dlq");
   EXPECT_EQ(c.topics.workers, "outpost.workers");
+  EXPECT_EQ(c.topics.runs, "outpost.runs");
 }
 
 TEST(ConfigDefaults, WorkerHasPoolSlotsWorkDirAndAGeneratedId) {
@@ -349,6 +350,23 @@ TEST(ConfigTemplates, LimitsAreParsedWithUnits) {
   EXPECT_EQ(o.templates.at("t").output.log_file_bytes, 0u) << "0: the worker's setting";
   EXPECT_THAT(errorOf("templates:\n  t:\n    argv: [x]\n    output: {tail: 1}\n"),
               HasSubstr("'templates.t.output.tail'"));
+}
+
+TEST(ConfigRuns, RunsTopicFollowsThePrefixOrIsSetAndMaxAttemptsDefaultsToThree) {
+  Config c = parseConfig("topics:\n  prefix: acme.\n", {});
+  EXPECT_EQ(c.topics.runs, "acme.runs");
+  EXPECT_EQ(c.worker.max_attempts, 3u);
+  c = parseConfig("topics:\n  runs: run-state\nworker:\n  max_attempts: 5\n", {});
+  EXPECT_EQ(c.topics.runs, "run-state");
+  EXPECT_EQ(c.worker.max_attempts, 5u);
+  EXPECT_EQ(parseConfig("", {{"OUTPOST_WORKER__MAX_ATTEMPTS", "1"}}).worker.max_attempts, 1u);
+}
+
+TEST(ConfigRuns, ZeroOrNonNumericMaxAttemptsIsRejected) {
+  EXPECT_THAT(errorOf("worker:\n  max_attempts: 0\n"),
+              HasSubstr("'worker.max_attempts' must be at least 1"));
+  EXPECT_THAT(errorOf("worker:\n  max_attempts: many\n"),
+              AllOf(HasSubstr("'worker.max_attempts'"), HasSubstr("whole number")));
 }
 
 TEST(ConfigTypes, ZeroSlotsIsRejected) {

@@ -108,6 +108,8 @@ struct TopicsConfig {
   std::string lineage;  // default prefix + "lineage"
   std::string dlq;      // default prefix + "dlq"
   std::string workers;  // default prefix + "workers"
+  // Run state (RunRecord, key run_id), compacted; at least as many partitions as jobs.
+  std::string runs;  // default prefix + "runs"
 };
 
 struct WorkerConfig {
@@ -134,6 +136,9 @@ struct WorkerConfig {
   // How long a cancel for a run this worker has not seen is remembered, in case its command
   // arrives later; and how long finished runs are remembered to answer late cancels.
   Millis cancel_memory = std::chrono::minutes(10);
+  // Times a run may be started before it ends FAILED "worker lost N times" instead of running
+  // again, when no worker lived to finish it; JobCommand.max_attempts overrides it. At least 1.
+  unsigned max_attempts = 3;
   // trace, debug, info, warn, error.
   std::string log_level = "info";
 };

@@ -19,6 +19,8 @@
 
 namespace outpost {
 
+class GroupMetadata;  // outpost/events/transactional_publisher.h
+
 struct ConsumedMessage {
   TopicPartition tp;
   std::int64_t offset = -1;
@@ -62,6 +64,12 @@ class JobConsumer {
   // How many times partitions were revoked or lost since start.
   std::uint64_t revocations() const { return revocations_; }
 
+  // This member's identity in the group now (generation, member id), for the offsets of a
+  // transaction. The same pointer for as long as they stay the same, a new one after a rebalance
+  // that changed them; so a unit made before that rebalance carries the old one, and the broker
+  // refuses its offsets.
+  std::shared_ptr<const GroupMetadata> groupMetadata();
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
@@ -69,6 +77,7 @@ class JobConsumer {
   bool paused_ = false;
   std::vector<TopicPartition> assignment_;
   std::uint64_t revocations_ = 0;
+  std::shared_ptr<const GroupMetadata> group_metadata_;
   friend struct Impl;
 };
 

@@ -3,19 +3,13 @@
 // out of order. Single-threaded: owned by the consumer's poll thread.
 #pragma once
 
-#include <compare>
 #include <cstdint>
 #include <map>
 #include <set>
-#include <string>
+
+#include "outpost/common/topic_partition.h"
 
 namespace outpost {
-
-struct TopicPartition {
-  std::string topic;
-  std::int32_t partition = 0;
-  auto operator<=>(const TopicPartition&) const = default;
-};
 
 class OffsetTracker {
  public:

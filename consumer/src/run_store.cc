@@ -1,0 +1,432 @@
+#include "outpost/consumer/run_store.h"
+
+#include <algorithm>
+#include <map>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "outpost/common/clock.h"
+#include "outpost/events/kafka.h"
+
+namespace outpost {
+namespace {
+
+using Steady = std::chrono::steady_clock;
+
+// Longest wait of one consumer poll inside restore(), so the deadline is checked often enough.
+constexpr std::chrono::milliseconds kPollSlice{100};
+
+bool isTerminal(v1::RunState s) {
+  return s == v1::SUCCEEDED || s == v1::FAILED || s == v1::TIMED_OUT || s == v1::CANCELLED ||
+         s == v1::REJECTED || s == v1::EXPIRED;
+}
+
+std::uint32_t commandAttempt(const v1::JobCommand& c) {
+  return c.attempt() == 0 ? 1 : c.attempt();
+}
+
+int msLeft(Steady::time_point deadline) {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Steady::now());
+  return static_cast<int>(std::clamp<std::int64_t>(left.count(), 0, 1 << 30));
+}
+
+std::string listOf(const std::vector<std::int32_t>& partitions) {
+  std::string s;
+  for (auto p : partitions) s += (s.empty() ? "" : ",") + std::to_string(p);
+  return s;
+}
+
+// Errors a moment's wait may cure: a topic just created and not in every broker's metadata yet,
+// a leader or coordinator being elected or loading, a connection being made.
+bool isTransient(rd_kafka_resp_err_t err) {
+  switch (err) {
+    case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+    case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
+    case RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE:
+    case RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION:
+    case RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE:
+    case RD_KAFKA_RESP_ERR_NOT_COORDINATOR:
+    case RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS:
+    case RD_KAFKA_RESP_ERR_UNSTABLE_OFFSET_COMMIT:
+    case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT:
+    case RD_KAFKA_RESP_ERR__TRANSPORT:
+    case RD_KAFKA_RESP_ERR__WAIT_COORD:
+      return true;
+    default:
+      return false;
+  }
+}
+
+constexpr std::chrono::milliseconds kRetryPause{100};
+
+// Calls `request(timeout_ms)` again after transient errors until it succeeds, fails for good, or
+// `deadline` is near; returns its last error.
+template <typename Request>
+rd_kafka_resp_err_t retrying(Steady::time_point deadline, Request request) {
+  for (;;) {
+    auto err = request(msLeft(deadline));
+    if (!err || !isTransient(err) || Steady::now() + kRetryPause >= deadline) return err;
+    std::this_thread::sleep_for(kRetryPause);
+  }
+}
+
+using MetadataPtr =
+    std::unique_ptr<const rd_kafka_metadata_t, decltype(&rd_kafka_metadata_destroy)>;
+
+// Sets `count` to the partition count of `topic`; UNKNOWN_TOPIC_OR_PART when it does not exist
+// (or is not known yet), LEADER_NOT_AVAILABLE while a partition has no leader.
+rd_kafka_resp_err_t readPartitionCount(rd_kafka_t* rk, const std::string& topic, int timeout_ms,
+                                       int& count) {
+  std::unique_ptr<rd_kafka_topic_t, decltype(&rd_kafka_topic_destroy)> rkt(
+      rd_kafka_topic_new(rk, topic.c_str(), nullptr), &rd_kafka_topic_destroy);
+  if (!rkt) return rd_kafka_last_error();
+  const rd_kafka_metadata_t* raw = nullptr;
+  // Only this topic; consumers do not create topics (allow.auto.create.topics=false).
+  auto err = rd_kafka_metadata(rk, 0, rkt.get(), &raw, timeout_ms);
+  MetadataPtr md(raw, &rd_kafka_metadata_destroy);
+  if (err) return err;
+  if (md->topic_cnt < 1) return RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+  const auto& t = md->topics[0];
+  if (t.err) return t.err;
+  if (t.partition_cnt == 0) return RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+  count = t.partition_cnt;
+  for (int i = 0; i < t.partition_cnt; ++i) {
+    if (t.partitions[i].leader < 0) return RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE;
+  }
+  return RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+}  // namespace
+
+// The consumer restore() reads with: assigned partitions only, never a group member.
+struct RunStore::Reader {
+  kafka::HandlePtr rk;
+};
+
+RunStore::RunStore(const KafkaConfig& config, RunStoreOptions options)
+    : options_(std::move(options)), reader_(std::make_unique<Reader>()) {
+  const kafka::Properties defaults = {
+      {"bootstrap.servers", config.bootstrap_servers},
+      {"client.id", options_.client_id},
+      {"auto.offset.reset", "earliest"},
+  };
+  // What restore() depends on, whatever kafka.properties says: records of transactions that were
+  // aborted or are still open are not state; the end of a partition is seen as an event; the
+  // group (the jobs group, for its committed offsets) is never written to.
+  const kafka::Properties required = {
+      {"group.id", options_.group_id},       {"isolation.level", "read_committed"},
+      {"enable.partition.eof", "true"},      {"enable.auto.commit", "false"},
+      {"enable.auto.offset.store", "false"},
+  };
+  auto conf =
+      kafka::makeConf({&defaults, &config.properties, &config.consumer_properties, &required},
+                      "kafka.properties / kafka.consumer_properties");
+  reader_->rk = kafka::makeHandle(RD_KAFKA_CONSUMER, std::move(conf));
+  rd_kafka_poll_set_consumer(reader_->rk.get());
+}
+
+RunStore::~RunStore() {
+  if (auto err = rd_kafka_consumer_close(reader_->rk.get())) {
+    spdlog::warn("runs reader close: {}", rd_kafka_err2str(err));
+  }
+}
+
+std::expected<void, std::string> RunStore::checkTopics(std::chrono::milliseconds timeout) {
+  auto deadline = Steady::now() + timeout;
+  rd_kafka_t* rk = reader_->rk.get();
+  const auto& runs = options_.runs_topic;
+  const auto& jobs = options_.jobs_topic;
+  // The jobs topic may not exist yet (the consumer waits for it): then there is nothing to
+  // compare with, and restore() checks each partition when it is assigned.
+  int need = 0;
+  auto jobs_err = retrying(deadline, [&](int ms) {
+    auto err = readPartitionCount(rk, jobs, ms, need);
+    return err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ? RD_KAFKA_RESP_ERR_NO_ERROR : err;
+  });
+  if (jobs_err) {
+    return std::unexpected(
+        fmt::format("cannot read the metadata of '{}': {}", jobs, rd_kafka_err2str(jobs_err)));
+  }
+  int have = 0;
+  auto runs_err =
+      retrying(deadline, [&](int ms) { return readPartitionCount(rk, runs, ms, have); });
+  if (runs_err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+    return std::unexpected(fmt::format(
+        "the runs topic '{}' (topics.runs) does not exist: create it with cleanup.policy=compact "
+        "and at least as many partitions as the jobs topic '{}'{}",
+        runs, jobs, need > 0 ? fmt::format(" ({})", need) : ""));
+  }
+  if (runs_err) {
+    return std::unexpected(
+        fmt::format("cannot read the metadata of '{}': {}", runs, rd_kafka_err2str(runs_err)));
+  }
+  if (have < need) {
+    return std::unexpected(fmt::format(
+        "the runs topic '{}' (topics.runs) has {} partition(s), fewer than the {} of the jobs "
+        "topic '{}': the state of a command read from jobs partition p is kept in runs partition "
+        "p, so add partitions to '{}' (kafka-topics.sh --alter --topic {} --partitions {})",
+        runs, have, need, jobs, runs, runs, need));
+  }
+  return {};
+}
+
+std::expected<RestoreStats, std::string> RunStore::restore(
+    const std::vector<std::int32_t>& partitions, std::chrono::milliseconds timeout) {
+  auto deadline = Steady::now() + timeout;
+  rd_kafka_t* rk = reader_->rk.get();
+  const auto& topic = options_.runs_topic;
+  // Whatever happens below, what was known for these partitions is no longer right.
+  forget(partitions);
+  RestoreStats stats;
+  if (partitions.empty()) return stats;
+
+  int have = 0;
+  if (auto err =
+          retrying(deadline, [&](int ms) { return readPartitionCount(rk, topic, ms, have); })) {
+    return std::unexpected(
+        fmt::format("cannot read the metadata of '{}': {}", topic, rd_kafka_err2str(err)));
+  }
+  for (auto p : partitions) {
+    if (p >= have) {
+      return std::unexpected(fmt::format(
+          "the runs topic '{}' has no partition {} ({} partition(s)): it needs at least as many "
+          "partitions as the jobs topic '{}'; add partitions to '{}'",
+          topic, p, have, options_.jobs_topic, topic));
+    }
+  }
+
+  // Where each partition ends now (the last stable offset, read_committed), and where it starts.
+  std::map<std::int32_t, std::pair<std::int64_t, std::int64_t>> range;
+  for (auto p : partitions) {
+    std::int64_t lo = -1, hi = -1;
+    auto err = retrying(deadline, [&](int ms) {
+      return rd_kafka_query_watermark_offsets(rk, topic.c_str(), p, &lo, &hi, ms);
+    });
+    if (err) {
+      return std::unexpected(
+          fmt::format("cannot read the offsets of {}[{}]: {}", topic, p, rd_kafka_err2str(err)));
+    }
+    range[p] = {lo, hi};
+  }
+
+  // The jobs group's committed offsets: records of commands below them are not needed.
+  std::map<std::int32_t, std::int64_t> committed;
+  {
+    kafka::PartitionListPtr list(
+        rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size())));
+    for (auto p : partitions)
+      rd_kafka_topic_partition_list_add(list.get(), options_.jobs_topic.c_str(), p);
+    auto err = retrying(deadline, [&](int ms) {
+      auto e = rd_kafka_committed(rk, list.get(), ms);
+      for (int i = 0; !e && i < list->cnt; ++i) e = list->elems[i].err;
+      return e;
+    });
+    if (err) {
+      return std::unexpected(fmt::format("cannot read the committed offsets of group {}: {}",
+                                         options_.group_id, rd_kafka_err2str(err)));
+    }
+    for (int i = 0; i < list->cnt; ++i) {
+      // RD_KAFKA_OFFSET_INVALID (-1001) where the group committed nothing.
+      committed[list->elems[i].partition] = list->elems[i].offset;
+    }
+  }
+
+  // Read what is not empty, until each partition's end as of now.
+  std::map<std::int32_t, std::int64_t> reading;  // partition -> end offset
+  kafka::PartitionListPtr assign(rd_kafka_topic_partition_list_new(1));
+  for (const auto& [p, r] : range) {
+    ++stats.partitions;
+    if (r.second <= r.first || r.second <= 0) continue;
+    reading[p] = r.second;
+    rd_kafka_topic_partition_list_add(assign.get(), topic.c_str(), p)->offset = r.first;
+  }
+  if (reading.empty()) return stats;
+
+  std::unordered_map<std::string, v1::RunRecord> found;
+  if (kafka::ErrorPtr e{rd_kafka_incremental_assign(rk, assign.get())}) {
+    return std::unexpected(fmt::format("cannot assign {}[{}]: {}", topic, listOf(partitions),
+                                       rd_kafka_error_string(e.get())));
+  }
+  std::string failure;
+  while (!reading.empty() && failure.empty() && Steady::now() < deadline) {
+    int wait = std::min(msLeft(deadline), static_cast<int>(kPollSlice.count()));
+    kafka::MessagePtr m(rd_kafka_consumer_poll(rk, wait));
+    if (!m) continue;
+    auto it = reading.find(m->partition);
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      if (it != reading.end() && m->offset >= it->second) reading.erase(it);
+      continue;
+    }
+    if (m->err) {
+      // Transport errors are retried by librdkafka until the deadline; these are not.
+      if (m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+          m->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ||
+          m->err == RD_KAFKA_RESP_ERR__FATAL) {
+        failure = fmt::format("cannot read {}: {}", topic, rd_kafka_message_errstr(m.get()));
+      } else {
+        spdlog::debug("runs reader: {}", rd_kafka_message_errstr(m.get()));
+      }
+      continue;
+    }
+    if (it == reading.end() || m->offset >= it->second) continue;  // beyond the end, or stale
+    ++stats.records;
+    if (m->offset + 1 >= it->second) reading.erase(it);
+    std::string key = m->key ? std::string(static_cast<const char*>(m->key), m->key_len) : "";
+    if (!m->payload) {  // a tombstone: whoever wrote it wants the run forgotten
+      found.erase(key);
+      continue;
+    }
+    v1::RunRecord r;
+    if (!r.ParseFromArray(m->payload, static_cast<int>(m->len)) || r.run_id().empty()) {
+      ++stats.undecodable;
+      spdlog::warn("runs: skipped {}[{}]@{}: not a RunRecord with a run_id", topic, m->partition,
+                   m->offset);
+      continue;
+    }
+    auto at = found.find(r.run_id());
+    // Within a partition the later record wins. A run_id in two partitions (the same run_id
+    // submitted under two job_ids) keeps the most recently written.
+    if (at != found.end() && at->second.source().partition() != r.source().partition() &&
+        at->second.updated_ms() > r.updated_ms()) {
+      continue;
+    }
+    found.insert_or_assign(r.run_id(), std::move(r));
+  }
+  if (kafka::ErrorPtr e{rd_kafka_incremental_unassign(rk, assign.get())}) {
+    spdlog::warn("runs reader: cannot unassign {}: {}", topic, rd_kafka_error_string(e.get()));
+  }
+  if (!failure.empty()) return std::unexpected(failure);
+  if (!reading.empty()) {
+    std::vector<std::int32_t> left;
+    for (const auto& [p, end] : reading) left.push_back(p);
+    return std::unexpected(
+        fmt::format("reading {}[{}] to its end took longer than {} ms ({} record(s) read)", topic,
+                    listOf(left), timeout.count(), stats.records));
+  }
+
+  for (auto& [run_id, r] : found) {
+    auto c = committed.find(r.source().partition());
+    if (c != committed.end() && c->second >= 0 && r.source().offset() < c->second) {
+      ++stats.committed;
+      continue;
+    }
+    ++stats.kept;
+    runs_.insert_or_assign(run_id, std::move(r));
+  }
+  return stats;
+}
+
+void RunStore::forget(const std::vector<std::int32_t>& partitions) {
+  std::erase_if(runs_, [&](const auto& kv) {
+    return std::ranges::find(partitions, kv.second.source().partition()) != partitions.end();
+  });
+}
+
+void RunStore::forgetCommitted(std::int32_t partition, std::int64_t offset) {
+  std::erase_if(runs_, [&](const auto& kv) {
+    return kv.second.source().partition() == partition && kv.second.source().offset() < offset;
+  });
+}
+
+const v1::RunRecord* RunStore::find(std::string_view run_id) const {
+  auto it = runs_.find(std::string(run_id));
+  return it == runs_.end() ? nullptr : &it->second;
+}
+
+void RunStore::remember(v1::RunRecord record) {
+  if (record.run_id().empty()) return;
+  auto id = record.run_id();
+  runs_.insert_or_assign(std::move(id), std::move(record));
+}
+
+Admission decideAdmission(const v1::JobCommand& command, const v1::RunRecord* r,
+                          unsigned max_attempts) {
+  Admission a;
+  const std::uint32_t attempt = commandAttempt(command);
+  a.attempt = attempt;
+  // Nothing recorded, or only an earlier attempt of the run: the scheduler asked for this one.
+  if (!r || r->attempt() < attempt) return a;
+
+  const std::uint32_t starts = std::max<std::uint32_t>(r->starts(), 1);
+  a.starts = starts;
+  a.state = r->state();
+  if (r->attempt() > attempt) {
+    a.verdict = Admission::Verdict::kSkip;
+    a.attempt = r->attempt() + starts - 1;
+    a.reason = fmt::format("attempt {} of this run was already taken (now {})", r->attempt(),
+                           v1::RunState_Name(r->state()));
+    return a;
+  }
+  if (isTerminal(r->state())) {
+    a.verdict = Admission::Verdict::kSkip;
+    a.attempt = attempt + starts - 1;
+    a.reason = fmt::format("already {} (worker {})", v1::RunState_Name(r->state()), r->worker_id());
+    return a;
+  }
+  // Anything else (STARTED, or a state this worker does not know) counts as a lost start.
+  a.lost_worker = r->worker_id();
+  const unsigned limit =
+      std::max(1u, command.max_attempts() > 0 ? command.max_attempts() : max_attempts);
+  if (starts >= limit) {
+    a.verdict = Admission::Verdict::kGiveUp;
+    a.attempt = attempt + starts - 1;
+    a.state = v1::FAILED;
+    a.reason = fmt::format("worker lost {} times (last {}); max_attempts is {}", starts,
+                           r->worker_id(), limit);
+    return a;
+  }
+  a.verdict = Admission::Verdict::kRerun;
+  a.starts = starts + 1;
+  a.attempt = attempt + starts;
+  a.state = v1::STARTED;
+  a.reason =
+      fmt::format("redelivery: attempt {} after worker {} was lost", a.attempt, r->worker_id());
+  return a;
+}
+
+namespace {
+
+v1::RunRecord baseRecord(const v1::JobCommand& command, std::uint32_t starts, v1::RunState state,
+                         const TopicPartition& source, std::int64_t offset,
+                         std::string_view worker_id, std::chrono::system_clock::time_point now) {
+  v1::RunRecord r;
+  r.set_run_id(command.run_id());
+  r.set_job_id(command.job_id());
+  r.set_attempt(commandAttempt(command));
+  r.set_starts(starts);
+  r.set_state(state);
+  r.set_worker_id(std::string(worker_id));
+  r.set_updated_ms(toUnixMillis(now));
+  r.mutable_source()->set_topic(source.topic);
+  r.mutable_source()->set_partition(source.partition);
+  r.mutable_source()->set_offset(offset);
+  return r;
+}
+
+}  // namespace
+
+v1::RunRecord RunStore::startRecord(const v1::JobCommand& command, const Admission& admission,
+                                    const TopicPartition& source, std::int64_t offset,
+                                    std::string_view worker_id,
+                                    std::chrono::system_clock::time_point now) {
+  return baseRecord(command, admission.starts, v1::STARTED, source, offset, worker_id, now);
+}
+
+v1::RunRecord RunStore::endRecord(const v1::JobCommand& command, std::uint32_t starts,
+                                  v1::RunState terminal, const TopicPartition& source,
+                                  std::int64_t offset, std::string_view worker_id,
+                                  std::chrono::system_clock::time_point now) {
+  return baseRecord(command, starts, terminal, source, offset, worker_id, now);
+}
+
+OutRecord RunStore::toOutRecord(const v1::RunRecord& record) const {
+  OutRecord out;
+  out.topic = options_.runs_topic;
+  out.partition = record.source().partition();
+  out.key = record.run_id();
+  out.value = record.SerializeAsString();
+  return out;
+}
+
+}  // namespace outpost
