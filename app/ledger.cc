@@ -26,6 +26,8 @@ struct RunTally {
   bool uncommitted = false;
   int starts = 0;
   std::vector<v1::RunState> terminal;
+  std::map<std::uint32_t, int> terminal_per_attempt;
+  bool ended = false;  // a terminal event that is not a retrying one
   std::set<std::pair<std::string, std::uint32_t>> sources;  // (worker, attempt)
   std::set<std::uint32_t> attempts;
   std::set<std::string> workers;
@@ -88,7 +90,11 @@ LedgerFigures countLedger(const LedgerInput& in) {
     auto& t = runs[e.run_id];
     t.has_events = true;
     if (e.state == v1::STARTED) ++t.starts;
-    if (isTerminalRunState(e.state)) t.terminal.push_back(e.state);
+    if (isTerminalRunState(e.state)) {
+      t.terminal.push_back(e.state);
+      ++t.terminal_per_attempt[e.attempt];
+      t.ended |= !e.retrying;
+    }
     t.sources.emplace(e.worker_id, e.attempt);
     t.attempts.insert(e.attempt);
     t.workers.insert(e.worker_id);
@@ -105,11 +111,11 @@ LedgerFigures countLedger(const LedgerInput& in) {
     }
     ++f.submitted;
     if (t.commands > 1) ++f.resubmitted;
-    bool no_terminal = t.terminal.empty();
+    bool no_terminal = !t.ended;
     if (!no_terminal) {
       ++f.terminal;
-      ++f.terminal_by_state[v1::RunState_Name(t.terminal.front())];
-      if (t.terminal.front() == v1::REJECTED) ++f.rejected;
+      ++f.terminal_by_state[v1::RunState_Name(t.terminal.back())];
+      if (t.terminal.back() == v1::REJECTED) ++f.rejected;
     }
     if (no_terminal) ++f.lost_no_terminal;
     if (t.uncommitted) ++f.lost_uncommitted;
@@ -117,9 +123,13 @@ LedgerFigures countLedger(const LedgerInput& in) {
       ++f.lost;
       sample(f.lost_sample, id);
     }
-    if (t.terminal.size() > 1) {
+    // One terminal event per attempt: a run whose worker was lost ends that attempt (FAILED)
+    // and ends again as the next one.
+    std::int64_t extra = 0;
+    for (const auto& [attempt, n] : t.terminal_per_attempt) extra += n - 1;
+    if (extra > 0) {
       ++f.duplicate_terminal;
-      f.duplicate_terminal_extra += static_cast<std::int64_t>(t.terminal.size()) - 1;
+      f.duplicate_terminal_extra += extra;
       sample(f.duplicate_sample, id);
     }
     if (t.starts > 1 || t.sources.size() > 1) {
@@ -403,7 +413,7 @@ int cmdLedger(const LedgerOptions& o) {
         ++bad_events;
         continue;
       }
-      in.events.push_back({e.run_id(), e.state(), e.attempt(), e.worker_id()});
+      in.events.push_back({e.run_id(), e.state(), e.attempt(), e.worker_id(), e.retrying()});
     } else if (topic == src.dlq_topic) {
       ++in.dlq_records;
     }

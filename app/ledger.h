@@ -33,6 +33,7 @@ struct LedgerEvent {
   v1::RunState state = v1::RUN_STATE_UNSPECIFIED;
   std::uint32_t attempt = 0;
   std::string worker_id;
+  bool retrying = false;  // a FAILED that ends a lost attempt; the run goes on as the next one
 };
 
 // One partition of the jobs topic: its log's start and end, and the group's committed offset
@@ -70,19 +71,21 @@ struct LedgerFigures {
   std::int64_t resubmitted = 0;  // run_ids found in more than one command
   std::int64_t events = 0;       // committed records in the events topic
   std::int64_t terminal = 0;     // submitted run_ids with at least one terminal event
-  // Submitted runs by the state of their first terminal event.
+  // Submitted runs by the state of their last terminal event (their outcome).
   std::map<std::string, std::int64_t> terminal_by_state;
-  // Lost: submitted runs with no terminal event, or with a command the group has not committed.
+  // Lost: submitted runs with no terminal event (a retrying FAILED does not count), or with a
+  // command the group has not committed.
   std::int64_t lost = 0;
   std::int64_t lost_no_terminal = 0;
   std::int64_t lost_uncommitted = 0;
-  std::int64_t duplicate_terminal = 0;        // runs with more than one terminal event
-  std::int64_t duplicate_terminal_extra = 0;  // terminal events beyond the first, in all
+  // Runs with more than one terminal event for one attempt, and those extra events in all.
+  std::int64_t duplicate_terminal = 0;
+  std::int64_t duplicate_terminal_extra = 0;
   // Re-runs: more than one STARTED, or events (NOTICE aside) from more than one (worker, attempt).
   std::int64_t reruns = 0;
   std::int64_t rerun_extra_starts = 0;  // STARTED events beyond the first, in all
   std::uint32_t max_attempt = 0;        // highest attempt number in any event
-  std::int64_t rejected = 0;            // submitted runs whose first terminal event is REJECTED
+  std::int64_t rejected = 0;            // submitted runs whose last terminal event is REJECTED
   std::int64_t dlq = 0;                 // records in the dead-letter topic
   std::int64_t unknown_runs = 0;        // run_ids with events (NOTICE aside) but no command
   std::vector<LedgerPartition> partitions;

@@ -1,14 +1,18 @@
 // The `outpost` executable: subcommands run (the worker), submit (produce a JobCommand), cancel
-// (produce a ControlCommand), tail (print events and lineage as JSON lines) and ledger (count what
-// was delivered, lost, ended twice or run twice; see ledger.h). Wiring only.
+// (produce a ControlCommand), tail (print events and lineage as JSON lines), ledger (count what
+// was delivered, lost, ended twice or run twice; see ledger.h) and topics (create the config's
+// topics). Wiring only.
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <set>
 #include <sstream>
+#include <vector>
 
 #include <google/protobuf/stubs/logging.h>
 #include <google/protobuf/util/json_util.h>
@@ -29,6 +33,7 @@
 #include "outpost/v1/job.pb.h"
 #include "outpost/v1/worker.pb.h"
 #include "ledger.h"
+#include "topics.h"
 #include "worker.h"
 
 namespace {
@@ -488,6 +493,9 @@ int main(int argc, char** argv) {
   check->add_option("-t,--template", secrets_template, "Only this template");
   secrets->require_subcommand(1);
 
+  TopicsOptions topics_opts;
+  auto* topics = addTopicsCommand(app, topics_opts);
+
   CLI11_PARSE(app, argc, argv);
   try {
     initLogging("info");
@@ -496,6 +504,7 @@ int main(int argc, char** argv) {
     if (*cancel) return cmdCancel(co, cancel_opts);
     if (*tail) return cmdTail(co, to);
     if (*ledger) return cmdLedger(ledger_opts);
+    if (*topics) return cmdTopics(topics_opts);
     if (*check) return cmdSecretsCheck(secrets_config, secrets_template);
   } catch (const ConfigError& e) {
     spdlog::error("{}", e.what());

@@ -17,6 +17,15 @@ namespace {
 
 constexpr std::chrono::milliseconds kPollInterval{100};
 constexpr std::chrono::milliseconds kCommitInterval{200};
+// at-least-once: how often every watermark is committed again, moved or not (an async commit
+// that failed, e.g. during a broker outage, is not retried by the consumer).
+constexpr std::chrono::seconds kRecommitInterval{5};
+// Reading the runs topic for newly assigned partitions (in the rebalance callback).
+constexpr std::chrono::seconds kRestoreTimeout{30};
+// Checking at start that the runs topic exists with enough partitions.
+constexpr std::chrono::seconds kTopicCheckTimeout{30};
+// On shutdown, how long the last transactions may take.
+constexpr std::chrono::seconds kCloseTimeout{10};
 
 std::string describeSignal(int sig) {
   const char* abbrev = sigabbrev_np(sig);
@@ -86,8 +95,23 @@ Worker::Worker(Config config, const Clock& clock)
     lineage_http_ = std::make_unique<HttpLineageTransport>(
         HttpLineageTransportOptions::fromConfig(config_.lineage.http, worker_env_));
   }
-  consumer_ = std::make_unique<JobConsumer>(config_.kafka, "outpost." + config_.worker.pool,
-                                            config_.topics.jobs, *this);
+  const std::string group = "outpost." + config_.worker.pool;
+  if (config_.exactlyOnce()) {
+    // Stable for a configured worker id, so that a restarted worker fences its predecessor.
+    TransactionalPublisherOptions txn_options;
+    txn_options.producer_properties = {{"client.id", config_.worker.id + "-txn"}};
+    txn_ = std::make_unique<TransactionalPublisher>(config_.kafka, group + "." + config_.worker.id,
+                                                    std::move(txn_options));
+  }
+  run_store_ = std::make_unique<RunStore>(
+      config_.kafka,
+      RunStoreOptions{config_.topics.runs, config_.topics.jobs, group, config_.worker.id + "-runs"});
+  // Before joining the group: without the runs topic, attempts could not be counted.
+  if (auto ok = run_store_->checkTopics(kTopicCheckTimeout); !ok) throw ConfigError(ok.error());
+  std::map<std::string, std::string> membership;
+  if (config_.worker.static_id) membership["group.instance.id"] = config_.worker.id;
+  consumer_ = std::make_unique<JobConsumer>(config_.kafka, group, config_.topics.jobs, *this,
+                                            membership);
   control_ = std::make_unique<ControlListener>(
       config_.kafka, config_.topics.control, "outpost." + config_.worker.pool + ".control",
       config_.worker.id + "-control", config_.worker.cancel_memory, clock_);
@@ -114,6 +138,7 @@ Worker::~Worker() {
   for (auto& t : resolve_threads_) t.join();
   supervisor_.reset();
   lineage_http_.reset();
+  txn_.reset();
   producer_.reset();
 }
 
@@ -150,16 +175,26 @@ bool Worker::waitInbox(std::chrono::milliseconds timeout) {
 }
 
 int Worker::run(const std::atomic<bool>& stop) {
-  spdlog::info("worker {} (pool {}, {} slots) consuming {} as group outpost.{}", config_.worker.id,
-               config_.worker.pool, config_.worker.slots, config_.topics.jobs, config_.worker.pool);
+  spdlog::info("worker {} (pool {}, {} slots, {}) consuming {} as group outpost.{}",
+               config_.worker.id, config_.worker.pool, config_.worker.slots,
+               config_.worker.delivery, config_.topics.jobs, config_.worker.pool);
   publishStatus(v1::RUNNING);
   auto last_commit = clock_.steadyNow();
+  auto last_recommit = clock_.steadyNow();
   auto last_status = clock_.steadyNow();
   auto housekeeping = [&] {
     drainInbox();
+    // Runs can start once others retired too (a rerun waits for that; see dispatch).
+    if (!queue_.empty() && running_ < config_.worker.slots) {
+      dispatch();
+      updatePause();
+    }
     pollControl();
     auto now = clock_.steadyNow();
-    if (now - last_commit >= kCommitInterval) {
+    if (!txn_ && now - last_recommit >= kRecommitInterval) {
+      if (auto all = offsets_.watermarks(); !all.empty()) consumer_->commit(all, false);
+      last_recommit = last_commit = now;
+    } else if (!txn_ && now - last_commit >= kCommitInterval) {
       commit(false);
       last_commit = now;
     }
@@ -201,7 +236,11 @@ int Worker::run(const std::atomic<bool>& stop) {
     housekeeping();
   }
   if (!runs_.empty()) spdlog::error("{} run(s) still unacknowledged at exit", runs_.size());
-  commit(true);
+  if (txn_) {
+    txn_->close(kCloseTimeout);
+  } else {
+    commit(true);
+  }
   publishStatus(v1::STOPPED);
   if (!producer_->flush(std::chrono::seconds(10))) {
     spdlog::error("{} message(s) not delivered at exit", producer_->outstanding());
@@ -214,9 +253,10 @@ int Worker::run(const std::atomic<bool>& stop) {
 
 void Worker::handleMessage(ConsumedMessage message) {
   if (draining_) return;  // fetched before the pause; not taken, so not committed
-  // Our own command handed back to us by a rebalance while it still runs: adopt it again.
+  // Our own command handed back to us by a rebalance while it still runs: adopt it again (unless
+  // it was stopped and handed over: then it runs again, as the next attempt).
   for (auto& [id, r] : runs_) {
-    if (!r.tracked && r.tp == message.tp && r.offset == message.offset) {
+    if (!r.tracked && !r.handed_over && r.tp == message.tp && r.offset == message.offset) {
       spdlog::info("run {}: partition came back while it runs; tracking it again",
                    r.command.run_id());
       r.tracked = true;
@@ -233,16 +273,18 @@ void Worker::handleMessage(ConsumedMessage message) {
   auto decoded = decodeCommand(message.value);
   if (!decoded) {
     run.command = std::move(decoded.error().partial);
+    run.admission.attempt = std::max(1u, run.command.attempt());
     return reject(run, message, decoded.error().reason);
   }
   run.command = std::move(*decoded);
+  run.admission.attempt = std::max(1u, run.command.attempt());
   auto admitted = admitCommand(run.command, config_.templates, config_.worker.pool);
   if (!admitted) return reject(run, message, admitted.error().reason);
   run.tmpl = *admitted;
   // The same run_id twice at once (a duplicate, or a redelivery while the first still runs):
   // refuse the second without a REJECTED event, which would be a second terminal event for it.
   bool duplicate = std::ranges::any_of(runs_, [&](const auto& kv) {
-    return kv.first != run.id && kv.second.phase != Phase::kFinished &&
+    return kv.first != run.id && kv.second.phase != Phase::kFinished && !kv.second.handed_over &&
            kv.second.command.run_id() == run.command.run_id();
   });
   if (duplicate) {
@@ -250,11 +292,31 @@ void Worker::handleMessage(ConsumedMessage message) {
                   "run_id " + run.command.run_id() + " is already queued or running on this worker",
                   /*publish_event=*/false);
   }
+  if (pastDeadline(run.command)) {
+    return endWithoutRunning(run, v1::EXPIRED, "already past its deadline (not_after) when taken");
+  }
+  // What the runs topic knows: started before on a worker that was lost, or already ended.
+  run.admission = run_store_->decide(run.command, config_.worker.max_attempts);
+  switch (run.admission.verdict) {
+    case Admission::Verdict::kRun:
+      break;
+    case Admission::Verdict::kRerun:
+      spdlog::warn("run {}: {}", run.command.run_id(), run.admission.reason);
+      break;
+    case Admission::Verdict::kSkip:
+      // Its terminal event was published before: only its offset is left to commit.
+      spdlog::info("run {}: not run again: {}", run.command.run_id(), run.admission.reason);
+      run.phase = Phase::kFinished;
+      return maybeRetire(run);
+    case Admission::Verdict::kGiveUp:
+      spdlog::warn("run {}: not run again: {}", run.command.run_id(), run.admission.reason);
+      return endWithoutRunning(run, v1::FAILED, run.admission.reason, /*lineage_fail=*/true);
+  }
 
   RunRequest req;
   req.run_id = run.command.run_id();
   req.job_id = run.command.job_id();
-  req.attempt = run.command.attempt();
+  req.attempt = run.admission.attempt;  // a rerun is the next attempt
   req.args = {run.command.args().begin(), run.command.args().end()};
   req.env = {run.command.env().begin(), run.command.env().end()};
   req.recipe = run.command.recipe();
@@ -372,12 +434,7 @@ void Worker::onResolved(std::uint64_t id,
   Run& run = it->second;
   if (!values) {
     // The command is fine; the store did not answer: FAILED (never started), not REJECTED.
-    run.phase = Phase::kFinished;
-    auto e = newEvent(run, v1::FAILED);
-    e.set_message("cannot resolve a secret: " + values.error());
-    spdlog::warn("run {} FAILED: {}", run.command.run_id(), e.message());
-    publishEvent(run, e);
-    return;
+    return endWithoutRunning(run, v1::FAILED, "cannot resolve a secret: " + values.error());
   }
   auto render = [&](std::string_view text) {
     std::string out;
@@ -404,22 +461,41 @@ void Worker::reject(Run& run, const ConsumedMessage& message, const std::string&
                message.offset, run.command.run_id().empty() ? "unknown" : run.command.run_id(),
                reason);
   run.phase = Phase::kFinished;
-  ++run.pending_acks;
-  sendToDeadLetter(*producer_, config_.topics.dlq, message, reason, config_.worker.id,
-                   [this, id = run.id](const DeliveryReport& r) {
-                     if (!r.ok) spdlog::error("dead-letter write failed: {}", r.error);
-                     post([this, id] { acknowledged(id); });
-                   });
+  auto dead = deadLetterRecord(config_.topics.dlq, message, reason, config_.worker.id);
+  if (txn_) {
+    run.finals.push_back(std::move(dead));  // with the REJECTED event and the offset
+  } else {
+    ++run.pending_acks;
+    producer_->produce(dead, [this, id = run.id](const DeliveryReport& r) {
+      if (!r.ok) spdlog::error("dead-letter write failed: {}", r.error);
+      post([this, id] { acknowledged(id); });
+    });
+  }
   if (publish_event && !run.command.run_id().empty()) {
     auto e = newEvent(run, v1::REJECTED);
     e.set_message(reason);
     publishEvent(run, e);
   }
+  maybeRetire(run);
 }
 
+// A rerun (its worker was lost while running it) runs alone: if it is what kills workers, it takes
+// no other run with it. It waits until the runs started before it have ended and their ends are
+// written (a run lost after it ended would count as lost too), and the runs after it wait until
+// its own end is written.
 void Worker::dispatch() {
+  auto settled = [this] {
+    return std::ranges::none_of(runs_, [](const auto& kv) {
+      return kv.second.phase == Phase::kRunning || kv.second.phase == Phase::kFinished;
+    });
+  };
   for (auto it = queue_.begin(); it != queue_.end() && running_ < config_.worker.slots;) {
+    if (runs_.contains(alone_)) return;
     Run& run = runs_.at(*it);
+    if (run.admission.verdict == Admission::Verdict::kRerun) {
+      if (!settled()) return;
+      alone_ = run.id;
+    }
     unsigned limit = run.tmpl->concurrency;
     if (limit != 0 && running_per_template_[run.tmpl->name] >= limit) {
       ++it;  // this template is at its limit; later commands of other templates may go first
@@ -430,18 +506,110 @@ void Worker::dispatch() {
   }
 }
 
+bool Worker::pastDeadline(const v1::JobCommand& c) const {
+  return c.not_after_ms() > 0 && toUnixMillis(clock_.now()) > c.not_after_ms();
+}
+
+void Worker::endWithoutRunning(Run& run, v1::RunState state, const std::string& message,
+                               bool lineage_fail) {
+  run.phase = Phase::kFinished;
+  auto e = newEvent(run, state);
+  e.set_message(message);
+  spdlog::warn("run {} {}: {}", run.command.run_id(), v1::RunState_Name(state), message);
+  publishEvent(run, e);
+  if (lineage_fail) {
+    // The lost worker wrote the attempt's START; this ends it.
+    LineageOutcome lo;
+    lo.message = message;
+    publishLineage(run, LineageEventType::kFail, lo);
+  }
+  maybeRetire(run);
+}
+
 void Worker::start(Run& run) {
-  const auto& c = run.command;
-  if (c.not_after_ms() > 0 && toUnixMillis(clock_.now()) > c.not_after_ms()) {
-    run.phase = Phase::kFinished;
-    auto e = newEvent(run, v1::EXPIRED);
-    e.set_message("not started before its deadline (not_after)");
-    publishEvent(run, e);
-    return;
+  if (pastDeadline(run.command)) {
+    return endWithoutRunning(run, v1::EXPIRED, "not started before its deadline (not_after)");
   }
   run.phase = Phase::kRunning;
   ++running_;
   ++running_per_template_[run.tmpl->name];
+  recordStart(run);
+}
+
+// The start record is written before the process starts, so that a worker lost while running it
+// is counted against max_attempts by the next owner (a job that kills its worker every time
+// included). A redelivery also ends the lost attempt, in the same transaction when exactly-once.
+void Worker::recordStart(Run& run) {
+  auto record = RunStore::startRecord(run.command, run.admission, run.tp, run.offset,
+                                      config_.worker.id, clock_.now());
+  auto start = run_store_->toOutRecord(record);
+  run_store_->remember(std::move(record));
+  std::optional<OutRecord> lost;
+  if (run.admission.verdict == Admission::Verdict::kRerun) {
+    auto e = newEvent(run, v1::FAILED);
+    e.set_attempt(run.admission.attempt - 1);
+    e.set_redelivered(false);
+    e.set_retrying(true);
+    e.set_message(fmt::format("worker {} was lost while running it", run.admission.lost_worker));
+    run.sequence = 0;  // the sequence counts the events of this attempt
+    lost = OutRecord{config_.topics.events, -1, e.run_id(), e.SerializeAsString(), {}};
+  }
+  ++run.pending_acks;
+  if (lost && txn_) {
+    TxnUnit unit;
+    unit.records = {std::move(*lost), std::move(start)};
+    unit.done = [this, id = run.id](const TxnOutcome& o) {
+      post([this, id, o] { onStartRecorded(id, o.committed(), o.reason); });
+    };
+    txn_->submit(std::move(unit));
+    return;
+  }
+  if (lost) {
+    producer_->produce(*lost, [](const DeliveryReport& r) {
+      if (!r.ok) spdlog::error("the lost attempt's FAILED event was not delivered: {}", r.error);
+    });
+  }
+  producer_->produce(start, [this, id = run.id](const DeliveryReport& r) {
+    // Not delivered (a fatal producer error): counting its attempts is the lesser loss; run it.
+    if (!r.ok) spdlog::error("start record not delivered: {}", r.error);
+    post([this, id] { onStartRecorded(id, true, {}); });
+  });
+}
+
+void Worker::onStartRecorded(std::uint64_t id, bool written, const std::string& why) {
+  auto it = runs_.find(id);
+  if (it == runs_.end()) return;
+  Run& run = it->second;
+  --run.pending_acks;
+  if (!written) {
+    // A redelivery's transaction did not commit: its partition went elsewhere (the next owner
+    // decides), or a record was refused. Either way this worker does not run it.
+    spdlog::warn("run {}: the redelivery's start was not written ({}); not running it",
+                 run.command.run_id(), why);
+    run.handed_over = true;
+    run.tracked = false;
+  }
+  launch(id);
+}
+
+void Worker::launch(std::uint64_t id) {
+  auto it = runs_.find(id);
+  if (it == runs_.end() || it->second.phase != Phase::kRunning) return;
+  Run& run = it->second;
+  const auto& c = run.command;
+  if (run.cancel || run.handed_over) {
+    // Cancelled, or its partition handed over, while its start was being written.
+    --running_;
+    --running_per_template_[run.tmpl->name];
+    if (run.cancel) {
+      endCancelled(run, *run.cancel, " before it started");
+    } else {
+      run.phase = Phase::kFinished;
+      maybeRetire(run);
+    }
+    dispatch();
+    return updatePause();
+  }
   spdlog::info("run {} ({}) starting: {}", c.run_id(), run.tmpl->name, run.plan.argv.front());
   RunCallbacks callbacks;
   callbacks.on_started = [this, id = run.id](pid_t, std::chrono::system_clock::time_point at) {
@@ -631,7 +799,8 @@ v1::RunEvent Worker::newEvent(Run& run, v1::RunState state) {
   e.set_run_id(run.command.run_id());
   e.set_job_id(run.command.job_id());
   e.set_job_type(run.command.job_type());
-  e.set_attempt(run.command.attempt() == 0 ? 1 : run.command.attempt());
+  e.set_attempt(run.admission.attempt);
+  e.set_redelivered(run.admission.verdict == Admission::Verdict::kRerun);
   e.set_sequence(++run.sequence);
   e.set_state(state);
   e.set_event_time_ms(toUnixMillis(clock_.now()));
@@ -646,8 +815,14 @@ v1::RunEvent Worker::newEvent(Run& run, v1::RunState state) {
 }
 
 void Worker::publishEvent(Run& run, const v1::RunEvent& event) {
-  ++run.pending_acks;
   if (isTerminalState(event.state())) run.terminal = event.state();
+  if (txn_ && run.terminal != v1::RUN_STATE_UNSPECIFIED && !run.submitted) {
+    // From the terminal event on, everything goes in the run's transaction (a NOTICE once that
+    // is on its way goes alone).
+    run.finals.push_back({config_.topics.events, -1, event.run_id(), event.SerializeAsString(), {}});
+    return;
+  }
+  ++run.pending_acks;
   producer_->produce(config_.topics.events, event.run_id(), event.SerializeAsString(), {},
                      [this, id = run.id, state = event.state()](const DeliveryReport& r) {
                        if (!r.ok) {
@@ -660,7 +835,9 @@ void Worker::publishEvent(Run& run, const v1::RunEvent& event) {
 
 void Worker::publishLineage(Run& run, LineageEventType type, const LineageOutcome& outcome) {
   if (!config_.lineage.enabled) return;
-  auto doc = lineage_.build(type, run.command, clock_.now(), outcome);
+  LineageOutcome o = outcome;
+  o.attempt = run.admission.attempt;
+  auto doc = lineage_.build(type, run.command, clock_.now(), o);
   sendLineage(run, lineage_.kafkaKey(run.command), doc.dump());
 }
 
@@ -672,7 +849,10 @@ void Worker::sendLineage(Run& run, const std::string& key, std::string json) {
       post([this, id] { acknowledged(id); });
     });
   }
-  if (config_.lineage.toKafka()) {
+  if (config_.lineage.toKafka() && txn_ && run.terminal != v1::RUN_STATE_UNSPECIFIED &&
+      !run.submitted) {
+    run.finals.push_back({config_.topics.lineage, -1, key, std::move(json), {}});
+  } else if (config_.lineage.toKafka()) {
     ++run.pending_acks;
     producer_->produce(config_.topics.lineage, key, std::move(json), {},
                        [this, id = run.id](const DeliveryReport& r) {
@@ -692,11 +872,32 @@ void Worker::acknowledged(std::uint64_t id) {
 // A run's offset counts as done once it has finished and everything it published is acked.
 void Worker::maybeRetire(Run& run) {
   if (run.phase != Phase::kFinished || run.pending_acks > 0) return;
-  if (run.tracked) offsets_.complete(run.tp, run.offset);
+  if (txn_) {
+    if (!run.committed) {
+      if (!run.submitted) submitFinals(run);
+      return;
+    }
+  } else {
+    if (!run.end_recorded && run.terminal != v1::RUN_STATE_UNSPECIFIED) {
+      // at-least-once: the runs topic learns the end after the terminal event is acknowledged.
+      run.end_recorded = true;
+      auto record = RunStore::endRecord(run.command, run.admission.starts, run.terminal, run.tp,
+                                        run.offset, config_.worker.id, clock_.now());
+      auto out = run_store_->toOutRecord(record);
+      run_store_->remember(std::move(record));
+      ++run.pending_acks;
+      producer_->produce(out, [this, id = run.id](const DeliveryReport& r) {
+        if (!r.ok) spdlog::error("end record not delivered: {}", r.error);
+        post([this, id] { acknowledged(id); });
+      });
+      return;
+    }
+    if (run.tracked) offsets_.complete(run.tp, run.offset);
+  }
   if (run.terminal != v1::RUN_STATE_UNSPECIFIED) {
     ended_.put(run.command.run_id(),
                {run.terminal, run.command.job_id(), run.command.job_type(),
-                run.command.attempt() == 0 ? 1 : run.command.attempt(), run.sequence},
+                run.admission.attempt, run.sequence},
                clock_.now() + config_.worker.cancel_memory);
   }
   runs_.erase(run.id);
@@ -712,6 +913,73 @@ void Worker::updatePause() {
   const std::size_t limit = std::max(1u, config_.worker.max_queued);
   bool pause = consumer_->paused() ? backlog > limit / 2 : backlog >= limit;
   consumer_->setPaused(draining_ || pause);
+}
+
+void Worker::submitFinals(Run& run) {
+  run.submitted = true;
+  if (!run.tracked) {
+    // Its partition went to another worker, which runs the command again: its end is not
+    // published here (the transaction's offsets would be refused anyway).
+    if (run.terminal != v1::RUN_STATE_UNSPECIFIED) {
+      spdlog::warn("run {} ended {} after its partition was handed over; not published here",
+                   run.command.run_id(), v1::RunState_Name(run.terminal));
+    }
+    run.committed = true;
+    return maybeRetire(run);
+  }
+  TxnUnit unit;
+  unit.records = run.finals;  // kept in case the transaction aborts and is written again
+  if (run.terminal != v1::RUN_STATE_UNSPECIFIED) {
+    auto record = RunStore::endRecord(run.command, run.admission.starts, run.terminal, run.tp,
+                                      run.offset, config_.worker.id, clock_.now());
+    unit.records.push_back(run_store_->toOutRecord(record));
+    run_store_->remember(std::move(record));
+  }
+  offsets_.complete(run.tp, run.offset);
+  const auto watermark = offsets_.watermark(run.tp);
+  unit.offsets[run.tp] = watermark;
+  unit.group = consumer_->groupMetadata();
+  unit.done = [this, id = run.id, partition = run.tp.partition,
+               watermark](const TxnOutcome& outcome) {
+    post([this, id, partition, watermark, outcome] {
+      auto it = runs_.find(id);
+      if (it == runs_.end()) return;
+      if (outcome.committed()) run_store_->forgetCommitted(partition, watermark);
+      onCommitted(id, outcome);
+    });
+  };
+  ++run.pending_acks;
+  txn_->submit(std::move(unit));
+}
+
+void Worker::onCommitted(std::uint64_t id, const TxnOutcome& outcome) {
+  auto it = runs_.find(id);
+  if (it == runs_.end()) return;
+  Run& run = it->second;
+  --run.pending_acks;
+  switch (outcome.status) {
+    case TxnOutcome::Status::kCommitted:
+      run.committed = true;
+      break;
+    case TxnOutcome::Status::kAborted:
+      if (run.tracked) {
+        // E.g. the producer was fenced or the broker was away too long: write it again, with the
+        // offsets and group generation of now.
+        spdlog::warn("run {}: its end was not committed ({}); writing it again",
+                     run.command.run_id(), outcome.reason);
+        run.submitted = false;
+      } else {
+        spdlog::warn("run {}: its end was not committed ({}) and its partition went elsewhere",
+                     run.command.run_id(), outcome.reason);
+        run.committed = true;
+      }
+      break;
+    case TxnOutcome::Status::kRejected:
+      spdlog::error("run {}: its end cannot be written: {}", run.command.run_id(), outcome.reason);
+      run.committed = true;
+      break;
+  }
+  maybeRetire(run);
 }
 
 void Worker::commit(bool sync) {
@@ -737,7 +1005,26 @@ void Worker::publishStatus(v1::WorkerState state) {
                      });
 }
 
-void Worker::onAssigned(const std::vector<TopicPartition>&) {
+void Worker::onAssigned(const std::vector<TopicPartition>& partitions) {
+  // What the runs topic knows of these partitions' commands: runs started on a worker that was
+  // lost, and runs that already ended.
+  // A predecessor with our transactional.id (a restart under the same worker id) may have left a
+  // transaction open on the runs topic: read_committed reading stops there until our producer's
+  // initialisation aborts it.
+  if (txn_ && !txn_->waitReady(kRestoreTimeout)) {
+    spdlog::warn("the transactional producer is not ready yet; the run state read now may miss "
+                 "the last records of a predecessor");
+  }
+  std::vector<std::int32_t> numbers;
+  for (const auto& tp : partitions) numbers.push_back(tp.partition);
+  if (auto restored = run_store_->restore(numbers, kRestoreTimeout)) {
+    spdlog::info("run state of {} partition(s) restored: {} run(s) from {} record(s)",
+                 restored->partitions, restored->kept, restored->records);
+  } else {
+    spdlog::error("run state not restored: {}; runs lost on other workers are not counted and "
+                  "ended runs whose offsets were not committed may run again",
+                  restored.error());
+  }
   updatePause();
 }
 
@@ -752,8 +1039,8 @@ void Worker::onRevoked(const std::vector<TopicPartition>& partitions, bool lost)
            revoked(kv.second);
   });
   if (!lost) {
-    // Give running jobs on these partitions revoke_timeout to finish and be acknowledged, so the
-    // next owner does not run them again.
+    // Give running jobs on these partitions revoke_timeout to finish and be acknowledged (and,
+    // exactly-once, committed), so the next owner does not run them again.
     auto deadline = clock_.steadyNow() + config_.worker.revoke_timeout;
     auto busy = [&] {
       return std::ranges::any_of(runs_, [&](const auto& kv) { return revoked(kv.second); });
@@ -762,20 +1049,39 @@ void Worker::onRevoked(const std::vector<TopicPartition>& partitions, bool lost)
       waitInbox(kPollInterval);
       drainInbox();
     }
-    std::map<TopicPartition, std::int64_t> done;
-    for (const auto& tp : partitions) {
-      if (auto w = offsets_.watermark(tp); w >= 0) done[tp] = w;
+    if (!txn_) {
+      std::map<TopicPartition, std::int64_t> done;
+      for (const auto& tp : partitions) {
+        if (auto w = offsets_.watermark(tp); w >= 0) done[tp] = w;
+      }
+      consumer_->commit(done, true);
     }
-    consumer_->commit(done, true);
   }
   for (auto& [id, r] : runs_) {
-    if (revoked(r)) {
+    if (!revoked(r) || !r.tracked) continue;
+    r.tracked = false;
+    if (txn_ && r.phase == Phase::kRunning) {
+      r.handed_over = true;
+      // exactly-once: hand it over. Its end could not be committed with its offset any more, so
+      // it is stopped, and the next owner runs the command again.
+      auto n = newEvent(r, v1::NOTICE);
+      n.set_message(fmt::format("partition {} went to another worker: run stopped and handed over "
+                                "(the next owner runs it again)",
+                                r.tp.partition));
+      spdlog::warn("run {}: {}", r.command.run_id(), n.message());
+      publishEvent(r, n);
+      supervisor_->stop(r.command.run_id(), n.message());
+    } else if (r.phase != Phase::kFinished) {
       spdlog::warn("run {} continues after its partition was {}; the next owner may run it again",
                    r.command.run_id(), lost ? "lost" : "revoked");
-      r.tracked = false;
     }
   }
-  for (const auto& tp : partitions) offsets_.forget(tp);
+  std::vector<std::int32_t> numbers;
+  for (const auto& tp : partitions) {
+    offsets_.forget(tp);
+    numbers.push_back(tp.partition);
+  }
+  run_store_->forget(numbers);
   updatePause();
 }
 
@@ -887,6 +1193,7 @@ void Worker::endCancelled(Run& run, const CancelRequest& cancel, const std::stri
   e.set_cancelled_by(cancel.requested_by);
   spdlog::info("run {} CANCELLED: {}", run.command.run_id(), e.message());
   publishEvent(run, e);
+  maybeRetire(run);
 }
 
 bool Worker::answersForPool() const {

@@ -19,7 +19,9 @@
 #include "outpost/consumer/intake.h"
 #include "outpost/consumer/job_consumer.h"
 #include "outpost/consumer/offset_tracker.h"
+#include "outpost/consumer/run_store.h"
 #include "outpost/events/producer.h"
+#include "outpost/events/transactional_publisher.h"
 #include "outpost/lineage/child_events.h"
 #include "outpost/lineage/http_transport.h"
 #include "outpost/lineage/openlineage.h"
@@ -70,10 +72,20 @@ class Worker final : public RebalanceListener {
     std::uint64_t sequence = 0;
     int pending_acks = 0;
     bool tracked = true;  // false once its partition was revoked: the offset is not ours anymore
+    bool handed_over = false;  // exactly-once: stopped because its partition went elsewhere
     v1::RunState terminal = v1::RUN_STATE_UNSPECIFIED;  // once its terminal event is published
     std::optional<CancelRequest> cancel;                // a control-topic cancel is stopping it
     std::optional<std::chrono::system_clock::time_point> started_at;  // of its process
     std::unique_ptr<ChildLineageProcessor> child_lineage;  // when it has a lineage channel
+    // What the runs topic said of it: the attempt its events carry (the command's, plus starts
+    // lost on other workers), how many times workers started it, and whether it is a rerun.
+    Admission admission;
+    // exactly-once: what is published from the terminal event on, written in one transaction
+    // with the command's offset once everything before it is acknowledged.
+    std::vector<OutRecord> finals;
+    bool submitted = false;  // its transaction is on its way
+    bool committed = false;  // its transaction committed (or there is nothing left to write)
+    bool end_recorded = false;  // at-least-once: the runs topic's end record was produced
   };
 
   void handleMessage(ConsumedMessage message);
@@ -86,6 +98,18 @@ class Worker final : public RebalanceListener {
               bool publish_event = true);
   void dispatch();
   void start(Run& run);
+  // Writes the runs topic's start record (and, for a redelivery, the lost attempt's FAILED
+  // event), then launches the process once they are written.
+  void recordStart(Run& run);
+  void onStartRecorded(std::uint64_t id, bool written, const std::string& why);
+  void launch(std::uint64_t id);
+  // exactly-once: the run's finals and its offset in one transaction; and its outcome.
+  void submitFinals(Run& run);
+  void onCommitted(std::uint64_t id, const TxnOutcome& outcome);
+  // Ends a run (never started, or lost elsewhere) with a terminal event here.
+  void endWithoutRunning(Run& run, v1::RunState state, const std::string& message,
+                         bool lineage_fail = false);
+  bool pastDeadline(const v1::JobCommand& command) const;
   void onStarted(std::uint64_t id, std::chrono::system_clock::time_point started_at);
   void onFinished(std::uint64_t id, RunOutcome outcome);
   void onLog(std::uint64_t id, LogBatch batch);
@@ -133,6 +157,8 @@ class Worker final : public RebalanceListener {
 
   // Declared after the inbox: callbacks from these post into it, so they must go first.
   std::unique_ptr<KafkaProducer> producer_;
+  std::unique_ptr<TransactionalPublisher> txn_;  // exactly-once only
+  std::unique_ptr<RunStore> run_store_;
   std::unique_ptr<HttpLineageTransport> lineage_http_;  // lineage.transport http or both
   std::unique_ptr<JobConsumer> consumer_;
   std::unique_ptr<ControlListener> control_;  // polled on the poll thread; posts nothing
@@ -151,6 +177,7 @@ class Worker final : public RebalanceListener {
   std::deque<std::uint64_t> queue_;  // admitted, waiting for a slot, in arrival order
   std::map<std::string, unsigned> running_per_template_;
   std::size_t running_ = 0;
+  std::uint64_t alone_ = 0;  // the rerun that runs alone (see dispatch), while it runs
   std::uint64_t next_id_ = 1;
   bool draining_ = false;
   // Bounded (and expiring after cancel_memory) so a flood of cancels cannot exhaust memory.

@@ -24,7 +24,8 @@ HandlePtr makeClient(rd_kafka_type_t type, const std::string& bootstrap, Propert
 }
 
 void createTopics(const std::string& bootstrap, const std::vector<std::string>& names,
-                  const std::map<std::string, int>& partitions) {
+                  const std::map<std::string, int>& partitions,
+                  const std::map<std::string, Properties>& configs) {
   auto admin = makeClient(RD_KAFKA_PRODUCER, bootstrap, {});
   std::vector<rd_kafka_NewTopic_t*> topics;
   char err[256];
@@ -32,6 +33,16 @@ void createTopics(const std::string& bootstrap, const std::vector<std::string>& 
     auto p = partitions.find(name);
     topics.push_back(rd_kafka_NewTopic_new(name.c_str(), p == partitions.end() ? 1 : p->second, 1,
                                            err, sizeof err));
+    if (!topics.back()) {
+      topics.pop_back();
+      rd_kafka_NewTopic_destroy_array(topics.data(), topics.size());
+      throw std::runtime_error("cannot create topic " + name + ": " + err);
+    }
+    if (auto c = configs.find(name); c != configs.end()) {
+      for (const auto& [key, value] : c->second) {
+        rd_kafka_NewTopic_set_config(topics.back(), key.c_str(), value.c_str());
+      }
+    }
   }
   std::unique_ptr<rd_kafka_queue_t, Deleter> queue(rd_kafka_queue_new(admin.get()));
   rd_kafka_CreateTopics(admin.get(), topics.data(), topics.size(), nullptr, queue.get());

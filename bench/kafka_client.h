@@ -30,9 +30,11 @@ using Properties = std::map<std::string, std::string>;
 // A producer or consumer for `bootstrap`; throws with the property's name if librdkafka refuses it.
 HandlePtr makeClient(rd_kafka_type_t type, const std::string& bootstrap, Properties props);
 
-// Creates the topics (one partition each unless given in `partitions`); throws on failure.
+// Creates the topics (one partition each unless given in `partitions`, with the topic-level
+// settings given in `configs`, e.g. cleanup.policy); throws on failure.
 void createTopics(const std::string& bootstrap, const std::vector<std::string>& names,
-                  const std::map<std::string, int>& partitions = {});
+                  const std::map<std::string, int>& partitions = {},
+                  const std::map<std::string, Properties>& configs = {});
 
 // Queues one message (copied); throws if librdkafka refuses it. Does not wait for delivery.
 void produce(rd_kafka_t* producer, const std::string& topic, const std::string& key,

@@ -102,13 +102,15 @@ WorkerProcess::WorkerProcess(Options o) {
   if (!::mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
   dir_ = tmpl;
   {
-    // The worker's defaults except what the benchmark needs: its topics, its pool, the slots, and
-    // one template that runs the no-op program directly (no shell), without a recipe file.
+    // The worker's defaults except what the benchmark needs: its topics, its pool, the slots, the
+    // delivery mode, and one template that runs the no-op program directly (no shell), without a
+    // recipe file.
     std::ofstream cfg(dir_ + "/outpost.yaml");
     cfg << "worker:\n"
         << "  id: " << o.pool << "\n"
         << "  pool: " << o.pool << "\n"
         << "  slots: " << o.slots << "\n"
+        << "  delivery: " << o.delivery << "\n"
         << "  work_dir: " << dir_ << "/runs\n"
         << "  drain_timeout: 30s\n"
         << "kafka:\n"

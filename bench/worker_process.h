@@ -40,6 +40,7 @@ class WorkerProcess {
     std::string prefix;     // topics.prefix
     std::string pool;       // worker.pool (consumer group outpost.<pool>)
     unsigned slots = 4;
+    std::string delivery = "exactly-once";  // worker.delivery
   };
   // Writes the config into a new temporary directory and starts the worker. With
   // OUTPOST_BENCH_WORKER_PREFIX set (e.g. "perf record -g -o /tmp/w.data --"), the worker runs

@@ -390,6 +390,7 @@ Config parseConfig(const std::string& yaml_text, const Environment& env,
     w.read("heartbeat_interval", c.worker.heartbeat_interval);
     w.read("cancel_memory", c.worker.cancel_memory);
     w.read("max_attempts", c.worker.max_attempts);
+    w.read("delivery", c.worker.delivery);
     w.read("log_level", c.worker.log_level);
     w.rejectUnknown();
 
@@ -652,12 +653,17 @@ Config parseConfig(const std::string& yaml_text, const Environment& env,
     }
     top.rejectUnknown();
 
+    c.worker.static_id = !c.worker.id.empty();
     if (c.worker.id.empty()) c.worker.id = defaultWorkerId();
     if (c.worker.work_dir.empty()) c.worker.work_dir = "/tmp/outpost-runs";
     if (c.worker.slots == 0) throw ConfigError("'worker.slots' must be at least 1");
     if (c.worker.pool.empty()) throw ConfigError("'worker.pool' must not be empty");
     if (c.worker.max_attempts == 0) {
       throw ConfigError("'worker.max_attempts' must be at least 1");
+    }
+    if (c.worker.delivery != "exactly-once" && c.worker.delivery != "at-least-once") {
+      throw ConfigError("'worker.delivery' must be exactly-once or at-least-once, not '" +
+                        c.worker.delivery + "'");
     }
     if (c.kafka.bootstrap_servers.empty()) {
       throw ConfigError("'kafka.bootstrap_servers' must name at least one broker (host:port)");

@@ -2,16 +2,15 @@
 
 namespace outpost {
 
-void sendToDeadLetter(KafkaProducer& producer, const std::string& dlq_topic,
-                      const ConsumedMessage& message, const std::string& reason,
-                      const std::string& worker_id, DeliveryCallback on_delivery) {
-  std::vector<Header> headers = message.headers;
-  headers.push_back({kDlqReasonHeader, reason});
-  headers.push_back({kDlqTopicHeader, message.tp.topic});
-  headers.push_back({kDlqPartitionHeader, std::to_string(message.tp.partition)});
-  headers.push_back({kDlqOffsetHeader, std::to_string(message.offset)});
-  headers.push_back({kDlqWorkerHeader, worker_id});
-  producer.produce(dlq_topic, message.key, message.value, headers, std::move(on_delivery));
+OutRecord deadLetterRecord(const std::string& dlq_topic, const ConsumedMessage& message,
+                           const std::string& reason, const std::string& worker_id) {
+  OutRecord r{dlq_topic, -1, message.key, message.value, message.headers};
+  r.headers.push_back({kDlqReasonHeader, reason});
+  r.headers.push_back({kDlqTopicHeader, message.tp.topic});
+  r.headers.push_back({kDlqPartitionHeader, std::to_string(message.tp.partition)});
+  r.headers.push_back({kDlqOffsetHeader, std::to_string(message.offset)});
+  r.headers.push_back({kDlqWorkerHeader, worker_id});
+  return r;
 }
 
 }  // namespace outpost

@@ -38,7 +38,6 @@ struct JobConsumer::Impl {
   kafka::HandlePtr rk;
   kafka::QueuePtr queue;  // the consumer queue, for wake()
   JobConsumer* owner = nullptr;
-  bool cooperative = false;
 
   // Trampoline: librdkafka calls this on the poll thread inside rd_kafka_consumer_poll().
   static void onRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
@@ -49,6 +48,8 @@ struct JobConsumer::Impl {
   void rebalance(rd_kafka_t* handle, rd_kafka_resp_err_t err,
                  rd_kafka_topic_partition_list_t* parts) {
     auto tps = toVector(parts);
+    // Known only once the group has chosen its assignor (before the first join it says NONE).
+    const bool cooperative = std::string_view(rd_kafka_rebalance_protocol(handle)) == "COOPERATIVE";
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
       spdlog::info("partitions assigned: {}", describe(tps));
       if (cooperative) {
@@ -79,7 +80,8 @@ struct JobConsumer::Impl {
 };
 
 JobConsumer::JobConsumer(const KafkaConfig& config, const std::string& group_id,
-                         const std::string& topic, RebalanceListener& listener)
+                         const std::string& topic, RebalanceListener& listener,
+                         const std::map<std::string, std::string>& extra)
     : impl_(std::make_unique<Impl>()), listener_(listener) {
   impl_->owner = this;
   // Offsets are stored and committed by hand: only once a command's terminal event is acked.
@@ -91,14 +93,13 @@ JobConsumer::JobConsumer(const KafkaConfig& config, const std::string& group_id,
       {"auto.offset.reset", "earliest"},
       {"enable.partition.eof", "false"},
   };
-  auto conf = kafka::makeConf({&defaults, &config.properties, &config.consumer_properties},
+  auto conf = kafka::makeConf({&defaults, &extra, &config.properties, &config.consumer_properties},
                               "kafka.properties / kafka.consumer_properties");
   rd_kafka_conf_set_rebalance_cb(conf.get(), &Impl::onRebalance);
   rd_kafka_conf_set_opaque(conf.get(), impl_.get());
   impl_->rk = kafka::makeHandle(RD_KAFKA_CONSUMER, std::move(conf));
   rd_kafka_poll_set_consumer(impl_->rk.get());
   impl_->queue.reset(rd_kafka_queue_get_consumer(impl_->rk.get()));
-  impl_->cooperative = std::string(rd_kafka_rebalance_protocol(impl_->rk.get())) == "COOPERATIVE";
 
   kafka::PartitionListPtr topics(rd_kafka_topic_partition_list_new(1));
   rd_kafka_topic_partition_list_add(topics.get(), topic.c_str(), RD_KAFKA_PARTITION_UA);

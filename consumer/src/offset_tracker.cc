@@ -25,6 +25,14 @@ std::map<TopicPartition, std::int64_t> OffsetTracker::takeCommittable() {
   return out;
 }
 
+std::map<TopicPartition, std::int64_t> OffsetTracker::watermarks() const {
+  std::map<TopicPartition, std::int64_t> out;
+  for (const auto& [tp, p] : partitions_) {
+    if (auto w = watermarkOf(p); w >= 0) out[tp] = w;
+  }
+  return out;
+}
+
 std::int64_t OffsetTracker::watermark(const TopicPartition& tp) const {
   auto it = partitions_.find(tp);
   return it == partitions_.end() ? -1 : watermarkOf(it->second);

@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "outpost/events/kafka.h"
+#include "outpost/events/out_record.h"
 
 namespace outpost {
 
@@ -58,8 +59,19 @@ KafkaProducer::~KafkaProducer() {
   rd_kafka_poll(impl_->rk.get(), 0);
 }
 
+void KafkaProducer::produce(const OutRecord& record, DeliveryCallback on_delivery) {
+  produceTo(record.topic, record.partition, record.key, record.value, record.headers,
+            std::move(on_delivery));
+}
+
 void KafkaProducer::produce(const std::string& topic, std::string_view key, std::string_view value,
                             const std::vector<Header>& headers, DeliveryCallback on_delivery) {
+  produceTo(topic, -1, key, value, headers, std::move(on_delivery));
+}
+
+void KafkaProducer::produceTo(const std::string& topic, std::int32_t partition,
+                              std::string_view key, std::string_view value,
+                              const std::vector<Header>& headers, DeliveryCallback on_delivery) {
   auto cb = std::make_unique<DeliveryCallback>(std::move(on_delivery));
   for (;;) {
     kafka::HeadersPtr hdrs;
@@ -73,6 +85,7 @@ void KafkaProducer::produce(const std::string& topic, std::string_view key, std:
     rd_kafka_headers_t* raw_headers = hdrs.get();
     rd_kafka_resp_err_t err =
         rd_kafka_producev(impl_->rk.get(), RD_KAFKA_V_TOPIC(topic.c_str()),
+                          RD_KAFKA_V_PARTITION(partition >= 0 ? partition : RD_KAFKA_PARTITION_UA),
                           RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
                           RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(raw_headers),

@@ -119,6 +119,7 @@ struct TransactionalPublisher::Impl {
   std::deque<TxnUnit> queue;         // guarded by mutex
   std::size_t in_flight = 0;         // taken by the thread, not yet reported; guarded by mutex
   bool closing = false;              // guarded by mutex
+  bool initialised = false;          // init_transactions succeeded once; guarded by mutex
   SteadyClock::time_point deadline;  // close()'s; guarded by mutex, valid when closing
   std::mutex close_mutex;            // serialises close() callers
 
@@ -280,6 +281,11 @@ struct TransactionalPublisher::Impl {
                     [&](int timeout) { return rd_kafka_init_transactions(rk.get(), timeout); });
       if (r.ok()) {
         ready = true;
+        {
+          std::lock_guard lock(mutex);
+          initialised = true;
+        }
+        cv.notify_all();
         spdlog::info("transactional producer {} ready", transactional_id);
         break;
       }
@@ -563,7 +569,7 @@ void TransactionalPublisher::submit(TxnUnit unit) {
     std::lock_guard lock(impl_->mutex);
     if (!impl_->closing) {
       impl_->queue.push_back(std::move(unit));
-      impl_->cv.notify_one();
+      impl_->cv.notify_all();  // the publisher thread, whichever else waits
       return;
     }
   }
@@ -582,6 +588,12 @@ void TransactionalPublisher::close(std::chrono::milliseconds timeout) {
   impl_->cv.notify_all();
   if (impl_->thread.joinable()) impl_->thread.join();
   impl_->rk.reset();
+}
+
+bool TransactionalPublisher::waitReady(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(impl_->mutex);
+  impl_->cv.wait_for(lock, timeout, [&] { return impl_->initialised || impl_->closing; });
+  return impl_->initialised && !impl_->closing;
 }
 
 TransactionalPublisherStats TransactionalPublisher::stats() const {

@@ -202,7 +202,7 @@ json LineageBuilder::outpostFacet(LineageEventType type, const v1::JobCommand& c
   json f = lineageFacet(outpostRunFacetSchemaUrl());
   if (!worker_.worker_id.empty()) f["workerId"] = worker_.worker_id;
   if (!worker_.pool.empty()) f["pool"] = worker_.pool;
-  f["attempt"] = c.attempt() == 0 ? 1u : c.attempt();
+  f["attempt"] = outcome.attempt ? *outcome.attempt : (c.attempt() == 0 ? 1u : c.attempt());
   if (c.max_attempts() > 0) f["maxAttempts"] = c.max_attempts();
   if (!c.job_type().empty()) f["template"] = c.job_type();
   if (!c.job_id().empty()) f["jobId"] = c.job_id();

@@ -462,6 +462,7 @@ TEST(Cancel, AControlTopicCreatedAfterTheWorkerStartedIsPickedUp) {
        {&topics.jobs, &topics.events, &topics.lineage, &topics.dlq, &topics.workers}) {
     createTopic(*t, 1);
   }
+  createTopic(topics.runs, 1, {{"cleanup.policy", "compact"}});
   WorkerProcess worker(topics, cancelOptions());
   ASSERT_TRUE(worker.waitForLog("control: topic " + topics.control + " does not exist yet"));
   // Fails if the worker had created it (it must not: the platform decides its partitions).

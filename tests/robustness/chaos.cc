@@ -61,18 +61,25 @@ WorkerProcess::Options chaosOptions(const std::string& pool) {
   o.pool = pool;
   o.slots = static_cast<unsigned>(knob("SLOTS", 4));
   o.consumer_properties = {{"session.timeout.ms", "6000"}, {"heartbeat.interval.ms", "1000"}};
+  // The assignor under test: librdkafka's default (eager range,roundrobin) or, for the comparison,
+  // cooperative-sticky.
+  if (auto assignor = knobText("ASSIGNOR", ""); !assignor.empty()) {
+    o.consumer_properties["partition.assignment.strategy"] = assignor;
+  }
   o.worker_yaml = "  log_level: " + knobText("LOG_LEVEL", "warn") + "\n";
   return o;
 }
 
 Fleet::Fleet(const Topics& topics, int size, WorkerProcess::Options options)
-    : topics_(topics), options_(std::move(options)), workers_(size), generation_(size, 0) {
+    : topics_(topics), options_(std::move(options)), workers_(size) {
   for (int i = 0; i < size; ++i) start(i);
 }
 
 void Fleet::start(int i) {
   auto o = options_;
-  o.id = options_.pool + "-w" + std::to_string(i) + "-g" + std::to_string(generation_[i]++);
+  // The same id for the same place: a restarted worker is the same static group member (no
+  // rebalance) and fences its predecessor's transactions.
+  o.id = options_.pool + "-w" + std::to_string(i);
   workers_[i].reset();  // the old one (reaped already) and its directory go first
   workers_[i] = std::make_unique<WorkerProcess>(topics_, o);
 }
@@ -172,7 +179,10 @@ void RunWatch::poll(std::chrono::milliseconds window) {
   const auto& records = reader_.records();
   for (; seen_ < records.size(); ++seen_) {
     v1::RunEvent e;
-    if (e.ParseFromString(records[seen_].value) && isTerminal(e.state())) ended_.insert(e.run_id());
+    // A FAILED that says the run goes on as the next attempt is not its end.
+    if (e.ParseFromString(records[seen_].value) && isTerminal(e.state()) && !e.retrying()) {
+      ended_.insert(e.run_id());
+    }
   }
 }
 

@@ -55,7 +55,6 @@ class Fleet {
   Topics topics_;
   WorkerProcess::Options options_;
   std::vector<std::unique_ptr<WorkerProcess>> workers_;
-  std::vector<int> generation_;
 };
 
 // Commands submitted from a thread of its own, `per_second` at most (0: as fast as the broker

@@ -369,6 +369,20 @@ TEST(ConfigRuns, ZeroOrNonNumericMaxAttemptsIsRejected) {
               AllOf(HasSubstr("'worker.max_attempts'"), HasSubstr("whole number")));
 }
 
+TEST(ConfigDelivery, ExactlyOnceByDefaultAtLeastOnceOnRequestAnythingElseRefused) {
+  EXPECT_TRUE(parseConfig("", {}).exactlyOnce());
+  EXPECT_FALSE(parseConfig("worker:\n  delivery: at-least-once\n", {}).exactlyOnce());
+  EXPECT_THAT(errorOf("worker:\n  delivery: at-most-once\n"),
+              HasSubstr("'worker.delivery' must be exactly-once or at-least-once"));
+}
+
+TEST(ConfigDelivery, AConfiguredWorkerIdIsStaticAndTheDefaultOneIsNot) {
+  EXPECT_FALSE(parseConfig("", {}).worker.static_id);
+  auto c = parseConfig("worker:\n  id: ingest-0\n", {});
+  EXPECT_TRUE(c.worker.static_id);
+  EXPECT_EQ(c.worker.id, "ingest-0");
+}
+
 TEST(ConfigTypes, ZeroSlotsIsRejected) {
   EXPECT_THAT(errorOf("worker:\n  slots: 0\n"), HasSubstr("'worker.slots' must be at least 1"));
 }

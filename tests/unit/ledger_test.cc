@@ -94,11 +94,31 @@ TEST(Ledger, CountsRunsWithMoreThanOneTerminalEventAndTheExtraEvents) {
   EXPECT_EQ(f.duplicate_terminal, 2);
   EXPECT_EQ(f.duplicate_terminal_extra, 3);
   EXPECT_THAT(f.duplicate_sample, ElementsAre(kA, kC));
-  // By the first terminal event of each run.
-  EXPECT_EQ(f.terminal_by_state.at("SUCCEEDED"), 1);
-  EXPECT_EQ(f.terminal_by_state.at("FAILED"), 1);
-  EXPECT_EQ(f.terminal_by_state.at("EXPIRED"), 1);
-  EXPECT_FALSE(f.terminal_by_state.contains("CANCELLED"));
+  // By the last terminal event of each run.
+  EXPECT_EQ(f.terminal_by_state.at("FAILED"), 2);
+  EXPECT_EQ(f.terminal_by_state.at("CANCELLED"), 1);
+  EXPECT_FALSE(f.terminal_by_state.contains("SUCCEEDED"));
+}
+
+TEST(Ledger, OneTerminalEventPerAttemptIsNoDuplicate) {
+  auto in = threeCommitted();
+  // Attempt 1's worker was lost: the next worker ends attempt 1, then runs attempt 2.
+  auto lost = ev(kA, v1::FAILED, "w2", 1);
+  lost.retrying = true;
+  in.events = {ev(kA, v1::STARTED, "w1", 1), lost,
+               ev(kA, v1::STARTED, "w2", 2), ev(kA, v1::SUCCEEDED, "w2", 2),
+               ev(kB, v1::SUCCEEDED, "w1", 2), ev(kB, v1::SUCCEEDED, "w2", 2)};
+  // The rerun of C never ended: its only terminal event says it goes on.
+  auto lost_c = ev(kC, v1::FAILED, "w2", 1);
+  lost_c.retrying = true;
+  in.events.push_back(lost_c);
+  auto f = countLedger(in);
+  EXPECT_EQ(f.lost_no_terminal, 1);
+  EXPECT_THAT(f.lost_sample, ElementsAre(kC));
+  EXPECT_EQ(f.duplicate_terminal, 1);
+  EXPECT_THAT(f.duplicate_sample, ElementsAre(kB));
+  EXPECT_EQ(f.terminal_by_state.at("SUCCEEDED"), 2);
+  EXPECT_EQ(f.reruns, 2);
 }
 
 TEST(Ledger, ARunStartedTwiceOrByTwoWorkersOrAttemptsIsARerun) {

@@ -35,6 +35,17 @@ TEST(OffsetTracker, WatermarkIsTheLowestOffsetInFlight) {
   EXPECT_EQ(t.inFlight(kJobs0), 2u);
 }
 
+TEST(OffsetTracker, WatermarksGivesEveryPartitionAgainAfterItWasTaken) {
+  OffsetTracker t;
+  t.begin(kJobs0, 5);
+  t.begin(kJobs1, 7);
+  t.complete(kJobs1, 7);
+  EXPECT_EQ(t.takeCommittable(), (Committable{{kJobs0, 5}, {kJobs1, 8}}));
+  EXPECT_TRUE(t.takeCommittable().empty()) << "nothing moved";
+  // A failed async commit is not retried by the consumer: the full set is committed again.
+  EXPECT_EQ(t.watermarks(), (Committable{{kJobs0, 5}, {kJobs1, 8}}));
+}
+
 TEST(OffsetTracker, OffsetZeroIsCommittable) {
   OffsetTracker t;
   t.begin(kJobs0, 0);

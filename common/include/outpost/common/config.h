@@ -139,6 +139,14 @@ struct WorkerConfig {
   // Times a run may be started before it ends FAILED "worker lost N times" instead of running
   // again, when no worker lived to finish it; JobCommand.max_attempts overrides it. At least 1.
   unsigned max_attempts = 3;
+  // "exactly-once": a run's terminal event, its final lineage record and its command's offset are
+  // committed in one Kafka transaction (readers use isolation.level=read_committed).
+  // "at-least-once": no transactions (for brokers without them); the offset is committed after
+  // the terminal event is acknowledged, so a crash in between publishes it twice.
+  std::string delivery = "exactly-once";
+  // Set when worker.id is configured: it is then also the consumer's group.instance.id (static
+  // membership, so that a restart under the same id does not reshuffle the partitions).
+  bool static_id = false;
   // trace, debug, info, warn, error.
   std::string log_level = "info";
 };
@@ -294,6 +302,7 @@ inline constexpr std::array<std::string_view, 6> kSecretProviders = {"env",   "f
                                                                      "vault", "gcp-sm", "azure-kv"};
 
 struct Config {
+  bool exactlyOnce() const { return worker.delivery == "exactly-once"; }
   WorkerConfig worker;
   KafkaConfig kafka;
   TopicsConfig topics;

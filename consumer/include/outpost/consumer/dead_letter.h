@@ -5,7 +5,7 @@
 #include <string>
 
 #include "outpost/consumer/job_consumer.h"
-#include "outpost/events/producer.h"
+#include "outpost/events/out_record.h"
 
 namespace outpost {
 
@@ -16,9 +16,8 @@ inline constexpr const char* kDlqPartitionHeader = "outpost.dlq.source.partition
 inline constexpr const char* kDlqOffsetHeader = "outpost.dlq.source.offset";
 inline constexpr const char* kDlqWorkerHeader = "outpost.dlq.worker";
 
-// Produces the original key, value and headers to `dlq_topic`, plus the outpost.dlq.* headers.
-void sendToDeadLetter(KafkaProducer& producer, const std::string& dlq_topic,
-                      const ConsumedMessage& message, const std::string& reason,
-                      const std::string& worker_id, DeliveryCallback on_delivery);
+// The original key, value and headers for `dlq_topic`, plus the outpost.dlq.* headers.
+OutRecord deadLetterRecord(const std::string& dlq_topic, const ConsumedMessage& message,
+                           const std::string& reason, const std::string& worker_id);
 
 }  // namespace outpost

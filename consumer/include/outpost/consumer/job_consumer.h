@@ -42,8 +42,9 @@ class RebalanceListener {
 class JobConsumer {
  public:
   // Throws ConfigError when the configuration is refused.
+  // `extra` (e.g. group.instance.id) goes under the configuration's own properties.
   JobConsumer(const KafkaConfig& config, const std::string& group_id, const std::string& topic,
-              RebalanceListener& listener);
+              RebalanceListener& listener, const std::map<std::string, std::string>& extra = {});
   ~JobConsumer();
   JobConsumer(const JobConsumer&) = delete;
   JobConsumer& operator=(const JobConsumer&) = delete;

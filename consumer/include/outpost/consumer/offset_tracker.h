@@ -20,6 +20,9 @@ class OffsetTracker {
   // The offset to commit for each partition whose watermark moved since the last call: the
   // lowest offset not yet done (or one past the highest taken, when all are done).
   std::map<TopicPartition, std::int64_t> takeCommittable();
+  // Every partition's watermark, moved or not: committed again now and then, since an async
+  // commit that failed is not retried by the consumer.
+  std::map<TopicPartition, std::int64_t> watermarks() const;
   // Same, but only for one partition, even if it did not move (for revocation).
   std::int64_t watermark(const TopicPartition& tp) const;
   // Drops a partition's state (it was revoked or lost).

@@ -29,6 +29,8 @@ struct DeliveryReport {
 // Called once per produced message, on the producer's delivery thread: keep it short.
 using DeliveryCallback = std::function<void(const DeliveryReport&)>;
 
+struct OutRecord;  // out_record.h
+
 class KafkaProducer {
  public:
   // Throws ConfigError when the configuration is refused. `extra` is applied last.
@@ -42,6 +44,8 @@ class KafkaProducer {
   // through the callback, never thrown.
   void produce(const std::string& topic, std::string_view key, std::string_view value,
                const std::vector<Header>& headers, DeliveryCallback on_delivery);
+  // The same for a record that may name its partition (OutRecord::partition >= 0).
+  void produce(const OutRecord& record, DeliveryCallback on_delivery);
 
   // Waits until every queued message is delivered or failed; false on timeout.
   bool flush(std::chrono::milliseconds timeout);
@@ -50,6 +54,9 @@ class KafkaProducer {
   int outstanding() const;
 
  private:
+  void produceTo(const std::string& topic, std::int32_t partition, std::string_view key,
+                 std::string_view value, const std::vector<Header>& headers,
+                 DeliveryCallback on_delivery);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

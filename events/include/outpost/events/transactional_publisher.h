@@ -147,6 +147,11 @@ class TransactionalPublisher {
   // though the broker may still have committed it; that can only happen here.
   void close(std::chrono::milliseconds timeout);
 
+  // Waits until the producer has initialised its transactions once (which fences a predecessor
+  // with the same transactional.id and aborts what it left open, so that read_committed readers
+  // see past it); false on timeout or once closed.
+  bool waitReady(std::chrono::milliseconds timeout);
+
   TransactionalPublisherStats stats() const;
   // Units submitted and not yet reported.
   std::size_t pending() const;

@@ -32,6 +32,8 @@ struct LineageOutcome {
   // Events the job wrote itself that were forwarded / refused (see child_events.h).
   std::optional<std::uint64_t> child_events_forwarded;
   std::optional<std::uint64_t> child_events_rejected;
+  // The attempt when it is not the command's (a rerun after a lost worker is the next one).
+  std::optional<std::uint32_t> attempt;
 };
 
 // The worker-wide part of the `outpost` run facet.

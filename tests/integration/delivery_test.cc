@@ -1,0 +1,186 @@
+// Delivery across workers: a worker lost mid-run, a job that kills its worker every time, a
+// command already past its deadline, and both delivery modes' terminal events and offsets.
+#include <chrono>
+#include <thread>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "harness.h"
+
+namespace outpost::test {
+namespace {
+
+using ::testing::HasSubstr;
+using namespace std::chrono_literals;
+
+// The worker runs the template directly, so $PPID is the worker (its name is checked so that a
+// mistake cannot kill something else).
+const std::string kPoison = R"(  poison:
+    argv: [sh, -c, "w=$PPID; if [ \"$(cat /proc/$w/comm)\" = outpost ]; then kill -9 $w; sleep 5; fi; exit 3"]
+    allow_shell: true
+    recipe: none
+)";
+
+std::vector<v1::RunEvent> eventsOf(const std::vector<Record>& records, const std::string& run_id) {
+  std::vector<v1::RunEvent> out;
+  for (auto& e : decodeEvents(records)) {
+    if (e.run_id() == run_id) out.push_back(std::move(e));
+  }
+  return out;
+}
+
+TEST(Delivery, ARunWhoseWorkerIsLostEndsThatAttemptAndRunsAgainAsTheNext) {
+  auto topics = createTopics("lost", 1);
+  WorkerProcess::Options o;
+  o.id = uniqueName("worker");  // the same id again: a static member, back without a rebalance
+  auto first = std::make_unique<WorkerProcess>(topics, o);
+  auto c = makeCommand("sleep", {{"secs", "1"}});
+  submit(topics, c);
+  TopicReader events(topics.events);
+  ASSERT_TRUE(events.readUntil([&](const auto& r) {
+    for (const auto& e : eventsOf(r, c.run_id())) {
+      if (e.state() == v1::STARTED) return true;
+    }
+    return false;
+  }));
+  EXPECT_EQ(first->crash(), -SIGKILL);
+  WorkerProcess second(topics, o);
+  ASSERT_TRUE(events.readUntil([&](const auto& r) { return terminalByRun(r)[c.run_id()].size() >= 2; }))
+      << second.log();
+  events.readFor(500ms);
+  // Attempt 1 ended FAILED (its worker was lost), attempt 2 ran it to the end: one terminal
+  // event each, and attempt 2's events say it is a redelivery.
+  std::map<std::uint32_t, std::vector<v1::RunState>> terminal;
+  for (const auto& e : eventsOf(events.records(), c.run_id())) {
+    if (isTerminal(e.state())) terminal[e.attempt()].push_back(e.state());
+    if (e.attempt() == 2) {
+      EXPECT_TRUE(e.redelivered()) << v1::RunState_Name(e.state());
+    }
+    if (e.attempt() == 1 && e.state() == v1::FAILED) {
+      EXPECT_THAT(e.message(), HasSubstr("worker " + o.id + " was lost"));
+      EXPECT_TRUE(e.retrying()) << "the run goes on";
+    }
+    if (e.attempt() == 2 && isTerminal(e.state())) {
+      EXPECT_FALSE(e.retrying());
+    }
+  }
+  EXPECT_EQ(terminal[1], std::vector<v1::RunState>{v1::FAILED});
+  EXPECT_EQ(terminal[2], std::vector<v1::RunState>{v1::SUCCEEDED});
+  EXPECT_EQ(waitForCommitted(second.group(), topics.jobs, 1, 1), 1);
+  EXPECT_EQ(second.terminate(), 0);
+}
+
+TEST(Delivery, AJobThatKillsItsWorkerEveryTimeEndsFailedAfterMaxAttemptsAndOthersRun) {
+  auto topics = createTopics("poison", 1);
+  WorkerProcess::Options o;
+  o.id = uniqueName("worker");
+  o.templates = standardTemplates() + kPoison;
+  o.worker_yaml = "  max_attempts: 2\n";
+  auto poison = makeCommand("poison");
+  auto other = makeCommand("ok", {{"n", "1"}});
+  submit(topics, poison);
+  TopicReader events(topics.events);
+  auto settled = [&](const std::vector<Record>& r) {
+    bool given_up = false, other_done = false;
+    for (const auto& e : eventsOf(r, poison.run_id())) given_up |= e.attempt() == 2 && isTerminal(e.state());
+    for (const auto& e : eventsOf(r, other.run_id())) other_done |= e.state() == v1::SUCCEEDED;
+    return given_up && other_done;
+  };
+  int deaths = 0;
+  for (int round = 0; round < 5; ++round) {
+    WorkerProcess w(topics, o);
+    // It dies (the poison started again), or it gives the poison up and lives.
+    while (w.running() && !settled(events.records())) events.readFor(200ms);
+    if (w.running()) {
+      EXPECT_EQ(w.terminate(), 0);
+      break;
+    }
+    // The other command runs next to the poison's last start only (so it is lost at most once).
+    if (++deaths == 1) submit(topics, other);
+    ASSERT_LE(deaths, 2) << "more deaths than max_attempts allows\n" << w.log();
+  }
+  EXPECT_EQ(deaths, 2) << "one death per start that max_attempts allows";
+  events.readFor(500ms);
+  // One terminal event per attempt: attempt 1 ended by the worker that found it lost, attempt 2
+  // (the last allowed) given up by the next one.
+  std::map<std::uint32_t, std::vector<std::string>> poison_ends;
+  for (const auto& e : eventsOf(events.records(), poison.run_id())) {
+    if (isTerminal(e.state())) {
+      EXPECT_EQ(e.state(), v1::FAILED);
+      EXPECT_EQ(e.retrying(), e.attempt() == 1) << "only the last end is the outcome";
+      poison_ends[e.attempt()].push_back(e.message());
+    }
+  }
+  ASSERT_EQ(poison_ends.size(), 2u);
+  ASSERT_EQ(poison_ends[1].size(), 1u);
+  EXPECT_THAT(poison_ends[1].front(), HasSubstr("was lost while running it"));
+  ASSERT_EQ(poison_ends[2].size(), 1u);
+  EXPECT_THAT(poison_ends[2].front(), HasSubstr("worker lost 2 times"));
+  // The other command: lost with its worker or not, it ended SUCCEEDED exactly once.
+  int succeeded = 0;
+  for (const auto& e : eventsOf(events.records(), other.run_id())) {
+    if (!isTerminal(e.state())) continue;
+    if (e.state() == v1::SUCCEEDED) {
+      ++succeeded;
+    } else {
+      EXPECT_THAT(e.message(), HasSubstr("was lost while running it"));
+    }
+  }
+  EXPECT_EQ(succeeded, 1);
+}
+
+TEST(Delivery, ACommandAlreadyPastItsDeadlineIsExpiredNotRun) {
+  auto topics = createTopics("expired", 1);
+  WorkerProcess worker(topics, {});
+  auto late = makeCommand("ok", {{"n", "1"}});
+  late.set_not_after_ms(1);  // long past
+  submit(topics, late);
+  TopicReader events(topics.events);
+  ASSERT_TRUE(events.readUntil([&](const auto& r) { return terminalByRun(r).contains(late.run_id()); }));
+  auto evs = eventsOf(events.records(), late.run_id());
+  ASSERT_EQ(evs.size(), 1u) << "no STARTED: it never ran";
+  EXPECT_EQ(evs.front().state(), v1::EXPIRED);
+  EXPECT_EQ(waitForCommitted(worker.group(), topics.jobs, 1, 1), 1);
+  EXPECT_EQ(worker.terminate(), 0);
+}
+
+class DeliveryModes : public ::testing::TestWithParam<std::string> {};
+
+// In both modes every command (succeeding or failing) ends with one terminal event and its
+// offset committed.
+TEST_P(DeliveryModes, EveryCommandEndsOnceAndItsOffsetIsCommitted) {
+  auto topics = createTopics("modes", 2);
+  WorkerProcess::Options o;
+  o.worker_yaml = "  delivery: " + GetParam() + "\n";
+  WorkerProcess worker(topics, o);
+  std::vector<v1::JobCommand> commands;
+  for (int i = 0; i < 20; ++i) {
+    commands.push_back(i % 5 == 4 ? makeCommand("exit", {{"code", "1"}})
+                                  : makeCommand("ok", {{"n", std::to_string(i)}}));
+    commands.back().set_job_id("job-" + std::to_string(i));
+    submit(topics, commands.back());
+  }
+  TopicReader events(topics.events);
+  ASSERT_TRUE(events.readUntil([&](const auto& r) { return terminalByRun(r).size() >= 20; }));
+  EXPECT_EQ(waitForCommitted(worker.group(), topics.jobs, 2, 20), 20);
+  events.readFor(300ms);
+  auto terminal = terminalByRun(events.records());
+  for (const auto& c : commands) {
+    ASSERT_EQ(terminal[c.run_id()].size(), 1u) << c.run_id();
+    EXPECT_EQ(terminal[c.run_id()].front().state(),
+              c.job_type() == "exit" ? v1::FAILED : v1::SUCCEEDED);
+  }
+  EXPECT_THAT(worker.log(), HasSubstr(GetParam()));
+  EXPECT_EQ(worker.terminate(), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Delivery, DeliveryModes,
+                         ::testing::Values("exactly-once", "at-least-once"),
+                         [](const auto& param_info) {
+                           return param_info.param == "exactly-once" ? "ExactlyOnce"
+                                                                     : "AtLeastOnce";
+                         });
+
+}  // namespace
+}  // namespace outpost::test
