@@ -559,7 +559,17 @@ void Worker::recordStart(Run& run) {
     TxnUnit unit;
     unit.records = {std::move(*lost), std::move(start)};
     unit.done = [this, id = run.id](const TxnOutcome& o) {
-      post([this, id, o] { onStartRecorded(id, o.committed(), o.reason); });
+      post([this, id, o] {
+        auto it = runs_.find(id);
+        if (it == runs_.end()) return;
+        Run& r = it->second;
+        if (o.status == TxnOutcome::Status::kAborted && r.tracked) {
+          // Aborted for a reason outside it (e.g. a transaction before it): write it again.
+          --r.pending_acks;
+          return recordStart(r);
+        }
+        onStartRecorded(id, o.committed(), o.reason);
+      });
     };
     txn_->submit(std::move(unit));
     return;
@@ -964,9 +974,11 @@ void Worker::onCommitted(std::uint64_t id, const TxnOutcome& outcome) {
     case TxnOutcome::Status::kAborted:
       if (run.tracked) {
         // E.g. the producer was fenced or the broker was away too long: write it again, with the
-        // offsets and group generation of now.
+        // offsets and group generation of now. Until then its offset is not done again, so that
+        // no other run's transaction commits past it.
         spdlog::warn("run {}: its end was not committed ({}); writing it again",
                      run.command.run_id(), outcome.reason);
+        offsets_.begin(run.tp, run.offset);
         run.submitted = false;
       } else {
         spdlog::warn("run {}: its end was not committed ({}) and its partition went elsewhere",

@@ -464,9 +464,21 @@ struct TransactionalPublisher::Impl {
       return;
     }
     if (a.refused.empty()) {
-      spdlog::warn("transactional producer {}: {} unit(s) aborted: {}", transactional_id,
-                   units.size(), a.reason);
+      // The units waiting behind these were given offsets that count these as done: they are
+      // aborted too, so that none of them commits past an end that was not written. The owner
+      // resubmits them all, in order, with offsets taken afresh.
+      std::deque<TxnUnit> behind;
+      {
+        std::lock_guard lock(mutex);
+        behind.swap(queue);
+        in_flight += behind.size();
+      }
+      spdlog::warn("transactional producer {}: {} unit(s) aborted, {} waiting behind them: {}",
+                   transactional_id, units.size(), behind.size(), a.reason);
       for (auto& u : units) finish(u, TxnOutcome::Status::kAborted, a.reason);
+      for (auto& u : behind) {
+        finish(u, TxnOutcome::Status::kAborted, "a transaction before it aborted: " + a.reason);
+      }
       return;
     }
     // Some records were refused. A unit is rejected when the refusal is surely its own (refused

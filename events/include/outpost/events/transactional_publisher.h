@@ -73,8 +73,9 @@ struct TxnOutcome {
 //   to the committed offsets and resubmits the unit with offsets and group metadata taken afresh
 //   from its consumer, or drops it when it no longer owns the unit's partitions (the next owner
 //   redoes that work). Resubmitting with the same stale metadata fails the same way.
-// - Units with different `group` pointers never share a transaction, so a stale generation only
-//   aborts its own units. JobConsumer::groupMetadata() returns the same pointer for as long as the
+// - When a transaction aborts, the units still waiting behind it are reported kAborted too (their
+//   offsets may count the aborted units as done), so the owner resubmits all of them in order.
+// - Units with different `group` pointers never share a transaction. JobConsumer::groupMetadata() returns the same pointer for as long as the
 //   generation and member stay the same.
 struct TxnUnit {
   // Written in this order; in the same transaction as the offsets.
