@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <set>
+#include <utility>
 
 #include <spdlog/spdlog.h>
 
@@ -184,8 +185,8 @@ int Worker::run(const std::atomic<bool>& stop) {
   auto last_status = clock_.steadyNow();
   auto housekeeping = [&] {
     drainInbox();
-    // Runs can start once others retired too (a rerun waits for that; see dispatch).
-    if (!queue_.empty() && running_ < config_.worker.slots) {
+    // A rerun waiting to run alone can start once the others retired (see dispatch).
+    if (std::exchange(retired_, false) && !queue_.empty()) {
       dispatch();
       updatePause();
     }
@@ -521,7 +522,7 @@ void Worker::endWithoutRunning(Run& run, v1::RunState state, const std::string& 
     // The lost worker wrote the attempt's START; this ends it.
     LineageOutcome lo;
     lo.message = message;
-    publishLineage(run, LineageEventType::kFail, lo);
+    publishLineage(run, LineageEventType::kFail, std::move(lo));
   }
   maybeRetire(run);
 }
@@ -658,7 +659,7 @@ void Worker::onStarted(std::uint64_t id, std::chrono::system_clock::time_point s
   it->second.started_at = started_at;
   LineageOutcome lineage_start;
   lineage_start.started_at = started_at;
-  publishLineage(it->second, LineageEventType::kStart, lineage_start);
+  publishLineage(it->second, LineageEventType::kStart, std::move(lineage_start));
 }
 
 void Worker::onLog(std::uint64_t id, LogBatch batch) {
@@ -707,7 +708,7 @@ void Worker::onHeartbeat(std::uint64_t id, const Heartbeat& hb) {
   if (config_.lineage.running_events) {
     LineageOutcome progress;
     progress.started_at = it->second.started_at;
-    publishLineage(it->second, LineageEventType::kRunning, progress);
+    publishLineage(it->second, LineageEventType::kRunning, std::move(progress));
   }
 }
 
@@ -796,7 +797,7 @@ void Worker::onFinished(std::uint64_t id, RunOutcome o) {
     lo.started_at = o.started_at;
     lo.run_duration = o.duration;
   }
-  publishLineage(run, lineage, lo);
+  publishLineage(run, lineage, std::move(lo));
 
   dispatch();
   updatePause();
@@ -843,11 +844,10 @@ void Worker::publishEvent(Run& run, const v1::RunEvent& event) {
                      });
 }
 
-void Worker::publishLineage(Run& run, LineageEventType type, const LineageOutcome& outcome) {
+void Worker::publishLineage(Run& run, LineageEventType type, LineageOutcome outcome) {
   if (!config_.lineage.enabled) return;
-  LineageOutcome o = outcome;
-  o.attempt = run.admission.attempt;
-  auto doc = lineage_.build(type, run.command, clock_.now(), o);
+  outcome.attempt = run.admission.attempt;
+  auto doc = lineage_.build(type, run.command, clock_.now(), outcome);
   sendLineage(run, lineage_.kafkaKey(run.command), doc.dump());
 }
 
@@ -911,6 +911,7 @@ void Worker::maybeRetire(Run& run) {
                clock_.now() + config_.worker.cancel_memory);
   }
   runs_.erase(run.id);
+  retired_ = true;
 }
 
 // Admitted commands wait in queue_ for a slot; the partitions pause only once max_queued of them

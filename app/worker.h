@@ -119,7 +119,7 @@ class Worker final : public RebalanceListener {
   void handleChildLineage(Run& run, std::vector<ChildLineageResult> results);
   v1::RunEvent newEvent(Run& run, v1::RunState state);
   void publishEvent(Run& run, const v1::RunEvent& event);
-  void publishLineage(Run& run, LineageEventType type, const LineageOutcome& outcome = {});
+  void publishLineage(Run& run, LineageEventType type, LineageOutcome outcome = {});
   // One lineage record to every configured transport (Kafka, HTTP), acknowledged per transport.
   void sendLineage(Run& run, const std::string& key, std::string json);
   void acknowledged(std::uint64_t id);
@@ -178,6 +178,7 @@ class Worker final : public RebalanceListener {
   std::map<std::string, unsigned> running_per_template_;
   std::size_t running_ = 0;
   std::uint64_t alone_ = 0;  // the rerun that runs alone (see dispatch), while it runs
+  bool retired_ = false;     // a run retired since the loop last dispatched
   std::uint64_t next_id_ = 1;
   bool draining_ = false;
   // Bounded (and expiring after cancel_memory) so a flood of cancels cannot exhaust memory.
