@@ -156,7 +156,10 @@ class Worker final : public RebalanceListener {
   std::unique_ptr<SecretResolver> resolver_;
 
   // Declared after the inbox: callbacks from these post into it, so they must go first.
+  // Events, lineage, status, dead letters: lingers to batch (kEventsLinger).
   std::unique_ptr<KafkaProducer> producer_;
+  // The runs topic's start records: a launch waits for one, so this one never lingers.
+  std::unique_ptr<KafkaProducer> start_producer_;
   std::unique_ptr<TransactionalPublisher> txn_;  // exactly-once only
   std::unique_ptr<RunStore> run_store_;
   std::unique_ptr<HttpLineageTransport> lineage_http_;  // lineage.transport http or both

@@ -252,6 +252,7 @@ class CpuWindow {
       report.figure("worker_cpu_per_job" + suffix, worker / jobs, "ms", 3);
       report.figure("jobs_cpu_per_job" + suffix, children / jobs, "ms", 3);
       if (broker_ > 0) report.figure("broker_cpu_per_job" + suffix, broker / jobs, "ms", 3);
+      report.figure("bench_cpu_per_job" + suffix, bench / jobs, "ms", 3);
     }
     if (machine_total <= 0) return;
     report.figure("machine_cpu_busy" + suffix, 100 * machine_busy / machine_total, "%", 0);

@@ -561,7 +561,6 @@ TransactionalPublisher::TransactionalPublisher(const KafkaConfig& config,
       {"enable.idempotence", "true"},
       {"acks", "all"},
       {"linger.ms", "2"},
-      {"compression.type", "lz4"},
       {"transaction.timeout.ms", "60000"},
   };
   impl_->properties = config.properties;

@@ -59,12 +59,22 @@ std::string sanitizeUtf8(std::string_view in, bool drop_leading_partial) {
   return out;
 }
 
-TailBuffer::TailBuffer(std::size_t capacity) : ring_(capacity) {}
+TailBuffer::TailBuffer(std::size_t capacity) : capacity_(capacity) {}
 
 void TailBuffer::append(std::string_view bytes) {
   total_ += bytes.size();
-  const std::size_t cap = ring_.size();
+  const std::size_t cap = capacity_;
   if (cap == 0) return;
+  // Grown as output arrives, not allocated up front: most runs print little, and a run that
+  // allocated (and zeroed) the whole capacity cost the supervisor a page-faulting 64 KiB each.
+  if (ring_.size() < cap && bytes.size() < cap) {
+    const std::size_t fits = std::min(bytes.size(), cap - ring_.size());
+    ring_.insert(ring_.end(), bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(fits));
+    size_ = ring_.size();
+    bytes.remove_prefix(fits);
+    if (bytes.empty()) return;
+  }
+  if (ring_.size() < cap) ring_.resize(cap);
   if (bytes.size() >= cap) {
     bytes = bytes.substr(bytes.size() - cap);
     std::copy(bytes.begin(), bytes.end(), ring_.begin());

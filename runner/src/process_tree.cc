@@ -206,11 +206,12 @@ std::unique_ptr<Cgroup> CgroupPool::acquire() {
     spdlog::warn("cannot create cgroup {}: {}; using the /proc scan", c->dir, std::strerror(errno));
     return nullptr;
   }
+  c->dir_fd.reset(::open(c->dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   c->procs = openIn(c->dir, "cgroup.procs", O_WRONLY);
   c->kill = openIn(c->dir, "cgroup.kill", O_WRONLY);
   c->events = openIn(c->dir, "cgroup.events", O_RDONLY);
   c->cpu = openIn(c->dir, "cpu.stat", O_RDONLY);
-  if (!c->procs || !c->kill || !c->events || !c->cpu) {
+  if (!c->dir_fd || !c->procs || !c->kill || !c->events || !c->cpu) {
     spdlog::warn("cannot open the files of cgroup {}: {}; using the /proc scan", c->dir,
                  std::strerror(errno));
     ::rmdir(c->dir.c_str());

@@ -37,7 +37,8 @@ class CgroupRoot {
 // pread/write instead of a path lookup each.
 struct Cgroup {
   std::string dir;
-  UniqueFd procs;   // cgroup.procs, written by the child before exec
+  UniqueFd dir_fd;  // the directory itself, for clone3's CLONE_INTO_CGROUP
+  UniqueFd procs;   // cgroup.procs, written by the child before exec when clone3 cannot be used
   UniqueFd kill;    // cgroup.kill
   UniqueFd events;  // cgroup.events ("populated 0|1")
   UniqueFd cpu;     // cpu.stat
@@ -83,7 +84,9 @@ class ProcessTree {
   ProcessTree(const ProcessTree&) = delete;
   ProcessTree& operator=(const ProcessTree&) = delete;
 
-  // The cgroup.procs descriptor the child writes itself into before exec; -1 without a cgroup.
+  // The cgroup's directory, to start the child in it, and its cgroup.procs, for a child that
+  // joins it itself; -1 without a cgroup.
+  int cgroupDirFd() const { return cgroup_ ? cgroup_->dir_fd.get() : -1; }
   int cgroupProcsFd() const { return cgroup_ ? cgroup_->procs.get() : -1; }
   bool usesCgroup() const { return cgroup_ != nullptr; }
 

@@ -474,7 +474,8 @@ struct Supervisor::Impl {
     child->started_steady = Steady::now();
     auto pid =
         launcher.launch(plan, LaunchIo{stdin_fd ? stdin_fd.get() : dev_null.get(), write_end.get(),
-                                       child->tree->cgroupProcsFd(), lineage_write.get()});
+                                       child->tree->cgroupDirFd(), child->tree->cgroupProcsFd(),
+                                       lineage_write.get()});
     if (!pid) return failToStart(cmd, pid.error());
     write_end.reset();  // the child holds its copy; EOF comes when every holder is gone
     lineage_write.reset();

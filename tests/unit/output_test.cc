@@ -229,22 +229,26 @@ TEST(TailBuffer, ExactlyCapacityDropsNothing) {
   EXPECT_EQ(t.droppedBytes(), 0u);
 }
 
-TEST(TailBuffer, KeepsTheLastBytesAcrossManySmallAppends) {
+// Small appends, and appends up to 2.5 times the capacity: filling the buffer (it grows as bytes
+// arrive), overflowing it in the middle of an append, and wrapping.
+TEST(TailBuffer, KeepsTheLastBytesAcrossAppendsOfEverySize) {
   constexpr std::size_t kCap = 100;
-  TailBuffer t(kCap);
-  std::string all;
-  std::mt19937 rng(7);
-  std::uniform_int_distribution<int> len(0, 37);
-  std::uniform_int_distribution<int> letter('a', 'z');
-  for (int i = 0; i < 1000; ++i) {
-    std::string chunk(static_cast<std::size_t>(len(rng)), ' ');
-    for (auto& c : chunk) c = static_cast<char>(letter(rng));
-    t.append(chunk);
-    all += chunk;
-    std::string want = all.size() > kCap ? all.substr(all.size() - kCap) : all;
-    ASSERT_EQ(t.text(), want) << "after append " << i;
-    ASSERT_EQ(t.totalBytes(), all.size());
-    ASSERT_EQ(t.droppedBytes(), all.size() - want.size());
+  for (int longest : {37, 250}) {
+    TailBuffer t(kCap);
+    std::string all;
+    std::mt19937 rng(7);
+    std::uniform_int_distribution<int> len(0, longest);
+    std::uniform_int_distribution<int> letter('a', 'z');
+    for (int i = 0; i < 1000; ++i) {
+      std::string chunk(static_cast<std::size_t>(len(rng)), ' ');
+      for (auto& c : chunk) c = static_cast<char>(letter(rng));
+      t.append(chunk);
+      all += chunk;
+      std::string want = all.size() > kCap ? all.substr(all.size() - kCap) : all;
+      ASSERT_EQ(t.text(), want) << "longest " << longest << ", after append " << i;
+      ASSERT_EQ(t.totalBytes(), all.size());
+      ASSERT_EQ(t.droppedBytes(), all.size() - want.size());
+    }
   }
 }
 

@@ -5,9 +5,11 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -601,6 +603,54 @@ TEST_F(SupervisorTest, OutputFloodIsCountedExactlyAndTheTailStaysBounded) {
   for (std::size_t i = 0; i < kTailBytes / 2; ++i) want += "y\n";
   EXPECT_EQ(o.tail.size(), want.size());
   EXPECT_TRUE(o.tail == want) << "tail starts: " << o.tail.substr(0, 120);
+}
+
+// The run's process starts inside its own cgroup (clone3 with CLONE_INTO_CGROUP), so even what it
+// does before exec cannot happen outside it; with a cgroup of its own, not the worker's.
+TEST_F(SupervisorTest, WithCgroupsARunStartsInACgroupOfItsOwn) {
+  if (!supervisor_->usesCgroups()) GTEST_SKIP() << supervisor_->cgroupNote();
+  std::ifstream mine("/proc/self/cgroup");
+  std::string worker_cgroup((std::istreambuf_iterator<char>(mine)), {});
+  RunOutcome first = run(sh("cat /proc/self/cgroup"));
+  RunOutcome second = run(sh("cat /proc/self/cgroup"));
+  for (const auto& o : {first, second}) {
+    EXPECT_EQ(o.exit_code, 0) << o.tail;
+    EXPECT_THAT(o.tail, HasSubstr("/run-" + std::to_string(::getpid()) + "-")) << o.tail;
+    EXPECT_NE(o.tail, worker_cgroup);
+  }
+  // One run after the other may reuse a cgroup; two at once never share one.
+  auto a = launch(plan(sh("cat /proc/self/cgroup; sleep 1")));
+  auto b = launch(plan(sh("cat /proc/self/cgroup; sleep 1")));
+  EXPECT_NE(await(*a).tail, await(*b).tail);
+}
+
+// Where clone3 is refused (an old kernel, a seccomp policy), the child joins the cgroup itself by
+// writing cgroup.procs before exec: the launcher's fallback, given only that descriptor.
+TEST_F(SupervisorTest, WithOnlyCgroupProcsTheChildJoinsTheCgroupBeforeExec) {
+  if (!supervisor_->usesCgroups()) GTEST_SKIP() << supervisor_->cgroupNote();
+  const std::string prefix = "per-run cgroups under ";
+  ASSERT_TRUE(supervisor_->cgroupNote().starts_with(prefix)) << supervisor_->cgroupNote();
+  const std::string dir =
+      supervisor_->cgroupNote().substr(prefix.size()) + "/test-" + std::to_string(::getpid());
+  ASSERT_EQ(::mkdir(dir.c_str(), 0755), 0) << dir << ": " << std::strerror(errno);
+  int procs = ::open((dir + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC);
+  ASSERT_GE(procs, 0);
+  int fds[2];
+  ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
+  int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  auto p = plan(sh("cat /proc/self/cgroup"));
+  fs::create_directories(p.run_dir);
+  auto pid = launcher_.launch(p, LaunchIo{devnull, fds[1], -1, procs, -1});
+  ::close(fds[1]);
+  ASSERT_TRUE(pid.has_value()) << pid.error();
+  std::string out;
+  char buf[512];
+  for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;) out.append(buf, static_cast<std::size_t>(n));
+  int status = 0;
+  ::waitpid(*pid, &status, 0);
+  for (int fd : {fds[0], procs, devnull}) ::close(fd);
+  EXPECT_THAT(out, HasSubstr("/test-" + std::to_string(::getpid()) + "\n"));
+  EXPECT_EQ(::rmdir(dir.c_str()), 0) << std::strerror(errno);
 }
 
 TEST_F(SupervisorTest, GrandchildLeftInTheGroupDoesNotKeepTheRunAliveAndIsKilled) {

@@ -33,8 +33,10 @@ struct OutRecord;  // out_record.h
 
 class KafkaProducer {
  public:
-  // Throws ConfigError when the configuration is refused. `extra` is applied last.
-  KafkaProducer(const KafkaConfig& config, const std::map<std::string, std::string>& extra);
+  // Throws ConfigError when the configuration is refused. `defaults` go over the built-in
+  // defaults and under kafka.properties / producer_properties; `extra` is applied last.
+  KafkaProducer(const KafkaConfig& config, const std::map<std::string, std::string>& extra,
+                const std::map<std::string, std::string>& defaults = {});
   ~KafkaProducer();
   KafkaProducer(const KafkaProducer&) = delete;
   KafkaProducer& operator=(const KafkaProducer&) = delete;

@@ -25,8 +25,9 @@ class TailBuffer {
   std::string text() const;
 
  private:
-  std::vector<char> ring_;
-  std::size_t start_ = 0;  // index of the oldest kept byte
+  std::size_t capacity_;
+  std::vector<char> ring_;  // grows to capacity_ as bytes arrive, then wraps
+  std::size_t start_ = 0;   // index of the oldest kept byte
   std::size_t size_ = 0;
   std::uint64_t total_ = 0;
 };

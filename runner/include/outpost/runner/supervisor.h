@@ -24,7 +24,8 @@ namespace outpost {
 struct LaunchIo {
   int stdin_fd = -1;
   int output_fd = -1;        // stdout and stderr
-  int cgroup_procs_fd = -1;  // the run's cgroup.procs, joined before exec; -1 for none
+  int cgroup_dir_fd = -1;    // the run's cgroup (directory), which the process starts in
+  int cgroup_procs_fd = -1;  // its cgroup.procs, for joining it before exec where clone3 is refused
   int lineage_fd = -1;       // becomes descriptor kLineageFd in the process; -1 for none
 };
 
@@ -38,7 +39,7 @@ class ProcessLauncher {
 };
 
 // clone(CLONE_VM | CLONE_VFORK) + execve, like posix_spawn, but able to set resource limits and
-// join a cgroup in the child before exec. argv[0] is looked up on the plan's own PATH.
+// start the child in the run's cgroup. argv[0] is looked up on the plan's own PATH.
 class PosixLauncher final : public ProcessLauncher {
  public:
   std::expected<pid_t, std::string> launch(const LaunchPlan& plan, const LaunchIo& io) override;
