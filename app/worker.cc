@@ -229,9 +229,9 @@ int Worker::run(const std::atomic<bool>& stop) {
   draining_ = true;
   updatePause();
   // Queued commands never started: their offsets stay uncommitted, so another worker runs them.
-  for (auto id : queue_) runs_.erase(id);
+  for (auto id : queue_) eraseRun(id);
   queue_.clear();
-  std::erase_if(runs_, [](const auto& kv) { return kv.second.phase == Phase::kResolving; });
+  eraseRunsIf([](const Run& r) { return r.phase == Phase::kResolving; });
   publishStatus(v1::DRAINING);
   auto deadline = clock_.steadyNow() + config_.worker.drain_timeout;
   bool stopped_runs = false;
@@ -272,15 +272,20 @@ int Worker::run(const std::atomic<bool>& stop) {
 
 void Worker::handleMessage(ConsumedMessage message) {
   if (draining_) return;  // fetched before the pause; not taken, so not committed
-  // Our own command handed back to us by a rebalance while it still runs: adopt it again (unless
-  // it was stopped and handed over: then it runs again, as the next attempt).
-  for (auto& [id, r] : runs_) {
-    if (!r.tracked && !r.handed_over && r.tp == message.tp && r.offset == message.offset) {
-      spdlog::info("run {}: partition came back while it runs; tracking it again",
-                   r.command.run_id());
-      r.tracked = true;
-      offsets_.begin(r.tp, r.offset);
-      return;
+  auto decoded = decodeCommand(message.value);
+  if (decoded) {
+    // Our own command handed back to us by a rebalance while it still runs: adopt it again
+    // (unless it was stopped and handed over: then it runs again, as the next attempt).
+    auto [same, end] = by_run_id_.equal_range(decoded->run_id());
+    for (; same != end; ++same) {
+      Run& r = runs_.at(same->second);
+      if (!r.tracked && !r.handed_over && r.tp == message.tp && r.offset == message.offset) {
+        spdlog::info("run {}: partition came back while it runs; tracking it again",
+                     r.command.run_id());
+        r.tracked = true;
+        offsets_.begin(r.tp, r.offset);
+        return;
+      }
     }
   }
   Run& run = runs_[next_id_];
@@ -288,23 +293,22 @@ void Worker::handleMessage(ConsumedMessage message) {
   run.tp = message.tp;
   run.offset = message.offset;
   offsets_.begin(run.tp, run.offset);
-
-  auto decoded = decodeCommand(message.value);
+  run.command = decoded ? std::move(*decoded) : std::move(decoded.error().partial);
+  by_run_id_.emplace(run.command.run_id(), run.id);
   if (!decoded) {
-    run.command = std::move(decoded.error().partial);
     run.admission.attempt = std::max(1u, run.command.attempt());
     return reject(run, message, decoded.error().reason);
   }
-  run.command = std::move(*decoded);
   run.admission.attempt = std::max(1u, run.command.attempt());
   auto admitted = admitCommand(run.command, config_.templates, config_.worker.pool);
   if (!admitted) return reject(run, message, admitted.error().reason);
   run.tmpl = *admitted;
   // The same run_id twice at once (a duplicate, or a redelivery while the first still runs):
   // refuse the second without a REJECTED event, which would be a second terminal event for it.
-  bool duplicate = std::ranges::any_of(runs_, [&](const auto& kv) {
-    return kv.first != run.id && kv.second.phase != Phase::kFinished && !kv.second.handed_over &&
-           kv.second.command.run_id() == run.command.run_id();
+  auto [same, end] = by_run_id_.equal_range(run.command.run_id());
+  bool duplicate = std::any_of(same, end, [&](const auto& kv) {
+    const Run& other = runs_.at(kv.second);
+    return other.id != run.id && other.phase != Phase::kFinished && !other.handed_over;
   });
   if (duplicate) {
     return reject(run, message,
@@ -928,7 +932,7 @@ void Worker::maybeRetire(Run& run) {
                 run.admission.attempt, run.sequence},
                clock_.now() + config_.worker.cancel_memory);
   }
-  runs_.erase(run.id);
+  eraseRun(run.id);
   retired_ = true;
 }
 
@@ -1069,9 +1073,8 @@ void Worker::onRevoked(const std::vector<TopicPartition>& partitions, bool lost)
   };
   // Commands not started yet belong to the next owner.
   std::erase_if(queue_, [&](std::uint64_t id) { return revoked(runs_.at(id)); });
-  std::erase_if(runs_, [&](const auto& kv) {
-    return (kv.second.phase == Phase::kQueued || kv.second.phase == Phase::kResolving) &&
-           revoked(kv.second);
+  eraseRunsIf([&](const Run& r) {
+    return (r.phase == Phase::kQueued || r.phase == Phase::kResolving) && revoked(r);
   });
   if (!lost) {
     // Give running jobs on these partitions revoke_timeout to finish and be acknowledged (and,
@@ -1140,14 +1143,41 @@ void Worker::pollControl() {
 
 Worker::Run* Worker::findRun(const std::string& run_id) {
   // A live run first; else one that ended and still waits for its acknowledgements (not a
-  // duplicate command that was dead-lettered without an event: it is not the run).
+  // duplicate command that was dead-lettered without an event: it is not the run): the first
+  // taken live one, else the last taken ended one.
+  Run* live = nullptr;
   Run* ended = nullptr;
-  for (auto& [id, r] : runs_) {
-    if (r.command.run_id() != run_id) continue;
-    if (r.phase != Phase::kFinished) return &r;
-    if (r.terminal != v1::RUN_STATE_UNSPECIFIED) ended = &r;
+  auto [same, end] = by_run_id_.equal_range(run_id);
+  for (; same != end; ++same) {
+    Run& r = runs_.at(same->second);
+    if (r.phase != Phase::kFinished) {
+      if (!live || r.id < live->id) live = &r;
+    } else if (r.terminal != v1::RUN_STATE_UNSPECIFIED && (!ended || r.id > ended->id)) {
+      ended = &r;
+    }
   }
-  return ended;
+  return live ? live : ended;
+}
+
+void Worker::eraseRun(std::uint64_t id) {
+  auto it = runs_.find(id);
+  if (it == runs_.end()) return;
+  auto [same, end] = by_run_id_.equal_range(it->second.command.run_id());
+  for (; same != end; ++same) {
+    if (same->second == id) {
+      by_run_id_.erase(same);
+      break;
+    }
+  }
+  runs_.erase(it);
+}
+
+void Worker::eraseRunsIf(const std::function<bool(const Run&)>& pred) {
+  std::vector<std::uint64_t> gone;
+  for (const auto& [id, r] : runs_) {
+    if (pred(r)) gone.push_back(id);
+  }
+  for (auto id : gone) eraseRun(id);
 }
 
 void Worker::handleCancel(const ControlMessage& m) {

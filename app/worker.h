@@ -12,6 +12,7 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <unordered_map>
 
 #include "outpost/common/clock.h"
 #include "outpost/common/config.h"
@@ -131,6 +132,9 @@ class Worker final : public RebalanceListener {
   void handleCancel(const ControlMessage& message);
   void endCancelled(Run& run, const CancelRequest& cancel, const std::string& when);
   Run* findRun(const std::string& run_id);
+  // Takes a run out of runs_ and by_run_id_.
+  void eraseRun(std::uint64_t id);
+  void eraseRunsIf(const std::function<bool(const Run&)>& pred);
   bool answersForPool() const;
   v1::RunEvent noticeEvent(const std::string& run_id, std::uint32_t attempt, std::uint64_t sequence,
                            const std::string& message);
@@ -177,6 +181,9 @@ class Worker final : public RebalanceListener {
   // Poll thread only.
   OffsetTracker offsets_;
   std::map<std::uint64_t, Run> runs_;
+  // runs_ by their command's run_id (a duplicate or a hand-over may share one), so that taking a
+  // message does not look through every queued run.
+  std::unordered_multimap<std::string, std::uint64_t> by_run_id_;
   std::deque<std::uint64_t> queue_;  // admitted, waiting for a slot, in arrival order
   std::map<std::string, unsigned> running_per_template_;
   std::size_t running_ = 0;
