@@ -52,6 +52,7 @@ struct Options {
   std::vector<unsigned> slots = {1, 4, 16};
   long jobs = 0;  // 0: by slot count
   unsigned latency_slots = 16;
+  std::chrono::seconds warm_up{0};  // 0: 45 s (10 s with --quick)
 
   bool wants(const std::string& what) const { return only.empty() || only.contains(what); }
 };
@@ -59,7 +60,7 @@ struct Options {
 const char kUsage[] =
     "usage: outpost_bench --bootstrap HOST:PORT [--quick] [--outpost BIN] [--noop BIN]\n"
     "                     [--broker-pid PID] [--only spawn,kafka,jobs,latency]\n"
-    "                     [--slots 1,4,16] [--jobs N]\n";
+    "                     [--slots 1,4,16] [--jobs N] [--warm-up SECONDS]\n";
 
 // Figures on stdout, one a line; kept so that ratios and the summary can use them.
 class Report {
@@ -588,6 +589,8 @@ std::optional<Options> parseArgs(int argc, char** argv) {
       o.quick = true;
     else if (a == "--jobs")
       o.jobs = std::stol(value());
+    else if (a == "--warm-up")
+      o.warm_up = std::chrono::seconds(std::stol(value()));
     else if (a == "--only") {
       for (auto& w : splitList(value())) o.only.insert(w);
     } else if (a == "--slots") {
@@ -626,7 +629,7 @@ int run(const Options& o) {
   }
   if (o.wants("kafka") || o.wants("jobs") || o.wants("latency")) {
     progress("warm-up: no-op jobs through a worker, not measured");
-    warmUp(o, o.quick ? 5s : 15s);
+    warmUp(o, o.warm_up.count() > 0 ? o.warm_up : o.quick ? 10s : 45s);
   }
   if (o.wants("kafka")) {
     progress("kafka floors");
