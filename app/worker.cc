@@ -101,9 +101,8 @@ Worker::Worker(Config config, const Clock& clock)
       config_.kafka, std::map<std::string, std::string>{{"client.id", config_.worker.id}},
       std::map<std::string, std::string>{{"linger.ms", kEventsLinger}});
   start_producer_ = std::make_unique<KafkaProducer>(
-      config_.kafka,
-      std::map<std::string, std::string>{{"client.id", config_.worker.id + "-start"},
-                                         {"linger.ms", kStartLinger}});
+      config_.kafka, std::map<std::string, std::string>{{"client.id", config_.worker.id + "-start"},
+                                                        {"linger.ms", kStartLinger}});
   if (config_.lineage.enabled && config_.lineage.toHttp()) {
     lineage_http_ = std::make_unique<HttpLineageTransport>(
         HttpLineageTransportOptions::fromConfig(config_.lineage.http, worker_env_));
@@ -117,14 +116,14 @@ Worker::Worker(Config config, const Clock& clock)
                                                     std::move(txn_options));
   }
   run_store_ = std::make_unique<RunStore>(
-      config_.kafka,
-      RunStoreOptions{config_.topics.runs, config_.topics.jobs, group, config_.worker.id + "-runs"});
+      config_.kafka, RunStoreOptions{config_.topics.runs, config_.topics.jobs, group,
+                                     config_.worker.id + "-runs"});
   // Before joining the group: without the runs topic, attempts could not be counted.
   if (auto ok = run_store_->checkTopics(kTopicCheckTimeout); !ok) throw ConfigError(ok.error());
   std::map<std::string, std::string> membership;
   if (config_.worker.static_id) membership["group.instance.id"] = config_.worker.id;
-  consumer_ = std::make_unique<JobConsumer>(config_.kafka, group, config_.topics.jobs, *this,
-                                            membership);
+  consumer_ =
+      std::make_unique<JobConsumer>(config_.kafka, group, config_.topics.jobs, *this, membership);
   control_ = std::make_unique<ControlListener>(
       config_.kafka, config_.topics.control, "outpost." + config_.worker.pool + ".control",
       config_.worker.id + "-control", config_.worker.cancel_memory, clock_);
@@ -253,10 +252,11 @@ int Worker::run(const std::atomic<bool>& stop) {
   if (txn_) {
     txn_->close(kCloseTimeout);
     auto t = txn_->stats();
-    spdlog::info("exactly-once: {} unit(s) committed in {} transaction(s); {} transaction(s) "
-                 "aborted, {} unit(s) rejected, producer recreated {} time(s)",
-                 t.units_committed, t.transactions_committed, t.transactions_aborted,
-                 t.units_rejected, t.producer_recreations);
+    spdlog::info(
+        "exactly-once: {} unit(s) committed in {} transaction(s); {} transaction(s) "
+        "aborted, {} unit(s) rejected, producer recreated {} time(s)",
+        t.units_committed, t.transactions_committed, t.transactions_aborted, t.units_rejected,
+        t.producer_recreations);
   } else {
     commit(true);
   }
@@ -852,7 +852,8 @@ void Worker::publishEvent(Run& run, const v1::RunEvent& event) {
   if (txn_ && run.terminal != v1::RUN_STATE_UNSPECIFIED && !run.submitted) {
     // From the terminal event on, everything goes in the run's transaction (a NOTICE once that
     // is on its way goes alone).
-    run.finals.push_back({config_.topics.events, -1, event.run_id(), event.SerializeAsString(), {}});
+    run.finals.push_back(
+        {config_.topics.events, -1, event.run_id(), event.SerializeAsString(), {}});
     return;
   }
   ++run.pending_acks;
@@ -913,12 +914,8 @@ void Worker::maybeRetire(Run& run) {
     if (!run.end_recorded && run.terminal != v1::RUN_STATE_UNSPECIFIED) {
       // at-least-once: the runs topic learns the end after the terminal event is acknowledged.
       run.end_recorded = true;
-      auto record = RunStore::endRecord(run.command, run.admission.starts, run.terminal, run.tp,
-                                        run.offset, config_.worker.id, clock_.now());
-      auto out = run_store_->toOutRecord(record);
-      run_store_->remember(std::move(record));
       ++run.pending_acks;
-      producer_->produce(out, [this, id = run.id](const DeliveryReport& r) {
+      producer_->produce(endRecord(run), [this, id = run.id](const DeliveryReport& r) {
         if (!r.ok) spdlog::error("end record not delivered: {}", r.error);
         post([this, id] { acknowledged(id); });
       });
@@ -928,8 +925,8 @@ void Worker::maybeRetire(Run& run) {
   }
   if (run.terminal != v1::RUN_STATE_UNSPECIFIED) {
     ended_.put(run.command.run_id(),
-               {run.terminal, run.command.job_id(), run.command.job_type(),
-                run.admission.attempt, run.sequence},
+               {run.terminal, run.command.job_id(), run.command.job_type(), run.admission.attempt,
+                run.sequence},
                clock_.now() + config_.worker.cancel_memory);
   }
   eraseRun(run.id);
@@ -962,12 +959,7 @@ void Worker::submitFinals(Run& run) {
   }
   TxnUnit unit;
   unit.records = run.finals;  // kept in case the transaction aborts and is written again
-  if (run.terminal != v1::RUN_STATE_UNSPECIFIED) {
-    auto record = RunStore::endRecord(run.command, run.admission.starts, run.terminal, run.tp,
-                                      run.offset, config_.worker.id, clock_.now());
-    unit.records.push_back(run_store_->toOutRecord(record));
-    run_store_->remember(std::move(record));
-  }
+  if (run.terminal != v1::RUN_STATE_UNSPECIFIED) unit.records.push_back(endRecord(run));
   offsets_.complete(run.tp, run.offset);
   const auto watermark = offsets_.watermark(run.tp);
   unit.offsets[run.tp] = watermark;
@@ -983,6 +975,14 @@ void Worker::submitFinals(Run& run) {
   };
   ++run.pending_acks;
   txn_->submit(std::move(unit));
+}
+
+OutRecord Worker::endRecord(const Run& run) {
+  auto record = RunStore::endRecord(run.command, run.admission.starts, run.terminal, run.tp,
+                                    run.offset, config_.worker.id, clock_.now());
+  auto out = run_store_->toOutRecord(record);
+  run_store_->remember(std::move(record));
+  return out;
 }
 
 void Worker::onCommitted(std::uint64_t id, const TxnOutcome& outcome) {
@@ -1051,8 +1051,9 @@ void Worker::onAssigned(const std::vector<TopicPartition>& partitions) {
   // transaction open on the runs topic: read_committed reading stops there until our producer's
   // initialisation aborts it.
   if (txn_ && !txn_->waitReady(kRestoreTimeout)) {
-    spdlog::warn("the transactional producer is not ready yet; the run state read now may miss "
-                 "the last records of a predecessor");
+    spdlog::warn(
+        "the transactional producer is not ready yet; the run state read now may miss "
+        "the last records of a predecessor");
   }
   std::vector<std::int32_t> numbers;
   for (const auto& tp : partitions) numbers.push_back(tp.partition);
@@ -1060,9 +1061,10 @@ void Worker::onAssigned(const std::vector<TopicPartition>& partitions) {
     spdlog::info("run state of {} partition(s) restored: {} run(s) from {} record(s)",
                  restored->partitions, restored->kept, restored->records);
   } else {
-    spdlog::error("run state not restored: {}; runs lost on other workers are not counted and "
-                  "ended runs whose offsets were not committed may run again",
-                  restored.error());
+    spdlog::error(
+        "run state not restored: {}; runs lost on other workers are not counted and "
+        "ended runs whose offsets were not committed may run again",
+        restored.error());
   }
   updatePause();
 }
@@ -1103,9 +1105,10 @@ void Worker::onRevoked(const std::vector<TopicPartition>& partitions, bool lost)
       // exactly-once: hand it over. Its end could not be committed with its offset any more, so
       // it is stopped, and the next owner runs the command again.
       auto n = newEvent(r, v1::NOTICE);
-      n.set_message(fmt::format("partition {} went to another worker: run stopped and handed over "
-                                "(the next owner runs it again)",
-                                r.tp.partition));
+      n.set_message(
+          fmt::format("partition {} went to another worker: run stopped and handed over "
+                      "(the next owner runs it again)",
+                      r.tp.partition));
       spdlog::warn("run {}: {}", r.command.run_id(), n.message());
       publishEvent(r, n);
       supervisor_->stop(r.command.run_id(), n.message());

@@ -84,8 +84,8 @@ class Worker final : public RebalanceListener {
     // exactly-once: what is published from the terminal event on, written in one transaction
     // with the command's offset once everything before it is acknowledged.
     std::vector<OutRecord> finals;
-    bool submitted = false;  // its transaction is on its way
-    bool committed = false;  // its transaction committed (or there is nothing left to write)
+    bool submitted = false;     // its transaction is on its way
+    bool committed = false;     // its transaction committed (or there is nothing left to write)
     bool end_recorded = false;  // at-least-once: the runs topic's end record was produced
   };
 
@@ -106,6 +106,9 @@ class Worker final : public RebalanceListener {
   void launch(std::uint64_t id);
   // exactly-once: the run's finals and its offset in one transaction; and its outcome.
   void submitFinals(Run& run);
+  // The runs topic's end record of a run that reached its terminal state, remembered by the run
+  // store, as the message to write.
+  OutRecord endRecord(const Run& run);
   void onCommitted(std::uint64_t id, const TxnOutcome& outcome);
   // Ends a run (never started, or lost elsewhere) with a terminal event here.
   void endWithoutRunning(Run& run, v1::RunState state, const std::string& message,

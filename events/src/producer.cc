@@ -46,7 +46,7 @@ KafkaProducer::KafkaProducer(const KafkaConfig& config,
   };
   auto conf = kafka::makeConf(
       {&defaults, &defaults_over, &config.properties, &config.producer_properties, &extra},
-                              "kafka.properties / kafka.producer_properties");
+      "kafka.properties / kafka.producer_properties");
   rd_kafka_conf_set_dr_msg_cb(conf.get(), &Impl::onDelivery);
   impl_->rk = kafka::makeHandle(RD_KAFKA_PRODUCER, std::move(conf));
   impl_->delivery_thread = std::thread([impl = impl_.get()] {

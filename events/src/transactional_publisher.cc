@@ -555,7 +555,8 @@ TransactionalPublisher::TransactionalPublisher(const KafkaConfig& config,
   impl_->transactional_id = std::move(transactional_id);
   impl_->options = std::move(options);
   // Defaults first so that kafka.properties / producer_properties can override any of them. A
-  // transactional producer is idempotent; message.timeout.ms follows transaction.timeout.ms.
+  // transactional producer is idempotent; message.timeout.ms follows transaction.timeout.ms. No
+  // compression, as for KafkaProducer (producer.cc says why).
   impl_->defaults = {
       {"bootstrap.servers", config.bootstrap_servers},
       {"enable.idempotence", "true"},

@@ -645,7 +645,8 @@ TEST_F(SupervisorTest, WithOnlyCgroupProcsTheChildJoinsTheCgroupBeforeExec) {
   ASSERT_TRUE(pid.has_value()) << pid.error();
   std::string out;
   char buf[512];
-  for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;) out.append(buf, static_cast<std::size_t>(n));
+  for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;)
+    out.append(buf, static_cast<std::size_t>(n));
   int status = 0;
   ::waitpid(*pid, &status, 0);
   for (int fd : {fds[0], procs, devnull}) ::close(fd);
