@@ -9,7 +9,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
 #include <deque>
 #include <filesystem>
@@ -49,7 +51,19 @@ struct StopCmd {
   std::optional<std::string> run_id;  // nullopt: every run
   std::string reason;
 };
-using Command = std::variant<LaunchCmd, StopCmd>;
+struct Child;
+// A run whose process a launch thread is starting, and then the outcome, posted back.
+struct Launch {
+  std::uint64_t id;
+  std::unique_ptr<Child> child;
+  LaunchIo io;
+  UniqueFd stdin_fd, output_write, lineage_write;  // the child's ends, closed once it started
+  std::expected<pid_t, std::string> pid = std::unexpected(std::string());
+};
+struct LaunchedCmd {
+  std::unique_ptr<Launch> launch;
+};
+using Command = std::variant<LaunchCmd, StopCmd, LaunchedCmd>;
 
 struct Child {
   LaunchPlan plan;
@@ -241,8 +255,15 @@ struct Supervisor::Impl {
 
   // Owned by the supervisor thread only.
   std::map<std::uint64_t, std::unique_ptr<Child>> children;
+  std::map<std::uint64_t, Child*> launching;  // handed to a launch thread, not back yet
   std::uint64_t next_id = 1;
   std::thread thread;
+
+  std::mutex launch_mutex;  // guards to_launch and launch_stop
+  std::condition_variable launch_cv;
+  std::deque<std::unique_ptr<Launch>> to_launch;
+  bool launch_stop = false;
+  std::vector<std::thread> launch_threads;
 
   Impl(const Clock& c, ProcessLauncher& l, SupervisorOptions o, std::atomic<std::size_t>& a)
       : clock(c), launcher(l), options(std::move(o)), active(a) {
@@ -258,6 +279,9 @@ struct Supervisor::Impl {
     ev.events = EPOLLIN;
     ev.data.u64 = 0;
     epoll_ctl(epoll.get(), EPOLL_CTL_ADD, wake.get(), &ev);
+    for (unsigned i = 0; i < std::max(1u, options.launch_threads); ++i) {
+      launch_threads.emplace_back([this] { launchLoop(); });
+    }
     thread = std::thread([this] { loop(); });
   }
 
@@ -308,7 +332,33 @@ struct Supervisor::Impl {
       finishReady();
       if (cgroups && cgroups->draining()) cgroups->reclaim();
     }
-    // Shutting down: nothing may outlive the worker.
+    // Shutting down: nothing may outlive the worker. Launches under way finish first.
+    {
+      std::lock_guard lock(launch_mutex);
+      launch_stop = true;
+    }
+    launch_cv.notify_all();
+    for (auto& t : launch_threads) t.join();
+    // Runs never started, and processes started after the loop ended: nothing of them stays.
+    // Destroyed here, before the cgroup pool their process trees point to.
+    for (auto& l : to_launch) run_dirs.remove(l->child->plan.run_dir);
+    to_launch.clear();
+    std::deque<Command> left;
+    {
+      std::lock_guard lock(mutex);
+      left.swap(commands);
+    }
+    for (auto& c : left) {
+      auto* l = std::get_if<LaunchedCmd>(&c);
+      if (!l) continue;
+      auto& child = *l->launch->child;
+      if (l->launch->pid) {
+        child.tree->signalAll(*l->launch->pid, SIGKILL);
+        ::waitpid(*l->launch->pid, nullptr, 0);
+      }
+      run_dirs.remove(child.plan.run_dir);
+    }
+    left.clear();
     for (auto& [id, c] : children) {
       if (!c->exited) {
         c->tree->signalAll(c->pid, SIGKILL);
@@ -335,13 +385,17 @@ struct Supervisor::Impl {
     for (auto& c : batch) {
       if (auto* l = std::get_if<LaunchCmd>(&c)) {
         start(std::move(*l));
+      } else if (auto* done = std::get_if<LaunchedCmd>(&c)) {
+        launched(std::move(done->launch));
       } else {
         auto& s = std::get<StopCmd>(c);
-        for (auto& [id, child] : children) {
-          if (!s.run_id || child->plan.run_id == *s.run_id) {
-            requestStop(*child, RunOutcome::Ending::kCancelled, s.reason);
+        auto stop_one = [&](Child& child) {
+          if (!s.run_id || child.plan.run_id == *s.run_id) {
+            requestStop(child, RunOutcome::Ending::kCancelled, s.reason);
           }
-        }
+        };
+        for (auto& [id, child] : children) stop_one(*child);
+        for (auto& [id, child] : launching) stop_one(*child);
       }
     }
     return !stop;
@@ -364,10 +418,15 @@ struct Supervisor::Impl {
     return static_cast<int>(std::clamp<long long>(ms, 0, 60'000));
   }
 
+  // A run still being started is signalled once it has a pid (see launched).
   void requestStop(Child& c, RunOutcome::Ending ending, std::string reason) {
     if (c.exited || c.stop_ending) return;  // first reason wins
     c.stop_ending = ending;
     c.stop_reason = std::move(reason);
+    if (c.pid > 0) signalStop(c);
+  }
+
+  void signalStop(Child& c) {
     c.tree->signalAll(c.pid, SIGTERM);
     c.kill_at = Steady::now() + c.plan.kill_grace;
   }
@@ -404,14 +463,15 @@ struct Supervisor::Impl {
     }
   }
 
-  void failToStart(LaunchCmd& cmd, const std::string& message, bool remove_dir = true) {
+  void failToStart(const std::string& run_dir, RunCallbacks& callbacks, const std::string& message,
+                   bool remove_dir = true) {
     RunOutcome o;
     o.ending = RunOutcome::Ending::kSpawnFailed;
     o.message = message;
     o.started_at = clock.now();
-    if (remove_dir) run_dirs.remove(cmd.plan.run_dir);
+    if (remove_dir) run_dirs.remove(run_dir);
     --active;
-    if (cmd.callbacks.on_finished) cmd.callbacks.on_finished(std::move(o));
+    if (callbacks.on_finished) callbacks.on_finished(std::move(o));
   }
 
   static std::expected<void, std::string> writePrivateFile(const std::string& path,
@@ -432,89 +492,123 @@ struct Supervisor::Impl {
     ++active;
     const LaunchPlan& plan = cmd.plan;
     // The run directory is named by run_id: a second live run with that id would share it.
-    for (const auto& [id, c] : children) {
-      if (c->plan.run_id == plan.run_id) {
-        return failToStart(cmd, "run " + plan.run_id + " is already running here", false);
-      }
+    auto same_id = [&](const auto& kv) { return kv.second->plan.run_id == plan.run_id; };
+    if (std::ranges::any_of(children, same_id) || std::ranges::any_of(launching, same_id)) {
+      return failToStart(plan.run_dir, cmd.callbacks,
+                         "run " + plan.run_id + " is already running here", false);
     }
-    if (auto made = run_dirs.make(plan.run_dir); !made) return failToStart(cmd, made.error());
-    UniqueFd stdin_fd;
+    if (auto made = run_dirs.make(plan.run_dir); !made) {
+      return failToStart(plan.run_dir, cmd.callbacks, made.error());
+    }
+    auto l = std::make_unique<Launch>();
     if (plan.recipe_delivery == RecipeDelivery::kFile ||
         plan.recipe_delivery == RecipeDelivery::kStdin) {
       auto recipe_path = plan.run_dir + "/recipe";
       if (auto w = writePrivateFile(recipe_path, plan.recipe); !w) {
-        return failToStart(cmd, w.error());
+        return failToStart(plan.run_dir, cmd.callbacks, w.error());
       }
       if (plan.recipe_delivery == RecipeDelivery::kStdin) {
-        stdin_fd.reset(::open(recipe_path.c_str(), O_RDONLY | O_CLOEXEC));
+        l->stdin_fd.reset(::open(recipe_path.c_str(), O_RDONLY | O_CLOEXEC));
         ::unlink(recipe_path.c_str());
       }
     }
     struct stat st {};
     if (::stat(plan.working_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-      return failToStart(cmd, "the working directory " + plan.working_dir + " does not exist");
+      return failToStart(plan.run_dir, cmd.callbacks,
+                         "the working directory " + plan.working_dir + " does not exist");
     }
+    auto child = std::make_unique<Child>(options, plan.output);
     int pipefd[2];
     if (::pipe2(pipefd, O_CLOEXEC) != 0) {
-      return failToStart(cmd, std::string("cannot create a pipe: ") + std::strerror(errno));
+      return failToStart(plan.run_dir, cmd.callbacks,
+                         std::string("cannot create a pipe: ") + std::strerror(errno));
     }
-    UniqueFd read_end(pipefd[0]), write_end(pipefd[1]);
-    UniqueFd lineage_read, lineage_write;
+    child->output.reset(pipefd[0]);
+    l->output_write.reset(pipefd[1]);
     if (plan.lineage_channel) {
       if (::pipe2(pipefd, O_CLOEXEC) != 0) {
-        return failToStart(cmd, std::string("cannot create a pipe: ") + std::strerror(errno));
+        return failToStart(plan.run_dir, cmd.callbacks,
+                           std::string("cannot create a pipe: ") + std::strerror(errno));
       }
-      lineage_read.reset(pipefd[0]);
-      lineage_write.reset(pipefd[1]);
+      child->lineage.reset(pipefd[0]);
+      l->lineage_write.reset(pipefd[1]);
     }
-
-    auto child = std::make_unique<Child>(options, plan.output);
     child->tree = std::make_unique<ProcessTree>(cgroups.get(), plan.run_id);
-    child->started_at = clock.now();
-    child->started_steady = Steady::now();
-    auto pid =
-        launcher.launch(plan, LaunchIo{stdin_fd ? stdin_fd.get() : dev_null.get(), write_end.get(),
-                                       child->tree->cgroupDirFd(), child->tree->cgroupProcsFd(),
-                                       lineage_write.get()});
-    if (!pid) return failToStart(cmd, pid.error());
-    write_end.reset();  // the child holds its copy; EOF comes when every holder is gone
-    lineage_write.reset();
-
-    child->pid = *pid;
-    child->pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, *pid, 0)));
-    if (!child->pidfd) {
-      // Cannot watch it: do not leave it running.
-      child->tree->signalAll(*pid, SIGKILL);
-      ::waitpid(*pid, nullptr, 0);
-      return failToStart(cmd, std::string("pidfd_open failed: ") + std::strerror(errno));
-    }
-    ::fcntl(read_end.get(), F_SETFL, ::fcntl(read_end.get(), F_GETFL) | O_NONBLOCK);
-    child->output = std::move(read_end);
-    if (lineage_read) {
-      ::fcntl(lineage_read.get(), F_SETFL, ::fcntl(lineage_read.get(), F_GETFL) | O_NONBLOCK);
-      child->lineage = std::move(lineage_read);
-    }
-    child->deadline = child->started_steady + plan.timeout;
-    child->next_heartbeat = child->started_steady + options.heartbeat_interval;
+    l->io =
+        LaunchIo{l->stdin_fd ? l->stdin_fd.get() : dev_null.get(), l->output_write.get(),
+                 child->tree->cgroupDirFd(), child->tree->cgroupProcsFd(), l->lineage_write.get()};
     child->plan = std::move(cmd.plan);
     child->callbacks = std::move(cmd.callbacks);
     child->redactor =
         cmd.redactor ? std::move(cmd.redactor) : std::make_unique<PassThroughRedactor>();
+    l->id = next_id++;
+    launching.emplace(l->id, child.get());
+    l->child = std::move(child);
+    {
+      std::lock_guard lock(launch_mutex);
+      to_launch.push_back(std::move(l));
+    }
+    launch_cv.notify_one();
+  }
 
-    std::uint64_t id = next_id++;
+  // A launch thread: starts processes, each blocking it until the child has exec'd (CLONE_VFORK)
+  // while the supervisor thread goes on reading, reaping and starting others.
+  void launchLoop() {
+    for (;;) {
+      std::unique_ptr<Launch> l;
+      {
+        std::unique_lock lock(launch_mutex);
+        launch_cv.wait(lock, [this] { return launch_stop || !to_launch.empty(); });
+        if (launch_stop) return;
+        l = std::move(to_launch.front());
+        to_launch.pop_front();
+      }
+      Child& c = *l->child;
+      c.started_at = clock.now();
+      c.started_steady = Steady::now();
+      l->pid = launcher.launch(c.plan, l->io);
+      post(LaunchedCmd{std::move(l)});
+    }
+  }
+
+  // Back on the supervisor thread: watch the started process, or report why it did not start.
+  void launched(std::unique_ptr<Launch> l) {
+    launching.erase(l->id);
+    auto child = std::move(l->child);
+    if (!l->pid) return failToStart(child->plan.run_dir, child->callbacks, l->pid.error());
+    // The child holds its copies; EOF comes when every holder is gone.
+    l->output_write.reset();
+    l->lineage_write.reset();
+    child->pid = *l->pid;
+    child->pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, child->pid, 0)));
+    if (!child->pidfd) {
+      // Cannot watch it: do not leave it running.
+      auto why = std::string("pidfd_open failed: ") + std::strerror(errno);
+      child->tree->signalAll(child->pid, SIGKILL);
+      ::waitpid(child->pid, nullptr, 0);
+      return failToStart(child->plan.run_dir, child->callbacks, why);
+    }
+    ::fcntl(child->output.get(), F_SETFL, ::fcntl(child->output.get(), F_GETFL) | O_NONBLOCK);
+    if (child->lineage) {
+      ::fcntl(child->lineage.get(), F_SETFL, ::fcntl(child->lineage.get(), F_GETFL) | O_NONBLOCK);
+    }
+    child->deadline = child->started_steady + child->plan.timeout;
+    child->next_heartbeat = child->started_steady + options.heartbeat_interval;
+
     epoll_event ev{};
     ev.events = EPOLLIN;
-    ev.data.u64 = tag(id, kPidfd);
+    ev.data.u64 = tag(l->id, kPidfd);
     epoll_ctl(epoll.get(), EPOLL_CTL_ADD, child->pidfd.get(), &ev);
-    ev.data.u64 = tag(id, kOutput);
+    ev.data.u64 = tag(l->id, kOutput);
     epoll_ctl(epoll.get(), EPOLL_CTL_ADD, child->output.get(), &ev);
     if (child->lineage) {
-      ev.data.u64 = tag(id, kLineage);
+      ev.data.u64 = tag(l->id, kLineage);
       epoll_ctl(epoll.get(), EPOLL_CTL_ADD, child->lineage.get(), &ev);
     }
     auto& ref = *child;
-    children.emplace(id, std::move(child));
+    children.emplace(l->id, std::move(child));
     if (ref.callbacks.on_started) ref.callbacks.on_started(ref.pid, ref.started_at);
+    if (ref.stop_ending) signalStop(ref);  // stopped while it was being started
   }
 
   // Output bytes pass the redactor, then go on.

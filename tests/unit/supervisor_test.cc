@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -95,6 +96,61 @@ bool waitForFile(const std::string& path) {
   }
   return true;
 }
+
+// Starts processes with PosixLauncher, but holds the launch of one chosen run until released: a
+// launch that takes long (a slow exec, a busy machine) without depending on timing.
+class GatedLauncher final : public ProcessLauncher {
+ public:
+  void hold(std::string run_id) {
+    std::lock_guard lock(mutex_);
+    held_ = std::move(run_id);
+  }
+  // True once the held run's launch is waiting at the gate.
+  bool awaitHolding() {
+    std::unique_lock lock(mutex_);
+    return cv_.wait_for(lock, kSafetyNet, [this] { return holding_; });
+  }
+  void release() {
+    {
+      std::lock_guard lock(mutex_);
+      released_ = true;
+    }
+    cv_.notify_all();
+  }
+  // The held run's pid once it was started, else -1.
+  pid_t heldPid() {
+    std::lock_guard lock(mutex_);
+    return held_pid_;
+  }
+
+  std::expected<pid_t, std::string> launch(const LaunchPlan& plan, const LaunchIo& io) override {
+    bool held;
+    {
+      std::unique_lock lock(mutex_);
+      held = plan.run_id == held_;
+      if (held) {
+        holding_ = true;
+        cv_.notify_all();
+        cv_.wait(lock, [this] { return released_; });
+      }
+    }
+    auto pid = real_.launch(plan, io);
+    if (held && pid) {
+      std::lock_guard lock(mutex_);
+      held_pid_ = *pid;
+    }
+    return pid;
+  }
+
+ private:
+  PosixLauncher real_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::string held_;
+  bool holding_ = false;
+  bool released_ = false;
+  pid_t held_pid_ = -1;
+};
 
 class SupervisorTest : public ::testing::Test {
  protected:
@@ -323,6 +379,62 @@ TEST_F(SupervisorTest, DestroyingTheSupervisorKillsRunningRuns) {
   // The supervisor reaped its own child, so the pid is gone outright.
   EXPECT_EQ(::kill(pid, 0), -1);
   EXPECT_EQ(errno, ESRCH);
+  EXPECT_FALSE(fs::exists(run_dir));
+}
+
+// The supervisor thread hands launches to launch threads: a run whose process is slow to start
+// holds up neither the runs after it nor the output, ends and stops of the others.
+TEST_F(SupervisorTest, ARunSlowToStartDoesNotHoldUpTheOthers) {
+  GatedLauncher gated;
+  Supervisor own(clock_, gated, SupervisorOptions{.tail_bytes = kTailBytes, .launch_threads = 2});
+  LaunchPlan slow = plan(sh("echo slow"));
+  gated.hold(slow.run_id);
+  auto w_slow = launch(std::move(slow), &own);
+  ASSERT_TRUE(gated.awaitHolding());
+  RunOutcome o = await(*launch(plan(sh("echo quick")), &own));
+  EXPECT_EQ(o.ending, Ending::kExited);
+  EXPECT_EQ(o.tail, "quick\n");
+  EXPECT_EQ(w_slow->started_f.wait_for(seconds(0)), std::future_status::timeout);
+  gated.release();
+  RunOutcome s = await(*w_slow);
+  EXPECT_EQ(s.ending, Ending::kExited);
+  EXPECT_EQ(s.tail, "slow\n");
+}
+
+TEST_F(SupervisorTest, AStopWhileTheProcessIsStartingCancelsItOnceItRuns) {
+  GatedLauncher gated;
+  Supervisor own(clock_, gated, SupervisorOptions{.tail_bytes = kTailBytes});
+  LaunchPlan p = plan(tmpl({"sleep", "30"}));
+  std::string run_id = p.run_id;
+  gated.hold(run_id);
+  auto w = launch(std::move(p), &own);
+  ASSERT_TRUE(gated.awaitHolding());
+  own.stop(run_id, "cancelled while starting");
+  gated.release();
+  RunOutcome o = await(*w);
+  EXPECT_EQ(o.ending, Ending::kCancelled);
+  EXPECT_EQ(o.message, "cancelled while starting");
+  EXPECT_GT(gated.heldPid(), 0);  // it did start, and was stopped
+}
+
+TEST_F(SupervisorTest, DestroyingTheSupervisorDuringALaunchLeavesNothingRunning) {
+  GatedLauncher gated;
+  auto own =
+      std::make_unique<Supervisor>(clock_, gated, SupervisorOptions{.tail_bytes = kTailBytes});
+  LaunchPlan p = plan(tmpl({"sleep", "30"}));
+  std::string run_dir = p.run_dir;
+  gated.hold(p.run_id);
+  auto w = launch(std::move(p), own.get());
+  ASSERT_TRUE(gated.awaitHolding());
+  // The destructor waits for the launch under way. Released just after destruction began (or,
+  // on a slow machine, before it): either way nothing of the run may be left.
+  std::thread destroy([&] { own.reset(); });
+  std::this_thread::sleep_for(milliseconds(50));
+  gated.release();
+  destroy.join();
+  pid_t pid = gated.heldPid();
+  ASSERT_GT(pid, 0);
+  EXPECT_TRUE(waitUntilGone(pid));
   EXPECT_FALSE(fs::exists(run_dir));
 }
 

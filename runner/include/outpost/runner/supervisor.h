@@ -34,7 +34,8 @@ class ProcessLauncher {
  public:
   virtual ~ProcessLauncher() = default;
   // Starts plan.argv in a new session with the plan's environment, working directory and
-  // resource limits, and no descriptor of the worker's inherited beyond `io`.
+  // resource limits, and no descriptor of the worker's inherited beyond `io`. Called from
+  // several threads at once.
   virtual std::expected<pid_t, std::string> launch(const LaunchPlan& plan, const LaunchIo& io) = 0;
 };
 
@@ -108,6 +109,10 @@ struct SupervisorOptions {
   std::string cgroup = "auto";  // see RunnerConfig::cgroup
   // Most bytes of a run's lineage channel handed on; the rest is read and dropped.
   std::size_t lineage_max_bytes = 64 * 1024 * 1024;
+  // Threads that start processes. Each waits while its child gets to exec (CLONE_VFORK), which
+  // takes ~0.1 ms on an idle machine and several times that on a busy one; the supervisor thread
+  // itself never waits for a launch.
+  unsigned launch_threads = 2;
 };
 
 class Supervisor {
