@@ -50,10 +50,17 @@ constexpr std::size_t kResolverThreads = 4;
 
 // The events producer's linger.ms (kafka.producer_properties can change it): nothing waits for
 // these records but the platform, and batching them keeps the broker's CPU per job low (with
-// 2 ms, no-op jobs on 16 slots took ~0.7 produce requests each). The start producer's 1 ms: a
-// launch waits for its record; with 0 its librdkafka thread spun, ~10% of a core more (bench/run).
+// 2 ms, no-op jobs on 16 slots took ~0.7 produce requests each).
 constexpr const char* kEventsLinger = "10";
-constexpr const char* kStartLinger = "1";
+// The start producer: a launch waits for its record, so it does not linger. librdkafka 2.0.2's
+// broker thread polls with timeouts rounded down to milliseconds, so it spins (poll with timeout
+// 0) through the last millisecond of every linger and, idempotent, whenever its 5 requests in
+// flight are all out: with linger 1 ms that thread took 20-35% of a core at ~900 jobs/s. Without
+// idempotence nothing caps the requests in flight. It needs none: a run starts only after its
+// start record's delivery report, so a retried copy lands before the launch and long before the
+// run's end record, and a copy is the same record (the runs topic keeps the last per run).
+const std::map<std::string, std::string> kStartProducer = {{"linger.ms", "0"},
+                                                           {"enable.idempotence", "false"}};
 
 std::string hostName() {
   char host[256] = {};
@@ -100,9 +107,9 @@ Worker::Worker(Config config, const Clock& clock)
   producer_ = std::make_unique<KafkaProducer>(
       config_.kafka, std::map<std::string, std::string>{{"client.id", config_.worker.id}},
       std::map<std::string, std::string>{{"linger.ms", kEventsLinger}});
-  start_producer_ = std::make_unique<KafkaProducer>(
-      config_.kafka, std::map<std::string, std::string>{{"client.id", config_.worker.id + "-start"},
-                                                        {"linger.ms", kStartLinger}});
+  auto start_properties = kStartProducer;
+  start_properties["client.id"] = config_.worker.id + "-start";
+  start_producer_ = std::make_unique<KafkaProducer>(config_.kafka, start_properties);
   if (config_.lineage.enabled && config_.lineage.toHttp()) {
     lineage_http_ = std::make_unique<HttpLineageTransport>(
         HttpLineageTransportOptions::fromConfig(config_.lineage.http, worker_env_));
