@@ -32,8 +32,9 @@ using ErrorPtr = std::unique_ptr<rd_kafka_error_t, HandleDeleter>;
 
 using Properties = std::map<std::string, std::string>;
 
-// Builds a configuration from properties applied in order (later maps win). Throws ConfigError
-// naming the property that librdkafka refused and why. `where` names the config section.
+// Builds a configuration from properties applied in order (later maps win), over Outpost's base
+// (socket.nagle.disable=true). Throws ConfigError naming the property that librdkafka refused
+// and why. `where` names the config section.
 ConfPtr makeConf(std::initializer_list<const Properties*> layers, const std::string& where);
 
 // Creates a client; throws ConfigError with librdkafka's reason.
