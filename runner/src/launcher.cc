@@ -138,8 +138,8 @@ int childMain(void* arg) {
 //
 // Starting the child inside the run's cgroup (CLONE_INTO_CGROUP) matters for speed: a write to
 // cgroup.procs migrates a process, which waits for an RCU grace period (about 0.7 ms here), and
-// the worker's supervisor thread waited for it on every launch (CLONE_VFORK), so that launches
-// were serialised on it. Forking into the cgroup takes no such wait.
+// the launching thread waits for it on every launch (CLONE_VFORK). Forking into the cgroup takes
+// no such wait.
 #if defined(__x86_64__)
 extern "C" long outpost_clone3(struct clone_args* args, std::size_t size, int (*fn)(void*),
                                void* arg);
