@@ -259,22 +259,12 @@ class CpuWindow {
     report.figure("machine_cpu_busy" + suffix, 100 * machine_busy / machine_total, "%", 0);
     double others = machine_busy - worker - children - bench - (broker_ > 0 ? broker : 0);
     report.figure("other_cpu_busy" + suffix, std::max(0.0, 100 * others / machine_total), "%", 0);
-    // The busiest threads of the worker, as a share of one core over the phase.
-    std::vector<std::pair<double, std::string>> busy;
-    for (const auto& t : end_.threads) {
-      double before = 0;
-      for (const auto& s : start_.threads)
-        if (s.tid == t.tid) before = s.ms;
-      busy.push_back({t.ms - before, t.name + "/" + std::to_string(t.tid)});
+    report.note(busiest("worker threads", start_.threads, end_.threads, wall_ms, 8));
+    // The broker's too: its JIT compiler threads show when it was still compiling.
+    if (broker_ > 0) {
+      report.note(
+          busiest("broker threads", start_.broker_threads, end_.broker_threads, wall_ms, 5));
     }
-    std::sort(busy.rbegin(), busy.rend());
-    std::string line = "worker threads, share of one core:";
-    for (std::size_t i = 0; i < busy.size() && i < 5; ++i) {
-      char pct[32];
-      std::snprintf(pct, sizeof pct, " %.0f%%", 100 * busy[i].first / wall_ms);
-      line += " " + busy[i].second + pct;
-    }
-    report.note(line);
   }
 
  private:
@@ -282,14 +272,37 @@ class CpuWindow {
     Steady::time_point at;
     MachineCpu machine;
     CpuTimes worker, broker, bench;
-    std::vector<ThreadCpu> threads;
+    std::vector<ThreadCpu> threads, broker_threads;
   };
+  // The `most` busiest threads over the phase, as a share of one core.
+  static std::string busiest(const std::string& what, const std::vector<ThreadCpu>& before,
+                             const std::vector<ThreadCpu>& after, double wall_ms,
+                             std::size_t most) {
+    std::vector<std::pair<double, std::string>> busy;
+    for (const auto& t : after) {
+      double was = 0;
+      for (const auto& s : before)
+        if (s.tid == t.tid) was = s.ms;
+      busy.push_back({t.ms - was, t.name + "/" + std::to_string(t.tid)});
+    }
+    std::sort(busy.rbegin(), busy.rend());
+    std::string line = what + ", share of one core:";
+    for (std::size_t i = 0; i < busy.size() && i < most; ++i) {
+      char pct[32];
+      std::snprintf(pct, sizeof pct, " %.0f%%", 100 * busy[i].first / wall_ms);
+      line += " " + busy[i].second + pct;
+    }
+    return line;
+  }
   void take(Snapshot& s) const {
     s.at = Steady::now();
     s.machine = machineCpu();
     s.worker = processCpu(worker_);
     s.threads = threadCpu(worker_);
-    if (broker_ > 0) s.broker = processCpu(broker_);
+    if (broker_ > 0) {
+      s.broker = processCpu(broker_);
+      s.broker_threads = threadCpu(broker_);
+    }
     s.bench = processCpu(::getpid());
   }
 

@@ -8,6 +8,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "outpost/common/thread_name.h"
 #include "outpost/events/kafka.h"
 
 namespace outpost {
@@ -226,7 +227,10 @@ ControlListener::ControlListener(const KafkaConfig& config, const std::string& t
                               "kafka.properties / kafka.consumer_properties");
   impl_->rk = kafka::makeHandle(RD_KAFKA_CONSUMER, std::move(conf));
   rd_kafka_poll_set_consumer(impl_->rk.get());
-  impl_->discovery = std::thread([impl = impl_.get()] { impl->discover(); });
+  impl_->discovery = std::thread([impl = impl_.get()] {
+    nameThisThread("op-ctl-discover");
+    impl->discover();
+  });
 }
 
 ControlListener::~ControlListener() {

@@ -5,6 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "outpost/common/thread_name.h"
 #include "outpost/events/kafka.h"
 #include "outpost/events/out_record.h"
 
@@ -50,6 +51,7 @@ KafkaProducer::KafkaProducer(const KafkaConfig& config,
   rd_kafka_conf_set_dr_msg_cb(conf.get(), &Impl::onDelivery);
   impl_->rk = kafka::makeHandle(RD_KAFKA_PRODUCER, std::move(conf));
   impl_->delivery_thread = std::thread([impl = impl_.get()] {
+    nameThisThread("op-deliver");
     while (!impl->stop.load(std::memory_order_relaxed)) rd_kafka_poll(impl->rk.get(), 100);
   });
 }

@@ -12,6 +12,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "outpost/common/thread_name.h"
 #include "outpost/events/kafka.h"
 
 namespace outpost {
@@ -569,7 +570,10 @@ TransactionalPublisher::TransactionalPublisher(const KafkaConfig& config,
   for (const auto& [k, v] : impl_->options.producer_properties) impl_->producer_properties[k] = v;
   impl_->forced = {{"transactional.id", impl_->transactional_id}};
   impl_->rk = impl_->makeProducer();  // throws ConfigError; no network yet
-  impl_->thread = std::thread([impl = impl_.get()] { impl->run(); });
+  impl_->thread = std::thread([impl = impl_.get()] {
+    nameThisThread("op-txn");
+    impl->run();
+  });
 }
 
 TransactionalPublisher::~TransactionalPublisher() {

@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "outpost/common/http_client.h"
+#include "outpost/common/thread_name.h"
 
 namespace outpost {
 namespace {
@@ -117,7 +118,10 @@ HttpLineageTransport::HttpLineageTransport(HttpLineageTransportOptions options)
   // Backoff between tries ends early at shutdown's deadline.
   hc.sleep = [this](std::chrono::milliseconds d) { pause(d); };
   client_ = std::make_unique<HttpClient>(std::move(hc));
-  sender_ = std::thread([this] { run(); });
+  sender_ = std::thread([this] {
+    nameThisThread("op-lineage-http");
+    run();
+  });
 }
 
 HttpLineageTransport::~HttpLineageTransport() {

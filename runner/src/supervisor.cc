@@ -24,6 +24,7 @@
 #include <spdlog/spdlog.h>
 
 #include "outpost/common/fd.h"
+#include "outpost/common/thread_name.h"
 #include "outpost/runner/output.h"
 #include "process_tree.h"
 
@@ -280,9 +281,15 @@ struct Supervisor::Impl {
     ev.data.u64 = 0;
     epoll_ctl(epoll.get(), EPOLL_CTL_ADD, wake.get(), &ev);
     for (unsigned i = 0; i < std::max(1u, options.launch_threads); ++i) {
-      launch_threads.emplace_back([this] { launchLoop(); });
+      launch_threads.emplace_back([this] {
+        nameThisThread("op-launch");
+        launchLoop();
+      });
     }
-    thread = std::thread([this] { loop(); });
+    thread = std::thread([this] {
+      nameThisThread("op-supervisor");
+      loop();
+    });
   }
 
   void post(Command c) {
