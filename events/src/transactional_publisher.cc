@@ -380,6 +380,15 @@ struct TransactionalPublisher::Impl {
     }
     CallResult r = produceAll(units, a);
     if (r.ok() && !offsets.empty()) {
+      // The records first: they go out once the coordinator has added their partitions, which it
+      // does only after it finished writing the previous transaction's markers, so the offsets
+      // then go in at the first try. Sent right away, AddOffsetsToTxn met those markers
+      // (CONCURRENT_TRANSACTIONS) and librdkafka retried it after retry.backoff.ms (100 ms):
+      // every commit took over 100 ms. A flush that does not finish in time is no error here;
+      // what went wrong shows in the calls below.
+      rd_kafka_flush(rk.get(), std::max(callTimeoutMs(), 1));
+    }
+    if (r.ok() && !offsets.empty()) {
       kafka::PartitionListPtr list(
           rd_kafka_topic_partition_list_new(static_cast<int>(offsets.size())));
       for (const auto& [tp, off] : offsets) {
@@ -540,7 +549,12 @@ struct TransactionalPublisher::Impl {
     for (;;) {
       auto batch = takeBatch();
       if (batch.empty()) break;
+      const auto began = SteadyClock::now();
       publish(std::move(batch));
+      // Group commit: units that arrive meanwhile wait for the next transaction, which begins no
+      // sooner than min_interval after this one (unless closing).
+      std::unique_lock lock(mutex);
+      cv.wait_until(lock, began + options.min_interval, [&] { return closing; });
     }
   }
 };

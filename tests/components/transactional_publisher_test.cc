@@ -14,6 +14,7 @@
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <librdkafka/rdkafka.h>
@@ -297,6 +298,42 @@ TEST_F(TransactionalPublisherTest, GroupCommitsUnitsThatArePendingTogether) {
   for (std::size_t i = 0; i < kUnits; ++i) expected.push_back("unit-" + std::to_string(i));
   EXPECT_EQ(values(reader.records()), expected) << "each record once, in submission order";
   EXPECT_EQ(test::committedOffsets(group, jobs, 1)[0], static_cast<std::int64_t>(kUnits));
+}
+
+TEST_F(TransactionalPublisherTest, UnitsArrivingWithinTheMinIntervalShareTheNextTransaction) {
+  const auto jobs = newTopic("jobs", 1);
+  const auto out = newTopic("out", 1);
+  const auto group = test::uniqueName("txn-group");
+  Member member(group, jobs);
+  ASSERT_TRUE(pollUntil({&member}, [&] { return member.consumer.assignment().size() == 1; }));
+  auto metadata = member.consumer.groupMetadata();
+
+  Outcomes outcomes;
+  TransactionalPublisherOptions options;
+  options.min_interval = 3s;  // far longer than a transaction takes on the test broker
+  TransactionalPublisher publisher(kafkaConfig(), test::uniqueName("txn-id"), options);
+  auto make = [&](std::size_t i) {
+    TxnUnit u = unit({record(out, "unit-" + std::to_string(i))}, outcomes.slot(i));
+    u.offsets = {{{jobs, 0}, static_cast<std::int64_t>(i + 1)}};
+    u.group = metadata;
+    return u;
+  };
+  // Unit 0 finds the publisher idle and goes at once. Units 1-3 come one at a time after it
+  // committed, when the publisher is idle again: without the interval each would begin a
+  // transaction of its own; with it they wait for the interval and share one.
+  publisher.submit(make(0));
+  ASSERT_TRUE(outcomes.waitFor(1));
+  EXPECT_EQ(publisher.stats().transactions_committed, 1u);
+  for (std::size_t i = 1; i <= 3; ++i) {
+    publisher.submit(make(i));
+    std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_TRUE(outcomes.waitFor(4));
+  for (std::size_t i = 0; i <= 3; ++i) EXPECT_TRUE(outcomes.at(i).committed()) << "unit " << i;
+  auto s = publisher.stats();
+  EXPECT_EQ(s.units_committed, 4u);
+  EXPECT_EQ(s.transactions_committed, 2u) << "units 1-3 went in one transaction";
+  EXPECT_EQ(test::committedOffsets(group, jobs, 1)[0], 4);
 }
 
 TEST_F(TransactionalPublisherTest, StaleGroupMetadataAbortsItsUnitsAndThoseWaitingBehind) {

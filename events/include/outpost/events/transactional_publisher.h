@@ -75,7 +75,8 @@ struct TxnOutcome {
 //   redoes that work). Resubmitting with the same stale metadata fails the same way.
 // - When a transaction aborts, the units still waiting behind it are reported kAborted too (their
 //   offsets may count the aborted units as done), so the owner resubmits all of them in order.
-// - Units with different `group` pointers never share a transaction. JobConsumer::groupMetadata() returns the same pointer for as long as the
+// - Units with different `group` pointers never share a transaction. JobConsumer::groupMetadata()
+// returns the same pointer for as long as the
 //   generation and member stay the same.
 struct TxnUnit {
   // Written in this order; in the same transaction as the offsets.
@@ -93,6 +94,10 @@ struct TransactionalPublisherOptions {
   // larger than them goes alone).
   std::size_t max_batch_records = 1000;
   std::size_t max_batch_bytes = 8 * 1024 * 1024;
+  // The least time from the start of one transaction to the start of the next. Each costs the
+  // broker markers and log writes whatever its size: under load this keeps them about 12 a
+  // second, while a unit that comes when none was begun for this long starts one at once.
+  std::chrono::milliseconds min_interval{80};
   // How long one librdkafka transactional call may block before it is retried.
   std::chrono::milliseconds call_timeout{5000};
   // Retries of retriable errors (broker or coordinator unavailable) back off from min to max.
