@@ -76,8 +76,7 @@ struct TxnOutcome {
 // - When a transaction aborts, the units still waiting behind it are reported kAborted too (their
 //   offsets may count the aborted units as done), so the owner resubmits all of them in order.
 // - Units with different `group` pointers never share a transaction. JobConsumer::groupMetadata()
-// returns the same pointer for as long as the
-//   generation and member stay the same.
+//   returns the same pointer for as long as the generation and member stay the same.
 struct TxnUnit {
   // Written in this order; in the same transaction as the offsets.
   std::vector<OutRecord> records;
