@@ -1,5 +1,7 @@
 #include "outpost/lineage/openlineage.h"
 
+#include <utility>
+
 #include "outpost/common/clock.h"
 #include "outpost/lineage/naming.h"
 
@@ -152,7 +154,7 @@ json LineageBuilder::build(LineageEventType type, const v1::JobCommand& c,
     auto n = facet("1-0-1/NominalTimeRunFacet.json", "NominalTimeRunFacet");
     n["nominalStartTime"] = rfc3339(l.nominal_start_ms());
     if (l.nominal_end_ms() > 0) n["nominalEndTime"] = rfc3339(l.nominal_end_ms());
-    run_facets["nominalTime"] = n;
+    run_facets["nominalTime"] = std::move(n);
   }
   if (type == LineageEventType::kFail || type == LineageEventType::kAbort) {
     auto e = facet("1-0-1/ErrorMessageRunFacet.json", "ErrorMessageRunFacet");
@@ -160,7 +162,7 @@ json LineageBuilder::build(LineageEventType type, const v1::JobCommand& c,
     // The job is an external program; "shell" is the closest the spec has to a language name.
     e["programmingLanguage"] = "shell";
     if (!outcome.output_tail.empty()) e["stackTrace"] = outcome.output_tail;
-    run_facets["errorMessage"] = e;
+    run_facets["errorMessage"] = std::move(e);
   }
   run_facets["outpost"] = outpostFacet(type, c, event_time, outcome);
 
@@ -169,24 +171,25 @@ json LineageBuilder::build(LineageEventType type, const v1::JobCommand& c,
   jt["processingType"] = "BATCH";
   jt["integration"] = "OUTPOST";
   jt["jobType"] = c.job_type();
-  job_facets["jobType"] = jt;
+  job_facets["jobType"] = std::move(jt);
   if (!l.documentation().empty()) {
     auto d = facet("1-1-0/DocumentationJobFacet.json", "DocumentationJobFacet");
     d["description"] = l.documentation();
-    job_facets["documentation"] = d;
+    job_facets["documentation"] = std::move(d);
   }
   if (!l.source_code_url().empty()) {
     auto s = facet("1-1-0/SourceCodeLocationJobFacet.json", "SourceCodeLocationJobFacet");
     s["type"] = "git";
     s["url"] = l.source_code_url();
-    job_facets["sourceCodeLocation"] = s;
+    job_facets["sourceCodeLocation"] = std::move(s);
   }
 
   return json{
       {"eventType", eventTypeName(type)},
       {"eventTime", formatRfc3339Millis(event_time)},
-      {"run", {{"runId", c.run_id()}, {"facets", run_facets}}},
-      {"job", {{"namespace", jobNamespace(c)}, {"name", jobName(c)}, {"facets", job_facets}}},
+      {"run", {{"runId", c.run_id()}, {"facets", std::move(run_facets)}}},
+      {"job",
+       {{"namespace", jobNamespace(c)}, {"name", jobName(c)}, {"facets", std::move(job_facets)}}},
       {"inputs", datasets(l.inputs())},
       {"outputs", datasets(l.outputs())},
       {"producer", lineageProducer()},
