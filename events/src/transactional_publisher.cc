@@ -387,8 +387,6 @@ struct TransactionalPublisher::Impl {
       // every commit took over 100 ms. A flush that does not finish in time is no error here;
       // what went wrong shows in the calls below.
       rd_kafka_flush(rk.get(), std::max(callTimeoutMs(), 1));
-    }
-    if (r.ok() && !offsets.empty()) {
       kafka::PartitionListPtr list(
           rd_kafka_topic_partition_list_new(static_cast<int>(offsets.size())));
       for (const auto& [tp, off] : offsets) {
