@@ -167,6 +167,17 @@ TxnUnit unit(std::vector<OutRecord> records, std::function<void(const TxnOutcome
   return u;
 }
 
+// Unit `i` of a run of units on one jobs partition: record "unit-<i>" to `out`, and the jobs
+// offset after command i, committed for the group of `metadata`.
+TxnUnit numberedUnit(std::size_t i, const std::string& out, const std::string& jobs,
+                     std::shared_ptr<const GroupMetadata> metadata,
+                     std::function<void(const TxnOutcome&)> done) {
+  TxnUnit u = unit({record(out, "unit-" + std::to_string(i))}, std::move(done));
+  u.offsets = {{{jobs, 0}, static_cast<std::int64_t>(i + 1)}};
+  u.group = std::move(metadata);
+  return u;
+}
+
 std::vector<std::string> values(const std::vector<test::Record>& records) {
   std::vector<std::string> out;
   for (const auto& r : records) out.push_back(r.value);
@@ -268,10 +279,7 @@ TEST_F(TransactionalPublisherTest, GroupCommitsUnitsThatArePendingTogether) {
   options.max_batch_records = 100;
   TransactionalPublisher publisher(kafkaConfig(), test::uniqueName("txn-id"), options);
   auto make = [&](std::size_t i) {
-    TxnUnit u = unit({record(out, "unit-" + std::to_string(i))}, outcomes.slot(i, i == 0));
-    u.offsets = {{{jobs, 0}, static_cast<std::int64_t>(i + 1)}};
-    u.group = metadata;
-    return u;
+    return numberedUnit(i, out, jobs, metadata, outcomes.slot(i, i == 0));
   };
   // Unit 0 commits alone and holds the publisher in its callback while the other 299 are
   // submitted back to back: they go in ceil(299 / 100) = 3 transactions.
@@ -312,12 +320,7 @@ TEST_F(TransactionalPublisherTest, UnitsArrivingWithinTheMinIntervalShareTheNext
   TransactionalPublisherOptions options;
   options.min_interval = 3s;  // far longer than a transaction takes on the test broker
   TransactionalPublisher publisher(kafkaConfig(), test::uniqueName("txn-id"), options);
-  auto make = [&](std::size_t i) {
-    TxnUnit u = unit({record(out, "unit-" + std::to_string(i))}, outcomes.slot(i));
-    u.offsets = {{{jobs, 0}, static_cast<std::int64_t>(i + 1)}};
-    u.group = metadata;
-    return u;
-  };
+  auto make = [&](std::size_t i) { return numberedUnit(i, out, jobs, metadata, outcomes.slot(i)); };
   // Unit 0 finds the publisher idle and goes at once. Units 1-3 come one at a time after it
   // committed, when the publisher is idle again: without the interval each would begin a
   // transaction of its own; with it they wait for the interval and share one.
