@@ -1015,6 +1015,7 @@ void Worker::onCommitted(std::uint64_t id, const TxnOutcome& outcome) {
         // no other run's transaction commits past it.
         spdlog::warn("run {}: its end was not committed ({}); writing it again",
                      run.command.run_id(), outcome.reason);
+        consumer_->refreshGroupMetadata();
         offsets_.begin(run.tp, run.offset);
         run.submitted = false;
       } else {

@@ -48,6 +48,8 @@ struct JobConsumer::Impl {
   void rebalance(rd_kafka_t* handle, rd_kafka_resp_err_t err,
                  rd_kafka_topic_partition_list_t* parts) {
     auto tps = toVector(parts);
+    // Every rebalance may bring a new generation (or member id): ask librdkafka again.
+    owner->group_metadata_fresh_ = false;
     // Known only once the group has chosen its assignor (before the first join it says NONE).
     const bool cooperative = std::string_view(rd_kafka_rebalance_protocol(handle)) == "COOPERATIVE";
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
@@ -166,13 +168,16 @@ void JobConsumer::commit(const std::map<TopicPartition, std::int64_t>& offsets, 
 }
 
 std::shared_ptr<const GroupMetadata> JobConsumer::groupMetadata() {
-  // librdkafka makes a copy of the current generation and member id each time; compare it with
-  // the one handed out last so that units of one generation share a pointer.
+  if (group_metadata_fresh_) return group_metadata_;
+  // librdkafka makes a copy of the current generation and member id (under the group's lock):
+  // once per rebalance, not once per run. Compared with the one handed out last so that units of
+  // one generation share a pointer.
   auto now =
       std::make_shared<const GroupMetadata>(rd_kafka_consumer_group_metadata(impl_->rk.get()));
   if (!group_metadata_ || group_metadata_->fingerprint() != now->fingerprint()) {
     group_metadata_ = std::move(now);
   }
+  group_metadata_fresh_ = true;
   return group_metadata_;
 }
 

@@ -286,10 +286,9 @@ void ProcessTree::signalAll(pid_t leader, int sig) const {
   for (pid_t p : members(leader)) ::kill(p, sig);
 }
 
-std::int64_t ProcessTree::finalCpuMs(pid_t leader) const {
-  static const long kTick = ::sysconf(_SC_CLK_TCK);
-  auto st = readStat(leader);
-  std::int64_t ms = st ? st->cpu_ticks * 1000 / kTick : 0;
+std::int64_t ProcessTree::finalCpuMs(const struct rusage& leader_usage) const {
+  auto usec = [](const timeval& t) { return std::int64_t{t.tv_sec} * 1'000'000 + t.tv_usec; };
+  std::int64_t ms = (usec(leader_usage.ru_utime) + usec(leader_usage.ru_stime)) / 1000;
   if (cgroup_) ms = std::max(ms, (cgroup_->usageUsec() - cpu_baseline_usec_) / 1000);
   return ms;
 }

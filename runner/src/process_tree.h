@@ -4,6 +4,7 @@
 // Used by the supervisor's thread only.
 #pragma once
 
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -97,9 +98,10 @@ class ProcessTree {
   // which nothing escapes.
   void signalAll(pid_t leader, int sig) const;
   TreeStats stats(pid_t leader) const;
-  // CPU time of the whole run once its leader has exited (a zombie still): the cgroup's count, or
-  // the leader's own time plus that of the children it waited for, without scanning /proc.
-  std::int64_t finalCpuMs(pid_t leader) const;
+  // CPU time of the whole run once its leader has been reaped: the cgroup's count, or the leader's
+  // own time plus that of the children it waited for (`leader_usage`, as waitid reports it),
+  // without scanning /proc.
+  std::int64_t finalCpuMs(const struct rusage& leader_usage) const;
 
  private:
   CgroupPool* pool_;

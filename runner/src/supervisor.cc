@@ -717,12 +717,15 @@ struct Supervisor::Impl {
 
   void reap(Child& c) {
     if (c.exited) return;
-    // The process is a zombie now, so its pid (= its group id) cannot be reused yet: its CPU time
-    // is still readable, and anything left in its group belongs to this run and is killed now.
-    c.final_cpu_ms = c.tree->finalCpuMs(c.pid);
+    // The process is a zombie now, so its pid (= its group id) cannot be reused yet: anything left
+    // in its group belongs to this run and is killed now.
     ::kill(-c.pid, SIGKILL);
     siginfo_t info{};
-    if (waitid(P_PIDFD, static_cast<id_t>(c.pidfd.get()), &info, WEXITED) != 0) return;
+    // The system call, unlike glibc's waitid(), also reports the reaped process's CPU time (with
+    // that of the children it waited for), as wait4 does: no read of /proc/<pid>/stat.
+    struct rusage usage {};
+    if (::syscall(SYS_waitid, P_PIDFD, c.pidfd.get(), &info, WEXITED, &usage) != 0) return;
+    c.final_cpu_ms = c.tree->finalCpuMs(usage);
     c.exited = true;
     c.wait_code = info.si_code;
     c.wait_status = info.si_status;

@@ -272,6 +272,32 @@ TEST_F(SupervisorTest, DeathBySignalIsReported) {
   EXPECT_EQ(o.exit_code, -1);
 }
 
+// The run's CPU time counts its process and the children it waited for, as the process itself
+// sees them (`times`: its own, then its children's, at the shell's 10 ms resolution); without a
+// cgroup that is the only count there is.
+TEST_F(SupervisorTest, CpuTimeCountsTheProcessAndTheChildrenItWaitedFor) {
+  for (const char* cgroup : {"off", "auto"}) {
+    SCOPED_TRACE(cgroup);
+    Supervisor own(clock_, launcher_,
+                   SupervisorOptions{.tail_bytes = kTailBytes, .cgroup = cgroup});
+    auto w = launch(plan(sh("(i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done); times")), &own);
+    RunOutcome o = await(*w);
+    ASSERT_EQ(o.exit_code, 0) << o.tail;
+    // "0m0.00s 0m0.00s\n0m0.41s 0m0.01s\n": the second line is the children's user and system.
+    std::istringstream in(o.tail);
+    std::string self_line, children_line;
+    std::getline(in, self_line);
+    std::getline(in, children_line);
+    int um = 0, sm = 0;
+    double us = 0, ss = 0;
+    ASSERT_EQ(std::sscanf(children_line.c_str(), "%dm%lfs %dm%lfs", &um, &us, &sm, &ss), 4)
+        << o.tail;
+    const auto children_ms = static_cast<std::int64_t>((um * 60 + us + sm * 60 + ss) * 1000);
+    ASSERT_GT(children_ms, 0) << "the loop burned measurable CPU: " << o.tail;
+    EXPECT_GE(o.cpu_time_ms, children_ms - 20) << o.tail;
+  }
+}
+
 TEST_F(SupervisorTest, StdoutAndStderrAreBothCaptured) {
   RunOutcome o = run(sh("echo out; echo err >&2; echo out2"));
   EXPECT_EQ(o.tail, "out\nerr\nout2\n");

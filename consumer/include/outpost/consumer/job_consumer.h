@@ -68,8 +68,12 @@ class JobConsumer {
   // This member's identity in the group now (generation, member id), for the offsets of a
   // transaction. The same pointer for as long as they stay the same, a new one after a rebalance
   // that changed them; so a unit made before that rebalance carries the old one, and the broker
-  // refuses its offsets.
+  // refuses its offsets. Read from librdkafka again after every rebalance callback and after
+  // refreshGroupMetadata().
   std::shared_ptr<const GroupMetadata> groupMetadata();
+  // After a transaction aborted: its offsets may have been refused for a generation that changed
+  // without a callback (a cooperative rebalance that moved none of this member's partitions).
+  void refreshGroupMetadata() { group_metadata_fresh_ = false; }
 
  private:
   struct Impl;
@@ -79,6 +83,7 @@ class JobConsumer {
   std::vector<TopicPartition> assignment_;
   std::uint64_t revocations_ = 0;
   std::shared_ptr<const GroupMetadata> group_metadata_;
+  bool group_metadata_fresh_ = false;  // group_metadata_ is this generation's
   friend struct Impl;
 };
 
