@@ -522,6 +522,21 @@ void jobThroughput(const Options& o, Report& report, unsigned slots,
                 " s; the rate above is over the ones that did");
   }
   cpu.report(report, suffix, finished);
+  {
+    // Terminal events read per 250 ms since the first produce: a ramp or a stall shows here.
+    std::vector<long> buckets;
+    for (const auto& id : ids) {
+      const auto& r = b.run(id);
+      if (r.terminals == 0) continue;
+      auto k = static_cast<std::size_t>((r.seen_at - t0) / 250ms);
+      if (buckets.size() <= k) buckets.resize(k + 1);
+      ++buckets[k];
+    }
+    std::string line =
+        "jobs" + suffix + ": terminal events read per 250 ms from the first command:";
+    for (long c : buckets) line += " " + std::to_string(c);
+    report.note(line);
+  }
   int rc = b.worker().stop(60s);
   if (rc != 0)
     report.note("the " + std::to_string(slots) + "-slot " + delivery + " worker exited with " +

@@ -278,8 +278,10 @@ std::expected<pid_t, std::string> PosixLauncher::launch(const LaunchPlan& plan,
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
+  // The child's stack, one per launching thread, kept: the child is done with it (exec'd or
+  // dead) when cloneChild returns. Allocating and zeroing 64 KiB per launch showed in profiles.
   constexpr std::size_t kStack = 64 * 1024;
-  auto stack = std::make_unique<char[]>(kStack);
+  thread_local const std::unique_ptr<char[]> stack = std::make_unique_for_overwrite<char[]>(kStack);
   pid_t pid = cloneChild(a, stack.get(), kStack, io.cgroup_dir_fd);
   int clone_errno = errno;
   pthread_sigmask(SIG_SETMASK, &old, nullptr);

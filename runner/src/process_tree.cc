@@ -222,6 +222,7 @@ std::unique_ptr<Cgroup> CgroupPool::acquire() {
 
 void CgroupPool::release(std::unique_ptr<Cgroup> cgroup) {
   if (cgroup->populated()) {
+    cgroup->killAll();                       // nothing of the run outlives it
     draining_.push_back(std::move(cgroup));  // the kernel is still tearing down its processes
   } else {
     keepOrRemove(std::move(cgroup));
@@ -256,9 +257,7 @@ ProcessTree::ProcessTree(CgroupPool* pool, const std::string& run_id)
 }
 
 ProcessTree::~ProcessTree() {
-  if (!cgroup_) return;
-  if (cgroup_->populated()) cgroup_->killAll();  // nothing of the run outlives it
-  pool_->release(std::move(cgroup_));
+  if (cgroup_) pool_->release(std::move(cgroup_));
 }
 
 std::vector<pid_t> ProcessTree::members(pid_t leader) const {

@@ -61,7 +61,7 @@ class CgroupPool {
 
   // An empty cgroup, or nullptr when none can be made.
   std::unique_ptr<Cgroup> acquire();
-  // Its processes were killed; it becomes free once empty.
+  // Kills whatever is still in it; it becomes free once empty.
   void release(std::unique_ptr<Cgroup> cgroup);
   // Moves cgroups that have emptied to the free list. Never blocks.
   void reclaim();
