@@ -29,11 +29,6 @@ constexpr std::chrono::seconds kTopicCheckTimeout{30};
 // On shutdown, how long the last transactions may take.
 constexpr std::chrono::seconds kCloseTimeout{10};
 
-std::string describeSignal(int sig) {
-  const char* abbrev = sigabbrev_np(sig);
-  return abbrev ? std::string("SIG") + abbrev : "signal " + std::to_string(sig);
-}
-
 // Keeps the masker alive as long as the run's output stream uses it.
 class MaskedOutput final : public StreamRedactor {
  public:
@@ -765,16 +760,11 @@ void Worker::onFinished(std::uint64_t id, RunOutcome o) {
         state = v1::SUCCEEDED;
         lineage = LineageEventType::kComplete;
       } else {
-        message = "exited with status " + std::to_string(o.exit_code);
-        if (o.exit_code == 137)
-          message += " (128+SIGKILL: likely killed for using too much memory)";
+        message = describeFailure(o);
       }
       break;
     case RunOutcome::Ending::kSignaled:
-      message = "killed by " + describeSignal(o.signal);
-      if (o.signal == SIGKILL) message += ", which Outpost did not send: likely out of memory";
-      if (o.signal == SIGXCPU) message += ": it used up its CPU time limit (limits.cpu_time)";
-      if (o.signal == SIGXFSZ) message += ": it wrote past its file size limit (limits.file_size)";
+      message = describeFailure(o);
       break;
     case RunOutcome::Ending::kTimedOut:
       state = v1::TIMED_OUT;

@@ -180,7 +180,17 @@ std::int64_t Cgroup::usageUsec() const {
   return std::strtoll(text.c_str() + at + kKey.size(), nullptr, 10);
 }
 
-void Cgroup::killAll() const {
+std::optional<std::uint64_t> Cgroup::oomKills() const {
+  if (!memory_events) return std::nullopt;
+  auto text = preadSmall(memory_events);
+  constexpr std::string_view kKey = "oom_kill ";
+  auto at = text.find(kKey);
+  if (at == std::string::npos) return std::nullopt;
+  return std::strtoull(text.c_str() + at + kKey.size(), nullptr, 10);
+}
+
+void Cgroup::killAll() {
+  killed = true;
   [[maybe_unused]] auto n = ::write(kill.get(), "1", 1);
 }
 
@@ -211,6 +221,7 @@ std::unique_ptr<Cgroup> CgroupPool::acquire() {
   c->kill = openIn(c->dir, "cgroup.kill", O_WRONLY);
   c->events = openIn(c->dir, "cgroup.events", O_RDONLY);
   c->cpu = openIn(c->dir, "cpu.stat", O_RDONLY);
+  c->memory_events = openIn(c->dir, "memory.events", O_RDONLY);  // absent without the controller
   if (!c->dir_fd || !c->procs || !c->kill || !c->events || !c->cpu) {
     spdlog::warn("cannot open the files of cgroup {}: {}; using the /proc scan", c->dir,
                  std::strerror(errno));
@@ -230,7 +241,7 @@ void CgroupPool::release(std::unique_ptr<Cgroup> cgroup) {
 }
 
 void CgroupPool::keepOrRemove(std::unique_ptr<Cgroup> cgroup) {
-  if (free_.size() < kMaxFreeCgroups) {
+  if (!cgroup->killed && free_.size() < kMaxFreeCgroups) {
     free_.push_back(std::move(cgroup));
   } else {
     ::rmdir(cgroup->dir.c_str());
@@ -253,7 +264,10 @@ ProcessTree::ProcessTree(CgroupPool* pool, const std::string& run_id)
     : pool_(pool), marker_("OUTPOST_RUN_ID=" + run_id) {
   if (!pool_) return;
   cgroup_ = pool_->acquire();
-  if (cgroup_) cpu_baseline_usec_ = cgroup_->usageUsec();
+  if (cgroup_) {
+    cpu_baseline_usec_ = cgroup_->usageUsec();
+    oom_baseline_ = cgroup_->oomKills().value_or(0);
+  }
 }
 
 ProcessTree::~ProcessTree() {
@@ -276,7 +290,7 @@ std::vector<pid_t> ProcessTree::members(pid_t leader) const {
   return {out.begin(), out.end()};
 }
 
-void ProcessTree::signalAll(pid_t leader, int sig) const {
+void ProcessTree::signalAll(pid_t leader, int sig) {
   if (leader > 0) ::kill(-leader, sig);
   if (sig == SIGKILL && cgroup_) {
     if (cgroup_->populated()) cgroup_->killAll();
@@ -290,6 +304,13 @@ std::int64_t ProcessTree::finalCpuMs(const struct rusage& leader_usage) const {
   std::int64_t ms = (usec(leader_usage.ru_utime) + usec(leader_usage.ru_stime)) / 1000;
   if (cgroup_) ms = std::max(ms, (cgroup_->usageUsec() - cpu_baseline_usec_) / 1000);
   return ms;
+}
+
+std::optional<std::uint64_t> ProcessTree::oomKills() const {
+  if (!cgroup_) return std::nullopt;
+  auto count = cgroup_->oomKills();
+  if (!count) return std::nullopt;
+  return *count - std::min(*count, oom_baseline_);
 }
 
 TreeStats ProcessTree::stats(pid_t leader) const {

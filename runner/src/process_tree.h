@@ -43,10 +43,18 @@ struct Cgroup {
   UniqueFd kill;    // cgroup.kill
   UniqueFd events;  // cgroup.events ("populated 0|1")
   UniqueFd cpu;     // cpu.stat
+  UniqueFd memory_events;  // memory.events, where the memory controller is enabled here
+  // Written to cgroup.kill at least once. Linux (seen on 6.18) SIGKILLs every process that
+  // clone3 later starts in such a cgroup with CLONE_INTO_CGROUP: cgroup_css_set_fork() takes the
+  // parent's kill_seq, cgroup_post_fork() compares it with the target cgroup's, which cgroup.kill
+  // moved on. So a killed cgroup is never handed to another run; it is removed once empty.
+  bool killed = false;
 
   bool populated() const;
   std::int64_t usageUsec() const;
-  void killAll() const;
+  // memory.events' oom_kill count; nullopt without the memory controller.
+  std::optional<std::uint64_t> oomKills() const;
+  void killAll();
 };
 
 // Per-run cgroups, reused: making and removing one for every run cost the worker about 0.3 ms of
@@ -61,7 +69,7 @@ class CgroupPool {
 
   // An empty cgroup, or nullptr when none can be made.
   std::unique_ptr<Cgroup> acquire();
-  // Kills whatever is still in it; it becomes free once empty.
+  // Kills whatever is still in it; it becomes free once empty (or is removed, if it was killed).
   void release(std::unique_ptr<Cgroup> cgroup);
   // Moves cgroups that have emptied to the free list. Never blocks.
   void reclaim();
@@ -96,17 +104,21 @@ class ProcessTree {
   std::vector<pid_t> members(pid_t leader) const;
   // Signals every member. SIGKILL through a cgroup uses cgroup.kill (when it holds anything),
   // which nothing escapes.
-  void signalAll(pid_t leader, int sig) const;
+  void signalAll(pid_t leader, int sig);
   TreeStats stats(pid_t leader) const;
   // CPU time of the whole run once its leader has been reaped: the cgroup's count, or the leader's
   // own time plus that of the children it waited for (`leader_usage`, as waitid reports it),
   // without scanning /proc.
   std::int64_t finalCpuMs(const struct rusage& leader_usage) const;
+  // How many of the run's processes the kernel's OOM killer killed, from its cgroup's
+  // memory.events; nullopt when that is unknown (no cgroup, or no memory controller in it).
+  std::optional<std::uint64_t> oomKills() const;
 
  private:
   CgroupPool* pool_;
   std::string marker_;                  // "OUTPOST_RUN_ID=<id>"
   std::int64_t cpu_baseline_usec_ = 0;  // a reused cgroup's usage before this run
+  std::uint64_t oom_baseline_ = 0;       // and its oom_kill count
   std::unique_ptr<Cgroup> cgroup_;      // or null: the marker and a /proc scan
 };
 

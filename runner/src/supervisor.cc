@@ -780,6 +780,7 @@ struct Supervisor::Impl {
                  " earlier bytes of output not shown]\n" + o.tail;
       }
       o.cpu_time_ms = c.final_cpu_ms;
+      o.oom_kills = c.tree->oomKills();
       o.log_dropped_lines = c.batcher.droppedLines();
       if (c.wait_code == CLD_EXITED) {
         o.exit_code = c.wait_status;

@@ -44,6 +44,12 @@ std::string cancelTemplates() {
     kill_grace: 1s
     params: {marker: {pattern: "[A-Za-z0-9_./-]+"}}
     recipe: none
+  stubborn-child:
+    argv: [sh, -c, "trap '' TERM; sleep 300 & touch {marker}; while true; do sleep 1; done"]
+    allow_shell: true
+    kill_grace: 100ms
+    params: {marker: {pattern: "[A-Za-z0-9_./-]+"}}
+    recipe: none
   gate:
     argv: [sh, -c, "echo waiting; while [ ! -e {release} ]; do sleep 0.1; done; echo released"]
     allow_shell: true
@@ -500,6 +506,55 @@ TEST(Cancel, UndecodableControlMessagesAreSkippedAndTheWorkerGoesOn) {
   dlq.readFor(std::chrono::milliseconds(500));
   EXPECT_TRUE(dlq.records().empty()) << "control messages are not jobs: no dead letters";
   EXPECT_EQ(worker.terminate(), 0);
+}
+
+// Many rounds of: a run is cancelled or times out (it ignores SIGTERM and leaves a child, so the
+// KILL after its grace always has something to kill), and the next command, waiting for the one
+// slot, starts at once in the same worker. No run may end killed by a signal Outpost did not send
+// for it. With per-run cgroups (where the machine allows them) and with the /proc scan. On Linux
+// 6.18 this caught a killed run's cgroup being handed to the next run, whose process the kernel
+// then killed at its first instruction (see Cgroup::killed).
+TEST(Cancel, ARunStartedRightAfterACancelOrATimeoutIsNeverKilledForIt) {
+  constexpr int kRounds = 6;  // per mode; each round costs the 100 ms grace and two runs
+  for (const char* cgroup : {"auto", "off"}) {
+    SCOPED_TRACE(cgroup);
+    auto topics = createTopics(std::string("cancel-stress-") + cgroup, 1);
+    ScratchDir scratch;
+    auto options = cancelOptions();
+    options.slots = 1;
+    options.cgroup = cgroup;
+    WorkerProcess worker(topics, options);
+    TopicReader events(topics.events);
+    std::set<std::string> all;
+    std::vector<std::string> next_runs;
+    for (int round = 0; round < kRounds; ++round) {
+      SCOPED_TRACE(round);
+      const bool by_timeout = round % 2 == 1;
+      const auto marker = scratch.file("trapped-" + std::to_string(round));
+      auto killed = makeCommand("stubborn-child", {{"marker", marker}});
+      if (by_timeout) killed.set_timeout_ms(1500);
+      submit(topics, killed);
+      auto next = makeCommand("ok", {{"n", std::to_string(round)}});
+      submit(topics, next);  // waits for the slot, then starts right after the kill
+      if (!by_timeout) {
+        ASSERT_TRUE(waitForFile(marker)) << "the job never set its TERM trap";
+        sendCancel(topics, killed.run_id(), "stress", "carol");
+      }
+      auto records = readUntilTerminal(events, {killed.run_id(), next.run_id()});
+      auto k = onlyTerminal(records, killed.run_id());
+      EXPECT_EQ(k.state(), by_timeout ? v1::TIMED_OUT : v1::CANCELLED) << k.message();
+      auto n = onlyTerminal(records, next.run_id());
+      EXPECT_EQ(n.state(), v1::SUCCEEDED) << n.message();
+      EXPECT_EQ(n.signal(), 0) << n.message();
+      all.insert({killed.run_id(), next.run_id()});
+    }
+    for (const auto& e : decodeEvents(events.records())) {
+      EXPECT_THAT(e.message(), Not(HasSubstr("did not send"))) << e.run_id();
+      EXPECT_THAT(e.message(), Not(HasSubstr("from outside Outpost"))) << e.run_id();
+    }
+    EXPECT_EQ(waitForCommitted(worker.group(), topics.jobs, 1, 2 * kRounds), 2 * kRounds);
+    EXPECT_EQ(worker.terminate(), 0);
+  }
 }
 
 }  // namespace

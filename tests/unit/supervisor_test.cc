@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <iostream>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -39,6 +40,7 @@ using std::chrono::seconds;
 using std::chrono::system_clock;
 using Ending = RunOutcome::Ending;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 // Only a safety net so that a broken supervisor fails the test instead of hanging it; never a
 // statement about how fast anything is.
@@ -296,6 +298,50 @@ TEST_F(SupervisorTest, CpuTimeCountsTheProcessAndTheChildrenItWaitedFor) {
     ASSERT_GT(children_ms, 0) << "the loop burned measurable CPU: " << o.tail;
     EXPECT_GE(o.cpu_time_ms, children_ms - 20) << o.tail;
   }
+}
+
+// A SIGKILL Outpost did not send is not blamed on the OOM killer unless the kernel says so: with
+// a memory controller in the run's cgroup its memory.events counts oom_kill; elsewhere nobody can
+// tell, and the message does not guess.
+TEST_F(SupervisorTest, AKillFromOutsideIsNotBlamedOnMemoryUnlessTheKernelSaysSo) {
+  for (const char* cgroup : {"off", "auto"}) {
+    SCOPED_TRACE(cgroup);
+    Supervisor own(clock_, launcher_, SupervisorOptions{.tail_bytes = kTailBytes, .cgroup = cgroup});
+    RunOutcome o = await(*launch(plan(sh("kill -KILL $$")), &own));
+    ASSERT_EQ(o.ending, Ending::kSignaled);
+    EXPECT_EQ(o.signal, SIGKILL);
+    EXPECT_EQ(o.oom_kills.value_or(0), 0u);
+    const auto message = describeFailure(o);
+    EXPECT_THAT(message, HasSubstr("killed by SIGKILL from outside Outpost")) << message;
+    EXPECT_THAT(message, Not(HasSubstr("memory"))) << message;
+  }
+}
+
+TEST(DescribeFailure, SaysWhatTheKernelCountedAndGuessesNothing) {
+  RunOutcome o;
+  o.ending = Ending::kSignaled;
+  o.signal = SIGKILL;
+  EXPECT_EQ(describeFailure(o), "killed by SIGKILL from outside Outpost");
+  o.oom_kills = 0;
+  EXPECT_EQ(describeFailure(o),
+            "killed by SIGKILL from outside Outpost (not the OOM killer: its cgroup counted no "
+            "oom_kill)");
+  o.oom_kills = 2;
+  EXPECT_EQ(describeFailure(o),
+            "killed by SIGKILL: out of memory: its cgroup's memory.events counted 2 OOM kill(s)");
+  o.ending = Ending::kExited;
+  o.exit_code = 137;
+  o.oom_kills = std::nullopt;
+  EXPECT_EQ(describeFailure(o), "exited with status 137");
+  o.oom_kills = 1;
+  EXPECT_EQ(describeFailure(o),
+            "exited with status 137 (out of memory: its cgroup's memory.events counted 1 OOM "
+            "kill(s))");
+  o.exit_code = 0;
+  EXPECT_EQ(describeFailure(o), "");
+  o.ending = Ending::kSignaled;
+  o.signal = SIGXCPU;
+  EXPECT_EQ(describeFailure(o), "killed by SIGXCPU: it used up its CPU time limit (limits.cpu_time)");
 }
 
 TEST_F(SupervisorTest, StdoutAndStderrAreBothCaptured) {
@@ -760,6 +806,51 @@ TEST_F(SupervisorTest, WithCgroupsARunStartsInACgroupOfItsOwn) {
   auto a = launch(plan(sh("cat /proc/self/cgroup; sleep 1")));
   auto b = launch(plan(sh("cat /proc/self/cgroup; sleep 1")));
   EXPECT_NE(await(*a).tail, await(*b).tail);
+}
+
+// A run started right after another was killed (cancelled or timed out, its leftovers taken by
+// SIGKILL) is never killed itself: no signal reaches it that the supervisor did not send for it.
+// Linux 6.18 SIGKILLs every process that clone3 starts with CLONE_INTO_CGROUP in a cgroup once
+// written to cgroup.kill (the cgroup's kill_seq has moved on, the parent's has not), so a killed
+// run's cgroup must never be handed to a later run. Rounds alternate a stop and a timeout, each
+// of a job that ignores SIGTERM and leaves a child, so that the KILL after the grace always
+// finds something to kill; cgroups on (where the machine allows them) and off.
+TEST_F(SupervisorTest, ARunStartedRightAfterAKilledRunIsNeverKilled) {
+  constexpr int kRounds = 12;
+  for (const char* cgroup : {"auto", "off"}) {
+    SCOPED_TRACE(cgroup);
+    Supervisor own(clock_, launcher_, SupervisorOptions{.tail_bytes = kTailBytes, .cgroup = cgroup});
+    if (std::string_view(cgroup) == "auto" && !own.usesCgroups()) {
+      std::cout << "[ SKIPPED  ] the cgroup half: " << own.cgroupNote() << "\n";
+      continue;
+    }
+    for (int round = 0; round < kRounds; ++round) {
+      SCOPED_TRACE(round);
+      const auto marker = work_dir_ + "/trapped-" + cgroup + std::to_string(round);
+      auto stubborn =
+          sh("trap '' TERM; sleep 30 & touch " + marker + "; while :; do sleep 1; done");
+      stubborn.kill_grace = milliseconds(50);
+      RunRequest r;
+      const bool by_timeout = round % 2 == 1;
+      if (by_timeout) r.timeout = milliseconds(300);
+      auto p = plan(stubborn, r);
+      const auto run_id = p.run_id;
+      auto killed = launch(std::move(p), &own);
+      ASSERT_TRUE(waitForFile(marker));
+      if (!by_timeout) own.stop(run_id, "stress");
+      RunOutcome k = await(*killed);
+      EXPECT_EQ(k.ending, by_timeout ? Ending::kTimedOut : Ending::kCancelled);
+      // Its trap is set, so only the KILL after the grace ends it (a timeout may come first).
+      if (!by_timeout) {
+        EXPECT_EQ(k.signal, SIGKILL);
+      }
+      // At once, in the same supervisor: the next run must run to its end.
+      RunOutcome next = await(*launch(plan(sh("echo next")), &own));
+      EXPECT_EQ(next.ending, Ending::kExited) << "signal " << next.signal << ": " << next.tail;
+      EXPECT_EQ(next.exit_code, 0);
+      EXPECT_EQ(next.tail, "next\n");
+    }
+  }
 }
 
 // Where clone3 is refused (an old kernel, a seccomp policy), the child joins the cgroup itself by

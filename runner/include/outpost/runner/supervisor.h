@@ -11,6 +11,7 @@
 #include <expected>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -67,7 +68,16 @@ struct RunOutcome {
   std::uint64_t output_bytes = 0;
   std::int64_t cpu_time_ms = 0;
   std::uint64_t log_dropped_lines = 0;  // lines the LOG rate limit left out
+  // How many of its processes the kernel's OOM killer killed, as its cgroup's memory.events
+  // counted; nullopt when nobody can tell (no cgroup, or no memory controller in it).
+  std::optional<std::uint64_t> oom_kills;
 };
+
+// Why a run that ended by itself failed, for its terminal event: "exited with status 3", "killed
+// by SIGSEGV", with what the kernel is known to have done (the OOM killer, a CPU or file size
+// limit) and no guess where nothing is known. Empty for a success and for endings that carry
+// their own message (timed out, cancelled, never started).
+std::string describeFailure(const RunOutcome& outcome);
 
 // A batch of output lines for a LOG event.
 struct LogBatch {
