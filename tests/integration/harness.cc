@@ -18,6 +18,8 @@
 #include <gtest/gtest.h>
 #include <librdkafka/rdkafka.h>
 
+#include "lineage_validator.h"
+
 extern char** environ;
 
 namespace outpost::test {
@@ -305,26 +307,10 @@ std::pair<std::string, int> groupState(const std::string& group) {
 }
 
 Validation validateLineage(const std::vector<Record>& records) {
-  auto dir = fs::temp_directory_path() / uniqueName("lineage");
-  fs::create_directories(dir);
-  auto file = dir / "lineage.jsonl";
-  {
-    std::ofstream out(file);
-    for (const auto& r : records) out << r.value << "\n";
-  }
-  std::string spec = sourceDir() + "/../shared/testdata/openlineage";
-  EXPECT_TRUE(fs::exists(spec + "/OpenLineage.json")) << "missing the OpenLineage spec at " << spec;
-  std::string cmd = "/usr/bin/python3 " + sourceDir() +
-                    "/tests/tools/validate_lineage.py --spec-dir " + spec + " " + file.string() +
-                    " 2>&1";
-  Validation v;
-  FILE* p = popen(cmd.c_str(), "r");
-  std::array<char, 4096> buf;
-  while (p && fgets(buf.data(), buf.size(), p)) v.output += buf.data();
-  int status = p ? pclose(p) : -1;
-  v.ok = status == 0;
-  fs::remove_all(dir);
-  return v;
+  std::vector<std::string> events;
+  for (const auto& r : records) events.push_back(r.value);
+  auto v = lineage_test::validateLineageEvents(events);
+  return Validation{v.ok, std::move(v.output)};
 }
 
 namespace {

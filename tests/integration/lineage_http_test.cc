@@ -25,7 +25,7 @@
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
-#include "../lineage/lineage_validator.h"
+#include "lineage_validator.h"
 #include "outpost/common/fd.h"
 #include "outpost/lineage/http_transport.h"
 #include "outpost/lineage/openlineage.h"

@@ -2,7 +2,8 @@
 """Validate OpenLineage events (JSON lines) against the official JSON schemas, offline.
 
 Outpost emits OpenLineage run events; the tests check them against the upstream spec
-files (OpenLineage.json and facets/*.json, Draft 2020-12) kept in shared/testdata.
+files (OpenLineage.json and facets/*.json, Draft 2020-12) kept in the shared test data
+($OUTPOST_TESTDATA/openlineage, see tests/support/testdata.h).
 Nothing is fetched from the network: every schema is registered under its "$id", and
 a "$ref" to anything else is an error.
 

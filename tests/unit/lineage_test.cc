@@ -14,7 +14,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "../lineage/lineage_validator.h"
+#include "lineage_validator.h"
 #include "outpost/common/clock.h"
 #include "outpost/lineage/openlineage.h"
 
@@ -633,6 +633,7 @@ TEST(LineageSchema, EveryKindOfRecordValidates) {
     }
   }
   auto v = lineage_test::validateLineageEvents(events);
+  if (v.skipped) return;
   EXPECT_TRUE(v.ok) << v.output;
   EXPECT_EQ(std::count(v.output.begin(), v.output.end(), '\n'), static_cast<long>(events.size()))
       << v.output;
@@ -645,6 +646,7 @@ TEST(LineageSchema, TheValidatorChecksTheOutpostFacet) {
   e["run"]["facets"]["outpost"]["exitCode"] = 1;
   e["run"]["facets"]["outpost"]["signal"] = 9;
   auto v = lineage_test::validateLineageEvents({e.dump()});
+  if (v.skipped) return;
   EXPECT_FALSE(v.ok) << v.output;
   EXPECT_THAT(v.output, HasSubstr("run.facets.outpost"));
   EXPECT_THAT(v.output, HasSubstr("attempt"));
