@@ -274,6 +274,9 @@ int Worker::run(const std::atomic<bool>& stop) {
   }
   if (lineage_http_) lineage_http_->shutdown(config_.lineage.http.flush_timeout);
   consumer_->close();
+  if (skipped_other_pool_ > 0) {
+    spdlog::info("{} command(s) for other pools skipped", skipped_other_pool_);
+  }
   spdlog::info("worker {} stopped", config_.worker.id);
   return 0;
 }
@@ -308,7 +311,15 @@ void Worker::handleMessage(ConsumedMessage message) {
     return reject(run, message, decoded.error().reason);
   }
   run.admission.attempt = std::max(1u, run.command.attempt());
-  auto admitted = admitCommand(run.command, config_.templates, config_.worker.pool);
+  if (isForAnotherPool(run.command, config_.worker.pool)) {
+    // Pools sharing a jobs topic each read every command: another pool's is not bad input.
+    ++skipped_other_pool_;
+    spdlog::debug("run {}: for pool '{}', not '{}': skipped ({} so far)", run.command.run_id(),
+                  run.command.pool(), config_.worker.pool, skipped_other_pool_);
+    run.phase = Phase::kFinished;
+    return maybeRetire(run);
+  }
+  auto admitted = admitCommand(run.command, config_.templates);
   if (!admitted) return reject(run, message, admitted.error().reason);
   run.tmpl = *admitted;
   // The same run_id twice at once (a duplicate, or a redelivery while the first still runs):

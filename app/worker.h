@@ -194,6 +194,7 @@ class Worker final : public RebalanceListener {
   bool retired_ = false;     // a run retired since the loop last dispatched
   std::uint64_t next_id_ = 1;
   bool draining_ = false;
+  std::uint64_t skipped_other_pool_ = 0;  // commands for another pool sharing the jobs topic
   // Bounded (and expiring after cancel_memory) so a flood of cancels cannot exhaust memory.
   static constexpr std::size_t kRememberedRuns = 100'000;
   RunMemory<EndedRun> ended_{kRememberedRuns};         // runs that ended here, by run_id

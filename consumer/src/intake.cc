@@ -27,13 +27,12 @@ std::expected<v1::JobCommand, Rejection> decodeCommand(std::string_view bytes) {
   return c;
 }
 
+bool isForAnotherPool(const v1::JobCommand& c, const std::string& pool) {
+  return !c.pool().empty() && c.pool() != pool;
+}
+
 std::expected<const TemplateConfig*, Rejection> admitCommand(
-    const v1::JobCommand& c, const std::map<std::string, TemplateConfig>& templates,
-    const std::string& pool) {
-  if (!c.pool().empty() && c.pool() != pool) {
-    return std::unexpected(
-        Rejection{"command is for pool '" + c.pool() + "', this worker serves '" + pool + "'", c});
-  }
+    const v1::JobCommand& c, const std::map<std::string, TemplateConfig>& templates) {
   auto it = templates.find(c.job_type());
   if (it == templates.end()) {
     return std::unexpected(

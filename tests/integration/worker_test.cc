@@ -142,6 +142,51 @@ TEST(Worker, TwoWorkersInOneGroupShareTwentyJobsWithExactlyOneTerminalEach) {
   for (const auto& [run, evs] : terminalByRun(events.records())) EXPECT_EQ(evs.size(), 1u) << run;
 }
 
+// Two pools reading one jobs topic each see every command; each runs its own and skips the
+// other's without a word: no REJECTED event, no dead letter, and its offset counts as done.
+TEST(Worker, TwoPoolsSharingAJobsTopicEachRunTheirOwnCommandsAndRejectNone) {
+  auto topics = createTopics("pools", 2);
+  WorkerProcess::Options oa, ob;
+  oa.pool = uniqueName("pool-a");
+  ob.pool = uniqueName("pool-b");
+  WorkerProcess a(topics, oa), b(topics, ob);
+  ASSERT_TRUE(a.waitForLog("partitions assigned"));
+  ASSERT_TRUE(b.waitForLog("partitions assigned"));
+  std::map<std::string, std::string> worker_of;  // run_id -> the worker of its pool
+  for (int i = 0; i < 10; ++i) {
+    auto c = makeCommand("ok", {{"n", std::to_string(i)}});
+    const bool for_a = i % 2 == 0;
+    c.set_pool(for_a ? oa.pool : ob.pool);
+    worker_of[c.run_id()] = for_a ? a.id() : b.id();
+    submit(topics, c);
+  }
+  std::set<std::string> runs;
+  for (const auto& [run, worker] : worker_of) runs.insert(run);
+  TopicReader events(topics.events);
+  auto records = readUntilTerminal(events, runs);
+  // Both groups have committed all ten: each counted the other pool's commands as done.
+  EXPECT_EQ(waitForCommitted(a.group(), topics.jobs, 2, 10), 10);
+  EXPECT_EQ(waitForCommitted(b.group(), topics.jobs, 2, 10), 10);
+  events.readFor(std::chrono::milliseconds(500));
+  auto terminal = terminalByRun(events.records());
+  EXPECT_EQ(terminal.size(), 10u);
+  for (const auto& [run, worker] : worker_of) {
+    const auto& e = only(terminal, run);
+    EXPECT_EQ(e.state(), v1::SUCCEEDED) << e.message();
+    EXPECT_EQ(e.worker_id(), worker) << "ran in its own pool";
+  }
+  for (const auto& e : decodeEvents(events.records())) {
+    EXPECT_NE(e.state(), v1::REJECTED) << e.run_id() << ": " << e.message();
+    EXPECT_EQ(e.worker_id(), worker_of[e.run_id()]) << "an event from the other pool";
+  }
+  TopicReader dlq(topics.dlq);
+  dlq.readFor(std::chrono::milliseconds(500));
+  EXPECT_EQ(dlq.records().size(), 0u) << "another pool's command is not a dead letter";
+  EXPECT_EQ(a.terminate(), 0);
+  EXPECT_EQ(b.terminate(), 0);
+  EXPECT_THAT(a.log(), HasSubstr("5 command(s) for other pools skipped"));
+}
+
 TEST(Worker, JobLongerThanMaxPollIntervalCompletesWithoutRebalance) {
   auto topics = createTopics("longjob", 1);
   WorkerProcess::Options o;

@@ -21,9 +21,14 @@ struct Rejection {
 // Decodes a JobCommand and checks what every command must have.
 std::expected<v1::JobCommand, Rejection> decodeCommand(std::string_view bytes);
 
-// Checks that this worker may run the command: its template exists and its pool is ours.
+// A command that names another pool. Pools may share a jobs topic, each reading every command:
+// such a command is not bad input but another pool's work, skipped without an event. A command
+// that names no pool runs in any.
+bool isForAnotherPool(const v1::JobCommand& command, const std::string& pool);
+
+// Checks that this worker may run the command (one for its pool, see isForAnotherPool): its
+// template exists.
 std::expected<const TemplateConfig*, Rejection> admitCommand(
-    const v1::JobCommand& command, const std::map<std::string, TemplateConfig>& templates,
-    const std::string& pool);
+    const v1::JobCommand& command, const std::map<std::string, TemplateConfig>& templates);
 
 }  // namespace outpost
