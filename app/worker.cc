@@ -12,6 +12,7 @@
 
 #include "outpost/common/thread_name.h"
 #include "outpost/consumer/dead_letter.h"
+#include "outpost/events/wire.h"
 #include "outpost/secrets/reference.h"
 
 namespace outpost {
@@ -595,7 +596,7 @@ void Worker::recordStart(Run& run) {
     e.set_retrying(true);
     e.set_message(fmt::format("worker {} was lost while running it", run.admission.lost_worker));
     run.sequence = 0;  // the sequence counts the events of this attempt
-    lost = OutRecord{config_.topics.events, -1, e.run_id(), e.SerializeAsString(), {}};
+    lost = OutRecord{config_.topics.events, -1, e.run_id(), toWire(e), {}};
   }
   ++run.pending_acks;
   if (lost && txn_) {
@@ -867,12 +868,11 @@ void Worker::publishEvent(Run& run, const v1::RunEvent& event) {
   if (txn_ && run.terminal != v1::RUN_STATE_UNSPECIFIED && !run.submitted) {
     // From the terminal event on, everything goes in the run's transaction (a NOTICE once that
     // is on its way goes alone).
-    run.finals.push_back(
-        {config_.topics.events, -1, event.run_id(), event.SerializeAsString(), {}});
+    run.finals.push_back({config_.topics.events, -1, event.run_id(), toWire(event), {}});
     return;
   }
   ++run.pending_acks;
-  producer_->produce(config_.topics.events, event.run_id(), event.SerializeAsString(), {},
+  producer_->produce(config_.topics.events, event.run_id(), toWire(event), {},
                      [this, id = run.id, state = event.state()](const DeliveryReport& r) {
                        if (!r.ok) {
                          spdlog::error("run event {} not delivered: {}", v1::RunState_Name(state),
@@ -886,7 +886,7 @@ void Worker::publishLineage(Run& run, LineageEventType type, LineageOutcome outc
   if (!config_.lineage.enabled) return;
   outcome.attempt = run.admission.attempt;
   auto doc = lineage_.build(type, run.command, clock_.now(), outcome);
-  sendLineage(run, lineage_.kafkaKey(run.command), doc.dump());
+  sendLineage(run, lineage_.kafkaKey(run.command), lineageRecordText(doc));
 }
 
 void Worker::sendLineage(Run& run, const std::string& key, std::string json) {
@@ -1054,7 +1054,7 @@ void Worker::publishStatus(v1::WorkerState state) {
   s.set_last_seen_ms(toUnixMillis(clock_.now()));
   s.set_host(hostName());
   for (const auto& [name, t] : config_.templates) s.add_templates(name);
-  producer_->produce(config_.topics.workers, config_.worker.id, s.SerializeAsString(), {},
+  producer_->produce(config_.topics.workers, config_.worker.id, toWire(s), {},
                      [](const DeliveryReport& r) {
                        if (!r.ok) spdlog::warn("worker status not delivered: {}", r.error);
                      });
@@ -1305,7 +1305,7 @@ v1::RunEvent Worker::noticeEvent(const std::string& run_id, std::uint32_t attemp
 
 void Worker::publishNotice(const v1::RunEvent& event) {
   spdlog::info("run {} NOTICE: {}", event.run_id(), event.message());
-  producer_->produce(config_.topics.events, event.run_id(), event.SerializeAsString(), {},
+  producer_->produce(config_.topics.events, event.run_id(), toWire(event), {},
                      [](const DeliveryReport& r) {
                        if (!r.ok) spdlog::warn("NOTICE event not delivered: {}", r.error);
                      });

@@ -12,6 +12,7 @@
 #include <set>
 #include <sstream>
 
+#include <re2/re2.h>
 #include <yaml-cpp/yaml.h>
 
 #include "outpost/common/http_client.h"  // parseUrl, isLoopbackHost
@@ -232,14 +233,15 @@ void checkTemplate(const TemplateConfig& t, const std::string& where) {
     }
   }
   for (const auto& [name, p] : t.params) {
-    try {
-      std::regex re(p.pattern);
-      if (p.default_value && !std::regex_match(*p.default_value, re)) {
-        throw ConfigError(where + ".params." + name + ".default does not match its pattern");
-      }
-    } catch (const std::regex_error& e) {
+    re2::RE2::Options options;
+    options.set_log_errors(false);
+    re2::RE2 re(p.pattern, options);
+    if (!re.ok()) {
       throw ConfigError(where + ".params." + name +
-                        ".pattern is not a valid regular expression: " + e.what());
+                        ".pattern is not a valid regular expression (RE2 syntax): " + re.error());
+    }
+    if (p.default_value && !re2::RE2::FullMatch(*p.default_value, re)) {
+      throw ConfigError(where + ".params." + name + ".default does not match its pattern");
     }
   }
   if (t.default_timeout > t.max_timeout) {

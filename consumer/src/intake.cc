@@ -1,6 +1,7 @@
 #include "outpost/consumer/intake.h"
 
 #include "outpost/common/clock.h"
+#include "outpost/common/utf8.h"
 
 namespace outpost {
 
@@ -16,7 +17,7 @@ std::expected<v1::JobCommand, Rejection> decodeCommand(std::string_view bytes) {
     return std::unexpected(Rejection{"undecodable or incomplete JobCommand: run_id is missing", c});
   }
   if (!isUuid(c.run_id())) {
-    Rejection r{"run_id '" + c.run_id().substr(0, 64) + "' is not a UUID", c};
+    Rejection r{"run_id '" + escapedExcerpt(c.run_id(), 40) + "' is not a UUID", c};
     r.partial.clear_run_id();  // not an id the platform can key an event by
     return std::unexpected(std::move(r));
   }
@@ -35,8 +36,9 @@ std::expected<const TemplateConfig*, Rejection> admitCommand(
     const v1::JobCommand& c, const std::map<std::string, TemplateConfig>& templates) {
   auto it = templates.find(c.job_type());
   if (it == templates.end()) {
-    return std::unexpected(
-        Rejection{"unknown job_type '" + c.job_type() + "': no such template on this worker", c});
+    return std::unexpected(Rejection{"unknown job_type '" + escapedExcerpt(c.job_type(), 64) +
+                                         "': no such template on this worker",
+                                     c});
   }
   return &it->second;
 }

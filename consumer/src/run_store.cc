@@ -8,6 +8,7 @@
 
 #include "outpost/common/clock.h"
 #include "outpost/events/kafka.h"
+#include "outpost/events/wire.h"
 
 namespace outpost {
 namespace {
@@ -425,7 +426,7 @@ OutRecord RunStore::toOutRecord(const v1::RunRecord& record) const {
   out.topic = options_.runs_topic;
   out.partition = record.source().partition();
   out.key = record.run_id();
-  out.value = record.SerializeAsString();
+  out.value = toWire(record);
   return out;
 }
 

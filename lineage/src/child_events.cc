@@ -501,7 +501,7 @@ ChildLineageResult ChildLineageProcessor::processLine(std::string_view line) {
     }
 
     ChildLineageRecord record;
-    record.json = e.dump(-1, ' ', false, json::error_handler_t::replace);
+    record.json = lineageRecordText(e);
     record.kafka_key = run_.kafka_key;
     record.run_id = run["runId"].get<std::string>();
     record.event_type = type;

@@ -249,4 +249,8 @@ json LineageBuilder::outpostFacet(LineageEventType type, const v1::JobCommand& c
   return f;
 }
 
+std::string lineageRecordText(const nlohmann::json& record) {
+  return record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 }  // namespace outpost

@@ -5,60 +5,6 @@
 
 namespace outpost {
 
-std::string sanitizeUtf8(std::string_view in, bool drop_leading_partial) {
-  static constexpr std::string_view kReplacement = "\xEF\xBF\xBD";
-  std::string out;
-  out.reserve(in.size());
-  std::size_t i = 0;
-  if (drop_leading_partial) {
-    while (i < in.size() && i < 3 && (static_cast<unsigned char>(in[i]) & 0xC0) == 0x80) ++i;
-  }
-  while (i < in.size()) {
-    auto c = static_cast<unsigned char>(in[i]);
-    if (c == 0) {
-      out += kReplacement;
-      ++i;
-      continue;
-    }
-    if (c < 0x80) {
-      out += static_cast<char>(c);
-      ++i;
-      continue;
-    }
-    std::size_t len = 0;
-    std::uint32_t cp = 0;
-    if ((c & 0xE0) == 0xC0) {
-      len = 2;
-      cp = c & 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-      len = 3;
-      cp = c & 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-      len = 4;
-      cp = c & 0x07;
-    }
-    bool ok = len != 0 && i + len <= in.size();
-    for (std::size_t k = 1; ok && k < len; ++k) {
-      auto cc = static_cast<unsigned char>(in[i + k]);
-      if ((cc & 0xC0) != 0x80) ok = false;
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    // Reject overlong forms, surrogates and values past U+10FFFF.
-    if (ok && ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-               cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))) {
-      ok = false;
-    }
-    if (ok) {
-      out.append(in.substr(i, len));
-      i += len;
-    } else {
-      out += kReplacement;
-      ++i;
-    }
-  }
-  return out;
-}
-
 TailBuffer::TailBuffer(std::size_t capacity) : capacity_(capacity) {}
 
 void TailBuffer::append(std::string_view bytes) {

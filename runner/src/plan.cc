@@ -1,13 +1,37 @@
 #include "outpost/runner/plan.h"
 
 #include <fnmatch.h>
+
 #include <algorithm>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <regex>
 
+#include <re2/re2.h>
+
 #include "outpost/common/clock.h"
+#include "outpost/common/utf8.h"
 
 namespace outpost {
 namespace {
+
+// A parameter's pattern, compiled once (a worker's templates have few). RE2 matches in time
+// linear in the value and never recurses: std::regex's matcher recursed once per character, so a
+// 200 KB argument overflowed the poll thread's stack and killed the worker, and a pattern with
+// nested repeats could backtrack for ever on a crafted value. Any thread.
+const re2::RE2& paramPattern(const std::string& pattern) {
+  static std::mutex mutex;
+  static std::map<std::string, std::unique_ptr<re2::RE2>> compiled;
+  std::lock_guard lock(mutex);
+  auto& re = compiled[pattern];
+  if (!re) {
+    re2::RE2::Options options;
+    options.set_log_errors(false);
+    re = std::make_unique<re2::RE2>(pattern, options);
+  }
+  return *re;
+}
 
 bool envNameAccepted(const TemplateConfig& t, const std::string& name) {
   return std::ranges::any_of(t.accept_env, [&](const std::string& pattern) {
@@ -15,9 +39,13 @@ bool envNameAccepted(const TemplateConfig& t, const std::string& name) {
   });
 }
 
+// [A-Za-z_][A-Za-z0-9_]*
 bool validEnvName(const std::string& name) {
-  static const std::regex kName("[A-Za-z_][A-Za-z0-9_]*");
-  return std::regex_match(name, kName);
+  auto word = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+  };
+  return !name.empty() && !(name.front() >= '0' && name.front() <= '9') &&
+         std::ranges::all_of(name, word);
 }
 
 }  // namespace
@@ -32,10 +60,11 @@ std::expected<LaunchPlan, std::string> planRun(const TemplateConfig& tmpl, const
   for (const auto& [name, value] : req.args) {
     auto spec = tmpl.params.find(name);
     if (spec == tmpl.params.end()) {
-      return std::unexpected("argument '" + name + "' is not a parameter of template '" +
-                             tmpl.name + "'");
+      return std::unexpected("argument '" + escapedExcerpt(name, 64) +
+                             "' is not a parameter of template '" + tmpl.name + "'");
     }
-    if (!std::regex_match(value, std::regex(spec->second.pattern))) {
+    const auto& pattern = paramPattern(spec->second.pattern);
+    if (!pattern.ok() || !re2::RE2::FullMatch(value, pattern)) {
       return std::unexpected("argument '" + name + "' does not match the pattern " +
                              spec->second.pattern + " of template '" + tmpl.name + "'");
     }
@@ -87,9 +116,12 @@ std::expected<LaunchPlan, std::string> planRun(const TemplateConfig& tmpl, const
   }
   for (const auto& [name, value] : tmpl.env) env[name] = value;
   for (const auto& [name, value] : req.env) {
-    if (!validEnvName(name)) return std::unexpected("env name '" + name + "' is not valid");
+    if (!validEnvName(name)) {
+      return std::unexpected("env name '" + escapedExcerpt(name, 64) + "' is not valid");
+    }
     if (!envNameAccepted(tmpl, name)) {
-      return std::unexpected("env '" + name + "' is not accepted by template '" + tmpl.name +
+      return std::unexpected("env '" + escapedExcerpt(name, 64) +
+                             "' is not accepted by template '" + tmpl.name +
                              "' (see its accept_env)");
     }
     env[name] = value;

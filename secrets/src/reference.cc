@@ -1,7 +1,10 @@
 #include "outpost/secrets/reference.h"
 
+#include <algorithm>
 #include <array>
 #include <cctype>
+
+#include "outpost/common/utf8.h"
 
 namespace outpost {
 namespace {
@@ -19,8 +22,10 @@ bool collatePathChar(char c) {
          c == '.' || c == '+' || c == '=' || c == '@';
 }
 
+// Errors name where the reference starts and never quote it whole: it sits in a recipe or an
+// environment value, which may hold credentials of their own. At most a short escaped excerpt.
 std::string at(std::size_t pos) {
-  return " (at byte " + std::to_string(pos) + ")";
+  return "the secret reference at byte " + std::to_string(pos);
 }
 
 std::expected<SecretRef, std::string> parseBody(std::string_view body, std::size_t pos) {
@@ -28,11 +33,12 @@ std::expected<SecretRef, std::string> parseBody(std::string_view body, std::size
   ref.text = "${" + std::string(body) + "}";
   auto colon = body.find(':');
   if (colon == std::string_view::npos) {
-    if (body.empty()) return std::unexpected("empty secret reference ${}" + at(pos));
-    for (char c : body) {
-      if (!nameChar(c)) {
-        return std::unexpected("secret reference " + ref.text + " has a character that a name " +
-                               "cannot hold: '" + std::string(1, c) + "'" + at(pos));
+    if (body.empty()) return std::unexpected(at(pos) + " is empty: ${}");
+    for (std::size_t i = 0; i < body.size(); ++i) {
+      if (!nameChar(body[i])) {
+        return std::unexpected(at(pos) + " has a character that a name cannot hold ('" +
+                               escapedExcerpt(body.substr(i, 1)) + "' at byte " +
+                               std::to_string(pos + 2 + i) + ")");
       }
     }
     ref.provider = kChainProvider;
@@ -43,20 +49,24 @@ std::expected<SecretRef, std::string> parseBody(std::string_view body, std::size
   bool known = false;
   for (auto p : kProviders) known |= p == provider;
   if (!known) {
-    return std::unexpected("secret reference " + ref.text + " names an unknown provider '" +
-                           std::string(provider) +
-                           "' (known: env, file, aws-sm, gcp-sm, azure-kv, vault)" + at(pos));
+    // Quoted only when it looks like a provider's name (a mistyped one), never a longer text.
+    const bool name_like =
+        !provider.empty() && provider.size() <= 16 && std::ranges::all_of(provider, [](char c) {
+          return std::islower(static_cast<unsigned char>(c)) ||
+                 std::isdigit(static_cast<unsigned char>(c)) || c == '-';
+        });
+    return std::unexpected(at(pos) + " names an unknown provider" +
+                           (name_like ? " '" + std::string(provider) + "'" : std::string()) +
+                           " (known: env, file, aws-sm, gcp-sm, azure-kv, vault)");
   }
   ref.provider = std::string(provider);
   std::string rest(body.substr(colon + 1));
   if (auto hash = rest.find('#'); hash != std::string::npos) {
     ref.field = rest.substr(hash + 1);
     rest = rest.substr(0, hash);
-    if (ref.field.empty())
-      return std::unexpected("secret reference " + ref.text + " has an empty #field" + at(pos));
+    if (ref.field.empty()) return std::unexpected(at(pos) + " has an empty #field");
   }
-  if (rest.empty())
-    return std::unexpected("secret reference " + ref.text + " names no secret" + at(pos));
+  if (rest.empty()) return std::unexpected(at(pos) + " names no secret");
   if (ref.provider == "azure-kv") {
     if (auto slash = rest.find('/'); slash != std::string::npos) {
       ref.version = rest.substr(slash + 1);
@@ -69,13 +79,11 @@ std::expected<SecretRef, std::string> parseBody(std::string_view body, std::size
       ref.version = rest.substr(q + 9);
       rest = rest.substr(0, q);
       if (ref.version.empty() || ref.version.find_first_not_of("0123456789") != std::string::npos)
-        return std::unexpected("secret reference " + ref.text + " has a ?version= that is not " +
-                               "a number" + at(pos));
+        return std::unexpected(at(pos) + " has a ?version= that is not a number");
     }
   }
   if (ref.provider == "file" && (rest.front() == '/' || rest.find("..") != std::string::npos)) {
-    return std::unexpected("secret reference " + ref.text +
-                           " must name a file inside the secrets directory" + at(pos));
+    return std::unexpected(at(pos) + " must name a file inside the secrets directory");
   }
   ref.path = std::move(rest);
   return ref;
@@ -101,8 +109,7 @@ std::expected<std::vector<TextPart>, std::string> parseReferences(std::string_vi
       auto next_open = text.find("${", i + 2);
       if (close == std::string_view::npos ||
           (next_open != std::string_view::npos && next_open < close)) {
-        return std::unexpected("secret reference starting with ${ is not closed with }" + at(i) +
-                               "; write $${ for a literal ${");
+        return std::unexpected(at(i) + " is not closed with }; write $${ for a literal ${");
       }
       auto ref = parseBody(text.substr(i + 2, close - i - 2), i);
       if (!ref) return std::unexpected(ref.error());
@@ -114,7 +121,7 @@ std::expected<std::vector<TextPart>, std::string> parseReferences(std::string_vi
     if (text.compare(i, 8, "secret:/") == 0) {
       std::size_t end = i + 8;
       while (end < text.size() && collatePathChar(text[end])) ++end;
-      if (end == i + 8) return std::unexpected("secret:/ names no secret" + at(i));
+      if (end == i + 8) return std::unexpected(at(i) + " (secret:/) names no secret");
       SecretRef ref;
       ref.provider = kDefaultCloudProvider;
       ref.path = std::string(text.substr(i + 8, end - i - 8));

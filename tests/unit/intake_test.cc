@@ -8,6 +8,7 @@
 #include <google/protobuf/util/message_differencer.h>
 #include <gtest/gtest.h>
 
+#include "outpost/common/utf8.h"
 #include "outpost/consumer/intake.h"
 
 namespace outpost {
@@ -148,9 +149,19 @@ TEST(DecodeCommand, VeryLongRunIdIsShortenedInTheReason) {
   v1::JobCommand c = fullCommand();
   c.set_run_id(std::string(10'000, 'x'));
   Rejection r = decodeRejection(bytesOf(c));
-  EXPECT_THAT(r.reason, HasSubstr(std::string(64, 'x')));
-  EXPECT_THAT(r.reason, ::testing::Not(HasSubstr(std::string(65, 'x'))));
+  EXPECT_THAT(r.reason, HasSubstr(std::string(40, 'x') + "..."));
+  EXPECT_THAT(r.reason, ::testing::Not(HasSubstr(std::string(41, 'x'))));
   EXPECT_LT(r.reason.size(), 200u);
+}
+
+// An excerpt never cuts a character in two (the reason goes into events, which must be valid
+// UTF-8), and bytes that are not printable ASCII are escaped.
+TEST(DecodeCommand, ALongRunIdIsQuotedAsAnEscapedExcerpt) {
+  v1::JobCommand c = fullCommand();
+  c.set_run_id(std::string(39, 'x') + "\xC3\xA9" + std::string(100, 'y'));
+  Rejection r = decodeRejection(bytesOf(c));
+  EXPECT_THAT(r.reason, HasSubstr(std::string(39, 'x') + "\\xc3..."));
+  EXPECT_TRUE(isValidUtf8(r.reason)) << r.reason;
 }
 
 TEST(DecodeCommand, MissingJobTypeIsRejectedKeepingTheRunId) {

@@ -172,6 +172,31 @@ TEST(PlanArgs, DefaultPatternRefusesShellMetacharacters) {
   }
 }
 
+// Argument values are any length a Kafka message holds. std::regex recursed once per character
+// (a 200 KB value overflowed the stack and killed the worker) and backtracks exponentially on
+// nested repeats; the patterns are matched in linear time, without recursion, whatever the value.
+TEST(PlanArgs, AValueOfAnyLengthIsMatchedWithoutRecursingOnIt) {
+  auto t = ingestTemplate();
+  auto got = planRun(t, request({{"source", std::string(4 << 20, 'a')}}), {}, kWorkDir);
+  ASSERT_TRUE(got.has_value()) << got.error();
+  got = planRun(t, request({{"source", std::string(4 << 20, 'a') + "!"}}), {}, kWorkDir);
+  ASSERT_FALSE(got.has_value());
+  EXPECT_THAT(got.error(), HasSubstr("does not match the pattern"));
+  // A pattern that makes a backtracking matcher take 2^n steps on "aaaa...!".
+  t.params["source"] = ParamSpec{"(a+)+", std::nullopt};
+  got = planRun(t, request({{"source", std::string(64, 'a') + "!"}}), {}, kWorkDir);
+  EXPECT_FALSE(got.has_value());
+}
+
+TEST(PlanArgs, AnUndeclaredArgumentIsQuotedOnlyAsAShortEscapedExcerpt) {
+  auto got =
+      planRun(ingestTemplate(),
+              request({{"source", "mysql"}, {std::string(5000, 'x') + "\x01", "1"}}), {}, kWorkDir);
+  ASSERT_FALSE(got.has_value());
+  EXPECT_THAT(got.error(), HasSubstr("is not a parameter"));
+  EXPECT_LT(got.error().size(), 200u) << got.error();
+}
+
 TEST(PlanRunId, NonUuidRunIdIsRefused) {
   for (const char* bad : {"../etc", "", "not-a-uuid", "0190a5d2-7c3e-7abc-8def-0123456789ab/..",
                           "../../../../../../../../../../../etc"}) {

@@ -8,6 +8,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "outpost/common/utf8.h"
 #include "outpost/secrets/masker.h"
 #include "outpost/secrets/providers.h"
 #include "outpost/secrets/reference.h"
@@ -17,6 +18,7 @@ namespace outpost {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 std::vector<TextPart> parse(std::string_view text) {
   auto r = parseReferences(text);
@@ -55,6 +57,26 @@ TEST(References, MalformedOnesNameTheirPosition) {
               HasSubstr("inside the secrets directory"));
   EXPECT_THAT(parseReferences("${aws-sm:x#}").error(), HasSubstr("empty #field"));
   EXPECT_THAT(parseReferences("${A ${B}}").error(), HasSubstr("not closed"));
+}
+
+// A reference sits in a recipe or an environment value, which may hold credentials of their own,
+// and bad input may be any bytes: an error names the position and quotes at most a short escaped
+// excerpt, always valid UTF-8 (it goes into REJECTED events and dead-letter headers).
+TEST(References, ErrorsNeverQuoteTheRecipeAndAreValidUtf8) {
+  const std::string credential = "password=hunter2-in-the-recipe";
+  const std::string bad_bytes = "\xff\xfe\xc3";
+  for (const std::string& text :
+       {"x ${" + credential + bad_bytes, "${" + bad_bytes + credential + "}",
+        "${" + credential + bad_bytes + ":x}", "${nope" + bad_bytes + credential + ":x}",
+        "${aws-sm:" + credential + "#}", "secret:/" + bad_bytes + credential}) {
+    auto parsed = parseReferences(text);
+    ASSERT_FALSE(parsed.has_value()) << text;
+    const auto& error = parsed.error();
+    EXPECT_TRUE(isValidUtf8(error)) << error;
+    EXPECT_THAT(error, Not(HasSubstr("hunter2"))) << error;
+    EXPECT_THAT(error, HasSubstr("at byte")) << error;
+    EXPECT_LE(error.size(), 160u) << error;
+  }
 }
 
 TEST(References, ScopeNames) {

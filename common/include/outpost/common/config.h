@@ -34,7 +34,8 @@ enum class RecipeDelivery {
 
 // One {placeholder} a template's argv may use, filled from JobCommand.args.
 struct ParamSpec {
-  // ECMAScript regular expression the whole value must match.
+  // Regular expression (RE2 syntax: no backreferences or lookaround) the whole value must match.
+  // Matched in time linear in the value, whatever its length.
   std::string pattern = "[A-Za-z0-9_.:/@=+-]*";
   // Used when the command gives no value; a parameter without a default is required.
   std::optional<std::string> default_value;

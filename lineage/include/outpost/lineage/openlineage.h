@@ -93,6 +93,10 @@ class LineageBuilder {
   LineageWorkerInfo worker_;
 };
 
+// The one way a lineage record becomes the text Outpost sends: compact JSON, with any invalid
+// UTF-8 in its strings (a message quoting bad input) replaced by U+FFFD. Never throws.
+std::string lineageRecordText(const nlohmann::json& record);
+
 // The `producer` URI written in every record, with Outpost's version.
 const std::string& lineageProducer();
 

@@ -8,11 +8,9 @@
 #include <string_view>
 #include <vector>
 
-namespace outpost {
+#include "outpost/common/utf8.h"
 
-// Replaces invalid UTF-8 sequences and NUL bytes with U+FFFD. A truncated sequence at the very
-// start (the tail cut through a character) is dropped instead.
-std::string sanitizeUtf8(std::string_view bytes, bool drop_leading_partial = false);
+namespace outpost {
 
 // Keeps the last `capacity` bytes written to it, in constant memory. Single-threaded.
 class TailBuffer {

@@ -1,0 +1,19 @@
+// The one way Outpost turns a Protobuf message into a record's value (run events, worker status,
+// run records): every string field in it — nested, repeated and map entries included — made
+// valid UTF-8 first. proto3 requires it of `string` fields, and Python's and Java's runtimes
+// refuse a whole message that breaks it, so a platform written in those languages would lose the
+// event or stop on it. Messages that are already valid (nearly all) are serialized as they are.
+#pragma once
+
+#include <string>
+
+#include <google/protobuf/message.h>
+
+namespace outpost {
+
+std::string toWire(const google::protobuf::Message& message);
+
+// Fixes `message` in place; returns how many string fields had to be changed.
+std::size_t makeStringsValidUtf8(google::protobuf::Message& message);
+
+}  // namespace outpost
