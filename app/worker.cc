@@ -116,6 +116,19 @@ Worker::Worker(Config config, const Clock& clock)
     lineage_http_ = std::make_unique<HttpLineageTransport>(
         HttpLineageTransportOptions::fromConfig(config_.lineage.http, worker_env_));
   }
+  // First: it kills what a worker that died left running, before this one joins the group
+  // and takes their commands again.
+  const auto& out = config_.output;
+  supervisor_ = std::make_unique<Supervisor>(
+      clock_, launcher_,
+      SupervisorOptions{out.tail_bytes, out.line_max_bytes, out.log_batch_bytes,
+                        out.log_batch_interval, out.log_rate_bytes, out.log_file_bytes,
+                        config_.worker.heartbeat_interval, config_.runner.cgroup});
+  spdlog::info("descendants of runs are tracked with {}",
+               supervisor_->usesCgroups()
+                   ? supervisor_->cgroupNote()
+                   : "their process group and a /proc scan for OUTPOST_RUN_ID (" +
+                         supervisor_->cgroupNote() + ")");
   const std::string group = "outpost." + config_.worker.pool;
   if (config_.exactlyOnce()) {
     // Stable for a configured worker id, so that a restarted worker fences its predecessor.
@@ -136,17 +149,6 @@ Worker::Worker(Config config, const Clock& clock)
   control_ = std::make_unique<ControlListener>(
       config_.kafka, config_.topics.control, "outpost." + config_.worker.pool + ".control",
       config_.worker.id + "-control", config_.worker.cancel_memory, clock_);
-  const auto& out = config_.output;
-  supervisor_ = std::make_unique<Supervisor>(
-      clock_, launcher_,
-      SupervisorOptions{out.tail_bytes, out.line_max_bytes, out.log_batch_bytes,
-                        out.log_batch_interval, out.log_rate_bytes, out.log_file_bytes,
-                        config_.worker.heartbeat_interval, config_.runner.cgroup});
-  spdlog::info("descendants of runs are tracked with {}",
-               supervisor_->usesCgroups()
-                   ? supervisor_->cgroupNote()
-                   : "their process group and a /proc scan for OUTPOST_RUN_ID (" +
-                         supervisor_->cgroupNote() + ")");
 }
 
 Worker::~Worker() {

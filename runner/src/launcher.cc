@@ -3,6 +3,7 @@
 #include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -67,6 +68,7 @@ struct ChildArgs {
   int cgroup_procs_fd;
   int lineage_fd;  // -1: none
   int error_fd;    // write end of a CLOEXEC pipe: silent on success, {step, errno} on failure
+  pid_t parent;    // the worker
   struct Limit {
     int resource;
     rlim_t soft;
@@ -75,7 +77,7 @@ struct ChildArgs {
   int limit_count;
 };
 
-enum Step : int { kCgroup = 1, kSetsid, kRlimit, kStdio, kChdir, kExec };
+enum Step : int { kCgroup = 1, kSetsid, kRlimit, kStdio, kChdir, kExec, kParentDeath };
 
 [[noreturn]] void childFail(int error_fd, int step) {
   int report[2] = {step, errno};
@@ -94,6 +96,11 @@ int childMain(void* arg) {
   if (a.cgroup_procs_fd >= 0 && ::write(a.cgroup_procs_fd, "0", 1) != 1)
     childFail(error_fd, kCgroup);
   if (::setsid() < 0) childFail(error_fd, kSetsid);
+  // A second line of defence for a worker killed outright (the first: the next worker's sweep of
+  // its leftovers, see process_tree.h): the run's process goes with the thread that started it.
+  // Its descendants do not inherit this; the cgroup or the sweep takes them.
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) childFail(error_fd, kParentDeath);
+  if (::getppid() != a.parent) _exit(127);  // the worker died before the line above
   for (int i = 0; i < a.limit_count; ++i) {
     rlimit r{a.limits[i].soft, a.limits[i].hard};
     if (::setrlimit(a.limits[i].resource, &r) != 0) childFail(error_fd, kRlimit);
@@ -223,6 +230,9 @@ std::string describeFailure(int step, int err, const LaunchPlan& plan) {
     case kChdir:
       what = "cannot change to the working directory " + plan.working_dir;
       break;
+    case kParentDeath:
+      what = "cannot set the parent-death signal";
+      break;
     default:
       what = "cannot start '" + plan.argv.front() + "'";
       break;
@@ -259,6 +269,7 @@ std::expected<pid_t, std::string> PosixLauncher::launch(const LaunchPlan& plan,
   a.cgroup_procs_fd = io.cgroup_procs_fd;
   a.lineage_fd = io.lineage_fd;
   a.error_fd = error_write.get();
+  a.parent = ::getpid();
   const auto& l = plan.limits;
   auto add = [&](int resource, std::uint64_t value, std::uint64_t headroom = 0) {
     a.limits[a.limit_count++] = {resource, static_cast<rlim_t>(value),

@@ -6,10 +6,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -49,6 +51,7 @@ struct ProcStat {
   pid_t pgrp = 0;
   std::int64_t cpu_ticks = 0;  // utime + stime (+ children waited for)
   std::uint64_t rss_pages = 0;
+  std::uint64_t start_ticks = 0;  // since boot: with the pid, names the process for good
   bool zombie = false;
 };
 
@@ -70,19 +73,87 @@ std::optional<ProcStat> readStat(pid_t pid) {
   s.cpu_ticks = utime + stime + cutime + cstime;
   s.rss_pages = static_cast<std::uint64_t>(std::max(rss, 0LL));
   s.zombie = state == "Z";
+  s.start_ticks = static_cast<std::uint64_t>(starttime);
   return s;
 }
 
-bool hasMarker(pid_t pid, const std::string& marker) {
-  auto env = readSmallFile("/proc/" + std::to_string(pid) + "/environ");
+// The value of NAME= in a process's environment, if it has one.
+std::optional<std::string> envValue(const std::string& env, std::string_view name_eq) {
   std::size_t pos = 0;
   while (pos < env.size()) {
     auto end = env.find('\0', pos);
     if (end == std::string::npos) end = env.size();
-    if (env.compare(pos, end - pos, marker) == 0) return true;
+    if (env.compare(pos, name_eq.size(), name_eq) == 0) {
+      return env.substr(pos + name_eq.size(), end - pos - name_eq.size());
+    }
     pos = end + 1;
   }
-  return false;
+  return std::nullopt;
+}
+
+std::string environOf(pid_t pid) {
+  return readSmallFile("/proc/" + std::to_string(pid) + "/environ");
+}
+
+bool hasMarker(pid_t pid, const std::string& marker) {
+  auto eq = marker.find('=');
+  auto value = envValue(environOf(pid), std::string_view(marker).substr(0, eq + 1));
+  return value && *value == marker.substr(eq + 1);
+}
+
+// "<pid>-<start ticks>" of a live process, or "" once it is gone.
+std::string processToken(pid_t pid) {
+  auto st = readStat(pid);
+  if (!st || st->zombie) return "";
+  return std::to_string(pid) + "-" + std::to_string(st->start_ticks);
+}
+
+bool tokenAlive(std::string_view token) {
+  auto pid = std::strtol(std::string(token).c_str(), nullptr, 10);
+  return pid > 0 && processToken(static_cast<pid_t>(pid)) == token;
+}
+
+// Waits (briefly) until none of `pids` is a live process any more; SIGKILL takes effect at once,
+// but the kernel tears a process down asynchronously.
+void awaitGone(const std::vector<pid_t>& pids) {
+  for (int i = 0; i < 500; ++i) {
+    bool any = std::ranges::any_of(pids, [](pid_t p) {
+      auto st = readStat(p);
+      return st && !st->zombie;
+    });
+    if (!any) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+// Kills what is in a cgroup of a dead worker and removes it (and the cgroups under it) once it is
+// empty. Returns the processes it killed.
+std::size_t removeLeftoverCgroup(const std::string& dir) {
+  std::size_t killed = 0;
+  if (std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(dir.c_str()), &::closedir); d) {
+    while (auto* e = ::readdir(d.get())) {
+      std::string_view name = e->d_name;
+      if (e->d_type == DT_DIR && name != "." && name != "..") {
+        killed += removeLeftoverCgroup(dir + "/" + e->d_name);
+      }
+    }
+  }
+  std::istringstream procs(readSmallFile(dir + "/cgroup.procs"));
+  for (pid_t p; procs >> p;) ++killed;
+  if (killed > 0) {
+    UniqueFd kill(::open((dir + "/cgroup.kill").c_str(), O_WRONLY | O_CLOEXEC));
+    [[maybe_unused]] auto n = kill ? ::write(kill.get(), "1", 1) : 0;
+  }
+  for (int i = 0;
+       i < 500 && readSmallFile(dir + "/cgroup.events").find("populated 1") != std::string::npos;
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (::rmdir(dir.c_str()) != 0 && errno != ENOENT) {
+    spdlog::warn("cannot remove the cgroup {} of a worker that is gone: {}", dir,
+                 std::strerror(errno));
+  }
+  return killed;
 }
 
 }  // namespace
@@ -134,21 +205,61 @@ std::optional<CgroupRoot> CgroupRoot::open(const std::string& setting, std::stri
     why_not = base + " has no writable cgroup.procs/cgroup.kill (needs cgroup v2, Linux 5.14+)";
     return std::nullopt;
   }
-  // Empty cgroups left by a worker that died go now (run-<pid>-<n>, that pid gone). Those of
-  // live workers on this host stay: their pools hold them open for reuse.
-  if (std::unique_ptr<DIR, int (*)(DIR*)> dir(::opendir(base.c_str()), &::closedir); dir) {
-    while (auto* e = ::readdir(dir.get())) {
-      std::string_view name = e->d_name;
-      if (e->d_type != DT_DIR || !name.starts_with("run-")) continue;
-      auto pid = std::strtol(e->d_name + 4, nullptr, 10);
-      if (pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) {
-        ::rmdir((base + "/" + e->d_name).c_str());
-      }
-    }
-  }
   CgroupRoot r;
   r.path_ = base;
   return r;
+}
+
+const std::string& ownProcessToken() {
+  static const std::string token = processToken(::getpid());
+  return token;
+}
+
+LeftoverSweep sweepLeftovers(const std::string& cgroup_base) {
+  LeftoverSweep sweep;
+  // Cgroups: w-<pid>-<start> of workers that are gone (run-<pid>-<n> and probe-<pid> from
+  // versions that named them by pid alone).
+  if (!cgroup_base.empty()) {
+    if (std::unique_ptr<DIR, int (*)(DIR*)> dir(::opendir(cgroup_base.c_str()), &::closedir); dir) {
+      std::vector<std::string> gone;
+      while (auto* e = ::readdir(dir.get())) {
+        std::string_view name = e->d_name;
+        if (e->d_type != DT_DIR) continue;
+        bool dead = false;
+        if (name.starts_with("w-")) {
+          dead = !tokenAlive(name.substr(2));
+        } else if (name.starts_with("run-") || name.starts_with("probe-")) {
+          auto pid = std::strtol(e->d_name + (name.starts_with("run-") ? 4 : 6), nullptr, 10);
+          dead = pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH;
+        }
+        if (dead) gone.emplace_back(cgroup_base + "/" + e->d_name);
+      }
+      for (const auto& d : gone) {
+        sweep.processes += removeLeftoverCgroup(d);
+        ++sweep.cgroups;
+      }
+    }
+  }
+  // Processes: what carries the worker-process marker of a worker that is gone (runs without a
+  // cgroup, or descendants of runs of a worker that had none).
+  constexpr std::string_view kRunMarker = "OUTPOST_RUN_ID=";
+  constexpr std::string_view kWorkerMarker = "OUTPOST_WORKER_PROCESS=";
+  std::vector<pid_t> killed;
+  std::map<std::string, bool> alive;  // by token, looked up once
+  for (pid_t p : allPids()) {
+    if (p == ::getpid()) continue;
+    auto env = environOf(p);
+    if (!envValue(env, kRunMarker)) continue;
+    auto owner = envValue(env, kWorkerMarker);
+    if (!owner) continue;  // not started by a worker that marks its runs: not ours to judge
+    auto [it, fresh] = alive.try_emplace(*owner, false);
+    if (fresh) it->second = tokenAlive(*owner);
+    if (it->second) continue;
+    if (::kill(p, SIGKILL) == 0) killed.push_back(p);
+  }
+  awaitGone(killed);
+  sweep.processes += killed.size();
+  return sweep;
 }
 
 namespace {
@@ -194,6 +305,12 @@ void Cgroup::killAll() {
   [[maybe_unused]] auto n = ::write(kill.get(), "1", 1);
 }
 
+CgroupPool::CgroupPool(const std::string& base) : root_(base + "/w-" + ownProcessToken()) {
+  if (::mkdir(root_.c_str(), 0755) != 0 && errno != EEXIST) {
+    spdlog::warn("cannot create cgroup {}: {}", root_, std::strerror(errno));
+  }
+}
+
 CgroupPool::~CgroupPool() {
   for (int i = 0; i < 100 && !draining_.empty(); ++i) {
     reclaim();
@@ -201,6 +318,7 @@ CgroupPool::~CgroupPool() {
   }
   for (const auto& c : free_) ::rmdir(c->dir.c_str());
   for (const auto& c : draining_) spdlog::warn("cannot remove cgroup {}: still busy", c->dir);
+  ::rmdir(root_.c_str());  // fails while another pool of this process still uses it
 }
 
 std::unique_ptr<Cgroup> CgroupPool::acquire() {
@@ -211,8 +329,14 @@ std::unique_ptr<Cgroup> CgroupPool::acquire() {
     if (!preadSmall(c->events).empty()) return c;
   }
   auto c = std::make_unique<Cgroup>();
-  c->dir = root_ + "/run-" + std::to_string(::getpid()) + "-" + std::to_string(++made_);
-  if (::mkdir(c->dir.c_str(), 0755) != 0 && errno != EEXIST) {
+  c->dir = root_ + "/run-" + std::to_string(++made_);
+  // root_ is shared by the pools of one process: the last one to go removes it, and a pool made
+  // before that moment finds it gone.
+  int made = ::mkdir(c->dir.c_str(), 0755);
+  if (made != 0 && errno == ENOENT && ::mkdir(root_.c_str(), 0755) == 0) {
+    made = ::mkdir(c->dir.c_str(), 0755);
+  }
+  if (made != 0 && errno != EEXIST) {
     spdlog::warn("cannot create cgroup {}: {}; using the /proc scan", c->dir, std::strerror(errno));
     return nullptr;
   }

@@ -23,6 +23,20 @@ struct TreeStats {
   std::size_t processes = 0;
 };
 
+// "<pid>-<start time in ticks since boot>" of this process: names it for as long as it lives (a
+// pid alone is reused). Runs carry it as OUTPOST_WORKER_PROCESS, and its cgroups live under
+// w-<token>, so that a worker starting later can tell the leftovers of a dead one.
+const std::string& ownProcessToken();
+
+// What a worker found and killed at start of the runs of workers that are gone (killed with
+// SIGKILL, so nothing of theirs ended them): their cgroups under `cgroup_base` ("" for none),
+// and processes marked as theirs (OUTPOST_WORKER_PROCESS). Waits until those are gone.
+struct LeftoverSweep {
+  std::size_t cgroups = 0;
+  std::size_t processes = 0;
+};
+LeftoverSweep sweepLeftovers(const std::string& cgroup_base);
+
 // Where per-run cgroups are made: a writable cgroup v2 directory.
 class CgroupRoot {
  public:
@@ -62,7 +76,8 @@ struct Cgroup {
 // Supervisor thread only.
 class CgroupPool {
  public:
-  explicit CgroupPool(std::string root) : root_(std::move(root)) {}
+  // Its cgroups go under base/w-<ownProcessToken()>.
+  explicit CgroupPool(const std::string& base);
   ~CgroupPool();  // removes the cgroups it made (waiting briefly for ones still emptying)
   CgroupPool(const CgroupPool&) = delete;
   CgroupPool& operator=(const CgroupPool&) = delete;
@@ -118,7 +133,7 @@ class ProcessTree {
   CgroupPool* pool_;
   std::string marker_;                  // "OUTPOST_RUN_ID=<id>"
   std::int64_t cpu_baseline_usec_ = 0;  // a reused cgroup's usage before this run
-  std::uint64_t oom_baseline_ = 0;       // and its oom_kill count
+  std::uint64_t oom_baseline_ = 0;      // and its oom_kill count
   std::unique_ptr<Cgroup> cgroup_;      // or null: the marker and a /proc scan
 };
 

@@ -246,6 +246,7 @@ struct Supervisor::Impl {
   std::unique_ptr<CgroupPool> cgroups;  // null: no cgroups here, see cgroup_note
   std::string cgroup_note;
   UniqueFd dev_null;  // stdin of runs that get no recipe on it
+  const std::string worker_marker = "OUTPOST_WORKER_PROCESS=" + ownProcessToken();
   RunDirs run_dirs;
 
   UniqueFd epoll;
@@ -268,7 +269,17 @@ struct Supervisor::Impl {
 
   Impl(const Clock& c, ProcessLauncher& l, SupervisorOptions o, std::atomic<std::size_t>& a)
       : clock(c), launcher(l), options(std::move(o)), active(a) {
-    if (auto root = CgroupRoot::open(options.cgroup, cgroup_note)) {
+    auto root = CgroupRoot::open(options.cgroup, cgroup_note);
+    // Before any run of ours starts: a worker that was killed (SIGKILL, OOM) left its runs
+    // running, and their commands are about to run again here or elsewhere.
+    auto sweep = sweepLeftovers(root ? root->path() : "");
+    if (sweep.cgroups > 0 || sweep.processes > 0) {
+      spdlog::warn(
+          "killed {} process(es) left running by worker processes that are gone ({} cgroup(s) "
+          "removed)",
+          sweep.processes, sweep.cgroups);
+    }
+    if (root) {
       cgroups = std::make_unique<CgroupPool>(root->path());
       cgroup_note = "per-run cgroups under " + root->path();
     }
@@ -497,6 +508,8 @@ struct Supervisor::Impl {
 
   void start(LaunchCmd cmd) {
     ++active;
+    // Whose run it is: a worker starting after this one died finds and kills what is left of it.
+    cmd.plan.env.push_back(worker_marker);
     const LaunchPlan& plan = cmd.plan;
     // The run directory is named by run_id: a second live run with that id would share it.
     auto same_id = [&](const auto& kv) { return kv.second->plan.run_id == plan.run_id; };

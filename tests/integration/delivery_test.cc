@@ -1,6 +1,11 @@
 // Delivery across workers: a worker lost mid-run, a job that kills its worker every time, a
 // command already past its deadline, and both delivery modes' terminal events and offsets.
+#include <signal.h>
+
 #include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <functional>
 #include <thread>
 
 #include <gmock/gmock.h>
@@ -46,8 +51,9 @@ TEST(Delivery, ARunWhoseWorkerIsLostEndsThatAttemptAndRunsAgainAsTheNext) {
   }));
   EXPECT_EQ(first->crash(), -SIGKILL);
   WorkerProcess second(topics, o);
-  ASSERT_TRUE(events.readUntil([&](const auto& r) { return terminalByRun(r)[c.run_id()].size() >= 2; }))
-      << second.log();
+  ASSERT_TRUE(events.readUntil([&](const auto& r) {
+    return terminalByRun(r)[c.run_id()].size() >= 2;
+  })) << second.log();
   events.readFor(500ms);
   // Attempt 1 ended FAILED (its worker was lost), attempt 2 ran it to the end: one terminal
   // event each, and attempt 2's events say it is a redelivery.
@@ -71,6 +77,108 @@ TEST(Delivery, ARunWhoseWorkerIsLostEndsThatAttemptAndRunsAgainAsTheNext) {
   EXPECT_EQ(second.terminate(), 0);
 }
 
+// A job whose first attempt leaves a grandchild in a session of its own (setsid), as daemons do;
+// its second attempt writes down any process of the first attempt still running when it starts.
+std::string orphanScript(const std::string& dir) {
+  return "d=" + dir + R"(
+if [ "$OUTPOST_ATTEMPT" = 1 ]; then
+  setsid sh -c 'echo $$ > '"$d"'/grandchild.pid; exec sleep 300' &
+  echo $$ > "$d/child.pid"
+  exec sleep 300
+fi
+for f in child grandchild; do
+  p=$(cat "$d/$f.pid")
+  [ -r "/proc/$p/environ" ] || continue
+  state=$(sed 's/.*) //' "/proc/$p/stat" | cut -d' ' -f1)
+  if [ "$state" != Z ] && tr '\0' '\n' < "/proc/$p/environ" | grep -qx "OUTPOST_RUN_ID=$OUTPOST_RUN_ID"; then
+    echo "$f $p was still running" >> "$d/overlap"
+  fi
+done
+echo checked > "$d/checked"
+)";
+}
+
+bool processAlive(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), {});
+  auto paren = stat.rfind(')');
+  return paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] != 'Z';
+}
+
+pid_t readPid(const std::string& path) {
+  pid_t pid = 0;
+  std::ifstream(path) >> pid;
+  return pid;
+}
+
+// A worker SIGKILLed mid-run: nothing of it could stop its runs. The run's own process goes with
+// it (its parent-death signal); the grandchild that left the run's session is killed by the next
+// worker at start, before it runs the command again, so the two attempts never overlap. With
+// per-run cgroups (where the machine allows them) and with the process marker alone.
+class LostWorker : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(LostWorker, WhatItLeftRunningIsGoneBeforeTheNextAttemptStarts) {
+  auto topics = createTopics("orphans-" + GetParam(), 1);
+  const auto dir =
+      (std::filesystem::temp_directory_path() / uniqueName("outpost-orphans")).string();
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/job.sh") << orphanScript(dir);
+  WorkerProcess::Options o;
+  o.id = uniqueName("worker");  // the same id again: a static member, back without a rebalance
+  o.cgroup = GetParam();
+  o.templates = standardTemplates() + R"(  orphans:
+    argv: [sh, "{script}"]
+    allow_shell: true
+    params: {script: {pattern: "[A-Za-z0-9_./-]+"}}
+    recipe: none
+)";
+  auto first = std::make_unique<WorkerProcess>(topics, o);
+  auto c = makeCommand("orphans", {{"script", dir + "/job.sh"}});
+  submit(topics, c);
+  auto waitFor = [](const std::function<bool()>& done) {
+    for (int i = 0; i < 600 && !done(); ++i) std::this_thread::sleep_for(50ms);
+    return done();
+  };
+  ASSERT_TRUE(waitFor([&] {
+    return readPid(dir + "/grandchild.pid") > 0 && readPid(dir + "/child.pid") > 0;
+  })) << first->log();
+  const pid_t child = readPid(dir + "/child.pid"), grandchild = readPid(dir + "/grandchild.pid");
+  ASSERT_TRUE(processAlive(child) && processAlive(grandchild));
+
+  EXPECT_EQ(first->crash(), -SIGKILL);
+  EXPECT_TRUE(waitFor([&] { return !processAlive(child); }))
+      << "the run's own process outlived its worker (no parent-death signal)";
+  EXPECT_TRUE(processAlive(grandchild)) << "only the next worker can find this one";
+
+  WorkerProcess second(topics, o);
+  TopicReader events(topics.events);
+  ASSERT_TRUE(events.readUntil([&](const auto& r) {
+    return terminalByRun(r)[c.run_id()].size() >= 2;
+  })) << second.log();
+  EXPECT_FALSE(processAlive(grandchild));
+  EXPECT_TRUE(std::filesystem::exists(dir + "/checked")) << "the second attempt never ran";
+  std::ifstream overlap(dir + "/overlap");
+  std::string overlapped((std::istreambuf_iterator<char>(overlap)), {});
+  EXPECT_EQ(overlapped, "") << "the attempts overlapped";
+  EXPECT_THAT(second.log(), HasSubstr("left running by worker processes that are gone"));
+  std::map<std::uint32_t, std::vector<v1::RunState>> terminal;
+  for (const auto& e : eventsOf(events.records(), c.run_id())) {
+    if (isTerminal(e.state())) terminal[e.attempt()].push_back(e.state());
+    if (e.attempt() == 1 && e.state() == v1::FAILED) {
+      EXPECT_THAT(e.message(), HasSubstr("worker " + o.id + " was lost"));
+      EXPECT_TRUE(e.retrying());
+    }
+  }
+  EXPECT_EQ(terminal[1], std::vector<v1::RunState>{v1::FAILED}) << "the first attempt was lost";
+  EXPECT_EQ(terminal[2], std::vector<v1::RunState>{v1::SUCCEEDED});
+  EXPECT_EQ(second.terminate(), 0);
+  if (processAlive(grandchild)) ::kill(grandchild, SIGKILL);
+  std::filesystem::remove_all(dir);
+}
+
+INSTANTIATE_TEST_SUITE_P(Tracking, LostWorker, ::testing::Values("auto", "off"),
+                         [](const auto& p) { return p.param == "auto" ? "Cgroups" : "Marker"; });
+
 TEST(Delivery, AJobThatKillsItsWorkerEveryTimeEndsFailedAfterMaxAttemptsAndOthersRun) {
   auto topics = createTopics("poison", 1);
   WorkerProcess::Options o;
@@ -83,7 +191,8 @@ TEST(Delivery, AJobThatKillsItsWorkerEveryTimeEndsFailedAfterMaxAttemptsAndOther
   TopicReader events(topics.events);
   auto settled = [&](const std::vector<Record>& r) {
     bool given_up = false, other_done = false;
-    for (const auto& e : eventsOf(r, poison.run_id())) given_up |= e.attempt() == 2 && isTerminal(e.state());
+    for (const auto& e : eventsOf(r, poison.run_id()))
+      given_up |= e.attempt() == 2 && isTerminal(e.state());
     for (const auto& e : eventsOf(r, other.run_id())) other_done |= e.state() == v1::SUCCEEDED;
     return given_up && other_done;
   };
@@ -137,7 +246,8 @@ TEST(Delivery, ACommandAlreadyPastItsDeadlineIsExpiredNotRun) {
   late.set_not_after_ms(1);  // long past
   submit(topics, late);
   TopicReader events(topics.events);
-  ASSERT_TRUE(events.readUntil([&](const auto& r) { return terminalByRun(r).contains(late.run_id()); }));
+  ASSERT_TRUE(
+      events.readUntil([&](const auto& r) { return terminalByRun(r).contains(late.run_id()); }));
   auto evs = eventsOf(events.records(), late.run_id());
   ASSERT_EQ(evs.size(), 1u) << "no STARTED: it never ran";
   EXPECT_EQ(evs.front().state(), v1::EXPIRED);

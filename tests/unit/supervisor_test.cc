@@ -306,7 +306,8 @@ TEST_F(SupervisorTest, CpuTimeCountsTheProcessAndTheChildrenItWaitedFor) {
 TEST_F(SupervisorTest, AKillFromOutsideIsNotBlamedOnMemoryUnlessTheKernelSaysSo) {
   for (const char* cgroup : {"off", "auto"}) {
     SCOPED_TRACE(cgroup);
-    Supervisor own(clock_, launcher_, SupervisorOptions{.tail_bytes = kTailBytes, .cgroup = cgroup});
+    Supervisor own(clock_, launcher_,
+                   SupervisorOptions{.tail_bytes = kTailBytes, .cgroup = cgroup});
     RunOutcome o = await(*launch(plan(sh("kill -KILL $$")), &own));
     ASSERT_EQ(o.ending, Ending::kSignaled);
     EXPECT_EQ(o.signal, SIGKILL);
@@ -341,7 +342,8 @@ TEST(DescribeFailure, SaysWhatTheKernelCountedAndGuessesNothing) {
   EXPECT_EQ(describeFailure(o), "");
   o.ending = Ending::kSignaled;
   o.signal = SIGXCPU;
-  EXPECT_EQ(describeFailure(o), "killed by SIGXCPU: it used up its CPU time limit (limits.cpu_time)");
+  EXPECT_EQ(describeFailure(o),
+            "killed by SIGXCPU: it used up its CPU time limit (limits.cpu_time)");
 }
 
 TEST_F(SupervisorTest, StdoutAndStderrAreBothCaptured) {
@@ -751,9 +753,15 @@ TEST_F(SupervisorTest, RunDirIsRemovedAfterSuccessEvenWhenKeepingOnFailure) {
 // ---------------------------------------------------------------------------------------------
 // What the process sees
 
+// The plan's environment, plus the marker naming the worker process that started the run.
 TEST_F(SupervisorTest, ProcessEnvironmentIsExactlyThePlans) {
   LaunchPlan p = plan(tmpl({"env"}));
   std::set<std::string> want(p.env.begin(), p.env.end());
+  auto stat = readFile("/proc/self/stat");
+  std::istringstream fields(stat.substr(stat.rfind(')') + 2));
+  std::string field;
+  for (int i = 3; i <= 22; ++i) fields >> field;  // field 22: start time
+  want.insert("OUTPOST_WORKER_PROCESS=" + std::to_string(::getpid()) + "-" + field);
   RunOutcome o = await(*launch(std::move(p)));
   std::set<std::string> got;
   std::istringstream lines(o.tail);
@@ -799,7 +807,9 @@ TEST_F(SupervisorTest, WithCgroupsARunStartsInACgroupOfItsOwn) {
   RunOutcome second = run(sh("cat /proc/self/cgroup"));
   for (const auto& o : {first, second}) {
     EXPECT_EQ(o.exit_code, 0) << o.tail;
-    EXPECT_THAT(o.tail, HasSubstr("/run-" + std::to_string(::getpid()) + "-")) << o.tail;
+    // Under w-<pid>-<start>, the cgroups of this worker process.
+    EXPECT_THAT(o.tail, HasSubstr("/w-" + std::to_string(::getpid()) + "-")) << o.tail;
+    EXPECT_THAT(o.tail, HasSubstr("/run-")) << o.tail;
     EXPECT_NE(o.tail, worker_cgroup);
   }
   // One run after the other may reuse a cgroup; two at once never share one.
@@ -819,7 +829,8 @@ TEST_F(SupervisorTest, ARunStartedRightAfterAKilledRunIsNeverKilled) {
   constexpr int kRounds = 12;
   for (const char* cgroup : {"auto", "off"}) {
     SCOPED_TRACE(cgroup);
-    Supervisor own(clock_, launcher_, SupervisorOptions{.tail_bytes = kTailBytes, .cgroup = cgroup});
+    Supervisor own(clock_, launcher_,
+                   SupervisorOptions{.tail_bytes = kTailBytes, .cgroup = cgroup});
     if (std::string_view(cgroup) == "auto" && !own.usesCgroups()) {
       std::cout << "[ SKIPPED  ] the cgroup half: " << own.cgroupNote() << "\n";
       continue;
@@ -881,6 +892,76 @@ TEST_F(SupervisorTest, WithOnlyCgroupProcsTheChildJoinsTheCgroupBeforeExec) {
   for (int fd : {fds[0], procs, devnull}) ::close(fd);
   EXPECT_THAT(out, HasSubstr("/test-" + std::to_string(::getpid()) + "\n"));
   EXPECT_EQ(::rmdir(dir.c_str()), 0) << std::strerror(errno);
+}
+
+// A worker killed outright (SIGKILL, the OOM killer) leaves its runs running; their commands are
+// about to run again. A supervisor starting later kills what is left of a worker process that is
+// gone before it starts anything: its cgroups (w-<pid>-<start>/...) and its marked processes. It
+// leaves alone what belongs to a live worker process, and what carries no worker marker.
+TEST_F(SupervisorTest, AtStartWhatAWorkerThatIsGoneLeftRunningIsKilled) {
+  const std::string gone = "OUTPOST_WORKER_PROCESS=4194304-1";  // past pid_max: never alive
+  auto spawn = [](std::vector<std::string> env, const std::string& cgroup_procs = "") {
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      ::setsid();
+      if (!cgroup_procs.empty()) {
+        int fd = ::open(cgroup_procs.c_str(), O_WRONLY);
+        if (fd < 0 || ::write(fd, "0", 1) != 1) _exit(99);
+      }
+      std::vector<char*> envp;
+      for (auto& e : env) envp.push_back(e.data());
+      envp.push_back(nullptr);
+      char* argv[] = {const_cast<char*>("/bin/sleep"), const_cast<char*>("300"), nullptr};
+      ::execve("/bin/sleep", argv, envp.data());
+      _exit(98);
+    }
+    return pid;
+  };
+  auto alive = [](pid_t pid) {
+    ::waitpid(pid, nullptr, WNOHANG);  // ours: reap it once it is dead
+    return !processGone(pid);
+  };
+  pid_t orphan = spawn({"OUTPOST_RUN_ID=r1", gone});
+  pid_t unmarked = spawn({"OUTPOST_RUN_ID=r2"});  // no worker marker: not ours to judge
+  pid_t live_owner = spawn(
+      {"OUTPOST_RUN_ID=r3", "OUTPOST_WORKER_PROCESS=" + std::to_string(::getpid()) + "-" + [] {
+         auto stat = readFile("/proc/self/stat");
+         std::istringstream fields(stat.substr(stat.rfind(')') + 2));
+         std::string f;
+         for (int i = 3; i <= 22; ++i) fields >> f;
+         return f;
+       }()});
+  pid_t in_cgroup = -1;
+  std::string dead_cgroup;
+  if (supervisor_->usesCgroups()) {
+    const std::string prefix = "per-run cgroups under ";
+    dead_cgroup = supervisor_->cgroupNote().substr(prefix.size()) + "/w-4194304-1";
+    ASSERT_EQ(::mkdir(dead_cgroup.c_str(), 0755), 0) << std::strerror(errno);
+    ASSERT_EQ(::mkdir((dead_cgroup + "/run-1").c_str(), 0755), 0) << std::strerror(errno);
+    in_cgroup = spawn({"PATH=/bin"}, dead_cgroup + "/run-1/cgroup.procs");  // no marker at all
+  } else {
+    std::cout << "[ SKIPPED  ] the cgroup half: " << supervisor_->cgroupNote() << "\n";
+  }
+  for (pid_t p : {orphan, unmarked, live_owner})
+    ASSERT_TRUE(waitForFile("/proc/" + std::to_string(p)));
+  std::this_thread::sleep_for(milliseconds(100));  // every one has exec'd sleep
+  for (pid_t p : {orphan, unmarked, live_owner}) ASSERT_TRUE(alive(p));
+
+  Supervisor next(clock_, launcher_, SupervisorOptions{.tail_bytes = kTailBytes});
+
+  EXPECT_FALSE(alive(orphan)) << "a marked process of a worker that is gone";
+  if (in_cgroup > 0) {
+    EXPECT_FALSE(alive(in_cgroup)) << "a process in the cgroup of a worker that is gone";
+    EXPECT_FALSE(fs::exists(dead_cgroup)) << "its cgroup is removed";
+  }
+  EXPECT_TRUE(alive(unmarked));
+  EXPECT_TRUE(alive(live_owner));
+  for (pid_t p : {orphan, unmarked, live_owner, in_cgroup}) {
+    if (p > 0) {
+      ::kill(p, SIGKILL);
+      ::waitpid(p, nullptr, 0);
+    }
+  }
 }
 
 TEST_F(SupervisorTest, GrandchildLeftInTheGroupDoesNotKeepTheRunAliveAndIsKilled) {
