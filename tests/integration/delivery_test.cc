@@ -148,7 +148,8 @@ TEST_P(LostWorker, WhatItLeftRunningIsGoneBeforeTheNextAttemptStarts) {
   EXPECT_EQ(first->crash(), -SIGKILL);
   EXPECT_TRUE(waitFor([&] { return !processAlive(child); }))
       << "the run's own process outlived its worker (no parent-death signal)";
-  EXPECT_TRUE(processAlive(grandchild)) << "only the next worker can find this one";
+  // The grandchild lives on until a worker starts on this host (here the next one, unless a
+  // worker of a test running beside this one sweeps it first).
 
   WorkerProcess second(topics, o);
   TopicReader events(topics.events);
