@@ -285,12 +285,13 @@ void HttpLineageTransport::run() {
     if (!d.ok) {
       spdlog::error("lineage record not delivered: {}", d.error);
     }
-    if (item.done) item.done(d);
     {
+      // Reported means no longer pending: whoever learns of the report sees pending() without it.
       std::lock_guard lock(mutex_);
       in_flight_ = 0;
     }
     wake_.notify_all();
+    if (item.done) item.done(d);
   }
 }
 

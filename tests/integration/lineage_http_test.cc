@@ -217,6 +217,20 @@ TEST(LineageHttp, RecordsArriveInOrderWithTheBearerTokenAndValidate) {
   EXPECT_EQ(t.pending(), 0u);
 }
 
+// pending() counts records accepted and not yet reported: by the time a record's report arrives,
+// it no longer counts (a caller that waits for its reports, then for pending() == 0, must not
+// hang).
+TEST(LineageHttp, ARecordNoLongerCountsAsPendingWhenItsReportArrives) {
+  LineageServer server;
+  HttpLineageTransport t(fastOptions(server.url()));
+  std::promise<std::size_t> seen;
+  ASSERT_TRUE(t.send(records(1)[0], [&](const LineageDelivery& d) {
+    EXPECT_TRUE(d.ok) << d.error;
+    seen.set_value(t.pending());
+  }));
+  EXPECT_EQ(seen.get_future().get(), 0u);
+}
+
 TEST(LineageHttp, NoAuthorizationHeaderWithoutAToken) {
   LineageServer server;
   HttpLineageTransport t(fastOptions(server.url() + "/"));
