@@ -6,7 +6,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -114,7 +116,13 @@ void createAll(const std::vector<NewTopic>& wanted) {
     }
   }
   std::unique_ptr<rd_kafka_queue_t, Deleter> q(rd_kafka_queue_new(admin.get()));
-  rd_kafka_CreateTopics(admin.get(), topics.data(), topics.size(), nullptr, q.get());
+  // Answer once the topics exist with their leaders, not only once the controller accepted them:
+  // a reader that looks right after could otherwise find no partitions to read.
+  rd_kafka_AdminOptions_t* options =
+      rd_kafka_AdminOptions_new(admin.get(), RD_KAFKA_ADMIN_OP_CREATETOPICS);
+  rd_kafka_AdminOptions_set_operation_timeout(options, 30000, err, sizeof err);
+  rd_kafka_CreateTopics(admin.get(), topics.data(), topics.size(), options, q.get());
+  rd_kafka_AdminOptions_destroy(options);
   std::unique_ptr<rd_kafka_event_t, Deleter> ev(rd_kafka_queue_poll(q.get(), 30000));
   rd_kafka_NewTopic_destroy_array(topics.data(), topics.size());
   if (!ev || rd_kafka_event_error(ev.get())) {
@@ -188,15 +196,36 @@ struct TopicReader::Impl {
   Handle rk;
 };
 
-TopicReader::TopicReader(const std::string& topic) : impl_(std::make_unique<Impl>()) {
+TopicReader::TopicReader(const std::string& topic)
+    : impl_(std::make_unique<Impl>()), topic_(topic) {
   impl_->rk = client(RD_KAFKA_CONSUMER, {{"group.id", uniqueName("reader")},
                                          {"enable.auto.commit", "false"},
                                          {"isolation.level", "read_committed"}});
+  // The topic as the broker knows it, with its partitions: a topic just created may not be known
+  // to every part of the broker yet, and a reader with no partitions would read nothing, ever.
   const rd_kafka_metadata_t* md = nullptr;
   rd_kafka_topic_t* rkt = rd_kafka_topic_new(impl_->rk.get(), topic.c_str(), nullptr);
-  auto err = rd_kafka_metadata(impl_->rk.get(), 0, rkt, &md, 10000);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  for (;;) {
+    auto err = rd_kafka_metadata(impl_->rk.get(), 0, rkt, &md, 10000);
+    if (err) {
+      rd_kafka_topic_destroy(rkt);
+      throw std::runtime_error("metadata for " + topic + ": " + rd_kafka_err2str(err));
+    }
+    const auto& t = md->topics[0];
+    const bool ready = md->topic_cnt == 1 && !t.err && t.partition_cnt > 0 &&
+                       std::all_of(t.partitions, t.partitions + t.partition_cnt,
+                                   [](const auto& p) { return p.leader >= 0; });
+    if (ready) break;
+    std::string why = md->topic_cnt == 1 && t.err ? rd_kafka_err2str(t.err) : "no leader yet";
+    rd_kafka_metadata_destroy(md);
+    if (std::chrono::steady_clock::now() > deadline) {
+      rd_kafka_topic_destroy(rkt);
+      throw std::runtime_error("topic " + topic + " not readable after 30 s: " + why);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
   rd_kafka_topic_destroy(rkt);
-  if (err) throw std::runtime_error("metadata for " + topic + ": " + rd_kafka_err2str(err));
   PartitionList list(rd_kafka_topic_partition_list_new(4));
   for (int p = 0; p < md->topics[0].partition_cnt; ++p) {
     rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), md->topics[0].partitions[p].id)
@@ -224,7 +253,12 @@ void TopicReader::readFor(std::chrono::milliseconds window) {
   auto until = std::chrono::steady_clock::now() + window;
   while (std::chrono::steady_clock::now() < until) {
     std::unique_ptr<rd_kafka_message_t, Deleter> m(rd_kafka_consumer_poll(impl_->rk.get(), 50));
-    if (!m || m->err) continue;
+    if (!m) continue;
+    if (m->err) {
+      if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+        last_error_ = rd_kafka_message_errstr(m.get());
+      continue;
+    }
     Record r;
     r.topic = rd_kafka_topic_name(m->rkt);
     r.partition = m->partition;

@@ -66,11 +66,16 @@ class TopicReader {
   // Reads whatever arrives within `window`.
   void readFor(std::chrono::milliseconds window);
   const std::vector<Record>& records() const { return records_; }
+  const std::string& topic() const { return topic_; }
+  // The last error the consumer reported, if any (for failure messages).
+  const std::string& lastError() const { return last_error_; }
 
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
+  std::string topic_;
   std::vector<Record> records_;
+  std::string last_error_;
 };
 
 // The run events in a list of records.
