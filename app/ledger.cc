@@ -12,7 +12,7 @@
 
 #include "outpost/common/clock.h"
 #include "outpost/common/config.h"
-#include "outpost/events/kafka.h"
+#include "outpost/consumer/topic_reader.h"
 #include "outpost/v1/job.pb.h"
 
 namespace outpost {
@@ -283,142 +283,100 @@ int cmdLedger(const LedgerOptions& o) {
   auto timeout = parseDuration(o.timeout);
   if (!timeout) throw ConfigError("--timeout must be a duration such as 30s or 5m");
   const auto deadline = std::chrono::steady_clock::now() + *timeout;
-  auto remainingMs = [&] {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    return static_cast<int>(std::max<std::int64_t>(left.count(), 1));
+  auto remaining = [&] {
+    return std::max(std::chrono::milliseconds(1),
+                    std::chrono::duration_cast<std::chrono::milliseconds>(
+                        deadline - std::chrono::steady_clock::now()));
   };
 
-  SystemClock clock;
-  UuidGenerator uuids(clock);
-  // Later layers win: the reading itself must be read_committed and must not commit anything.
-  const kafka::Properties reader = {{"bootstrap.servers", src.bootstrap},
-                                    {"group.id", "outpost-ledger-" + uuids.next()},
-                                    {"enable.auto.commit", "false"},
-                                    {"enable.partition.eof", "true"},
-                                    {"isolation.level", "read_committed"}};
-  auto rk = kafka::makeHandle(
-      RD_KAFKA_CONSUMER,
-      kafka::makeConf({&config.kafka.properties, &config.kafka.consumer_properties, &reader},
-                      "kafka.properties"));
-
-  // All topics' metadata: asking for one by name could create it where the broker allows that.
-  const rd_kafka_metadata_t* md = nullptr;
-  if (auto err = rd_kafka_metadata(rk.get(), 1, nullptr, &md, remainingMs())) {
+  TopicReader reader(config.kafka, src.bootstrap, "outpost-ledger");
+  auto found = reader.partitions(remaining());
+  if (!found) {
     std::cerr << "outpost ledger: cannot read metadata from " << src.bootstrap << ": "
-              << rd_kafka_err2str(err) << "\n";
+              << found.error() << "\n";
     return 1;
   }
-  std::map<std::string, std::vector<std::int32_t>> found;
-  for (int i = 0; i < md->topic_cnt; ++i) {
-    const auto& t = md->topics[i];
-    std::string name = t.topic;
-    if (t.err || (name != src.jobs_topic && name != src.events_topic && name != src.dlq_topic))
-      continue;
-    for (int p = 0; p < t.partition_cnt; ++p) found[name].push_back(t.partitions[p].id);
-  }
-  rd_kafka_metadata_destroy(md);
+  std::vector<TopicPartition> all;
   for (const auto& name : {src.jobs_topic, src.events_topic, src.dlq_topic}) {
-    if (!found.contains(name))
+    auto it = found->find(name);
+    if (it == found->end()) {
       std::cerr << "outpost ledger: topic " << name << " does not exist; counted as empty\n";
+      continue;
+    }
+    for (auto p : it->second) all.push_back({name, p});
   }
 
   LedgerInput in;
   in.watch.insert(o.runs.begin(), o.runs.end());
 
   // The jobs topic's partitions: their ends now, and the group's committed offsets.
-  const auto& job_partitions = found[src.jobs_topic];
-  if (!job_partitions.empty()) {
-    const kafka::Properties group = {{"bootstrap.servers", src.bootstrap},
-                                     {"group.id", src.group},
-                                     {"enable.auto.commit", "false"}};
-    auto gk = kafka::makeHandle(
-        RD_KAFKA_CONSUMER,
-        kafka::makeConf({&config.kafka.properties, &config.kafka.consumer_properties, &group},
-                        "kafka.properties"));
-    kafka::PartitionListPtr list(
-        rd_kafka_topic_partition_list_new(static_cast<int>(job_partitions.size())));
-    for (auto p : job_partitions)
-      rd_kafka_topic_partition_list_add(list.get(), src.jobs_topic.c_str(), p);
-    auto err = rd_kafka_committed(gk.get(), list.get(), remainingMs());
-    if (err) {
-      std::cerr << "outpost ledger: cannot read the committed offsets of group " << src.group
-                << ": " << rd_kafka_err2str(err) << "\n";
-      rd_kafka_consumer_close(gk.get());
+  std::vector<TopicPartition> jobs;
+  std::ranges::copy_if(all, std::back_inserter(jobs),
+                       [&](const TopicPartition& tp) { return tp.topic == src.jobs_topic; });
+  auto committed = committedOffsets(config.kafka, src.bootstrap, src.group, jobs, remaining());
+  if (!committed) {
+    std::cerr << "outpost ledger: cannot read the committed offsets of group " << src.group << ": "
+              << committed.error() << "\n";
+    return 1;
+  }
+  for (const auto& tp : jobs) {
+    LedgerPartition lp;
+    lp.partition = tp.partition;
+    lp.committed = committed->contains(tp) ? committed->at(tp) : -1;
+    auto marks = reader.watermarks(tp, remaining());
+    if (!marks) {
+      std::cerr << "outpost ledger: cannot read the end of " << src.jobs_topic << "["
+                << lp.partition << "]: " << marks.error() << "\n";
       return 1;
     }
-    for (int i = 0; i < list->cnt; ++i) {
-      LedgerPartition lp;
-      lp.partition = list->elems[i].partition;
-      lp.committed = list->elems[i].offset < 0 ? -1 : list->elems[i].offset;
-      if (auto werr = rd_kafka_query_watermark_offsets(
-              rk.get(), src.jobs_topic.c_str(), lp.partition, &lp.low, &lp.end, remainingMs())) {
-        std::cerr << "outpost ledger: cannot read the end of " << src.jobs_topic << "["
-                  << lp.partition << "]: " << rd_kafka_err2str(werr) << "\n";
-        rd_kafka_consumer_close(gk.get());
-        return 1;
-      }
-      in.partitions.push_back(lp);
-    }
-    rd_kafka_consumer_close(gk.get());
+    std::tie(lp.low, lp.end) = *marks;
+    in.partitions.push_back(lp);
   }
 
   // Every partition from the beginning to its end (end of the committed part, for the events):
   // a partition is done at its first end-of-partition report.
-  std::set<std::pair<std::string, std::int32_t>> pending;
-  kafka::PartitionListPtr assignment(rd_kafka_topic_partition_list_new(16));
-  for (const auto& [topic, partitions] : found) {
-    for (auto p : partitions) {
-      pending.emplace(topic, p);
-      rd_kafka_topic_partition_list_add(assignment.get(), topic.c_str(), p)->offset =
-          RD_KAFKA_OFFSET_BEGINNING;
-    }
-  }
-  if (auto err = rd_kafka_assign(rk.get(), assignment.get())) {
-    std::cerr << "outpost ledger: cannot assign partitions: " << rd_kafka_err2str(err) << "\n";
+  std::set<TopicPartition> pending(all.begin(), all.end());
+  if (auto ok = reader.readFromBeginning(all); !ok) {
+    std::cerr << "outpost ledger: cannot assign partitions: " << ok.error() << "\n";
     return 1;
   }
   std::int64_t bad_events = 0;
   while (!pending.empty()) {
     if (std::chrono::steady_clock::now() >= deadline) {
       std::cerr << "outpost ledger: did not reach the end of " << pending.size()
-                << " partition(s) within " << o.timeout << ", e.g. " << pending.begin()->first
-                << "[" << pending.begin()->second << "]\n";
-      rd_kafka_consumer_close(rk.get());
+                << " partition(s) within " << o.timeout << ", e.g. " << pending.begin()->topic
+                << "[" << pending.begin()->partition << "]\n";
       return 1;
     }
-    kafka::MessagePtr m(rd_kafka_consumer_poll(rk.get(), 200));
-    if (!m) continue;
-    std::string topic = m->rkt ? rd_kafka_topic_name(m->rkt) : "";
-    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-      pending.erase({topic, m->partition});
+    auto r = reader.poll(std::chrono::milliseconds(200));
+    if (r.kind == ReadResult::Kind::kNothing) continue;
+    const auto& m = r.record;
+    if (r.kind == ReadResult::Kind::kEnd) {
+      pending.erase(m.tp);
       continue;
     }
-    if (m->err) {
-      std::cerr << "outpost ledger: " << rd_kafka_message_errstr(m.get()) << "\n";
+    if (r.kind == ReadResult::Kind::kError) {
+      std::cerr << "outpost ledger: " << r.error << "\n";
       continue;
     }
-    if (!pending.contains({topic, m->partition})) continue;  // read past its end already
-    const auto* bytes = static_cast<const char*>(m->payload);
-    const int size = static_cast<int>(m->len);
-    if (topic == src.jobs_topic) {
-      LedgerCommand c{m->partition, m->offset, {}};
+    if (!pending.contains(m.tp)) continue;  // read past its end already
+    if (m.tp.topic == src.jobs_topic) {
+      LedgerCommand c{m.tp.partition, m.offset, {}};
       v1::JobCommand cmd;
       // As the worker sees it: without a UUID run_id no event can ever name the command.
-      if (bytes && cmd.ParseFromArray(bytes, size) && isUuid(cmd.run_id())) c.run_id = cmd.run_id();
+      if (cmd.ParseFromString(m.value) && isUuid(cmd.run_id())) c.run_id = cmd.run_id();
       in.commands.push_back(std::move(c));
-    } else if (topic == src.events_topic) {
+    } else if (m.tp.topic == src.events_topic) {
       v1::RunEvent e;
-      if (!bytes || !e.ParseFromArray(bytes, size)) {
+      if (m.value.empty() || !e.ParseFromString(m.value)) {
         ++bad_events;
         continue;
       }
       in.events.push_back({e.run_id(), e.state(), e.attempt(), e.worker_id(), e.retrying()});
-    } else if (topic == src.dlq_topic) {
+    } else if (m.tp.topic == src.dlq_topic) {
       ++in.dlq_records;
     }
   }
-  rd_kafka_consumer_close(rk.get());
   if (bad_events > 0) {
     std::cerr << "outpost ledger: " << bad_events << " record(s) of " << src.events_topic
               << " are not RunEvents; not counted\n";

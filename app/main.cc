@@ -21,10 +21,11 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "ledger.h"
 #include "outpost/common/clock.h"
 #include "outpost/common/config.h"
 #include "outpost/common/log.h"
-#include "outpost/events/kafka.h"
+#include "outpost/consumer/topic_reader.h"
 #include "outpost/events/producer.h"
 #include "outpost/secrets/reference.h"
 #include "outpost/secrets/resolver.h"
@@ -32,7 +33,6 @@
 #include "outpost/v1/event.pb.h"
 #include "outpost/v1/job.pb.h"
 #include "outpost/v1/worker.pb.h"
-#include "ledger.h"
 #include "topics.h"
 #include "worker.h"
 
@@ -193,8 +193,8 @@ int cmdSubmit(const ClientOptions& co, const SubmitOptions& so) {
   std::string error;
   producer.produce(config.topics.jobs, cmd.job_id(), cmd.SerializeAsString(), {},
                    [&](const DeliveryReport& r) {
-                     if (!r.ok) error = r.error;
-                     result = r.ok ? 1 : 2;
+                     if (!r.ok()) error = r.why();
+                     result = r.ok() ? 1 : 2;
                    });
   if (!producer.flush(std::chrono::seconds(30)) || result != 1) {
     std::cerr << "outpost submit: the command was not delivered to " << config.topics.jobs << ": "
@@ -231,8 +231,8 @@ int cmdCancel(const ClientOptions& co, const CancelOptions& o) {
   // Keyed by run_id: every cancel of one run lands on one partition, in order.
   producer.produce(config.topics.control, o.run_id, cmd.SerializeAsString(), {},
                    [&](const DeliveryReport& r) {
-                     if (!r.ok) error = r.error;
-                     result = r.ok ? 1 : 2;
+                     if (!r.ok()) error = r.why();
+                     result = r.ok() ? 1 : 2;
                    });
   if (!producer.flush(std::chrono::seconds(30)) || result != 1) {
     std::cerr << "outpost cancel: the command was not delivered to " << config.topics.control
@@ -258,47 +258,35 @@ bool isTerminal(v1::RunState s) {
 
 int cmdTail(const ClientOptions& co, const TailOptions& to) {
   Config config = clientConfig(co);
-  SystemClock clock;
-  UuidGenerator uuids(clock);
-  kafka::Properties props = {{"bootstrap.servers", config.kafka.bootstrap_servers},
-                             {"group.id", "outpost-tail-" + uuids.next()},
-                             {"enable.auto.commit", "false"},
-                             {"enable.partition.eof", "true"},
-                             {"isolation.level", "read_committed"}};
-  auto rk = kafka::makeHandle(
-      RD_KAFKA_CONSUMER,
-      kafka::makeConf({&props, &config.kafka.properties, &config.kafka.consumer_properties},
-                      "kafka.properties"));
+  TopicReader reader(config.kafka, "", "outpost-tail");
   std::vector<std::string> topics = {config.topics.events, config.topics.lineage};
   if (to.dlq) topics.push_back(config.topics.dlq);
 
   // Every partition of every topic from the beginning, without joining a group. With --follow,
   // topics that do not exist yet (nothing written so far) are looked for again every second.
-  std::set<std::pair<std::string, int>> assigned;
+  std::set<TopicPartition> assigned;
   int remaining_eof = 0;
   auto assignNew = [&]() -> bool {
-    const rd_kafka_metadata_t* md = nullptr;
-    if (auto err = rd_kafka_metadata(rk.get(), 1, nullptr, &md, 10000)) {
+    auto found = reader.partitions(std::chrono::seconds(10));
+    if (!found) {
       std::cerr << "outpost tail: cannot read metadata from " << config.kafka.bootstrap_servers
-                << ": " << rd_kafka_err2str(err) << "\n";
+                << ": " << found.error() << "\n";
       return false;
     }
-    kafka::PartitionListPtr added(rd_kafka_topic_partition_list_new(8));
-    for (int i = 0; i < md->topic_cnt; ++i) {
-      const auto& t = md->topics[i];
-      if (t.err || std::ranges::find(topics, std::string(t.topic)) == topics.end()) continue;
-      for (int p = 0; p < t.partition_cnt; ++p) {
-        if (assigned.emplace(t.topic, t.partitions[p].id).second) {
-          rd_kafka_topic_partition_list_add(added.get(), t.topic, t.partitions[p].id)->offset =
-              RD_KAFKA_OFFSET_BEGINNING;
-        }
+    std::vector<TopicPartition> added;
+    for (const auto& topic : topics) {
+      auto it = found->find(topic);
+      if (it == found->end()) continue;
+      for (auto p : it->second) {
+        if (TopicPartition tp{topic, p}; assigned.insert(tp).second) added.push_back(tp);
       }
     }
-    rd_kafka_metadata_destroy(md);
-    if (added->cnt > 0) {
-      kafka::ErrorPtr e(rd_kafka_incremental_assign(rk.get(), added.get()));
-      remaining_eof += added->cnt;
+    if (auto ok = reader.readFromBeginning(added); !ok) {
+      std::cerr << "outpost tail: cannot read " << added.size() << " partition(s): " << ok.error()
+                << "\n";
+      return false;
     }
+    remaining_eof += static_cast<int>(added.size());
     return true;
   };
   if (!assignNew()) return 1;
@@ -317,24 +305,22 @@ int cmdTail(const ClientOptions& co, const TailOptions& to) {
       assignNew();
       next_metadata = std::chrono::steady_clock::now() + std::chrono::seconds(1);
     }
-    kafka::MessagePtr m(rd_kafka_consumer_poll(rk.get(), 200));
-    if (!m) continue;
-    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+    auto r = reader.poll(std::chrono::milliseconds(200));
+    if (r.kind == ReadResult::Kind::kNothing) continue;
+    if (r.kind == ReadResult::Kind::kEnd) {
       --remaining_eof;
       continue;
     }
-    if (m->err) {
-      std::cerr << "outpost tail: " << rd_kafka_message_errstr(m.get()) << "\n";
+    if (r.kind == ReadResult::Kind::kError) {
+      std::cerr << "outpost tail: " << r.error << "\n";
       continue;
     }
-    std::string topic = rd_kafka_topic_name(m->rkt);
-    std::string key = m->key ? std::string(static_cast<const char*>(m->key), m->key_len) : "";
-    std::string value = m->payload ? std::string(static_cast<const char*>(m->payload), m->len) : "";
+    const auto& m = r.record;
     json line = {
-        {"topic", topic}, {"partition", m->partition}, {"offset", m->offset}, {"key", key}};
-    if (topic == config.topics.events) {
+        {"topic", m.tp.topic}, {"partition", m.tp.partition}, {"offset", m.offset}, {"key", m.key}};
+    if (m.tp.topic == config.topics.events) {
       v1::RunEvent e;
-      if (!e.ParseFromString(value)) continue;
+      if (!e.ParseFromString(m.value)) continue;
       if (!to.run_id.empty() && e.run_id() != to.run_id) continue;
       std::string js;
       google::protobuf::util::JsonPrintOptions opts;
@@ -346,31 +332,22 @@ int cmdTail(const ClientOptions& co, const TailOptions& to) {
         terminal_event = true;
         if (!linger) linger = std::chrono::steady_clock::now() + std::chrono::seconds(5);
       }
-    } else if (topic == config.topics.lineage) {
-      auto doc = json::parse(value, nullptr, false);
+    } else if (m.tp.topic == config.topics.lineage) {
+      auto doc = json::parse(m.value, nullptr, false);
       if (!to.run_id.empty() &&
           (doc.is_discarded() || doc.value("/run/runId"_json_pointer, "") != to.run_id))
         continue;
-      line["value"] = doc.is_discarded() ? json(value) : doc;
+      line["value"] = doc.is_discarded() ? json(m.value) : doc;
       auto type = doc.is_discarded() ? "" : doc.value("eventType", "");
       if (type == "COMPLETE" || type == "FAIL" || type == "ABORT") terminal_lineage = true;
     } else {
-      rd_kafka_headers_t* hdrs = nullptr;
       json h = json::object();
-      if (rd_kafka_message_headers(m.get(), &hdrs) == 0) {
-        const char* name;
-        const void* v;
-        size_t size;
-        for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &v, &size) == 0; ++i) {
-          h[name] = v ? std::string(static_cast<const char*>(v), size) : "";
-        }
-      }
+      for (const auto& [name, value] : m.headers) h[name] = value;
       line["headers"] = h;
-      line["value_bytes"] = value.size();
+      line["value_bytes"] = m.value.size();
     }
     std::cout << line.dump(-1, ' ', false, json::error_handler_t::replace) << std::endl;
   }
-  rd_kafka_consumer_close(rk.get());
   return (to.until_done && !terminal_event) ? 1 : 0;
 }
 

@@ -9,143 +9,9 @@
 
 #include <CLI/CLI.hpp>
 
-#include "outpost/events/kafka.h"
+#include "outpost/events/admin.h"
 
 namespace outpost {
-namespace {
-
-// Owners of the admin API's objects (kafka.h owns the clients' own handles).
-struct AdminDeleter {
-  void operator()(rd_kafka_NewTopic_t* p) const { rd_kafka_NewTopic_destroy(p); }
-  void operator()(rd_kafka_AdminOptions_t* p) const { rd_kafka_AdminOptions_destroy(p); }
-  void operator()(rd_kafka_ConfigResource_t* p) const { rd_kafka_ConfigResource_destroy(p); }
-  void operator()(rd_kafka_event_t* p) const { rd_kafka_event_destroy(p); }
-  void operator()(const rd_kafka_metadata_t* p) const { rd_kafka_metadata_destroy(p); }
-};
-using NewTopicPtr = std::unique_ptr<rd_kafka_NewTopic_t, AdminDeleter>;
-using AdminOptionsPtr = std::unique_ptr<rd_kafka_AdminOptions_t, AdminDeleter>;
-using ConfigResourcePtr = std::unique_ptr<rd_kafka_ConfigResource_t, AdminDeleter>;
-using EventPtr = std::unique_ptr<rd_kafka_event_t, AdminDeleter>;
-using MetadataPtr = std::unique_ptr<const rd_kafka_metadata_t, AdminDeleter>;
-
-constexpr int kAdminTimeoutMs = 30000;
-
-// The partition count of every topic the cluster has.
-std::expected<std::map<std::string, int>, std::string> partitionCounts(rd_kafka_t* rk) {
-  const rd_kafka_metadata_t* raw = nullptr;
-  auto err = rd_kafka_metadata(rk, 1, nullptr, &raw, 10000);
-  MetadataPtr md(raw);
-  if (err) return std::unexpected(std::string(rd_kafka_err2str(err)));
-  std::map<std::string, int> counts;
-  for (int i = 0; i < md->topic_cnt; ++i) {
-    if (!md->topics[i].err) counts[md->topics[i].topic] = md->topics[i].partition_cnt;
-  }
-  return counts;
-}
-
-// Runs one admin request (`post` sends it to the queue) and returns its result event, which
-// carries any error of the request as a whole.
-template <typename Post>
-std::expected<EventPtr, std::string> adminRequest(rd_kafka_t* rk, rd_kafka_admin_op_t op,
-                                                  Post post) {
-  AdminOptionsPtr options(rd_kafka_AdminOptions_new(rk, op));
-  char err[512];
-  rd_kafka_AdminOptions_set_request_timeout(options.get(), kAdminTimeoutMs, err, sizeof err);
-  if (op == RD_KAFKA_ADMIN_OP_CREATETOPICS) {
-    // Answer once the topics are created, not only accepted.
-    rd_kafka_AdminOptions_set_operation_timeout(options.get(), kAdminTimeoutMs, err, sizeof err);
-  }
-  kafka::QueuePtr queue(rd_kafka_queue_new(rk));
-  post(options.get(), queue.get());
-  EventPtr ev(rd_kafka_queue_poll(queue.get(), kAdminTimeoutMs + 5000));
-  if (!ev) return std::unexpected(std::string("no answer from the brokers"));
-  if (rd_kafka_event_error(ev.get())) {
-    return std::unexpected(std::string(rd_kafka_event_error_string(ev.get())));
-  }
-  return ev;
-}
-
-// Creates `missing`; for each name, nothing when it was created (or appeared meanwhile: `exists`
-// then says so), else why not.
-std::map<std::string, std::string> createTopics(rd_kafka_t* rk,
-                                                const std::vector<const WantedTopic*>& missing,
-                                                int replication_factor,
-                                                std::set<std::string>& exists) {
-  std::map<std::string, std::string> failed;
-  std::vector<NewTopicPtr> owned;
-  std::vector<rd_kafka_NewTopic_t*> topics;
-  for (const auto* t : missing) {
-    char err[512];
-    NewTopicPtr nt(
-        rd_kafka_NewTopic_new(t->name.c_str(), t->partitions, replication_factor, err, sizeof err));
-    if (!nt) {
-      failed[t->name] = err;
-      continue;
-    }
-    for (const auto& [key, value] : t->configs) {
-      if (auto e = rd_kafka_NewTopic_set_config(nt.get(), key.c_str(), value.c_str())) {
-        failed[t->name] = key + ": " + rd_kafka_err2str(e);
-      }
-    }
-    if (failed.contains(t->name)) continue;
-    topics.push_back(nt.get());
-    owned.push_back(std::move(nt));
-  }
-  if (topics.empty()) return failed;
-  auto ev = adminRequest(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS,
-                         [&](rd_kafka_AdminOptions_t* options, rd_kafka_queue_t* queue) {
-                           rd_kafka_CreateTopics(rk, topics.data(), topics.size(), options, queue);
-                         });
-  if (!ev) {
-    for (const auto* t : missing) failed.emplace(t->name, ev.error());
-    return failed;
-  }
-  std::size_t n = 0;
-  const rd_kafka_topic_result_t** results =
-      rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev->get()), &n);
-  for (std::size_t i = 0; i < n; ++i) {
-    std::string name = rd_kafka_topic_result_name(results[i]);
-    auto err = rd_kafka_topic_result_error(results[i]);
-    if (err == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
-      exists.insert(name);  // another `outpost topics`, or a producer's auto-creation, was first
-    } else if (err) {
-      const char* why = rd_kafka_topic_result_error_string(results[i]);
-      failed[name] = why && *why ? why : rd_kafka_err2str(err);
-    }
-  }
-  return failed;
-}
-
-// The value of one topic-level setting of an existing topic (empty when the broker lists none).
-std::expected<std::string, std::string> topicSetting(rd_kafka_t* rk, const std::string& topic,
-                                                     const std::string& key) {
-  ConfigResourcePtr resource(rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic.c_str()));
-  rd_kafka_ConfigResource_t* resources[] = {resource.get()};
-  auto ev = adminRequest(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS,
-                         [&](rd_kafka_AdminOptions_t* options, rd_kafka_queue_t* queue) {
-                           rd_kafka_DescribeConfigs(rk, resources, 1, options, queue);
-                         });
-  if (!ev) return std::unexpected(ev.error());
-  std::size_t n = 0;
-  const rd_kafka_ConfigResource_t** described = rd_kafka_DescribeConfigs_result_resources(
-      rd_kafka_event_DescribeConfigs_result(ev->get()), &n);
-  for (std::size_t i = 0; i < n; ++i) {
-    if (auto err = rd_kafka_ConfigResource_error(described[i])) {
-      return std::unexpected(std::string(rd_kafka_err2str(err)));
-    }
-    std::size_t count = 0;
-    const rd_kafka_ConfigEntry_t** entries = rd_kafka_ConfigResource_configs(described[i], &count);
-    for (std::size_t j = 0; j < count; ++j) {
-      if (key == rd_kafka_ConfigEntry_name(entries[j])) {
-        const char* value = rd_kafka_ConfigEntry_value(entries[j]);
-        return std::string(value ? value : "");
-      }
-    }
-  }
-  return std::string();
-}
-
-}  // namespace
 
 std::chrono::milliseconds checkTopicsOptions(const TopicsOptions& o) {
   if (o.partitions < 1) throw ConfigError("--partitions must be at least 1");
@@ -248,10 +114,8 @@ int cmdTopics(const TopicsOptions& o) {
   if (!o.bootstrap.empty()) config.kafka.bootstrap_servers = o.bootstrap;
   const auto retention = checkTopicsOptions(o);
   const auto& t = config.topics;
-  kafka::Properties props = {{"bootstrap.servers", config.kafka.bootstrap_servers}};
-  auto rk = kafka::makeHandle(
-      RD_KAFKA_PRODUCER, kafka::makeConf({&props, &config.kafka.properties}, "kafka.properties"));
-  auto counts = partitionCounts(rk.get());
+  KafkaAdmin admin(config.kafka);
+  auto counts = admin.partitionCounts();
   if (!counts) {
     std::cerr << "outpost topics: cannot list the topics of " << config.kafka.bootstrap_servers
               << ": " << counts.error() << "\n";
@@ -263,14 +127,14 @@ int cmdTopics(const TopicsOptions& o) {
   };
 
   const auto topics = wantedTopics(t, o, retention, count(t.jobs));
-  std::vector<const WantedTopic*> missing;
+  std::vector<NewTopic> missing;
   for (const auto& w : topics) {
-    if (!counts->contains(w.name)) missing.push_back(&w);
+    if (!counts->contains(w.name)) missing.push_back({w.name, w.partitions, w.configs});
   }
-  std::set<std::string> raced;  // created by someone else between our look and our request
-  auto failed = createTopics(rk.get(), missing, o.replication_factor, raced);
+  // `raced`: created by someone else between our look and our request.
+  auto [failed, raced] = admin.createTopics(missing, o.replication_factor);
   if (!raced.empty()) {
-    if (auto again = partitionCounts(rk.get())) counts = std::move(again);
+    if (auto again = admin.partitionCounts()) counts = std::move(again);
   }
 
   int status = 0;
@@ -305,7 +169,7 @@ int cmdTopics(const TopicsOptions& o) {
     status = 1;
   }
   if (runs_existed) {
-    auto policy = topicSetting(rk.get(), t.runs, "cleanup.policy");
+    auto policy = admin.topicSetting(t.runs, "cleanup.policy");
     if (!policy) {
       std::cerr << "outpost topics: cannot read the cleanup.policy of '" << t.runs
                 << "': " << policy.error() << "\n";

@@ -6,6 +6,7 @@
 #include <thread>
 #include <vector>
 
+#include <librdkafka/rdkafka.h>
 #include <spdlog/spdlog.h>
 
 #include "outpost/common/thread_name.h"
@@ -225,7 +226,7 @@ ControlListener::ControlListener(const KafkaConfig& config, const std::string& t
   };
   auto conf = kafka::makeConf({&defaults, &config.properties, &config.consumer_properties},
                               "kafka.properties / kafka.consumer_properties");
-  impl_->rk = kafka::makeHandle(RD_KAFKA_CONSUMER, std::move(conf));
+  impl_->rk = kafka::makeHandle(kafka::ClientType::kConsumer, std::move(conf));
   rd_kafka_poll_set_consumer(impl_->rk.get());
   impl_->discovery = std::thread([impl = impl_.get()] {
     nameThisThread("op-ctl-discover");

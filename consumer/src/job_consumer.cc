@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include <librdkafka/rdkafka.h>
 #include <spdlog/spdlog.h>
 
 #include "outpost/events/kafka.h"
@@ -99,7 +100,7 @@ JobConsumer::JobConsumer(const KafkaConfig& config, const std::string& group_id,
                               "kafka.properties / kafka.consumer_properties");
   rd_kafka_conf_set_rebalance_cb(conf.get(), &Impl::onRebalance);
   rd_kafka_conf_set_opaque(conf.get(), impl_.get());
-  impl_->rk = kafka::makeHandle(RD_KAFKA_CONSUMER, std::move(conf));
+  impl_->rk = kafka::makeHandle(kafka::ClientType::kConsumer, std::move(conf));
   rd_kafka_poll_set_consumer(impl_->rk.get());
   impl_->queue.reset(rd_kafka_queue_get_consumer(impl_->rk.get()));
 

@@ -4,6 +4,7 @@
 #include <map>
 #include <thread>
 
+#include <librdkafka/rdkafka.h>
 #include <spdlog/spdlog.h>
 
 #include "outpost/common/clock.h"
@@ -123,7 +124,7 @@ RunStore::RunStore(const KafkaConfig& config, RunStoreOptions options)
   auto conf =
       kafka::makeConf({&defaults, &config.properties, &config.consumer_properties, &required},
                       "kafka.properties / kafka.consumer_properties");
-  reader_->rk = kafka::makeHandle(RD_KAFKA_CONSUMER, std::move(conf));
+  reader_->rk = kafka::makeHandle(kafka::ClientType::kConsumer, std::move(conf));
   rd_kafka_poll_set_consumer(reader_->rk.get());
 }
 

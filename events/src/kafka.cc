@@ -1,5 +1,6 @@
 #include "outpost/events/kafka.h"
 
+#include <librdkafka/rdkafka.h>
 #include <spdlog/spdlog.h>
 
 #include "outpost/common/config.h"
@@ -18,6 +19,28 @@ void logToSpdlog(const rd_kafka_t* rk, int level, const char* fac, const char* b
 }
 
 }  // namespace
+
+void HandleDeleter::operator()(rd_kafka_t* p) const {
+  rd_kafka_destroy(p);
+}
+void HandleDeleter::operator()(rd_kafka_conf_t* p) const {
+  rd_kafka_conf_destroy(p);
+}
+void HandleDeleter::operator()(rd_kafka_topic_partition_list_t* p) const {
+  rd_kafka_topic_partition_list_destroy(p);
+}
+void HandleDeleter::operator()(rd_kafka_message_t* p) const {
+  rd_kafka_message_destroy(p);
+}
+void HandleDeleter::operator()(rd_kafka_queue_t* p) const {
+  rd_kafka_queue_destroy(p);
+}
+void HandleDeleter::operator()(rd_kafka_headers_t* p) const {
+  rd_kafka_headers_destroy(p);
+}
+void HandleDeleter::operator()(rd_kafka_error_t* p) const {
+  rd_kafka_error_destroy(p);
+}
 
 ConfPtr makeConf(std::initializer_list<const Properties*> layers, const std::string& where) {
   ConfPtr conf(rd_kafka_conf_new());
@@ -41,9 +64,11 @@ ConfPtr makeConf(std::initializer_list<const Properties*> layers, const std::str
   return conf;
 }
 
-HandlePtr makeHandle(rd_kafka_type_t type, ConfPtr conf) {
+HandlePtr makeHandle(ClientType type, ConfPtr conf) {
   char err[512];
-  rd_kafka_t* rk = rd_kafka_new(type, conf.get(), err, sizeof err);
+  rd_kafka_t* rk =
+      rd_kafka_new(type == ClientType::kProducer ? RD_KAFKA_PRODUCER : RD_KAFKA_CONSUMER,
+                   conf.get(), err, sizeof err);
   if (!rk) throw ConfigError(std::string("cannot create the Kafka client: ") + err);
   conf.release();  // rd_kafka_new took ownership
   return HandlePtr(rk);

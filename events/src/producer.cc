@@ -3,8 +3,10 @@
 #include <atomic>
 #include <thread>
 
+#include <librdkafka/rdkafka.h>
 #include <spdlog/spdlog.h>
 
+#include "error_of.h"
 #include "outpost/common/thread_name.h"
 #include "outpost/events/kafka.h"
 #include "outpost/events/out_record.h"
@@ -18,12 +20,11 @@ struct KafkaProducer::Impl {
 
   // librdkafka calls this on the thread that polls the producer (delivery_thread) for every
   // message; the opaque is the heap-allocated callback given at produce time.
-  static void onDelivery(rd_kafka_t*, const rd_kafka_message_t* m, void*) {
+  static void onDelivery(rd_kafka_t* rk, const rd_kafka_message_t* m, void*) {
     std::unique_ptr<DeliveryCallback> cb(static_cast<DeliveryCallback*>(m->_private));
     if (!cb || !*cb) return;
     DeliveryReport r;
-    r.ok = m->err == RD_KAFKA_RESP_ERR_NO_ERROR;
-    if (!r.ok) r.error = rd_kafka_err2str(m->err);
+    if (m->err) r.error = kafka::deliveryErrorOf(rk, m->err);
     r.partition = m->partition;
     r.offset = m->offset;
     (*cb)(r);
@@ -49,7 +50,7 @@ KafkaProducer::KafkaProducer(const KafkaConfig& config,
       {&defaults, &defaults_over, &config.properties, &config.producer_properties, &extra},
       "kafka.properties / kafka.producer_properties");
   rd_kafka_conf_set_dr_msg_cb(conf.get(), &Impl::onDelivery);
-  impl_->rk = kafka::makeHandle(RD_KAFKA_PRODUCER, std::move(conf));
+  impl_->rk = kafka::makeHandle(kafka::ClientType::kProducer, std::move(conf));
   impl_->delivery_thread = std::thread([impl = impl_.get()] {
     nameThisThread("op-deliver");
     while (!impl->stop.load(std::memory_order_relaxed)) rd_kafka_poll(impl->rk.get(), 100);
@@ -106,7 +107,7 @@ void KafkaProducer::produceTo(const std::string& topic, std::int32_t partition,
       continue;
     }
     spdlog::error("cannot queue a message for topic {}: {}", topic, rd_kafka_err2str(err));
-    if (*cb) (*cb)(DeliveryReport{false, rd_kafka_err2str(err), -1, -1});
+    if (*cb) (*cb)(DeliveryReport{kafka::deliveryErrorOf(impl_->rk.get(), err), -1, -1});
     return;
   }
 }

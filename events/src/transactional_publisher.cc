@@ -10,8 +10,10 @@
 #include <stdexcept>
 #include <thread>
 
+#include <librdkafka/rdkafka.h>
 #include <spdlog/spdlog.h>
 
+#include "error_of.h"
 #include "outpost/common/thread_name.h"
 #include "outpost/events/kafka.h"
 
@@ -159,7 +161,7 @@ struct TransactionalPublisher::Impl {
                                 "kafka.properties / kafka.producer_properties");
     rd_kafka_conf_set_dr_msg_cb(conf.get(), &Impl::onDelivery);
     rd_kafka_conf_set_opaque(conf.get(), this);
-    return kafka::makeHandle(RD_KAFKA_PRODUCER, std::move(conf));
+    return kafka::makeHandle(kafka::ClientType::kProducer, std::move(conf));
   }
 
   // Trampoline: librdkafka serves delivery reports inside rd_kafka_poll / rd_kafka_flush (which
@@ -233,11 +235,18 @@ struct TransactionalPublisher::Impl {
       }
       kafka::ErrorPtr e(fn(timeout));
       if (!e) return {};
-      std::string reason = std::string(what) + " failed: " + rd_kafka_error_string(e.get()) + " (" +
-                           rd_kafka_error_name(e.get()) + ")";
-      if (rd_kafka_error_is_fatal(e.get())) return {Verdict::kFatal, reason};
-      if (rd_kafka_error_txn_requires_abort(e.get())) return {Verdict::kAbortable, reason};
-      if (!rd_kafka_error_is_retriable(e.get())) return {Verdict::kFailed, reason};
+      auto error = kafka::errorOf(e.get(), what);
+      const std::string& reason = error.message();
+      switch (error.kind()) {
+        case KafkaError::Kind::kFatal:
+          return {Verdict::kFatal, reason};
+        case KafkaError::Kind::kAbortable:
+          return {Verdict::kAbortable, reason};
+        case KafkaError::Kind::kPermanent:
+          return {Verdict::kFailed, reason};
+        case KafkaError::Kind::kRetriable:
+          break;
+      }
       logRetry(reason);
       if (!backOff(backoff)) {
         return {Verdict::kGaveUp, reason + "; close()'s timeout passed while retrying"};

@@ -1,7 +1,5 @@
 #include "outpost/runner/plan.h"
 
-#include <fnmatch.h>
-
 #include <algorithm>
 #include <map>
 #include <memory>
@@ -11,6 +9,7 @@
 #include <re2/re2.h>
 
 #include "outpost/common/clock.h"
+#include "outpost/common/glob.h"
 #include "outpost/common/utf8.h"
 
 namespace outpost {
@@ -31,12 +30,6 @@ const re2::RE2& paramPattern(const std::string& pattern) {
     re = std::make_unique<re2::RE2>(pattern, options);
   }
   return *re;
-}
-
-bool envNameAccepted(const TemplateConfig& t, const std::string& name) {
-  return std::ranges::any_of(t.accept_env, [&](const std::string& pattern) {
-    return fnmatch(pattern.c_str(), name.c_str(), 0) == 0;
-  });
 }
 
 // [A-Za-z_][A-Za-z0-9_]*
@@ -119,7 +112,7 @@ std::expected<LaunchPlan, std::string> planRun(const TemplateConfig& tmpl, const
     if (!validEnvName(name)) {
       return std::unexpected("env name '" + escapedExcerpt(name, 64) + "' is not valid");
     }
-    if (!envNameAccepted(tmpl, name)) {
+    if (!matchesAnyGlob(tmpl.accept_env, name)) {
       return std::unexpected("env '" + escapedExcerpt(name, 64) +
                              "' is not accepted by template '" + tmpl.name +
                              "' (see its accept_env)");

@@ -1,25 +1,33 @@
 // librdkafka handles owned by RAII from the moment they exist, and the one place that turns a
-// property map into an rd_kafka_conf_t. Only consumer/ and events/ include this header.
+// property map into a client configuration. The handles are opaque here: this header does not
+// include rdkafka.h, so only the sources of consumer/ and events/ (which do) can use them.
 #pragma once
 
 #include <map>
 #include <memory>
 #include <string>
 
-#include <librdkafka/rdkafka.h>
+// librdkafka's handle types, declared as rdkafka.h declares them.
+extern "C" {
+typedef struct rd_kafka_s rd_kafka_t;
+typedef struct rd_kafka_conf_s rd_kafka_conf_t;
+typedef struct rd_kafka_topic_partition_list_s rd_kafka_topic_partition_list_t;
+typedef struct rd_kafka_message_s rd_kafka_message_t;
+typedef struct rd_kafka_queue_s rd_kafka_queue_t;
+typedef struct rd_kafka_headers_s rd_kafka_headers_t;
+typedef struct rd_kafka_error_s rd_kafka_error_t;
+}
 
 namespace outpost::kafka {
 
 struct HandleDeleter {
-  void operator()(rd_kafka_t* p) const { rd_kafka_destroy(p); }
-  void operator()(rd_kafka_conf_t* p) const { rd_kafka_conf_destroy(p); }
-  void operator()(rd_kafka_topic_partition_list_t* p) const {
-    rd_kafka_topic_partition_list_destroy(p);
-  }
-  void operator()(rd_kafka_message_t* p) const { rd_kafka_message_destroy(p); }
-  void operator()(rd_kafka_queue_t* p) const { rd_kafka_queue_destroy(p); }
-  void operator()(rd_kafka_headers_t* p) const { rd_kafka_headers_destroy(p); }
-  void operator()(rd_kafka_error_t* p) const { rd_kafka_error_destroy(p); }
+  void operator()(rd_kafka_t* p) const;
+  void operator()(rd_kafka_conf_t* p) const;
+  void operator()(rd_kafka_topic_partition_list_t* p) const;
+  void operator()(rd_kafka_message_t* p) const;
+  void operator()(rd_kafka_queue_t* p) const;
+  void operator()(rd_kafka_headers_t* p) const;
+  void operator()(rd_kafka_error_t* p) const;
 };
 
 using HandlePtr = std::unique_ptr<rd_kafka_t, HandleDeleter>;
@@ -32,12 +40,14 @@ using ErrorPtr = std::unique_ptr<rd_kafka_error_t, HandleDeleter>;
 
 using Properties = std::map<std::string, std::string>;
 
+enum class ClientType { kProducer, kConsumer };
+
 // Builds a configuration from properties applied in order (later maps win), over Outpost's base
 // (socket.nagle.disable=true). Throws ConfigError naming the property that librdkafka refused
 // and why. `where` names the config section.
 ConfPtr makeConf(std::initializer_list<const Properties*> layers, const std::string& where);
 
 // Creates a client; throws ConfigError with librdkafka's reason.
-HandlePtr makeHandle(rd_kafka_type_t type, ConfPtr conf);
+HandlePtr makeHandle(ClientType type, ConfPtr conf);
 
 }  // namespace outpost::kafka

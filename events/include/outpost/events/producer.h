@@ -6,11 +6,13 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "outpost/common/config.h"
+#include "outpost/events/error.h"
 
 namespace outpost {
 
@@ -20,10 +22,13 @@ struct Header {
 };
 
 struct DeliveryReport {
-  bool ok = false;
-  std::string error;  // librdkafka's reason when !ok
+  std::optional<KafkaError> error;  // none: delivered
   std::int32_t partition = -1;
   std::int64_t offset = -1;
+
+  bool ok() const { return !error; }
+  // Why it was not delivered, with the error's class ("" when delivered).
+  std::string why() const { return error ? error->toString() : std::string(); }
 };
 
 // Called once per produced message, on the producer's delivery thread: keep it short.

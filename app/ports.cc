@@ -1,0 +1,69 @@
+#include "ports.h"
+
+#include <spdlog/spdlog.h>
+
+namespace outpost {
+namespace {
+
+// Reading the runs topic for newly assigned partitions (in the rebalance callback).
+constexpr std::chrono::seconds kRestoreTimeout{30};
+
+// Keeps the masker alive as long as the run's output stream uses it.
+class MaskedOutput final : public StreamRedactor {
+ public:
+  explicit MaskedOutput(std::shared_ptr<const SecretMasker> m)
+      : m_(std::move(m)), s_(m_->stream()) {}
+  std::string feed(std::string_view chunk) override { return s_->feed(chunk); }
+  std::string flush() override { return s_->flush(); }
+
+ private:
+  std::shared_ptr<const SecretMasker> m_;
+  std::unique_ptr<StreamRedactor> s_;
+};
+
+}  // namespace
+
+RunStoreAttempts::RunStoreAttempts(RunStore& store, std::string worker_id, const Clock& clock,
+                                   TransactionalPublisher* txn)
+    : store_(store), worker_id_(std::move(worker_id)), clock_(clock), txn_(txn) {}
+
+OutRecord RunStoreAttempts::recordStart(const v1::JobCommand& command, const Admission& admission,
+                                        const TopicPartition& source, std::int64_t offset) {
+  auto record = RunStore::startRecord(command, admission, source, offset, worker_id_, clock_.now());
+  auto out = store_.toOutRecord(record);
+  store_.remember(std::move(record));
+  return out;
+}
+
+OutRecord RunStoreAttempts::recordEnd(const v1::JobCommand& command, std::uint32_t starts,
+                                      v1::RunState terminal, const TopicPartition& source,
+                                      std::int64_t offset) {
+  auto record =
+      RunStore::endRecord(command, starts, terminal, source, offset, worker_id_, clock_.now());
+  auto out = store_.toOutRecord(record);
+  store_.remember(std::move(record));
+  return out;
+}
+
+void RunStoreAttempts::restore(const std::vector<std::int32_t>& partitions) {
+  if (txn_ && !txn_->waitReady(kRestoreTimeout)) {
+    spdlog::warn(
+        "the transactional producer is not ready yet; the run state read now may miss "
+        "the last records of a predecessor");
+  }
+  if (auto restored = store_.restore(partitions, kRestoreTimeout)) {
+    spdlog::info("run state of {} partition(s) restored: {} run(s) from {} record(s)",
+                 restored->partitions, restored->kept, restored->records);
+  } else {
+    spdlog::error(
+        "run state not restored: {}; runs lost on other workers are not counted and "
+        "ended runs whose offsets were not committed may run again",
+        restored.error());
+  }
+}
+
+std::unique_ptr<StreamRedactor> ResolverSecrets::outputRedactor() const {
+  return std::make_unique<MaskedOutput>(resolver_.masker());
+}
+
+}  // namespace outpost

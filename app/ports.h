@@ -1,0 +1,145 @@
+// The dispatcher's ports (dispatch/ports.h) bound to what the worker runs on: the jobs consumer,
+// the producers and the transactional publisher, the supervisor, the run store, the secret
+// resolver and the lineage HTTP transport. Wiring only: each adapter forwards.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "outpost/common/clock.h"
+#include "outpost/consumer/job_consumer.h"
+#include "outpost/consumer/run_store.h"
+#include "outpost/dispatch/ports.h"
+#include "outpost/events/producer.h"
+#include "outpost/events/transactional_publisher.h"
+#include "outpost/lineage/http_transport.h"
+#include "outpost/runner/supervisor.h"
+#include "outpost/secrets/async_resolver.h"
+#include "outpost/secrets/resolver.h"
+
+namespace outpost {
+
+class ConsumerSource final : public dispatch::CommandSource {
+ public:
+  explicit ConsumerSource(JobConsumer& c) : c_(c) {}
+  void setPaused(bool paused) override { c_.setPaused(paused); }
+  bool paused() const override { return c_.paused(); }
+  void commit(const std::map<TopicPartition, std::int64_t>& offsets, bool sync) override {
+    c_.commit(offsets, sync);
+  }
+  const std::vector<TopicPartition>& assignment() const override { return c_.assignment(); }
+  std::shared_ptr<const GroupMetadata> groupMetadata() override { return c_.groupMetadata(); }
+  void refreshGroupMetadata() override { c_.refreshGroupMetadata(); }
+
+ private:
+  JobConsumer& c_;
+};
+
+class ProducerSink final : public dispatch::RecordSink {
+ public:
+  explicit ProducerSink(KafkaProducer& p) : p_(p) {}
+  void produce(const OutRecord& record, DeliveryCallback done) override {
+    p_.produce(record, std::move(done));
+  }
+
+ private:
+  KafkaProducer& p_;
+};
+
+class PublisherSink final : public dispatch::TransactionSink {
+ public:
+  explicit PublisherSink(TransactionalPublisher& t) : t_(t) {}
+  void submit(TxnUnit unit) override { t_.submit(std::move(unit)); }
+
+ private:
+  TransactionalPublisher& t_;
+};
+
+class SupervisorExecutor final : public dispatch::RunExecutor {
+ public:
+  explicit SupervisorExecutor(Supervisor& s) : s_(s) {}
+  void launch(LaunchPlan plan, RunCallbacks callbacks,
+              std::unique_ptr<StreamRedactor> redactor) override {
+    s_.launch(std::move(plan), std::move(callbacks), std::move(redactor));
+  }
+  void stop(const std::string& run_id, std::string reason) override {
+    s_.stop(run_id, std::move(reason));
+  }
+  void stopAll(std::string reason) override { s_.stopAll(std::move(reason)); }
+
+ private:
+  Supervisor& s_;
+};
+
+// The run store, with the worker's id and clock for the records it makes. restore() first waits
+// for the transactional producer (exactly-once): a predecessor with its transactional.id may have
+// left a transaction open on the runs topic, and read_committed reading stops there until the
+// producer's initialisation aborts it.
+class RunStoreAttempts final : public dispatch::AttemptStore {
+ public:
+  RunStoreAttempts(RunStore& store, std::string worker_id, const Clock& clock,
+                   TransactionalPublisher* txn);
+  Admission decide(const v1::JobCommand& command, unsigned max_attempts) const override {
+    return store_.decide(command, max_attempts);
+  }
+  OutRecord recordStart(const v1::JobCommand& command, const Admission& admission,
+                        const TopicPartition& source, std::int64_t offset) override;
+  OutRecord recordEnd(const v1::JobCommand& command, std::uint32_t starts, v1::RunState terminal,
+                      const TopicPartition& source, std::int64_t offset) override;
+  void forgetCommitted(std::int32_t partition, std::int64_t offset) override {
+    store_.forgetCommitted(partition, offset);
+  }
+  void restore(const std::vector<std::int32_t>& partitions) override;
+  void forget(const std::vector<std::int32_t>& partitions) override { store_.forget(partitions); }
+
+ private:
+  RunStore& store_;
+  std::string worker_id_;
+  const Clock& clock_;
+  TransactionalPublisher* txn_;
+};
+
+class ResolverSecrets final : public dispatch::SecretSource {
+ public:
+  ResolverSecrets(SecretResolver& resolver, AsyncSecretResolver& async)
+      : resolver_(resolver), async_(async) {}
+  void resolve(std::vector<SecretRef> refs,
+               std::function<void(dispatch::ResolvedSecrets)> done) override {
+    async_.resolve(std::move(refs), std::move(done));
+  }
+  std::string mask(std::string_view text) const override { return resolver_.masker()->mask(text); }
+  std::unique_ptr<StreamRedactor> outputRedactor() const override;
+
+ private:
+  SecretResolver& resolver_;
+  AsyncSecretResolver& async_;
+};
+
+class HttpLineageEndpoint final : public dispatch::LineageEndpoint {
+ public:
+  explicit HttpLineageEndpoint(HttpLineageTransport& t) : t_(t) {}
+  void send(std::string json, std::function<void(const LineageDelivery&)> done) override {
+    t_.send(std::move(json), std::move(done));
+  }
+
+ private:
+  HttpLineageTransport& t_;
+};
+
+// Every adapter of one worker, and the Ports that name them.
+struct WorkerPorts {
+  ConsumerSource source;
+  ProducerSink records, start_records;
+  std::unique_ptr<PublisherSink> transactions;
+  SupervisorExecutor executor;
+  RunStoreAttempts attempts;
+  ResolverSecrets secrets;
+  std::unique_ptr<HttpLineageEndpoint> lineage_http;
+
+  dispatch::Ports ports(dispatch::Poster& poster, const Clock& clock) {
+    return dispatch::Ports{poster,   source,   records, start_records,      transactions.get(),
+                           executor, attempts, secrets, lineage_http.get(), clock};
+  }
+};
+
+}  // namespace outpost

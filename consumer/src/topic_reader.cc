@@ -1,0 +1,149 @@
+#include "outpost/consumer/topic_reader.h"
+
+#include <algorithm>
+#include <climits>
+#include <random>
+
+#include <librdkafka/rdkafka.h>
+
+#include "outpost/events/kafka.h"
+
+namespace outpost {
+namespace {
+
+int toMs(std::chrono::milliseconds d) {
+  return static_cast<int>(std::clamp<std::int64_t>(d.count(), 1, INT32_MAX));
+}
+
+kafka::HandlePtr consumerHandle(const KafkaConfig& kafka, const std::string& bootstrap,
+                                const kafka::Properties& own) {
+  // Later layers win: `own` decides how the reading is done.
+  kafka::Properties servers = {
+      {"bootstrap.servers", bootstrap.empty() ? kafka.bootstrap_servers : bootstrap}};
+  return kafka::makeHandle(
+      kafka::ClientType::kConsumer,
+      kafka::makeConf({&servers, &kafka.properties, &kafka.consumer_properties, &own},
+                      "kafka.properties"));
+}
+
+}  // namespace
+
+struct TopicReader::Impl {
+  kafka::HandlePtr rk;
+  ~Impl() {
+    if (rk) rd_kafka_consumer_close(rk.get());
+  }
+};
+
+TopicReader::TopicReader(const KafkaConfig& kafka, const std::string& bootstrap,
+                         const std::string& name)
+    : impl_(std::make_unique<Impl>()) {
+  // librdkafka's assign() needs a group id; the group is never joined and nothing is committed.
+  std::random_device random;
+  impl_->rk = consumerHandle(kafka, bootstrap,
+                             {{"group.id", name + "-" + std::to_string(random())},
+                              {"client.id", name},
+                              {"enable.auto.commit", "false"},
+                              {"enable.partition.eof", "true"},
+                              {"isolation.level", "read_committed"}});
+}
+
+TopicReader::~TopicReader() = default;
+
+std::expected<std::map<std::string, std::vector<std::int32_t>>, std::string>
+TopicReader::partitions(std::chrono::milliseconds timeout) {
+  const rd_kafka_metadata_t* md = nullptr;
+  if (auto err = rd_kafka_metadata(impl_->rk.get(), 1, nullptr, &md, toMs(timeout))) {
+    return std::unexpected(std::string(rd_kafka_err2str(err)));
+  }
+  std::map<std::string, std::vector<std::int32_t>> found;
+  for (int i = 0; i < md->topic_cnt; ++i) {
+    const auto& t = md->topics[i];
+    if (t.err) continue;
+    auto& ids = found[t.topic];
+    for (int p = 0; p < t.partition_cnt; ++p) ids.push_back(t.partitions[p].id);
+  }
+  rd_kafka_metadata_destroy(md);
+  return found;
+}
+
+std::expected<std::pair<std::int64_t, std::int64_t>, std::string> TopicReader::watermarks(
+    const TopicPartition& tp, std::chrono::milliseconds timeout) {
+  std::int64_t low = -1, high = -1;
+  if (auto err = rd_kafka_query_watermark_offsets(impl_->rk.get(), tp.topic.c_str(), tp.partition,
+                                                  &low, &high, toMs(timeout))) {
+    return std::unexpected(std::string(rd_kafka_err2str(err)));
+  }
+  return std::pair{low, high};
+}
+
+std::expected<void, std::string> TopicReader::readFromBeginning(
+    const std::vector<TopicPartition>& tps) {
+  if (tps.empty()) return {};
+  kafka::PartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(tps.size())));
+  for (const auto& tp : tps) {
+    rd_kafka_topic_partition_list_add(list.get(), tp.topic.c_str(), tp.partition)->offset =
+        RD_KAFKA_OFFSET_BEGINNING;
+  }
+  if (kafka::ErrorPtr e{rd_kafka_incremental_assign(impl_->rk.get(), list.get())}) {
+    return std::unexpected(std::string(rd_kafka_error_string(e.get())));
+  }
+  return {};
+}
+
+ReadResult TopicReader::poll(std::chrono::milliseconds timeout) {
+  ReadResult r;
+  kafka::MessagePtr m(rd_kafka_consumer_poll(impl_->rk.get(), toMs(timeout)));
+  if (!m) return r;
+  if (m->rkt) r.record.tp.topic = rd_kafka_topic_name(m->rkt);
+  r.record.tp.partition = m->partition;
+  if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+    r.kind = ReadResult::Kind::kEnd;
+    return r;
+  }
+  if (m->err) {
+    r.kind = ReadResult::Kind::kError;
+    r.error = rd_kafka_message_errstr(m.get());
+    return r;
+  }
+  r.kind = ReadResult::Kind::kRecord;
+  r.record.offset = m->offset;
+  if (m->key) r.record.key.assign(static_cast<const char*>(m->key), m->key_len);
+  if (m->payload) r.record.value.assign(static_cast<const char*>(m->payload), m->len);
+  rd_kafka_headers_t* headers = nullptr;
+  if (rd_kafka_message_headers(m.get(), &headers) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    const char* name = nullptr;
+    const void* value = nullptr;
+    std::size_t size = 0;
+    for (std::size_t i = 0;
+         rd_kafka_header_get_all(headers, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR;
+         ++i) {
+      r.record.headers.emplace_back(
+          name, value ? std::string(static_cast<const char*>(value), size) : std::string());
+    }
+  }
+  return r;
+}
+
+std::expected<std::map<TopicPartition, std::int64_t>, std::string> committedOffsets(
+    const KafkaConfig& kafka, const std::string& bootstrap, const std::string& group,
+    const std::vector<TopicPartition>& tps, std::chrono::milliseconds timeout) {
+  std::map<TopicPartition, std::int64_t> out;
+  if (tps.empty()) return out;
+  auto rk =
+      consumerHandle(kafka, bootstrap, {{"group.id", group}, {"enable.auto.commit", "false"}});
+  kafka::PartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(tps.size())));
+  for (const auto& tp : tps) {
+    rd_kafka_topic_partition_list_add(list.get(), tp.topic.c_str(), tp.partition);
+  }
+  auto err = rd_kafka_committed(rk.get(), list.get(), toMs(timeout));
+  rd_kafka_consumer_close(rk.get());
+  if (err) return std::unexpected(std::string(rd_kafka_err2str(err)));
+  for (int i = 0; i < list->cnt; ++i) {
+    const auto& e = list->elems[i];
+    out[TopicPartition{e.topic, e.partition}] = e.offset < 0 ? -1 : e.offset;
+  }
+  return out;
+}
+
+}  // namespace outpost

@@ -1,0 +1,49 @@
+// May this command run here, and with what: the one answer the worker, and later replay and
+// signed commands, use. Pure: it reads the command and the configuration, nothing else.
+#pragma once
+
+#include <cstdint>
+#include <expected>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "outpost/common/config.h"
+#include "outpost/runner/plan.h"
+#include "outpost/secrets/reference.h"
+#include "outpost/v1/job.pb.h"
+
+namespace outpost::dispatch {
+
+// What admission needs of the worker's configuration.
+struct AdmissionPolicy {
+  const std::map<std::string, TemplateConfig>* templates = nullptr;
+  const Environment* worker_env = nullptr;  // what templates may pass through
+  std::string work_dir;                     // where run directories go
+};
+
+struct Admitted {
+  const TemplateConfig* tmpl = nullptr;
+  // The run as it will start, except that the secret references in its environment and recipe
+  // are still references (see resolveInto).
+  LaunchPlan plan;
+  // The references to resolve before it starts, each allowed by the template (duplicates kept).
+  std::vector<SecretRef> secrets;
+};
+
+// Admits `command` (a decoded command for this worker's pool) as attempt `attempt`, or says why
+// not, naming the field and never quoting more than a short escaped excerpt of the input:
+// - its job_type names a template of this worker;
+// - no argument holds a secret reference (arguments end up on a command line);
+// - its arguments and environment are ones the template accepts (planRun);
+// - every secret reference in the template's and the command's environment values and in the
+//   recipe (when the template delivers one) parses, and the template's `secrets` list allows it.
+std::expected<Admitted, std::string> admit(const v1::JobCommand& command, std::uint32_t attempt,
+                                           const AdmissionPolicy& policy);
+
+// Replaces the secret references in `admitted`'s environment values and recipe with `values`
+// (by reference text; every reference of admitted.secrets must be there).
+void resolveInto(Admitted& admitted, const v1::JobCommand& command,
+                 const std::map<std::string, SecretValue>& values);
+
+}  // namespace outpost::dispatch

@@ -1,0 +1,67 @@
+// The run lifecycle: a command read from the jobs topic becomes a run that is admitted, queued for
+// a slot, started, watched and ended with exactly one terminal event per attempt, its offset
+// counting as done once what it wrote is acknowledged (or committed with it). Cancels, rebalances,
+// lost attempts and the drain at shutdown are handled here too. Kafka, processes and secrets are
+// behind the ports (ports.h).
+//
+// Threads: one owner (the worker's poll thread) calls every method; what other threads report
+// comes back through Ports::poster, whose closures the owner runs.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "outpost/common/config.h"
+#include "outpost/consumer/control_listener.h"
+#include "outpost/consumer/job_consumer.h"
+#include "outpost/dispatch/ports.h"
+
+namespace outpost::dispatch {
+
+class Dispatcher {
+ public:
+  // `worker_env` is what templates may pass through to runs.
+  Dispatcher(const Config& config, Environment worker_env, Ports ports);
+  ~Dispatcher();
+  Dispatcher(const Dispatcher&) = delete;
+  Dispatcher& operator=(const Dispatcher&) = delete;
+
+  // A message of the jobs topic: skipped (another pool's), refused (dead letter and REJECTED),
+  // ended without running (EXPIRED, already ended, given up), or a run.
+  void onMessage(ConsumedMessage message);
+  // A command of the control topic (a cancel).
+  void onControl(const ControlMessage& message);
+  // After the owner ran what was posted: starts what a retirement made room for, expires what
+  // is remembered of runs and cancels, commits what is done (at-least-once).
+  void tick();
+
+  // Rebalance, from the consumer's callback: reads what the runs topic knows of new partitions.
+  void onAssigned(const std::vector<TopicPartition>& partitions);
+  // Partitions going away: their waiting commands are dropped (the next owner takes them), their
+  // running ones get revoke_timeout to finish, during which `serve` is called repeatedly (it
+  // waits briefly for posted work and runs it), then are left to go on or, exactly-once, stopped
+  // and handed over.
+  void onRevoked(const std::vector<TopicPartition>& partitions, bool lost,
+                 const std::function<void()>& serve);
+
+  // Shutdown: takes nothing new, and drops the commands not started (their offsets stay
+  // uncommitted, so another worker runs them). Running runs go on until stopAll().
+  void beginDrain();
+  void stopAll(const std::string& reason);
+  // The last commit (at-least-once), once idle() or out of time.
+  void close();
+
+  bool idle() const;            // no run is held (live or waiting to be committed)
+  std::size_t held() const;     // runs held
+  std::size_t running() const;  // runs holding a slot
+  std::uint64_t skippedForOtherPools() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace outpost::dispatch

@@ -1,0 +1,143 @@
+// What the run lifecycle talks to, as small interfaces: the jobs topic's consumer
+// (CommandSource), where records go (RecordSink, TransactionSink), who runs processes
+// (RunExecutor), what the runs topic knows of attempts (AttemptStore), the secret stores
+// (SecretSource), the lineage HTTP endpoint (LineageEndpoint), and the owning thread's queue
+// (Poster). app/ binds them to Kafka, the supervisor and the resolver; tests/dispatch to fakes.
+//
+// Threads: the Dispatcher lives on one thread, the owner (the worker's poll thread). It calls
+// every port from there. Callbacks a port takes (delivery reports, run callbacks, resolved
+// secrets) may run on any thread; the Dispatcher posts them back through the Poster.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <expected>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "outpost/common/clock.h"
+#include "outpost/common/redaction.h"
+#include "outpost/common/topic_partition.h"
+#include "outpost/consumer/run_store.h"
+#include "outpost/events/out_record.h"
+#include "outpost/events/producer.h"
+#include "outpost/events/transactional_publisher.h"
+#include "outpost/lineage/http_transport.h"
+#include "outpost/runner/supervisor.h"
+#include "outpost/secrets/reference.h"
+#include "outpost/secrets/secret_value.h"
+#include "outpost/v1/job.pb.h"
+
+namespace outpost::dispatch {
+
+// Runs closures on the owning thread, in the order posted. Any thread (Envoy's Dispatcher::post).
+class Poster {
+ public:
+  virtual ~Poster() = default;
+  virtual void post(std::function<void()> fn) = 0;
+};
+
+// The jobs topic's consumer, as far as the lifecycle steers it. Owning thread only.
+class CommandSource {
+ public:
+  virtual ~CommandSource() = default;
+  virtual void setPaused(bool paused) = 0;
+  virtual bool paused() const = 0;
+  // Commits, per partition, the next offset to read; `sync` waits for the broker's answer.
+  virtual void commit(const std::map<TopicPartition, std::int64_t>& offsets, bool sync) = 0;
+  virtual const std::vector<TopicPartition>& assignment() const = 0;
+  // This member's identity in the group now, for a transaction's offsets (exactly-once).
+  virtual std::shared_ptr<const GroupMetadata> groupMetadata() = 0;
+  // After an aborted transaction: read the identity afresh.
+  virtual void refreshGroupMetadata() = 0;
+};
+
+// Records written one by one, outside transactions. Owning thread; `done` runs on another thread.
+class RecordSink {
+ public:
+  virtual ~RecordSink() = default;
+  virtual void produce(const OutRecord& record, DeliveryCallback done) = 0;
+};
+
+// Records and offsets committed together (exactly-once): see TransactionalPublisher's contract.
+class TransactionSink {
+ public:
+  virtual ~TransactionSink() = default;
+  virtual void submit(TxnUnit unit) = 0;
+};
+
+// Starts and stops runs' processes (runner's Supervisor). Callbacks run on its thread.
+class RunExecutor {
+ public:
+  virtual ~RunExecutor() = default;
+  // `redactor` sees every output byte first.
+  virtual void launch(LaunchPlan plan, RunCallbacks callbacks,
+                      std::unique_ptr<StreamRedactor> redactor) = 0;
+  // Stops the run with this run_id (TERM, grace, KILL); it ends kCancelled with `reason`.
+  virtual void stop(const std::string& run_id, std::string reason) = 0;
+  virtual void stopAll(std::string reason) = 0;
+};
+
+// What the runs topic knows of attempts (consumer's RunStore): the verdict for a command, and the
+// records that keep it true. Owning thread only.
+class AttemptStore {
+ public:
+  virtual ~AttemptStore() = default;
+  virtual Admission decide(const v1::JobCommand& command, unsigned max_attempts) const = 0;
+  // The start record of a run about to start (kRun or kRerun), remembered as its latest.
+  virtual OutRecord recordStart(const v1::JobCommand& command, const Admission& admission,
+                                const TopicPartition& source, std::int64_t offset) = 0;
+  // The end record of a run that reached `terminal` after `starts` starts, remembered likewise.
+  virtual OutRecord recordEnd(const v1::JobCommand& command, std::uint32_t starts,
+                              v1::RunState terminal, const TopicPartition& source,
+                              std::int64_t offset) = 0;
+  // The group committed `offset` on jobs partition `partition`: older records are not needed.
+  virtual void forgetCommitted(std::int32_t partition, std::int64_t offset) = 0;
+  // Rebalance: read what is known of newly assigned partitions (blocks, bounded; logs what it
+  // found), or forget partitions that went away.
+  virtual void restore(const std::vector<std::int32_t>& partitions) = 0;
+  virtual void forget(const std::vector<std::int32_t>& partitions) = 0;
+};
+
+using ResolvedSecrets = std::expected<std::map<std::string, SecretValue>, std::string>;
+
+// The secret stores, behind the resolver's cache. Owning thread, except `done`.
+class SecretSource {
+ public:
+  virtual ~SecretSource() = default;
+  // Resolves `refs` off the owning thread; `done` is called once, on any thread, with every
+  // value by reference text or why one could not be had.
+  virtual void resolve(std::vector<SecretRef> refs, std::function<void(ResolvedSecrets)> done) = 0;
+  // `text` with every secret value resolved so far masked. Any thread.
+  virtual std::string mask(std::string_view text) const = 0;
+  // A redactor for a run's output stream, masking the same values.
+  virtual std::unique_ptr<StreamRedactor> outputRedactor() const = 0;
+};
+
+// The lineage HTTP transport (when configured). Owning thread; `done` on another thread.
+class LineageEndpoint {
+ public:
+  virtual ~LineageEndpoint() = default;
+  virtual void send(std::string json, std::function<void(const LineageDelivery&)> done) = 0;
+};
+
+// Everything the dispatcher talks to. References outlive it.
+struct Ports {
+  Poster& poster;
+  CommandSource& source;
+  RecordSink& records;            // events, lineage (Kafka transport), dead letters, notices
+  RecordSink& start_records;      // the runs topic's start records: a launch waits for them
+  TransactionSink* transactions;  // exactly-once delivery; nullptr for at-least-once
+  RunExecutor& executor;
+  AttemptStore& attempts;
+  SecretSource& secrets;
+  LineageEndpoint* lineage_http;  // nullptr without the HTTP transport
+  const Clock& clock;
+};
+
+}  // namespace outpost::dispatch

@@ -1,0 +1,813 @@
+#include "outpost/dispatch/dispatcher.h"
+
+#include <algorithm>
+#include <map>
+#include <unordered_map>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "completion.h"
+#include "outpost/consumer/dead_letter.h"
+#include "outpost/consumer/intake.h"
+#include "outpost/consumer/offset_tracker.h"
+#include "outpost/dispatch/admission.h"
+#include "outpost/dispatch/run_events.h"
+#include "outpost/events/wire.h"
+#include "outpost/lineage/openlineage.h"
+#include "run.h"
+
+namespace outpost::dispatch {
+namespace {
+
+// Most runs and cancels remembered (each also expires after cancel_memory), so that a flood of
+// cancels cannot exhaust memory.
+constexpr std::size_t kRememberedRuns = 100'000;
+
+// "10m", "90s", "1500ms": how the configuration writes durations.
+std::string describeDuration(Millis d) {
+  auto ms = d.count();
+  if (ms > 0 && ms % 86'400'000 == 0) return std::to_string(ms / 86'400'000) + "d";
+  if (ms > 0 && ms % 3'600'000 == 0) return std::to_string(ms / 3'600'000) + "h";
+  if (ms > 0 && ms % 60'000 == 0) return std::to_string(ms / 60'000) + "m";
+  if (ms > 0 && ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
+  return std::to_string(ms) + "ms";
+}
+
+// A run that ended here, remembered for cancel_memory to answer late cancels.
+struct EndedRun {
+  v1::RunState state = v1::RUN_STATE_UNSPECIFIED;
+  std::string job_id, job_type;
+  std::uint32_t attempt = 1;
+  std::uint64_t sequence = 0;  // of the last event written about it
+};
+
+}  // namespace
+
+struct Dispatcher::Impl final : CompletionHost {
+  const Config& config;
+  Environment worker_env;
+  Ports ports;
+  AdmissionPolicy policy;
+  RunEvents events;
+  LineageBuilder lineage;
+  OffsetTracker offsets;
+  std::unique_ptr<Completion> completion;
+
+  std::map<std::uint64_t, Run> runs;
+  // runs by their command's run_id (a duplicate or a hand-over may share one), so that taking a
+  // message does not look through every queued run.
+  std::unordered_multimap<std::string, std::uint64_t> by_run_id;
+  std::deque<std::uint64_t> queue;  // admitted, waiting for a slot, in arrival order
+  std::map<std::string, unsigned> running_per_template;
+  std::size_t running = 0;  // runs holding a slot (starting or running)
+  std::uint64_t alone = 0;  // the rerun that runs alone (see dispatch), while it runs
+  bool retired = false;     // a run retired since tick() last dispatched
+  std::uint64_t next_id = 1;
+  bool draining = false;
+  std::uint64_t skipped_other_pool = 0;
+  RunMemory<EndedRun> ended{kRememberedRuns};         // runs that ended here, by run_id
+  RunMemory<CancelRequest> cancels{kRememberedRuns};  // cancels received, by run_id
+
+  Impl(const Config& c, Environment env, Ports p)
+      : config(c),
+        worker_env(std::move(env)),
+        ports(p),
+        policy{&config.templates, &worker_env, config.worker.work_dir},
+        events(config.worker.id, config.worker.pool, ports.clock),
+        lineage(config.lineage.job_namespace, {config.worker.id, config.worker.pool}) {
+    completion = ports.transactions ? makeExactlyOnce(*this, ports, offsets, *ports.transactions)
+                                    : makeAtLeastOnce(*this, ports, offsets);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Intake
+
+  void onMessage(ConsumedMessage message) {
+    if (draining) return;  // fetched before the pause; not taken, so not committed
+    auto decoded = decodeCommand(message.value);
+    if (decoded && adoptAgain(*decoded, message)) return;
+    Run& run = runs[next_id];
+    run.id = next_id++;
+    run.tp = message.tp;
+    run.offset = message.offset;
+    offsets.begin(run.tp, run.offset);
+    run.command = decoded ? std::move(*decoded) : std::move(decoded.error().partial);
+    by_run_id.emplace(run.command.run_id(), run.id);
+    run.attempts.attempt = std::max(1u, run.command.attempt());
+    if (!decoded) return reject(run, message, decoded.error().reason);
+    if (isForAnotherPool(run.command, config.worker.pool)) {
+      // Pools sharing a jobs topic each read every command: another pool's is not bad input.
+      ++skipped_other_pool;
+      spdlog::debug("run {}: for pool '{}', not '{}': skipped ({} so far)", run.command.run_id(),
+                    run.command.pool(), config.worker.pool, skipped_other_pool);
+      run.phase = Phase::kFinished;
+      return maybeRetire(run);
+    }
+    // The same run_id twice at once (a duplicate, or a redelivery while the first still runs):
+    // refuse the second without a REJECTED event, which would be a second terminal event for it.
+    auto [same, end] = by_run_id.equal_range(run.command.run_id());
+    bool duplicate = std::any_of(same, end, [&](const auto& kv) {
+      const Run& other = runs.at(kv.second);
+      return other.id != run.id && other.phase != Phase::kFinished &&
+             other.ownership != Ownership::kHandedOver;
+    });
+    if (duplicate) {
+      return reject(
+          run, message,
+          "run_id " + run.command.run_id() + " is already queued or running on this worker",
+          /*publish_event=*/false);
+    }
+    if (pastDeadline(run.command)) {
+      return endWithoutRunning(run, v1::EXPIRED,
+                               "already past its deadline (not_after) when taken");
+    }
+    // What the runs topic knows: started before on a worker that was lost, or already ended.
+    run.attempts = ports.attempts.decide(run.command, config.worker.max_attempts);
+    switch (run.attempts.verdict) {
+      case Admission::Verdict::kRun:
+        break;
+      case Admission::Verdict::kRerun:
+        spdlog::warn("run {}: {}", run.command.run_id(), run.attempts.reason);
+        break;
+      case Admission::Verdict::kSkip:
+        // Its terminal event was published before: only its offset is left to commit.
+        spdlog::info("run {}: not run again: {}", run.command.run_id(), run.attempts.reason);
+        run.phase = Phase::kFinished;
+        return maybeRetire(run);
+      case Admission::Verdict::kGiveUp:
+        spdlog::warn("run {}: not run again: {}", run.command.run_id(), run.attempts.reason);
+        return endWithoutRunning(run, v1::FAILED, run.attempts.reason, /*lineage_fail=*/true);
+    }
+    auto admitted = admit(run.command, run.attempts.attempt, policy);
+    if (!admitted) return reject(run, message, admitted.error());
+    run.admitted = std::move(*admitted);
+    if (!run.admitted->secrets.empty()) return resolveSecrets(run);
+    enqueue(run);
+  }
+
+  // Our own command handed back to us by a rebalance while it still runs: adopt it again (unless
+  // it was stopped and handed over: then it runs again, as the next attempt).
+  bool adoptAgain(const v1::JobCommand& command, const ConsumedMessage& message) {
+    auto [same, end] = by_run_id.equal_range(command.run_id());
+    for (; same != end; ++same) {
+      Run& r = runs.at(same->second);
+      if (r.ownership == Ownership::kRevoked && r.tp == message.tp && r.offset == message.offset) {
+        spdlog::info("run {}: partition came back while it runs; tracking it again",
+                     r.command.run_id());
+        r.ownership = Ownership::kOurs;
+        offsets.begin(r.tp, r.offset);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  void resolveSecrets(Run& run) {
+    run.phase = Phase::kResolving;
+    ports.secrets.resolve(run.admitted->secrets, [this, id = run.id](ResolvedSecrets values) {
+      ports.poster.post(
+          [this, id, v = std::move(values)]() mutable { onResolved(id, std::move(v)); });
+    });
+  }
+
+  void onResolved(std::uint64_t id, ResolvedSecrets values) {
+    Run* run = findRun(id);
+    if (!run || run->phase != Phase::kResolving) return;  // dropped or cancelled meanwhile
+    if (!values) {
+      // The command is fine; the store did not answer: FAILED (never started), not REJECTED.
+      return endWithoutRunning(*run, v1::FAILED, "cannot resolve a secret: " + values.error());
+    }
+    resolveInto(*run->admitted, run->command, *values);
+    enqueue(*run);
+  }
+
+  void enqueue(Run& run) {
+    run.phase = Phase::kQueued;
+    // A cancel for this run came first (from the control topic, within cancel_memory).
+    if (auto* cancel = cancels.find(run.command.run_id(), ports.clock.now())) {
+      if (run.command.attempt() == 1) run.sequence = cancel->notices;  // after its NOTICEs
+      return endCancelled(run, *cancel, " before it started");
+    }
+    queue.push_back(run.id);
+    dispatch();
+    if (run.phase == Phase::kQueued) {
+      spdlog::info("run {} ({}) queued: {} running, {} queued", run.command.run_id(),
+                   run.tmpl()->name, running, queue.size());
+    }
+    updatePause();
+  }
+
+  void reject(Run& run, const ConsumedMessage& message, const std::string& reason,
+              bool publish_event = true) {
+    spdlog::warn("rejected {}[{}]@{} (run {}): {}", message.tp.topic, message.tp.partition,
+                 message.offset, run.command.run_id().empty() ? "unknown" : run.command.run_id(),
+                 reason);
+    run.phase = Phase::kFinished;
+    // With the REJECTED event and the offset (one transaction, exactly-once).
+    completion->publish(run, deadLetterRecord(config.topics.dlq, message, reason, config.worker.id),
+                        /*final=*/true);
+    if (publish_event && !run.command.run_id().empty()) {
+      auto e = newEvent(run, v1::REJECTED);
+      e.set_message(reason);
+      publishEvent(run, e);
+    }
+    maybeRetire(run);
+  }
+
+  bool pastDeadline(const v1::JobCommand& c) const {
+    return c.not_after_ms() > 0 && toUnixMillis(ports.clock.now()) > c.not_after_ms();
+  }
+
+  // Ends a run (never started, or lost elsewhere) with a terminal event here.
+  void endWithoutRunning(Run& run, v1::RunState state, const std::string& message,
+                         bool lineage_fail = false) {
+    run.phase = Phase::kFinished;
+    auto e = newEvent(run, state);
+    e.set_message(message);
+    spdlog::warn("run {} {}: {}", run.command.run_id(), v1::RunState_Name(state), message);
+    publishEvent(run, e);
+    if (lineage_fail) {
+      // The lost worker wrote the attempt's START; this ends it.
+      LineageOutcome lo;
+      lo.message = message;
+      publishLineage(run, LineageEventType::kFail, std::move(lo));
+    }
+    maybeRetire(run);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Slots and starts
+
+  // A rerun (its worker was lost while running it) runs alone: if it is what kills workers, it
+  // takes no other run with it. It waits until the runs started before it have ended and their
+  // ends are written (a run lost after it ended would count as lost too), and the runs after it
+  // wait until its own end is written.
+  void dispatch() {
+    auto settled = [this] {
+      return std::ranges::none_of(runs, [](const auto& kv) {
+        auto p = kv.second.phase;
+        return p == Phase::kStarting || p == Phase::kRunning || p == Phase::kFinished;
+      });
+    };
+    for (auto it = queue.begin(); it != queue.end() && running < config.worker.slots;) {
+      if (runs.contains(alone)) return;
+      Run& run = runs.at(*it);
+      if (run.attempts.verdict == Admission::Verdict::kRerun) {
+        if (!settled()) return;
+        alone = run.id;
+      }
+      unsigned limit = run.tmpl()->concurrency;
+      if (limit != 0 && running_per_template[run.tmpl()->name] >= limit) {
+        ++it;  // this template is at its limit; later commands of other templates may go first
+        continue;
+      }
+      it = queue.erase(it);
+      start(run);
+    }
+  }
+
+  void start(Run& run) {
+    if (pastDeadline(run.command)) {
+      return endWithoutRunning(run, v1::EXPIRED, "not started before its deadline (not_after)");
+    }
+    run.phase = Phase::kStarting;
+    ++running;
+    ++running_per_template[run.tmpl()->name];
+    recordStart(run);
+  }
+
+  void releaseSlot(Run& run) {
+    --running;
+    --running_per_template[run.tmpl()->name];
+  }
+
+  // The start record is written before the process starts, so that a worker lost while running
+  // it is counted against max_attempts by the next owner (a job that kills its worker every time
+  // included). A redelivery also ends the lost attempt (with it, in one transaction when
+  // exactly-once).
+  void recordStart(Run& run) {
+    auto start = ports.attempts.recordStart(run.command, run.attempts, run.tp, run.offset);
+    std::optional<OutRecord> lost;
+    if (run.attempts.verdict == Admission::Verdict::kRerun) {
+      auto e = newEvent(run, v1::FAILED);
+      e.set_attempt(run.attempts.attempt - 1);
+      e.set_redelivered(false);
+      e.set_retrying(true);
+      e.set_message(fmt::format("worker {} was lost while running it", run.attempts.lost_worker));
+      run.sequence = 0;  // the sequence counts the events of this attempt
+      lost = OutRecord{config.topics.events, -1, e.run_id(), toWire(e), {}};
+    }
+    completion->recordStart(run, std::move(start), std::move(lost));
+  }
+
+  void startWritten(Run& run, bool written, const std::string& why) override {
+    if (!written) {
+      // A redelivery's transaction did not commit: its partition went elsewhere (the next owner
+      // decides), or a record was refused. Either way this worker does not run it.
+      spdlog::warn("run {}: the redelivery's start was not written ({}); not running it",
+                   run.command.run_id(), why);
+      run.ownership = Ownership::kHandedOver;
+    }
+    launch(run);
+  }
+
+  void launch(Run& run) {
+    if (run.phase != Phase::kStarting) return;
+    if (run.cancel || run.ownership == Ownership::kHandedOver) {
+      // Cancelled, or its partition handed over, while its start was being written.
+      releaseSlot(run);
+      if (run.cancel) {
+        endCancelled(run, *run.cancel, " before it started");
+      } else {
+        run.phase = Phase::kFinished;
+        maybeRetire(run);
+      }
+      dispatch();
+      return updatePause();
+    }
+    run.phase = Phase::kRunning;
+    const auto& c = run.command;
+    auto& plan = run.admitted->plan;
+    spdlog::info("run {} ({}) starting: {}", c.run_id(), run.tmpl()->name, plan.argv.front());
+    auto& poster = ports.poster;
+    RunCallbacks callbacks;
+    callbacks.on_started = [this, &poster, id = run.id](pid_t,
+                                                        std::chrono::system_clock::time_point at) {
+      poster.post([this, id, at] { onStarted(id, at); });
+    };
+    callbacks.on_log = [this, &poster, id = run.id](LogBatch batch) {
+      poster.post([this, id, b = std::move(batch)]() mutable { onLog(id, std::move(b)); });
+    };
+    callbacks.on_heartbeat = [this, &poster, id = run.id](Heartbeat hb) {
+      poster.post([this, id, hb] { onHeartbeat(id, hb); });
+    };
+    if (config.lineage.enabled && run.tmpl()->child_lineage) {
+      addLineageChannel(plan);
+      run.child_lineage = std::make_unique<ChildLineageProcessor>(
+          ChildLineageRun::of(lineage, c),
+          [&secrets = ports.secrets](std::string_view text) { return secrets.mask(text); });
+      callbacks.on_lineage = [this, &poster, id = run.id](std::string bytes, bool truncated) {
+        poster.post([this, id, b = std::move(bytes), truncated]() mutable {
+          onLineage(id, std::move(b), truncated);
+        });
+      };
+    }
+    callbacks.on_finished = [this, &poster, id = run.id](RunOutcome outcome) {
+      poster.post([this, id, o = std::move(outcome)]() mutable { onFinished(id, std::move(o)); });
+    };
+    ports.executor.launch(plan, std::move(callbacks), ports.secrets.outputRedactor());
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // A running run
+
+  void onStarted(std::uint64_t id, std::chrono::system_clock::time_point started_at) {
+    Run* run = findRun(id);
+    if (!run) return;
+    auto e = newEvent(*run, v1::STARTED);
+    e.set_started_at_ms(toUnixMillis(started_at));
+    publishEvent(*run, e);
+    run->started_at = started_at;
+    LineageOutcome lineage_start;
+    lineage_start.started_at = started_at;
+    publishLineage(*run, LineageEventType::kStart, std::move(lineage_start));
+  }
+
+  void onLog(std::uint64_t id, LogBatch batch) {
+    Run* run = findRun(id);
+    if (!run) return;
+    auto e = newEvent(*run, v1::LOG);
+    for (auto& line : batch.lines) e.add_log_lines(std::move(line));
+    e.set_log_dropped_lines(batch.dropped_lines);
+    publishEvent(*run, e);
+  }
+
+  void onLineage(std::uint64_t id, std::string bytes, bool truncated) {
+    Run* run = findRun(id);
+    if (!run || !run->child_lineage) return;
+    handleChildLineage(*run, run->child_lineage->feed(bytes));
+    if (truncated) {
+      auto n = newEvent(*run, v1::NOTICE);
+      n.set_message(fmt::format("lineage channel: output past {} bytes was dropped",
+                                SupervisorOptions{}.lineage_max_bytes));
+      publishEvent(*run, n);
+    }
+  }
+
+  // Forwards or reports what the run's lineage processor made of the job's lines.
+  void handleChildLineage(Run& run, std::vector<ChildLineageResult> results) {
+    for (auto& r : results) {
+      if (r.record) {
+        sendLineage(run, r.record->kafka_key, std::move(r.record->json));
+      } else if (!r.error.empty()) {
+        auto n = newEvent(run, v1::NOTICE);
+        n.set_message(std::move(r.error));
+        publishEvent(run, n);
+      }
+    }
+  }
+
+  void onHeartbeat(std::uint64_t id, const Heartbeat& hb) {
+    Run* run = findRun(id);
+    if (!run) return;
+    auto e = newEvent(*run, v1::HEARTBEAT);
+    e.set_output_bytes(hb.output_bytes);
+    e.set_cpu_time_ms(hb.cpu_time_ms);
+    e.set_rss_bytes(hb.rss_bytes);
+    e.set_log_dropped_lines(hb.log_dropped_lines);
+    publishEvent(*run, e);
+    if (config.lineage.running_events) {
+      LineageOutcome progress;
+      progress.started_at = run->started_at;
+      publishLineage(*run, LineageEventType::kRunning, std::move(progress));
+    }
+  }
+
+  void onFinished(std::uint64_t id, RunOutcome o) {
+    Run* found = findRun(id);
+    if (!found) return;
+    Run& run = *found;
+    run.phase = Phase::kFinished;
+    releaseSlot(run);
+    auto ending = endingOf(o);
+    const std::string message = ports.secrets.mask(ending.message);
+    auto e = newEvent(run, ending.state);
+    RunEvents::describeOutcome(e, o);
+    e.set_message(message);
+    // Stopped by a control-topic cancel (not by a timeout or a drain that came first)?
+    bool cancelled_here =
+        run.cancel && o.ending == RunOutcome::Ending::kCancelled &&
+        o.message == cancelMessage(run.cancel->requested_by, run.cancel->reason, "");
+    if (cancelled_here) e.set_cancelled_by(run.cancel->requested_by);
+    spdlog::info("run {} {} ({} ms){}{}", run.command.run_id(), v1::RunState_Name(ending.state),
+                 o.duration.count(), message.empty() ? "" : ": ", message);
+    publishEvent(run, e);
+    if (run.cancel && !cancelled_here) {
+      auto n = newEvent(run, v1::NOTICE);
+      n.set_message(fmt::format("cancel by {} not applied: the run was already ending {}{}{}",
+                                run.cancel->requested_by, v1::RunState_Name(ending.state),
+                                message.empty() ? "" : ": ", message));
+      publishEvent(run, n);
+    }
+
+    LineageOutcome lo;
+    if (run.child_lineage) {
+      // The job's own records come before Outpost's terminal one.
+      handleChildLineage(run, run.child_lineage->finish());
+      lo.child_events_forwarded = run.child_lineage->forwarded();
+      lo.child_events_rejected = run.child_lineage->rejected();
+    }
+    if (o.ending == RunOutcome::Ending::kExited) lo.exit_code = o.exit_code;
+    if (o.signal) lo.signal = o.signal;
+    lo.message = message;
+    lo.output_tail = o.tail;
+    if (o.ending != RunOutcome::Ending::kSpawnFailed) {
+      lo.started_at = o.started_at;
+      lo.run_duration = o.duration;
+    }
+    publishLineage(run, ending.lineage, std::move(lo));
+
+    dispatch();
+    updatePause();
+    maybeRetire(run);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Writing
+
+  v1::RunEvent newEvent(Run& run, v1::RunState state) {
+    return events.about(run.subject(), ++run.sequence, state);
+  }
+
+  void publishEvent(Run& run, const v1::RunEvent& event) {
+    if (isTerminalState(event.state())) run.terminal = event.state();
+    completion->publish(run, OutRecord{config.topics.events, -1, event.run_id(), toWire(event), {}},
+                        run.terminal != v1::RUN_STATE_UNSPECIFIED);
+  }
+
+  void publishLineage(Run& run, LineageEventType type, LineageOutcome outcome) {
+    if (!config.lineage.enabled) return;
+    outcome.attempt = run.attempts.attempt;
+    auto doc = lineage.build(type, run.command, ports.clock.now(), outcome);
+    sendLineage(run, lineage.kafkaKey(run.command), lineageRecordText(doc));
+  }
+
+  // One lineage record to every configured transport (Kafka, HTTP), acknowledged per transport.
+  void sendLineage(Run& run, const std::string& key, std::string json) {
+    if (ports.lineage_http) {
+      ++run.pending_acks;
+      ports.lineage_http->send(json, [this, id = run.id](const LineageDelivery& d) {
+        if (!d.ok) spdlog::error("lineage record not delivered: {}", d.error);
+        ports.poster.post([this, id] {
+          if (Run* r = findRun(id)) {
+            --r->pending_acks;
+            maybeRetire(*r);
+          }
+        });
+      });
+    }
+    if (config.lineage.toKafka()) {
+      completion->publish(run, OutRecord{config.topics.lineage, -1, key, std::move(json), {}},
+                          run.terminal != v1::RUN_STATE_UNSPECIFIED);
+    }
+  }
+
+  // A NOTICE about a run this worker holds no Run for: not a change of the run's state and tied
+  // to no command offset, so nothing waits for its acknowledgement.
+  void publishNotice(const v1::RunEvent& event) {
+    spdlog::info("run {} NOTICE: {}", event.run_id(), event.message());
+    ports.records.produce(OutRecord{config.topics.events, -1, event.run_id(), toWire(event), {}},
+                          [](const DeliveryReport& r) {
+                            if (!r.ok()) spdlog::warn("NOTICE event not delivered: {}", r.why());
+                          });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Retiring
+
+  Run* findRun(std::uint64_t id) override {
+    auto it = runs.find(id);
+    return it == runs.end() ? nullptr : &it->second;
+  }
+
+  // A run's offset counts as done once it has finished and everything it published is acked.
+  void maybeRetire(Run& run) override {
+    if (run.phase != Phase::kFinished || run.pending_acks > 0) return;
+    if (!completion->settle(run)) return;
+    if (run.terminal != v1::RUN_STATE_UNSPECIFIED) {
+      ended.put(run.command.run_id(),
+                {run.terminal, run.command.job_id(), run.command.job_type(), run.attempts.attempt,
+                 run.sequence},
+                ports.clock.now() + config.worker.cancel_memory);
+    }
+    eraseRun(run.id);
+    retired = true;
+  }
+
+  void eraseRun(std::uint64_t id) {
+    auto it = runs.find(id);
+    if (it == runs.end()) return;
+    auto [same, end] = by_run_id.equal_range(it->second.command.run_id());
+    for (; same != end; ++same) {
+      if (same->second == id) {
+        by_run_id.erase(same);
+        break;
+      }
+    }
+    runs.erase(it);
+  }
+
+  template <typename Pred>
+  void eraseRunsIf(Pred pred) {
+    std::vector<std::uint64_t> gone;
+    for (const auto& [id, r] : runs) {
+      if (pred(r)) gone.push_back(id);
+    }
+    for (auto id : gone) eraseRun(id);
+  }
+
+  // Admitted commands wait in the queue for a slot; the partitions pause only once max_queued of
+  // them wait, and resume when half have left. Every pause/resume makes librdkafka drop what it
+  // had prefetched and (2.0.2) wait fetch.wait.max.ms before fetching again: pausing whenever the
+  // slots filled cost ~0.5 s per `slots` jobs (66 jobs/s with 16 slots, measured by bench/run).
+  // Commands waiting here are not committed, so a crash loses none of them.
+  void updatePause() {
+    const std::size_t backlog = queue.size();
+    const std::size_t limit = std::max(1u, config.worker.max_queued);
+    bool pause = ports.source.paused() ? backlog > limit / 2 : backlog >= limit;
+    ports.source.setPaused(draining || pause);
+  }
+
+  void tick() {
+    // A rerun waiting to run alone can start once the others retired (see dispatch).
+    if (std::exchange(retired, false) && !queue.empty()) {
+      dispatch();
+      updatePause();
+    }
+    auto now = ports.clock.now();
+    ended.expire(now);
+    cancels.expire(now);
+    completion->tick();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Cancels
+
+  // A live run first; else one that ended and still waits for its acknowledgements (not a
+  // duplicate command that was dead-lettered without an event: it is not the run): the first
+  // taken live one, else the last taken ended one.
+  Run* findRun(const std::string& run_id) {
+    Run* live = nullptr;
+    Run* done = nullptr;
+    auto [same, end] = by_run_id.equal_range(run_id);
+    for (; same != end; ++same) {
+      Run& r = runs.at(same->second);
+      if (r.phase != Phase::kFinished) {
+        if (!live || r.id < live->id) live = &r;
+      } else if (r.terminal != v1::RUN_STATE_UNSPECIFIED && (!done || r.id > done->id)) {
+        done = &r;
+      }
+    }
+    return live ? live : done;
+  }
+
+  bool answersForPool() const {
+    const auto& assigned = ports.source.assignment();
+    return std::ranges::find(assigned, TopicPartition{config.topics.jobs, 0}) != assigned.end();
+  }
+
+  void onControl(const ControlMessage& m) {
+    if (!m.command.has_cancel()) return;
+    const auto& c = m.command.cancel();
+    const std::string& run_id = c.run_id();
+    CancelRequest cancel{m.command.command_id(),
+                         c.requested_by().empty() ? "unknown" : c.requested_by(),
+                         c.reason().empty() ? "no reason given" : c.reason()};
+    spdlog::info("control {}[{}]@{}: cancel {} of run {} by {}: {}{}", m.tp.topic, m.tp.partition,
+                 m.offset, cancel.command_id, run_id, cancel.requested_by, cancel.reason,
+                 m.replayed ? " (from before this worker started)" : "");
+    auto now = ports.clock.now();
+    // Remembered from the message's time, so cancels read again at start expire when they would
+    // have anyway; never later than cancel_memory from now (a producer's clock may run ahead).
+    auto expires = std::min(m.timestamp, now) + config.worker.cancel_memory;
+    Run* run = findRun(run_id);
+
+    if (run && run->phase == Phase::kFinished) {
+      auto e = newEvent(*run, v1::NOTICE);
+      e.set_message("cancel ignored: run already ended " + v1::RunState_Name(run->terminal));
+      publishEvent(*run, e);
+      return;
+    }
+    if (!run) {
+      if (auto* done = ended.find(run_id, now)) {
+        auto e =
+            events.notice(run_id, done->attempt, ++done->sequence,
+                          "cancel ignored: run already ended " + v1::RunState_Name(done->state));
+        e.set_job_id(done->job_id);
+        e.set_job_type(done->job_type);
+        publishNotice(e);
+        return;
+      }
+    }
+    // Live here, or unknown: remember it, so that a command for this run arriving later (a
+    // redelivery after a rebalance or a crash, a duplicate, or the command itself when the cancel
+    // overtook it) ends CANCELLED instead of running.
+    if (auto* known = cancels.find(run_id, now)) cancel.notices = known->notices;
+    if (!run) {
+      // Every worker reads every cancel; one answer per pool is enough: the member holding
+      // partition 0 of the jobs topic answers (none does in the moment of a rebalance). The words
+      // stay true whether or not another worker holds the run. A cancel read again at start was
+      // answered when it was new.
+      if (!m.replayed && answersForPool()) {
+        publishNotice(events.notice(
+            run_id, 1, ++cancel.notices,
+            fmt::format("cancel for run {} received; worker {} (answering for pool {}) does not "
+                        "hold it: the worker holding it cancels it, otherwise it is cancelled if "
+                        "its command arrives within {}",
+                        run_id, config.worker.id, config.worker.pool,
+                        describeDuration(config.worker.cancel_memory))));
+      }
+      cancels.put(run_id, std::move(cancel), expires);
+      return;
+    }
+    cancels.put(run_id, cancel, expires);
+    if (run->phase == Phase::kQueued || run->phase == Phase::kResolving) {
+      std::erase(queue, run->id);  // a resolving run's late result finds it finished, dropped
+      endCancelled(*run, cancel, " while queued");
+      updatePause();  // room in the queue again
+      return;
+    }
+    // Starting or running: the executor stops its process (SIGTERM, grace, SIGKILL); onFinished
+    // publishes CANCELLED with this message. (A run still starting ends CANCELLED once its start
+    // record is written, without starting: see launch.)
+    if (run->cancel) {
+      spdlog::info("run {}: already being cancelled", run_id);
+      return;
+    }
+    run->cancel = cancel;
+    ports.executor.stop(run_id, cancelMessage(cancel.requested_by, cancel.reason, ""));
+  }
+
+  // Ends a run that never started: CANCELLED without STARTED (and without lineage, as EXPIRED: no
+  // START was ever written for it). Its offset counts as done once the event is acknowledged.
+  void endCancelled(Run& run, const CancelRequest& cancel, const std::string& when) {
+    run.phase = Phase::kFinished;
+    auto e = newEvent(run, v1::CANCELLED);
+    e.set_message(cancelMessage(cancel.requested_by, cancel.reason, when));
+    e.set_cancelled_by(cancel.requested_by);
+    spdlog::info("run {} CANCELLED: {}", run.command.run_id(), e.message());
+    publishEvent(run, e);
+    maybeRetire(run);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Rebalance and drain
+
+  void onRevoked(const std::vector<TopicPartition>& partitions, bool lost,
+                 const std::function<void()>& serve) {
+    auto revoked = [&](const Run& r) {
+      return std::ranges::find(partitions, r.tp) != partitions.end();
+    };
+    // Commands not started yet belong to the next owner.
+    std::erase_if(queue, [&](std::uint64_t id) { return revoked(runs.at(id)); });
+    eraseRunsIf([&](const Run& r) {
+      return (r.phase == Phase::kQueued || r.phase == Phase::kResolving) && revoked(r);
+    });
+    if (!lost) {
+      // Give running jobs on these partitions revoke_timeout to finish and be acknowledged (and,
+      // exactly-once, committed), so the next owner does not run them again.
+      auto deadline = ports.clock.steadyNow() + config.worker.revoke_timeout;
+      auto busy = [&] {
+        return std::ranges::any_of(runs, [&](const auto& kv) { return revoked(kv.second); });
+      };
+      while (busy() && ports.clock.steadyNow() < deadline) serve();
+    }
+    completion->revoked(partitions, lost);
+    for (auto& [id, r] : runs) {
+      if (!revoked(r) || !r.ours()) continue;
+      r.ownership = Ownership::kRevoked;
+      const bool live = r.phase == Phase::kStarting || r.phase == Phase::kRunning;
+      if (completion->handsOver() && live) {
+        // Hand it over. Its end could not be committed with its offset any more, so it is
+        // stopped, and the next owner runs the command again.
+        r.ownership = Ownership::kHandedOver;
+        auto n = newEvent(r, v1::NOTICE);
+        n.set_message(
+            fmt::format("partition {} went to another worker: run stopped and handed over "
+                        "(the next owner runs it again)",
+                        r.tp.partition));
+        spdlog::warn("run {}: {}", r.command.run_id(), n.message());
+        publishEvent(r, n);
+        ports.executor.stop(r.command.run_id(), n.message());
+      } else if (r.phase != Phase::kFinished) {
+        spdlog::warn("run {} continues after its partition was {}; the next owner may run it again",
+                     r.command.run_id(), lost ? "lost" : "revoked");
+      }
+    }
+    std::vector<std::int32_t> numbers;
+    for (const auto& tp : partitions) {
+      offsets.forget(tp);
+      numbers.push_back(tp.partition);
+    }
+    ports.attempts.forget(numbers);
+    updatePause();
+  }
+
+  void beginDrain() {
+    draining = true;
+    // Queued commands never started: their offsets stay uncommitted, so another worker runs them.
+    for (auto id : queue) eraseRun(id);
+    queue.clear();
+    eraseRunsIf([](const Run& r) { return r.phase == Phase::kResolving; });
+    updatePause();
+  }
+};
+
+Dispatcher::Dispatcher(const Config& config, Environment worker_env, Ports ports)
+    : impl_(std::make_unique<Impl>(config, std::move(worker_env), ports)) {}
+
+Dispatcher::~Dispatcher() = default;
+
+void Dispatcher::onMessage(ConsumedMessage message) {
+  impl_->onMessage(std::move(message));
+}
+void Dispatcher::onControl(const ControlMessage& message) {
+  impl_->onControl(message);
+}
+void Dispatcher::tick() {
+  impl_->tick();
+}
+void Dispatcher::onAssigned(const std::vector<TopicPartition>& partitions) {
+  std::vector<std::int32_t> numbers;
+  for (const auto& tp : partitions) numbers.push_back(tp.partition);
+  impl_->ports.attempts.restore(numbers);
+  impl_->updatePause();
+}
+void Dispatcher::onRevoked(const std::vector<TopicPartition>& partitions, bool lost,
+                           const std::function<void()>& serve) {
+  impl_->onRevoked(partitions, lost, serve);
+}
+void Dispatcher::beginDrain() {
+  impl_->beginDrain();
+}
+void Dispatcher::stopAll(const std::string& reason) {
+  impl_->ports.executor.stopAll(reason);
+}
+void Dispatcher::close() {
+  impl_->completion->close();
+}
+bool Dispatcher::idle() const {
+  return impl_->runs.empty();
+}
+std::size_t Dispatcher::held() const {
+  return impl_->runs.size();
+}
+std::size_t Dispatcher::running() const {
+  return impl_->running;
+}
+std::uint64_t Dispatcher::skippedForOtherPools() const {
+  return impl_->skipped_other_pool;
+}
+
+}  // namespace outpost::dispatch

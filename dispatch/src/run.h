@@ -1,0 +1,78 @@
+// One taken command, from the moment it is read until its offset counts as done: what the
+// dispatcher and the completion strategies share. Owning thread only.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "outpost/common/topic_partition.h"
+#include "outpost/consumer/run_store.h"
+#include "outpost/dispatch/admission.h"
+#include "outpost/dispatch/run_events.h"
+#include "outpost/events/out_record.h"
+#include "outpost/lineage/child_events.h"
+#include "outpost/v1/event.pb.h"
+#include "outpost/v1/job.pb.h"
+
+namespace outpost::dispatch {
+
+// Where a run is in its life. Each moves only forward.
+enum class Phase {
+  kResolving,  // admitted; its secret references are being fetched
+  kQueued,     // waiting for a slot
+  kStarting,   // holds a slot; its start record is being written
+  kRunning,    // its process was handed to the executor
+  kFinished,   // ended (or never to run): what it wrote is being acknowledged and committed
+};
+
+// Whose the run's command offset is.
+enum class Ownership {
+  kOurs,        // its partition is assigned here
+  kRevoked,     // its partition went away while it was live; it may come back (adopted again)
+  kHandedOver,  // exactly-once: stopped because its partition went elsewhere; the next owner
+                // runs the command again
+};
+
+// A cancel from the control topic, as remembered until cancel_memory passes.
+struct CancelRequest {
+  std::string command_id;
+  std::string requested_by;
+  std::string reason;
+  std::uint64_t notices = 0;  // NOTICE events written about the run while it was unknown here
+};
+
+struct Run {
+  std::uint64_t id = 0;
+  TopicPartition tp;
+  std::int64_t offset = -1;
+  v1::JobCommand command;
+  Admission attempts;                // what the runs topic said: attempt, starts, verdict
+  std::optional<Admitted> admitted;  // template and plan, once admission passed
+  Phase phase = Phase::kQueued;
+  Ownership ownership = Ownership::kOurs;
+  std::uint64_t sequence = 0;                         // of the last event of this attempt
+  v1::RunState terminal = v1::RUN_STATE_UNSPECIFIED;  // once its terminal event is written
+  std::optional<CancelRequest> cancel;                // a control-topic cancel is stopping it
+  std::optional<std::chrono::system_clock::time_point> started_at;  // of its process
+  std::unique_ptr<ChildLineageProcessor> child_lineage;             // when it has a lineage channel
+
+  // Completion's bookkeeping (completion.h): records not yet acknowledged; exactly-once, what
+  // goes into its transaction and how far that went; at-least-once, whether its end record went.
+  int pending_acks = 0;
+  std::vector<OutRecord> finals;
+  bool submitted = false;
+  bool committed = false;
+  bool end_recorded = false;
+
+  const TemplateConfig* tmpl() const { return admitted ? admitted->tmpl : nullptr; }
+  bool ours() const { return ownership == Ownership::kOurs; }
+  EventSubject subject() const {
+    return {&command, tp, offset, attempts.attempt, attempts.verdict == Admission::Verdict::kRerun};
+  }
+};
+
+}  // namespace outpost::dispatch

@@ -1,0 +1,647 @@
+// The run lifecycle on fakes (fakes.h): intake and refusals, slots and per-template concurrency,
+// queueing and pause, deadlines, cancels in each phase, rebalances, drain, lost attempts, and both
+// completion strategies. No broker, no process: every step happens when the test says so.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "fakes.h"
+
+namespace outpost::dispatch::test {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using Ending = RunOutcome::Ending;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+// ---------------------------------------------------------------------------------------------
+// Intake
+
+TEST(DispatcherIntake, AGoodCommandRunsAndEndsSucceededWithItsOffsetDone) {
+  Harness h;
+  auto c = command("ok");
+  auto offset = h.send(c);
+  ASSERT_NE(h.executor.find(c.run_id()), nullptr) << "launched";
+  h.succeed(c.run_id());
+  EXPECT_THAT(h.statesOf(c.run_id()), ElementsAre(v1::STARTED, v1::SUCCEEDED));
+  EXPECT_EQ(h.doneOffset(), offset + 1);
+  EXPECT_TRUE(h.dispatcher->idle());
+}
+
+TEST(DispatcherIntake, UndecodableBytesGoToTheDeadLetterTopicWithoutAnEvent) {
+  Harness h;
+  auto offset = h.sendBytes("\xff\xfe not a command");
+  EXPECT_EQ(h.deadLetters(), 1u);
+  EXPECT_TRUE(h.events().empty()) << "no run_id to key an event by";
+  EXPECT_EQ(h.doneOffset(), offset + 1) << "nothing is lost, nothing blocks the partition";
+}
+
+TEST(DispatcherIntake, AnUnknownTemplateIsRejectedWithADeadLetterAndOneTerminalEvent) {
+  Harness h;
+  auto c = command("nope");
+  h.send(c);
+  EXPECT_EQ(h.deadLetters(), 1u);
+  auto t = h.terminalsOf(c.run_id());
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_EQ(t[0].state(), v1::REJECTED);
+  EXPECT_THAT(t[0].message(), HasSubstr("unknown job_type 'nope'"));
+  EXPECT_EQ(h.executor.launched.size(), 0u);
+}
+
+TEST(DispatcherIntake, ArgumentsTheTemplateRefusesAreRejected) {
+  Harness h;
+  auto c = command("sleep", {{"secs", "1; reboot"}});
+  h.send(c);
+  EXPECT_THAT(h.statesOf(c.run_id()), ElementsAre(v1::REJECTED));
+  EXPECT_EQ(h.deadLetters(), 1u);
+}
+
+TEST(DispatcherIntake, ACommandForAnotherPoolIsSkippedSilently) {
+  Harness h;
+  auto c = command("ok");
+  c.set_pool("gpu");
+  auto offset = h.send(c);
+  EXPECT_TRUE(h.events().empty());
+  EXPECT_EQ(h.deadLetters(), 0u);
+  EXPECT_EQ(h.dispatcher->skippedForOtherPools(), 1u);
+  EXPECT_EQ(h.doneOffset(), offset + 1);
+}
+
+TEST(DispatcherIntake, ACommandForThisPoolOrNoPoolRuns) {
+  Harness h;
+  auto mine = command("ok");
+  mine.set_pool("main");
+  auto any = command("ok");
+  h.send(mine);
+  h.send(any);
+  EXPECT_EQ(h.executor.launched.size(), 2u);
+}
+
+TEST(DispatcherIntake, ASecondCommandWithALiveRunIdIsRefusedWithoutASecondTerminalEvent) {
+  Harness h;
+  auto c = command("ok");
+  h.send(c);
+  h.send(c);
+  EXPECT_EQ(h.deadLetters(), 1u);
+  h.succeed(c.run_id());
+  EXPECT_EQ(h.terminalsOf(c.run_id()).size(), 1u);
+}
+
+TEST(DispatcherIntake, ACommandPastItsDeadlineEndsExpiredWithoutRunning) {
+  Harness h;
+  auto c = command("ok");
+  c.set_not_after_ms(toUnixMillis(h.clock.now()) - 1);
+  h.send(c);
+  EXPECT_THAT(h.statesOf(c.run_id()), ElementsAre(v1::EXPIRED));
+  EXPECT_EQ(h.executor.launched.size(), 0u);
+}
+
+TEST(DispatcherIntake, ARunThatAlreadyEndedIsNotRunAgainAndNothingIsPublished) {
+  Harness h;
+  auto c = command("ok");
+  h.attempts.recordEnd(c, 1, v1::SUCCEEDED, h.jobs(0), 0);
+  auto offset = h.send(c);
+  EXPECT_TRUE(h.events().empty());
+  EXPECT_EQ(h.executor.launched.size(), 0u);
+  EXPECT_EQ(h.doneOffset(), offset + 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Secrets
+
+TEST(DispatcherSecrets, ARunWaitsForItsSecretsThenStartsWithThemResolved) {
+  Harness h;
+  auto c = command("secret");
+  (*c.mutable_env())["DB_PASS"] = "${DB_PASSWORD}";
+  h.secrets.values["${DB_PASSWORD}"] = "s3cret";
+  h.send(c);
+  EXPECT_EQ(h.executor.launched.size(), 0u) << "not before its secrets are there";
+  h.secrets.answerAll();
+  h.settle();
+  auto* l = h.executor.find(c.run_id());
+  ASSERT_NE(l, nullptr);
+  EXPECT_THAT(l->plan.env, ::testing::Contains("DB_PASS=s3cret"));
+}
+
+TEST(DispatcherSecrets, ASecretThatCannotBeResolvedEndsTheRunFailedWithoutStarting) {
+  Harness h;
+  auto c = command("secret");
+  (*c.mutable_env())["DB_PASS"] = "${DB_MISSING}";
+  h.send(c);
+  h.secrets.answerAll();
+  h.settle();
+  auto t = h.terminalsOf(c.run_id());
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_EQ(t[0].state(), v1::FAILED);
+  EXPECT_THAT(t[0].message(), HasSubstr("cannot resolve a secret"));
+  EXPECT_EQ(h.deadLetters(), 0u) << "the command was fine";
+}
+
+TEST(DispatcherSecrets, AFailureMessageNeverCarriesASecretValue) {
+  Harness h;
+  auto c = command("secret");
+  (*c.mutable_env())["DB_PASS"] = "${DB_PASSWORD}";
+  h.secrets.values["${DB_PASSWORD}"] = "s3cret-value";
+  h.send(c);
+  h.secrets.answerAll();
+  h.settle();
+  h.started(c.run_id());
+  h.finished(c.run_id(), Ending::kSpawnFailed, 0, "cannot start: s3cret-value is not a program");
+  for (const auto& e : h.events()) EXPECT_THAT(e.message(), ::testing::Not(HasSubstr("s3cret")));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Slots, queue, pause
+
+TEST(DispatcherSlots, NoMoreRunsThanSlotsAndTheNextStartsWhenOneEnds) {
+  Harness h("  slots: 2\n");
+  std::vector<v1::JobCommand> cs;
+  for (int i = 0; i < 4; ++i) {
+    cs.push_back(command("ok"));
+    h.send(cs.back());
+  }
+  EXPECT_EQ(h.executor.live(), 2u);
+  EXPECT_EQ(h.dispatcher->running(), 2u);
+  h.succeed(cs[0].run_id());
+  EXPECT_EQ(h.executor.live(), 2u);
+  EXPECT_NE(h.executor.find(cs[2].run_id()), nullptr) << "the first waiting one, in order";
+}
+
+TEST(DispatcherSlots, ATemplateAtItsConcurrencyLetsOthersGoFirst) {
+  Harness h("  slots: 4\n");
+  auto a = command("one"), b = command("one"), c = command("ok");
+  h.send(a);
+  h.send(b);
+  h.send(c);
+  EXPECT_NE(h.executor.find(a.run_id()), nullptr);
+  EXPECT_EQ(h.executor.find(b.run_id()), nullptr) << "template 'one' runs one at a time";
+  EXPECT_NE(h.executor.find(c.run_id()), nullptr) << "another template takes a free slot";
+  h.succeed(a.run_id());
+  EXPECT_NE(h.executor.find(b.run_id()), nullptr);
+}
+
+TEST(DispatcherSlots, PartitionsPauseAtMaxQueuedAndResumeAtHalf) {
+  Harness h("  slots: 1\n  max_queued: 4\n");
+  std::vector<v1::JobCommand> cs;
+  for (int i = 0; i < 5; ++i) {
+    cs.push_back(command("ok"));
+    h.send(cs.back());
+  }
+  EXPECT_TRUE(h.source.paused()) << "4 waiting";
+  h.succeed(cs[0].run_id());
+  EXPECT_TRUE(h.source.paused()) << "3 waiting: more than half";
+  h.succeed(cs[1].run_id());
+  EXPECT_FALSE(h.source.paused()) << "2 waiting: half";
+}
+
+TEST(DispatcherSlots, ACommandWhoseDeadlinePassesWhileQueuedEndsExpired) {
+  Harness h("  slots: 1\n");
+  auto first = command("ok"), waiting = command("ok");
+  waiting.set_not_after_ms(toUnixMillis(h.clock.now()) + 1000);
+  h.send(first);
+  h.send(waiting);
+  h.clock.advance(seconds(2));
+  h.succeed(first.run_id());
+  EXPECT_THAT(h.statesOf(waiting.run_id()), ElementsAre(v1::EXPIRED));
+  EXPECT_EQ(h.executor.launched.size(), 1u);
+}
+
+TEST(DispatcherRuns, AStartRecordIsWrittenBeforeTheProcessStarts) {
+  Harness h;
+  h.starts.auto_ack = false;
+  auto c = command("ok");
+  h.send(c);
+  ASSERT_EQ(h.starts.all.size(), 1u);
+  EXPECT_EQ(h.executor.launched.size(), 0u) << "waits for the start record";
+  h.starts.ackAll();
+  h.settle();
+  EXPECT_EQ(h.executor.launched.size(), 1u);
+}
+
+TEST(DispatcherRuns, EventsCarryAnIncreasingSequenceAndTheSourcePosition) {
+  Harness h;
+  auto c = command("ok");
+  auto offset = h.send(c);
+  h.started(c.run_id());
+  h.executor.find(c.run_id())->callbacks.on_log(LogBatch{{"a", "b"}, 0});
+  h.executor.find(c.run_id())->callbacks.on_heartbeat(Heartbeat{10, 5, 100, 1, 0});
+  h.settle();
+  h.finished(c.run_id(), Ending::kExited, 0);
+  auto es = h.eventsOf(c.run_id());
+  ASSERT_EQ(es.size(), 4u);
+  for (std::size_t i = 0; i < es.size(); ++i) {
+    EXPECT_EQ(es[i].sequence(), i + 1);
+    EXPECT_EQ(es[i].source().offset(), offset);
+    EXPECT_EQ(es[i].worker_id(), "w-test");
+  }
+  EXPECT_THAT(es[1].log_lines(), ElementsAre("a", "b"));
+}
+
+TEST(DispatcherRuns, HowAProcessEndedDecidesTheTerminalState) {
+  Harness h("  slots: 8\n");
+  struct Case {
+    Ending ending;
+    int code;
+    v1::RunState want;
+  };
+  for (auto [ending, code, want] :
+       {Case{Ending::kExited, 0, v1::SUCCEEDED}, Case{Ending::kExited, 3, v1::FAILED},
+        Case{Ending::kSignaled, 11, v1::FAILED}, Case{Ending::kTimedOut, 0, v1::TIMED_OUT},
+        Case{Ending::kSpawnFailed, 0, v1::FAILED}}) {
+    auto c = command("ok");
+    h.send(c);
+    if (ending != Ending::kSpawnFailed) h.started(c.run_id());
+    h.finished(c.run_id(), ending, code, ending == Ending::kTimedOut ? "timed out" : "");
+    auto t = h.terminalsOf(c.run_id());
+    ASSERT_EQ(t.size(), 1u);
+    EXPECT_EQ(t[0].state(), want) << t[0].message();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cancels
+
+v1::ControlCommand cancelOf(const std::string& run_id) {
+  v1::ControlCommand c;
+  c.set_command_id("0190a5d2-7c3e-7abc-8def-ffffffffffff");
+  c.mutable_cancel()->set_run_id(run_id);
+  c.mutable_cancel()->set_reason("wrong recipe");
+  c.mutable_cancel()->set_requested_by("alice");
+  return c;
+}
+
+ControlMessage controlMessage(Harness& h, const std::string& run_id) {
+  ControlMessage m;
+  m.tp = {"test.control", 0};
+  m.timestamp = h.clock.now();
+  m.command = cancelOf(run_id);
+  return m;
+}
+
+TEST(DispatcherCancel, ARunningRunIsStoppedAndEndsCancelledByTheRequester) {
+  Harness h;
+  auto c = command("ok");
+  h.send(c);
+  h.started(c.run_id());
+  h.dispatcher->onControl(controlMessage(h, c.run_id()));
+  ASSERT_EQ(h.executor.stops.size(), 1u);
+  EXPECT_EQ(h.executor.stops[0].first, c.run_id());
+  h.finished(c.run_id(), Ending::kCancelled, 0, h.executor.stops[0].second);
+  auto t = h.terminalsOf(c.run_id());
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_EQ(t[0].state(), v1::CANCELLED);
+  EXPECT_EQ(t[0].cancelled_by(), "alice");
+}
+
+TEST(DispatcherCancel, AQueuedRunEndsCancelledWithoutStarting) {
+  Harness h("  slots: 1\n");
+  auto running = command("ok"), queued = command("ok");
+  h.send(running);
+  h.send(queued);
+  h.dispatcher->onControl(controlMessage(h, queued.run_id()));
+  h.settle();
+  EXPECT_THAT(h.statesOf(queued.run_id()), ElementsAre(v1::CANCELLED));
+  EXPECT_THAT(h.terminalsOf(queued.run_id())[0].message(), HasSubstr("while queued"));
+  h.succeed(running.run_id());
+  EXPECT_EQ(h.executor.launched.size(), 1u) << "the cancelled one never starts";
+}
+
+TEST(DispatcherCancel, ARunCancelledWhileItsStartRecordIsWrittenNeverStarts) {
+  Harness h;
+  h.starts.auto_ack = false;
+  auto c = command("ok");
+  h.send(c);
+  h.dispatcher->onControl(controlMessage(h, c.run_id()));
+  h.starts.ackAll();
+  h.settle();
+  EXPECT_EQ(h.executor.launched.size(), 0u);
+  EXPECT_THAT(h.statesOf(c.run_id()), ElementsAre(v1::CANCELLED));
+  EXPECT_EQ(h.dispatcher->running(), 0u) << "its slot is free again";
+}
+
+TEST(DispatcherCancel, ACancelBeforeItsCommandEndsTheCommandCancelledWithoutStarting) {
+  Harness h;
+  auto c = command("ok");
+  h.source.assigned = {h.jobs(0)};
+  h.dispatcher->onControl(controlMessage(h, c.run_id()));
+  h.send(c);
+  auto states = h.statesOf(c.run_id());
+  EXPECT_THAT(states, ElementsAre(v1::NOTICE, v1::CANCELLED)) << "a notice, then the end";
+  EXPECT_EQ(h.executor.launched.size(), 0u);
+}
+
+TEST(DispatcherCancel, ACancelForARunThatEndedHereGetsANoticeAndNoSecondTerminalEvent) {
+  Harness h;
+  auto c = command("ok");
+  h.send(c);
+  h.succeed(c.run_id());
+  h.dispatcher->onControl(controlMessage(h, c.run_id()));
+  h.settle();
+  EXPECT_THAT(h.statesOf(c.run_id()), ElementsAre(v1::STARTED, v1::SUCCEEDED, v1::NOTICE));
+}
+
+TEST(DispatcherCancel, OnlyTheHolderOfPartitionZeroAnswersAnUnknownRun) {
+  Harness h;
+  h.source.assigned = {h.jobs(1)};
+  h.dispatcher->onControl(controlMessage(h, command("ok").run_id()));
+  EXPECT_TRUE(h.events().empty());
+  h.source.assigned = {h.jobs(0)};
+  auto other = command("ok");
+  h.dispatcher->onControl(controlMessage(h, other.run_id()));
+  EXPECT_THAT(h.statesOf(other.run_id()), ElementsAre(v1::NOTICE));
+}
+
+TEST(DispatcherCancel, ARunAlreadyEndingOtherwiseKeepsItsStateAndANoticeSaysTheCancelWasLate) {
+  Harness h;
+  auto c = command("ok");
+  h.send(c);
+  h.started(c.run_id());
+  h.dispatcher->onControl(controlMessage(h, c.run_id()));
+  h.finished(c.run_id(), Ending::kExited, 0);  // it ended by itself before the stop took
+  EXPECT_THAT(h.statesOf(c.run_id()), ElementsAre(v1::STARTED, v1::SUCCEEDED, v1::NOTICE));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lost attempts
+
+TEST(DispatcherLost, ARunStartedByALostWorkerRunsAgainAsTheNextAttemptAfterAFailedEvent) {
+  Harness h;
+  auto c = command("ok");
+  Admission first;
+  h.attempts.recordStart(c, first, h.jobs(0), 0);  // a worker started it, then vanished
+  h.send(c);
+  h.succeed(c.run_id());
+  auto es = h.eventsOf(c.run_id());
+  ASSERT_EQ(es.size(), 3u);
+  EXPECT_EQ(es[0].state(), v1::FAILED);
+  EXPECT_EQ(es[0].attempt(), 1u);
+  EXPECT_TRUE(es[0].retrying());
+  EXPECT_THAT(es[0].message(), HasSubstr("was lost"));
+  EXPECT_EQ(es[2].state(), v1::SUCCEEDED);
+  EXPECT_EQ(es[2].attempt(), 2u);
+  EXPECT_TRUE(es[2].redelivered());
+}
+
+TEST(DispatcherLost, ARerunRunsAloneUntilItsEndIsWritten) {
+  Harness h("  slots: 4\n");
+  auto rerun = command("ok"), other = command("ok");
+  h.attempts.recordStart(rerun, Admission{}, h.jobs(0), 0);
+  h.send(rerun);
+  h.send(other);
+  EXPECT_EQ(h.executor.live(), 1u) << "nothing beside a rerun";
+  h.succeed(rerun.run_id());
+  EXPECT_NE(h.executor.find(other.run_id()), nullptr);
+}
+
+TEST(DispatcherLost, LostMaxAttemptsTimesEndsFailedWithoutRunning) {
+  Harness h("  max_attempts: 2\n");
+  auto c = command("ok");
+  Admission lost_twice;
+  lost_twice.starts = 2;
+  h.attempts.recordStart(c, lost_twice, h.jobs(0), 0);
+  h.send(c);
+  EXPECT_EQ(h.executor.launched.size(), 0u);
+  auto t = h.terminalsOf(c.run_id());
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_EQ(t[0].state(), v1::FAILED);
+  EXPECT_THAT(t[0].message(), HasSubstr("lost 2 times"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rebalance and drain
+
+TEST(DispatcherRebalance, AssignedPartitionsAreRestoredFromTheRunsTopic) {
+  Harness h;
+  h.dispatcher->onAssigned({h.jobs(0), h.jobs(1)});
+  EXPECT_THAT(h.attempts.restored, ElementsAre(0, 1));
+}
+
+TEST(DispatcherRebalance, QueuedCommandsOfARevokedPartitionAreDroppedForTheNextOwner) {
+  Harness h("  slots: 1\n");
+  auto running = command("ok"), queued = command("ok");
+  h.send(running, 1);
+  h.send(queued, 0);
+  h.dispatcher->onRevoked({h.jobs(0)}, /*lost=*/false, [&] { h.settle(); });
+  h.succeed(running.run_id());
+  EXPECT_TRUE(h.eventsOf(queued.run_id()).empty());
+  EXPECT_EQ(h.executor.launched.size(), 1u);
+  EXPECT_THAT(h.attempts.forgotten, ElementsAre(0));
+}
+
+TEST(DispatcherRebalance, ARunThatFinishesWithinRevokeTimeoutIsCommittedBeforeTheHandOver) {
+  Harness h;
+  auto c = command("ok");
+  auto offset = h.send(c);
+  h.started(c.run_id());
+  int served = 0;
+  h.dispatcher->onRevoked({h.jobs(0)}, false, [&] {
+    if (++served == 1) h.finished(c.run_id(), Ending::kExited, 0);
+    h.clock.advance(milliseconds(100));
+  });
+  EXPECT_EQ(h.source.committed[h.jobs(0)], offset + 1) << "committed synchronously, before";
+  EXPECT_GE(h.source.sync_commits, 1);
+}
+
+TEST(DispatcherRebalance, AtLeastOnceARunStillRunningAtTheTimeoutGoesOn) {
+  Harness h("  revoke_timeout: 1s\n");
+  auto c = command("ok");
+  h.send(c);
+  h.started(c.run_id());
+  h.dispatcher->onRevoked({h.jobs(0)}, false, [&] { h.clock.advance(milliseconds(200)); });
+  EXPECT_TRUE(h.executor.stops.empty());
+  h.finished(c.run_id(), Ending::kExited, 0);
+  EXPECT_EQ(h.terminalsOf(c.run_id()).size(), 1u);
+}
+
+TEST(DispatcherRebalance, ExactlyOnceARunStillRunningAtTheTimeoutIsStoppedAndHandedOver) {
+  Harness h("  revoke_timeout: 1s\n", "exactly-once");
+  auto c = command("ok");
+  h.send(c);
+  h.started(c.run_id());
+  h.dispatcher->onRevoked({h.jobs(0)}, false, [&] { h.clock.advance(milliseconds(200)); });
+  ASSERT_EQ(h.executor.stops.size(), 1u);
+  EXPECT_THAT(h.executor.stops[0].second, HasSubstr("handed over"));
+  h.finished(c.run_id(), Ending::kCancelled, 0, h.executor.stops[0].second);
+  EXPECT_TRUE(h.terminalsOf(c.run_id()).empty()) << "its end is the next owner's to write";
+  EXPECT_TRUE(h.dispatcher->idle());
+}
+
+TEST(DispatcherRebalance, APartitionThatComesBackWhileItsRunRunsIsTrackedAgain) {
+  Harness h;
+  auto c = command("ok");
+  auto offset = h.send(c);
+  h.started(c.run_id());
+  h.dispatcher->onRevoked({h.jobs(0)}, /*lost=*/true, [] {});
+  // Redelivered to us: adopted, not run twice.
+  ConsumedMessage again{h.jobs(0), offset, "k", c.SerializeAsString(), {}};
+  h.dispatcher->onMessage(std::move(again));
+  EXPECT_EQ(h.executor.launched.size(), 1u);
+  EXPECT_EQ(h.deadLetters(), 0u);
+  h.finished(c.run_id(), Ending::kExited, 0);
+  EXPECT_EQ(h.doneOffset(), offset + 1);
+}
+
+TEST(DispatcherDrain, DrainingDropsQueuedCommandsUncommittedAndLetsRunningOnesFinish) {
+  Harness h("  slots: 1\n");
+  auto running = command("ok"), queued = command("ok");
+  h.send(running);
+  h.send(queued);
+  h.dispatcher->beginDrain();
+  EXPECT_TRUE(h.source.paused());
+  EXPECT_FALSE(h.dispatcher->idle());
+  h.succeed(running.run_id());
+  EXPECT_TRUE(h.dispatcher->idle());
+  EXPECT_TRUE(h.eventsOf(queued.run_id()).empty());
+  h.dispatcher->close();
+  EXPECT_EQ(h.source.committed[h.jobs(0)], 1) << "up to the queued one, which another worker runs";
+}
+
+TEST(DispatcherDrain, NothingNewIsTakenWhileDraining) {
+  Harness h;
+  h.dispatcher->beginDrain();
+  h.send(command("ok"));
+  EXPECT_TRUE(h.executor.launched.empty());
+  EXPECT_TRUE(h.dispatcher->idle());
+}
+
+TEST(DispatcherDrain, StopAllStopsEveryRun) {
+  Harness h;
+  h.send(command("ok"));
+  h.dispatcher->stopAll("shutting down");
+  ASSERT_EQ(h.executor.stops.size(), 1u);
+  EXPECT_EQ(h.executor.stops[0].first, "*");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Completion
+
+TEST(CompletionAtLeastOnce, TheOffsetIsDoneOnlyOnceEveryRecordIsAcknowledged) {
+  Harness h;
+  h.records.auto_ack = false;
+  auto c = command("ok");
+  auto offset = h.send(c);
+  h.succeed(c.run_id());
+  EXPECT_LE(h.doneOffset(), offset) << "events not acknowledged yet: not past its offset";
+  h.records.ackAll();
+  h.settle();
+  h.records.ackAll();  // the end record, written after the terminal event's acknowledgement
+  h.settle();
+  EXPECT_EQ(h.doneOffset(), offset + 1);
+}
+
+TEST(CompletionAtLeastOnce, TheEndRecordFollowsTheTerminalEvent) {
+  Harness h;
+  auto c = command("ok");
+  h.send(c);
+  h.succeed(c.run_id());
+  ASSERT_TRUE(h.attempts.records.contains(c.run_id()));
+  EXPECT_EQ(h.attempts.records[c.run_id()].state(), v1::SUCCEEDED);
+}
+
+TEST(CompletionAtLeastOnce, OffsetsCommitAsTheLowWatermarkOfOutOfOrderCompletions) {
+  Harness h("  slots: 2\n");
+  auto a = command("ok"), b = command("ok");
+  h.send(a);
+  h.send(b);
+  h.succeed(b.run_id());
+  EXPECT_EQ(h.doneOffset(), 0) << "a (offset 0) still runs";
+  h.succeed(a.run_id());
+  EXPECT_EQ(h.doneOffset(), 2);
+}
+
+TEST(CompletionExactlyOnce, TheTerminalEventTheEndRecordAndTheOffsetCommitInOneTransaction) {
+  Harness h("", "exactly-once");
+  h.auto_commit = false;
+  auto c = command("ok");
+  auto offset = h.send(c);
+  h.succeed(c.run_id());
+  ASSERT_EQ(h.txn.units.size(), 1u);
+  const auto& unit = h.txn.units.front();
+  std::vector<std::string> topics;
+  for (const auto& r : unit.records) topics.push_back(r.topic);
+  EXPECT_THAT(topics, ElementsAre("test.events", "test.lineage", "test.runs"));
+  EXPECT_EQ(unit.offsets.at(h.jobs(0)), offset + 1);
+  EXPECT_FALSE(h.dispatcher->idle());
+  h.txn.commitAll();
+  h.settle();
+  EXPECT_TRUE(h.dispatcher->idle());
+  EXPECT_EQ(h.terminalsOf(c.run_id()).size(), 1u);
+}
+
+TEST(CompletionExactlyOnce, ARejectedCommandsDeadLetterGoesInItsTransaction) {
+  Harness h("", "exactly-once");
+  h.auto_commit = false;
+  h.send(command("nope"));
+  ASSERT_EQ(h.txn.units.size(), 1u);
+  std::vector<std::string> topics;
+  for (const auto& r : h.txn.units.front().records) topics.push_back(r.topic);
+  EXPECT_THAT(topics, ElementsAre("test.dlq", "test.events", "test.runs"));
+  EXPECT_EQ(h.records.all.size(), 0u) << "nothing of it outside the transaction";
+}
+
+TEST(CompletionExactlyOnce, AnAbortedTransactionIsWrittenAgainAndCommitsOnce) {
+  Harness h("", "exactly-once");
+  h.auto_commit = false;
+  auto c = command("ok");
+  auto offset = h.send(c);
+  h.succeed(c.run_id());
+  ASSERT_EQ(h.txn.units.size(), 1u);
+  h.txn.finishOne(TxnOutcome::Status::kAborted);
+  h.settle();
+  EXPECT_EQ(h.source.refreshes, 1) << "the group identity is read afresh";
+  ASSERT_EQ(h.txn.units.size(), 1u) << "written again";
+  h.txn.commitAll();
+  h.settle();
+  EXPECT_EQ(h.terminalsOf(c.run_id()).size(), 1u);
+  EXPECT_EQ(h.txn.offsets.at(h.jobs(0)), offset + 1);
+  EXPECT_TRUE(h.dispatcher->idle());
+}
+
+TEST(CompletionExactlyOnce, ARejectedTransactionIsNotWrittenAgain) {
+  Harness h("", "exactly-once");
+  h.auto_commit = false;
+  auto c = command("ok");
+  h.send(c);
+  h.succeed(c.run_id());
+  h.txn.finishOne(TxnOutcome::Status::kRejected);
+  h.settle();
+  EXPECT_TRUE(h.txn.units.empty());
+  EXPECT_TRUE(h.dispatcher->idle());
+}
+
+TEST(CompletionExactlyOnce, ARerunsStartRecordAndTheLostAttemptsEndCommitTogether) {
+  Harness h("", "exactly-once");
+  h.auto_commit = false;
+  auto c = command("ok");
+  h.attempts.recordStart(c, Admission{}, h.jobs(0), 0);
+  h.send(c);
+  EXPECT_EQ(h.executor.launched.size(), 0u) << "waits for the transaction";
+  ASSERT_EQ(h.txn.units.size(), 1u);
+  std::vector<std::string> topics;
+  for (const auto& r : h.txn.units.front().records) topics.push_back(r.topic);
+  EXPECT_THAT(topics, ElementsAre("test.events", "test.runs"));
+  h.txn.finishOne(TxnOutcome::Status::kAborted);  // e.g. a transaction before it failed
+  h.settle();
+  ASSERT_EQ(h.txn.units.size(), 1u) << "written again";
+  h.txn.commitAll();
+  h.settle();
+  EXPECT_EQ(h.executor.launched.size(), 1u);
+}
+
+TEST(CompletionExactlyOnce, StartedAndLogEventsAreNotHeldForTheTransaction) {
+  Harness h("", "exactly-once");
+  h.auto_commit = false;
+  auto c = command("ok");
+  h.send(c);
+  h.started(c.run_id());
+  std::vector<v1::RunState> outside;
+  for (const auto& r : h.records.all) {
+    v1::RunEvent e;
+    if (r.topic == "test.events" && e.ParseFromString(r.value)) outside.push_back(e.state());
+  }
+  EXPECT_THAT(outside, ElementsAre(v1::STARTED));
+}
+
+}  // namespace
+}  // namespace outpost::dispatch::test

@@ -1,0 +1,397 @@
+// Fakes of the dispatcher's ports (dispatch/ports.h), and a harness that wires them to a real
+// Dispatcher: no broker, no processes, no secret store. Everything happens on the test's thread
+// when the test says so: records are acknowledged, transactions committed or aborted, processes
+// started and ended, secrets resolved, and posted closures run.
+#pragma once
+
+#include <algorithm>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "outpost/common/config.h"
+#include "outpost/dispatch/dispatcher.h"
+#include "outpost/dispatch/ports.h"
+#include "outpost/dispatch/run_events.h"
+#include "outpost/v1/event.pb.h"
+#include "outpost/v1/run_record.pb.h"
+
+namespace outpost::dispatch::test {
+
+class ManualClock final : public Clock {
+ public:
+  std::chrono::system_clock::time_point now() const override { return now_; }
+  std::chrono::steady_clock::time_point steadyNow() const override { return steady_; }
+  void advance(std::chrono::milliseconds d) {
+    now_ += d;
+    steady_ += d;
+  }
+
+ private:
+  std::chrono::system_clock::time_point now_{std::chrono::milliseconds(1'795'255'200'000)};
+  std::chrono::steady_clock::time_point steady_{std::chrono::hours(1000)};
+};
+
+class FakePoster final : public Poster {
+ public:
+  void post(std::function<void()> fn) override { queue_.push_back(std::move(fn)); }
+  // Runs what was posted, and what that posts, until nothing is left.
+  void runAll() {
+    while (!queue_.empty()) {
+      auto fn = std::move(queue_.front());
+      queue_.pop_front();
+      fn();
+    }
+  }
+  std::size_t pending() const { return queue_.size(); }
+
+ private:
+  std::deque<std::function<void()>> queue_;
+};
+
+class FakeSource final : public CommandSource {
+ public:
+  void setPaused(bool paused) override {
+    if (paused != paused_) ++pause_changes;
+    paused_ = paused;
+  }
+  bool paused() const override { return paused_; }
+  void commit(const std::map<TopicPartition, std::int64_t>& offsets, bool sync) override {
+    for (const auto& [tp, o] : offsets) committed[tp] = o;
+    sync_commits += sync;
+  }
+  const std::vector<TopicPartition>& assignment() const override { return assigned; }
+  std::shared_ptr<const GroupMetadata> groupMetadata() override { return nullptr; }
+  void refreshGroupMetadata() override { ++refreshes; }
+
+  std::vector<TopicPartition> assigned;
+  std::map<TopicPartition, std::int64_t> committed;
+  int sync_commits = 0;
+  int refreshes = 0;
+  int pause_changes = 0;
+
+ private:
+  bool paused_ = false;
+};
+
+// Records kept until the test acknowledges them (or at once, with auto_ack).
+class FakeSink final : public RecordSink {
+ public:
+  void produce(const OutRecord& record, DeliveryCallback done) override {
+    all.push_back(record);
+    if (auto_ack) {
+      done(DeliveryReport{std::nullopt, 0, static_cast<std::int64_t>(all.size())});
+    } else {
+      unacked.push_back(std::move(done));
+    }
+  }
+  void ackAll(bool ok = true) {
+    auto pending = std::move(unacked);
+    unacked.clear();
+    for (auto& d : pending) {
+      d(ok ? DeliveryReport{std::nullopt, 0, 0}
+           : DeliveryReport{KafkaError(KafkaError::Kind::kPermanent, 10, "broker says no"), -1,
+                            -1});
+    }
+  }
+  bool auto_ack = true;
+  std::vector<OutRecord> all;
+  std::vector<DeliveryCallback> unacked;
+};
+
+class FakeTxn final : public TransactionSink {
+ public:
+  void submit(TxnUnit unit) override { units.push_back(std::move(unit)); }
+  // Reports the oldest pending unit with `status`; returns its records.
+  std::vector<OutRecord> finishOne(TxnOutcome::Status status) {
+    auto unit = std::move(units.front());
+    units.pop_front();
+    if (status == TxnOutcome::Status::kCommitted) {
+      committed.insert(committed.end(), unit.records.begin(), unit.records.end());
+      for (const auto& [tp, o] : unit.offsets) offsets[tp] = o;
+    }
+    unit.done(TxnOutcome{status, status == TxnOutcome::Status::kCommitted ? "" : "test says so"});
+    return unit.records;
+  }
+  void commitAll() {
+    while (!units.empty()) finishOne(TxnOutcome::Status::kCommitted);
+  }
+  std::deque<TxnUnit> units;
+  std::vector<OutRecord> committed;
+  std::map<TopicPartition, std::int64_t> offsets;
+};
+
+class FakeExecutor final : public RunExecutor {
+ public:
+  struct Launched {
+    LaunchPlan plan;
+    RunCallbacks callbacks;
+    bool started = false;
+    bool finished = false;
+  };
+  void launch(LaunchPlan plan, RunCallbacks callbacks, std::unique_ptr<StreamRedactor>) override {
+    launched.push_back({std::move(plan), std::move(callbacks)});
+  }
+  void stop(const std::string& run_id, std::string reason) override {
+    stops.push_back({run_id, std::move(reason)});
+  }
+  void stopAll(std::string reason) override { stops.push_back({"*", std::move(reason)}); }
+
+  Launched* find(const std::string& run_id) {
+    for (auto& l : launched) {
+      if (l.plan.run_id == run_id && !l.finished) return &l;
+    }
+    return nullptr;
+  }
+  // The process of `run_id` starts, or ends with `outcome`.
+  void start(const std::string& run_id) {
+    auto* l = find(run_id);
+    ASSERT_NE(l, nullptr) << run_id << " was not launched";
+    l->started = true;
+    l->callbacks.on_started(4242, std::chrono::system_clock::time_point{});
+  }
+  void finish(const std::string& run_id, RunOutcome outcome) {
+    auto* l = find(run_id);
+    ASSERT_NE(l, nullptr) << run_id << " was not launched";
+    l->finished = true;
+    l->callbacks.on_finished(std::move(outcome));
+  }
+  std::size_t live() const {
+    return std::ranges::count_if(launched, [](const Launched& l) { return !l.finished; });
+  }
+
+  std::vector<Launched> launched;
+  std::vector<std::pair<std::string, std::string>> stops;
+};
+
+// The runs topic in memory: decideAdmission over the last record per run_id.
+class FakeAttempts final : public AttemptStore {
+ public:
+  Admission decide(const v1::JobCommand& command, unsigned max_attempts) const override {
+    auto it = records.find(command.run_id());
+    return decideAdmission(command, it == records.end() ? nullptr : &it->second, max_attempts);
+  }
+  OutRecord recordStart(const v1::JobCommand& command, const Admission& admission,
+                        const TopicPartition& source, std::int64_t offset) override {
+    return keep(RunStore::startRecord(command, admission, source, offset, "w-test", {}));
+  }
+  OutRecord recordEnd(const v1::JobCommand& command, std::uint32_t starts, v1::RunState terminal,
+                      const TopicPartition& source, std::int64_t offset) override {
+    return keep(RunStore::endRecord(command, starts, terminal, source, offset, "w-test", {}));
+  }
+  void forgetCommitted(std::int32_t, std::int64_t) override {}
+  void restore(const std::vector<std::int32_t>& partitions) override {
+    restored.insert(restored.end(), partitions.begin(), partitions.end());
+  }
+  void forget(const std::vector<std::int32_t>& partitions) override {
+    forgotten.insert(forgotten.end(), partitions.begin(), partitions.end());
+  }
+  std::map<std::string, v1::RunRecord> records;
+  std::vector<std::int32_t> restored, forgotten;
+
+ private:
+  OutRecord keep(v1::RunRecord r) {
+    OutRecord out{"test.runs", r.source().partition(), r.run_id(), r.SerializeAsString(), {}};
+    records[r.run_id()] = std::move(r);
+    return out;
+  }
+};
+
+class FakeSecrets final : public SecretSource {
+ public:
+  void resolve(std::vector<SecretRef> refs, std::function<void(ResolvedSecrets)> done) override {
+    pending.push_back({std::move(refs), std::move(done)});
+  }
+  // Answers every pending request from `values`, or fails the ones naming a missing value.
+  void answerAll() {
+    auto now = std::move(pending);
+    pending.clear();
+    for (auto& [refs, done] : now) {
+      std::map<std::string, SecretValue> out;
+      for (const auto& r : refs) {
+        auto it = values.find(r.text);
+        if (it == values.end()) return done(std::unexpected("no secret " + r.text));
+        out.emplace(r.text, SecretValue(it->second));
+      }
+      done(std::move(out));
+    }
+  }
+  std::string mask(std::string_view text) const override {
+    std::string out(text);
+    for (const auto& [ref, value] : values) {
+      for (auto at = out.find(value); at != std::string::npos; at = out.find(value)) {
+        out.replace(at, value.size(), "*****");
+      }
+    }
+    return out;
+  }
+  std::unique_ptr<StreamRedactor> outputRedactor() const override {
+    return std::make_unique<PassThroughRedactor>();
+  }
+  std::map<std::string, std::string> values;  // by reference text
+  std::vector<std::pair<std::vector<SecretRef>, std::function<void(ResolvedSecrets)>>> pending;
+};
+
+// A dispatcher on fakes, with a configuration from YAML (templates `ok`, `sleep`, `one`
+// (concurrency 1), `secret` (may use ${DB_*})).
+struct Harness {
+  static std::string yaml(const std::string& extra_worker, const std::string& delivery) {
+    return "worker:\n  id: w-test\n  pool: main\n  work_dir: /tmp/outpost-dispatch-test\n"
+           "  delivery: " +
+           delivery + "\n" + extra_worker +
+           "topics:\n  prefix: test.\n"
+           "templates:\n"
+           "  ok: {argv: [true], recipe: none}\n"
+           "  sleep: {argv: [sleep, '{secs}'], params: {secs: {pattern: '[0-9]+'}}, recipe: none}\n"
+           "  one: {argv: [true], recipe: none, concurrency: 1}\n"
+           "  secret:\n"
+           "    argv: [true]\n"
+           "    recipe: file\n"
+           "    accept_env: [DB_*]\n"
+           "    secrets: ['DB_*']\n";
+  }
+
+  explicit Harness(const std::string& extra_worker = "",
+                   const std::string& delivery = "at-least-once")
+      : config(parseConfig(yaml(extra_worker, delivery), {}, "test")),
+        exactly_once(delivery == "exactly-once") {
+    source.assigned = {jobs(0), jobs(1)};
+    dispatcher = std::make_unique<Dispatcher>(
+        config, Environment{{"PATH", "/usr/bin:/bin"}},
+        Ports{poster, source, records, starts, exactly_once ? &txn : nullptr, executor, attempts,
+              secrets, nullptr, clock});
+  }
+
+  TopicPartition jobs(std::int32_t p) const { return {config.topics.jobs, p}; }
+
+  // A command as the jobs topic delivers it; returns its offset.
+  std::int64_t send(const v1::JobCommand& c, std::int32_t partition = 0) {
+    return sendBytes(c.SerializeAsString(), partition);
+  }
+  std::int64_t sendBytes(std::string bytes, std::int32_t partition = 0) {
+    ConsumedMessage m;
+    m.tp = jobs(partition);
+    m.offset = next_offset[partition]++;
+    m.key = "k";
+    m.value = std::move(bytes);
+    dispatcher->onMessage(std::move(m));
+    settle();
+    return next_offset[partition] - 1;
+  }
+  // Runs what was posted (acknowledgements with auto_ack, run callbacks) until quiet.
+  void settle() {
+    for (int i = 0; i < 100; ++i) {
+      poster.runAll();
+      if (exactly_once && auto_commit && !txn.units.empty()) {
+        txn.commitAll();
+        continue;
+      }
+      if (poster.pending() == 0) break;
+    }
+    dispatcher->tick();
+    poster.runAll();
+  }
+  void started(const std::string& run_id) {
+    executor.start(run_id);
+    settle();
+  }
+  void finished(const std::string& run_id, RunOutcome::Ending ending, int exit_code = 0,
+                std::string message = "") {
+    RunOutcome o;
+    o.ending = ending;
+    o.exit_code = exit_code;
+    o.message = std::move(message);
+    if (ending == RunOutcome::Ending::kSignaled) o.signal = exit_code;
+    executor.finish(run_id, std::move(o));
+    settle();
+  }
+  void succeed(const std::string& run_id) {
+    started(run_id);
+    finished(run_id, RunOutcome::Ending::kExited, 0);
+  }
+
+  // Every RunEvent written so far (outside transactions and in committed ones), in order.
+  std::vector<v1::RunEvent> events() const {
+    std::vector<v1::RunEvent> out;
+    auto take = [&](const std::vector<OutRecord>& rs) {
+      for (const auto& r : rs) {
+        if (r.topic != config.topics.events) continue;
+        v1::RunEvent e;
+        EXPECT_TRUE(e.ParseFromString(r.value));
+        out.push_back(std::move(e));
+      }
+    };
+    take(records.all);
+    take(txn.committed);
+    return out;
+  }
+  std::vector<v1::RunEvent> eventsOf(const std::string& run_id) const {
+    std::vector<v1::RunEvent> out;
+    for (auto& e : events()) {
+      if (e.run_id() == run_id) out.push_back(std::move(e));
+    }
+    return out;
+  }
+  std::vector<v1::RunState> statesOf(const std::string& run_id) const {
+    std::vector<v1::RunState> out;
+    for (const auto& e : eventsOf(run_id)) out.push_back(e.state());
+    return out;
+  }
+  std::vector<v1::RunEvent> terminalsOf(const std::string& run_id) const {
+    std::vector<v1::RunEvent> out;
+    for (auto& e : eventsOf(run_id)) {
+      if (isTerminalState(e.state())) out.push_back(std::move(e));
+    }
+    return out;
+  }
+  std::size_t deadLetters() const {
+    auto count = [&](const std::vector<OutRecord>& rs) {
+      return std::ranges::count_if(
+          rs, [&](const OutRecord& r) { return r.topic == config.topics.dlq; });
+    };
+    return static_cast<std::size_t>(count(records.all) + count(txn.committed));
+  }
+  // The offset done for jobs partition p: committed by the source (at-least-once, after a
+  // tick's commit) or by a transaction.
+  std::int64_t doneOffset(std::int32_t p = 0) {
+    clock.advance(std::chrono::seconds(6));  // past the periodic commit's intervals
+    settle();
+    auto& m = exactly_once ? txn.offsets : source.committed;
+    auto it = m.find(jobs(p));
+    return it == m.end() ? -1 : it->second;
+  }
+
+  Config config;
+  bool exactly_once;
+  bool auto_commit = true;
+  ManualClock clock;
+  FakePoster poster;
+  FakeSource source;
+  FakeSink records, starts;
+  FakeTxn txn;
+  FakeExecutor executor;
+  FakeAttempts attempts;
+  FakeSecrets secrets;
+  std::unique_ptr<Dispatcher> dispatcher;
+  std::map<std::int32_t, std::int64_t> next_offset;
+};
+
+inline v1::JobCommand command(const std::string& job_type,
+                              const std::map<std::string, std::string>& args = {}) {
+  static int n = 0;
+  v1::JobCommand c;
+  char id[40];
+  std::snprintf(id, sizeof id, "0190a5d2-7c3e-7abc-8def-%012d", ++n);
+  c.set_run_id(id);
+  c.set_job_id("job-" + std::to_string(n));
+  c.set_job_type(job_type);
+  for (const auto& [k, v] : args) (*c.mutable_args())[k] = v;
+  return c;
+}
+
+}  // namespace outpost::dispatch::test
