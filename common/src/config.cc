@@ -146,6 +146,16 @@ class Section {
   std::set<std::string> used_;
 };
 
+// A cloud secret store's transport settings (StoreTransport): read and checked the same way in
+// each store's section.
+void readTransport(Section& s, StoreTransport& t) {
+  s.read("ca_bundle", t.ca_bundle);
+  s.read("proxy", t.proxy);
+  s.read("timeout", t.timeout);
+  s.read("max_attempts", t.max_attempts);
+  t.check([&](const char* key) { return s.where(key); });
+}
+
 std::string lower(std::string s) {
   std::ranges::transform(s, s.begin(), [](unsigned char c) { return std::tolower(c); });
   return s;
@@ -440,10 +450,7 @@ Config parseConfig(const std::string& yaml_text, const Environment& env,
       a.read("profile", c.secrets.aws.profile);
       a.read("endpoint", c.secrets.aws.endpoint);
       a.read("sts_endpoint", c.secrets.aws.sts_endpoint);
-      a.read("ca_bundle", c.secrets.aws.ca_bundle);
-      a.read("proxy", c.secrets.aws.proxy);
-      a.read("timeout", c.secrets.aws.timeout);
-      a.read("max_attempts", c.secrets.aws.max_attempts);
+      readTransport(a, c.secrets.aws.transport);
       a.rejectUnknown();
       c.secrets.clouds.insert("aws-sm");
     }
@@ -458,13 +465,10 @@ Config parseConfig(const std::string& yaml_text, const Environment& env,
                                 {"role", &vs.role},
                                 {"jwt_file", &vs.jwt_file},
                                 {"role_id", &vs.role_id},
-                                {"secret_id_file", &vs.secret_id_file},
-                                {"ca_bundle", &vs.ca_bundle},
-                                {"proxy", &vs.proxy}}) {
+                                {"secret_id_file", &vs.secret_id_file}}) {
         v.read(key, *field);
       }
-      v.read("timeout", vs.timeout);
-      v.read("max_attempts", vs.max_attempts);
+      readTransport(v, vs.transport);
       v.read("renew_before", vs.renew_before);
       v.rejectUnknown();
       const auto url = parseUrl(vs.address);
@@ -488,7 +492,6 @@ Config parseConfig(const std::string& yaml_text, const Environment& env,
       if (vs.auth == "approle" && vs.role_id.empty()) {
         throw ConfigError(v.where("role_id") + " is required with auth approle");
       }
-      if (vs.max_attempts == 0) throw ConfigError(v.where("max_attempts") + " must be at least 1");
       c.secrets.clouds.insert("vault");
     }
     // A URL setting of the Google and Azure providers: plain http:// only to this machine, but
@@ -514,18 +517,14 @@ Config parseConfig(const std::string& yaml_text, const Environment& env,
                                 {"endpoint", &gs.endpoint},
                                 {"credentials_file", &gs.credentials_file},
                                 {"token_uri", &gs.token_uri},
-                                {"metadata_endpoint", &gs.metadata_endpoint},
-                                {"ca_bundle", &gs.ca_bundle},
-                                {"proxy", &gs.proxy}}) {
+                                {"metadata_endpoint", &gs.metadata_endpoint}}) {
         g.read(key, *field);
       }
-      g.read("timeout", gs.timeout);
-      g.read("max_attempts", gs.max_attempts);
+      readTransport(g, gs.transport);
       g.rejectUnknown();
       checkCloudUrl(g, "endpoint", gs.endpoint, false);
       checkCloudUrl(g, "token_uri", gs.token_uri, false);
       checkCloudUrl(g, "metadata_endpoint", gs.metadata_endpoint, true);
-      if (gs.max_attempts == 0) throw ConfigError(g.where("max_attempts") + " must be at least 1");
       c.secrets.clouds.insert("gcp-sm");
     }
     if (auto azure = sc.get("azure"); azure && !azure.IsNull()) {
@@ -537,13 +536,10 @@ Config parseConfig(const std::string& yaml_text, const Environment& env,
                                 {"client_id", &zs.client_id},
                                 {"client_secret_file", &zs.client_secret_file},
                                 {"imds_endpoint", &zs.imds_endpoint},
-                                {"authority_host", &zs.authority_host},
-                                {"ca_bundle", &zs.ca_bundle},
-                                {"proxy", &zs.proxy}}) {
+                                {"authority_host", &zs.authority_host}}) {
         z.read(key, *field);
       }
-      z.read("timeout", zs.timeout);
-      z.read("max_attempts", zs.max_attempts);
+      readTransport(z, zs.transport);
       z.rejectUnknown();
       if (zs.vault_url.empty()) {
         throw ConfigError(z.where("vault_url") + " is required (https://NAME.vault.azure.net)");
@@ -555,7 +551,6 @@ Config parseConfig(const std::string& yaml_text, const Environment& env,
         throw ConfigError(z.where("auth") +
                           " must be managed_identity or client_credentials, not '" + zs.auth + "'");
       }
-      if (zs.max_attempts == 0) throw ConfigError(z.where("max_attempts") + " must be at least 1");
       c.secrets.clouds.insert("azure-kv");
     }
     sc.rejectUnknown();

@@ -1,3 +1,7 @@
+// The Dispatcher (dispatcher.h). About 800 lines, on purpose: one state machine, read top to
+// bottom in the order a run meets it (intake, slots and starts, a running run, writing, retiring,
+// cancels, rebalance and drain). What is not the state machine lives beside it: admission.cc (may
+// this command run), completion.cc (how its records reach Kafka), run_events.cc (its events).
 #include "outpost/dispatch/dispatcher.h"
 
 #include <algorithm>

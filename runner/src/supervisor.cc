@@ -1,3 +1,7 @@
+// The Supervisor (supervisor.h). About 850 lines: one epoll loop that owns every run's pidfd,
+// pipes, timers and kill escalation, and the launch threads that feed it; what it relies on
+// lives beside it (launcher.cc spawns, process_tree.cc finds and kills descendants, output.cc
+// shapes output, outcome.cc describes endings).
 #include "outpost/runner/supervisor.h"
 
 #include <fcntl.h>

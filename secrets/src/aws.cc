@@ -101,7 +101,7 @@ SecretError::Kind kindOf(const std::string& code, long status, const HttpRespons
 // Secrets Manager and STS: besides 5xx and 429, AWS's throttling answers (often a 400) and STS's
 // IDPCommunicationError are tried again.
 HttpClientConfig apiClientConfig(const AwsConfig& c, const Environment& env) {
-  HttpClientConfig h = provider_internal::apiClientConfig(c, env);
+  HttpClientConfig h = provider_internal::apiClientConfig(c.transport, env);
   h.retry.retry_response = [](const HttpResponse& r) {
     return isAwsThrottling(r) || aws_internal::awsErrorCode(r) == "IDPCommunicationError";
   };
@@ -111,7 +111,7 @@ HttpClientConfig apiClientConfig(const AwsConfig& c, const Environment& env) {
 // Instance metadata and container endpoints (the container endpoint may be https).
 HttpClientConfig metadataClientConfig(const AwsConfig& c) {
   HttpClientConfig h = provider_internal::metadataClientConfig(c);
-  h.ca_bundle = c.ca_bundle;
+  h.ca_bundle = c.transport.ca_bundle;
   return h;
 }
 
@@ -192,7 +192,7 @@ AwsConfig resolveAwsConfig(AwsConfig c, const Environment& env) {
   if (iequals(envValue(env, "AWS_EC2_METADATA_DISABLED"), "true")) {
     c.instance_metadata_disabled = true;
   }
-  c.ca_bundle = expandHome(first(c.ca_bundle, {"AWS_CA_BUNDLE"}), env);
+  c.transport.ca_bundle = expandHome(first(c.transport.ca_bundle, {"AWS_CA_BUNDLE"}), env);
 
   auto intFromEnv = [&](const char* name, auto apply) {
     auto text = envValue(env, name);
@@ -208,7 +208,7 @@ AwsConfig resolveAwsConfig(AwsConfig c, const Environment& env) {
   intFromEnv("AWS_METADATA_SERVICE_TIMEOUT",
              [&](int v) { c.metadata_timeout = std::chrono::seconds(v); });
   intFromEnv("AWS_METADATA_SERVICE_NUM_ATTEMPTS", [&](int v) { c.metadata_attempts = v; });
-  if (c.max_attempts < 1) throw ConfigError("aws-sm: max_attempts must be at least 1");
+  provider_internal::checkTransport(c.transport, "aws-sm");
   if (c.metadata_attempts < 1) throw ConfigError("aws-sm: metadata_attempts must be at least 1");
   return c;
 }

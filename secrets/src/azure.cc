@@ -73,7 +73,7 @@ std::string azureError(const HttpResponse& response) {
 // Key Vault and Entra ID. 429 (with Retry-After, which the client honours up to max_delay) and
 // 5xx are retried.
 HttpClientConfig keyVaultClientConfig(const AzureConfig& c, const Environment& env) {
-  HttpClientConfig h = apiClientConfig(c, env);
+  HttpClientConfig h = apiClientConfig(c.transport, env);
   h.sleep = c.sleep;
   return h;
 }
@@ -134,7 +134,7 @@ AzureConfig resolveAzureConfig(AzureConfig c, const Environment& env) {
           "secrets.azure.client_secret_file or AZURE_CLIENT_SECRET");
     }
   }
-  if (c.max_attempts < 1) throw ConfigError("azure-kv: max_attempts must be at least 1");
+  provider_internal::checkTransport(c.transport, "azure-kv");
   if (c.metadata_attempts < 1) throw ConfigError("azure-kv: metadata_attempts must be at least 1");
   return c;
 }

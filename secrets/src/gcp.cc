@@ -125,7 +125,7 @@ GcpConfig resolveGcpConfig(GcpConfig c, const Environment& env) {
     throw ConfigError("gcp-sm: project '" + forMessage(c.project, 64) +
                       "' is not a project id or number");
   }
-  if (c.max_attempts < 1) throw ConfigError("gcp-sm: max_attempts must be at least 1");
+  provider_internal::checkTransport(c.transport, "gcp-sm");
   if (c.metadata_attempts < 1) throw ConfigError("gcp-sm: metadata_attempts must be at least 1");
   return c;
 }
@@ -421,7 +421,7 @@ GcpSecretManagerProvider::GcpSecretManagerProvider(GcpConfig config, const Envir
                                                    const Clock& clock,
                                                    std::unique_ptr<GcpTokenSource> tokens)
     : config_(resolveGcpConfig(std::move(config), env)),
-      http_(std::make_shared<HttpClient>(apiClientConfig(config_, env))),
+      http_(std::make_shared<HttpClient>(apiClientConfig(config_.transport, env))),
       token_source_(tokens ? std::move(tokens) : defaultTokenSource(config_, http_, clock)),
       tokens_(
           "gcp-sm", token_source_->name(),

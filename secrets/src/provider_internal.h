@@ -61,28 +61,31 @@ std::expected<FetchedSecret, SecretError> selectField(const SecretRef& ref, Fetc
 void checkServiceUrl(const std::string& url, std::string_view provider, const char* setting,
                      bool any_http, bool no_query = false);
 
-// Every provider's settings carry these under the same names: ca_bundle, proxy, no_proxy,
-// connect_timeout, timeout, max_attempts, retry_base_delay, retry_max_delay.
-//
-// The client of the store's API (and of a token endpoint on the internet): the proxy given, else
-// the environment's (no_proxy, when given, replacing the environment's list either way).
-template <typename ProviderConfig>
-HttpClientConfig apiClientConfig(const ProviderConfig& c, const Environment& env) {
+// The client of the store's API (and of a token endpoint on the internet), from the provider's
+// StoreTransport: the proxy given, else the environment's (no_proxy, when given, replacing the
+// environment's list either way).
+inline HttpClientConfig apiClientConfig(const StoreTransport& t, const Environment& env) {
   HttpClientConfig h;
-  h.ca_bundle = c.ca_bundle;
-  if (c.proxy.empty()) {
+  h.ca_bundle = t.ca_bundle;
+  if (t.proxy.empty()) {
     h.proxy = ProxyConfig::fromEnvironment(env);
-    if (!c.no_proxy.empty()) h.proxy->no_proxy = c.no_proxy;
+    if (!t.no_proxy.empty()) h.proxy->no_proxy = t.no_proxy;
   } else {
     h.proxy = ProxyConfig::explicitProxy(
-        c.proxy, c.no_proxy.empty() ? ProxyConfig::fromEnvironment(env).no_proxy : c.no_proxy);
+        t.proxy, t.no_proxy.empty() ? ProxyConfig::fromEnvironment(env).no_proxy : t.no_proxy);
   }
-  h.connect_timeout = c.connect_timeout;
-  h.timeout = c.timeout;
-  h.retry.max_attempts = c.max_attempts;
-  h.retry.base_delay = c.retry_base_delay;
-  h.retry.max_delay = c.retry_max_delay;
+  h.connect_timeout = t.connect_timeout;
+  h.timeout = t.timeout;
+  h.retry.max_attempts = static_cast<int>(t.max_attempts);
+  h.retry.base_delay = t.retry_base_delay;
+  h.retry.max_delay = t.retry_max_delay;
   return h;
+}
+
+// A provider's transport settings, checked as the config loader checks them; messages name the
+// provider ("vault: max_attempts must be at least 1").
+inline void checkTransport(const StoreTransport& t, std::string_view provider) {
+  t.check([&](const char* key) { return std::string(provider) + ": " + key; });
 }
 
 // The client of an instance metadata service: never through a proxy (it would answer with its
@@ -95,8 +98,8 @@ HttpClientConfig metadataClientConfig(const ProviderConfig& c) {
   h.connect_timeout = c.metadata_timeout;
   h.timeout = c.metadata_timeout;
   h.retry.max_attempts = c.metadata_attempts;
-  h.retry.base_delay = c.retry_base_delay;
-  h.retry.max_delay = c.retry_max_delay;
+  h.retry.base_delay = c.transport.retry_base_delay;
+  h.retry.max_delay = c.transport.retry_max_delay;
   return h;
 }
 

@@ -16,13 +16,13 @@ std::string keyOf(const SecretRef& r) {
   return r.provider + '\x1f' + r.path + '\x1f' + r.field + '\x1f' + r.version;
 }
 
-// The HTTP settings every cloud store's section has under the same names.
-template <typename Section, typename ProviderConfig>
-void copyHttpSettings(const Section& from, ProviderConfig& to) {
+// A store's section's transport settings over its provider's defaults (connect_timeout,
+// no_proxy and the backoff stay the provider's).
+void copyTransport(const StoreTransport& from, StoreTransport& to) {
   to.ca_bundle = from.ca_bundle;
   to.proxy = from.proxy;
   to.timeout = from.timeout;
-  to.max_attempts = static_cast<int>(from.max_attempts);
+  to.max_attempts = from.max_attempts;
 }
 
 }  // namespace
@@ -39,7 +39,7 @@ std::unique_ptr<SecretResolver> SecretResolver::fromConfig(const SecretsConfig& 
     aws.profile = sc.aws.profile;
     aws.endpoint = sc.aws.endpoint;
     aws.sts_endpoint = sc.aws.sts_endpoint;
-    copyHttpSettings(sc.aws, aws);
+    copyTransport(sc.aws.transport, aws.transport);
     providers["aws-sm"] = std::make_shared<AwsSecretsManagerProvider>(aws, env, clock);
   }
   if (sc.uses("vault")) {
@@ -58,7 +58,7 @@ std::unique_ptr<SecretResolver> SecretResolver::fromConfig(const SecretsConfig& 
     if (!sc.vault.jwt_file.empty()) vault.jwt_file = sc.vault.jwt_file;
     vault.role_id = sc.vault.role_id;
     vault.secret_id_file = sc.vault.secret_id_file;
-    copyHttpSettings(sc.vault, vault);
+    copyTransport(sc.vault.transport, vault.transport);
     vault.renew_before = std::chrono::duration_cast<std::chrono::seconds>(sc.vault.renew_before);
     providers["vault"] = std::make_shared<VaultProvider>(vault, env, clock);
   }
@@ -69,7 +69,7 @@ std::unique_ptr<SecretResolver> SecretResolver::fromConfig(const SecretsConfig& 
     gcp.credentials_file = sc.gcp.credentials_file;
     gcp.token_uri = sc.gcp.token_uri;
     gcp.metadata_endpoint = sc.gcp.metadata_endpoint;
-    copyHttpSettings(sc.gcp, gcp);
+    copyTransport(sc.gcp.transport, gcp.transport);
     providers["gcp-sm"] = std::make_shared<GcpSecretManagerProvider>(gcp, env, clock);
   }
   if (sc.uses("azure-kv")) {
@@ -88,7 +88,7 @@ std::unique_ptr<SecretResolver> SecretResolver::fromConfig(const SecretsConfig& 
     azure.client_secret_file = sc.azure.client_secret_file;
     azure.imds_endpoint = sc.azure.imds_endpoint;
     azure.authority_host = sc.azure.authority_host;
-    copyHttpSettings(sc.azure, azure);
+    copyTransport(sc.azure.transport, azure.transport);
     providers["azure-kv"] = std::make_shared<AzureKeyVaultProvider>(azure, env, clock);
   }
   // The configuration loader lets only known names through; a SecretsConfig made in code may not.

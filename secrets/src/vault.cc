@@ -134,7 +134,7 @@ std::string describeAnswer(HttpResponse& resp) {
 }
 
 HttpClientConfig clientConfig(const VaultConfig& c, const Environment& env) {
-  HttpClientConfig h = provider_internal::apiClientConfig(c, env);
+  HttpClientConfig h = provider_internal::apiClientConfig(c.transport, env);
   // Vault Enterprise answers 412 when a standby has not caught up with a recent write yet.
   h.retry.retry_response = [](const HttpResponse& r) { return r.status == 412; };
   return h;
@@ -254,7 +254,7 @@ VaultConfig resolveVaultConfig(VaultConfig c, const Environment& env) {
   }
   if (c.vault_namespace.empty()) c.vault_namespace = envValue(env, "VAULT_NAMESPACE");
   c.vault_namespace = trimSlashes(c.vault_namespace);
-  if (c.ca_bundle.empty()) c.ca_bundle = envValue(env, "VAULT_CACERT");
+  if (c.transport.ca_bundle.empty()) c.transport.ca_bundle = envValue(env, "VAULT_CACERT");
   c.auth_mount = trimSlashes(c.auth_mount);
   switch (c.auth) {
     case VaultAuthMethod::kToken:
@@ -273,8 +273,7 @@ VaultConfig resolveVaultConfig(VaultConfig c, const Environment& env) {
       if (c.role_id.empty()) throw ConfigError("vault: auth approle needs secrets.vault.role_id");
       break;
   }
-  if (c.max_attempts < 1) throw ConfigError("vault: max_attempts must be at least 1");
-  if (c.timeout.count() <= 0) throw ConfigError("vault: timeout must be positive");
+  provider_internal::checkTransport(c.transport, "vault");
   return c;
 }
 

@@ -472,11 +472,11 @@ class AwsSecretsManagerTest : public testing::Test {
     c.sts_endpoint = aws_.url("/sts/");
     c.container_endpoint = aws_.url("");
     c.instance_metadata_endpoint = closedPortUrl();
-    c.connect_timeout = 2s;
-    c.timeout = 5s;
-    c.max_attempts = 3;
-    c.retry_base_delay = 1ms;
-    c.retry_max_delay = 5ms;
+    c.transport.connect_timeout = 2s;
+    c.transport.timeout = 5s;
+    c.transport.max_attempts = 3;
+    c.transport.retry_base_delay = 1ms;
+    c.transport.retry_max_delay = 5ms;
     c.metadata_timeout = 2s;
     return c;
   }
@@ -673,8 +673,8 @@ TEST_F(AwsSecretsManagerTest, ServerErrorsAreRetriedThenUnavailable) {
 
 TEST_F(AwsSecretsManagerTest, ASlowAnswerTimesOutAfterABoundedNumberOfTries) {
   auto c = config();
-  c.timeout = 300ms;
-  c.max_attempts = 2;
+  c.transport.timeout = 300ms;
+  c.transport.max_attempts = 2;
   AwsSecretsManagerProvider p(c, staticKeys(), clock_);
   auto s = p.fetch(ref("slow"));
   ASSERT_FALSE(s);
@@ -840,8 +840,8 @@ TEST_F(AwsSecretsManagerTest, ConcurrentFetchesShareOneCredentialLoad) {
 TEST_F(AwsSecretsManagerTest, AnArnInAnotherRegionGoesToThatRegionsEndpoint) {
   auto c = config();
   c.endpoint.clear();
-  c.proxy = closedPortUrl();
-  c.max_attempts = 1;
+  c.transport.proxy = closedPortUrl();
+  c.transport.max_attempts = 1;
   AwsSecretsManagerProvider p(c, staticKeys(), clock_);
   auto s = p.fetch(ref("arn:aws:secretsmanager:eu-west-3:123456789012:secret:x-AbCdEf"));
   ASSERT_FALSE(s);
@@ -1122,9 +1122,9 @@ TEST(AwsSecretsManagerTls, VerifiesTheServerAgainstTheConfiguredCaBundle) {
   c.region = kRegion;
   c.endpoint = aws.url("/", "https");
   c.instance_metadata_disabled = true;
-  c.retry_base_delay = 1ms;
-  c.retry_max_delay = 5ms;
-  c.ca_bundle = ca;
+  c.transport.retry_base_delay = 1ms;
+  c.transport.retry_max_delay = 5ms;
+  c.transport.ca_bundle = ca;
   Environment env{{"HOME", dir.path()},
                   {"AWS_ACCESS_KEY_ID", kAccessKey},
                   {"AWS_SECRET_ACCESS_KEY", kSecretKey}};
@@ -1134,7 +1134,7 @@ TEST(AwsSecretsManagerTls, VerifiesTheServerAgainstTheConfiguredCaBundle) {
   EXPECT_EQ(s->value.reveal(), "current-password");
 
   // Without the bundle the certificate is not trusted: refused at once, never retried.
-  c.ca_bundle.clear();
+  c.transport.ca_bundle.clear();
   AwsSecretsManagerProvider untrusted(c, env, clock);
   const int before = aws.sm_calls;
   auto u = untrusted.fetch(ref("prod/db"));

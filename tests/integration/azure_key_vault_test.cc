@@ -278,10 +278,10 @@ class AzureKeyVaultTest : public testing::Test {
     c.vault_url = azure_.url();
     c.imds_endpoint = azure_.url();
     c.authority_host = azure_.url();
-    c.connect_timeout = 2s;
-    c.timeout = 5s;
-    c.max_attempts = 3;
-    c.retry_base_delay = 1ms;
+    c.transport.connect_timeout = 2s;
+    c.transport.timeout = 5s;
+    c.transport.max_attempts = 3;
+    c.transport.retry_base_delay = 1ms;
     c.metadata_timeout = 2s;
     // Waits between tries are recorded, not slept.
     c.sleep = [this](std::chrono::milliseconds d) {
@@ -395,7 +395,7 @@ TEST_F(AzureKeyVaultTest, ThrottlingWaitsAsRetryAfterSaysThenPasses) {
 
 TEST_F(AzureKeyVaultTest, RetryAfterIsCappedByTheLongestWait) {
   auto c = config();
-  c.retry_max_delay = 500ms;
+  c.transport.retry_max_delay = 500ms;
   AzureKeyVaultProvider p(c, {}, clock_);
   azure_.failNext(1, 429, "3600");
   ASSERT_TRUE(p.fetch(kvRef("db")));
@@ -418,8 +418,8 @@ TEST_F(AzureKeyVaultTest, ServerErrorsAreRetriedUntilItPasses) {
 
 TEST_F(AzureKeyVaultTest, ASlowAnswerTimesOutAfterABoundedNumberOfTries) {
   auto c = config();
-  c.timeout = 300ms;
-  c.max_attempts = 2;
+  c.transport.timeout = 300ms;
+  c.transport.max_attempts = 2;
   AzureKeyVaultProvider p(c, {}, clock_);
   auto s = p.fetch(kvRef("slow"));
   ASSERT_FALSE(s);

@@ -321,11 +321,11 @@ class GcpSecretManagerTest : public testing::Test {
     c.endpoint = google_.url("");
     c.credentials_file = keyFile();
     c.metadata_endpoint = closedPortUrl();
-    c.connect_timeout = 2s;
-    c.timeout = 5s;
-    c.max_attempts = 3;
-    c.retry_base_delay = 1ms;
-    c.retry_max_delay = 5ms;
+    c.transport.connect_timeout = 2s;
+    c.transport.timeout = 5s;
+    c.transport.max_attempts = 3;
+    c.transport.retry_base_delay = 1ms;
+    c.transport.retry_max_delay = 5ms;
     c.metadata_timeout = 2s;
     return c;
   }
@@ -465,8 +465,8 @@ TEST_F(GcpSecretManagerTest, ServerErrorsAreRetriedUntilItPasses) {
 
 TEST_F(GcpSecretManagerTest, ASlowAnswerTimesOutAfterABoundedNumberOfTries) {
   auto c = config();
-  c.timeout = 300ms;
-  c.max_attempts = 2;
+  c.transport.timeout = 300ms;
+  c.transport.max_attempts = 2;
   GcpSecretManagerProvider p(c, {}, clock_);
   auto s = p.fetch(smRef(full("slow")));
   ASSERT_FALSE(s);

@@ -345,11 +345,11 @@ class VaultTest : public testing::Test {
     VaultConfig c;
     c.address = vault_.url();
     c.auth = auth;
-    c.connect_timeout = 2s;
-    c.timeout = 5s;
-    c.max_attempts = 3;
-    c.retry_base_delay = 1ms;
-    c.retry_max_delay = 5ms;
+    c.transport.connect_timeout = 2s;
+    c.transport.timeout = 5s;
+    c.transport.max_attempts = 3;
+    c.transport.retry_base_delay = 1ms;
+    c.transport.retry_max_delay = 5ms;
     if (auth == VaultAuthMethod::kKubernetes) {
       c.role = kK8sRole;
       c.jwt_file = dir_.write("jwt", std::string(kJwt) + "\n");
@@ -733,8 +733,8 @@ TEST_F(VaultTest, ServerErrorsBeyondTheAttemptsAreUnavailable) {
 
 TEST_F(VaultTest, ASlowAnswerTimesOutAfterABoundedNumberOfTries) {
   auto c = config();
-  c.timeout = 300ms;
-  c.max_attempts = 2;
+  c.transport.timeout = 300ms;
+  c.transport.max_attempts = 2;
   VaultProvider p(c, token(), clock_);
   auto s = p.fetch(ref("kv/slow", "x"));
   ASSERT_FALSE(s);
@@ -747,7 +747,7 @@ TEST_F(VaultTest, ASlowAnswerTimesOutAfterABoundedNumberOfTries) {
 TEST_F(VaultTest, NothingListeningIsUnavailable) {
   auto c = config();
   c.address = closedPortUrl();
-  c.max_attempts = 1;
+  c.transport.max_attempts = 1;
   VaultProvider p(c, token(), clock_);
   auto s = p.fetch(ref("kv/app/db", "password"));
   ASSERT_FALSE(s);
@@ -817,7 +817,7 @@ TEST_F(VaultTest, NoSecretOrTokenAppearsInAnyErrorOrLog) {
   {
     auto c = config();
     c.address = closedPortUrl();
-    c.max_attempts = 1;
+    c.transport.max_attempts = 1;
     VaultProvider p(c, token(token_value), clock_);
     leaks.expectError(p, ref("kv/leaky", "password"));  // nothing listens
   }

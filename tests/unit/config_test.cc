@@ -683,7 +683,7 @@ TEST(SecretsConfig, AwsIsUsedWhenNamedAndItsSettingsAreChecked) {
       {});
   EXPECT_TRUE(c.secrets.uses("aws-sm"));
   EXPECT_EQ(c.secrets.aws.region, "eu-west-1");
-  EXPECT_EQ(c.secrets.aws.max_attempts, 2u);
+  EXPECT_EQ(c.secrets.aws.transport.max_attempts, 2u);
   EXPECT_FALSE(parseConfig("", {}).secrets.uses("aws-sm"));
   EXPECT_TRUE(parseConfig("secrets:\n  default_cloud: aws-sm\n", {}).secrets.uses("aws-sm"));
   EXPECT_THAT(errorOf("secrets:\n  default_cloud: env\n"), HasSubstr("must be a cloud provider"));
@@ -706,10 +706,10 @@ TEST(SecretsConfig, VaultIsUsedWhenGivenAndItsSettingsAreChecked) {
   EXPECT_EQ(v.role, "outpost");
   EXPECT_EQ(v.auth_mount, "k8s-prod");
   EXPECT_EQ(v.jwt_file, "/run/sa/token");
-  EXPECT_EQ(v.ca_bundle, "/etc/vault-ca.pem");
-  EXPECT_EQ(v.proxy, "http://p:3128");
-  EXPECT_EQ(v.timeout, seconds(3));
-  EXPECT_EQ(v.max_attempts, 2u);
+  EXPECT_EQ(v.transport.ca_bundle, "/etc/vault-ca.pem");
+  EXPECT_EQ(v.transport.proxy, "http://p:3128");
+  EXPECT_EQ(v.transport.timeout, seconds(3));
+  EXPECT_EQ(v.transport.max_attempts, 2u);
   EXPECT_EQ(v.renew_before, minutes(5));
 
   auto approle = parseConfig(
@@ -740,6 +740,36 @@ TEST(SecretsConfig, VaultIsUsedWhenGivenAndItsSettingsAreChecked) {
               HasSubstr("'secrets.vault.tokn_file'"));
 }
 
+// The transport settings (StoreTransport) are read and checked by one function for every cloud
+// store: each store's section refuses the same out-of-range values, naming its own path.
+TEST(ConfigSecrets, EveryCloudStoreChecksItsTransportSettingsTheSameWay) {
+  const std::map<std::string, std::string> stores = {
+      {"aws", "region: eu-west-1"},
+      {"vault", "address: 'https://v'"},
+      {"gcp", "project: p"},
+      {"azure", "vault_url: 'https://kv.vault.azure.net'"}};
+  for (const auto& [store, required] : stores) {
+    SCOPED_TRACE(store);
+    const std::string head = "secrets:\n  " + store + ": {" + required + ", ";
+    EXPECT_THAT(errorOf(head + "max_attempts: 0}\n"),
+                HasSubstr("'secrets." + store + ".max_attempts' must be at least 1"));
+    EXPECT_THAT(errorOf(head + "timeout: 0s}\n"),
+                HasSubstr("'secrets." + store + ".timeout' must be positive"));
+    auto c = parseConfig(head +
+                             "ca_bundle: /ca.pem, proxy: 'http://p:3128', timeout: 2s, "
+                             "max_attempts: 7}\n",
+                         {});
+    const auto& t = store == "aws"     ? c.secrets.aws.transport
+                    : store == "vault" ? c.secrets.vault.transport
+                    : store == "gcp"   ? c.secrets.gcp.transport
+                                       : c.secrets.azure.transport;
+    EXPECT_EQ(t.ca_bundle, "/ca.pem");
+    EXPECT_EQ(t.proxy, "http://p:3128");
+    EXPECT_EQ(t.timeout, std::chrono::seconds(2));
+    EXPECT_EQ(t.max_attempts, 7u);
+  }
+}
+
 }  // namespace
 }  // namespace outpost
 
@@ -760,15 +790,17 @@ TEST(SecretsConfig, GcpIsUsedWhenGivenAndItsSettingsAreChecked) {
   EXPECT_EQ(g.credentials_file, "/run/gcp/sa.json");
   EXPECT_EQ(g.token_uri, "https://oauth2.example.com/token");
   EXPECT_EQ(g.metadata_endpoint, "http://metadata.google.internal");
-  EXPECT_EQ(g.ca_bundle, "/etc/ca.pem");
-  EXPECT_EQ(g.proxy, "http://p:3128");
-  EXPECT_EQ(g.timeout, seconds(3));
-  EXPECT_EQ(g.max_attempts, 2u);
+  EXPECT_EQ(g.transport.ca_bundle, "/etc/ca.pem");
+  EXPECT_EQ(g.transport.proxy, "http://p:3128");
+  EXPECT_EQ(g.transport.timeout, seconds(3));
+  EXPECT_EQ(g.transport.max_attempts, 2u);
 
   EXPECT_FALSE(parseConfig("", {}).secrets.uses("gcp-sm"));
   EXPECT_TRUE(parseConfig("secrets:\n  gcp: {project: p}\n", {}).secrets.uses("gcp-sm"));
   EXPECT_TRUE(parseConfig("secrets:\n  default_cloud: gcp-sm\n", {}).secrets.uses("gcp-sm"));
-  EXPECT_EQ(parseConfig("secrets:\n  gcp: {project: p}\n", {}, "x").secrets.gcp.max_attempts, 4u);
+  EXPECT_EQ(
+      parseConfig("secrets:\n  gcp: {project: p}\n", {}, "x").secrets.gcp.transport.max_attempts,
+      4u);
 
   EXPECT_THAT(errorOf("secrets:\n  gcp: {endpoint: 'http://secretmanager.example.com'}\n"),
               AllOf(HasSubstr("'secrets.gcp.endpoint'"), HasSubstr("loopback")));
@@ -798,10 +830,10 @@ TEST(SecretsConfig, AzureIsUsedWhenGivenAndItsSettingsAreChecked) {
   EXPECT_EQ(z.client_secret_file, "/run/azure/secret");
   EXPECT_EQ(z.imds_endpoint, "http://169.254.169.254");
   EXPECT_EQ(z.authority_host, "https://login.microsoftonline.us");
-  EXPECT_EQ(z.ca_bundle, "/etc/ca.pem");
-  EXPECT_EQ(z.proxy, "http://p:3128");
-  EXPECT_EQ(z.timeout, seconds(4));
-  EXPECT_EQ(z.max_attempts, 3u);
+  EXPECT_EQ(z.transport.ca_bundle, "/etc/ca.pem");
+  EXPECT_EQ(z.transport.proxy, "http://p:3128");
+  EXPECT_EQ(z.transport.timeout, seconds(4));
+  EXPECT_EQ(z.transport.max_attempts, 3u);
 
   EXPECT_FALSE(parseConfig("", {}).secrets.uses("azure-kv"));
   auto managed = parseConfig("secrets:\n  azure: {vault_url: 'https://v.vault.azure.net'}\n", {});

@@ -301,7 +301,7 @@ TEST(GcpConfig, ResolvesFromTheEnvironmentAndRefusesPlainHttpBeyondLoopback) {
   c.token_uri = "http://oauth.example.com/token";
   EXPECT_THROW(resolveGcpConfig(c, {}), ConfigError);
   c.token_uri = "";
-  c.max_attempts = 0;
+  c.transport.max_attempts = 0;
   EXPECT_THROW(resolveGcpConfig(c, {}), ConfigError);
 }
 

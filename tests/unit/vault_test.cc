@@ -69,13 +69,13 @@ TEST(VaultConfig, NamespaceAndCaBundleComeFromTheEnvironmentWhenNotSet) {
   const Environment env{{"VAULT_NAMESPACE", "/team-a/"}, {"VAULT_CACERT", "/etc/vault-ca.pem"}};
   auto c = resolveVaultConfig(withAddress("https://v:8200"), env);
   EXPECT_EQ(c.vault_namespace, "team-a");
-  EXPECT_EQ(c.ca_bundle, "/etc/vault-ca.pem");
+  EXPECT_EQ(c.transport.ca_bundle, "/etc/vault-ca.pem");
   auto own = withAddress("https://v:8200");
   own.vault_namespace = "team-b";
-  own.ca_bundle = "/mine.pem";
+  own.transport.ca_bundle = "/mine.pem";
   own = resolveVaultConfig(own, env);
   EXPECT_EQ(own.vault_namespace, "team-b");
-  EXPECT_EQ(own.ca_bundle, "/mine.pem");
+  EXPECT_EQ(own.transport.ca_bundle, "/mine.pem");
 }
 
 TEST(VaultConfig, EachLoginMethodNeedsItsSettingsAndHasADefaultMount) {
@@ -96,7 +96,7 @@ TEST(VaultConfig, EachLoginMethodNeedsItsSettingsAndHasADefaultMount) {
   EXPECT_EQ(resolveVaultConfig(approle, {}).auth_mount, "approle");
 
   auto attempts = withAddress("https://v:8200");
-  attempts.max_attempts = 0;
+  attempts.transport.max_attempts = 0;
   EXPECT_THAT(configError(attempts), HasSubstr("max_attempts"));
 }
 

@@ -211,6 +211,35 @@ struct LineageConfig {
   bool toHttp() const { return transport != LineageTransport::kKafka; }
 };
 
+// How a cloud secret store (AWS Secrets Manager, Vault, Google Secret Manager, Azure Key Vault) is
+// reached over HTTP: the same settings, meanings and checks for each, in its section
+// (secrets.aws, secrets.vault, ...) and in its provider's config.
+struct StoreTransport {
+  // PEM bundle of CAs to trust instead of the system's (the provider may read a default from its
+  // own environment variable, e.g. AWS_CA_BUNDLE, VAULT_CACERT).
+  std::string ca_bundle;
+  // Proxy for the store's API and token endpoints. Empty: HTTPS_PROXY / HTTP_PROXY / ALL_PROXY /
+  // NO_PROXY (either case). Instance metadata services never go through a proxy.
+  std::string proxy;
+  std::string no_proxy;
+  Millis connect_timeout{3000};
+  Millis timeout{10000};      // one try
+  unsigned max_attempts = 4;  // tries in all, including the first
+  Millis retry_base_delay{100};
+  Millis retry_max_delay{5000};
+
+  // Throws ConfigError when a setting is out of range; `name` turns a setting's key into how the
+  // message names it (e.g. "'secrets.vault.max_attempts'").
+  template <typename Name>
+  void check(const Name& name) const {
+    if (max_attempts < 1) throw ConfigError(name("max_attempts") + " must be at least 1");
+    if (timeout.count() <= 0) throw ConfigError(name("timeout") + " must be positive");
+    if (connect_timeout.count() <= 0) {
+      throw ConfigError(name("connect_timeout") + " must be positive");
+    }
+  }
+};
+
 // AWS Secrets Manager settings; what is left empty comes from the AWS environment variables and
 // shared files, as the AWS CLI reads them (see secrets/include/outpost/secrets/aws.h).
 struct AwsSecretsSettings {
@@ -218,10 +247,7 @@ struct AwsSecretsSettings {
   std::string profile;
   std::string endpoint;      // a VPC endpoint or a test server; only this may be plain http://
   std::string sts_endpoint;  // for web identity (IRSA)
-  std::string ca_bundle;
-  std::string proxy;
-  Millis timeout = std::chrono::seconds(10);  // one try
-  unsigned max_attempts = 4;
+  StoreTransport transport;  // ca_bundle, proxy, timeout, max_attempts
 };
 
 // HashiCorp Vault (KV v2) settings (see secrets/include/outpost/secrets/vault.h). Empty strings
@@ -237,11 +263,8 @@ struct VaultSecretsSettings {
   std::string jwt_file;        // kubernetes; empty: the pod's service account token
   std::string role_id;         // approle
   std::string secret_id_file;  // approle; empty: VAULT_SECRET_ID
-  std::string ca_bundle;
-  std::string proxy;
-  Millis timeout = std::chrono::seconds(10);  // one try
-  unsigned max_attempts = 4;
-  Millis renew_before{0};  // zero: renew the token when a third of its lease is left
+  StoreTransport transport;    // ca_bundle, proxy, timeout, max_attempts
+  Millis renew_before{0};      // zero: renew the token when a third of its lease is left
 };
 
 // Google Cloud Secret Manager settings (see secrets/include/outpost/secrets/gcp.h). Empty strings
@@ -253,10 +276,7 @@ struct GcpSecretsSettings {
   std::string credentials_file;   // service-account key; none: the metadata server
   std::string token_uri;          // the key file's token_uri; http:// only to loopback
   std::string metadata_endpoint;  // http://169.254.169.254
-  std::string ca_bundle;
-  std::string proxy;
-  Millis timeout = std::chrono::seconds(10);  // one try
-  unsigned max_attempts = 4;
+  StoreTransport transport;       // ca_bundle, proxy, timeout, max_attempts
 };
 
 // Azure Key Vault settings (see secrets/include/outpost/secrets/azure.h). Empty strings mean the
@@ -270,10 +290,7 @@ struct AzureSecretsSettings {
   std::string client_secret_file;  // client_credentials; empty: AZURE_CLIENT_SECRET
   std::string imds_endpoint;       // http://169.254.169.254
   std::string authority_host;      // https://login.microsoftonline.com; http:// only to loopback
-  std::string ca_bundle;
-  std::string proxy;
-  Millis timeout = std::chrono::seconds(10);  // one try
-  unsigned max_attempts = 4;
+  StoreTransport transport;        // ca_bundle, proxy, timeout, max_attempts
 };
 
 struct SecretsConfig {

@@ -9,8 +9,8 @@
 
 #include "outpost/common/clock.h"
 #include "outpost/common/config.h"
-#include "outpost/secrets/aws_credentials.h"
 #include "outpost/common/http_client.h"
+#include "outpost/secrets/aws_credentials.h"
 #include "outpost/secrets/provider.h"
 
 namespace outpost {
@@ -37,17 +37,9 @@ struct AwsConfig {
   std::string instance_metadata_endpoint;
   // AWS_EC2_METADATA_DISABLED=true also turns instance metadata off.
   bool instance_metadata_disabled = false;
-  // PEM bundle of CAs to trust instead of the system's. Empty: AWS_CA_BUNDLE, then the system's.
-  std::string ca_bundle;
-  // Proxy for Secrets Manager and STS. Empty: HTTPS_PROXY / HTTP_PROXY / ALL_PROXY / NO_PROXY
-  // (either case). The instance-metadata and container endpoints never go through a proxy.
-  std::string proxy;
-  std::string no_proxy;
-  std::chrono::milliseconds connect_timeout{3000};
-  std::chrono::milliseconds timeout{10000};  // one try
-  int max_attempts = 4;                      // tries in all, including the first
-  std::chrono::milliseconds retry_base_delay{100};
-  std::chrono::milliseconds retry_max_delay{5000};
+  // How Secrets Manager and STS are reached. An empty ca_bundle: AWS_CA_BUNDLE, then the
+  // system's. The instance-metadata and container endpoints never go through the proxy.
+  StoreTransport transport;
   // Instance metadata and container endpoints are local and quick, or absent: short limits.
   // AWS_METADATA_SERVICE_TIMEOUT (seconds) and AWS_METADATA_SERVICE_NUM_ATTEMPTS override.
   std::chrono::milliseconds metadata_timeout{1000};

@@ -44,19 +44,14 @@ struct AzureConfig {
   // Microsoft Entra ID. Empty: AZURE_AUTHORITY_HOST, then https://login.microsoftonline.com. Only
   // a loopback address may be plain http://.
   std::string authority_host;
-  // PEM bundle of CAs to trust instead of the system's (Key Vault and the authority).
-  std::string ca_bundle;
-  // Proxy for Key Vault and the authority. Empty: HTTPS_PROXY / HTTP_PROXY / ALL_PROXY /
-  // NO_PROXY (either case). IMDS never goes through a proxy.
-  std::string proxy;
-  std::string no_proxy;
-  std::chrono::milliseconds connect_timeout{3000};
-  std::chrono::milliseconds timeout{10000};  // one try
-  int max_attempts = 4;                      // tries in all, including the first
-  std::chrono::milliseconds retry_base_delay{100};
-  // Also the longest Retry-After that is waited for (Key Vault says how long to back off when it
-  // throttles, with 429 and Retry-After).
-  std::chrono::milliseconds retry_max_delay{10000};
+  // How Key Vault and the authority are reached. IMDS never goes through the proxy.
+  // retry_max_delay is also the longest Retry-After waited for (Key Vault says how long to back
+  // off when it throttles, with 429 and Retry-After).
+  StoreTransport transport = [] {
+    StoreTransport t;
+    t.retry_max_delay = std::chrono::seconds(10);
+    return t;
+  }();
   // IMDS is local and quick, or absent: short limits.
   std::chrono::milliseconds metadata_timeout{2000};
   int metadata_attempts = 3;

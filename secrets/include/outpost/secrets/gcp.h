@@ -32,17 +32,9 @@ struct GcpConfig {
   std::string token_uri;
   // The metadata server. Empty: GCE_METADATA_HOST (host[:port]), then http://169.254.169.254.
   std::string metadata_endpoint;
-  // PEM bundle of CAs to trust instead of the system's (Secret Manager and token_uri).
-  std::string ca_bundle;
-  // Proxy for Secret Manager and token_uri. Empty: HTTPS_PROXY / HTTP_PROXY / ALL_PROXY /
-  // NO_PROXY (either case). The metadata server never goes through a proxy.
-  std::string proxy;
-  std::string no_proxy;
-  std::chrono::milliseconds connect_timeout{3000};
-  std::chrono::milliseconds timeout{10000};  // one try
-  int max_attempts = 4;                      // tries in all, including the first
-  std::chrono::milliseconds retry_base_delay{100};
-  std::chrono::milliseconds retry_max_delay{5000};
+  // How Secret Manager and token_uri are reached. The metadata server never goes through the
+  // proxy.
+  StoreTransport transport;
   // The metadata server is local and quick, or absent: short limits.
   std::chrono::milliseconds metadata_timeout{2000};
   int metadata_attempts = 3;

@@ -48,16 +48,8 @@ struct VaultConfig {
   // approle: the role id, and the file with the secret id. Empty file: VAULT_SECRET_ID.
   std::string role_id;
   std::string secret_id_file;
-  // PEM bundle of CAs to trust instead of the system's. Empty: VAULT_CACERT, then the system's.
-  std::string ca_bundle;
-  // Empty: HTTPS_PROXY / HTTP_PROXY / ALL_PROXY / NO_PROXY (either case).
-  std::string proxy;
-  std::string no_proxy;
-  std::chrono::milliseconds connect_timeout{3000};
-  std::chrono::milliseconds timeout{10000};  // one try
-  int max_attempts = 4;                      // tries in all, including the first
-  std::chrono::milliseconds retry_base_delay{100};
-  std::chrono::milliseconds retry_max_delay{5000};
+  // How Vault is reached. An empty ca_bundle: VAULT_CACERT, then the system's.
+  StoreTransport transport;
   // The token is renewed when less than this is left of its lease. Zero: when less than a third
   // of the lease is left.
   std::chrono::seconds renew_before{0};
