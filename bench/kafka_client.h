@@ -1,8 +1,9 @@
-// Bare librdkafka clients for the benchmarks: RAII handles, topic creation and a reader that is
-// assigned one topic's partitions directly (no consumer group), as the platform would read events.
+// The benchmark's control plane: topic creation and a reader that is assigned one topic's
+// partitions directly (no consumer group), as the platform would read events. Clients and topic
+// readiness come from tests/support/kafka_testing.h, shared with the tests.
 #pragma once
 
-#include <librdkafka/rdkafka.h>
+#include "kafka_testing.h"
 
 #include <chrono>
 #include <map>
@@ -13,22 +14,11 @@
 
 namespace outpost::bench {
 
-struct Deleter {
-  void operator()(rd_kafka_t* p) const { rd_kafka_destroy(p); }
-  void operator()(rd_kafka_message_t* p) const { rd_kafka_message_destroy(p); }
-  void operator()(rd_kafka_topic_partition_list_t* p) const {
-    rd_kafka_topic_partition_list_destroy(p);
-  }
-  void operator()(rd_kafka_queue_t* p) const { rd_kafka_queue_destroy(p); }
-  void operator()(rd_kafka_event_t* p) const { rd_kafka_event_destroy(p); }
-};
-using HandlePtr = std::unique_ptr<rd_kafka_t, Deleter>;
-using MessagePtr = std::unique_ptr<rd_kafka_message_t, Deleter>;
-
-using Properties = std::map<std::string, std::string>;
-
-// A producer or consumer for `bootstrap`; throws with the property's name if librdkafka refuses it.
-HandlePtr makeClient(rd_kafka_type_t type, const std::string& bootstrap, Properties props);
+using kafka_testing::Deleter;
+using kafka_testing::HandlePtr;
+using kafka_testing::makeClient;
+using kafka_testing::MessagePtr;
+using kafka_testing::Properties;
 
 // Creates the topics (one partition each unless given in `partitions`, with the topic-level
 // settings given in `configs`, e.g. cleanup.policy); throws on failure.

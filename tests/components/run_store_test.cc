@@ -16,6 +16,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "harness.h"
+#include "kafka_testing.h"
 #include "outpost/consumer/run_store.h"
 
 namespace outpost {
@@ -69,22 +70,9 @@ Handle client(rd_kafka_type_t type, const std::map<std::string, std::string>& pr
 // leader (creation returns before that), so that tests see the topic as a worker would later.
 void waitUntilVisible(const std::string& topic, int partitions) {
   auto rk = client(RD_KAFKA_PRODUCER, {});
-  auto deadline = std::chrono::steady_clock::now() + seconds(30);
-  while (std::chrono::steady_clock::now() < deadline) {
-    rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk.get(), topic.c_str(), nullptr);
-    const rd_kafka_metadata_t* md = nullptr;
-    auto err = rd_kafka_metadata(rk.get(), 0, rkt, &md, 5000);
-    rd_kafka_topic_destroy(rkt);
-    bool ready = !err && md->topic_cnt == 1 && !md->topics[0].err &&
-                 md->topics[0].partition_cnt == partitions &&
-                 std::all_of(md->topics[0].partitions,
-                             md->topics[0].partitions + md->topics[0].partition_cnt,
-                             [](const rd_kafka_metadata_partition_t& p) { return p.leader >= 0; });
-    if (md) rd_kafka_metadata_destroy(md);
-    if (ready) return;
-    std::this_thread::sleep_for(milliseconds(100));
-  }
-  FAIL() << "topic " << topic << " did not show up in the metadata";
+  EXPECT_EQ(kafka_testing::readablePartitions(rk.get(), topic).size(),
+            static_cast<std::size_t>(partitions))
+      << "topic " << topic;
 }
 
 // Topics one test creates, deleted when it ends.

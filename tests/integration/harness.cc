@@ -20,6 +20,7 @@
 #include <gtest/gtest.h>
 #include <librdkafka/rdkafka.h>
 
+#include "kafka_testing.h"
 #include "lineage_validator.h"
 
 extern char** environ;
@@ -29,35 +30,12 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct Deleter {
-  void operator()(rd_kafka_t* p) const { rd_kafka_destroy(p); }
-  void operator()(rd_kafka_topic_partition_list_t* p) const {
-    rd_kafka_topic_partition_list_destroy(p);
-  }
-  void operator()(rd_kafka_message_t* p) const { rd_kafka_message_destroy(p); }
-  void operator()(rd_kafka_queue_t* p) const { rd_kafka_queue_destroy(p); }
-  void operator()(rd_kafka_event_t* p) const { rd_kafka_event_destroy(p); }
-};
-using Handle = std::unique_ptr<rd_kafka_t, Deleter>;
-using PartitionList = std::unique_ptr<rd_kafka_topic_partition_list_t, Deleter>;
+using kafka_testing::Deleter;
+using Handle = kafka_testing::HandlePtr;
+using PartitionList = kafka_testing::PartitionListPtr;
 
 Handle client(rd_kafka_type_t type, std::map<std::string, std::string> props) {
-  props["bootstrap.servers"] = bootstrap();
-  props.emplace("log_level", "3");
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  char err[512];
-  for (const auto& [k, v] : props) {
-    if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
-      rd_kafka_conf_destroy(conf);
-      throw std::runtime_error("test client config " + k + ": " + err);
-    }
-  }
-  rd_kafka_t* rk = rd_kafka_new(type, conf, err, sizeof err);
-  if (!rk) {
-    rd_kafka_conf_destroy(conf);
-    throw std::runtime_error(std::string("test client: ") + err);
-  }
-  return Handle(rk);
+  return kafka_testing::makeClient(type, bootstrap(), std::move(props));
 }
 
 std::string sourceDir() {
@@ -98,47 +76,8 @@ Topics topicNames(const std::string& stem) {
 
 namespace {
 
-struct NewTopic {
-  std::string name;
-  int partitions = 1;
-  std::map<std::string, std::string> configs;
-};
-
-// Creates the topics in one admin request; throws naming the first that failed.
-void createAll(const std::vector<NewTopic>& wanted) {
-  auto admin = client(RD_KAFKA_PRODUCER, {});
-  std::vector<rd_kafka_NewTopic_t*> topics;
-  char err[256];
-  for (const auto& w : wanted) {
-    topics.push_back(rd_kafka_NewTopic_new(w.name.c_str(), w.partitions, 1, err, sizeof err));
-    for (const auto& [k, v] : w.configs) {
-      rd_kafka_NewTopic_set_config(topics.back(), k.c_str(), v.c_str());
-    }
-  }
-  std::unique_ptr<rd_kafka_queue_t, Deleter> q(rd_kafka_queue_new(admin.get()));
-  // Answer once the topics exist with their leaders, not only once the controller accepted them:
-  // a reader that looks right after could otherwise find no partitions to read.
-  rd_kafka_AdminOptions_t* options =
-      rd_kafka_AdminOptions_new(admin.get(), RD_KAFKA_ADMIN_OP_CREATETOPICS);
-  rd_kafka_AdminOptions_set_operation_timeout(options, 30000, err, sizeof err);
-  rd_kafka_CreateTopics(admin.get(), topics.data(), topics.size(), options, q.get());
-  rd_kafka_AdminOptions_destroy(options);
-  std::unique_ptr<rd_kafka_event_t, Deleter> ev(rd_kafka_queue_poll(q.get(), 30000));
-  rd_kafka_NewTopic_destroy_array(topics.data(), topics.size());
-  if (!ev || rd_kafka_event_error(ev.get())) {
-    throw std::runtime_error("cannot create topics: " +
-                             std::string(ev ? rd_kafka_event_error_string(ev.get()) : "timeout"));
-  }
-  size_t n = 0;
-  const rd_kafka_topic_result_t** results =
-      rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev.get()), &n);
-  for (size_t i = 0; i < n; ++i) {
-    if (rd_kafka_topic_result_error(results[i])) {
-      throw std::runtime_error("cannot create topic " +
-                               std::string(rd_kafka_topic_result_name(results[i])) + ": " +
-                               rd_kafka_topic_result_error_string(results[i]));
-    }
-  }
+void createAll(const std::vector<kafka_testing::NewTopicSpec>& wanted) {
+  kafka_testing::createTopics(bootstrap(), wanted);
 }
 
 }  // namespace
@@ -150,7 +89,7 @@ void createTopic(const std::string& name, int partitions,
 
 Topics createTopics(const std::string& stem, int job_partitions) {
   Topics t = topicNames(stem);
-  std::vector<NewTopic> wanted;
+  std::vector<kafka_testing::NewTopicSpec> wanted;
   for (const auto& name : {t.jobs, t.control, t.events, t.lineage, t.dlq, t.workers}) {
     wanted.push_back({name, name == t.jobs ? job_partitions : 1, {}});
   }
@@ -201,37 +140,11 @@ TopicReader::TopicReader(const std::string& topic)
   impl_->rk = client(RD_KAFKA_CONSUMER, {{"group.id", uniqueName("reader")},
                                          {"enable.auto.commit", "false"},
                                          {"isolation.level", "read_committed"}});
-  // The topic as the broker knows it, with its partitions: a topic just created may not be known
-  // to every part of the broker yet, and a reader with no partitions would read nothing, ever.
-  const rd_kafka_metadata_t* md = nullptr;
-  rd_kafka_topic_t* rkt = rd_kafka_topic_new(impl_->rk.get(), topic.c_str(), nullptr);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  for (;;) {
-    auto err = rd_kafka_metadata(impl_->rk.get(), 0, rkt, &md, 10000);
-    if (err) {
-      rd_kafka_topic_destroy(rkt);
-      throw std::runtime_error("metadata for " + topic + ": " + rd_kafka_err2str(err));
-    }
-    const auto& t = md->topics[0];
-    const bool ready = md->topic_cnt == 1 && !t.err && t.partition_cnt > 0 &&
-                       std::all_of(t.partitions, t.partitions + t.partition_cnt,
-                                   [](const auto& p) { return p.leader >= 0; });
-    if (ready) break;
-    std::string why = md->topic_cnt == 1 && t.err ? rd_kafka_err2str(t.err) : "no leader yet";
-    rd_kafka_metadata_destroy(md);
-    if (std::chrono::steady_clock::now() > deadline) {
-      rd_kafka_topic_destroy(rkt);
-      throw std::runtime_error("topic " + topic + " not readable after 30 s: " + why);
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  rd_kafka_topic_destroy(rkt);
   PartitionList list(rd_kafka_topic_partition_list_new(4));
-  for (int p = 0; p < md->topics[0].partition_cnt; ++p) {
-    rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), md->topics[0].partitions[p].id)
-        ->offset = RD_KAFKA_OFFSET_BEGINNING;
+  for (auto p : kafka_testing::readablePartitions(impl_->rk.get(), topic)) {
+    rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p)->offset =
+        RD_KAFKA_OFFSET_BEGINNING;
   }
-  rd_kafka_metadata_destroy(md);
   rd_kafka_assign(impl_->rk.get(), list.get());
 }
 

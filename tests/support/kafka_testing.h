@@ -1,0 +1,52 @@
+// Bare librdkafka clients for the tests and the benchmark, which both play the control plane
+// against a real broker: clients, topic creation, and the partitions of a topic once it can be
+// read. One place, so that what one learned (a topic just created may not be readable yet) holds
+// for the other.
+#pragma once
+
+#include <librdkafka/rdkafka.h>
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace outpost::kafka_testing {
+
+struct Deleter {
+  void operator()(rd_kafka_t* p) const { rd_kafka_destroy(p); }
+  void operator()(rd_kafka_message_t* p) const { rd_kafka_message_destroy(p); }
+  void operator()(rd_kafka_topic_partition_list_t* p) const {
+    rd_kafka_topic_partition_list_destroy(p);
+  }
+  void operator()(rd_kafka_queue_t* p) const { rd_kafka_queue_destroy(p); }
+  void operator()(rd_kafka_event_t* p) const { rd_kafka_event_destroy(p); }
+};
+using HandlePtr = std::unique_ptr<rd_kafka_t, Deleter>;
+using MessagePtr = std::unique_ptr<rd_kafka_message_t, Deleter>;
+using PartitionListPtr = std::unique_ptr<rd_kafka_topic_partition_list_t, Deleter>;
+
+using Properties = std::map<std::string, std::string>;
+
+// A producer or consumer for `bootstrap` (librdkafka logs errors only); throws naming the
+// property librdkafka refused.
+HandlePtr makeClient(rd_kafka_type_t type, const std::string& bootstrap, Properties props);
+
+struct NewTopicSpec {
+  std::string name;
+  int partitions = 1;
+  Properties configs;  // topic-level settings, e.g. cleanup.policy
+};
+
+// Creates the topics and returns once they exist with their leaders (not only once the controller
+// accepted them); throws on failure, including when one exists already.
+void createTopics(const std::string& bootstrap, const std::vector<NewTopicSpec>& topics);
+
+// The partition ids of `topic` once every partition has a leader; throws after `timeout` saying
+// why. A reader assigned the partitions of a topic's first metadata reply may get none.
+std::vector<std::int32_t> readablePartitions(
+    rd_kafka_t* rk, const std::string& topic,
+    std::chrono::seconds timeout = std::chrono::seconds(30));
+
+}  // namespace outpost::kafka_testing
