@@ -1,6 +1,6 @@
 // The AWS provider's pieces that need no network: settings, credential sources that read the
 // environment and files, the caching chain, retry and proxy rules. The provider against a fake
-// AWS on loopback is in tests/integration/aws_secrets_manager_test.cc.
+// AWS on loopback is in aws_secrets_manager_httptest.cc.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 

@@ -1,7 +1,7 @@
 // The Vault provider's pieces that need no network: settings, the KV v2 URL, reading an answer,
 // when a token is renewed, the reference form, and building the provider from the
 // configuration. The provider against a fake Vault on loopback is in
-// tests/integration/vault_test.cc.
+// vault_httptest.cc.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 

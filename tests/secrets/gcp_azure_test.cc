@@ -1,7 +1,7 @@
 // The Google Secret Manager and Azure Key Vault providers' pieces that need no network: CRC32C
 // against known answers, the service-account JWT (checked with OpenSSL, apart from the signer),
 // reference forms, token and secret answers, and settings. The providers against fake services on
-// loopback are in tests/integration/gcp_secret_manager_test.cc and azure_key_vault_test.cc.
+// loopback are in gcp_secret_manager_httptest.cc and azure_key_vault_httptest.cc.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
