@@ -161,7 +161,10 @@ TEST_P(LostWorker, WhatItLeftRunningIsGoneBeforeTheNextAttemptStarts) {
   std::ifstream overlap(dir + "/overlap");
   std::string overlapped((std::istreambuf_iterator<char>(overlap)), {});
   EXPECT_EQ(overlapped, "") << "the attempts overlapped";
-  EXPECT_THAT(second.log(), HasSubstr("left running by worker processes that are gone"));
+  // Not asserted: that the second worker's log says it killed the grandchild. Any worker starting
+  // on this host sweeps what dead workers left, and with tests running in parallel another test's
+  // worker may get there first (seen once in a full run). SupervisorTest's
+  // AtStartWhatAWorkerThatIsGoneLeftRunningIsKilled checks the sweep itself.
   std::map<std::uint32_t, std::vector<v1::RunState>> terminal;
   for (const auto& e : eventsOf(events.records(), c.run_id())) {
     if (isTerminal(e.state())) terminal[e.attempt()].push_back(e.state());
