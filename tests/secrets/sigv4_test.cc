@@ -21,7 +21,7 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-const fs::path kSuite = testdata::root() / "sigv4";
+const fs::path kSuite = testdata::dirOf("sigv4");
 constexpr const char* kAccessKey = "AKIDEXAMPLE";
 constexpr const char* kSecretKey = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
 // SOURCE.md: the CRT case's token (also in aws-c-auth's context.json for that case).
