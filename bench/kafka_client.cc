@@ -32,27 +32,4 @@ void produce(rd_kafka_t* producer, const std::string& topic, const std::string& 
   }
 }
 
-TopicReader::TopicReader(const std::string& bootstrap, const std::string& topic) {
-  rk_ = makeClient(RD_KAFKA_CONSUMER, bootstrap,
-                   {{"group.id", "outpost-bench-reader"},  // required, but never joined
-                    {"enable.auto.commit", "false"},
-                    {"isolation.level", "read_committed"}});
-  kafka_testing::PartitionListPtr list(rd_kafka_topic_partition_list_new(4));
-  for (auto p : kafka_testing::readablePartitions(rk_.get(), topic)) {
-    rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p)->offset =
-        RD_KAFKA_OFFSET_BEGINNING;
-  }
-  rd_kafka_assign(rk_.get(), list.get());
-}
-
-TopicReader::~TopicReader() {
-  rd_kafka_consumer_close(rk_.get());
-}
-
-MessagePtr TopicReader::poll(std::chrono::milliseconds timeout) {
-  MessagePtr m(rd_kafka_consumer_poll(rk_.get(), static_cast<int>(timeout.count())));
-  if (m && m->err) return nullptr;
-  return m;
-}
-
 }  // namespace outpost::bench

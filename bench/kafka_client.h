@@ -1,6 +1,6 @@
 // The benchmark's control plane: topic creation and a reader that is assigned one topic's
-// partitions directly (no consumer group), as the platform would read events. Clients and topic
-// readiness come from tests/support/kafka_testing.h, shared with the tests.
+// partitions directly (no consumer group), as the platform would read events. Clients, topic
+// readiness and the reader come from tests/support/kafka_testing.h, shared with the tests.
 #pragma once
 
 #include "kafka_testing.h"
@@ -19,6 +19,7 @@ using kafka_testing::HandlePtr;
 using kafka_testing::makeClient;
 using kafka_testing::MessagePtr;
 using kafka_testing::Properties;
+using kafka_testing::TopicReader;
 
 // Creates the topics (one partition each unless given in `partitions`, with the topic-level
 // settings given in `configs`, e.g. cleanup.policy); throws on failure.
@@ -29,21 +30,5 @@ void createTopics(const std::string& bootstrap, const std::vector<std::string>& 
 // Queues one message (copied); throws if librdkafka refuses it. Does not wait for delivery.
 void produce(rd_kafka_t* producer, const std::string& topic, const std::string& key,
              const std::string& value);
-
-// Reads every partition of one topic from the beginning, with isolation.level=read_committed,
-// assigned directly rather than through a group. One thread only.
-class TopicReader {
- public:
-  TopicReader(const std::string& bootstrap, const std::string& topic);
-  ~TopicReader();
-  TopicReader(const TopicReader&) = delete;
-  TopicReader& operator=(const TopicReader&) = delete;
-
-  // The next message within `timeout`, or nullptr. Error events are skipped.
-  MessagePtr poll(std::chrono::milliseconds timeout);
-
- private:
-  HandlePtr rk_;
-};
 
 }  // namespace outpost::bench

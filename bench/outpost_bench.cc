@@ -637,7 +637,7 @@ std::optional<Options> parseArgs(int argc, char** argv) {
 }
 
 void onSignal(int sig) {
-  killAllWorkers();
+  test_support::OutpostProcess::killAll();
   ::_exit(128 + sig);
 }
 
@@ -711,7 +711,7 @@ int main(int argc, char** argv) {
     if (!o) return 2;
     return run(*o);
   } catch (const std::exception& e) {
-    killAllWorkers();
+    outpost::test_support::OutpostProcess::killAll();
     std::cerr << "outpost_bench: " << e.what() << std::endl;
     return 1;
   }

@@ -1,44 +1,18 @@
 #include "worker_process.h"
 
-#include <fcntl.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdlib.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <array>
-#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
-#include <thread>
 #include <vector>
-
-extern char** environ;
 
 namespace outpost::bench {
 namespace {
 
 namespace fs = std::filesystem;
-
-// Pids of running workers, for killAllWorkers() from a signal handler: fixed slots, no locks.
-std::array<std::atomic<pid_t>, 8> g_workers{};
-
-void remember(pid_t pid) {
-  for (auto& slot : g_workers) {
-    pid_t empty = 0;
-    if (slot.compare_exchange_strong(empty, pid)) return;
-  }
-}
-
-void forget(pid_t pid) {
-  for (auto& slot : g_workers) {
-    pid_t p = pid;
-    slot.compare_exchange_strong(p, 0);
-  }
-}
 
 double ticksToMs(unsigned long long ticks) {
   return static_cast<double>(ticks) * 1000.0 / static_cast<double>(sysconf(_SC_CLK_TCK));
@@ -125,96 +99,25 @@ WorkerProcess::WorkerProcess(Options o) {
         << "    recipe: none\n"
         << "    timeout: 1m\n";
   }
-  int log_fd =
-      ::open((dir_ + "/worker.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (log_fd < 0) throw std::runtime_error("cannot create " + dir_ + "/worker.log");
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&fa, log_fd, 1);
-  posix_spawn_file_actions_adddup2(&fa, log_fd, 2);
-  std::vector<std::string> words;
+  std::vector<std::string> wrapper;
   if (const char* prefix = std::getenv("OUTPOST_BENCH_WORKER_PREFIX")) {
     std::istringstream ss(prefix);
-    for (std::string w; ss >> w;) words.push_back(w);
+    for (std::string w; ss >> w;) wrapper.push_back(w);
   }
-  for (std::string w : {o.binary, std::string("run"), std::string("-c"), dir_ + "/outpost.yaml"})
-    words.push_back(w);
-  std::vector<char*> argv;
-  for (auto& w : words) argv.push_back(w.data());
-  argv.push_back(nullptr);
   // The benchmark's environment goes through, so OUTPOST_* overrides reach the worker.
-  int rc = posix_spawnp(&pid_, argv[0], &fa, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  ::close(log_fd);
-  if (rc != 0) throw std::runtime_error("cannot start " + o.binary);
-  remember(pid_);
+  process_ = std::make_unique<test_support::OutpostProcess>(test_support::OutpostProcess::Options{
+      .binary = o.binary,
+      .args = {"run", "-c", dir_ + "/outpost.yaml"},
+      .log_path = dir_ + "/worker.log",
+      .wrapper = std::move(wrapper),
+  });
 }
 
 WorkerProcess::~WorkerProcess() {
-  if (running()) {
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
-    forget(pid_);
-  }
+  process_.reset();  // kills it if it still runs
   if (!std::getenv("OUTPOST_BENCH_KEEP")) {
     std::error_code ec;
     fs::remove_all(dir_, ec);
-  }
-}
-
-std::string WorkerProcess::log() const {
-  std::ifstream in(dir_ + "/worker.log");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-bool WorkerProcess::running() {
-  if (pid_ <= 0) return false;
-  if (::waitpid(pid_, nullptr, WNOHANG) == pid_) {
-    forget(pid_);
-    pid_ = -1;
-    return false;
-  }
-  return true;
-}
-
-bool WorkerProcess::waitForLog(const std::string& text, std::chrono::seconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (log().find(text) == std::string::npos) {
-    if (!running() || std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return true;
-}
-
-int WorkerProcess::stop(std::chrono::seconds timeout) {
-  if (pid_ <= 0) return -1;
-  ::kill(pid_, SIGTERM);
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    int status = 0;
-    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-      forget(pid_);
-      pid_ = -1;
-      return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    }
-    if (std::chrono::steady_clock::now() > deadline) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-      forget(pid_);
-      pid_ = -1;
-      return -1;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-}
-
-void killAllWorkers() {
-  for (auto& slot : g_workers) {
-    pid_t pid = slot.load();
-    if (pid > 0) ::kill(pid, SIGKILL);
   }
 }
 

@@ -5,8 +5,11 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <memory>
 #include <string>
 #include <vector>
+
+#include "outpost_process.h"
 
 namespace outpost::bench {
 
@@ -31,6 +34,7 @@ struct MachineCpu {
 };
 MachineCpu machineCpu();
 
+// The process itself is tests/support/outpost_process.h, shared with the tests.
 class WorkerProcess {
  public:
   struct Options {
@@ -46,26 +50,25 @@ class WorkerProcess {
   // OUTPOST_BENCH_WORKER_PREFIX set (e.g. "perf record -g -o /tmp/w.data --"), the worker runs
   // under that command, for profiling; CPU figures then describe the prefix command.
   explicit WorkerProcess(Options options);
-  // Kills the worker (SIGKILL) if it is still running, and removes its directory.
+  // Kills the worker (SIGKILL) if it is still running, and removes its directory unless
+  // OUTPOST_BENCH_KEEP is set.
   ~WorkerProcess();
   WorkerProcess(const WorkerProcess&) = delete;
   WorkerProcess& operator=(const WorkerProcess&) = delete;
 
-  pid_t pid() const { return pid_; }
-  std::string log() const;
+  pid_t pid() const { return process_->pid(); }
+  std::string log() const { return process_->log(); }
   // Waits until the log contains `text`; false after `timeout` or if the worker exited.
-  bool waitForLog(const std::string& text, std::chrono::seconds timeout);
-  // SIGTERM (drain), then waits; returns the exit status, or -1 if it had to be killed.
-  int stop(std::chrono::seconds timeout);
+  bool waitForLog(const std::string& text, std::chrono::seconds timeout) {
+    return process_->waitForLog(text, timeout);
+  }
+  // SIGTERM (drain), then waits; returns the exit status, or a negative number if a signal ended
+  // it or it had to be killed.
+  int stop(std::chrono::seconds timeout) { return process_->terminate(timeout); }
 
  private:
-  bool running();
-
-  pid_t pid_ = -1;
   std::string dir_;
+  std::unique_ptr<test_support::OutpostProcess> process_;
 };
-
-// Kills every worker still running (async-signal-safe); for the benchmark's SIGINT/SIGTERM handler.
-void killAllWorkers();
 
 }  // namespace outpost::bench

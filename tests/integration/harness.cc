@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,8 +21,6 @@
 
 #include "kafka_testing.h"
 #include "lineage_validator.h"
-
-extern char** environ;
 
 namespace outpost::test {
 namespace {
@@ -132,24 +129,17 @@ void submit(const Topics& topics, const v1::JobCommand& command) {
 }
 
 struct TopicReader::Impl {
-  Handle rk;
+  Impl(const std::string& bootstrap, const std::string& topic) : reader(bootstrap, topic) {}
+  kafka_testing::TopicReader reader;
 };
 
 TopicReader::TopicReader(const std::string& topic)
-    : impl_(std::make_unique<Impl>()), topic_(topic) {
-  impl_->rk = client(RD_KAFKA_CONSUMER, {{"group.id", uniqueName("reader")},
-                                         {"enable.auto.commit", "false"},
-                                         {"isolation.level", "read_committed"}});
-  PartitionList list(rd_kafka_topic_partition_list_new(4));
-  for (auto p : kafka_testing::readablePartitions(impl_->rk.get(), topic)) {
-    rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p)->offset =
-        RD_KAFKA_OFFSET_BEGINNING;
-  }
-  rd_kafka_assign(impl_->rk.get(), list.get());
-}
+    : impl_(std::make_unique<Impl>(bootstrap(), topic)), topic_(topic) {}
 
-TopicReader::~TopicReader() {
-  rd_kafka_consumer_close(impl_->rk.get());
+TopicReader::~TopicReader() = default;
+
+const std::string& TopicReader::lastError() const {
+  return impl_->reader.lastError();
 }
 
 bool TopicReader::readUntil(const std::function<bool(const std::vector<Record>&)>& done,
@@ -165,13 +155,8 @@ bool TopicReader::readUntil(const std::function<bool(const std::vector<Record>&)
 void TopicReader::readFor(std::chrono::milliseconds window) {
   auto until = std::chrono::steady_clock::now() + window;
   while (std::chrono::steady_clock::now() < until) {
-    std::unique_ptr<rd_kafka_message_t, Deleter> m(rd_kafka_consumer_poll(impl_->rk.get(), 50));
+    auto m = impl_->reader.poll(std::chrono::milliseconds(50));
     if (!m) continue;
-    if (m->err) {
-      if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-        last_error_ = rd_kafka_message_errstr(m.get());
-      continue;
-    }
     Record r;
     r.topic = rd_kafka_topic_name(m->rkt);
     r.partition = m->partition;
@@ -346,27 +331,16 @@ WorkerProcess::WorkerProcess(const Topics& topics, Options o) {
       << o.output_yaml << (o.cgroup.empty() ? "" : "runner:\n  cgroup: " + o.cgroup + "\n")
       << (o.templates.empty() ? standardTemplates() : o.templates) << o.extra_yaml;
   cfg.close();
-
-  int log_fd =
-      ::open((dir_ + "/worker.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, log_fd, 1);
-  posix_spawn_file_actions_adddup2(&fa, log_fd, 2);
-  std::string binary = OUTPOST_BINARY, config = dir_ + "/outpost.yaml";
-  std::vector<char*> argv = {binary.data(), const_cast<char*>("run"), const_cast<char*>("-c"),
-                             config.data(), nullptr};
-  int rc = posix_spawn(&pid_, binary.c_str(), &fa, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  ::close(log_fd);
-  if (rc != 0) throw std::runtime_error("cannot start " + binary);
+  process_ = std::make_unique<test_support::OutpostProcess>(test_support::OutpostProcess::Options{
+      .binary = OUTPOST_BINARY,
+      .args = {"run", "-c", dir_ + "/outpost.yaml"},
+      .log_path = dir_ + "/worker.log",
+      .wrapper = {},
+  });
 }
 
 WorkerProcess::~WorkerProcess() {
-  if (running()) {
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
-  }
+  process_->crash();  // if it still runs
   if (::testing::Test::HasFailure()) {
     std::cerr << "---- log of worker " << id_ << " ----\n" << log() << "---- end ----\n";
   }
@@ -374,59 +348,12 @@ WorkerProcess::~WorkerProcess() {
   fs::remove_all(dir_, ec);
 }
 
-std::string WorkerProcess::log() const {
-  std::ifstream in(dir_ + "/worker.log");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-bool WorkerProcess::waitForLog(const std::string& text, std::chrono::seconds timeout) const {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (log().find(text) == std::string::npos) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return true;
-}
-
-bool WorkerProcess::running() {
-  if (pid_ <= 0) return false;
-  int status;
-  pid_t r = ::waitpid(pid_, &status, WNOHANG);
-  if (r == pid_) {
-    pid_ = -1;
-    return false;
-  }
-  return true;
-}
-
-int WorkerProcess::crash() {
-  if (!running()) return -1;
-  ::kill(pid_, SIGKILL);
-  int status = 0;
-  ::waitpid(pid_, &status, 0);
-  pid_ = -1;
-  return WIFSIGNALED(status) ? -WTERMSIG(status) : WEXITSTATUS(status);
-}
-
 int WorkerProcess::terminate(std::chrono::seconds timeout) {
-  if (pid_ <= 0) return -1;
-  ::kill(pid_, SIGTERM);
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    int status = 0;
-    pid_t r = ::waitpid(pid_, &status, WNOHANG);
-    if (r == pid_) {
-      pid_ = -1;
-      return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
-    }
-    if (std::chrono::steady_clock::now() > deadline) {
-      ADD_FAILURE() << "worker did not exit after SIGTERM";
-      return -999;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  int status = process_->terminate(timeout);
+  if (status == test_support::OutpostProcess::kDidNotExit) {
+    ADD_FAILURE() << "worker did not exit within " << timeout.count() << " s of SIGTERM";
   }
+  return status;
 }
 
 }  // namespace outpost::test

@@ -16,6 +16,7 @@
 
 #include "outpost/v1/event.pb.h"
 #include "outpost/v1/job.pb.h"
+#include "outpost_process.h"
 
 namespace outpost::test {
 
@@ -68,14 +69,13 @@ class TopicReader {
   const std::vector<Record>& records() const { return records_; }
   const std::string& topic() const { return topic_; }
   // The last error the consumer reported, if any (for failure messages).
-  const std::string& lastError() const { return last_error_; }
+  const std::string& lastError() const;
 
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
   std::string topic_;
   std::vector<Record> records_;
-  std::string last_error_;
 };
 
 // The run events in a list of records.
@@ -112,7 +112,9 @@ void startBroker();
 // Test templates every worker config gets (see harness.cc for what each does).
 std::string standardTemplates();
 
-// An `outpost run` child process with its own config file and log file.
+// An `outpost run` child process with its own config file and log file
+// (tests/support/outpost_process.h, shared with the benchmark), which prints its log when the
+// test failed.
 class WorkerProcess {
  public:
   struct Options {
@@ -131,23 +133,27 @@ class WorkerProcess {
   // Kills the worker (SIGKILL) if it is still running.
   ~WorkerProcess();
 
-  pid_t pid() const { return pid_; }
+  pid_t pid() const { return process_->pid(); }
   const std::string& id() const { return id_; }
   std::string group() const { return "outpost." + pool_; }
-  std::string log() const;
-  // Waits until the log contains `text`; false after the safety timeout.
+  std::string log() const { return process_->log(); }
+  // Waits until the log contains `text`; false after the safety timeout or once the worker has
+  // exited without writing it.
   bool waitForLog(const std::string& text,
-                  std::chrono::seconds timeout = std::chrono::seconds(60)) const;
-  // Sends SIGTERM and waits for the exit; returns the exit status (or -signal).
+                  std::chrono::seconds timeout = std::chrono::seconds(60)) const {
+    return process_->waitForLog(text, timeout);
+  }
+  // Sends SIGTERM and waits for the exit; returns the exit status (or -signal). Fails the test
+  // when it does not exit within `timeout`.
   int terminate(std::chrono::seconds timeout = std::chrono::seconds(120));
   // Sends SIGKILL (a crash: no drain, nothing flushed) and reaps it; returns -SIGKILL, or -1 when
   // it had already exited.
-  int crash();
-  bool running();
+  int crash() { return process_->crash(); }
+  bool running() const { return process_->running(); }
 
  private:
-  pid_t pid_ = -1;
   std::string id_, pool_, dir_;
+  std::unique_ptr<test_support::OutpostProcess> process_;
 };
 
 }  // namespace outpost::test

@@ -97,4 +97,30 @@ std::vector<std::int32_t> readablePartitions(rd_kafka_t* rk, const std::string& 
   }
 }
 
+TopicReader::TopicReader(const std::string& bootstrap, const std::string& topic) {
+  rk_ = makeClient(RD_KAFKA_CONSUMER, bootstrap,
+                   {{"group.id", "outpost-test-reader"},  // required, but never joined
+                    {"enable.auto.commit", "false"},
+                    {"isolation.level", "read_committed"}});
+  PartitionListPtr list(rd_kafka_topic_partition_list_new(4));
+  for (auto p : readablePartitions(rk_.get(), topic)) {
+    rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p)->offset =
+        RD_KAFKA_OFFSET_BEGINNING;
+  }
+  rd_kafka_assign(rk_.get(), list.get());
+}
+
+TopicReader::~TopicReader() {
+  rd_kafka_consumer_close(rk_.get());
+}
+
+MessagePtr TopicReader::poll(std::chrono::milliseconds timeout) {
+  MessagePtr m(rd_kafka_consumer_poll(rk_.get(), static_cast<int>(timeout.count())));
+  if (m && m->err) {
+    if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) last_error_ = rd_kafka_message_errstr(m.get());
+    return nullptr;
+  }
+  return m;
+}
+
 }  // namespace outpost::kafka_testing

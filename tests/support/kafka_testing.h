@@ -1,7 +1,7 @@
 // Bare librdkafka clients for the tests and the benchmark, which both play the control plane
-// against a real broker: clients, topic creation, and the partitions of a topic once it can be
-// read. One place, so that what one learned (a topic just created may not be readable yet) holds
-// for the other.
+// against a real broker: clients, topic creation, the partitions of a topic once it can be read,
+// and a reader of a whole topic. One place, so that what one learned (a topic just created may not
+// be readable yet) holds for the other.
 #pragma once
 
 #include <librdkafka/rdkafka.h>
@@ -48,5 +48,24 @@ void createTopics(const std::string& bootstrap, const std::vector<NewTopicSpec>&
 std::vector<std::int32_t> readablePartitions(
     rd_kafka_t* rk, const std::string& topic,
     std::chrono::seconds timeout = std::chrono::seconds(30));
+
+// Reads every partition of one topic from the beginning with isolation.level=read_committed,
+// assigned directly rather than through a group, as the platform reads events. One thread only.
+class TopicReader {
+ public:
+  TopicReader(const std::string& bootstrap, const std::string& topic);
+  ~TopicReader();
+  TopicReader(const TopicReader&) = delete;
+  TopicReader& operator=(const TopicReader&) = delete;
+
+  // The next message within `timeout`, or nullptr. Errors are skipped; the last one other than
+  // the end of a partition is kept for failure messages.
+  MessagePtr poll(std::chrono::milliseconds timeout);
+  const std::string& lastError() const { return last_error_; }
+
+ private:
+  HandlePtr rk_;
+  std::string last_error_;
+};
 
 }  // namespace outpost::kafka_testing
