@@ -29,7 +29,8 @@
 #include "outpost/common/clock.h"
 #include "outpost/runner/plan.h"
 #include "outpost/runner/supervisor.h"
-#include "printers.h"
+#include "config_printers.h"
+#include "outcome_printers.h"
 
 namespace outpost {
 namespace {

@@ -11,7 +11,7 @@
 #include <gtest/gtest.h>
 
 #include "outpost/common/config.h"
-#include "printers.h"
+#include "config_printers.h"
 
 namespace outpost {
 namespace {

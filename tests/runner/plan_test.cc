@@ -7,7 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "outpost/runner/plan.h"
-#include "printers.h"
+#include "config_printers.h"
 
 namespace outpost {
 namespace {
