@@ -15,7 +15,7 @@
 #include "outpost/consumer/topic_reader.h"
 #include "outpost/v1/job.pb.h"
 
-namespace outpost {
+namespace outpost::app {
 namespace {
 
 using nlohmann::json;
@@ -289,7 +289,7 @@ int cmdLedger(const LedgerOptions& o) {
                         deadline - std::chrono::steady_clock::now()));
   };
 
-  TopicReader reader(config.kafka, src.bootstrap, "outpost-ledger");
+  consumer::TopicReader reader(config.kafka, src.bootstrap, "outpost-ledger");
   auto found = reader.partitions(remaining());
   if (!found) {
     std::cerr << "outpost ledger: cannot read metadata from " << src.bootstrap << ": "
@@ -313,7 +313,8 @@ int cmdLedger(const LedgerOptions& o) {
   std::vector<TopicPartition> jobs;
   std::ranges::copy_if(all, std::back_inserter(jobs),
                        [&](const TopicPartition& tp) { return tp.topic == src.jobs_topic; });
-  auto committed = committedOffsets(config.kafka, src.bootstrap, src.group, jobs, remaining());
+  auto committed =
+      consumer::committedOffsets(config.kafka, src.bootstrap, src.group, jobs, remaining());
   if (!committed) {
     std::cerr << "outpost ledger: cannot read the committed offsets of group " << src.group << ": "
               << committed.error() << "\n";
@@ -349,13 +350,13 @@ int cmdLedger(const LedgerOptions& o) {
       return 1;
     }
     auto r = reader.poll(std::chrono::milliseconds(200));
-    if (r.kind == ReadResult::Kind::kNothing) continue;
+    if (r.kind == consumer::ReadResult::Kind::kNothing) continue;
     const auto& m = r.record;
-    if (r.kind == ReadResult::Kind::kEnd) {
+    if (r.kind == consumer::ReadResult::Kind::kEnd) {
       pending.erase(m.tp);
       continue;
     }
-    if (r.kind == ReadResult::Kind::kError) {
+    if (r.kind == consumer::ReadResult::Kind::kError) {
       std::cerr << "outpost ledger: " << r.error << "\n";
       continue;
     }
@@ -388,4 +389,4 @@ int cmdLedger(const LedgerOptions& o) {
   return 0;
 }
 
-}  // namespace outpost
+}  // namespace outpost::app

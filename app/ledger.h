@@ -18,7 +18,7 @@ namespace CLI {
 class App;
 }
 
-namespace outpost {
+namespace outpost::app {
 
 // One record of the jobs topic. `run_id` is empty when the record is not a JobCommand with one.
 struct LedgerCommand {
@@ -126,4 +126,4 @@ CLI::App* addLedgerCommand(CLI::App& app, LedgerOptions& options);
 // could not (broker unreachable, or the end not reached within --timeout). Throws ConfigError.
 int cmdLedger(const LedgerOptions& options);
 
-}  // namespace outpost
+}  // namespace outpost::app

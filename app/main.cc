@@ -39,6 +39,7 @@
 namespace {
 
 using namespace outpost;
+using namespace outpost::app;
 using nlohmann::json;
 
 std::atomic<bool> g_stop{false};
@@ -188,11 +189,11 @@ int cmdSubmit(const ClientOptions& co, const SubmitOptions& so) {
   cmd.set_requested_at_ms(toUnixMillis(clock.now()));
   if (!so.requested_by.empty()) cmd.set_requested_by(so.requested_by);
 
-  KafkaProducer producer(config.kafka, {});
+  events::KafkaProducer producer(config.kafka, {});
   std::atomic<int> result{0};
   std::string error;
   producer.produce(config.topics.jobs, cmd.job_id(), cmd.SerializeAsString(), {},
-                   [&](const DeliveryReport& r) {
+                   [&](const events::DeliveryReport& r) {
                      if (!r.ok()) error = r.why();
                      result = r.ok() ? 1 : 2;
                    });
@@ -225,12 +226,12 @@ int cmdCancel(const ClientOptions& co, const CancelOptions& o) {
   const char* user = std::getenv("USER");
   cancel->set_requested_by(!o.requested_by.empty() ? o.requested_by : user ? user : "");
 
-  KafkaProducer producer(config.kafka, {});
+  events::KafkaProducer producer(config.kafka, {});
   std::atomic<int> result{0};
   std::string error;
   // Keyed by run_id: every cancel of one run lands on one partition, in order.
   producer.produce(config.topics.control, o.run_id, cmd.SerializeAsString(), {},
-                   [&](const DeliveryReport& r) {
+                   [&](const events::DeliveryReport& r) {
                      if (!r.ok()) error = r.why();
                      result = r.ok() ? 1 : 2;
                    });
@@ -258,7 +259,7 @@ bool isTerminal(v1::RunState s) {
 
 int cmdTail(const ClientOptions& co, const TailOptions& to) {
   Config config = clientConfig(co);
-  TopicReader reader(config.kafka, "", "outpost-tail");
+  consumer::TopicReader reader(config.kafka, "", "outpost-tail");
   std::vector<std::string> topics = {config.topics.events, config.topics.lineage};
   if (to.dlq) topics.push_back(config.topics.dlq);
 
@@ -306,12 +307,12 @@ int cmdTail(const ClientOptions& co, const TailOptions& to) {
       next_metadata = std::chrono::steady_clock::now() + std::chrono::seconds(1);
     }
     auto r = reader.poll(std::chrono::milliseconds(200));
-    if (r.kind == ReadResult::Kind::kNothing) continue;
-    if (r.kind == ReadResult::Kind::kEnd) {
+    if (r.kind == consumer::ReadResult::Kind::kNothing) continue;
+    if (r.kind == consumer::ReadResult::Kind::kEnd) {
       --remaining_eof;
       continue;
     }
-    if (r.kind == ReadResult::Kind::kError) {
+    if (r.kind == consumer::ReadResult::Kind::kError) {
       std::cerr << "outpost tail: " << r.error << "\n";
       continue;
     }
@@ -356,13 +357,13 @@ int cmdTail(const ClientOptions& co, const TailOptions& to) {
 int cmdSecretsCheck(const std::string& config_path, const std::string& only_template) {
   Config config = loadConfig(config_path, processEnvironment());
   SystemClock clock;
-  auto resolver = SecretResolver::fromConfig(config.secrets, processEnvironment(), clock);
+  auto resolver = secrets::SecretResolver::fromConfig(config.secrets, processEnvironment(), clock);
   int missing = 0, checked = 0;
   for (const auto& [name, t] : config.templates) {
     if (!only_template.empty() && name != only_template) continue;
-    std::map<std::string, SecretRef> refs;  // by text, so each is asked once
+    std::map<std::string, secrets::SecretRef> refs;  // by text, so each is asked once
     for (const auto& [var, value] : t.env) {
-      auto parts = parseReferences(value);
+      auto parts = secrets::parseReferences(value);
       if (!parts) {
         std::cout << name << "\tenv " << var << "\tINVALID\t" << parts.error() << "\n";
         ++missing;
@@ -375,8 +376,8 @@ int cmdSecretsCheck(const std::string& config_path, const std::string& only_temp
     for (const auto& allowed : t.secrets) {
       if (allowed.find_first_of("*?[:/") != std::string::npos)
         continue;  // patterns: nothing to ask
-      refs.emplace("${" + allowed + "}",
-                   SecretRef{kChainProvider, allowed, "", "", "${" + allowed + "}"});
+      refs.emplace("${" + allowed + "}", secrets::SecretRef{secrets::kChainProvider, allowed, "",
+                                                            "", "${" + allowed + "}"});
     }
     for (const auto& [text, ref] : refs) {
       ++checked;

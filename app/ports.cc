@@ -2,7 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
-namespace outpost {
+namespace outpost::app {
 namespace {
 
 // Reading the runs topic for newly assigned partitions (in the rebalance callback).
@@ -11,35 +11,37 @@ constexpr std::chrono::seconds kRestoreTimeout{30};
 // Keeps the masker alive as long as the run's output stream uses it.
 class MaskedOutput final : public StreamRedactor {
  public:
-  explicit MaskedOutput(std::shared_ptr<const SecretMasker> m)
+  explicit MaskedOutput(std::shared_ptr<const secrets::SecretMasker> m)
       : m_(std::move(m)), s_(m_->stream()) {}
   std::string feed(std::string_view chunk) override { return s_->feed(chunk); }
   std::string flush() override { return s_->flush(); }
 
  private:
-  std::shared_ptr<const SecretMasker> m_;
+  std::shared_ptr<const secrets::SecretMasker> m_;
   std::unique_ptr<StreamRedactor> s_;
 };
 
 }  // namespace
 
-RunStoreAttempts::RunStoreAttempts(RunStore& store, std::string worker_id, const Clock& clock,
-                                   TransactionalPublisher* txn)
+RunStoreAttempts::RunStoreAttempts(consumer::RunStore& store, std::string worker_id,
+                                   const Clock& clock, events::TransactionalPublisher* txn)
     : store_(store), worker_id_(std::move(worker_id)), clock_(clock), txn_(txn) {}
 
-OutRecord RunStoreAttempts::recordStart(const v1::JobCommand& command, const Admission& admission,
-                                        const TopicPartition& source, std::int64_t offset) {
-  auto record = RunStore::startRecord(command, admission, source, offset, worker_id_, clock_.now());
+events::OutRecord RunStoreAttempts::recordStart(const v1::JobCommand& command,
+                                                const consumer::Admission& admission,
+                                                const TopicPartition& source, std::int64_t offset) {
+  auto record =
+      consumer::RunStore::startRecord(command, admission, source, offset, worker_id_, clock_.now());
   auto out = store_.toOutRecord(record);
   store_.remember(std::move(record));
   return out;
 }
 
-OutRecord RunStoreAttempts::recordEnd(const v1::JobCommand& command, std::uint32_t starts,
-                                      v1::RunState terminal, const TopicPartition& source,
-                                      std::int64_t offset) {
-  auto record =
-      RunStore::endRecord(command, starts, terminal, source, offset, worker_id_, clock_.now());
+events::OutRecord RunStoreAttempts::recordEnd(const v1::JobCommand& command, std::uint32_t starts,
+                                              v1::RunState terminal, const TopicPartition& source,
+                                              std::int64_t offset) {
+  auto record = consumer::RunStore::endRecord(command, starts, terminal, source, offset, worker_id_,
+                                              clock_.now());
   auto out = store_.toOutRecord(record);
   store_.remember(std::move(record));
   return out;
@@ -66,4 +68,4 @@ std::unique_ptr<StreamRedactor> ResolverSecrets::outputRedactor() const {
   return std::make_unique<MaskedOutput>(resolver_.masker());
 }
 
-}  // namespace outpost
+}  // namespace outpost::app

@@ -17,48 +17,50 @@
 #include "outpost/secrets/async_resolver.h"
 #include "outpost/secrets/resolver.h"
 
-namespace outpost {
+namespace outpost::app {
 
 class ConsumerSource final : public dispatch::CommandSource {
  public:
-  explicit ConsumerSource(JobConsumer& c) : c_(c) {}
+  explicit ConsumerSource(consumer::JobConsumer& c) : c_(c) {}
   void setPaused(bool paused) override { c_.setPaused(paused); }
   bool paused() const override { return c_.paused(); }
   void commit(const std::map<TopicPartition, std::int64_t>& offsets, bool sync) override {
     c_.commit(offsets, sync);
   }
   const std::vector<TopicPartition>& assignment() const override { return c_.assignment(); }
-  std::shared_ptr<const GroupMetadata> groupMetadata() override { return c_.groupMetadata(); }
+  std::shared_ptr<const events::GroupMetadata> groupMetadata() override {
+    return c_.groupMetadata();
+  }
   void refreshGroupMetadata() override { c_.refreshGroupMetadata(); }
 
  private:
-  JobConsumer& c_;
+  consumer::JobConsumer& c_;
 };
 
 class ProducerSink final : public dispatch::RecordSink {
  public:
-  explicit ProducerSink(KafkaProducer& p) : p_(p) {}
-  void produce(const OutRecord& record, DeliveryCallback done) override {
+  explicit ProducerSink(events::KafkaProducer& p) : p_(p) {}
+  void produce(const events::OutRecord& record, events::DeliveryCallback done) override {
     p_.produce(record, std::move(done));
   }
 
  private:
-  KafkaProducer& p_;
+  events::KafkaProducer& p_;
 };
 
 class PublisherSink final : public dispatch::TransactionSink {
  public:
-  explicit PublisherSink(TransactionalPublisher& t) : t_(t) {}
-  void submit(TxnUnit unit) override { t_.submit(std::move(unit)); }
+  explicit PublisherSink(events::TransactionalPublisher& t) : t_(t) {}
+  void submit(events::TxnUnit unit) override { t_.submit(std::move(unit)); }
 
  private:
-  TransactionalPublisher& t_;
+  events::TransactionalPublisher& t_;
 };
 
 class SupervisorExecutor final : public dispatch::RunExecutor {
  public:
-  explicit SupervisorExecutor(Supervisor& s) : s_(s) {}
-  void launch(LaunchPlan plan, RunCallbacks callbacks,
+  explicit SupervisorExecutor(runner::Supervisor& s) : s_(s) {}
+  void launch(runner::LaunchPlan plan, runner::RunCallbacks callbacks,
               std::unique_ptr<StreamRedactor> redactor) override {
     s_.launch(std::move(plan), std::move(callbacks), std::move(redactor));
   }
@@ -68,7 +70,7 @@ class SupervisorExecutor final : public dispatch::RunExecutor {
   void stopAll(std::string reason) override { s_.stopAll(std::move(reason)); }
 
  private:
-  Supervisor& s_;
+  runner::Supervisor& s_;
 };
 
 // The run store, with the worker's id and clock for the records it makes. restore() first waits
@@ -77,15 +79,16 @@ class SupervisorExecutor final : public dispatch::RunExecutor {
 // producer's initialisation aborts it.
 class RunStoreAttempts final : public dispatch::AttemptStore {
  public:
-  RunStoreAttempts(RunStore& store, std::string worker_id, const Clock& clock,
-                   TransactionalPublisher* txn);
-  Admission decide(const v1::JobCommand& command, unsigned max_attempts) const override {
+  RunStoreAttempts(consumer::RunStore& store, std::string worker_id, const Clock& clock,
+                   events::TransactionalPublisher* txn);
+  consumer::Admission decide(const v1::JobCommand& command, unsigned max_attempts) const override {
     return store_.decide(command, max_attempts);
   }
-  OutRecord recordStart(const v1::JobCommand& command, const Admission& admission,
-                        const TopicPartition& source, std::int64_t offset) override;
-  OutRecord recordEnd(const v1::JobCommand& command, std::uint32_t starts, v1::RunState terminal,
-                      const TopicPartition& source, std::int64_t offset) override;
+  events::OutRecord recordStart(const v1::JobCommand& command, const consumer::Admission& admission,
+                                const TopicPartition& source, std::int64_t offset) override;
+  events::OutRecord recordEnd(const v1::JobCommand& command, std::uint32_t starts,
+                              v1::RunState terminal, const TopicPartition& source,
+                              std::int64_t offset) override;
   void forgetCommitted(std::int32_t partition, std::int64_t offset) override {
     store_.forgetCommitted(partition, offset);
   }
@@ -93,17 +96,17 @@ class RunStoreAttempts final : public dispatch::AttemptStore {
   void forget(const std::vector<std::int32_t>& partitions) override { store_.forget(partitions); }
 
  private:
-  RunStore& store_;
+  consumer::RunStore& store_;
   std::string worker_id_;
   const Clock& clock_;
-  TransactionalPublisher* txn_;
+  events::TransactionalPublisher* txn_;
 };
 
 class ResolverSecrets final : public dispatch::SecretSource {
  public:
-  ResolverSecrets(SecretResolver& resolver, AsyncSecretResolver& async)
+  ResolverSecrets(secrets::SecretResolver& resolver, secrets::AsyncSecretResolver& async)
       : resolver_(resolver), async_(async) {}
-  void resolve(std::vector<SecretRef> refs,
+  void resolve(std::vector<secrets::SecretRef> refs,
                std::function<void(dispatch::ResolvedSecrets)> done) override {
     async_.resolve(std::move(refs), std::move(done));
   }
@@ -111,19 +114,19 @@ class ResolverSecrets final : public dispatch::SecretSource {
   std::unique_ptr<StreamRedactor> outputRedactor() const override;
 
  private:
-  SecretResolver& resolver_;
-  AsyncSecretResolver& async_;
+  secrets::SecretResolver& resolver_;
+  secrets::AsyncSecretResolver& async_;
 };
 
 class HttpLineageEndpoint final : public dispatch::LineageEndpoint {
  public:
-  explicit HttpLineageEndpoint(HttpLineageTransport& t) : t_(t) {}
-  void send(std::string json, std::function<void(const LineageDelivery&)> done) override {
+  explicit HttpLineageEndpoint(lineage::HttpLineageTransport& t) : t_(t) {}
+  void send(std::string json, std::function<void(const lineage::LineageDelivery&)> done) override {
     t_.send(std::move(json), std::move(done));
   }
 
  private:
-  HttpLineageTransport& t_;
+  lineage::HttpLineageTransport& t_;
 };
 
 // Every adapter of one worker, and the Ports that name them.
@@ -142,4 +145,4 @@ struct WorkerPorts {
   }
 };
 
-}  // namespace outpost
+}  // namespace outpost::app

@@ -11,7 +11,7 @@
 
 #include "outpost/events/admin.h"
 
-namespace outpost {
+namespace outpost::app {
 
 std::chrono::milliseconds checkTopicsOptions(const TopicsOptions& o) {
   if (o.partitions < 1) throw ConfigError("--partitions must be at least 1");
@@ -114,7 +114,7 @@ int cmdTopics(const TopicsOptions& o) {
   if (!o.bootstrap.empty()) config.kafka.bootstrap_servers = o.bootstrap;
   const auto retention = checkTopicsOptions(o);
   const auto& t = config.topics;
-  KafkaAdmin admin(config.kafka);
+  events::KafkaAdmin admin(config.kafka);
   auto counts = admin.partitionCounts();
   if (!counts) {
     std::cerr << "outpost topics: cannot list the topics of " << config.kafka.bootstrap_servers
@@ -127,7 +127,7 @@ int cmdTopics(const TopicsOptions& o) {
   };
 
   const auto topics = wantedTopics(t, o, retention, count(t.jobs));
-  std::vector<NewTopic> missing;
+  std::vector<events::NewTopic> missing;
   for (const auto& w : topics) {
     if (!counts->contains(w.name)) missing.push_back({w.name, w.partitions, w.configs});
   }
@@ -181,4 +181,4 @@ int cmdTopics(const TopicsOptions& o) {
   return status;
 }
 
-}  // namespace outpost
+}  // namespace outpost::app

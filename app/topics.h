@@ -18,7 +18,7 @@ namespace CLI {
 class App;
 }
 
-namespace outpost {
+namespace outpost::app {
 
 struct TopicsOptions {
   std::string config_path;
@@ -70,4 +70,4 @@ CLI::App* addTopicsCommand(CLI::App& app, TopicsOptions& options);
 // jobs topic. Throws ConfigError.
 int cmdTopics(const TopicsOptions& options);
 
-}  // namespace outpost
+}  // namespace outpost::app

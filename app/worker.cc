@@ -6,7 +6,7 @@
 
 #include "outpost/events/wire.h"
 
-namespace outpost {
+namespace outpost::app {
 namespace {
 
 constexpr std::chrono::milliseconds kPollInterval{100};
@@ -50,26 +50,26 @@ std::string hostName() {
 Worker::Worker(Config config, const Clock& clock)
     : config_(std::move(config)), clock_(clock), started_at_(clock.now()) {
   const auto worker_env = processEnvironment();
-  resolver_ = SecretResolver::fromConfig(config_.secrets, worker_env, clock_);
-  async_resolver_ = std::make_unique<AsyncSecretResolver>(*resolver_, kResolverThreads);
-  producer_ = std::make_unique<KafkaProducer>(
+  resolver_ = secrets::SecretResolver::fromConfig(config_.secrets, worker_env, clock_);
+  async_resolver_ = std::make_unique<secrets::AsyncSecretResolver>(*resolver_, kResolverThreads);
+  producer_ = std::make_unique<events::KafkaProducer>(
       config_.kafka, std::map<std::string, std::string>{{"client.id", config_.worker.id}},
       std::map<std::string, std::string>{{"linger.ms", kEventsLinger}});
   auto start_properties = kStartProducer;
   start_properties["client.id"] = config_.worker.id + "-start";
-  start_producer_ = std::make_unique<KafkaProducer>(config_.kafka, start_properties);
+  start_producer_ = std::make_unique<events::KafkaProducer>(config_.kafka, start_properties);
   if (config_.lineage.enabled && config_.lineage.toHttp()) {
-    lineage_http_ = std::make_unique<HttpLineageTransport>(
-        HttpLineageTransportOptions::fromConfig(config_.lineage.http, worker_env));
+    lineage_http_ = std::make_unique<lineage::HttpLineageTransport>(
+        lineage::HttpLineageTransportOptions::fromConfig(config_.lineage.http, worker_env));
   }
   // First: it kills what a worker that died left running, before this one joins the group
   // and takes their commands again.
   const auto& out = config_.output;
-  supervisor_ = std::make_unique<Supervisor>(
+  supervisor_ = std::make_unique<runner::Supervisor>(
       clock_, launcher_,
-      SupervisorOptions{out.tail_bytes, out.line_max_bytes, out.log_batch_bytes,
-                        out.log_batch_interval, out.log_rate_bytes, out.log_file_bytes,
-                        config_.worker.heartbeat_interval, config_.runner.cgroup});
+      runner::SupervisorOptions{out.tail_bytes, out.line_max_bytes, out.log_batch_bytes,
+                                out.log_batch_interval, out.log_rate_bytes, out.log_file_bytes,
+                                config_.worker.heartbeat_interval, config_.runner.cgroup});
   spdlog::info("descendants of runs are tracked with {}",
                supervisor_->usesCgroups()
                    ? supervisor_->cgroupNote()
@@ -78,21 +78,21 @@ Worker::Worker(Config config, const Clock& clock)
   const std::string group = "outpost." + config_.worker.pool;
   if (config_.exactlyOnce()) {
     // Stable for a configured worker id, so that a restarted worker fences its predecessor.
-    TransactionalPublisherOptions txn_options;
+    events::TransactionalPublisherOptions txn_options;
     txn_options.producer_properties = {{"client.id", config_.worker.id + "-txn"}};
-    txn_ = std::make_unique<TransactionalPublisher>(config_.kafka, group + "." + config_.worker.id,
-                                                    std::move(txn_options));
+    txn_ = std::make_unique<events::TransactionalPublisher>(
+        config_.kafka, group + "." + config_.worker.id, std::move(txn_options));
   }
-  run_store_ = std::make_unique<RunStore>(
-      config_.kafka, RunStoreOptions{config_.topics.runs, config_.topics.jobs, group,
-                                     config_.worker.id + "-runs"});
+  run_store_ = std::make_unique<consumer::RunStore>(
+      config_.kafka, consumer::RunStoreOptions{config_.topics.runs, config_.topics.jobs, group,
+                                               config_.worker.id + "-runs"});
   // Before joining the group: without the runs topic, attempts could not be counted.
   if (auto ok = run_store_->checkTopics(kTopicCheckTimeout); !ok) throw ConfigError(ok.error());
   std::map<std::string, std::string> membership;
   if (config_.worker.static_id) membership["group.instance.id"] = config_.worker.id;
-  consumer_ =
-      std::make_unique<JobConsumer>(config_.kafka, group, config_.topics.jobs, *this, membership);
-  control_ = std::make_unique<ControlListener>(
+  consumer_ = std::make_unique<consumer::JobConsumer>(config_.kafka, group, config_.topics.jobs,
+                                                      *this, membership);
+  control_ = std::make_unique<consumer::ControlListener>(
       config_.kafka, config_.topics.control, "outpost." + config_.worker.pool + ".control",
       config_.worker.id + "-control", config_.worker.cancel_memory, clock_);
   ports_ = std::make_unique<WorkerPorts>(WorkerPorts{
@@ -253,10 +253,10 @@ void Worker::publishStatus(v1::WorkerState state) {
   s.set_last_seen_ms(toUnixMillis(clock_.now()));
   s.set_host(hostName());
   for (const auto& [name, t] : config_.templates) s.add_templates(name);
-  producer_->produce(config_.topics.workers, config_.worker.id, toWire(s), {},
-                     [](const DeliveryReport& r) {
+  producer_->produce(config_.topics.workers, config_.worker.id, events::toWire(s), {},
+                     [](const events::DeliveryReport& r) {
                        if (!r.ok()) spdlog::warn("worker status not delivered: {}", r.why());
                      });
 }
 
-}  // namespace outpost
+}  // namespace outpost::app

@@ -30,9 +30,9 @@
 #include "outpost/v1/worker.pb.h"
 #include "ports.h"
 
-namespace outpost {
+namespace outpost::app {
 
-class Worker final : public RebalanceListener, public dispatch::Poster {
+class Worker final : public consumer::RebalanceListener, public dispatch::Poster {
  public:
   Worker(Config config, const Clock& clock);
   ~Worker() override;
@@ -64,21 +64,21 @@ class Worker final : public RebalanceListener, public dispatch::Poster {
   std::deque<std::function<void()>> inbox_;
 
   // Declared after the inbox: callbacks from these post into it, so they must go first.
-  std::unique_ptr<SecretResolver> resolver_;
-  std::unique_ptr<AsyncSecretResolver> async_resolver_;
+  std::unique_ptr<secrets::SecretResolver> resolver_;
+  std::unique_ptr<secrets::AsyncSecretResolver> async_resolver_;
   // Events, lineage, status, dead letters: lingers to batch (kEventsLinger).
-  std::unique_ptr<KafkaProducer> producer_;
+  std::unique_ptr<events::KafkaProducer> producer_;
   // The runs topic's start records: a launch waits for one, so this one never lingers.
-  std::unique_ptr<KafkaProducer> start_producer_;
-  std::unique_ptr<TransactionalPublisher> txn_;  // exactly-once only
-  std::unique_ptr<RunStore> run_store_;
-  std::unique_ptr<HttpLineageTransport> lineage_http_;  // lineage.transport http or both
-  std::unique_ptr<JobConsumer> consumer_;
-  std::unique_ptr<ControlListener> control_;  // polled on the poll thread; posts nothing
-  PosixLauncher launcher_;
-  std::unique_ptr<Supervisor> supervisor_;
+  std::unique_ptr<events::KafkaProducer> start_producer_;
+  std::unique_ptr<events::TransactionalPublisher> txn_;  // exactly-once only
+  std::unique_ptr<consumer::RunStore> run_store_;
+  std::unique_ptr<lineage::HttpLineageTransport> lineage_http_;  // lineage.transport http or both
+  std::unique_ptr<consumer::JobConsumer> consumer_;
+  std::unique_ptr<consumer::ControlListener> control_;  // polled on the poll thread; posts nothing
+  runner::PosixLauncher launcher_;
+  std::unique_ptr<runner::Supervisor> supervisor_;
   std::unique_ptr<WorkerPorts> ports_;  // the above, as the dispatcher sees them
   std::unique_ptr<dispatch::Dispatcher> dispatcher_;
 };
 
-}  // namespace outpost
+}  // namespace outpost::app

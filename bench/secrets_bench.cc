@@ -21,15 +21,15 @@ int main() {
     return s;
   };
   // 100 secrets of 16-40 bytes, and 64 MiB of log-like output with a few of them inside.
-  std::vector<SecretValue> values;
+  std::vector<secrets::SecretValue> values;
   for (int i = 0; i < 100; ++i) {
     values.emplace_back(randomText(
         16 + rng() % 25, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", 62));
   }
-  std::vector<const SecretValue*> ptrs;
+  std::vector<const secrets::SecretValue*> ptrs;
   for (const auto& v : values) ptrs.push_back(&v);
   auto t0 = Steady::now();
-  SecretMasker masker(ptrs);
+  secrets::SecretMasker masker(ptrs);
   auto build_ms = std::chrono::duration<double, std::milli>(Steady::now() - t0).count();
 
   std::string text = randomText(64 << 20, "abcdefghijklmnopqrstuvwxyz      .,:=-\n", 38);
@@ -53,9 +53,10 @@ int main() {
 
   SystemClock clock;
   Environment env{{"BENCH_SECRET", "a-secret-value-for-the-bench"}};
-  SecretResolver resolver({{"env", std::make_shared<EnvSecretProvider>(env)}}, {"env"}, "",
-                          std::chrono::minutes(5), std::chrono::hours(1), clock);
-  SecretRef ref{"", "BENCH_SECRET", "", "", "${BENCH_SECRET}"};
+  secrets::SecretResolver resolver({{"env", std::make_shared<secrets::EnvSecretProvider>(env)}},
+                                   {"env"}, "", std::chrono::minutes(5), std::chrono::hours(1),
+                                   clock);
+  secrets::SecretRef ref{"", "BENCH_SECRET", "", "", "${BENCH_SECRET}"};
   (void)resolver.resolve(ref);
   constexpr int kN = 1'000'000;
   std::size_t sink = 0;

@@ -12,7 +12,7 @@
 #include "outpost/common/thread_name.h"
 #include "outpost/events/kafka.h"
 
-namespace outpost {
+namespace outpost::consumer {
 namespace {
 
 // How often the discovery thread looks at the topic's metadata: soon while the topic is missing
@@ -53,7 +53,7 @@ struct ControlListener::Impl {
   std::string topic;
   Millis memory;
   std::chrono::system_clock::time_point started_at;
-  kafka::HandlePtr rk;
+  events::kafka::HandlePtr rk;
 
   std::mutex mutex;  // guards stopping and replay_end (poll thread and discovery thread)
   std::condition_variable cv;
@@ -157,7 +157,8 @@ struct ControlListener::Impl {
     }
     if (high.empty() || stopRequested()) return 0;
     auto since = toUnixMillis(clock.now() - memory);
-    kafka::PartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(high.size())));
+    events::kafka::PartitionListPtr list(
+        rd_kafka_topic_partition_list_new(static_cast<int>(high.size())));
     for (const auto& [p, hi] : high)
       rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p)->offset = since;
     if (auto err = rd_kafka_offsets_for_times(rk.get(), list.get(), kRequestTimeoutMs)) {
@@ -165,7 +166,7 @@ struct ControlListener::Impl {
           fmt::format("cannot look up offsets by time in {}: {}", topic, rd_kafka_err2str(err)));
       return 0;
     }
-    kafka::PartitionListPtr ready(rd_kafka_topic_partition_list_new(list->cnt));
+    events::kafka::PartitionListPtr ready(rd_kafka_topic_partition_list_new(list->cnt));
     for (int i = 0; i < list->cnt; ++i) {
       const auto& e = list->elems[i];
       if (e.err) {
@@ -184,7 +185,7 @@ struct ControlListener::Impl {
         replay_end[ready->elems[i].partition] = high.at(ready->elems[i].partition);
     }
     // librdkafka serves assignment requests on its own thread, so this is safe beside poll().
-    kafka::ErrorPtr e(rd_kafka_incremental_assign(rk.get(), ready.get()));
+    events::kafka::ErrorPtr e(rd_kafka_incremental_assign(rk.get(), ready.get()));
     if (e) {
       reportFailure(fmt::format("cannot assign {}: {}", topic, rd_kafka_error_string(e.get())));
       return 0;
@@ -214,7 +215,7 @@ ControlListener::ControlListener(const KafkaConfig& config, const std::string& t
     : impl_(std::make_unique<Impl>(clock, topic, memory)) {
   // No group membership and nothing committed: every worker reads everything, and where to start
   // is decided by time each time the worker starts.
-  const kafka::Properties defaults = {
+  const events::kafka::Properties defaults = {
       {"bootstrap.servers", config.bootstrap_servers},
       {"group.id", group_id},
       {"client.id", client_id},
@@ -224,9 +225,9 @@ ControlListener::ControlListener(const KafkaConfig& config, const std::string& t
       // Only when an offset is out of range (retention removed it): nothing older is wanted.
       {"auto.offset.reset", "latest"},
   };
-  auto conf = kafka::makeConf({&defaults, &config.properties, &config.consumer_properties},
-                              "kafka.properties / kafka.consumer_properties");
-  impl_->rk = kafka::makeHandle(kafka::ClientType::kConsumer, std::move(conf));
+  auto conf = events::kafka::makeConf({&defaults, &config.properties, &config.consumer_properties},
+                                      "kafka.properties / kafka.consumer_properties");
+  impl_->rk = events::kafka::makeHandle(events::kafka::ClientType::kConsumer, std::move(conf));
   rd_kafka_poll_set_consumer(impl_->rk.get());
   impl_->discovery = std::thread([impl = impl_.get()] {
     nameThisThread("op-ctl-discover");
@@ -248,7 +249,7 @@ ControlListener::~ControlListener() {
 
 std::optional<ControlMessage> ControlListener::poll() {
   for (;;) {
-    kafka::MessagePtr m(rd_kafka_consumer_poll(impl_->rk.get(), 0));
+    events::kafka::MessagePtr m(rd_kafka_consumer_poll(impl_->rk.get(), 0));
     if (!m) return std::nullopt;
     if (m->err) {
       spdlog::warn("control consumer: {}", rd_kafka_message_errstr(m.get()));
@@ -276,4 +277,4 @@ std::optional<ControlMessage> ControlListener::poll() {
   }
 }
 
-}  // namespace outpost
+}  // namespace outpost::consumer

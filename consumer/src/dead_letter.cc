@@ -2,11 +2,11 @@
 
 #include "outpost/common/utf8.h"
 
-namespace outpost {
+namespace outpost::consumer {
 
-OutRecord deadLetterRecord(const std::string& dlq_topic, const ConsumedMessage& message,
-                           const std::string& reason, const std::string& worker_id) {
-  OutRecord r{dlq_topic, -1, message.key, message.value, message.headers};
+events::OutRecord deadLetterRecord(const std::string& dlq_topic, const ConsumedMessage& message,
+                                   const std::string& reason, const std::string& worker_id) {
+  events::OutRecord r{dlq_topic, -1, message.key, message.value, message.headers};
   // Read as text by consumers in any language: valid UTF-8 whatever the reason quotes.
   r.headers.push_back({kDlqReasonHeader, sanitizeUtf8(reason)});
   r.headers.push_back({kDlqTopicHeader, message.tp.topic});
@@ -16,4 +16,4 @@ OutRecord deadLetterRecord(const std::string& dlq_topic, const ConsumedMessage& 
   return r;
 }
 
-}  // namespace outpost
+}  // namespace outpost::consumer

@@ -3,7 +3,7 @@
 #include "outpost/common/clock.h"
 #include "outpost/common/utf8.h"
 
-namespace outpost {
+namespace outpost::consumer {
 
 std::expected<v1::JobCommand, Rejection> decodeCommand(std::string_view bytes) {
   v1::JobCommand c;
@@ -43,4 +43,4 @@ std::expected<const TemplateConfig*, Rejection> admitCommand(
   return &it->second;
 }
 
-}  // namespace outpost
+}  // namespace outpost::consumer

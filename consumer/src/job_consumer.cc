@@ -8,7 +8,7 @@
 #include "outpost/events/kafka.h"
 #include "outpost/events/transactional_publisher.h"
 
-namespace outpost {
+namespace outpost::consumer {
 namespace {
 
 std::vector<TopicPartition> toVector(const rd_kafka_topic_partition_list_t* list) {
@@ -19,8 +19,9 @@ std::vector<TopicPartition> toVector(const rd_kafka_topic_partition_list_t* list
   return out;
 }
 
-kafka::PartitionListPtr toList(const std::vector<TopicPartition>& tps) {
-  kafka::PartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(tps.size())));
+events::kafka::PartitionListPtr toList(const std::vector<TopicPartition>& tps) {
+  events::kafka::PartitionListPtr list(
+      rd_kafka_topic_partition_list_new(static_cast<int>(tps.size())));
   for (const auto& tp : tps)
     rd_kafka_topic_partition_list_add(list.get(), tp.topic.c_str(), tp.partition);
   return list;
@@ -36,8 +37,8 @@ std::string describe(const std::vector<TopicPartition>& tps) {
 }  // namespace
 
 struct JobConsumer::Impl {
-  kafka::HandlePtr rk;
-  kafka::QueuePtr queue;  // the consumer queue, for wake()
+  events::kafka::HandlePtr rk;
+  events::kafka::QueuePtr queue;  // the consumer queue, for wake()
   JobConsumer* owner = nullptr;
 
   // Trampoline: librdkafka calls this on the poll thread inside rd_kafka_consumer_poll().
@@ -56,7 +57,7 @@ struct JobConsumer::Impl {
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
       spdlog::info("partitions assigned: {}", describe(tps));
       if (cooperative) {
-        kafka::ErrorPtr e(rd_kafka_incremental_assign(handle, parts));
+        events::kafka::ErrorPtr e(rd_kafka_incremental_assign(handle, parts));
         if (e) spdlog::error("incremental assign failed: {}", rd_kafka_error_string(e.get()));
       } else {
         rd_kafka_assign(handle, parts);
@@ -71,7 +72,7 @@ struct JobConsumer::Impl {
     ++owner->revocations_;
     owner->listener_.onRevoked(tps, lost);
     if (cooperative) {
-      kafka::ErrorPtr e(rd_kafka_incremental_unassign(handle, parts));
+      events::kafka::ErrorPtr e(rd_kafka_incremental_unassign(handle, parts));
       if (e) spdlog::error("incremental unassign failed: {}", rd_kafka_error_string(e.get()));
     } else {
       rd_kafka_assign(handle, nullptr);
@@ -88,7 +89,7 @@ JobConsumer::JobConsumer(const KafkaConfig& config, const std::string& group_id,
     : impl_(std::make_unique<Impl>()), listener_(listener) {
   impl_->owner = this;
   // Offsets are stored and committed by hand: only once a command's terminal event is acked.
-  const kafka::Properties defaults = {
+  const events::kafka::Properties defaults = {
       {"bootstrap.servers", config.bootstrap_servers},
       {"group.id", group_id},
       {"enable.auto.commit", "false"},
@@ -96,15 +97,16 @@ JobConsumer::JobConsumer(const KafkaConfig& config, const std::string& group_id,
       {"auto.offset.reset", "earliest"},
       {"enable.partition.eof", "false"},
   };
-  auto conf = kafka::makeConf({&defaults, &extra, &config.properties, &config.consumer_properties},
+  auto conf =
+      events::kafka::makeConf({&defaults, &extra, &config.properties, &config.consumer_properties},
                               "kafka.properties / kafka.consumer_properties");
   rd_kafka_conf_set_rebalance_cb(conf.get(), &Impl::onRebalance);
   rd_kafka_conf_set_opaque(conf.get(), impl_.get());
-  impl_->rk = kafka::makeHandle(kafka::ClientType::kConsumer, std::move(conf));
+  impl_->rk = events::kafka::makeHandle(events::kafka::ClientType::kConsumer, std::move(conf));
   rd_kafka_poll_set_consumer(impl_->rk.get());
   impl_->queue.reset(rd_kafka_queue_get_consumer(impl_->rk.get()));
 
-  kafka::PartitionListPtr topics(rd_kafka_topic_partition_list_new(1));
+  events::kafka::PartitionListPtr topics(rd_kafka_topic_partition_list_new(1));
   rd_kafka_topic_partition_list_add(topics.get(), topic.c_str(), RD_KAFKA_PARTITION_UA);
   if (auto err = rd_kafka_subscribe(impl_->rk.get(), topics.get())) {
     throw ConfigError("cannot subscribe to '" + topic + "': " + rd_kafka_err2str(err));
@@ -114,7 +116,8 @@ JobConsumer::JobConsumer(const KafkaConfig& config, const std::string& group_id,
 JobConsumer::~JobConsumer() = default;
 
 std::optional<ConsumedMessage> JobConsumer::poll(std::chrono::milliseconds timeout) {
-  kafka::MessagePtr m(rd_kafka_consumer_poll(impl_->rk.get(), static_cast<int>(timeout.count())));
+  events::kafka::MessagePtr m(
+      rd_kafka_consumer_poll(impl_->rk.get(), static_cast<int>(timeout.count())));
   if (!m) return std::nullopt;
   if (m->err) {
     if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
@@ -158,7 +161,8 @@ void JobConsumer::setPaused(bool paused) {
 
 void JobConsumer::commit(const std::map<TopicPartition, std::int64_t>& offsets, bool sync) {
   if (offsets.empty()) return;
-  kafka::PartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(offsets.size())));
+  events::kafka::PartitionListPtr list(
+      rd_kafka_topic_partition_list_new(static_cast<int>(offsets.size())));
   for (const auto& [tp, off] : offsets) {
     rd_kafka_topic_partition_list_add(list.get(), tp.topic.c_str(), tp.partition)->offset = off;
   }
@@ -168,13 +172,13 @@ void JobConsumer::commit(const std::map<TopicPartition, std::int64_t>& offsets, 
   }
 }
 
-std::shared_ptr<const GroupMetadata> JobConsumer::groupMetadata() {
+std::shared_ptr<const events::GroupMetadata> JobConsumer::groupMetadata() {
   if (group_metadata_fresh_) return group_metadata_;
   // librdkafka makes a copy of the current generation and member id (under the group's lock):
   // once per rebalance, not once per run. Compared with the one handed out last so that units of
   // one generation share a pointer.
-  auto now =
-      std::make_shared<const GroupMetadata>(rd_kafka_consumer_group_metadata(impl_->rk.get()));
+  auto now = std::make_shared<const events::GroupMetadata>(
+      rd_kafka_consumer_group_metadata(impl_->rk.get()));
   if (!group_metadata_ || group_metadata_->fingerprint() != now->fingerprint()) {
     group_metadata_ = std::move(now);
   }
@@ -188,4 +192,4 @@ void JobConsumer::close() {
   }
 }
 
-}  // namespace outpost
+}  // namespace outpost::consumer

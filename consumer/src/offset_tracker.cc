@@ -1,6 +1,6 @@
 #include "outpost/consumer/offset_tracker.h"
 
-namespace outpost {
+namespace outpost::consumer {
 
 void OffsetTracker::begin(const TopicPartition& tp, std::int64_t offset) {
   auto& p = partitions_[tp];
@@ -53,4 +53,4 @@ std::size_t OffsetTracker::inFlight() const {
   return n;
 }
 
-}  // namespace outpost
+}  // namespace outpost::consumer

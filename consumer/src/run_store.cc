@@ -11,7 +11,7 @@
 #include "outpost/events/kafka.h"
 #include "outpost/events/wire.h"
 
-namespace outpost {
+namespace outpost::consumer {
 namespace {
 
 using Steady = std::chrono::steady_clock;
@@ -103,12 +103,12 @@ rd_kafka_resp_err_t readPartitionCount(rd_kafka_t* rk, const std::string& topic,
 
 // The consumer restore() reads with: assigned partitions only, never a group member.
 struct RunStore::Reader {
-  kafka::HandlePtr rk;
+  events::kafka::HandlePtr rk;
 };
 
 RunStore::RunStore(const KafkaConfig& config, RunStoreOptions options)
     : options_(std::move(options)), reader_(std::make_unique<Reader>()) {
-  const kafka::Properties defaults = {
+  const events::kafka::Properties defaults = {
       {"bootstrap.servers", config.bootstrap_servers},
       {"client.id", options_.client_id},
       {"auto.offset.reset", "earliest"},
@@ -116,15 +116,15 @@ RunStore::RunStore(const KafkaConfig& config, RunStoreOptions options)
   // What restore() depends on, whatever kafka.properties says: records of transactions that were
   // aborted or are still open are not state; the end of a partition is seen as an event; the
   // group (the jobs group, for its committed offsets) is never written to.
-  const kafka::Properties required = {
+  const events::kafka::Properties required = {
       {"group.id", options_.group_id},       {"isolation.level", "read_committed"},
       {"enable.partition.eof", "true"},      {"enable.auto.commit", "false"},
       {"enable.auto.offset.store", "false"},
   };
-  auto conf =
-      kafka::makeConf({&defaults, &config.properties, &config.consumer_properties, &required},
-                      "kafka.properties / kafka.consumer_properties");
-  reader_->rk = kafka::makeHandle(kafka::ClientType::kConsumer, std::move(conf));
+  auto conf = events::kafka::makeConf(
+      {&defaults, &config.properties, &config.consumer_properties, &required},
+      "kafka.properties / kafka.consumer_properties");
+  reader_->rk = events::kafka::makeHandle(events::kafka::ClientType::kConsumer, std::move(conf));
   rd_kafka_poll_set_consumer(reader_->rk.get());
 }
 
@@ -215,7 +215,7 @@ std::expected<RestoreStats, std::string> RunStore::restore(
   // The jobs group's committed offsets: records of commands below them are not needed.
   std::map<std::int32_t, std::int64_t> committed;
   {
-    kafka::PartitionListPtr list(
+    events::kafka::PartitionListPtr list(
         rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size())));
     for (auto p : partitions)
       rd_kafka_topic_partition_list_add(list.get(), options_.jobs_topic.c_str(), p);
@@ -236,7 +236,7 @@ std::expected<RestoreStats, std::string> RunStore::restore(
 
   // Read what is not empty, until each partition's end as of now.
   std::map<std::int32_t, std::int64_t> reading;  // partition -> end offset
-  kafka::PartitionListPtr assign(rd_kafka_topic_partition_list_new(1));
+  events::kafka::PartitionListPtr assign(rd_kafka_topic_partition_list_new(1));
   for (const auto& [p, r] : range) {
     ++stats.partitions;
     if (r.second <= r.first || r.second <= 0) continue;
@@ -246,14 +246,14 @@ std::expected<RestoreStats, std::string> RunStore::restore(
   if (reading.empty()) return stats;
 
   std::unordered_map<std::string, v1::RunRecord> found;
-  if (kafka::ErrorPtr e{rd_kafka_incremental_assign(rk, assign.get())}) {
+  if (events::kafka::ErrorPtr e{rd_kafka_incremental_assign(rk, assign.get())}) {
     return std::unexpected(fmt::format("cannot assign {}[{}]: {}", topic, listOf(partitions),
                                        rd_kafka_error_string(e.get())));
   }
   std::string failure;
   while (!reading.empty() && failure.empty() && Steady::now() < deadline) {
     int wait = std::min(msLeft(deadline), static_cast<int>(kPollSlice.count()));
-    kafka::MessagePtr m(rd_kafka_consumer_poll(rk, wait));
+    events::kafka::MessagePtr m(rd_kafka_consumer_poll(rk, wait));
     if (!m) continue;
     auto it = reading.find(m->partition);
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
@@ -295,7 +295,7 @@ std::expected<RestoreStats, std::string> RunStore::restore(
     }
     found.insert_or_assign(r.run_id(), std::move(r));
   }
-  if (kafka::ErrorPtr e{rd_kafka_incremental_unassign(rk, assign.get())}) {
+  if (events::kafka::ErrorPtr e{rd_kafka_incremental_unassign(rk, assign.get())}) {
     spdlog::warn("runs reader: cannot unassign {}: {}", topic, rd_kafka_error_string(e.get()));
   }
   if (!failure.empty()) return std::unexpected(failure);
@@ -422,13 +422,13 @@ v1::RunRecord RunStore::endRecord(const v1::JobCommand& command, std::uint32_t s
   return baseRecord(command, starts, terminal, source, offset, worker_id, now);
 }
 
-OutRecord RunStore::toOutRecord(const v1::RunRecord& record) const {
-  OutRecord out;
+events::OutRecord RunStore::toOutRecord(const v1::RunRecord& record) const {
+  events::OutRecord out;
   out.topic = options_.runs_topic;
   out.partition = record.source().partition();
   out.key = record.run_id();
-  out.value = toWire(record);
+  out.value = events::toWire(record);
   return out;
 }
 
-}  // namespace outpost
+}  // namespace outpost::consumer

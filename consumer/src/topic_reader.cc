@@ -8,28 +8,28 @@
 
 #include "outpost/events/kafka.h"
 
-namespace outpost {
+namespace outpost::consumer {
 namespace {
 
 int toMs(std::chrono::milliseconds d) {
   return static_cast<int>(std::clamp<std::int64_t>(d.count(), 1, INT32_MAX));
 }
 
-kafka::HandlePtr consumerHandle(const KafkaConfig& kafka, const std::string& bootstrap,
-                                const kafka::Properties& own) {
+events::kafka::HandlePtr consumerHandle(const KafkaConfig& kafka, const std::string& bootstrap,
+                                        const events::kafka::Properties& own) {
   // Later layers win: `own` decides how the reading is done.
-  kafka::Properties servers = {
+  events::kafka::Properties servers = {
       {"bootstrap.servers", bootstrap.empty() ? kafka.bootstrap_servers : bootstrap}};
-  return kafka::makeHandle(
-      kafka::ClientType::kConsumer,
-      kafka::makeConf({&servers, &kafka.properties, &kafka.consumer_properties, &own},
-                      "kafka.properties"));
+  return events::kafka::makeHandle(
+      events::kafka::ClientType::kConsumer,
+      events::kafka::makeConf({&servers, &kafka.properties, &kafka.consumer_properties, &own},
+                              "kafka.properties"));
 }
 
 }  // namespace
 
 struct TopicReader::Impl {
-  kafka::HandlePtr rk;
+  events::kafka::HandlePtr rk;
   ~Impl() {
     if (rk) rd_kafka_consumer_close(rk.get());
   }
@@ -80,12 +80,13 @@ std::expected<std::pair<std::int64_t, std::int64_t>, std::string> TopicReader::w
 std::expected<void, std::string> TopicReader::readFromBeginning(
     const std::vector<TopicPartition>& tps) {
   if (tps.empty()) return {};
-  kafka::PartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(tps.size())));
+  events::kafka::PartitionListPtr list(
+      rd_kafka_topic_partition_list_new(static_cast<int>(tps.size())));
   for (const auto& tp : tps) {
     rd_kafka_topic_partition_list_add(list.get(), tp.topic.c_str(), tp.partition)->offset =
         RD_KAFKA_OFFSET_BEGINNING;
   }
-  if (kafka::ErrorPtr e{rd_kafka_incremental_assign(impl_->rk.get(), list.get())}) {
+  if (events::kafka::ErrorPtr e{rd_kafka_incremental_assign(impl_->rk.get(), list.get())}) {
     return std::unexpected(std::string(rd_kafka_error_string(e.get())));
   }
   return {};
@@ -93,7 +94,7 @@ std::expected<void, std::string> TopicReader::readFromBeginning(
 
 ReadResult TopicReader::poll(std::chrono::milliseconds timeout) {
   ReadResult r;
-  kafka::MessagePtr m(rd_kafka_consumer_poll(impl_->rk.get(), toMs(timeout)));
+  events::kafka::MessagePtr m(rd_kafka_consumer_poll(impl_->rk.get(), toMs(timeout)));
   if (!m) return r;
   if (m->rkt) r.record.tp.topic = rd_kafka_topic_name(m->rkt);
   r.record.tp.partition = m->partition;
@@ -132,7 +133,8 @@ std::expected<std::map<TopicPartition, std::int64_t>, std::string> committedOffs
   if (tps.empty()) return out;
   auto rk =
       consumerHandle(kafka, bootstrap, {{"group.id", group}, {"enable.auto.commit", "false"}});
-  kafka::PartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(tps.size())));
+  events::kafka::PartitionListPtr list(
+      rd_kafka_topic_partition_list_new(static_cast<int>(tps.size())));
   for (const auto& tp : tps) {
     rd_kafka_topic_partition_list_add(list.get(), tp.topic.c_str(), tp.partition);
   }
@@ -146,4 +148,4 @@ std::expected<std::map<TopicPartition, std::int64_t>, std::string> committedOffs
   return out;
 }
 
-}  // namespace outpost
+}  // namespace outpost::consumer

@@ -23,7 +23,7 @@ std::expected<Admitted, std::string> admit(const v1::JobCommand& command, std::u
                            "': no such template on this worker");
   }
   a.tmpl = &t->second;
-  RunRequest req;
+  runner::RunRequest req;
   req.run_id = command.run_id();
   req.job_id = command.job_id();
   req.attempt = attempt;
@@ -39,13 +39,13 @@ std::expected<Admitted, std::string> admit(const v1::JobCommand& command, std::u
                              "env or the recipe)");
     }
   }
-  auto plan = planRun(*a.tmpl, req, *policy.worker_env, policy.work_dir);
+  auto plan = runner::planRun(*a.tmpl, req, *policy.worker_env, policy.work_dir);
   if (!plan) return std::unexpected(plan.error());
   a.plan = std::move(*plan);
 
   auto collect = [&](const std::string& where,
                      std::string_view text) -> std::optional<std::string> {
-    auto parts = parseReferences(text);
+    auto parts = secrets::parseReferences(text);
     if (!parts) return where + ": " + parts.error();
     for (auto& p : *parts) {
       if (p.is_reference) a.secrets.push_back(std::move(p.ref));
@@ -64,7 +64,7 @@ std::expected<Admitted, std::string> admit(const v1::JobCommand& command, std::u
   std::string refused;
   for (const auto& ref : a.secrets) {
     const auto quoted = escapedExcerpt(ref.text, 128);
-    if (!matchesAnyGlob(a.tmpl->secrets, scopeName(ref)) &&
+    if (!matchesAnyGlob(a.tmpl->secrets, secrets::scopeName(ref)) &&
         refused.find(quoted) == std::string::npos) {
       refused += (refused.empty() ? "" : ", ") + quoted;
     }
@@ -77,10 +77,10 @@ std::expected<Admitted, std::string> admit(const v1::JobCommand& command, std::u
 }
 
 void resolveInto(Admitted& a, const v1::JobCommand& command,
-                 const std::map<std::string, SecretValue>& values) {
+                 const std::map<std::string, secrets::SecretValue>& values) {
   auto render = [&](std::string_view text) {
     std::string out;
-    auto parts = parseReferences(text);  // parsed fine at admission
+    auto parts = secrets::parseReferences(text);  // parsed fine at admission
     for (const auto& p : *parts) {
       out += p.is_reference ? std::string(values.at(p.ref.text).reveal()) : p.literal;
     }

@@ -12,11 +12,11 @@ constexpr std::chrono::milliseconds kCommitInterval{200};
 constexpr std::chrono::seconds kRecommitInterval{5};
 
 // Both strategies: a record produced now, the run waiting for its acknowledgement.
-void produceCounted(CompletionHost& host, Ports& ports, Run& run, const OutRecord& record,
+void produceCounted(CompletionHost& host, Ports& ports, Run& run, const events::OutRecord& record,
                     RecordSink& sink) {
   ++run.pending_acks;
   sink.produce(record, [&host, &poster = ports.poster, id = run.id,
-                        topic = record.topic](const DeliveryReport& r) {
+                        topic = record.topic](const events::DeliveryReport& r) {
     if (!r.ok()) spdlog::error("record for {} not delivered: {}", topic, r.why());
     poster.post([&host, id] {
       if (Run* acked = host.findRun(id)) {
@@ -29,10 +29,10 @@ void produceCounted(CompletionHost& host, Ports& ports, Run& run, const OutRecor
 
 // A start record: a launch waits for it. Not delivered (a fatal producer error): counting the
 // run's attempts is the lesser loss, so it runs anyway.
-void produceStart(CompletionHost& host, Ports& ports, Run& run, const OutRecord& start) {
+void produceStart(CompletionHost& host, Ports& ports, Run& run, const events::OutRecord& start) {
   ++run.pending_acks;
   ports.start_records.produce(
-      start, [&host, &poster = ports.poster, id = run.id](const DeliveryReport& r) {
+      start, [&host, &poster = ports.poster, id = run.id](const events::DeliveryReport& r) {
         if (!r.ok()) spdlog::error("start record not delivered: {}", r.why());
         poster.post([&host, id] {
           if (Run* written = host.findRun(id)) {
@@ -45,18 +45,19 @@ void produceStart(CompletionHost& host, Ports& ports, Run& run, const OutRecord&
 
 class AtLeastOnce final : public Completion {
  public:
-  AtLeastOnce(CompletionHost& host, Ports& ports, OffsetTracker& offsets)
+  AtLeastOnce(CompletionHost& host, Ports& ports, consumer::OffsetTracker& offsets)
       : host_(host), ports_(ports), offsets_(offsets) {
     last_commit_ = last_recommit_ = ports_.clock.steadyNow();
   }
 
-  void publish(Run& run, OutRecord record, bool) override {
+  void publish(Run& run, events::OutRecord record, bool) override {
     produceCounted(host_, ports_, run, record, ports_.records);
   }
 
-  void recordStart(Run& run, OutRecord start, std::optional<OutRecord> lost) override {
+  void recordStart(Run& run, events::OutRecord start,
+                   std::optional<events::OutRecord> lost) override {
     if (lost) {
-      ports_.records.produce(*lost, [](const DeliveryReport& r) {
+      ports_.records.produce(*lost, [](const events::DeliveryReport& r) {
         if (!r.ok())
           spdlog::error("the lost attempt's FAILED event was not delivered: {}", r.why());
       });
@@ -112,16 +113,17 @@ class AtLeastOnce final : public Completion {
 
   CompletionHost& host_;
   Ports& ports_;
-  OffsetTracker& offsets_;
+  consumer::OffsetTracker& offsets_;
   std::chrono::steady_clock::time_point last_commit_, last_recommit_;
 };
 
 class ExactlyOnce final : public Completion {
  public:
-  ExactlyOnce(CompletionHost& host, Ports& ports, OffsetTracker& offsets, TransactionSink& txn)
+  ExactlyOnce(CompletionHost& host, Ports& ports, consumer::OffsetTracker& offsets,
+              TransactionSink& txn)
       : host_(host), ports_(ports), offsets_(offsets), txn_(txn) {}
 
-  void publish(Run& run, OutRecord record, bool final) override {
+  void publish(Run& run, events::OutRecord record, bool final) override {
     // From the terminal event on, everything goes in the run's transaction (a NOTICE once that is
     // on its way goes alone).
     if (final && !run.submitted) {
@@ -132,9 +134,10 @@ class ExactlyOnce final : public Completion {
   }
 
   // A rerun's start record goes with the lost attempt's FAILED event, in one transaction.
-  void recordStart(Run& run, OutRecord start, std::optional<OutRecord> lost) override {
+  void recordStart(Run& run, events::OutRecord start,
+                   std::optional<events::OutRecord> lost) override {
     if (!lost) return produceStart(host_, ports_, run, start);
-    TxnUnit unit;
+    events::TxnUnit unit;
     unit.records = {std::move(*lost), std::move(start)};
     submitStart(run, std::move(unit));
   }
@@ -150,17 +153,17 @@ class ExactlyOnce final : public Completion {
   void close() override {}
 
  private:
-  void submitStart(Run& run, TxnUnit unit) {
+  void submitStart(Run& run, events::TxnUnit unit) {
     ++run.pending_acks;
     auto again = unit.records;  // kept in case the transaction aborts
-    unit.done = [this, id = run.id, again](const TxnOutcome& o) {
+    unit.done = [this, id = run.id, again](const events::TxnOutcome& o) {
       ports_.poster.post([this, id, again, o] {
         Run* r = host_.findRun(id);
         if (!r) return;
         --r->pending_acks;
-        if (o.status == TxnOutcome::Status::kAborted && r->ours()) {
+        if (o.status == events::TxnOutcome::Status::kAborted && r->ours()) {
           // Aborted for a reason outside it (e.g. a transaction before it): write it again.
-          TxnUnit retry;
+          events::TxnUnit retry;
           retry.records = again;
           return submitStart(*r, std::move(retry));
         }
@@ -182,7 +185,7 @@ class ExactlyOnce final : public Completion {
       run.committed = true;
       return;
     }
-    TxnUnit unit;
+    events::TxnUnit unit;
     unit.records = run.finals;  // kept in case the transaction aborts and is written again
     if (run.terminal != v1::RUN_STATE_UNSPECIFIED) {
       unit.records.push_back(ports_.attempts.recordEnd(run.command, run.attempts.starts,
@@ -193,7 +196,7 @@ class ExactlyOnce final : public Completion {
     unit.offsets[run.tp] = watermark;
     unit.group = ports_.source.groupMetadata();
     unit.done = [this, id = run.id, partition = run.tp.partition,
-                 watermark](const TxnOutcome& outcome) {
+                 watermark](const events::TxnOutcome& outcome) {
       ports_.poster.post([this, id, partition, watermark, outcome] {
         Run* r = host_.findRun(id);
         if (!r) return;
@@ -205,13 +208,13 @@ class ExactlyOnce final : public Completion {
     txn_.submit(std::move(unit));
   }
 
-  void committed(Run& run, const TxnOutcome& outcome) {
+  void committed(Run& run, const events::TxnOutcome& outcome) {
     --run.pending_acks;
     switch (outcome.status) {
-      case TxnOutcome::Status::kCommitted:
+      case events::TxnOutcome::Status::kCommitted:
         run.committed = true;
         break;
-      case TxnOutcome::Status::kAborted:
+      case events::TxnOutcome::Status::kAborted:
         if (run.ours()) {
           // E.g. the producer was fenced or the broker was away too long: write it again, with
           // the offsets and group generation of now. Until then its offset is not done again, so
@@ -227,7 +230,7 @@ class ExactlyOnce final : public Completion {
           run.committed = true;
         }
         break;
-      case TxnOutcome::Status::kRejected:
+      case events::TxnOutcome::Status::kRejected:
         spdlog::error("run {}: its end cannot be written: {}", run.command.run_id(),
                       outcome.reason);
         run.committed = true;
@@ -238,19 +241,20 @@ class ExactlyOnce final : public Completion {
 
   CompletionHost& host_;
   Ports& ports_;
-  OffsetTracker& offsets_;
+  consumer::OffsetTracker& offsets_;
   TransactionSink& txn_;
 };
 
 }  // namespace
 
 std::unique_ptr<Completion> makeAtLeastOnce(CompletionHost& host, Ports& ports,
-                                            OffsetTracker& offsets) {
+                                            consumer::OffsetTracker& offsets) {
   return std::make_unique<AtLeastOnce>(host, ports, offsets);
 }
 
 std::unique_ptr<Completion> makeExactlyOnce(CompletionHost& host, Ports& ports,
-                                            OffsetTracker& offsets, TransactionSink& txn) {
+                                            consumer::OffsetTracker& offsets,
+                                            TransactionSink& txn) {
   return std::make_unique<ExactlyOnce>(host, ports, offsets, txn);
 }
 

@@ -35,10 +35,11 @@ class Completion {
   virtual ~Completion() = default;
   // A record about the run (an event, a Kafka lineage record, a dead letter). `final`: it belongs
   // to the run's end (the terminal event and what comes with it, a dead letter).
-  virtual void publish(Run& run, OutRecord record, bool final) = 0;
+  virtual void publish(Run& run, events::OutRecord record, bool final) = 0;
   // Writes the run's start record (and, for a rerun, the FAILED event of the lost attempt), then
   // calls host.startWritten.
-  virtual void recordStart(Run& run, OutRecord start, std::optional<OutRecord> lost) = 0;
+  virtual void recordStart(Run& run, events::OutRecord start,
+                           std::optional<events::OutRecord> lost) = 0;
   // The run is finished and nothing it produced awaits acknowledgement: writes what this mode
   // still owes (end record, transaction) and returns true once the run may be forgotten.
   virtual bool settle(Run& run) = 0;
@@ -54,8 +55,8 @@ class Completion {
 };
 
 std::unique_ptr<Completion> makeAtLeastOnce(CompletionHost& host, Ports& ports,
-                                            OffsetTracker& offsets);
+                                            consumer::OffsetTracker& offsets);
 std::unique_ptr<Completion> makeExactlyOnce(CompletionHost& host, Ports& ports,
-                                            OffsetTracker& offsets, TransactionSink& txn);
+                                            consumer::OffsetTracker& offsets, TransactionSink& txn);
 
 }  // namespace outpost::dispatch

@@ -54,8 +54,8 @@ struct Dispatcher::Impl final : CompletionHost {
   Ports ports;
   AdmissionPolicy policy;
   RunEvents events;
-  LineageBuilder lineage;
-  OffsetTracker offsets;
+  lineage::LineageBuilder lineage;
+  consumer::OffsetTracker offsets;
   std::unique_ptr<Completion> completion;
 
   std::map<std::uint64_t, Run> runs;
@@ -70,8 +70,8 @@ struct Dispatcher::Impl final : CompletionHost {
   std::uint64_t next_id = 1;
   bool draining = false;
   std::uint64_t skipped_other_pool = 0;
-  RunMemory<EndedRun> ended{kRememberedRuns};         // runs that ended here, by run_id
-  RunMemory<CancelRequest> cancels{kRememberedRuns};  // cancels received, by run_id
+  consumer::RunMemory<EndedRun> ended{kRememberedRuns};         // runs that ended here, by run_id
+  consumer::RunMemory<CancelRequest> cancels{kRememberedRuns};  // cancels received, by run_id
 
   Impl(const Config& c, Environment env, Ports p)
       : config(c),
@@ -87,9 +87,9 @@ struct Dispatcher::Impl final : CompletionHost {
   // ---------------------------------------------------------------------------------------------
   // Intake
 
-  void onMessage(ConsumedMessage message) {
+  void onMessage(consumer::ConsumedMessage message) {
     if (draining) return;  // fetched before the pause; not taken, so not committed
-    auto decoded = decodeCommand(message.value);
+    auto decoded = consumer::decodeCommand(message.value);
     if (decoded && adoptAgain(*decoded, message)) return;
     Run& run = runs[next_id];
     run.id = next_id++;
@@ -100,7 +100,7 @@ struct Dispatcher::Impl final : CompletionHost {
     by_run_id.emplace(run.command.run_id(), run.id);
     run.attempts.attempt = std::max(1u, run.command.attempt());
     if (!decoded) return reject(run, message, decoded.error().reason);
-    if (isForAnotherPool(run.command, config.worker.pool)) {
+    if (consumer::isForAnotherPool(run.command, config.worker.pool)) {
       // Pools sharing a jobs topic each read every command: another pool's is not bad input.
       ++skipped_other_pool;
       spdlog::debug("run {}: for pool '{}', not '{}': skipped ({} so far)", run.command.run_id(),
@@ -129,17 +129,17 @@ struct Dispatcher::Impl final : CompletionHost {
     // What the runs topic knows: started before on a worker that was lost, or already ended.
     run.attempts = ports.attempts.decide(run.command, config.worker.max_attempts);
     switch (run.attempts.verdict) {
-      case Admission::Verdict::kRun:
+      case consumer::Admission::Verdict::kRun:
         break;
-      case Admission::Verdict::kRerun:
+      case consumer::Admission::Verdict::kRerun:
         spdlog::warn("run {}: {}", run.command.run_id(), run.attempts.reason);
         break;
-      case Admission::Verdict::kSkip:
+      case consumer::Admission::Verdict::kSkip:
         // Its terminal event was published before: only its offset is left to commit.
         spdlog::info("run {}: not run again: {}", run.command.run_id(), run.attempts.reason);
         run.phase = Phase::kFinished;
         return maybeRetire(run);
-      case Admission::Verdict::kGiveUp:
+      case consumer::Admission::Verdict::kGiveUp:
         spdlog::warn("run {}: not run again: {}", run.command.run_id(), run.attempts.reason);
         return endWithoutRunning(run, v1::FAILED, run.attempts.reason, /*lineage_fail=*/true);
     }
@@ -152,7 +152,7 @@ struct Dispatcher::Impl final : CompletionHost {
 
   // Our own command handed back to us by a rebalance while it still runs: adopt it again (unless
   // it was stopped and handed over: then it runs again, as the next attempt).
-  bool adoptAgain(const v1::JobCommand& command, const ConsumedMessage& message) {
+  bool adoptAgain(const v1::JobCommand& command, const consumer::ConsumedMessage& message) {
     auto [same, end] = by_run_id.equal_range(command.run_id());
     for (; same != end; ++same) {
       Run& r = runs.at(same->second);
@@ -202,15 +202,16 @@ struct Dispatcher::Impl final : CompletionHost {
     updatePause();
   }
 
-  void reject(Run& run, const ConsumedMessage& message, const std::string& reason,
+  void reject(Run& run, const consumer::ConsumedMessage& message, const std::string& reason,
               bool publish_event = true) {
     spdlog::warn("rejected {}[{}]@{} (run {}): {}", message.tp.topic, message.tp.partition,
                  message.offset, run.command.run_id().empty() ? "unknown" : run.command.run_id(),
                  reason);
     run.phase = Phase::kFinished;
     // With the REJECTED event and the offset (one transaction, exactly-once).
-    completion->publish(run, deadLetterRecord(config.topics.dlq, message, reason, config.worker.id),
-                        /*final=*/true);
+    completion->publish(
+        run, consumer::deadLetterRecord(config.topics.dlq, message, reason, config.worker.id),
+        /*final=*/true);
     if (publish_event && !run.command.run_id().empty()) {
       auto e = newEvent(run, v1::REJECTED);
       e.set_message(reason);
@@ -233,9 +234,9 @@ struct Dispatcher::Impl final : CompletionHost {
     publishEvent(run, e);
     if (lineage_fail) {
       // The lost worker wrote the attempt's START; this ends it.
-      LineageOutcome lo;
+      lineage::LineageOutcome lo;
       lo.message = message;
-      publishLineage(run, LineageEventType::kFail, std::move(lo));
+      publishLineage(run, lineage::LineageEventType::kFail, std::move(lo));
     }
     maybeRetire(run);
   }
@@ -257,7 +258,7 @@ struct Dispatcher::Impl final : CompletionHost {
     for (auto it = queue.begin(); it != queue.end() && running < config.worker.slots;) {
       if (runs.contains(alone)) return;
       Run& run = runs.at(*it);
-      if (run.attempts.verdict == Admission::Verdict::kRerun) {
+      if (run.attempts.verdict == consumer::Admission::Verdict::kRerun) {
         if (!settled()) return;
         alone = run.id;
       }
@@ -292,15 +293,15 @@ struct Dispatcher::Impl final : CompletionHost {
   // exactly-once).
   void recordStart(Run& run) {
     auto start = ports.attempts.recordStart(run.command, run.attempts, run.tp, run.offset);
-    std::optional<OutRecord> lost;
-    if (run.attempts.verdict == Admission::Verdict::kRerun) {
+    std::optional<events::OutRecord> lost;
+    if (run.attempts.verdict == consumer::Admission::Verdict::kRerun) {
       auto e = newEvent(run, v1::FAILED);
       e.set_attempt(run.attempts.attempt - 1);
       e.set_redelivered(false);
       e.set_retrying(true);
       e.set_message(fmt::format("worker {} was lost while running it", run.attempts.lost_worker));
       run.sequence = 0;  // the sequence counts the events of this attempt
-      lost = OutRecord{config.topics.events, -1, e.run_id(), toWire(e), {}};
+      lost = events::OutRecord{config.topics.events, -1, e.run_id(), events::toWire(e), {}};
     }
     completion->recordStart(run, std::move(start), std::move(lost));
   }
@@ -335,21 +336,21 @@ struct Dispatcher::Impl final : CompletionHost {
     auto& plan = run.admitted->plan;
     spdlog::info("run {} ({}) starting: {}", c.run_id(), run.tmpl()->name, plan.argv.front());
     auto& poster = ports.poster;
-    RunCallbacks callbacks;
+    runner::RunCallbacks callbacks;
     callbacks.on_started = [this, &poster, id = run.id](pid_t,
                                                         std::chrono::system_clock::time_point at) {
       poster.post([this, id, at] { onStarted(id, at); });
     };
-    callbacks.on_log = [this, &poster, id = run.id](LogBatch batch) {
+    callbacks.on_log = [this, &poster, id = run.id](runner::LogBatch batch) {
       poster.post([this, id, b = std::move(batch)]() mutable { onLog(id, std::move(b)); });
     };
-    callbacks.on_heartbeat = [this, &poster, id = run.id](Heartbeat hb) {
+    callbacks.on_heartbeat = [this, &poster, id = run.id](runner::Heartbeat hb) {
       poster.post([this, id, hb] { onHeartbeat(id, hb); });
     };
     if (config.lineage.enabled && run.tmpl()->child_lineage) {
-      addLineageChannel(plan);
-      run.child_lineage = std::make_unique<ChildLineageProcessor>(
-          ChildLineageRun::of(lineage, c),
+      runner::addLineageChannel(plan);
+      run.child_lineage = std::make_unique<lineage::ChildLineageProcessor>(
+          lineage::ChildLineageRun::of(lineage, c),
           [&secrets = ports.secrets](std::string_view text) { return secrets.mask(text); });
       callbacks.on_lineage = [this, &poster, id = run.id](std::string bytes, bool truncated) {
         poster.post([this, id, b = std::move(bytes), truncated]() mutable {
@@ -357,7 +358,7 @@ struct Dispatcher::Impl final : CompletionHost {
         });
       };
     }
-    callbacks.on_finished = [this, &poster, id = run.id](RunOutcome outcome) {
+    callbacks.on_finished = [this, &poster, id = run.id](runner::RunOutcome outcome) {
       poster.post([this, id, o = std::move(outcome)]() mutable { onFinished(id, std::move(o)); });
     };
     ports.executor.launch(plan, std::move(callbacks), ports.secrets.outputRedactor());
@@ -373,12 +374,12 @@ struct Dispatcher::Impl final : CompletionHost {
     e.set_started_at_ms(toUnixMillis(started_at));
     publishEvent(*run, e);
     run->started_at = started_at;
-    LineageOutcome lineage_start;
+    lineage::LineageOutcome lineage_start;
     lineage_start.started_at = started_at;
-    publishLineage(*run, LineageEventType::kStart, std::move(lineage_start));
+    publishLineage(*run, lineage::LineageEventType::kStart, std::move(lineage_start));
   }
 
-  void onLog(std::uint64_t id, LogBatch batch) {
+  void onLog(std::uint64_t id, runner::LogBatch batch) {
     Run* run = findRun(id);
     if (!run) return;
     auto e = newEvent(*run, v1::LOG);
@@ -394,13 +395,13 @@ struct Dispatcher::Impl final : CompletionHost {
     if (truncated) {
       auto n = newEvent(*run, v1::NOTICE);
       n.set_message(fmt::format("lineage channel: output past {} bytes was dropped",
-                                SupervisorOptions{}.lineage_max_bytes));
+                                runner::SupervisorOptions{}.lineage_max_bytes));
       publishEvent(*run, n);
     }
   }
 
   // Forwards or reports what the run's lineage processor made of the job's lines.
-  void handleChildLineage(Run& run, std::vector<ChildLineageResult> results) {
+  void handleChildLineage(Run& run, std::vector<lineage::ChildLineageResult> results) {
     for (auto& r : results) {
       if (r.record) {
         sendLineage(run, r.record->kafka_key, std::move(r.record->json));
@@ -412,7 +413,7 @@ struct Dispatcher::Impl final : CompletionHost {
     }
   }
 
-  void onHeartbeat(std::uint64_t id, const Heartbeat& hb) {
+  void onHeartbeat(std::uint64_t id, const runner::Heartbeat& hb) {
     Run* run = findRun(id);
     if (!run) return;
     auto e = newEvent(*run, v1::HEARTBEAT);
@@ -422,13 +423,13 @@ struct Dispatcher::Impl final : CompletionHost {
     e.set_log_dropped_lines(hb.log_dropped_lines);
     publishEvent(*run, e);
     if (config.lineage.running_events) {
-      LineageOutcome progress;
+      lineage::LineageOutcome progress;
       progress.started_at = run->started_at;
-      publishLineage(*run, LineageEventType::kRunning, std::move(progress));
+      publishLineage(*run, lineage::LineageEventType::kRunning, std::move(progress));
     }
   }
 
-  void onFinished(std::uint64_t id, RunOutcome o) {
+  void onFinished(std::uint64_t id, runner::RunOutcome o) {
     Run* found = findRun(id);
     if (!found) return;
     Run& run = *found;
@@ -441,7 +442,7 @@ struct Dispatcher::Impl final : CompletionHost {
     e.set_message(message);
     // Stopped by a control-topic cancel (not by a timeout or a drain that came first)?
     bool cancelled_here =
-        run.cancel && o.ending == RunOutcome::Ending::kCancelled &&
+        run.cancel && o.ending == runner::RunOutcome::Ending::kCancelled &&
         o.message == cancelMessage(run.cancel->requested_by, run.cancel->reason, "");
     if (cancelled_here) e.set_cancelled_by(run.cancel->requested_by);
     spdlog::info("run {} {} ({} ms){}{}", run.command.run_id(), v1::RunState_Name(ending.state),
@@ -455,18 +456,18 @@ struct Dispatcher::Impl final : CompletionHost {
       publishEvent(run, n);
     }
 
-    LineageOutcome lo;
+    lineage::LineageOutcome lo;
     if (run.child_lineage) {
       // The job's own records come before Outpost's terminal one.
       handleChildLineage(run, run.child_lineage->finish());
       lo.child_events_forwarded = run.child_lineage->forwarded();
       lo.child_events_rejected = run.child_lineage->rejected();
     }
-    if (o.ending == RunOutcome::Ending::kExited) lo.exit_code = o.exit_code;
+    if (o.ending == runner::RunOutcome::Ending::kExited) lo.exit_code = o.exit_code;
     if (o.signal) lo.signal = o.signal;
     lo.message = message;
     lo.output_tail = o.tail;
-    if (o.ending != RunOutcome::Ending::kSpawnFailed) {
+    if (o.ending != runner::RunOutcome::Ending::kSpawnFailed) {
       lo.started_at = o.started_at;
       lo.run_duration = o.duration;
     }
@@ -486,22 +487,23 @@ struct Dispatcher::Impl final : CompletionHost {
 
   void publishEvent(Run& run, const v1::RunEvent& event) {
     if (isTerminalState(event.state())) run.terminal = event.state();
-    completion->publish(run, OutRecord{config.topics.events, -1, event.run_id(), toWire(event), {}},
-                        run.terminal != v1::RUN_STATE_UNSPECIFIED);
+    completion->publish(
+        run, events::OutRecord{config.topics.events, -1, event.run_id(), events::toWire(event), {}},
+        run.terminal != v1::RUN_STATE_UNSPECIFIED);
   }
 
-  void publishLineage(Run& run, LineageEventType type, LineageOutcome outcome) {
+  void publishLineage(Run& run, lineage::LineageEventType type, lineage::LineageOutcome outcome) {
     if (!config.lineage.enabled) return;
     outcome.attempt = run.attempts.attempt;
     auto doc = lineage.build(type, run.command, ports.clock.now(), outcome);
-    sendLineage(run, lineage.kafkaKey(run.command), lineageRecordText(doc));
+    sendLineage(run, lineage.kafkaKey(run.command), lineage::lineageRecordText(doc));
   }
 
   // One lineage record to every configured transport (Kafka, HTTP), acknowledged per transport.
   void sendLineage(Run& run, const std::string& key, std::string json) {
     if (ports.lineage_http) {
       ++run.pending_acks;
-      ports.lineage_http->send(json, [this, id = run.id](const LineageDelivery& d) {
+      ports.lineage_http->send(json, [this, id = run.id](const lineage::LineageDelivery& d) {
         if (!d.ok) spdlog::error("lineage record not delivered: {}", d.error);
         ports.poster.post([this, id] {
           if (Run* r = findRun(id)) {
@@ -512,7 +514,8 @@ struct Dispatcher::Impl final : CompletionHost {
       });
     }
     if (config.lineage.toKafka()) {
-      completion->publish(run, OutRecord{config.topics.lineage, -1, key, std::move(json), {}},
+      completion->publish(run,
+                          events::OutRecord{config.topics.lineage, -1, key, std::move(json), {}},
                           run.terminal != v1::RUN_STATE_UNSPECIFIED);
     }
   }
@@ -521,10 +524,11 @@ struct Dispatcher::Impl final : CompletionHost {
   // to no command offset, so nothing waits for its acknowledgement.
   void publishNotice(const v1::RunEvent& event) {
     spdlog::info("run {} NOTICE: {}", event.run_id(), event.message());
-    ports.records.produce(OutRecord{config.topics.events, -1, event.run_id(), toWire(event), {}},
-                          [](const DeliveryReport& r) {
-                            if (!r.ok()) spdlog::warn("NOTICE event not delivered: {}", r.why());
-                          });
+    ports.records.produce(
+        events::OutRecord{config.topics.events, -1, event.run_id(), events::toWire(event), {}},
+        [](const events::DeliveryReport& r) {
+          if (!r.ok()) spdlog::warn("NOTICE event not delivered: {}", r.why());
+        });
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -621,7 +625,7 @@ struct Dispatcher::Impl final : CompletionHost {
     return std::ranges::find(assigned, TopicPartition{config.topics.jobs, 0}) != assigned.end();
   }
 
-  void onControl(const ControlMessage& m) {
+  void onControl(const consumer::ControlMessage& m) {
     if (!m.command.has_cancel()) return;
     const auto& c = m.command.cancel();
     const std::string& run_id = c.run_id();
@@ -773,10 +777,10 @@ Dispatcher::Dispatcher(const Config& config, Environment worker_env, Ports ports
 
 Dispatcher::~Dispatcher() = default;
 
-void Dispatcher::onMessage(ConsumedMessage message) {
+void Dispatcher::onMessage(consumer::ConsumedMessage message) {
   impl_->onMessage(std::move(message));
 }
-void Dispatcher::onControl(const ControlMessage& message) {
+void Dispatcher::onControl(const consumer::ControlMessage& message) {
   impl_->onControl(message);
 }
 void Dispatcher::tick() {

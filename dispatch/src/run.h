@@ -50,7 +50,7 @@ struct Run {
   TopicPartition tp;
   std::int64_t offset = -1;
   v1::JobCommand command;
-  Admission attempts;                // what the runs topic said: attempt, starts, verdict
+  consumer::Admission attempts;      // what the runs topic said: attempt, starts, verdict
   std::optional<Admitted> admitted;  // template and plan, once admission passed
   Phase phase = Phase::kQueued;
   Ownership ownership = Ownership::kOurs;
@@ -58,12 +58,12 @@ struct Run {
   v1::RunState terminal = v1::RUN_STATE_UNSPECIFIED;  // once its terminal event is written
   std::optional<CancelRequest> cancel;                // a control-topic cancel is stopping it
   std::optional<std::chrono::system_clock::time_point> started_at;  // of its process
-  std::unique_ptr<ChildLineageProcessor> child_lineage;             // when it has a lineage channel
+  std::unique_ptr<lineage::ChildLineageProcessor> child_lineage;    // when it has a lineage channel
 
   // Completion's bookkeeping (completion.h): records not yet acknowledged; exactly-once, what
   // goes into its transaction and how far that went; at-least-once, whether its end record went.
   int pending_acks = 0;
-  std::vector<OutRecord> finals;
+  std::vector<events::OutRecord> finals;
   bool submitted = false;
   bool committed = false;
   bool end_recorded = false;
@@ -71,7 +71,8 @@ struct Run {
   const TemplateConfig* tmpl() const { return admitted ? admitted->tmpl : nullptr; }
   bool ours() const { return ownership == Ownership::kOurs; }
   EventSubject subject() const {
-    return {&command, tp, offset, attempts.attempt, attempts.verdict == Admission::Verdict::kRerun};
+    return {&command, tp, offset, attempts.attempt,
+            attempts.verdict == consumer::Admission::Verdict::kRerun};
   }
 };
 

@@ -9,30 +9,30 @@ bool isTerminalState(v1::RunState s) {
          s == v1::REJECTED || s == v1::EXPIRED;
 }
 
-Ending endingOf(const RunOutcome& o) {
+Ending endingOf(const runner::RunOutcome& o) {
   Ending e;
   e.message = o.message;
   switch (o.ending) {
-    case RunOutcome::Ending::kExited:
+    case runner::RunOutcome::Ending::kExited:
       if (o.exit_code == 0) {
         e.state = v1::SUCCEEDED;
-        e.lineage = LineageEventType::kComplete;
+        e.lineage = lineage::LineageEventType::kComplete;
       } else {
-        e.message = describeFailure(o);
+        e.message = runner::describeFailure(o);
       }
       break;
-    case RunOutcome::Ending::kSignaled:
-      e.message = describeFailure(o);
+    case runner::RunOutcome::Ending::kSignaled:
+      e.message = runner::describeFailure(o);
       break;
-    case RunOutcome::Ending::kTimedOut:
+    case runner::RunOutcome::Ending::kTimedOut:
       e.state = v1::TIMED_OUT;
-      e.lineage = LineageEventType::kAbort;
+      e.lineage = lineage::LineageEventType::kAbort;
       break;
-    case RunOutcome::Ending::kCancelled:
+    case runner::RunOutcome::Ending::kCancelled:
       e.state = v1::CANCELLED;
-      e.lineage = LineageEventType::kAbort;
+      e.lineage = lineage::LineageEventType::kAbort;
       break;
-    case RunOutcome::Ending::kSpawnFailed:
+    case runner::RunOutcome::Ending::kSpawnFailed:
       break;
   }
   return e;
@@ -84,10 +84,10 @@ v1::RunEvent RunEvents::notice(const std::string& run_id, std::uint32_t attempt,
   return e;
 }
 
-void RunEvents::describeOutcome(v1::RunEvent& e, const RunOutcome& o) {
-  e.set_exit_code(o.ending == RunOutcome::Ending::kExited ? o.exit_code : -1);
+void RunEvents::describeOutcome(v1::RunEvent& e, const runner::RunOutcome& o) {
+  e.set_exit_code(o.ending == runner::RunOutcome::Ending::kExited ? o.exit_code : -1);
   e.set_signal(o.signal);
-  if (o.ending != RunOutcome::Ending::kSpawnFailed) {
+  if (o.ending != runner::RunOutcome::Ending::kSpawnFailed) {
     e.set_started_at_ms(toUnixMillis(o.started_at));
     e.set_duration_ms(o.duration.count());
   }

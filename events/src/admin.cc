@@ -4,7 +4,7 @@
 
 #include "outpost/events/kafka.h"
 
-namespace outpost {
+namespace outpost::events {
 namespace {
 
 // Owners of the admin API's objects (kafka.h owns the clients' own handles).
@@ -154,17 +154,17 @@ KafkaAdmin::KafkaAdmin(const KafkaConfig& kafka) : impl_(std::make_unique<Impl>(
 KafkaAdmin::~KafkaAdmin() = default;
 
 std::expected<std::map<std::string, int>, std::string> KafkaAdmin::partitionCounts() {
-  return outpost::partitionCounts(impl_->rk.get());
+  return events::partitionCounts(impl_->rk.get());
 }
 
 CreateTopicsResult KafkaAdmin::createTopics(const std::vector<NewTopic>& topics,
                                             int replication_factor) {
-  return outpost::createTopics(impl_->rk.get(), topics, replication_factor);
+  return events::createTopics(impl_->rk.get(), topics, replication_factor);
 }
 
 std::expected<std::string, std::string> KafkaAdmin::topicSetting(const std::string& topic,
                                                                  const std::string& key) {
-  return outpost::topicSetting(impl_->rk.get(), topic, key);
+  return events::topicSetting(impl_->rk.get(), topic, key);
 }
 
-}  // namespace outpost
+}  // namespace outpost::events

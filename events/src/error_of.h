@@ -7,7 +7,7 @@
 
 #include "outpost/events/error.h"
 
-namespace outpost::kafka {
+namespace outpost::events::kafka {
 
 // An error object of librdkafka's transactional or admin API, by its own flags.
 inline KafkaError errorOf(const rd_kafka_error_t* e, const std::string& what) {
@@ -36,4 +36,4 @@ inline KafkaError deliveryErrorOf(rd_kafka_t* rk, rd_kafka_resp_err_t err) {
   return KafkaError(kind, err, rd_kafka_err2str(err));
 }
 
-}  // namespace outpost::kafka
+}  // namespace outpost::events::kafka

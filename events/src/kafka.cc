@@ -5,7 +5,7 @@
 
 #include "outpost/common/config.h"
 
-namespace outpost::kafka {
+namespace outpost::events::kafka {
 
 namespace {
 
@@ -74,4 +74,4 @@ HandlePtr makeHandle(ClientType type, ConfPtr conf) {
   return HandlePtr(rk);
 }
 
-}  // namespace outpost::kafka
+}  // namespace outpost::events::kafka

@@ -11,7 +11,7 @@
 #include "outpost/events/kafka.h"
 #include "outpost/events/out_record.h"
 
-namespace outpost {
+namespace outpost::events {
 
 struct KafkaProducer::Impl {
   kafka::HandlePtr rk;
@@ -121,4 +121,4 @@ int KafkaProducer::outstanding() const {
   return rd_kafka_outq_len(impl_->rk.get());
 }
 
-}  // namespace outpost
+}  // namespace outpost::events

@@ -17,7 +17,7 @@
 #include "outpost/common/thread_name.h"
 #include "outpost/events/kafka.h"
 
-namespace outpost {
+namespace outpost::events {
 
 // ---- GroupMetadata ------------------------------------------------------------------------------
 
@@ -649,4 +649,4 @@ std::size_t TransactionalPublisher::pending() const {
   return impl_->queue.size() + impl_->in_flight;
 }
 
-}  // namespace outpost
+}  // namespace outpost::events

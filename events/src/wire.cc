@@ -7,7 +7,7 @@
 
 #include "outpost/common/utf8.h"
 
-namespace outpost {
+namespace outpost::events {
 namespace {
 
 using google::protobuf::FieldDescriptor;
@@ -74,4 +74,4 @@ std::string toWire(const Message& message) {
   return fixed->SerializeAsString();
 }
 
-}  // namespace outpost
+}  // namespace outpost::events

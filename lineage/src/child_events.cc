@@ -8,7 +8,7 @@
 #include "outpost/common/clock.h"
 #include "outpost/lineage/naming.h"
 
-namespace outpost {
+namespace outpost::lineage {
 namespace {
 
 using nlohmann::json;
@@ -560,4 +560,4 @@ std::vector<ChildLineageResult> ChildLineageProcessor::finish() {
   return out;
 }
 
-}  // namespace outpost
+}  // namespace outpost::lineage

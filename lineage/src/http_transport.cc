@@ -10,7 +10,7 @@
 #include "outpost/common/http_client.h"
 #include "outpost/common/thread_name.h"
 
-namespace outpost {
+namespace outpost::lineage {
 namespace {
 
 constexpr std::size_t kMaxTokenBytes = 64 * 1024;
@@ -295,4 +295,4 @@ void HttpLineageTransport::run() {
   }
 }
 
-}  // namespace outpost
+}  // namespace outpost::lineage

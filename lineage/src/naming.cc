@@ -9,7 +9,7 @@
 #include <charconv>
 #include <vector>
 
-namespace outpost {
+namespace outpost::lineage {
 namespace {
 
 // How a platform's namespace is built.
@@ -1079,4 +1079,4 @@ DatasetResult datasetFromStorageUri(std::string_view uri) {
   return keyed(platform, std::move(ns), absolute_path ? "path" : "object key", path, absolute_path);
 }
 
-}  // namespace outpost
+}  // namespace outpost::lineage

@@ -9,7 +9,7 @@
 #error "OUTPOST_VERSION must be defined by the build"
 #endif
 
-namespace outpost {
+namespace outpost::lineage {
 namespace {
 
 using nlohmann::json;
@@ -253,4 +253,4 @@ std::string lineageRecordText(const nlohmann::json& record) {
   return record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-}  // namespace outpost
+}  // namespace outpost::lineage

@@ -18,7 +18,7 @@
 #include "outpost/common/fd.h"
 #include "outpost/runner/supervisor.h"
 
-namespace outpost {
+namespace outpost::runner {
 namespace {
 
 std::string pathOf(const LaunchPlan& plan) {
@@ -310,4 +310,4 @@ std::expected<pid_t, std::string> PosixLauncher::launch(const LaunchPlan& plan,
   return pid;
 }
 
-}  // namespace outpost
+}  // namespace outpost::runner

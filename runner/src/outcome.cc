@@ -5,7 +5,7 @@
 
 #include "outpost/runner/supervisor.h"
 
-namespace outpost {
+namespace outpost::runner {
 namespace {
 
 std::string signalName(int sig) {
@@ -47,4 +47,4 @@ std::string describeFailure(const RunOutcome& o) {
   }
 }
 
-}  // namespace outpost
+}  // namespace outpost::runner

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <utility>
 
-namespace outpost {
+namespace outpost::runner {
 
 TailBuffer::TailBuffer(std::size_t capacity) : capacity_(capacity) {}
 
@@ -45,9 +45,9 @@ std::string TailBuffer::text() const {
   return sanitizeUtf8(raw, droppedBytes() > 0);
 }
 
-}  // namespace outpost
+}  // namespace outpost::runner
 
-namespace outpost {
+namespace outpost::runner {
 
 void LineSplitter::feed(std::string_view bytes, std::vector<std::string>& out) {
   while (!bytes.empty()) {
@@ -113,4 +113,4 @@ std::vector<std::string> LogBatcher::take() {
   return std::exchange(lines_, {});
 }
 
-}  // namespace outpost
+}  // namespace outpost::runner

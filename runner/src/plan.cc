@@ -12,7 +12,7 @@
 #include "outpost/common/glob.h"
 #include "outpost/common/utf8.h"
 
-namespace outpost {
+namespace outpost::runner {
 namespace {
 
 // A parameter's pattern, compiled once (a worker's templates have few). RE2 matches in time
@@ -136,4 +136,4 @@ void addLineageChannel(LaunchPlan& plan) {
   plan.env.push_back("OUTPOST_LINEAGE_FILE=/dev/fd/" + std::to_string(kLineageFd));
 }
 
-}  // namespace outpost
+}  // namespace outpost::runner

@@ -18,7 +18,7 @@
 
 #include <spdlog/spdlog.h>
 
-namespace outpost {
+namespace outpost::runner {
 namespace {
 
 std::string readSmallFile(const std::string& path) {
@@ -458,4 +458,4 @@ TreeStats ProcessTree::stats(pid_t leader) const {
   return s;
 }
 
-}  // namespace outpost
+}  // namespace outpost::runner

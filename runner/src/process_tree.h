@@ -15,7 +15,7 @@
 
 #include "outpost/common/fd.h"
 
-namespace outpost {
+namespace outpost::runner {
 
 struct TreeStats {
   std::int64_t cpu_time_ms = 0;
@@ -137,4 +137,4 @@ class ProcessTree {
   std::unique_ptr<Cgroup> cgroup_;      // or null: the marker and a /proc scan
 };
 
-}  // namespace outpost
+}  // namespace outpost::runner

@@ -32,7 +32,7 @@
 #include "outpost/runner/output.h"
 #include "process_tree.h"
 
-namespace outpost {
+namespace outpost::runner {
 namespace {
 
 namespace fs = std::filesystem;
@@ -864,4 +864,4 @@ const std::string& Supervisor::cgroupNote() const {
   return impl_->cgroup_note;
 }
 
-}  // namespace outpost
+}  // namespace outpost::runner

@@ -4,7 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
-namespace outpost {
+namespace outpost::secrets {
 
 AccessTokenCache::AccessTokenCache(std::string owner, std::string source, Fetch fetch,
                                    const Clock& clock, std::chrono::seconds refresh_before)
@@ -41,4 +41,4 @@ void AccessTokenCache::invalidate() {
   cached_.reset();
 }
 
-}  // namespace outpost
+}  // namespace outpost::secrets

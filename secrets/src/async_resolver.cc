@@ -2,7 +2,7 @@
 
 #include "outpost/common/thread_name.h"
 
-namespace outpost {
+namespace outpost::secrets {
 
 AsyncSecretResolver::AsyncSecretResolver(SecretResolver& resolver, std::size_t threads)
     : resolver_(resolver), thread_count_(std::max<std::size_t>(1, threads)) {}
@@ -49,4 +49,4 @@ void AsyncSecretResolver::resolve(std::vector<SecretRef> refs, std::function<voi
   cv_.notify_one();
 }
 
-}  // namespace outpost
+}  // namespace outpost::secrets

@@ -16,7 +16,7 @@
 #include "outpost/secrets/sigv4.h"
 #include "provider_internal.h"
 
-namespace outpost {
+namespace outpost::secrets {
 namespace {
 
 using provider_internal::describe;
@@ -359,4 +359,4 @@ std::expected<FetchedSecret, SecretError> AwsSecretsManagerProvider::fetch(const
   return out;
 }
 
-}  // namespace outpost
+}  // namespace outpost::secrets

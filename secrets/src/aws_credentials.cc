@@ -10,7 +10,7 @@
 #include "aws_internal.h"
 #include "provider_internal.h"
 
-namespace outpost {
+namespace outpost::secrets {
 
 using provider_internal::forMessage;
 using provider_internal::readSmallFile;
@@ -590,4 +590,4 @@ std::optional<std::chrono::system_clock::time_point> parseIso8601(std::string_vi
   return std::chrono::system_clock::from_time_t(t - offset_seconds);
 }
 
-}  // namespace outpost
+}  // namespace outpost::secrets

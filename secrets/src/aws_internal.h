@@ -10,7 +10,7 @@
 #include "outpost/common/http_client.h"
 #include "outpost/secrets/sigv4.h"
 
-namespace outpost::aws_internal {
+namespace outpost::secrets::aws_internal {
 
 // The text of the first <tag>...</tag> element, entities decoded.
 std::optional<std::string> xmlElement(std::string_view xml, std::string_view tag);
@@ -25,4 +25,4 @@ std::string awsErrorMessage(const HttpResponse& response);
 // Token, Expiration. The error never carries the document.
 std::expected<AwsCredentials, std::string> credentialsFromJson(std::string_view json);
 
-}  // namespace outpost::aws_internal
+}  // namespace outpost::secrets::aws_internal

@@ -11,7 +11,7 @@
 #include "outpost/secrets/sigv4.h"
 #include "provider_internal.h"
 
-namespace outpost {
+namespace outpost::secrets {
 namespace {
 
 using oauth_internal::getWithAccessToken;
@@ -373,4 +373,4 @@ std::expected<FetchedSecret, SecretError> AzureKeyVaultProvider::fetch(const Sec
   return selectField(ref, std::move(*got));
 }
 
-}  // namespace outpost
+}  // namespace outpost::secrets

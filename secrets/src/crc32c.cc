@@ -5,7 +5,7 @@
 
 #include <array>
 
-namespace outpost {
+namespace outpost::secrets {
 namespace {
 
 constexpr std::uint32_t kPolynomial = 0x82F63B78u;  // 0x1EDC6F41, bits reversed
@@ -32,4 +32,4 @@ std::uint32_t crc32c(std::string_view data, std::uint32_t crc) {
   return ~crc;
 }
 
-}  // namespace outpost
+}  // namespace outpost::secrets

@@ -18,7 +18,7 @@
 #include "outpost/secrets/sigv4.h"
 #include "provider_internal.h"
 
-namespace outpost {
+namespace outpost::secrets {
 namespace {
 
 using oauth_internal::getWithAccessToken;
@@ -445,4 +445,4 @@ std::expected<FetchedSecret, SecretError> GcpSecretManagerProvider::fetch(const 
   return selectField(ref, std::move(*got));
 }
 
-}  // namespace outpost
+}  // namespace outpost::secrets

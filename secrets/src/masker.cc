@@ -5,7 +5,7 @@
 #include <deque>
 #include <set>
 
-namespace outpost {
+namespace outpost::secrets {
 namespace {
 
 std::string base64(std::string_view in, bool url, bool pad) {
@@ -120,8 +120,10 @@ class MaskingStream final : public StreamRedactor {
       for (std::size_t i = 0; i < half; ++i) {
         sa = table[sa + cls[a[i]]];
         sb = table[sb + cls[b[i]]];
-        if (sa >= first_end) [[unlikely]] addMask(base + i + 1, sa);
-        if (sb >= first_end && i >= settle) [[unlikely]] later_.emplace_back(base + half + i + 1, sb);
+        if (sa >= first_end) [[unlikely]]
+          addMask(base + i + 1, sa);
+        if (sb >= first_end && i >= settle) [[unlikely]]
+          later_.emplace_back(base + half + i + 1, sb);
       }
       scan(b, settle, base + half, sa);  // the second half's first bytes, from the true state
       for (auto [end, state] : later_) addMask(end, state);
@@ -145,7 +147,8 @@ class MaskingStream final : public StreamRedactor {
     const std::uint32_t first_end = m_.firstEnd();
     for (std::size_t i = 0; i < n; ++i) {
       state = table[state + cls[bytes[i]]];
-      if (state >= first_end) [[unlikely]] addMask(base + i + 1, state);
+      if (state >= first_end) [[unlikely]]
+        addMask(base + i + 1, state);
     }
     return state;
   }
@@ -196,7 +199,7 @@ class MaskingStream final : public StreamRedactor {
   std::uint32_t state_ = 0;
   std::string pending_;
   std::vector<std::pair<std::size_t, std::size_t>> masks_;
-  bool in_mask_ = false;  // the last emitted byte was masked
+  bool in_mask_ = false;                                      // the last emitted byte was masked
   std::vector<std::pair<std::size_t, std::uint32_t>> later_;  // second-half matches: end, state
 };
 
@@ -314,4 +317,4 @@ std::unique_ptr<StreamRedactor> SecretMasker::stream() const {
   return std::make_unique<MaskingStream>(*this);
 }
 
-}  // namespace outpost
+}  // namespace outpost::secrets

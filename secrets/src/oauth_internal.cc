@@ -7,7 +7,7 @@
 
 #include "provider_internal.h"
 
-namespace outpost::oauth_internal {
+namespace outpost::secrets::oauth_internal {
 namespace {
 
 using K = SecretError::Kind;
@@ -108,4 +108,4 @@ std::expected<HttpResponse, SecretError> getWithAccessToken(
   return std::move(*resp);
 }
 
-}  // namespace outpost::oauth_internal
+}  // namespace outpost::secrets::oauth_internal

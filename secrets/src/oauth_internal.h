@@ -14,7 +14,7 @@
 #include "outpost/secrets/access_token.h"
 #include "outpost/secrets/provider.h"
 
-namespace outpost::oauth_internal {
+namespace outpost::secrets::oauth_internal {
 
 // What an error answer says, for a message after its status ("" when it says nothing useful).
 using ErrorDetail = std::string (*)(const HttpResponse& response);
@@ -48,4 +48,4 @@ std::expected<HttpResponse, SecretError> getWithAccessToken(
     HttpClient& http, AccessTokenCache& tokens, std::string url, const std::string& shown,
     const std::string& where, ErrorDetail detail);
 
-}  // namespace outpost::oauth_internal
+}  // namespace outpost::secrets::oauth_internal

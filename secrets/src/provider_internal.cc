@@ -12,7 +12,7 @@
 #include "outpost/common/fd.h"
 #include "outpost/secrets/providers.h"
 
-namespace outpost::provider_internal {
+namespace outpost::secrets::provider_internal {
 
 void wipe(std::string& s) {
   if (!s.empty()) OPENSSL_cleanse(s.data(), s.size());
@@ -168,4 +168,4 @@ void checkServiceUrl(const std::string& url, std::string_view provider, const ch
   }
 }
 
-}  // namespace outpost::provider_internal
+}  // namespace outpost::secrets::provider_internal

@@ -14,7 +14,7 @@
 #include "outpost/common/http_client.h"
 #include "outpost/secrets/provider.h"
 
-namespace outpost::provider_internal {
+namespace outpost::secrets::provider_internal {
 
 // Overwrites and clears a string that held a credential or a secret.
 void wipe(std::string& s);
@@ -103,4 +103,4 @@ HttpClientConfig metadataClientConfig(const ProviderConfig& c) {
   return h;
 }
 
-}  // namespace outpost::provider_internal
+}  // namespace outpost::secrets::provider_internal

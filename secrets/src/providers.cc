@@ -12,7 +12,7 @@
 #include "outpost/common/fd.h"
 #include "provider_internal.h"
 
-namespace outpost {
+namespace outpost::secrets {
 
 std::expected<SecretValue, SecretError> extractJsonField(const SecretRef& ref,
                                                          std::string_view json) {
@@ -86,4 +86,4 @@ std::expected<FetchedSecret, SecretError> FileSecretProvider::fetch(const Secret
   return provider_internal::selectField(ref, FetchedSecret{SecretValue(std::move(bytes)), {}});
 }
 
-}  // namespace outpost
+}  // namespace outpost::secrets

@@ -6,7 +6,7 @@
 
 #include "outpost/common/utf8.h"
 
-namespace outpost {
+namespace outpost::secrets {
 namespace {
 
 constexpr std::array<std::string_view, 6> kProviders = {"env",    "file",     "aws-sm",
@@ -143,4 +143,4 @@ std::string scopeName(const SecretRef& ref) {
   return ref.provider + ":" + ref.path;
 }
 
-}  // namespace outpost
+}  // namespace outpost::secrets

@@ -9,7 +9,7 @@
 #include "outpost/secrets/reference.h"
 #include "outpost/secrets/vault.h"
 
-namespace outpost {
+namespace outpost::secrets {
 namespace {
 
 std::string keyOf(const SecretRef& r) {
@@ -215,4 +215,4 @@ std::shared_ptr<const SecretMasker> SecretResolver::masker() {
   return masker_;
 }
 
-}  // namespace outpost
+}  // namespace outpost::secrets

@@ -10,7 +10,7 @@
 #include <map>
 #include <vector>
 
-namespace outpost {
+namespace outpost::secrets {
 namespace {
 
 constexpr std::string_view kAlgorithm = "AWS4-HMAC-SHA256";
@@ -274,4 +274,4 @@ std::expected<SigV4Signature, std::string> signSigV4(HttpRequest& request,
   return s;
 }
 
-}  // namespace outpost
+}  // namespace outpost::secrets

@@ -11,7 +11,7 @@
 #include "outpost/secrets/sigv4.h"
 #include "provider_internal.h"
 
-namespace outpost {
+namespace outpost::secrets {
 
 using nlohmann::json;
 using provider_internal::forMessage;
@@ -624,4 +624,4 @@ std::expected<FetchedSecret, SecretError> VaultProvider::fetch(const SecretRef& 
   return vaultSecretFromAnswer(ref, resp->body);
 }
 
-}  // namespace outpost
+}  // namespace outpost::secrets

@@ -5,7 +5,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-namespace outpost {
+namespace outpost::app {
 namespace {
 
 using ::testing::ElementsAre;
@@ -105,8 +105,8 @@ TEST(Ledger, OneTerminalEventPerAttemptIsNoDuplicate) {
   // Attempt 1's worker was lost: the next worker ends attempt 1, then runs attempt 2.
   auto lost = ev(kA, v1::FAILED, "w2", 1);
   lost.retrying = true;
-  in.events = {ev(kA, v1::STARTED, "w1", 1), lost,
-               ev(kA, v1::STARTED, "w2", 2), ev(kA, v1::SUCCEEDED, "w2", 2),
+  in.events = {ev(kA, v1::STARTED, "w1", 1),   lost,
+               ev(kA, v1::STARTED, "w2", 2),   ev(kA, v1::SUCCEEDED, "w2", 2),
                ev(kB, v1::SUCCEEDED, "w1", 2), ev(kB, v1::SUCCEEDED, "w2", 2)};
   // The rerun of C never ended: its only terminal event says it goes on.
   auto lost_c = ev(kC, v1::FAILED, "w2", 1);
@@ -222,4 +222,4 @@ TEST(Ledger, JsonCarriesEveryFigureAndTextNamesThem) {
 }
 
 }  // namespace
-}  // namespace outpost
+}  // namespace outpost::app

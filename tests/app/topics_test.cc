@@ -5,7 +5,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-namespace outpost {
+namespace outpost::app {
 namespace {
 
 using std::chrono::milliseconds;
@@ -159,4 +159,4 @@ TEST(Topics, RunsCleanupPolicyWithoutCompactAndDeleteIsWarnedAbout) {
 }
 
 }  // namespace
-}  // namespace outpost
+}  // namespace outpost::app

@@ -5,7 +5,7 @@
 
 #include "outpost/consumer/control_listener.h"
 
-namespace outpost {
+namespace outpost::consumer {
 namespace {
 
 using ::testing::HasSubstr;
@@ -134,4 +134,4 @@ TEST(RunMemory, EraseForgetsOne) {
 }
 
 }  // namespace
-}  // namespace outpost
+}  // namespace outpost::consumer

@@ -11,7 +11,7 @@
 #include "outpost/common/utf8.h"
 #include "outpost/consumer/intake.h"
 
-namespace outpost {
+namespace outpost::consumer {
 namespace {
 
 using ::testing::AllOf;
@@ -244,4 +244,4 @@ TEST(AdmitCommand, NoTemplatesMeansNothingIsAdmitted) {
 }
 
 }  // namespace
-}  // namespace outpost
+}  // namespace outpost::consumer

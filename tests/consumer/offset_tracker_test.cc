@@ -10,7 +10,7 @@
 
 #include "outpost/consumer/offset_tracker.h"
 
-namespace outpost {
+namespace outpost::consumer {
 namespace {
 
 using Committable = std::map<TopicPartition, std::int64_t>;
@@ -234,4 +234,4 @@ TEST(OffsetTracker, WatermarkOfOnePartitionIsReportedEvenIfItDidNotMove) {
 }
 
 }  // namespace
-}  // namespace outpost
+}  // namespace outpost::consumer

@@ -19,7 +19,7 @@
 #include "kafka_testing.h"
 #include "outpost/consumer/run_store.h"
 
-namespace outpost {
+namespace outpost::consumer {
 namespace {
 
 using ::testing::AllOf;
@@ -117,7 +117,7 @@ class RecordWriter {
     if (!transactional_id.empty()) check(rd_kafka_init_transactions(rk_.get(), 30000), "init");
   }
 
-  void write(const OutRecord& r) { send(r.topic, r.partition, r.key, &r.value); }
+  void write(const events::OutRecord& r) { send(r.topic, r.partition, r.key, &r.value); }
   void tombstone(const std::string& topic, std::int32_t partition, const std::string& key) {
     send(topic, partition, key, nullptr);
   }
@@ -464,4 +464,4 @@ TEST_F(RunStoreTest, AttemptsCarryAcrossWorkersUntilTheRunIsGivenUp) {
 }
 
 }  // namespace
-}  // namespace outpost
+}  // namespace outpost::consumer

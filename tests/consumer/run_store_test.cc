@@ -8,7 +8,7 @@
 
 #include "outpost/consumer/run_store.h"
 
-namespace outpost {
+namespace outpost::consumer {
 namespace {
 
 using ::testing::AllOf;
@@ -145,4 +145,4 @@ TEST(RunRecords, StartRecordCarriesTheAdmissionTheSourceAndTheWorker) {
 }
 
 }  // namespace
-}  // namespace outpost
+}  // namespace outpost::consumer

@@ -135,7 +135,8 @@ TEST_F(AdmissionTest, ResolvedValuesReplaceTheReferencesInEnvAndRecipe) {
   auto a = admit(c, 1, policy_);
   ASSERT_TRUE(a.has_value()) << a.error();
   resolveInto(*a, c,
-              {{"${DB_PASSWORD}", SecretValue("s3cret")}, {"${API_TOKEN}", SecretValue("tok")}});
+              {{"${DB_PASSWORD}", secrets::SecretValue("s3cret")},
+               {"${API_TOKEN}", secrets::SecretValue("tok")}});
   EXPECT_THAT(a->plan.env, ::testing::Contains("DB_PASS=x-s3cret-y"));
   EXPECT_THAT(a->plan.env, ::testing::Contains("API_TOKEN=tok"));
   EXPECT_EQ(a->plan.recipe, "password: s3cret\n");

@@ -11,7 +11,7 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-using Ending = RunOutcome::Ending;
+using Ending = runner::RunOutcome::Ending;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
@@ -224,8 +224,8 @@ TEST(DispatcherRuns, EventsCarryAnIncreasingSequenceAndTheSourcePosition) {
   auto c = command("ok");
   auto offset = h.send(c);
   h.started(c.run_id());
-  h.executor.find(c.run_id())->callbacks.on_log(LogBatch{{"a", "b"}, 0});
-  h.executor.find(c.run_id())->callbacks.on_heartbeat(Heartbeat{10, 5, 100, 1, 0});
+  h.executor.find(c.run_id())->callbacks.on_log(runner::LogBatch{{"a", "b"}, 0});
+  h.executor.find(c.run_id())->callbacks.on_heartbeat(runner::Heartbeat{10, 5, 100, 1, 0});
   h.settle();
   h.finished(c.run_id(), Ending::kExited, 0);
   auto es = h.eventsOf(c.run_id());
@@ -271,8 +271,8 @@ v1::ControlCommand cancelOf(const std::string& run_id) {
   return c;
 }
 
-ControlMessage controlMessage(Harness& h, const std::string& run_id) {
-  ControlMessage m;
+consumer::ControlMessage controlMessage(Harness& h, const std::string& run_id) {
+  consumer::ControlMessage m;
   m.tp = {"test.control", 0};
   m.timestamp = h.clock.now();
   m.command = cancelOf(run_id);
@@ -368,7 +368,7 @@ TEST(DispatcherCancel, ARunAlreadyEndingOtherwiseKeepsItsStateAndANoticeSaysTheC
 TEST(DispatcherLost, ARunStartedByALostWorkerRunsAgainAsTheNextAttemptAfterAFailedEvent) {
   Harness h;
   auto c = command("ok");
-  Admission first;
+  consumer::Admission first;
   h.attempts.recordStart(c, first, h.jobs(0), 0);  // a worker started it, then vanished
   h.send(c);
   h.succeed(c.run_id());
@@ -386,7 +386,7 @@ TEST(DispatcherLost, ARunStartedByALostWorkerRunsAgainAsTheNextAttemptAfterAFail
 TEST(DispatcherLost, ARerunRunsAloneUntilItsEndIsWritten) {
   Harness h("  slots: 4\n");
   auto rerun = command("ok"), other = command("ok");
-  h.attempts.recordStart(rerun, Admission{}, h.jobs(0), 0);
+  h.attempts.recordStart(rerun, consumer::Admission{}, h.jobs(0), 0);
   h.send(rerun);
   h.send(other);
   EXPECT_EQ(h.executor.live(), 1u) << "nothing beside a rerun";
@@ -397,7 +397,7 @@ TEST(DispatcherLost, ARerunRunsAloneUntilItsEndIsWritten) {
 TEST(DispatcherLost, LostMaxAttemptsTimesEndsFailedWithoutRunning) {
   Harness h("  max_attempts: 2\n");
   auto c = command("ok");
-  Admission lost_twice;
+  consumer::Admission lost_twice;
   lost_twice.starts = 2;
   h.attempts.recordStart(c, lost_twice, h.jobs(0), 0);
   h.send(c);
@@ -474,7 +474,7 @@ TEST(DispatcherRebalance, APartitionThatComesBackWhileItsRunRunsIsTrackedAgain) 
   h.started(c.run_id());
   h.dispatcher->onRevoked({h.jobs(0)}, /*lost=*/true, [] {});
   // Redelivered to us: adopted, not run twice.
-  ConsumedMessage again{h.jobs(0), offset, "k", c.SerializeAsString(), {}};
+  consumer::ConsumedMessage again{h.jobs(0), offset, "k", c.SerializeAsString(), {}};
   h.dispatcher->onMessage(std::move(again));
   EXPECT_EQ(h.executor.launched.size(), 1u);
   EXPECT_EQ(h.deadLetters(), 0u);
@@ -587,7 +587,7 @@ TEST(CompletionExactlyOnce, AnAbortedTransactionIsWrittenAgainAndCommitsOnce) {
   auto offset = h.send(c);
   h.succeed(c.run_id());
   ASSERT_EQ(h.txn.units.size(), 1u);
-  h.txn.finishOne(TxnOutcome::Status::kAborted);
+  h.txn.finishOne(events::TxnOutcome::Status::kAborted);
   h.settle();
   EXPECT_EQ(h.source.refreshes, 1) << "the group identity is read afresh";
   ASSERT_EQ(h.txn.units.size(), 1u) << "written again";
@@ -604,7 +604,7 @@ TEST(CompletionExactlyOnce, ARejectedTransactionIsNotWrittenAgain) {
   auto c = command("ok");
   h.send(c);
   h.succeed(c.run_id());
-  h.txn.finishOne(TxnOutcome::Status::kRejected);
+  h.txn.finishOne(events::TxnOutcome::Status::kRejected);
   h.settle();
   EXPECT_TRUE(h.txn.units.empty());
   EXPECT_TRUE(h.dispatcher->idle());
@@ -614,14 +614,14 @@ TEST(CompletionExactlyOnce, ARerunsStartRecordAndTheLostAttemptsEndCommitTogethe
   Harness h("", "exactly-once");
   h.auto_commit = false;
   auto c = command("ok");
-  h.attempts.recordStart(c, Admission{}, h.jobs(0), 0);
+  h.attempts.recordStart(c, consumer::Admission{}, h.jobs(0), 0);
   h.send(c);
   EXPECT_EQ(h.executor.launched.size(), 0u) << "waits for the transaction";
   ASSERT_EQ(h.txn.units.size(), 1u);
   std::vector<std::string> topics;
   for (const auto& r : h.txn.units.front().records) topics.push_back(r.topic);
   EXPECT_THAT(topics, ElementsAre("test.events", "test.runs"));
-  h.txn.finishOne(TxnOutcome::Status::kAborted);  // e.g. a transaction before it failed
+  h.txn.finishOne(events::TxnOutcome::Status::kAborted);  // e.g. a transaction before it failed
   h.settle();
   ASSERT_EQ(h.txn.units.size(), 1u) << "written again";
   h.txn.commitAll();

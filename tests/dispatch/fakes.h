@@ -66,7 +66,7 @@ class FakeSource final : public CommandSource {
     sync_commits += sync;
   }
   const std::vector<TopicPartition>& assignment() const override { return assigned; }
-  std::shared_ptr<const GroupMetadata> groupMetadata() override { return nullptr; }
+  std::shared_ptr<const events::GroupMetadata> groupMetadata() override { return nullptr; }
   void refreshGroupMetadata() override { ++refreshes; }
 
   std::vector<TopicPartition> assigned;
@@ -82,10 +82,10 @@ class FakeSource final : public CommandSource {
 // Records kept until the test acknowledges them (or at once, with auto_ack).
 class FakeSink final : public RecordSink {
  public:
-  void produce(const OutRecord& record, DeliveryCallback done) override {
+  void produce(const events::OutRecord& record, events::DeliveryCallback done) override {
     all.push_back(record);
     if (auto_ack) {
-      done(DeliveryReport{std::nullopt, 0, static_cast<std::int64_t>(all.size())});
+      done(events::DeliveryReport{std::nullopt, 0, static_cast<std::int64_t>(all.size())});
     } else {
       unacked.push_back(std::move(done));
     }
@@ -94,47 +94,50 @@ class FakeSink final : public RecordSink {
     auto pending = std::move(unacked);
     unacked.clear();
     for (auto& d : pending) {
-      d(ok ? DeliveryReport{std::nullopt, 0, 0}
-           : DeliveryReport{KafkaError(KafkaError::Kind::kPermanent, 10, "broker says no"), -1,
-                            -1});
+      d(ok ? events::DeliveryReport{std::nullopt, 0, 0}
+           : events::DeliveryReport{
+                 events::KafkaError(events::KafkaError::Kind::kPermanent, 10, "broker says no"), -1,
+                 -1});
     }
   }
   bool auto_ack = true;
-  std::vector<OutRecord> all;
-  std::vector<DeliveryCallback> unacked;
+  std::vector<events::OutRecord> all;
+  std::vector<events::DeliveryCallback> unacked;
 };
 
 class FakeTxn final : public TransactionSink {
  public:
-  void submit(TxnUnit unit) override { units.push_back(std::move(unit)); }
+  void submit(events::TxnUnit unit) override { units.push_back(std::move(unit)); }
   // Reports the oldest pending unit with `status`; returns its records.
-  std::vector<OutRecord> finishOne(TxnOutcome::Status status) {
+  std::vector<events::OutRecord> finishOne(events::TxnOutcome::Status status) {
     auto unit = std::move(units.front());
     units.pop_front();
-    if (status == TxnOutcome::Status::kCommitted) {
+    if (status == events::TxnOutcome::Status::kCommitted) {
       committed.insert(committed.end(), unit.records.begin(), unit.records.end());
       for (const auto& [tp, o] : unit.offsets) offsets[tp] = o;
     }
-    unit.done(TxnOutcome{status, status == TxnOutcome::Status::kCommitted ? "" : "test says so"});
+    unit.done(events::TxnOutcome{
+        status, status == events::TxnOutcome::Status::kCommitted ? "" : "test says so"});
     return unit.records;
   }
   void commitAll() {
-    while (!units.empty()) finishOne(TxnOutcome::Status::kCommitted);
+    while (!units.empty()) finishOne(events::TxnOutcome::Status::kCommitted);
   }
-  std::deque<TxnUnit> units;
-  std::vector<OutRecord> committed;
+  std::deque<events::TxnUnit> units;
+  std::vector<events::OutRecord> committed;
   std::map<TopicPartition, std::int64_t> offsets;
 };
 
 class FakeExecutor final : public RunExecutor {
  public:
   struct Launched {
-    LaunchPlan plan;
-    RunCallbacks callbacks;
+    runner::LaunchPlan plan;
+    runner::RunCallbacks callbacks;
     bool started = false;
     bool finished = false;
   };
-  void launch(LaunchPlan plan, RunCallbacks callbacks, std::unique_ptr<StreamRedactor>) override {
+  void launch(runner::LaunchPlan plan, runner::RunCallbacks callbacks,
+              std::unique_ptr<StreamRedactor>) override {
     launched.push_back({std::move(plan), std::move(callbacks)});
   }
   void stop(const std::string& run_id, std::string reason) override {
@@ -155,7 +158,7 @@ class FakeExecutor final : public RunExecutor {
     l->started = true;
     l->callbacks.on_started(4242, std::chrono::system_clock::time_point{});
   }
-  void finish(const std::string& run_id, RunOutcome outcome) {
+  void finish(const std::string& run_id, runner::RunOutcome outcome) {
     auto* l = find(run_id);
     ASSERT_NE(l, nullptr) << run_id << " was not launched";
     l->finished = true;
@@ -172,17 +175,20 @@ class FakeExecutor final : public RunExecutor {
 // The runs topic in memory: decideAdmission over the last record per run_id.
 class FakeAttempts final : public AttemptStore {
  public:
-  Admission decide(const v1::JobCommand& command, unsigned max_attempts) const override {
+  consumer::Admission decide(const v1::JobCommand& command, unsigned max_attempts) const override {
     auto it = records.find(command.run_id());
-    return decideAdmission(command, it == records.end() ? nullptr : &it->second, max_attempts);
+    return consumer::decideAdmission(command, it == records.end() ? nullptr : &it->second,
+                                     max_attempts);
   }
-  OutRecord recordStart(const v1::JobCommand& command, const Admission& admission,
-                        const TopicPartition& source, std::int64_t offset) override {
-    return keep(RunStore::startRecord(command, admission, source, offset, "w-test", {}));
+  events::OutRecord recordStart(const v1::JobCommand& command, const consumer::Admission& admission,
+                                const TopicPartition& source, std::int64_t offset) override {
+    return keep(consumer::RunStore::startRecord(command, admission, source, offset, "w-test", {}));
   }
-  OutRecord recordEnd(const v1::JobCommand& command, std::uint32_t starts, v1::RunState terminal,
-                      const TopicPartition& source, std::int64_t offset) override {
-    return keep(RunStore::endRecord(command, starts, terminal, source, offset, "w-test", {}));
+  events::OutRecord recordEnd(const v1::JobCommand& command, std::uint32_t starts,
+                              v1::RunState terminal, const TopicPartition& source,
+                              std::int64_t offset) override {
+    return keep(
+        consumer::RunStore::endRecord(command, starts, terminal, source, offset, "w-test", {}));
   }
   void forgetCommitted(std::int32_t, std::int64_t) override {}
   void restore(const std::vector<std::int32_t>& partitions) override {
@@ -195,8 +201,9 @@ class FakeAttempts final : public AttemptStore {
   std::vector<std::int32_t> restored, forgotten;
 
  private:
-  OutRecord keep(v1::RunRecord r) {
-    OutRecord out{"test.runs", r.source().partition(), r.run_id(), r.SerializeAsString(), {}};
+  events::OutRecord keep(v1::RunRecord r) {
+    events::OutRecord out{
+        "test.runs", r.source().partition(), r.run_id(), r.SerializeAsString(), {}};
     records[r.run_id()] = std::move(r);
     return out;
   }
@@ -204,7 +211,8 @@ class FakeAttempts final : public AttemptStore {
 
 class FakeSecrets final : public SecretSource {
  public:
-  void resolve(std::vector<SecretRef> refs, std::function<void(ResolvedSecrets)> done) override {
+  void resolve(std::vector<secrets::SecretRef> refs,
+               std::function<void(ResolvedSecrets)> done) override {
     pending.push_back({std::move(refs), std::move(done)});
   }
   // Answers every pending request from `values`, or fails the ones naming a missing value.
@@ -212,11 +220,11 @@ class FakeSecrets final : public SecretSource {
     auto now = std::move(pending);
     pending.clear();
     for (auto& [refs, done] : now) {
-      std::map<std::string, SecretValue> out;
+      std::map<std::string, secrets::SecretValue> out;
       for (const auto& r : refs) {
         auto it = values.find(r.text);
         if (it == values.end()) return done(std::unexpected("no secret " + r.text));
-        out.emplace(r.text, SecretValue(it->second));
+        out.emplace(r.text, secrets::SecretValue(it->second));
       }
       done(std::move(out));
     }
@@ -234,7 +242,8 @@ class FakeSecrets final : public SecretSource {
     return std::make_unique<PassThroughRedactor>();
   }
   std::map<std::string, std::string> values;  // by reference text
-  std::vector<std::pair<std::vector<SecretRef>, std::function<void(ResolvedSecrets)>>> pending;
+  std::vector<std::pair<std::vector<secrets::SecretRef>, std::function<void(ResolvedSecrets)>>>
+      pending;
 };
 
 // A dispatcher on fakes, with a configuration from YAML (templates `ok`, `sleep`, `one`
@@ -274,7 +283,7 @@ struct Harness {
     return sendBytes(c.SerializeAsString(), partition);
   }
   std::int64_t sendBytes(std::string bytes, std::int32_t partition = 0) {
-    ConsumedMessage m;
+    consumer::ConsumedMessage m;
     m.tp = jobs(partition);
     m.offset = next_offset[partition]++;
     m.key = "k";
@@ -300,25 +309,25 @@ struct Harness {
     executor.start(run_id);
     settle();
   }
-  void finished(const std::string& run_id, RunOutcome::Ending ending, int exit_code = 0,
+  void finished(const std::string& run_id, runner::RunOutcome::Ending ending, int exit_code = 0,
                 std::string message = "") {
-    RunOutcome o;
+    runner::RunOutcome o;
     o.ending = ending;
     o.exit_code = exit_code;
     o.message = std::move(message);
-    if (ending == RunOutcome::Ending::kSignaled) o.signal = exit_code;
+    if (ending == runner::RunOutcome::Ending::kSignaled) o.signal = exit_code;
     executor.finish(run_id, std::move(o));
     settle();
   }
   void succeed(const std::string& run_id) {
     started(run_id);
-    finished(run_id, RunOutcome::Ending::kExited, 0);
+    finished(run_id, runner::RunOutcome::Ending::kExited, 0);
   }
 
   // Every RunEvent written so far (outside transactions and in committed ones), in order.
   std::vector<v1::RunEvent> events() const {
     std::vector<v1::RunEvent> out;
-    auto take = [&](const std::vector<OutRecord>& rs) {
+    auto take = [&](const std::vector<events::OutRecord>& rs) {
       for (const auto& r : rs) {
         if (r.topic != config.topics.events) continue;
         v1::RunEvent e;
@@ -350,9 +359,9 @@ struct Harness {
     return out;
   }
   std::size_t deadLetters() const {
-    auto count = [&](const std::vector<OutRecord>& rs) {
+    auto count = [&](const std::vector<events::OutRecord>& rs) {
       return std::ranges::count_if(
-          rs, [&](const OutRecord& r) { return r.topic == config.topics.dlq; });
+          rs, [&](const events::OutRecord& r) { return r.topic == config.topics.dlq; });
     };
     return static_cast<std::size_t>(count(records.all) + count(txn.committed));
   }

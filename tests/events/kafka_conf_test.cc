@@ -9,7 +9,7 @@
 
 #include "outpost/common/config.h"
 
-namespace outpost {
+namespace outpost::events {
 namespace {
 
 using ::testing::AllOf;
@@ -46,4 +46,4 @@ TEST(KafkaConf, ARefusedPropertyIsNamedWithItsSection) {
 }
 
 }  // namespace
-}  // namespace outpost
+}  // namespace outpost::events

@@ -22,7 +22,7 @@
 #include "harness.h"
 #include "outpost/consumer/job_consumer.h"
 
-namespace outpost {
+namespace outpost::events {
 namespace {
 
 using namespace std::chrono_literals;
@@ -130,7 +130,7 @@ class Outcomes {
   bool released_ = false;
 };
 
-class IgnoreRebalances : public RebalanceListener {
+class IgnoreRebalances : public consumer::RebalanceListener {
  public:
   void onAssigned(const std::vector<TopicPartition>&) override {}
   void onRevoked(const std::vector<TopicPartition>&, bool) override {}
@@ -142,7 +142,7 @@ struct Member {
       : consumer(kafkaConfig(), group, topic, listener) {}
   ~Member() { consumer.close(); }
   IgnoreRebalances listener;
-  JobConsumer consumer;
+  consumer::JobConsumer consumer;
 };
 
 // Polls the members (as their poll thread would) until `done`; false after the safety timeout.
@@ -542,4 +542,4 @@ TEST_F(TransactionalPublisherTest, OffsetsWithoutGroupMetadataAreRejected) {
 }
 
 }  // namespace
-}  // namespace outpost
+}  // namespace outpost::events

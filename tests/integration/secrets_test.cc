@@ -97,7 +97,7 @@ TEST(Secrets, ASecretPrintedInEveryEncodingNeverLeavesTheWorker) {
   EXPECT_TRUE(v.ok) << v.output;
   EXPECT_GT(everything.size(), 1000u);
   EXPECT_GE(countOf(everything, "***"), 7u);
-  for (const auto& form : maskedForms(kSecret)) {
+  for (const auto& form : secrets::maskedForms(kSecret)) {
     EXPECT_EQ(countOf(everything, form), 0u) << "found a form of the secret: " << form;
   }
   EXPECT_EQ(countOf(everything, "another-secret-value"), 0u);

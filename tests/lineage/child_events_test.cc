@@ -15,7 +15,7 @@
 #include "outpost/lineage/child_events.h"
 #include "outpost/lineage/openlineage.h"
 
-namespace outpost {
+namespace outpost::lineage {
 namespace {
 
 using nlohmann::json;
@@ -540,4 +540,4 @@ TEST(ChildLineageSchema, ForwardedEventsValidate) {
 }
 
 }  // namespace
-}  // namespace outpost
+}  // namespace outpost::lineage

@@ -30,7 +30,7 @@
 #include "outpost/lineage/http_transport.h"
 #include "outpost/lineage/openlineage.h"
 
-namespace outpost {
+namespace outpost::lineage {
 namespace {
 
 using namespace std::chrono_literals;
@@ -445,4 +445,4 @@ TEST(LineageHttp, TheTokenNeverReachesTheLogOrAnError) {
 }
 
 }  // namespace
-}  // namespace outpost
+}  // namespace outpost::lineage

@@ -10,7 +10,7 @@
 
 #include "outpost/lineage/naming.h"
 
-namespace outpost {
+namespace outpost::lineage {
 namespace {
 
 using ::testing::AllOf;
@@ -411,4 +411,4 @@ TEST(DatasetFromStorageUri, RefusesWhatIsNotAStoragePath) {
 }
 
 }  // namespace
-}  // namespace outpost
+}  // namespace outpost::lineage

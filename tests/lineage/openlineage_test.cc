@@ -18,7 +18,7 @@
 #include "outpost/common/clock.h"
 #include "outpost/lineage/openlineage.h"
 
-namespace outpost {
+namespace outpost::lineage {
 namespace {
 
 using nlohmann::json;
@@ -782,4 +782,4 @@ TEST(UuidGenerator, ConcurrentCallersGetDistinctValidIds) {
 }
 
 }  // namespace
-}  // namespace outpost
+}  // namespace outpost::lineage

@@ -5,7 +5,7 @@
 
 #include "outpost/runner/supervisor.h"
 
-namespace outpost {
+namespace outpost::runner {
 
 inline void PrintTo(RunOutcome::Ending e, std::ostream* os) {
   switch (e) {
@@ -28,4 +28,4 @@ inline void PrintTo(RunOutcome::Ending e, std::ostream* os) {
   *os << "Ending(" << static_cast<int>(e) << ")";
 }
 
-}  // namespace outpost
+}  // namespace outpost::runner

@@ -8,7 +8,7 @@
 
 #include "outpost/runner/output.h"
 
-namespace outpost {
+namespace outpost::runner {
 namespace {
 
 using ::testing::HasSubstr;
@@ -319,9 +319,9 @@ TEST(TailBuffer, RandomBytesGiveBoundedValidUtf8) {
 }
 
 }  // namespace
-}  // namespace outpost
+}  // namespace outpost::runner
 
-namespace outpost {
+namespace outpost::runner {
 namespace {
 
 TEST(LineSplitter, SplitsAcrossChunksAndKeepsTheLastLineForFinish) {
@@ -386,4 +386,4 @@ TEST(LogBatcher, KeptLinesAreMadeValidUtf8) {
 }
 
 }  // namespace
-}  // namespace outpost
+}  // namespace outpost::runner

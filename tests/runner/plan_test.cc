@@ -6,10 +6,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "outpost/runner/plan.h"
 #include "config_printers.h"
+#include "outpost/runner/plan.h"
 
-namespace outpost {
+namespace outpost::runner {
 namespace {
 
 using std::chrono::hours;
@@ -381,4 +381,4 @@ TEST(PlanLimits, KillGraceAndKeepRunDirComeFromTheTemplate) {
 }
 
 }  // namespace
-}  // namespace outpost
+}  // namespace outpost::runner

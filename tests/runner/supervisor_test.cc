@@ -26,13 +26,13 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "config_printers.h"
+#include "outcome_printers.h"
 #include "outpost/common/clock.h"
 #include "outpost/runner/plan.h"
 #include "outpost/runner/supervisor.h"
-#include "config_printers.h"
-#include "outcome_printers.h"
 
-namespace outpost {
+namespace outpost::runner {
 namespace {
 
 namespace fs = std::filesystem;
@@ -1025,9 +1025,9 @@ TEST_F(SupervisorTest, ConcurrentRunsAreKeptApart) {
 }
 
 }  // namespace
-}  // namespace outpost
+}  // namespace outpost::runner
 
-namespace outpost {
+namespace outpost::runner {
 namespace {
 
 TEST(SupervisorOutputLimits, ATemplatesOwnTailSizeOverridesTheWorkers) {
@@ -1060,4 +1060,4 @@ TEST(SupervisorOutputLimits, ATemplatesOwnTailSizeOverridesTheWorkers) {
 }
 
 }  // namespace
-}  // namespace outpost
+}  // namespace outpost::runner

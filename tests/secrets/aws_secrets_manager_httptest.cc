@@ -29,7 +29,7 @@
 #include "temp_dir.h"
 #include "test_crypto.h"
 
-namespace outpost {
+namespace outpost::secrets {
 namespace {
 
 using namespace std::chrono_literals;
@@ -1146,4 +1146,4 @@ TEST(AwsSecretsManagerTls, VerifiesTheServerAgainstTheConfiguredCaBundle) {
 }
 
 }  // namespace
-}  // namespace outpost
+}  // namespace outpost::secrets

@@ -13,7 +13,7 @@
 #include "outpost/secrets/aws_credentials.h"
 #include "temp_dir.h"
 
-namespace outpost {
+namespace outpost::secrets {
 namespace {
 
 namespace fs = std::filesystem;
@@ -411,4 +411,4 @@ TEST(CredentialChain, ConcurrentCallersShareOneLoad) {
 }
 
 }  // namespace
-}  // namespace outpost
+}  // namespace outpost::secrets

@@ -23,7 +23,7 @@
 #include "outpost/secrets/resolver.h"
 #include "temp_dir.h"
 
-namespace outpost {
+namespace outpost::secrets {
 namespace {
 
 using namespace std::chrono_literals;
@@ -630,4 +630,4 @@ TEST_F(AzureKeyVaultTest, NoSecretOrTokenAppearsInAnyErrorOrLog) {
 }
 
 }  // namespace
-}  // namespace outpost
+}  // namespace outpost::secrets

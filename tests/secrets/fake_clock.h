@@ -7,7 +7,7 @@
 
 #include "outpost/common/clock.h"
 
-namespace outpost::test {
+namespace outpost::secrets::test {
 
 class FakeClock final : public Clock {
  public:
@@ -30,4 +30,4 @@ class FakeClock final : public Clock {
       std::chrono::sys_days{std::chrono::year{2026} / 11 / 21} + std::chrono::hours(10);
 };
 
-}  // namespace outpost::test
+}  // namespace outpost::secrets::test

@@ -9,7 +9,7 @@
 
 #include "outpost/common/clock.h"
 
-namespace outpost::test {
+namespace outpost::secrets::test {
 
 // Tokens "PREFIX1", "PREFIX2", ..., each accepted for an hour of the clock's time. A prefix that
 // nothing else holds lets a test look for any of them in messages and logs. Thread-safe: the
@@ -46,4 +46,4 @@ class FakeBearerTokens {
   int issued_ = 0;
 };
 
-}  // namespace outpost::test
+}  // namespace outpost::secrets::test

@@ -20,7 +20,7 @@
 #include "temp_dir.h"
 #include "test_crypto.h"
 
-namespace outpost {
+namespace outpost::secrets {
 namespace {
 
 using namespace std::chrono_literals;
@@ -580,4 +580,4 @@ TEST(CloudResolver, BuildsTheGoogleAndAzureProvidersItsSettingsName) {
 }
 
 }  // namespace
-}  // namespace outpost
+}  // namespace outpost::secrets

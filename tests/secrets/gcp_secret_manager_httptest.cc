@@ -26,7 +26,7 @@
 #include "temp_dir.h"
 #include "test_crypto.h"
 
-namespace outpost {
+namespace outpost::secrets {
 namespace {
 
 using namespace std::chrono_literals;
@@ -676,4 +676,4 @@ TEST_F(GcpSecretManagerTest, NoSecretOrTokenAppearsInAnyErrorOrLog) {
 }
 
 }  // namespace
-}  // namespace outpost
+}  // namespace outpost::secrets

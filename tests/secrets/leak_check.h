@@ -14,7 +14,7 @@
 
 #include "outpost/secrets/provider.h"
 
-namespace outpost::test {
+namespace outpost::secrets::test {
 
 // While it lives, everything the default logger writes, at every level, is kept; so are the error
 // messages of the failures a test provokes. expectNoneHolds() then looks for canaries (the
@@ -61,4 +61,4 @@ class LeakCheck {
   std::vector<std::string> messages_;
 };
 
-}  // namespace outpost::test
+}  // namespace outpost::secrets::test

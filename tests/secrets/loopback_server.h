@@ -17,7 +17,7 @@
 #include "outpost/common/fd.h"
 #include "outpost/secrets/sigv4.h"
 
-namespace outpost::test {
+namespace outpost::secrets::test {
 
 // A cpp-httplib server (plain or TLS) on 127.0.0.1 and a free port, listening on its own thread
 // until the object dies. Handlers run on the server's threads.
@@ -86,4 +86,4 @@ inline std::map<std::string, std::string> parseForm(std::string_view body) {
   return out;
 }
 
-}  // namespace outpost::test
+}  // namespace outpost::secrets::test

@@ -14,7 +14,7 @@
 #include "outpost/secrets/reference.h"
 #include "outpost/secrets/resolver.h"
 
-namespace outpost {
+namespace outpost::secrets {
 namespace {
 
 using ::testing::HasSubstr;
@@ -296,4 +296,4 @@ TEST(Masker, AgreesWithANaiveSearchOnLongTextInChunksOfEverySize) {
 }
 
 }  // namespace
-}  // namespace outpost
+}  // namespace outpost::secrets

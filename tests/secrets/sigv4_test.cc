@@ -15,7 +15,7 @@
 #include "outpost/secrets/sigv4.h"
 #include "testdata.h"
 
-namespace outpost {
+namespace outpost::secrets {
 namespace {
 
 namespace fs = std::filesystem;
@@ -276,4 +276,4 @@ TEST(SigV4, CanonicalHeadersTrimCollapseAndJoin) {
 }
 
 }  // namespace
-}  // namespace outpost
+}  // namespace outpost::secrets

@@ -8,7 +8,7 @@
 #include <fstream>
 #include <string>
 
-namespace outpost::test {
+namespace outpost::secrets::test {
 
 // A new directory under the system's temporary directory, removed with what it holds when the
 // object dies.
@@ -37,4 +37,4 @@ class TempDir {
   std::filesystem::path path_;
 };
 
-}  // namespace outpost::test
+}  // namespace outpost::secrets::test

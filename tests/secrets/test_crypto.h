@@ -14,7 +14,7 @@
 #include <string>
 #include <string_view>
 
-namespace outpost::test {
+namespace outpost::secrets::test {
 
 struct PkeyFree {
   void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
@@ -79,4 +79,4 @@ inline std::optional<std::string> base64UrlDecode(std::string_view in) {
   return out;
 }
 
-}  // namespace outpost::test
+}  // namespace outpost::secrets::test

@@ -22,7 +22,7 @@
 #include "outpost/secrets/vault.h"
 #include "temp_dir.h"
 
-namespace outpost {
+namespace outpost::secrets {
 namespace {
 
 using namespace std::chrono_literals;
@@ -827,4 +827,4 @@ TEST_F(VaultTest, NoSecretOrTokenAppearsInAnyErrorOrLog) {
 }
 
 }  // namespace
-}  // namespace outpost
+}  // namespace outpost::secrets

@@ -10,7 +10,7 @@
 #include "outpost/secrets/resolver.h"
 #include "outpost/secrets/vault.h"
 
-namespace outpost {
+namespace outpost::secrets {
 namespace {
 
 using namespace std::chrono_literals;
@@ -232,4 +232,4 @@ TEST(VaultResolver, TheProviderIsBuiltWhenUsedWithoutTouchingTheNetwork) {
 }
 
 }  // namespace
-}  // namespace outpost
+}  // namespace outpost::secrets

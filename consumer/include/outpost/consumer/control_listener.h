@@ -20,7 +20,7 @@
 #include "outpost/consumer/offset_tracker.h"
 #include "outpost/v1/control.pb.h"
 
-namespace outpost {
+namespace outpost::consumer {
 
 struct ControlMessage {
   TopicPartition tp;
@@ -119,4 +119,4 @@ class RunMemory {
   std::unordered_map<std::string, Entry> entries_;
 };
 
-}  // namespace outpost
+}  // namespace outpost::consumer

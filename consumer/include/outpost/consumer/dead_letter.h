@@ -7,7 +7,7 @@
 #include "outpost/consumer/job_consumer.h"
 #include "outpost/events/out_record.h"
 
-namespace outpost {
+namespace outpost::consumer {
 
 // Header names on dead-lettered messages.
 inline constexpr const char* kDlqReasonHeader = "outpost.dlq.reason";
@@ -17,7 +17,7 @@ inline constexpr const char* kDlqOffsetHeader = "outpost.dlq.source.offset";
 inline constexpr const char* kDlqWorkerHeader = "outpost.dlq.worker";
 
 // The original key, value and headers for `dlq_topic`, plus the outpost.dlq.* headers.
-OutRecord deadLetterRecord(const std::string& dlq_topic, const ConsumedMessage& message,
-                           const std::string& reason, const std::string& worker_id);
+events::OutRecord deadLetterRecord(const std::string& dlq_topic, const ConsumedMessage& message,
+                                   const std::string& reason, const std::string& worker_id);
 
-}  // namespace outpost
+}  // namespace outpost::consumer

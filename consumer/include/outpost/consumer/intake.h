@@ -10,7 +10,7 @@
 #include "outpost/common/config.h"
 #include "outpost/v1/job.pb.h"
 
-namespace outpost {
+namespace outpost::consumer {
 
 struct Rejection {
   std::string reason;  // for the DLQ header and the REJECTED event
@@ -31,4 +31,4 @@ bool isForAnotherPool(const v1::JobCommand& command, const std::string& pool);
 std::expected<const TemplateConfig*, Rejection> admitCommand(
     const v1::JobCommand& command, const std::map<std::string, TemplateConfig>& templates);
 
-}  // namespace outpost
+}  // namespace outpost::consumer

@@ -17,16 +17,18 @@
 #include "outpost/consumer/offset_tracker.h"
 #include "outpost/events/producer.h"
 
-namespace outpost {
-
+namespace outpost::events {
 class GroupMetadata;  // outpost/events/transactional_publisher.h
+}  // namespace outpost::events
+
+namespace outpost::consumer {
 
 struct ConsumedMessage {
   TopicPartition tp;
   std::int64_t offset = -1;
   std::string key;
   std::string value;
-  std::vector<Header> headers;
+  std::vector<events::Header> headers;
 };
 
 // Called on the poll thread from inside poll(), while the group rebalances.
@@ -70,7 +72,7 @@ class JobConsumer {
   // that changed them; so a unit made before that rebalance carries the old one, and the broker
   // refuses its offsets. Read from librdkafka again after every rebalance callback and after
   // refreshGroupMetadata().
-  std::shared_ptr<const GroupMetadata> groupMetadata();
+  std::shared_ptr<const events::GroupMetadata> groupMetadata();
   // After a transaction aborted: its offsets may have been refused for a generation that changed
   // without a callback (a cooperative rebalance that moved none of this member's partitions).
   void refreshGroupMetadata() { group_metadata_fresh_ = false; }
@@ -82,9 +84,9 @@ class JobConsumer {
   bool paused_ = false;
   std::vector<TopicPartition> assignment_;
   std::uint64_t revocations_ = 0;
-  std::shared_ptr<const GroupMetadata> group_metadata_;
+  std::shared_ptr<const events::GroupMetadata> group_metadata_;
   bool group_metadata_fresh_ = false;  // group_metadata_ is this generation's
   friend struct Impl;
 };
 
-}  // namespace outpost
+}  // namespace outpost::consumer

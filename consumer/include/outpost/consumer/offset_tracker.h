@@ -9,7 +9,7 @@
 
 #include "outpost/common/topic_partition.h"
 
-namespace outpost {
+namespace outpost::consumer {
 
 class OffsetTracker {
  public:
@@ -42,4 +42,4 @@ class OffsetTracker {
   std::map<TopicPartition, Partition> partitions_;
 };
 
-}  // namespace outpost
+}  // namespace outpost::consumer

@@ -19,7 +19,7 @@
 #include "outpost/v1/job.pb.h"
 #include "outpost/v1/run_record.pb.h"
 
-namespace outpost {
+namespace outpost::consumer {
 
 struct RunStoreOptions {
   // The runs topic (topics.runs): RunRecords keyed by run_id, compacted, with at least as many
@@ -154,7 +154,7 @@ class RunStore {
                                  std::int64_t offset, std::string_view worker_id,
                                  std::chrono::system_clock::time_point now);
   // `record` as a message of the runs topic: key run_id, partition the command's jobs partition.
-  OutRecord toOutRecord(const v1::RunRecord& record) const;
+  events::OutRecord toOutRecord(const v1::RunRecord& record) const;
 
   const std::string& topic() const { return options_.runs_topic; }
 
@@ -165,4 +165,4 @@ class RunStore {
   std::unordered_map<std::string, v1::RunRecord> runs_;
 };
 
-}  // namespace outpost
+}  // namespace outpost::consumer

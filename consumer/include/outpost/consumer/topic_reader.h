@@ -15,7 +15,7 @@
 #include "outpost/common/config.h"
 #include "outpost/common/topic_partition.h"
 
-namespace outpost {
+namespace outpost::consumer {
 
 struct ReadRecord {
   TopicPartition tp;
@@ -65,4 +65,4 @@ std::expected<std::map<TopicPartition, std::int64_t>, std::string> committedOffs
     const KafkaConfig& kafka, const std::string& bootstrap, const std::string& group,
     const std::vector<TopicPartition>& tps, std::chrono::milliseconds timeout);
 
-}  // namespace outpost
+}  // namespace outpost::consumer

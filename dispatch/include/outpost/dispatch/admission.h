@@ -26,9 +26,9 @@ struct Admitted {
   const TemplateConfig* tmpl = nullptr;
   // The run as it will start, except that the secret references in its environment and recipe
   // are still references (see resolveInto).
-  LaunchPlan plan;
+  runner::LaunchPlan plan;
   // The references to resolve before it starts, each allowed by the template (duplicates kept).
-  std::vector<SecretRef> secrets;
+  std::vector<secrets::SecretRef> secrets;
 };
 
 // Admits `command` (a decoded command for this worker's pool) as attempt `attempt`, or says why
@@ -44,6 +44,6 @@ std::expected<Admitted, std::string> admit(const v1::JobCommand& command, std::u
 // Replaces the secret references in `admitted`'s environment values and recipe with `values`
 // (by reference text; every reference of admitted.secrets must be there).
 void resolveInto(Admitted& admitted, const v1::JobCommand& command,
-                 const std::map<std::string, SecretValue>& values);
+                 const std::map<std::string, secrets::SecretValue>& values);
 
 }  // namespace outpost::dispatch

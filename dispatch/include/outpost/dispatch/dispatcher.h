@@ -31,9 +31,9 @@ class Dispatcher {
 
   // A message of the jobs topic: skipped (another pool's), refused (dead letter and REJECTED),
   // ended without running (EXPIRED, already ended, given up), or a run.
-  void onMessage(ConsumedMessage message);
+  void onMessage(consumer::ConsumedMessage message);
   // A command of the control topic (a cancel).
-  void onControl(const ControlMessage& message);
+  void onControl(const consumer::ControlMessage& message);
   // After the owner ran what was posted: starts what a retirement made room for, expires what
   // is remembered of runs and cancels, commits what is done (at-least-once).
   void tick();

@@ -52,7 +52,7 @@ class CommandSource {
   virtual void commit(const std::map<TopicPartition, std::int64_t>& offsets, bool sync) = 0;
   virtual const std::vector<TopicPartition>& assignment() const = 0;
   // This member's identity in the group now, for a transaction's offsets (exactly-once).
-  virtual std::shared_ptr<const GroupMetadata> groupMetadata() = 0;
+  virtual std::shared_ptr<const events::GroupMetadata> groupMetadata() = 0;
   // After an aborted transaction: read the identity afresh.
   virtual void refreshGroupMetadata() = 0;
 };
@@ -61,14 +61,14 @@ class CommandSource {
 class RecordSink {
  public:
   virtual ~RecordSink() = default;
-  virtual void produce(const OutRecord& record, DeliveryCallback done) = 0;
+  virtual void produce(const events::OutRecord& record, events::DeliveryCallback done) = 0;
 };
 
 // Records and offsets committed together (exactly-once): see TransactionalPublisher's contract.
 class TransactionSink {
  public:
   virtual ~TransactionSink() = default;
-  virtual void submit(TxnUnit unit) = 0;
+  virtual void submit(events::TxnUnit unit) = 0;
 };
 
 // Starts and stops runs' processes (runner's Supervisor). Callbacks run on its thread.
@@ -76,7 +76,7 @@ class RunExecutor {
  public:
   virtual ~RunExecutor() = default;
   // `redactor` sees every output byte first.
-  virtual void launch(LaunchPlan plan, RunCallbacks callbacks,
+  virtual void launch(runner::LaunchPlan plan, runner::RunCallbacks callbacks,
                       std::unique_ptr<StreamRedactor> redactor) = 0;
   // Stops the run with this run_id (TERM, grace, KILL); it ends kCancelled with `reason`.
   virtual void stop(const std::string& run_id, std::string reason) = 0;
@@ -88,14 +88,16 @@ class RunExecutor {
 class AttemptStore {
  public:
   virtual ~AttemptStore() = default;
-  virtual Admission decide(const v1::JobCommand& command, unsigned max_attempts) const = 0;
+  virtual consumer::Admission decide(const v1::JobCommand& command,
+                                     unsigned max_attempts) const = 0;
   // The start record of a run about to start (kRun or kRerun), remembered as its latest.
-  virtual OutRecord recordStart(const v1::JobCommand& command, const Admission& admission,
-                                const TopicPartition& source, std::int64_t offset) = 0;
+  virtual events::OutRecord recordStart(const v1::JobCommand& command,
+                                        const consumer::Admission& admission,
+                                        const TopicPartition& source, std::int64_t offset) = 0;
   // The end record of a run that reached `terminal` after `starts` starts, remembered likewise.
-  virtual OutRecord recordEnd(const v1::JobCommand& command, std::uint32_t starts,
-                              v1::RunState terminal, const TopicPartition& source,
-                              std::int64_t offset) = 0;
+  virtual events::OutRecord recordEnd(const v1::JobCommand& command, std::uint32_t starts,
+                                      v1::RunState terminal, const TopicPartition& source,
+                                      std::int64_t offset) = 0;
   // The group committed `offset` on jobs partition `partition`: older records are not needed.
   virtual void forgetCommitted(std::int32_t partition, std::int64_t offset) = 0;
   // Rebalance: read what is known of newly assigned partitions (blocks, bounded; logs what it
@@ -104,7 +106,7 @@ class AttemptStore {
   virtual void forget(const std::vector<std::int32_t>& partitions) = 0;
 };
 
-using ResolvedSecrets = std::expected<std::map<std::string, SecretValue>, std::string>;
+using ResolvedSecrets = std::expected<std::map<std::string, secrets::SecretValue>, std::string>;
 
 // The secret stores, behind the resolver's cache. Owning thread, except `done`.
 class SecretSource {
@@ -112,7 +114,8 @@ class SecretSource {
   virtual ~SecretSource() = default;
   // Resolves `refs` off the owning thread; `done` is called once, on any thread, with every
   // value by reference text or why one could not be had.
-  virtual void resolve(std::vector<SecretRef> refs, std::function<void(ResolvedSecrets)> done) = 0;
+  virtual void resolve(std::vector<secrets::SecretRef> refs,
+                       std::function<void(ResolvedSecrets)> done) = 0;
   // `text` with every secret value resolved so far masked. Any thread.
   virtual std::string mask(std::string_view text) const = 0;
   // A redactor for a run's output stream, masking the same values.
@@ -123,7 +126,8 @@ class SecretSource {
 class LineageEndpoint {
  public:
   virtual ~LineageEndpoint() = default;
-  virtual void send(std::string json, std::function<void(const LineageDelivery&)> done) = 0;
+  virtual void send(std::string json,
+                    std::function<void(const lineage::LineageDelivery&)> done) = 0;
 };
 
 // Everything the dispatcher talks to. References outlive it.

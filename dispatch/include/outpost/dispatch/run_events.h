@@ -31,10 +31,10 @@ struct EventSubject {
 // it, and the message (not masked yet).
 struct Ending {
   v1::RunState state = v1::FAILED;
-  LineageEventType lineage = LineageEventType::kFail;
+  lineage::LineageEventType lineage = lineage::LineageEventType::kFail;
   std::string message;
 };
-Ending endingOf(const RunOutcome& outcome);
+Ending endingOf(const runner::RunOutcome& outcome);
 
 // The message of a CANCELLED event when a control-topic cancel ended the run; `when` says at which
 // point ("" while running, " before it started", " while queued").
@@ -51,7 +51,7 @@ class RunEvents {
   v1::RunEvent notice(const std::string& run_id, std::uint32_t attempt, std::uint64_t sequence,
                       std::string message);
   // Fills a terminal event from the process's outcome (exit code, signal, times, output).
-  static void describeOutcome(v1::RunEvent& event, const RunOutcome& outcome);
+  static void describeOutcome(v1::RunEvent& event, const runner::RunOutcome& outcome);
 
  private:
   std::string worker_id_, pool_;

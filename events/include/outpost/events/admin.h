@@ -12,7 +12,7 @@
 
 #include "outpost/common/config.h"
 
-namespace outpost {
+namespace outpost::events {
 
 struct NewTopic {
   std::string name;
@@ -46,4 +46,4 @@ class KafkaAdmin {
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace outpost
+}  // namespace outpost::events

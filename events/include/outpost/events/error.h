@@ -6,7 +6,7 @@
 #include <string>
 #include <utility>
 
-namespace outpost {
+namespace outpost::events {
 
 class KafkaError {
  public:
@@ -50,4 +50,4 @@ class KafkaError {
   std::string message_;
 };
 
-}  // namespace outpost
+}  // namespace outpost::events

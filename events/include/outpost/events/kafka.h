@@ -18,7 +18,7 @@ typedef struct rd_kafka_headers_s rd_kafka_headers_t;
 typedef struct rd_kafka_error_s rd_kafka_error_t;
 }
 
-namespace outpost::kafka {
+namespace outpost::events::kafka {
 
 struct HandleDeleter {
   void operator()(rd_kafka_t* p) const;
@@ -50,4 +50,4 @@ ConfPtr makeConf(std::initializer_list<const Properties*> layers, const std::str
 // Creates a client; throws ConfigError with librdkafka's reason.
 HandlePtr makeHandle(ClientType type, ConfPtr conf);
 
-}  // namespace outpost::kafka
+}  // namespace outpost::events::kafka

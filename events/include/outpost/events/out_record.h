@@ -8,7 +8,7 @@
 
 #include "outpost/events/producer.h"
 
-namespace outpost {
+namespace outpost::events {
 
 struct OutRecord {
   std::string topic;
@@ -18,4 +18,4 @@ struct OutRecord {
   std::vector<Header> headers;
 };
 
-}  // namespace outpost
+}  // namespace outpost::events

@@ -14,7 +14,7 @@
 #include "outpost/common/config.h"
 #include "outpost/events/error.h"
 
-namespace outpost {
+namespace outpost::events {
 
 struct Header {
   std::string name;
@@ -68,4 +68,4 @@ class KafkaProducer {
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace outpost
+}  // namespace outpost::events

@@ -18,7 +18,7 @@
 // librdkafka's group metadata, opaque here so that this header does not need rdkafka.h.
 struct rd_kafka_consumer_group_metadata_s;
 
-namespace outpost {
+namespace outpost::events {
 
 // A consumer group member as the broker knows it at one generation (group id, generation, member
 // id). The broker accepts a transaction's offsets only from the member that currently owns them,
@@ -166,4 +166,4 @@ class TransactionalPublisher {
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace outpost
+}  // namespace outpost::events

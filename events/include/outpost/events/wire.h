@@ -9,11 +9,11 @@
 
 #include <google/protobuf/message.h>
 
-namespace outpost {
+namespace outpost::events {
 
 std::string toWire(const google::protobuf::Message& message);
 
 // Fixes `message` in place; returns how many string fields had to be changed.
 std::size_t makeStringsValidUtf8(google::protobuf::Message& message);
 
-}  // namespace outpost
+}  // namespace outpost::events

@@ -17,7 +17,7 @@
 #include "outpost/lineage/openlineage.h"
 #include "outpost/v1/job.pb.h"
 
-namespace outpost {
+namespace outpost::lineage {
 
 // The Outpost run whose job writes the events.
 struct ChildLineageRun {
@@ -122,4 +122,4 @@ class ChildLineageProcessor {
   std::uint64_t rejected_ = 0;
 };
 
-}  // namespace outpost
+}  // namespace outpost::lineage

@@ -20,8 +20,10 @@
 #include "outpost/common/config.h"
 
 namespace outpost {
+class HttpClient;  // outpost/common/http_client.h
+}  // namespace outpost
 
-class HttpClient;
+namespace outpost::lineage {
 
 // The result of one record.
 struct LineageDelivery {
@@ -141,4 +143,4 @@ class HttpLineageTransport {
   std::thread sender_;
 };
 
-}  // namespace outpost
+}  // namespace outpost::lineage

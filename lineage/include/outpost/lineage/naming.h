@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-namespace outpost {
+namespace outpost::lineage {
 
 // One dataset's OpenLineage identity. `ns` is the dataset namespace ("namespace" is a keyword).
 struct DatasetId {
@@ -225,4 +225,4 @@ DatasetResult inMemoryDataset(std::string_view name);
 // refused: a table in a database is not named by a URI.
 DatasetResult datasetFromStorageUri(std::string_view uri);
 
-}  // namespace outpost
+}  // namespace outpost::lineage

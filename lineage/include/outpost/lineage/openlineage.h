@@ -13,7 +13,7 @@
 
 #include "outpost/v1/job.pb.h"
 
-namespace outpost {
+namespace outpost::lineage {
 
 enum class LineageEventType { kStart, kRunning, kComplete, kFail, kAbort };
 
@@ -111,4 +111,4 @@ nlohmann::json lineageFacet(const std::string& schema_url);
 nlohmann::json makeParentRunFacet(const LineageRunRef& parent,
                                   const std::optional<LineageRunRef>& root = std::nullopt);
 
-}  // namespace outpost
+}  // namespace outpost::lineage

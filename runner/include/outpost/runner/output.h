@@ -10,7 +10,7 @@
 
 #include "outpost/common/utf8.h"
 
-namespace outpost {
+namespace outpost::runner {
 
 // Keeps the last `capacity` bytes written to it, in constant memory. Single-threaded.
 class TailBuffer {
@@ -76,4 +76,4 @@ class LogBatcher {
   std::uint64_t dropped_lines_ = 0;
 };
 
-}  // namespace outpost
+}  // namespace outpost::runner

@@ -9,7 +9,7 @@
 
 #include "outpost/common/config.h"
 
-namespace outpost {
+namespace outpost::runner {
 
 // What a command asks of a template; plain data so that the runner knows nothing of Kafka.
 struct RunRequest {
@@ -53,4 +53,4 @@ std::expected<LaunchPlan, std::string> planRun(const TemplateConfig& tmpl, const
                                                const Environment& worker_env,
                                                const std::string& work_dir);
 
-}  // namespace outpost
+}  // namespace outpost::runner

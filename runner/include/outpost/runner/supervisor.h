@@ -19,7 +19,7 @@
 #include "outpost/common/redaction.h"
 #include "outpost/runner/plan.h"
 
-namespace outpost {
+namespace outpost::runner {
 
 // The descriptors a new process starts with.
 struct LaunchIo {
@@ -155,4 +155,4 @@ class Supervisor {
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace outpost
+}  // namespace outpost::runner

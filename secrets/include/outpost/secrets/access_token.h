@@ -13,7 +13,7 @@
 #include "outpost/secrets/provider.h"
 #include "outpost/secrets/secret_value.h"
 
-namespace outpost {
+namespace outpost::secrets {
 
 // A bearer token and when it stops being accepted.
 struct AccessToken {
@@ -55,4 +55,4 @@ class AccessTokenCache {
   std::chrono::system_clock::time_point refresh_at_;
 };
 
-}  // namespace outpost
+}  // namespace outpost::secrets

@@ -15,7 +15,7 @@
 
 #include "outpost/secrets/resolver.h"
 
-namespace outpost {
+namespace outpost::secrets {
 
 class AsyncSecretResolver {
  public:
@@ -42,4 +42,4 @@ class AsyncSecretResolver {
   std::vector<std::thread> threads_;
 };
 
-}  // namespace outpost
+}  // namespace outpost::secrets

@@ -13,7 +13,7 @@
 #include "outpost/secrets/aws_credentials.h"
 #include "outpost/secrets/provider.h"
 
-namespace outpost {
+namespace outpost::secrets {
 
 // Settings of the AWS provider. Empty strings mean "from the environment, as the AWS CLI reads
 // it", then the default; resolveAwsConfig() fills them in.
@@ -88,4 +88,4 @@ class AwsSecretsManagerProvider final : public SecretProvider {
   std::shared_ptr<HttpClient> http_;
 };
 
-}  // namespace outpost
+}  // namespace outpost::secrets

@@ -19,7 +19,7 @@
 #include "outpost/secrets/provider.h"
 #include "outpost/secrets/sigv4.h"
 
-namespace outpost {
+namespace outpost::secrets {
 
 // Why a source gave no credentials. not_configured: it does not apply here; the chain asks the
 // next one and keeps error.message for its final "none found" message. Otherwise the source
@@ -166,4 +166,4 @@ const std::map<std::string, std::string>* findProfile(const IniFile& file, const
 // 2015-08-30T12:36:00Z, with optional fractional seconds and a Z or +00:00 offset.
 std::optional<std::chrono::system_clock::time_point> parseIso8601(std::string_view text);
 
-}  // namespace outpost
+}  // namespace outpost::secrets

@@ -16,7 +16,7 @@
 #include "outpost/secrets/access_token.h"
 #include "outpost/secrets/provider.h"
 
-namespace outpost {
+namespace outpost::secrets {
 
 // How the provider gets its access token (secrets.azure.auth: managed_identity,
 // client_credentials, or nothing for kDefault).
@@ -161,4 +161,4 @@ std::expected<AccessToken, std::string> parseAzureTokenResponse(
 // holds the value.
 std::expected<FetchedSecret, std::string> parseAzureSecretResponse(std::string_view json);
 
-}  // namespace outpost
+}  // namespace outpost::secrets

@@ -4,11 +4,11 @@
 #include <cstdint>
 #include <string_view>
 
-namespace outpost {
+namespace outpost::secrets {
 
 // CRC-32C of data (reflected polynomial 0x82F63B78, initial value and final xor 0xFFFFFFFF):
 // crc32c("123456789") == 0xE3069283. Pass the previous result as `crc` to continue over data
 // given in pieces: crc32c(b, crc32c(a)) == crc32c(a + b).
 std::uint32_t crc32c(std::string_view data, std::uint32_t crc = 0);
 
-}  // namespace outpost
+}  // namespace outpost::secrets

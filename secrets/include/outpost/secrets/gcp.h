@@ -14,7 +14,7 @@
 #include "outpost/secrets/access_token.h"
 #include "outpost/secrets/provider.h"
 
-namespace outpost {
+namespace outpost::secrets {
 
 // Settings of the Google provider. Empty strings mean "from the environment, as Google's client
 // libraries read it", then the default; resolveGcpConfig() fills them in.
@@ -153,4 +153,4 @@ std::expected<FetchedSecret, std::string> parseGcpAccessResponse(std::string_vie
 // RFC 4648 base64url without padding, as JWTs use it.
 std::string base64UrlEncode(std::string_view bytes);
 
-}  // namespace outpost
+}  // namespace outpost::secrets

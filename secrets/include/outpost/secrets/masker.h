@@ -12,7 +12,7 @@
 #include "outpost/common/redaction.h"
 #include "outpost/secrets/secret_value.h"
 
-namespace outpost {
+namespace outpost::secrets {
 
 inline constexpr std::string_view kMask = "***";
 
@@ -67,4 +67,4 @@ class SecretMasker {
 // The encodings a value is masked in (the value itself first). Exposed for tests.
 std::vector<std::string> maskedForms(std::string_view value);
 
-}  // namespace outpost
+}  // namespace outpost::secrets

@@ -7,7 +7,7 @@
 
 #include "outpost/secrets/secret_value.h"
 
-namespace outpost {
+namespace outpost::secrets {
 
 // What a reference names, once parsed. For ${aws-sm:prod/db#password}: provider "aws-sm",
 // path "prod/db", field "password". version is the store's version id or label, when given.
@@ -42,4 +42,4 @@ class SecretProvider {
   virtual std::expected<FetchedSecret, SecretError> fetch(const SecretRef& ref) = 0;
 };
 
-}  // namespace outpost
+}  // namespace outpost::secrets

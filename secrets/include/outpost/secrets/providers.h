@@ -7,7 +7,7 @@
 #include "outpost/common/config.h"
 #include "outpost/secrets/provider.h"
 
-namespace outpost {
+namespace outpost::secrets {
 
 // ${env:VAR}, and ${VAR} through the chain.
 class EnvSecretProvider final : public SecretProvider {
@@ -37,4 +37,4 @@ class FileSecretProvider final : public SecretProvider {
 std::expected<SecretValue, SecretError> extractJsonField(const SecretRef& ref,
                                                          std::string_view json);
 
-}  // namespace outpost
+}  // namespace outpost::secrets

@@ -14,7 +14,7 @@
 
 #include "outpost/secrets/provider.h"
 
-namespace outpost {
+namespace outpost::secrets {
 
 // Provider name of ${NAME} references: resolved through the provider chain.
 inline constexpr const char* kChainProvider = "";
@@ -35,4 +35,4 @@ std::expected<std::vector<TextPart>, std::string> parseReferences(std::string_vi
 // "aws-sm:prod/db" (without #field), "secret:/path" for Collate's form.
 std::string scopeName(const SecretRef& ref);
 
-}  // namespace outpost
+}  // namespace outpost::secrets

@@ -17,7 +17,7 @@
 #include "outpost/secrets/masker.h"
 #include "outpost/secrets/provider.h"
 
-namespace outpost {
+namespace outpost::secrets {
 
 struct ResolvedSecret {
   SecretValue value;
@@ -69,4 +69,4 @@ class SecretResolver {
   bool masker_stale_ = true;
 };
 
-}  // namespace outpost
+}  // namespace outpost::secrets

@@ -6,7 +6,7 @@
 #include <string_view>
 #include <utility>
 
-namespace outpost {
+namespace outpost::secrets {
 
 // A secret's bytes. No operator<<, no formatter, no implicit conversion: getting the bytes out is
 // the explicit, greppable call reveal(). Moves leave the source empty.
@@ -36,4 +36,4 @@ class SecretValue {
   std::string bytes_;
 };
 
-}  // namespace outpost
+}  // namespace outpost::secrets

@@ -11,7 +11,7 @@
 #include "outpost/common/http_client.h"
 #include "outpost/secrets/secret_value.h"
 
-namespace outpost {
+namespace outpost::secrets {
 
 struct AwsCredentials {
   std::string access_key_id;
@@ -83,4 +83,4 @@ std::string sha256Hex(std::string_view bytes);
 SecretValue sigV4SigningKey(const SecretValue& secret_access_key, std::string_view date,
                             std::string_view region, std::string_view service);
 
-}  // namespace outpost
+}  // namespace outpost::secrets

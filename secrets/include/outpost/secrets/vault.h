@@ -16,7 +16,7 @@
 #include "outpost/common/http_client.h"
 #include "outpost/secrets/provider.h"
 
-namespace outpost {
+namespace outpost::secrets {
 
 enum class VaultAuthMethod {
   kToken,       // a token from a file (a Vault Agent sink, say) or VAULT_TOKEN
@@ -122,4 +122,4 @@ class VaultProvider final : public SecretProvider {
   std::uint64_t generation_ = 0;  // counts the tokens obtained
 };
 
-}  // namespace outpost
+}  // namespace outpost::secrets
