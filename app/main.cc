@@ -1,5 +1,7 @@
-// The `outpost` executable: subcommands run (the worker), submit (produce a JobCommand), cancel
-// (produce a ControlCommand), tail (print events and lineage as JSON lines), ledger (count what
+// The `outpost` executable: subcommands run (the worker), submit (produce a JobCommand), cancel,
+// drain and resume (produce a ControlCommand; control.h), workers (the pool's status; workers.h),
+// check (a configuration before it runs; check.h), secrets check,
+// tail (print events and lineage as JSON lines), ledger (count what
 // was delivered, lost, ended twice or run twice; see ledger.h) and topics (create the config's
 // topics). Wiring only.
 #include <signal.h>
@@ -21,6 +23,9 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "check.h"
+#include "client_config.h"
+#include "control.h"
 #include "ledger.h"
 #include "outpost/common/clock.h"
 #include "outpost/common/config.h"
@@ -35,6 +40,7 @@
 #include "outpost/v1/worker.pb.h"
 #include "topics.h"
 #include "worker.h"
+#include "workers.h"
 
 namespace {
 
@@ -56,17 +62,8 @@ void protobufLog(google::protobuf::LogLevel level, const char* file, int line,
   spdlog::debug("protobuf: {}", message);
 }
 
-// Settings shared by the client subcommands: a config file, or flags.
-struct ClientOptions {
-  std::string config_path;
-  std::string bootstrap;
-};
-
 Config clientConfig(const ClientOptions& o) {
-  Config c = o.config_path.empty() ? parseConfig("", processEnvironment(), "defaults")
-                                   : loadConfig(o.config_path, processEnvironment());
-  if (!o.bootstrap.empty()) c.kafka.bootstrap_servers = o.bootstrap;
-  return c;
+  return app::clientConfig(o.config_path, o.bootstrap);
 }
 
 std::pair<std::string, std::string> splitKeyValue(const std::string& kv, const std::string& flag) {
@@ -114,6 +111,7 @@ json yamlToJson(const YAML::Node& n) {
 int cmdRun(const std::string& config_path) {
   Config config = loadConfig(config_path, processEnvironment());
   spdlog::set_level(spdlog::level::from_str(config.worker.log_level));
+  setLogFormat(config.log.format);
   struct sigaction sa {};
   sa.sa_handler = onStopSignal;
   sigemptyset(&sa.sa_mask);
@@ -203,44 +201,6 @@ int cmdSubmit(const ClientOptions& co, const SubmitOptions& so) {
     return 1;
   }
   std::cout << cmd.run_id() << std::endl;
-  return 0;
-}
-
-struct CancelOptions {
-  std::string run_id, reason, requested_by;
-};
-
-int cmdCancel(const ClientOptions& co, const CancelOptions& o) {
-  Config config = clientConfig(co);
-  if (!isUuid(o.run_id)) {
-    throw ConfigError("--run takes a run_id (a UUID), not '" + o.run_id + "'");
-  }
-  SystemClock clock;
-  UuidGenerator uuids(clock);
-  v1::ControlCommand cmd;
-  cmd.set_command_id(uuids.next());
-  cmd.set_issued_at_ms(toUnixMillis(clock.now()));
-  auto* cancel = cmd.mutable_cancel();
-  cancel->set_run_id(o.run_id);
-  cancel->set_reason(o.reason);
-  const char* user = std::getenv("USER");
-  cancel->set_requested_by(!o.requested_by.empty() ? o.requested_by : user ? user : "");
-
-  events::KafkaProducer producer(config.kafka, {});
-  std::atomic<int> result{0};
-  std::string error;
-  // Keyed by run_id: every cancel of one run lands on one partition, in order.
-  producer.produce(config.topics.control, o.run_id, cmd.SerializeAsString(), {},
-                   [&](const events::DeliveryReport& r) {
-                     if (!r.ok()) error = r.why();
-                     result = r.ok() ? 1 : 2;
-                   });
-  if (!producer.flush(std::chrono::seconds(30)) || result != 1) {
-    std::cerr << "outpost cancel: the command was not delivered to " << config.topics.control
-              << ": " << (error.empty() ? "timed out after 30 s" : error) << "\n";
-    return 1;
-  }
-  std::cout << cmd.command_id() << std::endl;
   return 0;
 }
 
@@ -352,52 +312,30 @@ int cmdTail(const ClientOptions& co, const TailOptions& to) {
   return (to.until_done && !terminal_event) ? 1 : 0;
 }
 
-// Resolves every secret a template's env uses, and every plain name in its secrets allowlist,
-// and says for each where it was found — never the value. Exit 1 if any cannot be resolved.
+// `outpost secrets check`: where each secret of the templates is found (check.h), one
+// tab-separated line each, never a value. Exit 1 if any cannot be resolved.
 int cmdSecretsCheck(const std::string& config_path, const std::string& only_template) {
   Config config = loadConfig(config_path, processEnvironment());
-  SystemClock clock;
-  auto resolver = secrets::SecretResolver::fromConfig(config.secrets, processEnvironment(), clock);
-  int missing = 0, checked = 0;
-  for (const auto& [name, t] : config.templates) {
-    if (!only_template.empty() && name != only_template) continue;
-    std::map<std::string, secrets::SecretRef> refs;  // by text, so each is asked once
-    for (const auto& [var, value] : t.env) {
-      auto parts = secrets::parseReferences(value);
-      if (!parts) {
-        std::cout << name << "\tenv " << var << "\tINVALID\t" << parts.error() << "\n";
-        ++missing;
-        continue;
-      }
-      for (auto& p : *parts) {
-        if (p.is_reference) refs.emplace(p.ref.text, p.ref);
-      }
-    }
-    for (const auto& allowed : t.secrets) {
-      if (allowed.find_first_of("*?[:/") != std::string::npos)
-        continue;  // patterns: nothing to ask
-      refs.emplace("${" + allowed + "}", secrets::SecretRef{secrets::kChainProvider, allowed, "",
-                                                            "", "${" + allowed + "}"});
-    }
-    for (const auto& [text, ref] : refs) {
-      ++checked;
-      auto got = resolver->resolve(ref);
-      if (got) {
-        std::cout << name << "\t" << text << "\tfound\tprovider=" << got->provider
-                  << "\tversion=" << (got->version.empty() ? "-" : got->version)
-                  << "\tbytes=" << got->value.size() << "\n";
-      } else {
-        ++missing;
-        std::cout << name << "\t" << text << "\tNOT FOUND\t" << got.error().message << "\n";
-      }
-    }
-  }
   if (!only_template.empty() && !config.templates.contains(only_template)) {
     std::cerr << "outpost secrets check: no template '" << only_template << "' in " << config_path
               << "\n";
     return 2;
   }
-  std::cout << checked << " checked, " << missing << " not resolved\n";
+  int missing = 0;
+  auto checks = checkSecrets(config, only_template);
+  for (const auto& c : checks) {
+    if (c.found) {
+      std::cout << c.template_name << "\t" << c.text << "\tfound\tprovider=" << c.provider
+                << "\tversion=" << (c.version.empty() ? "-" : c.version) << "\tbytes=" << c.bytes
+                << "\n";
+    } else {
+      ++missing;
+      std::cout << c.template_name << "\t" << c.text << "\t"
+                << (c.text.starts_with("env ") ? "INVALID" : "NOT FOUND") << "\t" << c.error
+                << "\n";
+    }
+  }
+  std::cout << checks.size() << " checked, " << missing << " not resolved\n";
   return missing == 0 ? 0 : 1;
 }
 
@@ -440,15 +378,12 @@ int main(int argc, char** argv) {
   submit->add_option("--job-namespace", so.job_namespace, "OpenLineage job namespace");
   submit->add_option("--job-name", so.job_name, "OpenLineage job name");
 
-  CancelOptions cancel_opts;
-  auto* cancel = app.add_subcommand(
-      "cancel",
-      "Ask the worker holding a run to stop it (it ends CANCELLED); prints the command_id");
-  addClient(cancel);
-  cancel->add_option("--run", cancel_opts.run_id, "Run id (UUID) to cancel")->required();
-  cancel->add_option("--reason", cancel_opts.reason,
-                     "Why, in words; copied into the CANCELLED event");
-  cancel->add_option("--requested-by", cancel_opts.requested_by, "Who asks (default: $USER)");
+  ControlOptions control_opts;
+  auto* cancel = addCancelCommand(app, control_opts);
+  auto* drain = addDrainCommand(app, control_opts);
+  auto* resume = addResumeCommand(app, control_opts);
+  WorkersOptions workers_opts;
+  auto* workers = addWorkersCommand(app, workers_opts);
 
   TailOptions to;
   auto* tail = app.add_subcommand("tail", "Print run events and lineage records as JSON lines");
@@ -471,6 +406,9 @@ int main(int argc, char** argv) {
   check->add_option("-t,--template", secrets_template, "Only this template");
   secrets->require_subcommand(1);
 
+  CheckOptions check_opts;
+  auto* check_config = addCheckCommand(app, check_opts);
+
   TopicsOptions topics_opts;
   auto* topics = addTopicsCommand(app, topics_opts);
 
@@ -479,11 +417,15 @@ int main(int argc, char** argv) {
     initLogging("info");
     if (*run) return cmdRun(run_config);
     if (*submit) return cmdSubmit(co, so);
-    if (*cancel) return cmdCancel(co, cancel_opts);
+    if (*cancel) return cmdCancel(control_opts);
+    if (*drain) return cmdDrain(control_opts);
+    if (*resume) return cmdResume(control_opts);
+    if (*workers) return cmdWorkers(workers_opts);
     if (*tail) return cmdTail(co, to);
     if (*ledger) return cmdLedger(ledger_opts);
     if (*topics) return cmdTopics(topics_opts);
     if (*check) return cmdSecretsCheck(secrets_config, secrets_template);
+    if (*check_config) return cmdCheck(check_opts);
   } catch (const ConfigError& e) {
     spdlog::error("{}", e.what());
     return 2;

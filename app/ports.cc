@@ -1,5 +1,8 @@
 #include "ports.h"
 
+#include <algorithm>
+#include <cctype>
+
 #include <spdlog/spdlog.h>
 
 namespace outpost::app {
@@ -62,6 +65,18 @@ void RunStoreAttempts::restore(const std::vector<std::int32_t>& partitions) {
         "ended runs whose offsets were not committed may run again",
         restored.error());
   }
+}
+
+void MetricsObserver::runStarted(std::chrono::milliseconds schedule_to_start) {
+  m_.runStarted(std::chrono::duration<double>(schedule_to_start).count());
+}
+
+void MetricsObserver::runEnded(const std::string& job_type, v1::RunState state,
+                               std::optional<std::chrono::milliseconds> ran) {
+  // TIMED_OUT -> timed_out: the state as a label value.
+  std::string word = v1::RunState_Name(state);
+  std::ranges::transform(word, word.begin(), [](unsigned char c) { return std::tolower(c); });
+  m_.runEnded(job_type, word, ran ? std::chrono::duration<double>(*ran).count() : -1.0);
 }
 
 std::unique_ptr<StreamRedactor> ResolverSecrets::outputRedactor() const {

@@ -13,6 +13,7 @@
 #include "outpost/events/producer.h"
 #include "outpost/events/transactional_publisher.h"
 #include "outpost/lineage/http_transport.h"
+#include "outpost/ops/metrics.h"
 #include "outpost/runner/supervisor.h"
 #include "outpost/secrets/async_resolver.h"
 #include "outpost/secrets/resolver.h"
@@ -129,6 +130,22 @@ class HttpLineageEndpoint final : public dispatch::LineageEndpoint {
   lineage::HttpLineageTransport& t_;
 };
 
+// What the lifecycle reports, as Prometheus metrics.
+class MetricsObserver final : public dispatch::Observer {
+ public:
+  explicit MetricsObserver(ops::Metrics& m) : m_(m) {}
+  void runStarted(std::chrono::milliseconds schedule_to_start) override;
+  void runEnded(const std::string& job_type, v1::RunState state,
+                std::optional<std::chrono::milliseconds> ran) override;
+  void commandSkipped(std::string_view reason) override { m_.commandSkipped(reason); }
+  void commandRejected(std::string_view reason) override { m_.commandRejected(reason); }
+  void deadLettered() override { m_.deadLettered(); }
+  void lineageHttpFailed() override { m_.lineageHttpFailed(); }
+
+ private:
+  ops::Metrics& m_;
+};
+
 // Every adapter of one worker, and the Ports that name them.
 struct WorkerPorts {
   ConsumerSource source;
@@ -138,10 +155,12 @@ struct WorkerPorts {
   RunStoreAttempts attempts;
   ResolverSecrets secrets;
   std::unique_ptr<HttpLineageEndpoint> lineage_http;
+  MetricsObserver observer;
 
   dispatch::Ports ports(dispatch::Poster& poster, const Clock& clock) {
     return dispatch::Ports{poster,   source,   records, start_records,      transactions.get(),
-                           executor, attempts, secrets, lineage_http.get(), clock};
+                           executor, attempts, secrets, lineage_http.get(), clock,
+                           observer};
   }
 };
 

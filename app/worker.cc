@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <set>
+
 #include <spdlog/spdlog.h>
 
 #include "outpost/events/wire.h"
@@ -16,6 +18,8 @@ constexpr std::chrono::seconds kTopicCheckTimeout{30};
 constexpr std::chrono::seconds kCloseTimeout{10};
 // Threads that fetch secrets (a fetch may wait on the network).
 constexpr std::size_t kResolverThreads = 4;
+// How often the gauges are refreshed from the poll loop (a scrape sees values this old at most).
+constexpr std::chrono::milliseconds kMetricsInterval{250};
 // Most control messages handled per loop iteration, so a burst of cancels cannot starve the jobs
 // consumer (the rest wait for the next iteration).
 constexpr int kControlBatch = 100;
@@ -39,6 +43,14 @@ constexpr const char* kEventsLinger = "10";
 const std::map<std::string, std::string> kStartProducer = {
     {"linger.ms", "0"}, {"enable.idempotence", "false"}, {"max.in.flight", "2"}};
 
+ops::Metrics::Known knownLabels(const Config& c) {
+  ops::Metrics::Known known;
+  for (const auto& [name, t] : c.templates) known.templates.insert(name);
+  known.skips.assign(dispatch::reason::kSkips.begin(), dispatch::reason::kSkips.end());
+  known.refusals.assign(dispatch::reason::kRefusals.begin(), dispatch::reason::kRefusals.end());
+  return known;
+}
+
 std::string hostName() {
   char host[256] = {};
   gethostname(host, sizeof host - 1);
@@ -48,7 +60,15 @@ std::string hostName() {
 }  // namespace
 
 Worker::Worker(Config config, const Clock& clock)
-    : config_(std::move(config)), clock_(clock), started_at_(clock.now()) {
+    : config_(std::move(config)),
+      clock_(clock),
+      started_at_(clock.now()),
+      metrics_(knownLabels(config_)) {
+  // First, so that a port in use stops the worker before it touches Kafka or the runs.
+  if (config_.http.enabled()) {
+    http_ = std::make_unique<ops::HttpEndpoint>(config_.http.host, config_.http.port, health_,
+                                                metrics_, config_.http.live_timeout);
+  }
   const auto worker_env = processEnvironment();
   resolver_ = secrets::SecretResolver::fromConfig(config_.secrets, worker_env, clock_);
   async_resolver_ = std::make_unique<secrets::AsyncSecretResolver>(*resolver_, kResolverThreads);
@@ -100,12 +120,15 @@ Worker::Worker(Config config, const Clock& clock)
       txn_ ? std::make_unique<PublisherSink>(*txn_) : nullptr, SupervisorExecutor(*supervisor_),
       RunStoreAttempts(*run_store_, config_.worker.id, clock_, txn_.get()),
       ResolverSecrets(*resolver_, *async_resolver_),
-      lineage_http_ ? std::make_unique<HttpLineageEndpoint>(*lineage_http_) : nullptr});
+      lineage_http_ ? std::make_unique<HttpLineageEndpoint>(*lineage_http_) : nullptr,
+      MetricsObserver(metrics_)});
   dispatcher_ =
       std::make_unique<dispatch::Dispatcher>(config_, worker_env, ports_->ports(*this, clock_));
+  updateMetrics();  // and the readiness: a probe or scrape from now on sees the slots
 }
 
 Worker::~Worker() {
+  http_.reset();
   // Stop the threads that post into the inbox before what their closures use goes.
   async_resolver_.reset();
   supervisor_.reset();
@@ -147,13 +170,20 @@ bool Worker::waitInbox(std::chrono::milliseconds timeout) {
   return inbox_cv_.wait_for(lock, timeout, [this] { return !inbox_.empty(); });
 }
 
-void Worker::housekeeping(v1::WorkerState state) {
+void Worker::housekeeping() {
   drainInbox();
   dispatcher_->tick();
   pollControl();
   auto now = clock_.steadyNow();
-  if (now - last_status_ >= config_.worker.status_interval) {
-    publishStatus(state);
+  health_.beat(std::chrono::steady_clock::now());
+  if (now - last_metrics_ >= kMetricsInterval) {
+    updateMetrics();
+    last_metrics_ = now;
+  }
+  auto [state, reason] = this->state();
+  if (state != published_ || now - last_status_ >= config_.worker.status_interval) {
+    publishStatus(state, reason);
+    published_ = state;
     last_status_ = now;
   }
 }
@@ -162,18 +192,18 @@ int Worker::run(const std::atomic<bool>& stop) {
   spdlog::info("worker {} (pool {}, {} slots, {}) consuming {} as group outpost.{}",
                config_.worker.id, config_.worker.pool, config_.worker.slots,
                config_.worker.delivery, config_.topics.jobs, config_.worker.pool);
-  publishStatus(v1::RUNNING);
-  last_status_ = clock_.steadyNow();
   while (!stop.load()) {
     if (auto m = consumer_->poll(kPollInterval)) dispatcher_->onMessage(std::move(*m));
-    housekeeping(v1::RUNNING);
+    housekeeping();
   }
 
   // Drain: take nothing new, give running jobs drain_timeout, then stop them.
   spdlog::info("stopping: draining {} running job(s) for up to {} ms", dispatcher_->running(),
                config_.worker.drain_timeout.count());
   dispatcher_->beginDrain();
-  publishStatus(v1::DRAINING);
+  draining_ = true;
+  updateReadiness();
+  housekeeping();  // says DRAINING
   auto deadline = clock_.steadyNow() + config_.worker.drain_timeout;
   bool stopped_runs = false;
   Millis longest_grace{0};
@@ -188,7 +218,7 @@ int Worker::run(const std::atomic<bool>& stop) {
       stopped_runs = true;
     }
     consumer_->poll(kPollInterval);  // keeps the membership alive; paused, so nothing arrives
-    housekeeping(v1::DRAINING);
+    housekeeping();
   }
   if (!dispatcher_->idle()) {
     spdlog::error("{} run(s) still unacknowledged at exit", dispatcher_->held());
@@ -203,7 +233,7 @@ int Worker::run(const std::atomic<bool>& stop) {
         t.producer_recreations);
   }
   dispatcher_->close();
-  publishStatus(v1::STOPPED);
+  publishStatus(v1::STOPPED, "stopped");
   if (!producer_->flush(std::chrono::seconds(10))) {
     spdlog::error("{} message(s) not delivered at exit", producer_->outstanding());
   }
@@ -217,10 +247,14 @@ int Worker::run(const std::atomic<bool>& stop) {
 }
 
 void Worker::onAssigned(const std::vector<TopicPartition>& partitions) {
+  metrics_.rebalance("assigned");
   dispatcher_->onAssigned(partitions);
+  joined_ = true;
+  updateReadiness();
 }
 
 void Worker::onRevoked(const std::vector<TopicPartition>& partitions, bool lost) {
+  metrics_.rebalance(lost ? "lost" : "revoked");
   dispatcher_->onRevoked(partitions, lost, [this] {
     waitInbox(kPollInterval);
     drainInbox();
@@ -232,6 +266,10 @@ void Worker::pollControl() {
     auto m = control_->poll();
     if (!m) break;
     try {
+      if (m->command.has_drain() || m->command.has_resume()) {
+        onWorkerControl(*m);
+        continue;
+      }
       dispatcher_->onControl(*m);
     } catch (const std::exception& e) {
       // A cancel must never take the worker down; the run goes on as if it had not come.
@@ -241,7 +279,91 @@ void Worker::pollControl() {
   }
 }
 
-void Worker::publishStatus(v1::WorkerState state) {
+void Worker::onWorkerControl(const consumer::ControlMessage& m) {
+  const auto& c = m.command;
+  const auto& workers = c.has_drain() ? c.drain().workers() : c.resume().workers();
+  // A drain lasts as long as the process it was for: a restart takes commands again.
+  if (m.replayed || !consumer::selects(workers, config_.worker.id, config_.worker.pool)) return;
+  const auto& by = c.has_drain() ? c.drain().requested_by() : c.resume().requested_by();
+  const std::string who = by.empty() ? "unknown" : by;
+  if (c.has_drain()) {
+    const auto& d = c.drain();
+    drained_ = "drained by " + who + ": " + (d.reason().empty() ? "no reason given" : d.reason());
+    spdlog::info("control {}: {}; {} run(s) running, taking nothing new{}", c.command_id(),
+                 *drained_, dispatcher_->running(),
+                 d.handover() ? ", handing the partitions over" : "");
+    dispatcher_->hold(true);
+    if (d.handover()) consumer_->leave();
+  } else if (drained_) {
+    spdlog::info("control {}: resumed by {}", c.command_id(), who);
+    drained_.reset();
+    consumer_->rejoin();
+    dispatcher_->hold(false);
+  }
+  updateReadiness();
+}
+
+std::pair<v1::WorkerState, std::string> Worker::state() const {
+  if (draining_) return {v1::DRAINING, "shutting down"};
+  if (drained_) return {v1::DRAINING, *drained_};
+  if (!was_ready_) return {v1::STARTING, health_.whyNotReady().value_or("starting")};
+  return {v1::READY, ""};
+}
+
+void Worker::updateMetrics() {
+  updateReadiness();
+  const auto running = dispatcher_->running();
+  metrics_.setJobs(running, dispatcher_->queued());
+  metrics_.setSlots(running, config_.worker.slots);
+  metrics_.setPausedPartitions(consumer_->paused() ? consumer_->assignment().size() : 0);
+  metrics_.setEventsBuffered(static_cast<std::size_t>(producer_->outstanding()) +
+                             (txn_ ? txn_->pending() : 0));
+  if (txn_) {
+    auto t = txn_->stats();
+    metrics_.setTransactions(t.transactions_committed, t.transactions_aborted);
+  }
+  auto s = resolver_->stats();
+  for (const auto& [key, n] : s.fetches) metrics_.setSecretFetches(key.first, key.second, n);
+  metrics_.setSecretCacheHits(s.cache_hits);
+  metrics_.setRedactions(secrets::SecretMasker::redactions());
+  metrics_.setConsumerLag(consumerLag());
+}
+
+std::map<std::int32_t, std::int64_t> Worker::consumerLag() const {
+  // librdkafka's own consumer_lag counts from the offsets this consumer committed; with
+  // exactly-once delivery the transaction commits them, so the dispatcher says where it is.
+  const auto unfinished = dispatcher_->unfinishedFrom();
+  std::map<std::int32_t, std::int64_t> lag;
+  for (const auto& [partition, o] : consumer_->partitionOffsets()) {
+    if (o.end < 0) continue;
+    auto from = o.committed;
+    if (auto it = unfinished.find({config_.topics.jobs, partition}); it != unfinished.end())
+      from = std::max(from, it->second);
+    if (from < 0) continue;  // nothing committed and nothing taken yet: not known
+    lag[partition] = std::max<std::int64_t>(0, o.end - from);
+  }
+  return lag;
+}
+
+void Worker::updateReadiness() {
+  if (draining_) {
+    health_.setNotReady("draining: finishing its runs and taking no new ones");
+  } else if (drained_) {
+    health_.setNotReady(*drained_ + " (finishing its runs, taking no new ones until resumed)");
+  } else if (!joined_ && !consumer_->left()) {
+    health_.setNotReady("waiting to join the consumer group outpost." + config_.worker.pool);
+  } else if (!producer_->connected() || !start_producer_->connected()) {
+    health_.setNotReady("the event producers have no broker connection up (" +
+                        config_.kafka.bootstrap_servers + ")");
+  } else if (txn_ && !txn_->waitReady(std::chrono::milliseconds(0))) {
+    health_.setNotReady("the transactional producer is not ready");
+  } else {
+    health_.setNotReady(std::nullopt);
+    was_ready_ = true;
+  }
+}
+
+void Worker::publishStatus(v1::WorkerState state, const std::string& reason) {
   v1::WorkerStatus s;
   s.set_worker_id(config_.worker.id);
   s.set_pool(config_.worker.pool);
@@ -249,6 +371,9 @@ void Worker::publishStatus(v1::WorkerState state) {
   s.set_slots_total(config_.worker.slots);
   s.set_slots_busy(static_cast<std::uint32_t>(dispatcher_->running()));
   s.set_state(state);
+  s.set_state_reason(reason);
+  s.set_status_interval_ms(config_.worker.status_interval.count());
+  s.set_queued(static_cast<std::uint32_t>(dispatcher_->queued()));
   s.set_started_at_ms(toUnixMillis(started_at_));
   s.set_last_seen_ms(toUnixMillis(clock_.now()));
   s.set_host(hostName());

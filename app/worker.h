@@ -12,8 +12,12 @@
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
 
 #include "outpost/common/clock.h"
 #include "outpost/common/config.h"
@@ -24,8 +28,12 @@
 #include "outpost/events/producer.h"
 #include "outpost/events/transactional_publisher.h"
 #include "outpost/lineage/http_transport.h"
+#include "outpost/ops/health.h"
+#include "outpost/ops/http_endpoint.h"
+#include "outpost/ops/metrics.h"
 #include "outpost/runner/supervisor.h"
 #include "outpost/secrets/async_resolver.h"
+#include "outpost/secrets/masker.h"
 #include "outpost/secrets/resolver.h"
 #include "outpost/v1/worker.pb.h"
 #include "ports.h"
@@ -49,15 +57,33 @@ class Worker final : public consumer::RebalanceListener, public dispatch::Poster
   void drainInbox();
   bool waitInbox(std::chrono::milliseconds timeout);
   // The loop's chores between polls: the inbox, the control topic, the dispatcher's tick, and
-  // the worker's status every status_interval.
-  void housekeeping(v1::WorkerState state);
+  // the worker's status on each change of state and every status_interval.
+  void housekeeping();
   void pollControl();
-  void publishStatus(v1::WorkerState state);
+  // A drain or resume from the control topic, if it is for this worker.
+  void onWorkerControl(const consumer::ControlMessage& m);
+  // STARTING until first ready, then READY; DRAINING when stopping or drained; and why.
+  std::pair<v1::WorkerState, std::string> state() const;
+  void publishStatus(v1::WorkerState state, const std::string& reason);
+  // The gauges and the totals kept by other modules, copied into the metrics; and readiness.
+  void updateMetrics();
+  std::map<std::int32_t, std::int64_t> consumerLag() const;
+  void updateReadiness();
 
   Config config_;
   const Clock& clock_;
   std::chrono::system_clock::time_point started_at_;
   std::chrono::steady_clock::time_point last_status_;
+
+  // Probes and metrics: written on the poll thread, read by the HTTP endpoint's.
+  ops::Health health_;
+  ops::Metrics metrics_;
+  std::chrono::steady_clock::time_point last_metrics_;
+  bool joined_ = false;     // a rebalance gave this worker its partitions (possibly none)
+  bool draining_ = false;   // stopping
+  bool was_ready_ = false;  // /readyz has said ok once: STARTING is over
+  std::optional<std::string> drained_;  // drained by an operator, and why
+  v1::WorkerState published_ = v1::WORKER_STATE_UNSPECIFIED;
 
   std::mutex inbox_mutex_;
   std::condition_variable inbox_cv_;
@@ -79,6 +105,7 @@ class Worker final : public consumer::RebalanceListener, public dispatch::Poster
   std::unique_ptr<runner::Supervisor> supervisor_;
   std::unique_ptr<WorkerPorts> ports_;  // the above, as the dispatcher sees them
   std::unique_ptr<dispatch::Dispatcher> dispatcher_;
+  std::unique_ptr<ops::HttpEndpoint> http_;  // last: it reads health_ and metrics_
 };
 
 }  // namespace outpost::app

@@ -9,6 +9,8 @@
 #include <stdexcept>
 #include <vector>
 
+#include "outpost/common/proc_stat.h"
+
 namespace outpost::bench {
 namespace {
 
@@ -23,14 +25,7 @@ double ticksToMs(unsigned long long ticks) {
 namespace {
 
 CpuTimes cpuFromStat(const std::string& path) {
-  std::ifstream in(path);
-  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  // Fields after the command name (which may hold spaces) start at field 3.
-  auto close = stat.rfind(')');
-  if (close == std::string::npos) return {};
-  std::istringstream fields(stat.substr(close + 2));
-  std::vector<std::string> f;
-  for (std::string s; fields >> s;) f.push_back(s);
+  const auto f = procStatFields(path);
   if (f.size() < 15) return {};
   // utime, stime, cutime, cstime are fields 14-17, i.e. f[11..14].
   CpuTimes t;
@@ -91,6 +86,10 @@ WorkerProcess::WorkerProcess(Options o) {
         << "  bootstrap_servers: " << o.bootstrap << "\n"
         << "topics:\n"
         << "  prefix: " << o.prefix << "\n"
+        << "http:\n"
+        << "  listen: 127.0.0.1:0\n"
+        << "log:\n"
+        << "  format: text\n"
         << "lineage:\n"
         << "  enabled: true\n"
         << "templates:\n"

@@ -579,6 +579,42 @@ Config parseConfig(const std::string& yaml_text, const Environment& env,
     r.read("cgroup", c.runner.cgroup);
     r.rejectUnknown();
 
+    Section hs(top.get("http"), "http");
+    hs.read("listen", c.http.listen);
+    hs.read("live_timeout", c.http.live_timeout);
+    hs.rejectUnknown();
+    if (c.http.listen == "off") {
+      c.http.host.clear();
+      c.http.port = 0;
+    } else {
+      auto colon = c.http.listen.rfind(':');
+      std::string host = colon == std::string::npos ? "" : c.http.listen.substr(0, colon);
+      std::string port = colon == std::string::npos ? "" : c.http.listen.substr(colon + 1);
+      if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+        host = host.substr(1, host.size() - 2);  // [::1]:9464
+      }
+      const bool digits = !port.empty() && port.size() <= 5 &&
+                          port.find_first_not_of("0123456789") == std::string::npos;
+      if (host.empty() || !digits || std::stoi(port) > 65535) {
+        throw ConfigError(hs.where("listen") +
+                          " must be host:port (e.g. 0.0.0.0:9464) or off, not '" + c.http.listen +
+                          "'");
+      }
+      c.http.host = host;
+      c.http.port = std::stoi(port);
+    }
+    if (c.http.live_timeout < std::chrono::seconds(1)) {
+      throw ConfigError(hs.where("live_timeout") + " must be at least 1s");
+    }
+
+    Section lg(top.get("log"), "log");
+    lg.read("format", c.log.format);
+    lg.rejectUnknown();
+    if (c.log.format != "auto" && c.log.format != "text" && c.log.format != "json") {
+      throw ConfigError(lg.where("format") + " must be auto, text or json, not '" + c.log.format +
+                        "'");
+    }
+
     Section l(top.get("lineage"), "lineage");
     l.read("enabled", c.lineage.enabled);
     l.read("running_events", c.lineage.running_events);

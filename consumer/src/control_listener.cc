@@ -38,6 +38,13 @@ std::expected<v1::ControlCommand, std::string> decodeControlCommand(std::string_
   if (c.command_case() == v1::ControlCommand::COMMAND_NOT_SET) {
     return std::unexpected("no command this worker knows (undecodable, or newer than the worker)");
   }
+  if (c.has_drain() || c.has_resume()) {
+    const auto& w = c.has_drain() ? c.drain().workers() : c.resume().workers();
+    if (w.worker_id().empty() && w.pool().empty()) {
+      return std::unexpected(std::string(c.has_drain() ? "drain" : "resume") +
+                             " without a worker_id or pool");
+    }
+  }
   if (c.has_cancel()) {
     const auto& run_id = c.cancel().run_id();
     if (run_id.empty()) return std::unexpected("cancel without a run_id");
@@ -46,6 +53,18 @@ std::expected<v1::ControlCommand, std::string> decodeControlCommand(std::string_
     }
   }
   return c;
+}
+
+bool selects(const v1::WorkerSelector& workers, const std::string& worker_id,
+             const std::string& pool) {
+  switch (workers.target_case()) {
+    case v1::WorkerSelector::kWorkerId:
+      return workers.worker_id() == worker_id;
+    case v1::WorkerSelector::kPool:
+      return workers.pool() == pool;
+    default:
+      return false;
+  }
 }
 
 struct ControlListener::Impl {

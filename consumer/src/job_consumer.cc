@@ -1,9 +1,11 @@
 #include "outpost/consumer/job_consumer.h"
 
 #include <algorithm>
+#include <utility>
 
 #include <librdkafka/rdkafka.h>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 #include "outpost/events/kafka.h"
 #include "outpost/events/transactional_publisher.h"
@@ -47,6 +49,36 @@ struct JobConsumer::Impl {
     static_cast<Impl*>(opaque)->rebalance(rk, err, parts);
   }
 
+  // librdkafka calls this on the poll thread too (statistics go through the consumer queue).
+  static int onStats(rd_kafka_t*, char* json, size_t len, void* opaque) {
+    static_cast<Impl*>(opaque)->stats(std::string_view(json, len));
+    return 0;  // librdkafka frees the document
+  }
+
+  void stats(std::string_view json) {
+    auto doc = nlohmann::json::parse(json, nullptr, false);
+    if (doc.is_discarded()) return;
+    std::map<std::int32_t, PartitionOffsets> out;
+    const auto topics = doc.find("topics");
+    if (topics == doc.end() || !topics->is_object()) return;
+    const auto topic = topics->find(owner->topic_);
+    if (topic == topics->end() || !topic->is_object()) return;
+    const auto partitions = topic->find("partitions");
+    if (partitions == topic->end() || !partitions->is_object()) return;
+    for (const auto& p : *partitions) {
+      if (!p.is_object()) continue;
+      const auto partition = p.value("partition", -1);
+      // -1 is librdkafka's internal unassigned partition; others it only knows of.
+      const TopicPartition tp{owner->topic_, partition};
+      if (partition < 0 || std::ranges::find(owner->assignment_, tp) == owner->assignment_.end())
+        continue;
+      auto end = p.value("ls_offset", std::int64_t{-1});
+      if (end < 0) end = p.value("hi_offset", std::int64_t{-1});
+      out[partition] = {end, p.value("committed_offset", std::int64_t{-1})};
+    }
+    owner->offsets_ = std::move(out);
+  }
+
   void rebalance(rd_kafka_t* handle, rd_kafka_resp_err_t err,
                  rd_kafka_topic_partition_list_t* parts) {
     auto tps = toVector(parts);
@@ -80,13 +112,14 @@ struct JobConsumer::Impl {
     std::erase_if(owner->assignment_, [&](const TopicPartition& tp) {
       return std::ranges::find(tps, tp) != tps.end();
     });
+    for (const auto& tp : tps) owner->offsets_.erase(tp.partition);
   }
 };
 
 JobConsumer::JobConsumer(const KafkaConfig& config, const std::string& group_id,
                          const std::string& topic, RebalanceListener& listener,
                          const std::map<std::string, std::string>& extra)
-    : impl_(std::make_unique<Impl>()), listener_(listener) {
+    : impl_(std::make_unique<Impl>()), listener_(listener), topic_(topic) {
   impl_->owner = this;
   // Offsets are stored and committed by hand: only once a command's terminal event is acked.
   const events::kafka::Properties defaults = {
@@ -96,21 +129,39 @@ JobConsumer::JobConsumer(const KafkaConfig& config, const std::string& group_id,
       {"enable.auto.offset.store", "false"},
       {"auto.offset.reset", "earliest"},
       {"enable.partition.eof", "false"},
+      // For partitionOffsets() (the lag); a document for a few partitions is parsed in ~0.1 ms.
+      {"statistics.interval.ms", "5000"},
   };
   auto conf =
       events::kafka::makeConf({&defaults, &extra, &config.properties, &config.consumer_properties},
                               "kafka.properties / kafka.consumer_properties");
   rd_kafka_conf_set_rebalance_cb(conf.get(), &Impl::onRebalance);
+  rd_kafka_conf_set_stats_cb(conf.get(), &Impl::onStats);
   rd_kafka_conf_set_opaque(conf.get(), impl_.get());
   impl_->rk = events::kafka::makeHandle(events::kafka::ClientType::kConsumer, std::move(conf));
   rd_kafka_poll_set_consumer(impl_->rk.get());
   impl_->queue.reset(rd_kafka_queue_get_consumer(impl_->rk.get()));
 
+  if (auto err = subscribe()) throw ConfigError("cannot subscribe to '" + topic + "': " + *err);
+}
+
+std::optional<std::string> JobConsumer::subscribe() {
   events::kafka::PartitionListPtr topics(rd_kafka_topic_partition_list_new(1));
-  rd_kafka_topic_partition_list_add(topics.get(), topic.c_str(), RD_KAFKA_PARTITION_UA);
-  if (auto err = rd_kafka_subscribe(impl_->rk.get(), topics.get())) {
-    throw ConfigError("cannot subscribe to '" + topic + "': " + rd_kafka_err2str(err));
+  rd_kafka_topic_partition_list_add(topics.get(), topic_.c_str(), RD_KAFKA_PARTITION_UA);
+  if (auto err = rd_kafka_subscribe(impl_->rk.get(), topics.get())) return rd_kafka_err2str(err);
+  return std::nullopt;
+}
+
+void JobConsumer::leave() {
+  if (std::exchange(left_, true)) return;
+  if (auto err = rd_kafka_unsubscribe(impl_->rk.get())) {
+    spdlog::warn("cannot leave the group: {}", rd_kafka_err2str(err));
   }
+}
+
+void JobConsumer::rejoin() {
+  if (!std::exchange(left_, false)) return;
+  if (auto err = subscribe()) spdlog::error("cannot subscribe to '{}' again: {}", topic_, *err);
 }
 
 JobConsumer::~JobConsumer() = default;
@@ -128,6 +179,10 @@ std::optional<ConsumedMessage> JobConsumer::poll(std::chrono::milliseconds timeo
   ConsumedMessage out;
   out.tp = {rd_kafka_topic_name(m->rkt), m->partition};
   out.offset = m->offset;
+  rd_kafka_timestamp_type_t type;
+  if (auto ts = rd_kafka_message_timestamp(m.get(), &type); ts >= 0) {
+    out.timestamp = std::chrono::system_clock::time_point(std::chrono::milliseconds(ts));
+  }
   if (m->key) out.key.assign(static_cast<const char*>(m->key), m->key_len);
   if (m->payload) out.value.assign(static_cast<const char*>(m->payload), m->len);
   rd_kafka_headers_t* hdrs = nullptr;

@@ -14,13 +14,14 @@ bool holdsReference(const std::string& value) {
 
 }  // namespace
 
-std::expected<Admitted, std::string> admit(const v1::JobCommand& command, std::uint32_t attempt,
-                                           const AdmissionPolicy& policy) {
+std::expected<Admitted, Refusal> admit(const v1::JobCommand& command, std::uint32_t attempt,
+                                       const AdmissionPolicy& policy) {
   Admitted a;
   auto t = policy.templates->find(command.job_type());
   if (t == policy.templates->end()) {
-    return std::unexpected("unknown job_type '" + escapedExcerpt(command.job_type(), 64) +
-                           "': no such template on this worker");
+    return std::unexpected(Refusal{Refusal::kUnknownTemplate,
+                                   "unknown job_type '" + escapedExcerpt(command.job_type(), 64) +
+                                       "': no such template on this worker"});
   }
   a.tmpl = &t->second;
   runner::RunRequest req;
@@ -34,15 +35,20 @@ std::expected<Admitted, std::string> admit(const v1::JobCommand& command, std::u
   // Secret references never go in arguments: those end up on a command line.
   for (const auto& [name, value] : req.args) {
     if (holdsReference(value)) {
-      return std::unexpected("argument '" + escapedExcerpt(name, 64) +
-                             "' holds a secret reference; secrets never go on a command line (use "
-                             "env or the recipe)");
+      return std::unexpected(Refusal{
+          Refusal::kSecretInArguments,
+          "argument '" + escapedExcerpt(name, 64) +
+              "' holds a secret reference; secrets never go on a command line (use env or the "
+              "recipe)"});
     }
   }
   auto plan = runner::planRun(*a.tmpl, req, *policy.worker_env, policy.work_dir);
-  if (!plan) return std::unexpected(plan.error());
+  if (!plan) return std::unexpected(Refusal{Refusal::kInvalidArguments, plan.error()});
   a.plan = std::move(*plan);
 
+  auto badReference = [](std::string message) {
+    return std::unexpected(Refusal{Refusal::kBadSecretReference, std::move(message)});
+  };
   auto collect = [&](const std::string& where,
                      std::string_view text) -> std::optional<std::string> {
     auto parts = secrets::parseReferences(text);
@@ -53,13 +59,15 @@ std::expected<Admitted, std::string> admit(const v1::JobCommand& command, std::u
     return std::nullopt;
   };
   for (const auto& [name, value] : a.tmpl->env) {
-    if (auto err = collect("template env " + name, value)) return std::unexpected(*err);
+    if (auto err = collect("template env " + name, value)) return badReference(*err);
   }
   for (const auto& [name, value] : req.env) {
-    if (auto err = collect("env " + escapedExcerpt(name, 64), value)) return std::unexpected(*err);
+    if (auto err = collect("env " + escapedExcerpt(name, 64), value)) {
+      return badReference(*err);
+    }
   }
   if (a.tmpl->recipe != RecipeDelivery::kNone) {
-    if (auto err = collect("recipe", req.recipe)) return std::unexpected(*err);
+    if (auto err = collect("recipe", req.recipe)) return badReference(*err);
   }
   std::string refused;
   for (const auto& ref : a.secrets) {
@@ -70,8 +78,9 @@ std::expected<Admitted, std::string> admit(const v1::JobCommand& command, std::u
     }
   }
   if (!refused.empty()) {
-    return std::unexpected("template '" + a.tmpl->name + "' may not use the secret(s) " + refused +
-                           " (see its secrets list)");
+    return std::unexpected(Refusal{Refusal::kSecretNotAllowed,
+                                   "template '" + a.tmpl->name + "' may not use the secret(s) " +
+                                       refused + " (see its secrets list)"});
   }
   return a;
 }

@@ -179,8 +179,9 @@ class ExactlyOnce final : public Completion {
       // Its partition went to another worker, which runs the command again: its end is not
       // published here (the transaction's offsets would be refused anyway).
       if (run.terminal != v1::RUN_STATE_UNSPECIFIED) {
-        spdlog::warn("run {} ended {} after its partition was handed over; not published here",
-                     run.command.run_id(), v1::RunState_Name(run.terminal));
+        logRun(spdlog::level::warn, fieldsOf(run.command),
+               "run {} ended {} after its partition was handed over; not published here",
+               run.command.run_id(), v1::RunState_Name(run.terminal));
       }
       run.committed = true;
       return;
@@ -219,20 +220,22 @@ class ExactlyOnce final : public Completion {
           // E.g. the producer was fenced or the broker was away too long: write it again, with
           // the offsets and group generation of now. Until then its offset is not done again, so
           // that no other run's transaction commits past it.
-          spdlog::warn("run {}: its end was not committed ({}); writing it again",
-                       run.command.run_id(), outcome.reason);
+          logRun(spdlog::level::warn, fieldsOf(run.command),
+                 "run {}: its end was not committed ({}); writing it again", run.command.run_id(),
+                 outcome.reason);
           ports_.source.refreshGroupMetadata();
           offsets_.begin(run.tp, run.offset);
           run.submitted = false;
         } else {
-          spdlog::warn("run {}: its end was not committed ({}) and its partition went elsewhere",
-                       run.command.run_id(), outcome.reason);
+          logRun(spdlog::level::warn, fieldsOf(run.command),
+                 "run {}: its end was not committed ({}) and its partition went elsewhere",
+                 run.command.run_id(), outcome.reason);
           run.committed = true;
         }
         break;
       case events::TxnOutcome::Status::kRejected:
-        spdlog::error("run {}: its end cannot be written: {}", run.command.run_id(),
-                      outcome.reason);
+        logRun(spdlog::level::err, fieldsOf(run.command), "run {}: its end cannot be written: {}",
+               run.command.run_id(), outcome.reason);
         run.committed = true;
         break;
     }

@@ -69,6 +69,7 @@ struct Dispatcher::Impl final : CompletionHost {
   bool retired = false;     // a run retired since tick() last dispatched
   std::uint64_t next_id = 1;
   bool draining = false;
+  bool held = false;  // see Dispatcher::hold
   std::uint64_t skipped_other_pool = 0;
   consumer::RunMemory<EndedRun> ended{kRememberedRuns};         // runs that ended here, by run_id
   consumer::RunMemory<CancelRequest> cancels{kRememberedRuns};  // cancels received, by run_id
@@ -95,16 +96,19 @@ struct Dispatcher::Impl final : CompletionHost {
     run.id = next_id++;
     run.tp = message.tp;
     run.offset = message.offset;
+    run.record_time = message.timestamp;
     offsets.begin(run.tp, run.offset);
     run.command = decoded ? std::move(*decoded) : std::move(decoded.error().partial);
     by_run_id.emplace(run.command.run_id(), run.id);
     run.attempts.attempt = std::max(1u, run.command.attempt());
-    if (!decoded) return reject(run, message, decoded.error().reason);
+    if (!decoded) return reject(run, message, reason::kUndecodable, decoded.error().reason);
     if (consumer::isForAnotherPool(run.command, config.worker.pool)) {
       // Pools sharing a jobs topic each read every command: another pool's is not bad input.
       ++skipped_other_pool;
-      spdlog::debug("run {}: for pool '{}', not '{}': skipped ({} so far)", run.command.run_id(),
-                    run.command.pool(), config.worker.pool, skipped_other_pool);
+      ports.observer.commandSkipped(reason::kOtherPool);
+      logRun(spdlog::level::debug, fieldsOf(run.command),
+             "run {}: for pool '{}', not '{}': skipped ({} so far)", run.command.run_id(),
+             run.command.pool(), config.worker.pool, skipped_other_pool);
       run.phase = Phase::kFinished;
       return maybeRetire(run);
     }
@@ -118,7 +122,7 @@ struct Dispatcher::Impl final : CompletionHost {
     });
     if (duplicate) {
       return reject(
-          run, message,
+          run, message, reason::kDuplicate,
           "run_id " + run.command.run_id() + " is already queued or running on this worker",
           /*publish_event=*/false);
     }
@@ -132,19 +136,23 @@ struct Dispatcher::Impl final : CompletionHost {
       case consumer::Admission::Verdict::kRun:
         break;
       case consumer::Admission::Verdict::kRerun:
-        spdlog::warn("run {}: {}", run.command.run_id(), run.attempts.reason);
+        logRun(spdlog::level::warn, fieldsOf(run.command), "run {}: {}", run.command.run_id(),
+               run.attempts.reason);
         break;
       case consumer::Admission::Verdict::kSkip:
         // Its terminal event was published before: only its offset is left to commit.
-        spdlog::info("run {}: not run again: {}", run.command.run_id(), run.attempts.reason);
+        logRun(spdlog::level::info, fieldsOf(run.command), "run {}: not run again: {}",
+               run.command.run_id(), run.attempts.reason);
+        ports.observer.commandSkipped(reason::kAlreadyEnded);
         run.phase = Phase::kFinished;
         return maybeRetire(run);
       case consumer::Admission::Verdict::kGiveUp:
-        spdlog::warn("run {}: not run again: {}", run.command.run_id(), run.attempts.reason);
+        logRun(spdlog::level::warn, fieldsOf(run.command), "run {}: not run again: {}",
+               run.command.run_id(), run.attempts.reason);
         return endWithoutRunning(run, v1::FAILED, run.attempts.reason, /*lineage_fail=*/true);
     }
     auto admitted = admit(run.command, run.attempts.attempt, policy);
-    if (!admitted) return reject(run, message, admitted.error());
+    if (!admitted) return reject(run, message, admitted.error().reason, admitted.error().message);
     run.admitted = std::move(*admitted);
     if (!run.admitted->secrets.empty()) return resolveSecrets(run);
     enqueue(run);
@@ -157,8 +165,8 @@ struct Dispatcher::Impl final : CompletionHost {
     for (; same != end; ++same) {
       Run& r = runs.at(same->second);
       if (r.ownership == Ownership::kRevoked && r.tp == message.tp && r.offset == message.offset) {
-        spdlog::info("run {}: partition came back while it runs; tracking it again",
-                     r.command.run_id());
+        logRun(spdlog::level::info, fieldsOf(r.command),
+               "run {}: partition came back while it runs; tracking it again", r.command.run_id());
         r.ownership = Ownership::kOurs;
         offsets.begin(r.tp, r.offset);
         return true;
@@ -196,17 +204,21 @@ struct Dispatcher::Impl final : CompletionHost {
     queue.push_back(run.id);
     dispatch();
     if (run.phase == Phase::kQueued) {
-      spdlog::info("run {} ({}) queued: {} running, {} queued", run.command.run_id(),
-                   run.tmpl()->name, running, queue.size());
+      logRun(spdlog::level::info, fieldsOf(run.command),
+             "run {} ({}) queued: {} running, {} queued", run.command.run_id(), run.tmpl()->name,
+             running, queue.size());
     }
     updatePause();
   }
 
-  void reject(Run& run, const consumer::ConsumedMessage& message, const std::string& reason,
-              bool publish_event = true) {
-    spdlog::warn("rejected {}[{}]@{} (run {}): {}", message.tp.topic, message.tp.partition,
-                 message.offset, run.command.run_id().empty() ? "unknown" : run.command.run_id(),
-                 reason);
+  // `why` is a fixed word for metrics (reason:: or Refusal::), `reason` the text for people.
+  void reject(Run& run, const consumer::ConsumedMessage& message, std::string_view why,
+              const std::string& reason, bool publish_event = true) {
+    ports.observer.commandRejected(why);
+    ports.observer.deadLettered();
+    logRun(spdlog::level::warn, fieldsOf(run.command), "rejected {}[{}]@{} (run {}): {}",
+           message.tp.topic, message.tp.partition, message.offset,
+           run.command.run_id().empty() ? "unknown" : run.command.run_id(), reason);
     run.phase = Phase::kFinished;
     // With the REJECTED event and the offset (one transaction, exactly-once).
     completion->publish(
@@ -230,7 +242,8 @@ struct Dispatcher::Impl final : CompletionHost {
     run.phase = Phase::kFinished;
     auto e = newEvent(run, state);
     e.set_message(message);
-    spdlog::warn("run {} {}: {}", run.command.run_id(), v1::RunState_Name(state), message);
+    logRun(spdlog::level::warn, fieldsOf(run.command), "run {} {}: {}", run.command.run_id(),
+           v1::RunState_Name(state), message);
     publishEvent(run, e);
     if (lineage_fail) {
       // The lost worker wrote the attempt's START; this ends it.
@@ -255,6 +268,7 @@ struct Dispatcher::Impl final : CompletionHost {
         return p == Phase::kStarting || p == Phase::kRunning || p == Phase::kFinished;
       });
     };
+    if (held) return;
     for (auto it = queue.begin(); it != queue.end() && running < config.worker.slots;) {
       if (runs.contains(alone)) return;
       Run& run = runs.at(*it);
@@ -310,8 +324,9 @@ struct Dispatcher::Impl final : CompletionHost {
     if (!written) {
       // A redelivery's transaction did not commit: its partition went elsewhere (the next owner
       // decides), or a record was refused. Either way this worker does not run it.
-      spdlog::warn("run {}: the redelivery's start was not written ({}); not running it",
-                   run.command.run_id(), why);
+      logRun(spdlog::level::warn, fieldsOf(run.command),
+             "run {}: the redelivery's start was not written ({}); not running it",
+             run.command.run_id(), why);
       run.ownership = Ownership::kHandedOver;
     }
     launch(run);
@@ -334,7 +349,8 @@ struct Dispatcher::Impl final : CompletionHost {
     run.phase = Phase::kRunning;
     const auto& c = run.command;
     auto& plan = run.admitted->plan;
-    spdlog::info("run {} ({}) starting: {}", c.run_id(), run.tmpl()->name, plan.argv.front());
+    logRun(spdlog::level::info, fieldsOf(c), "run {} ({}) starting: {}", c.run_id(),
+           run.tmpl()->name, plan.argv.front());
     auto& poster = ports.poster;
     runner::RunCallbacks callbacks;
     callbacks.on_started = [this, &poster, id = run.id](pid_t,
@@ -374,6 +390,10 @@ struct Dispatcher::Impl final : CompletionHost {
     e.set_started_at_ms(toUnixMillis(started_at));
     publishEvent(*run, e);
     run->started_at = started_at;
+    if (run->record_time) {
+      ports.observer.runStarted(
+          std::chrono::duration_cast<std::chrono::milliseconds>(started_at - *run->record_time));
+    }
     lineage::LineageOutcome lineage_start;
     lineage_start.started_at = started_at;
     publishLineage(*run, lineage::LineageEventType::kStart, std::move(lineage_start));
@@ -445,8 +465,9 @@ struct Dispatcher::Impl final : CompletionHost {
         run.cancel && o.ending == runner::RunOutcome::Ending::kCancelled &&
         o.message == cancelMessage(run.cancel->requested_by, run.cancel->reason, "");
     if (cancelled_here) e.set_cancelled_by(run.cancel->requested_by);
-    spdlog::info("run {} {} ({} ms){}{}", run.command.run_id(), v1::RunState_Name(ending.state),
-                 o.duration.count(), message.empty() ? "" : ": ", message);
+    logRun(spdlog::level::info, fieldsOf(run.command), "run {} {} ({} ms){}{}",
+           run.command.run_id(), v1::RunState_Name(ending.state), o.duration.count(),
+           message.empty() ? "" : ": ", message);
     publishEvent(run, e);
     if (run.cancel && !cancelled_here) {
       auto n = newEvent(run, v1::NOTICE);
@@ -486,7 +507,12 @@ struct Dispatcher::Impl final : CompletionHost {
   }
 
   void publishEvent(Run& run, const v1::RunEvent& event) {
-    if (isTerminalState(event.state())) run.terminal = event.state();
+    if (isTerminalState(event.state())) {
+      run.terminal = event.state();
+      std::optional<std::chrono::milliseconds> ran;
+      if (run.started_at) ran = std::chrono::milliseconds(event.duration_ms());
+      ports.observer.runEnded(run.command.job_type(), run.terminal, ran);
+    }
     completion->publish(
         run, events::OutRecord{config.topics.events, -1, event.run_id(), events::toWire(event), {}},
         run.terminal != v1::RUN_STATE_UNSPECIFIED);
@@ -505,7 +531,8 @@ struct Dispatcher::Impl final : CompletionHost {
       ++run.pending_acks;
       ports.lineage_http->send(json, [this, id = run.id](const lineage::LineageDelivery& d) {
         if (!d.ok) spdlog::error("lineage record not delivered: {}", d.error);
-        ports.poster.post([this, id] {
+        ports.poster.post([this, id, ok = d.ok] {
+          if (!ok) ports.observer.lineageHttpFailed();
           if (Run* r = findRun(id)) {
             --r->pending_acks;
             maybeRetire(*r);
@@ -523,7 +550,8 @@ struct Dispatcher::Impl final : CompletionHost {
   // A NOTICE about a run this worker holds no Run for: not a change of the run's state and tied
   // to no command offset, so nothing waits for its acknowledgement.
   void publishNotice(const v1::RunEvent& event) {
-    spdlog::info("run {} NOTICE: {}", event.run_id(), event.message());
+    logRun(spdlog::level::info, fieldsOf(event), "run {} NOTICE: {}", event.run_id(),
+           event.message());
     ports.records.produce(
         events::OutRecord{config.topics.events, -1, event.run_id(), events::toWire(event), {}},
         [](const events::DeliveryReport& r) {
@@ -584,7 +612,7 @@ struct Dispatcher::Impl final : CompletionHost {
     const std::size_t backlog = queue.size();
     const std::size_t limit = std::max(1u, config.worker.max_queued);
     bool pause = ports.source.paused() ? backlog > limit / 2 : backlog >= limit;
-    ports.source.setPaused(draining || pause);
+    ports.source.setPaused(draining || held || pause);
   }
 
   void tick() {
@@ -690,7 +718,8 @@ struct Dispatcher::Impl final : CompletionHost {
     // publishes CANCELLED with this message. (A run still starting ends CANCELLED once its start
     // record is written, without starting: see launch.)
     if (run->cancel) {
-      spdlog::info("run {}: already being cancelled", run_id);
+      logRun(spdlog::level::info, fieldsOf(run->command), "run {}: already being cancelled",
+             run_id);
       return;
     }
     run->cancel = cancel;
@@ -704,7 +733,8 @@ struct Dispatcher::Impl final : CompletionHost {
     auto e = newEvent(run, v1::CANCELLED);
     e.set_message(cancelMessage(cancel.requested_by, cancel.reason, when));
     e.set_cancelled_by(cancel.requested_by);
-    spdlog::info("run {} CANCELLED: {}", run.command.run_id(), e.message());
+    logRun(spdlog::level::info, fieldsOf(run.command), "run {} CANCELLED: {}", run.command.run_id(),
+           e.message());
     publishEvent(run, e);
     maybeRetire(run);
   }
@@ -745,12 +775,14 @@ struct Dispatcher::Impl final : CompletionHost {
             fmt::format("partition {} went to another worker: run stopped and handed over "
                         "(the next owner runs it again)",
                         r.tp.partition));
-        spdlog::warn("run {}: {}", r.command.run_id(), n.message());
+        logRun(spdlog::level::warn, fieldsOf(r.command), "run {}: {}", r.command.run_id(),
+               n.message());
         publishEvent(r, n);
         ports.executor.stop(r.command.run_id(), n.message());
       } else if (r.phase != Phase::kFinished) {
-        spdlog::warn("run {} continues after its partition was {}; the next owner may run it again",
-                     r.command.run_id(), lost ? "lost" : "revoked");
+        logRun(spdlog::level::warn, fieldsOf(r.command),
+               "run {} continues after its partition was {}; the next owner may run it again",
+               r.command.run_id(), lost ? "lost" : "revoked");
       }
     }
     std::vector<std::int32_t> numbers;
@@ -776,6 +808,12 @@ Dispatcher::Dispatcher(const Config& config, Environment worker_env, Ports ports
     : impl_(std::make_unique<Impl>(config, std::move(worker_env), ports)) {}
 
 Dispatcher::~Dispatcher() = default;
+
+void Dispatcher::hold(bool held) {
+  if (std::exchange(impl_->held, held) == held) return;
+  if (!held) impl_->dispatch();
+  impl_->updatePause();
+}
 
 void Dispatcher::onMessage(consumer::ConsumedMessage message) {
   impl_->onMessage(std::move(message));
@@ -813,6 +851,12 @@ std::size_t Dispatcher::held() const {
 }
 std::size_t Dispatcher::running() const {
   return impl_->running;
+}
+std::size_t Dispatcher::queued() const {
+  return impl_->queue.size();
+}
+std::map<TopicPartition, std::int64_t> Dispatcher::unfinishedFrom() const {
+  return impl_->offsets.watermarks();
 }
 std::uint64_t Dispatcher::skippedForOtherPools() const {
   return impl_->skipped_other_pool;

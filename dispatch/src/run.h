@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "outpost/common/log.h"
 #include "outpost/common/topic_partition.h"
 #include "outpost/consumer/run_store.h"
 #include "outpost/dispatch/admission.h"
@@ -57,8 +58,9 @@ struct Run {
   std::uint64_t sequence = 0;                         // of the last event of this attempt
   v1::RunState terminal = v1::RUN_STATE_UNSPECIFIED;  // once its terminal event is written
   std::optional<CancelRequest> cancel;                // a control-topic cancel is stopping it
-  std::optional<std::chrono::system_clock::time_point> started_at;  // of its process
-  std::unique_ptr<lineage::ChildLineageProcessor> child_lineage;    // when it has a lineage channel
+  std::optional<std::chrono::system_clock::time_point> started_at;   // of its process
+  std::optional<std::chrono::system_clock::time_point> record_time;  // its command's timestamp
+  std::unique_ptr<lineage::ChildLineageProcessor> child_lineage;  // when it has a lineage channel
 
   // Completion's bookkeeping (completion.h): records not yet acknowledged; exactly-once, what
   // goes into its transaction and how far that went; at-least-once, whether its end record went.
@@ -75,5 +77,13 @@ struct Run {
             attempts.verdict == consumer::Admission::Verdict::kRerun};
   }
 };
+
+// The fields of a log line about the run a command or event is for (common/log.h).
+inline RunLogFields fieldsOf(const v1::JobCommand& c) {
+  return {c.run_id(), c.job_id(), c.job_type()};
+}
+inline RunLogFields fieldsOf(const v1::RunEvent& e) {
+  return {e.run_id(), e.job_id(), e.job_type()};
+}
 
 }  // namespace outpost::dispatch

@@ -5,6 +5,7 @@
 
 #include <librdkafka/rdkafka.h>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 #include "error_of.h"
 #include "outpost/common/thread_name.h"
@@ -16,7 +17,22 @@ namespace outpost::events {
 struct KafkaProducer::Impl {
   kafka::HandlePtr rk;
   std::atomic<bool> stop{false};
+  std::atomic<bool> connected{false};
   std::thread delivery_thread;
+
+  // On the delivery thread too: is a connection to some broker up?
+  static int onStats(rd_kafka_t*, char* json, size_t len, void* opaque) {
+    auto doc = nlohmann::json::parse(std::string_view(json, len), nullptr, false);
+    if (doc.is_discarded()) return 0;
+    bool up = false;
+    if (auto brokers = doc.find("brokers"); brokers != doc.end() && brokers->is_object()) {
+      for (const auto& broker : *brokers) {
+        up = up || (broker.is_object() && broker.value("state", "") == "UP");
+      }
+    }
+    static_cast<Impl*>(opaque)->connected.store(up, std::memory_order_relaxed);
+    return 0;  // librdkafka frees the document
+  }
 
   // librdkafka calls this on the thread that polls the producer (delivery_thread) for every
   // message; the opaque is the heap-allocated callback given at produce time.
@@ -45,11 +61,15 @@ KafkaProducer::KafkaProducer(const KafkaConfig& config,
       {"acks", "all"},
       {"linger.ms", "2"},
       {"message.timeout.ms", "0"},
+      // For connected(); a producer's document is a few kB, parsed in well under a millisecond.
+      {"statistics.interval.ms", "1000"},
   };
   auto conf = kafka::makeConf(
       {&defaults, &defaults_over, &config.properties, &config.producer_properties, &extra},
       "kafka.properties / kafka.producer_properties");
   rd_kafka_conf_set_dr_msg_cb(conf.get(), &Impl::onDelivery);
+  rd_kafka_conf_set_stats_cb(conf.get(), &Impl::onStats);
+  rd_kafka_conf_set_opaque(conf.get(), impl_.get());
   impl_->rk = kafka::makeHandle(kafka::ClientType::kProducer, std::move(conf));
   impl_->delivery_thread = std::thread([impl = impl_.get()] {
     nameThisThread("op-deliver");
@@ -115,6 +135,10 @@ void KafkaProducer::produceTo(const std::string& topic, std::int32_t partition,
 bool KafkaProducer::flush(std::chrono::milliseconds timeout) {
   return rd_kafka_flush(impl_->rk.get(), static_cast<int>(timeout.count())) ==
          RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+bool KafkaProducer::connected() const {
+  return impl_->connected.load(std::memory_order_relaxed);
 }
 
 int KafkaProducer::outstanding() const {

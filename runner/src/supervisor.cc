@@ -28,6 +28,7 @@
 #include <spdlog/spdlog.h>
 
 #include "outpost/common/fd.h"
+#include "outpost/common/log.h"
 #include "outpost/common/thread_name.h"
 #include "outpost/runner/output.h"
 #include "process_tree.h"
@@ -667,7 +668,8 @@ struct Supervisor::Impl {
                               O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
       c.log_file_failed = !c.log_file;
       if (c.log_file_failed) {
-        spdlog::warn("run {}: cannot create output.log: {}", c.plan.run_id, std::strerror(errno));
+        logRun(spdlog::level::warn, {c.plan.run_id, {}, {}}, "run {}: cannot create output.log: {}",
+               c.plan.run_id, std::strerror(errno));
       }
       if (c.log_file) writeAll(c.log_file.get(), c.log_pending);
       std::string().swap(c.log_pending);
@@ -826,7 +828,8 @@ struct Supervisor::Impl {
     }
     c.log_file.reset();
     if (auto removed = run_dirs.remove(c.plan.run_dir); !removed) {
-      spdlog::warn("run {}: cannot remove {}: {}", c.plan.run_id, c.plan.run_dir, removed.error());
+      logRun(spdlog::level::warn, {c.plan.run_id, {}, {}}, "run {}: cannot remove {}: {}",
+             c.plan.run_id, c.plan.run_dir, removed.error());
     }
   }
 };

@@ -1,6 +1,7 @@
 #include "outpost/secrets/masker.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <deque>
 #include <set>
@@ -88,6 +89,8 @@ std::string jsonEscape(std::string_view in) {
   return out;
 }
 
+std::atomic<std::uint64_t> g_redactions{0};
+
 // Masks what the matcher finds, streaming: it keeps back the last longest-1 bytes, which a
 // match ending in a later chunk could still cover. Matches are kept as merged [start, end)
 // intervals of the pending bytes, so clean spans are copied whole: one table lookup per byte.
@@ -167,14 +170,17 @@ class MaskingStream final : public StreamRedactor {
   std::string emit(std::size_t n) {
     std::string out;
     out.reserve(n);
-    std::size_t pos = 0, k = 0;
+    std::size_t pos = 0, k = 0, written = 0;
     for (; k < masks_.size() && masks_[k].first < n; ++k) {
       auto [begin, end] = masks_[k];
       if (begin > pos) {
         out.append(pending_, pos, begin - pos);
         in_mask_ = false;
       }
-      if (!in_mask_) out += kMask;  // a mask continued from the last emit adds no second one
+      if (!in_mask_) {  // a mask continued from the last emit adds no second one
+        out += kMask;
+        ++written;
+      }
       in_mask_ = true;
       pos = std::min(end, n);
       if (end > n) break;  // the rest of this interval stays pending
@@ -183,6 +189,7 @@ class MaskingStream final : public StreamRedactor {
       out.append(pending_, pos, n - pos);
       in_mask_ = false;
     }
+    if (written > 0) g_redactions.fetch_add(written, std::memory_order_relaxed);
     // Drop what was emitted; intervals that end by n are done, one straddling n is cut.
     std::vector<std::pair<std::size_t, std::size_t>> rest;
     for (std::size_t j = k; j < masks_.size(); ++j) {
@@ -311,6 +318,10 @@ std::string SecretMasker::mask(std::string_view text) const {
   MaskingStream s(*this);
   std::string out = s.feed(text);  // feed before flush: `a + b` leaves the order unspecified
   return out + s.flush();
+}
+
+std::uint64_t SecretMasker::redactions() {
+  return g_redactions.load(std::memory_order_relaxed);
 }
 
 std::unique_ptr<StreamRedactor> SecretMasker::stream() const {

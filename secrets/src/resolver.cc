@@ -12,6 +12,20 @@
 namespace outpost::secrets {
 namespace {
 
+const char* outcomeWord(SecretError::Kind kind) {
+  switch (kind) {
+    case SecretError::Kind::kNotFound:
+      return "not_found";
+    case SecretError::Kind::kDenied:
+      return "denied";
+    case SecretError::Kind::kUnavailable:
+      return "unavailable";
+    case SecretError::Kind::kInvalid:
+      return "invalid";
+  }
+  return "invalid";
+}
+
 std::string keyOf(const SecretRef& r) {
   return r.provider + '\x1f' + r.path + '\x1f' + r.field + '\x1f' + r.version;
 }
@@ -115,6 +129,11 @@ SecretResolver::SecretResolver(std::map<std::string, std::shared_ptr<SecretProvi
       mask_for_(mask_for),
       clock_(clock) {}
 
+ResolverStats SecretResolver::stats() const {
+  std::lock_guard lock(mutex_);
+  return stats_;
+}
+
 std::expected<ResolvedSecret, SecretError> SecretResolver::resolve(const SecretRef& ref) {
   const auto key = keyOf(ref);
   std::unique_lock lock(mutex_);
@@ -123,6 +142,7 @@ std::expected<ResolvedSecret, SecretError> SecretResolver::resolve(const SecretR
     if (e.value && clock_.steadyNow() < e.expires) {
       ResolvedSecret r = *e.value;
       r.cached = true;
+      ++stats_.cache_hits;
       return r;
     }
     if (!e.fetching) break;
@@ -155,6 +175,10 @@ std::expected<ResolvedSecret, SecretError> SecretResolver::fetchFrom(const Secre
           ref.text + ": the provider '" + provider_name + "' is not configured on this worker"});
     }
     auto fetched = it->second->fetch(r);
+    {
+      std::lock_guard lock(mutex_);
+      ++stats_.fetches[{provider_name, fetched ? "ok" : outcomeWord(fetched.error().kind)}];
+    }
     if (!fetched) return std::unexpected(fetched.error());
     return ResolvedSecret{std::move(fetched->value), provider_name, std::move(fetched->version),
                           clock_.now(), false};

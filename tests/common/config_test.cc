@@ -10,8 +10,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "outpost/common/config.h"
 #include "config_printers.h"
+#include "outpost/common/config.h"
 
 namespace outpost {
 namespace {
@@ -47,6 +47,43 @@ TEST(ConfigDefaults, EmptyTextGivesDefaultsWithTopicsFromThePrefix) {
   EXPECT_EQ(c.topics.dlq, "outpost.dlq");
   EXPECT_EQ(c.topics.workers, "outpost.workers");
   EXPECT_EQ(c.topics.runs, "outpost.runs");
+}
+
+TEST(ConfigHttp, ListenIsLoopbackByDefaultAndTakesHostPortOrOff) {
+  Config c = parseConfig("", {});
+  EXPECT_TRUE(c.http.enabled());
+  EXPECT_EQ(c.http.host, "127.0.0.1");
+  EXPECT_EQ(c.http.port, 9464);
+  EXPECT_EQ(c.http.live_timeout, seconds(30));
+  c = parseConfig("http: {listen: '0.0.0.0:8080', live_timeout: 5s}", {});
+  EXPECT_EQ(c.http.host, "0.0.0.0");
+  EXPECT_EQ(c.http.port, 8080);
+  EXPECT_EQ(c.http.live_timeout, seconds(5));
+  c = parseConfig("http: {listen: '[::1]:0'}", {});
+  EXPECT_EQ(c.http.host, "::1");
+  EXPECT_EQ(c.http.port, 0);
+  c = parseConfig("", {{"OUTPOST_HTTP__LISTEN", "off"}});
+  EXPECT_FALSE(c.http.enabled());
+}
+
+TEST(ConfigHttp, ABadListenOrTimeoutNamesTheKey) {
+  for (const char* bad : {"9464", "localhost", "host:port", ":9464", "127.0.0.1:70000"}) {
+    EXPECT_THAT(errorOf(std::string("http: {listen: '") + bad + "'}"),
+                AllOf(HasSubstr("'http.listen' must be host:port"), HasSubstr(bad)))
+        << bad;
+  }
+  EXPECT_THAT(errorOf("http: {live_timeout: 100ms}"),
+              HasSubstr("'http.live_timeout' must be at least 1s"));
+  EXPECT_THAT(errorOf("http: {port: 9464}"), HasSubstr("http.port"));
+}
+
+TEST(ConfigLog, FormatIsAutoByDefaultAndOnlyTextJsonOrAuto) {
+  EXPECT_EQ(parseConfig("", {}).log.format, "auto");
+  EXPECT_EQ(parseConfig("log: {format: json}", {}).log.format, "json");
+  EXPECT_EQ(parseConfig("", {{"OUTPOST_LOG__FORMAT", "text"}}).log.format, "text");
+  EXPECT_THAT(errorOf("log: {format: xml}"),
+              AllOf(HasSubstr("'log.format' must be auto, text or json"), HasSubstr("xml")));
+  EXPECT_THAT(errorOf("log: {level: debug}"), HasSubstr("log.level"));
 }
 
 TEST(ConfigDefaults, WorkerHasPoolSlotsWorkDirAndAGeneratedId) {

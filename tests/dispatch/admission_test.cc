@@ -47,7 +47,7 @@ class AdmissionTest : public ::testing::Test {
 
 TEST_F(AdmissionTest, AKnownTemplateWithGoodArgumentsIsAdmittedWithItsPlan) {
   auto a = admit(cmd(), 1, policy_);
-  ASSERT_TRUE(a.has_value()) << a.error();
+  ASSERT_TRUE(a.has_value()) << a.error().message;
   EXPECT_EQ(a->tmpl, &templates_.at("ingest"));
   EXPECT_EQ(a->plan.argv[3], "mysql");
   EXPECT_EQ(a->plan.run_dir, "/var/lib/outpost/runs/0190a5d2-7c3e-7abc-8def-0123456789ab");
@@ -62,7 +62,8 @@ TEST_F(AdmissionTest, TheAttemptReachesThePlan) {
 TEST_F(AdmissionTest, AnUnknownTemplateIsRefusedByName) {
   auto a = admit(cmd("rm-rf"), 1, policy_);
   ASSERT_FALSE(a.has_value());
-  EXPECT_THAT(a.error(), HasSubstr("unknown job_type 'rm-rf'"));
+  EXPECT_THAT(a.error().message, HasSubstr("unknown job_type 'rm-rf'"));
+  EXPECT_EQ(a.error().reason, Refusal::kUnknownTemplate);
 }
 
 TEST_F(AdmissionTest, ASecretReferenceInAnArgumentIsRefused) {
@@ -70,7 +71,8 @@ TEST_F(AdmissionTest, ASecretReferenceInAnArgumentIsRefused) {
   (*c.mutable_args())["source"] = "${DB_PASSWORD}";
   auto a = admit(c, 1, policy_);
   ASSERT_FALSE(a.has_value());
-  EXPECT_THAT(a.error(), HasSubstr("secrets never go on a command line"));
+  EXPECT_THAT(a.error().message, HasSubstr("secrets never go on a command line"));
+  EXPECT_EQ(a.error().reason, Refusal::kSecretInArguments);
   (*c.mutable_args())["source"] = "secret:/prod/db";
   EXPECT_FALSE(admit(c, 1, policy_).has_value());
 }
@@ -80,7 +82,8 @@ TEST_F(AdmissionTest, AnArgumentOutsideItsPatternIsRefused) {
   (*c.mutable_args())["source"] = "mysql; rm -rf /";
   auto a = admit(c, 1, policy_);
   ASSERT_FALSE(a.has_value());
-  EXPECT_THAT(a.error(), HasSubstr("does not match the pattern"));
+  EXPECT_THAT(a.error().message, HasSubstr("does not match the pattern"));
+  EXPECT_EQ(a.error().reason, Refusal::kInvalidArguments);
 }
 
 TEST_F(AdmissionTest, AnEnvironmentNameTheTemplateDoesNotAcceptIsRefused) {
@@ -88,7 +91,8 @@ TEST_F(AdmissionTest, AnEnvironmentNameTheTemplateDoesNotAcceptIsRefused) {
   (*c.mutable_env())["LD_PRELOAD"] = "/tmp/evil.so";
   auto a = admit(c, 1, policy_);
   ASSERT_FALSE(a.has_value());
-  EXPECT_THAT(a.error(), HasSubstr("'LD_PRELOAD' is not accepted"));
+  EXPECT_THAT(a.error().message, HasSubstr("'LD_PRELOAD' is not accepted"));
+  EXPECT_EQ(a.error().reason, Refusal::kInvalidArguments);
 }
 
 TEST_F(AdmissionTest, SecretReferencesInEnvAndRecipeAreCollectedForResolving) {
@@ -96,7 +100,7 @@ TEST_F(AdmissionTest, SecretReferencesInEnvAndRecipeAreCollectedForResolving) {
   (*c.mutable_env())["DB_PASS"] = "${DB_PASSWORD}";
   c.set_recipe("password: ${aws-sm:prod/db#pw}\n");
   auto a = admit(c, 1, policy_);
-  ASSERT_TRUE(a.has_value()) << a.error();
+  ASSERT_TRUE(a.has_value()) << a.error().message;
   std::vector<std::string> refs;
   for (const auto& r : a->secrets) refs.push_back(r.text);
   EXPECT_THAT(refs, ::testing::UnorderedElementsAre("${API_TOKEN}", "${DB_PASSWORD}",
@@ -108,7 +112,8 @@ TEST_F(AdmissionTest, ASecretTheTemplateDoesNotAllowIsRefusedNamingIt) {
   c.set_recipe("password: ${aws-sm:staging/db}\n");
   auto a = admit(c, 1, policy_);
   ASSERT_FALSE(a.has_value());
-  EXPECT_THAT(a.error(), HasSubstr("may not use the secret(s) ${aws-sm:staging/db}"));
+  EXPECT_THAT(a.error().message, HasSubstr("may not use the secret(s) ${aws-sm:staging/db}"));
+  EXPECT_EQ(a.error().reason, Refusal::kSecretNotAllowed);
 }
 
 TEST_F(AdmissionTest, AMalformedReferenceIsRefusedNamingTheFieldNotQuotingIt) {
@@ -116,10 +121,11 @@ TEST_F(AdmissionTest, AMalformedReferenceIsRefusedNamingTheFieldNotQuotingIt) {
   c.set_recipe("user: x\npassword: ${hunter2-and-more \xff");
   auto a = admit(c, 1, policy_);
   ASSERT_FALSE(a.has_value());
-  EXPECT_THAT(a.error(), HasSubstr("recipe: "));
-  EXPECT_THAT(a.error(), HasSubstr("at byte 18"));
-  EXPECT_THAT(a.error(), Not(HasSubstr("hunter2")));
-  EXPECT_TRUE(isValidUtf8(a.error()));
+  EXPECT_THAT(a.error().message, HasSubstr("recipe: "));
+  EXPECT_THAT(a.error().message, HasSubstr("at byte 18"));
+  EXPECT_EQ(a.error().reason, Refusal::kBadSecretReference);
+  EXPECT_THAT(a.error().message, Not(HasSubstr("hunter2")));
+  EXPECT_TRUE(isValidUtf8(a.error().message));
 }
 
 TEST_F(AdmissionTest, ARecipeIsNotScannedWhenTheTemplateDeliversNone) {
@@ -133,7 +139,7 @@ TEST_F(AdmissionTest, ResolvedValuesReplaceTheReferencesInEnvAndRecipe) {
   (*c.mutable_env())["DB_PASS"] = "x-${DB_PASSWORD}-y";
   c.set_recipe("password: ${DB_PASSWORD}\n");
   auto a = admit(c, 1, policy_);
-  ASSERT_TRUE(a.has_value()) << a.error();
+  ASSERT_TRUE(a.has_value()) << a.error().message;
   resolveInto(*a, c,
               {{"${DB_PASSWORD}", secrets::SecretValue("s3cret")},
                {"${API_TOKEN}", secrets::SecretValue("tok")}});

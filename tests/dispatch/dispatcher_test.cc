@@ -16,6 +16,58 @@ using std::chrono::milliseconds;
 using std::chrono::seconds;
 
 // ---------------------------------------------------------------------------------------------
+// What the dispatcher reports for metrics (Observer)
+
+TEST(DispatcherObserver, AStartedRunReportsItsScheduleToStartAndItsEndWithHowLongItRan) {
+  Harness h;
+  h.record_time = std::chrono::system_clock::time_point{} - milliseconds(1500);
+  auto c = command("ok");
+  h.send(c);
+  h.started(c.run_id());  // the fake starts processes at the epoch
+  runner::RunOutcome o;
+  o.ending = Ending::kExited;
+  o.exit_code = 0;
+  o.duration = milliseconds(3000);
+  h.executor.finish(c.run_id(), o);
+  h.settle();
+  EXPECT_THAT(h.observer.calls, ElementsAre("started 1500", "ended ok SUCCEEDED 3000"));
+}
+
+TEST(DispatcherObserver, EachRefusalIsReportedWithItsReasonAndItsDeadLetter) {
+  Harness h;
+  h.sendBytes("\xff\xfe not a command");
+  h.send(command("nope"));
+  h.send(command("sleep", {{"secs", "1; reboot"}}));
+  auto twice = command("sleep", {{"secs", "5"}});
+  h.send(twice);
+  h.send(twice);
+  EXPECT_THAT(h.observer.calls,
+              ElementsAre("rejected undecodable", "dead letter",  //
+                          "rejected unknown_template", "dead letter", "ended nope REJECTED -",
+                          "rejected invalid_arguments", "dead letter", "ended sleep REJECTED -",
+                          "rejected duplicate", "dead letter"));
+}
+
+TEST(DispatcherObserver, SkippedCommandsAreReportedWithTheirReason) {
+  Harness h;
+  auto other = command("ok");
+  other.set_pool("gpu");
+  h.send(other);
+  auto done = command("ok");
+  h.attempts.recordEnd(done, 1, v1::SUCCEEDED, h.jobs(0), 0);
+  h.send(done);
+  EXPECT_THAT(h.observer.calls, ElementsAre("skipped other_pool", "skipped already_ended"));
+}
+
+TEST(DispatcherObserver, ARunThatNeverStartedEndsWithoutADuration) {
+  Harness h;
+  auto c = command("ok");
+  c.set_not_after_ms(toUnixMillis(h.clock.now()) - 1);
+  h.send(c);
+  EXPECT_THAT(h.observer.calls, ElementsAre("ended ok EXPIRED -"));
+}
+
+// ---------------------------------------------------------------------------------------------
 // Intake
 
 TEST(DispatcherIntake, AGoodCommandRunsAndEndsSucceededWithItsOffsetDone) {
@@ -474,7 +526,7 @@ TEST(DispatcherRebalance, APartitionThatComesBackWhileItsRunRunsIsTrackedAgain) 
   h.started(c.run_id());
   h.dispatcher->onRevoked({h.jobs(0)}, /*lost=*/true, [] {});
   // Redelivered to us: adopted, not run twice.
-  consumer::ConsumedMessage again{h.jobs(0), offset, "k", c.SerializeAsString(), {}};
+  consumer::ConsumedMessage again{h.jobs(0), offset, "k", c.SerializeAsString(), {}, {}};
   h.dispatcher->onMessage(std::move(again));
   EXPECT_EQ(h.executor.launched.size(), 1u);
   EXPECT_EQ(h.deadLetters(), 0u);
@@ -503,6 +555,27 @@ TEST(DispatcherDrain, NothingNewIsTakenWhileDraining) {
   h.send(command("ok"));
   EXPECT_TRUE(h.executor.launched.empty());
   EXPECT_TRUE(h.dispatcher->idle());
+}
+
+TEST(DispatcherHold, AHeldWorkerStartsNothingKeepsWhatArrivesAndLosesNoOffset) {
+  Harness h("  slots: 2\n");
+  auto running = command("ok"), waiting = command("ok");
+  h.send(running);
+  h.dispatcher->hold(true);
+  EXPECT_TRUE(h.source.paused());
+  h.send(waiting);  // fetched before the pause took effect
+  EXPECT_EQ(h.executor.find(waiting.run_id()), nullptr) << "a free slot, but held";
+  EXPECT_EQ(h.dispatcher->queued(), 1u);
+  h.succeed(running.run_id());
+  EXPECT_EQ(h.executor.find(waiting.run_id()), nullptr) << "a run ending does not start another";
+  EXPECT_EQ(h.doneOffset(), 1) << "the waiting command stays uncommitted";
+
+  h.dispatcher->hold(false);
+  h.settle();
+  EXPECT_FALSE(h.source.paused());
+  ASSERT_NE(h.executor.find(waiting.run_id()), nullptr) << "released: it starts";
+  h.succeed(waiting.run_id());
+  EXPECT_EQ(h.doneOffset(), 2);
 }
 
 TEST(DispatcherDrain, StopAllStopsEveryRun) {

@@ -246,6 +246,28 @@ class FakeSecrets final : public SecretSource {
       pending;
 };
 
+// What the dispatcher reported, one line per call: "started 1500", "ended ok SUCCEEDED 3000"
+// ("-" when it never ran), "skipped other_pool", "rejected duplicate", "dead letter".
+class RecordingObserver final : public Observer {
+ public:
+  void runStarted(std::chrono::milliseconds schedule_to_start) override {
+    calls.push_back("started " + std::to_string(schedule_to_start.count()));
+  }
+  void runEnded(const std::string& job_type, v1::RunState state,
+                std::optional<std::chrono::milliseconds> ran) override {
+    calls.push_back("ended " + job_type + " " + v1::RunState_Name(state) + " " +
+                    (ran ? std::to_string(ran->count()) : "-"));
+  }
+  void commandSkipped(std::string_view reason) override {
+    calls.push_back("skipped " + std::string(reason));
+  }
+  void commandRejected(std::string_view reason) override {
+    calls.push_back("rejected " + std::string(reason));
+  }
+  void deadLettered() override { calls.push_back("dead letter"); }
+  std::vector<std::string> calls;
+};
+
 // A dispatcher on fakes, with a configuration from YAML (templates `ok`, `sleep`, `one`
 // (concurrency 1), `secret` (may use ${DB_*})).
 struct Harness {
@@ -273,7 +295,7 @@ struct Harness {
     dispatcher = std::make_unique<Dispatcher>(
         config, Environment{{"PATH", "/usr/bin:/bin"}},
         Ports{poster, source, records, starts, exactly_once ? &txn : nullptr, executor, attempts,
-              secrets, nullptr, clock});
+              secrets, nullptr, clock, observer});
   }
 
   TopicPartition jobs(std::int32_t p) const { return {config.topics.jobs, p}; }
@@ -288,6 +310,7 @@ struct Harness {
     m.offset = next_offset[partition]++;
     m.key = "k";
     m.value = std::move(bytes);
+    m.timestamp = record_time;
     dispatcher->onMessage(std::move(m));
     settle();
     return next_offset[partition] - 1;
@@ -386,8 +409,11 @@ struct Harness {
   FakeExecutor executor;
   FakeAttempts attempts;
   FakeSecrets secrets;
+  RecordingObserver observer;
   std::unique_ptr<Dispatcher> dispatcher;
   std::map<std::int32_t, std::int64_t> next_offset;
+  // The record timestamp of the commands send() delivers (none by default).
+  std::optional<std::chrono::system_clock::time_point> record_time;
 };
 
 inline v1::JobCommand command(const std::string& job_type,

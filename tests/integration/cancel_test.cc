@@ -182,20 +182,6 @@ bool waitForGroupGone(pid_t pgid) {
   return true;
 }
 
-// Runs `outpost <args>` against the test's topics; returns its exit status and standard output
-// (its log goes to standard error, which the test's output shows).
-std::pair<int, std::string> runCli(const Topics& topics, const std::string& args) {
-  std::string cmd = "OUTPOST_TOPICS__PREFIX='" + topics.prefix + "' '" + OUTPOST_BINARY + "' " +
-                    args + " --bootstrap '" + bootstrap() + "'";
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return {-1, ""};
-  char buf[512];
-  while (fgets(buf, sizeof buf, p)) out += buf;
-  int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
-
 // Waits until the worker holds its partitions (group assignment done), so it answers for the pool.
 void waitUntilAssigned(const WorkerProcess& worker) {
   ASSERT_TRUE(worker.waitForLog("partitions assigned")) << "the worker never got its partitions";

@@ -277,6 +277,18 @@ void startBroker() {
   EXPECT_EQ(address, bootstrap()) << "the broker came back on another address";
 }
 
+std::pair<int, std::string> runCli(const Topics& topics, const std::string& args) {
+  std::string cmd = "OUTPOST_TOPICS__PREFIX='" + topics.prefix + "' '" + OUTPOST_BINARY + "' " +
+                    args + " --bootstrap '" + bootstrap() + "'";
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return {-1, ""};
+  char buf[512];
+  while (fgets(buf, sizeof buf, p)) out += buf;
+  int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
 std::string standardTemplates() {
   return R"(templates:
   ok:
@@ -329,6 +341,8 @@ WorkerProcess::WorkerProcess(const Topics& topics, Options o) {
   cfg << "topics:\n  prefix: " << topics.prefix << "\n"
       << "output:\n  tail_bytes: 4096\n"
       << o.output_yaml << (o.cgroup.empty() ? "" : "runner:\n  cgroup: " + o.cgroup + "\n")
+      << "http:\n  listen: \"" << o.http_listen << "\"\n"
+      << "log:\n  format: " << o.log_format << "\n"
       << (o.templates.empty() ? standardTemplates() : o.templates) << o.extra_yaml;
   cfg.close();
   process_ = std::make_unique<test_support::OutpostProcess>(test_support::OutpostProcess::Options{
@@ -346,6 +360,20 @@ WorkerProcess::~WorkerProcess() {
   }
   std::error_code ec;
   fs::remove_all(dir_, ec);
+}
+
+int WorkerProcess::httpPort() const {
+  const std::string said = "/metrics on ";
+  if (!waitForLog(said)) {
+    ADD_FAILURE() << "the worker did not say where its HTTP endpoint listens";
+    return -1;
+  }
+  auto text = log();
+  auto at = text.find(said) + said.size();
+  auto colon = text.find_first_of(":\n", at);
+  auto end = text.find('\n', at);
+  if (colon == std::string::npos || text[colon] != ':') return -1;
+  return std::stoi(text.substr(colon + 1, end - colon - 1));
 }
 
 int WorkerProcess::terminate(std::chrono::seconds timeout) {

@@ -109,6 +109,10 @@ Validation validateLineage(const std::vector<Record>& lineage_records);
 void stopBroker();
 void startBroker();
 
+// Runs `outpost <args>` against the test's topics (and the test broker); returns its exit status
+// and standard output (its log goes to standard error, which the test's output shows).
+std::pair<int, std::string> runCli(const Topics& topics, const std::string& args);
+
 // Test templates every worker config gets (see harness.cc for what each does).
 std::string standardTemplates();
 
@@ -128,6 +132,11 @@ class WorkerProcess {
     std::string worker_yaml;  // extra lines under worker:, each "  key: value\n"
     std::string output_yaml;  // extra lines under output:
     std::string cgroup;       // runner.cgroup; empty: the default (auto)
+    // http.listen: by default a free port (workers of parallel tests must not share one).
+    std::string http_listen = "127.0.0.1:0";
+    // log.format: text, so that tests read the log as people do; "auto" (JSON, the log being a
+    // file) or "json" where a test checks that form.
+    std::string log_format = "text";
   };
   WorkerProcess(const Topics& topics, Options options);
   // Kills the worker (SIGKILL) if it is still running.
@@ -150,6 +159,9 @@ class WorkerProcess {
   // it had already exited.
   int crash() { return process_->crash(); }
   bool running() const { return process_->running(); }
+  // The port of its HTTP endpoint (/livez, /readyz, /metrics), from its log; fails the test and
+  // returns -1 when it does not say within the safety timeout.
+  int httpPort() const;
 
  private:
   std::string id_, pool_, dir_;

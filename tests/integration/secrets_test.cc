@@ -5,12 +5,16 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
+#include <thread>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "harness.h"
 #include "outpost/secrets/masker.h"
+#include "scrape.h"
 
 namespace outpost::test {
 namespace {
@@ -44,6 +48,7 @@ TEST(Secrets, ASecretPrintedInEveryEncodingNeverLeavesTheWorker) {
   auto topics = createTopics("secrets", 1);
   WorkerProcess::Options o;
   o.templates = kTemplates;
+  o.log_format = "auto";  // its log is a file, so JSON: the scan below covers that form
   WorkerProcess worker(topics, o);
 
   auto leak = makeCommand("leak");
@@ -82,9 +87,33 @@ TEST(Secrets, ASecretPrintedInEveryEncodingNeverLeavesTheWorker) {
   TopicReader lineage(topics.lineage), dlq(topics.dlq);
   ASSERT_TRUE(lineage.readUntil([](const auto& r) { return r.size() >= 2; }));
   ASSERT_TRUE(dlq.readUntil([](const auto& r) { return r.size() >= 2; }));
+  // The masks are counted, and the metrics hold no secret either.
+  const int port = worker.httpPort();
+  ASSERT_GT(port, 0);
+  std::string scrape;
+  for (int i = 0; i < 100 && sample(scrape, "outpost_redactions_total").value_or(0) < 6; ++i) {
+    if (i > 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    scrape = get(port, "/metrics").body;
+  }
+  EXPECT_GE(sample(scrape, "outpost_redactions_total").value_or(0), 6)
+      << "six forms printed, each masked" << scrape;
   EXPECT_EQ(worker.terminate(), 0);
 
-  std::string everything = worker.log();
+  // Every line is one JSON object; those about the run carry its fields as fields.
+  std::size_t about_leak = 0;
+  std::istringstream lines(worker.log());
+  for (std::string line; std::getline(lines, line);) {
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    ASSERT_TRUE(j.is_object()) << "not a JSON line: " << line;
+    if (j.value("run_id", "") == leak.run_id()) {
+      ++about_leak;
+      EXPECT_EQ(j.value("template", ""), "leak") << line;
+      EXPECT_EQ(j.value("job_id", ""), leak.job_id()) << line;
+    }
+  }
+  EXPECT_GE(about_leak, 2u) << "its start and its end";
+
+  std::string everything = worker.log() + scrape;
   for (auto* reader : {&events, &lineage, &dlq}) {
     reader->readFor(std::chrono::milliseconds(300));
     for (const auto& r : reader->records()) {

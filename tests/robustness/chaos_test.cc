@@ -15,12 +15,14 @@
 #include <random>
 
 #include "chaos.h"
+#include "scrape.h"
 
 namespace outpost::test {
 namespace {
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
+using ::testing::HasSubstr;
 using Clock = std::chrono::steady_clock;
 
 std::function<v1::JobCommand()> sleeper() {
@@ -221,10 +223,23 @@ TEST(Chaos, BrokerStoppedUnderLoadLosesNothingAndEndsEveryRunOnce) {
   auto ended_before = watch.endedOf(load.runIds());
   std::cout << "[chaos] stopping the broker with " << ended_before << " of " << jobs
             << " runs ended" << std::endl;
+  // A worker of its own on topics of its own, logging at info (the fleet's log only warnings),
+  // watched the way an operator's probe would.
+  auto watched_topics = createTopics("chaos-broker-watch", 1);
+  WorkerProcess watched(watched_topics, WorkerProcess::Options{});
+  const int port = watched.httpPort();
+  ASSERT_EQ(waitFor(port, "/readyz", 200).status, 200);
   stopBroker();
+  // An operator's probe sees it: alive, not ready, and why.
+  auto unready = waitFor(port, "/readyz", 503, down);
+  EXPECT_EQ(unready.status, 503);
+  EXPECT_THAT(unready.body, HasSubstr("no broker connection"));
+  EXPECT_EQ(get(port, "/livez").status, 200);
   std::this_thread::sleep_for(down);
   startBroker();
   std::cout << "[chaos] broker back after " << down.count() << " s" << std::endl;
+  EXPECT_EQ(waitFor(port, "/readyz", 200).status, 200) << "ready again once the broker is back";
+  EXPECT_EQ(watched.terminate(), 0);
   bool all_ended = waitForAllEnded(watch, load, until);
   EXPECT_LT(ended_before, static_cast<std::size_t>(jobs)) << "the outage was not under load";
   EXPECT_TRUE(all_ended) << "not every run ended before the deadline";

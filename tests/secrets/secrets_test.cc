@@ -207,6 +207,20 @@ TEST(Masker, MasksEveryEncodingAndNothingShort) {
   EXPECT_EQ(m.mask("no secrets here"), "no secrets here");
 }
 
+TEST(Masker, CountsEachMaskItWritesOnceAcrossChunks) {
+  SecretValue a("correct-horse-battery");
+  SecretMasker m({&a});
+  const auto before = SecretMasker::redactions();
+  EXPECT_EQ(m.mask("nothing here"), "nothing here");
+  EXPECT_EQ(SecretMasker::redactions(), before);
+  auto s = m.stream();
+  std::string out = s->feed("1 correct-hor");
+  out += s->feed("se-battery 2 correct-horse-battery");
+  out += s->flush();
+  EXPECT_EQ(out, "1 *** 2 ***");
+  EXPECT_EQ(SecretMasker::redactions(), before + 2);
+}
+
 TEST(Masker, StreamsAcrossEveryChunkBoundary) {
   SecretValue a("correct-horse-battery"), b("staple-9876");
   SecretMasker m({&a, &b});

@@ -172,6 +172,25 @@ struct RunnerConfig {
   std::string cgroup = "auto";
 };
 
+// The worker's HTTP endpoint for probes and scrapes: /livez, /readyz, /metrics (http).
+// How the worker's log lines look (log.*).
+struct LogConfig {
+  // "text", "json" (one object per line, run fields as fields), or "auto": text when standard
+  // error is a terminal, JSON otherwise.
+  std::string format = "auto";
+};
+
+struct HttpConfig {
+  // "host:port" ("127.0.0.1:0": a free port, which the worker logs), or "off".
+  std::string listen = "127.0.0.1:9464";
+  // /livez fails when the poll loop has not gone round for this long.
+  Millis live_timeout = std::chrono::seconds(30);
+  // From `listen`: empty host when off.
+  std::string host = "127.0.0.1";
+  int port = 9464;
+  bool enabled() const { return !host.empty(); }
+};
+
 // The OpenLineage HTTP transport (lineage.http): records POSTed to a Marquez-compatible server.
 struct LineageHttpConfig {
   // Base URL (http:// or https://); records go to url + endpoint.
@@ -326,6 +345,8 @@ struct Config {
   TopicsConfig topics;
   OutputConfig output;
   RunnerConfig runner;
+  HttpConfig http;
+  LogConfig log;
   LineageConfig lineage;
   SecretsConfig secrets;
   std::map<std::string, TemplateConfig> templates;

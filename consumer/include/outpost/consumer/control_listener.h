@@ -1,4 +1,5 @@
-// The control topic: commands about runs already submitted (cancel), keyed by run_id. Every worker
+// The control topic: commands about runs already submitted (cancel, keyed by run_id) and about
+// workers (drain, resume). Every worker
 // reads every partition of it, outside any consumer group, so that whichever worker holds a run
 // sees its cancel; and what a worker remembers about run_ids to answer cancels that come early or
 // late (RunMemory).
@@ -34,8 +35,13 @@ struct ControlMessage {
 };
 
 // Decodes a control-topic message: a ControlCommand with a command this worker knows, whose
-// run_id is a UUID. Never throws: bad input is a reason, not an error.
+// run_id is a UUID (cancel) or that names workers (drain, resume). Never throws: bad input is a
+// reason, not an error.
 std::expected<v1::ControlCommand, std::string> decodeControlCommand(std::string_view bytes);
+
+// Whether a drain or resume is for the worker `worker_id` of `pool`.
+bool selects(const v1::WorkerSelector& workers, const std::string& worker_id,
+             const std::string& pool);
 
 // A second librdkafka consumer, beside the jobs consumer. It assigns itself every partition of the
 // control topic (no group membership, nothing committed) starting at the first message not older

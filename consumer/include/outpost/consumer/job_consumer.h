@@ -29,6 +29,9 @@ struct ConsumedMessage {
   std::string key;
   std::string value;
   std::vector<events::Header> headers;
+  // The record's timestamp (when it was produced, or appended under LogAppendTime); unset when
+  // the record has none.
+  std::optional<std::chrono::system_clock::time_point> timestamp;
 };
 
 // Called on the poll thread from inside poll(), while the group rebalances.
@@ -60,10 +63,24 @@ class JobConsumer {
   bool paused() const { return paused_; }
 
   void commit(const std::map<TopicPartition, std::int64_t>& offsets, bool sync);
+  // Leaves the group (unsubscribes): the next poll() serves the revocation, and the rest of the
+  // group takes the partitions. rejoin() subscribes again.
+  void leave();
+  void rejoin();
+  bool left() const { return left_; }
   // Leaves the group (serving the final revocation); poll() must not be called afterwards.
   void close();
 
   const std::vector<TopicPartition>& assignment() const { return assignment_; }
+  // From librdkafka's statistics (statistics.interval.ms, default 5 s), for each assigned
+  // partition it has seen: the end offset (the last stable offset, since commands are read
+  // read_committed) and the committed offset (-1 when none). A paused partition is not fetched,
+  // so its end offset is the one seen before the pause.
+  struct PartitionOffsets {
+    std::int64_t end = -1;
+    std::int64_t committed = -1;
+  };
+  const std::map<std::int32_t, PartitionOffsets>& partitionOffsets() const { return offsets_; }
   // How many times partitions were revoked or lost since start.
   std::uint64_t revocations() const { return revocations_; }
 
@@ -78,12 +95,17 @@ class JobConsumer {
   void refreshGroupMetadata() { group_metadata_fresh_ = false; }
 
  private:
+  std::optional<std::string> subscribe();  // librdkafka's reason when refused
+
   struct Impl;
   std::unique_ptr<Impl> impl_;
   RebalanceListener& listener_;
+  std::string topic_;
   bool paused_ = false;
+  bool left_ = false;
   std::vector<TopicPartition> assignment_;
   std::uint64_t revocations_ = 0;
+  std::map<std::int32_t, PartitionOffsets> offsets_;
   std::shared_ptr<const events::GroupMetadata> group_metadata_;
   bool group_metadata_fresh_ = false;  // group_metadata_ is this generation's
   friend struct Impl;

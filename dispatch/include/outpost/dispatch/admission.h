@@ -6,6 +6,7 @@
 #include <expected>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "outpost/common/config.h"
@@ -31,6 +32,18 @@ struct Admitted {
   std::vector<secrets::SecretRef> secrets;
 };
 
+// Why admit() refused a command: `reason` is a fixed word (for metrics), `message` says what
+// and where for the dead letter and the REJECTED event.
+struct Refusal {
+  static constexpr std::string_view kUnknownTemplate = "unknown_template";
+  static constexpr std::string_view kSecretInArguments = "secret_in_arguments";
+  static constexpr std::string_view kInvalidArguments = "invalid_arguments";  // args or env
+  static constexpr std::string_view kBadSecretReference = "bad_secret_reference";
+  static constexpr std::string_view kSecretNotAllowed = "secret_not_allowed";
+  std::string_view reason;
+  std::string message;
+};
+
 // Admits `command` (a decoded command for this worker's pool) as attempt `attempt`, or says why
 // not, naming the field and never quoting more than a short escaped excerpt of the input:
 // - its job_type names a template of this worker;
@@ -38,8 +51,8 @@ struct Admitted {
 // - its arguments and environment are ones the template accepts (planRun);
 // - every secret reference in the template's and the command's environment values and in the
 //   recipe (when the template delivers one) parses, and the template's `secrets` list allows it.
-std::expected<Admitted, std::string> admit(const v1::JobCommand& command, std::uint32_t attempt,
-                                           const AdmissionPolicy& policy);
+std::expected<Admitted, Refusal> admit(const v1::JobCommand& command, std::uint32_t attempt,
+                                       const AdmissionPolicy& policy);
 
 // Replaces the secret references in `admitted`'s environment values and recipe with `values`
 // (by reference text; every reference of admitted.secrets must be there).

@@ -50,6 +50,10 @@ class Dispatcher {
   // Shutdown: takes nothing new, and drops the commands not started (their offsets stay
   // uncommitted, so another worker runs them). Running runs go on until stopAll().
   void beginDrain();
+  // Held (drained by an operator, not stopping): starts nothing and pauses the partitions;
+  // commands fetched before the pause wait in the queue, running runs go on. Released, it
+  // dispatches again.
+  void hold(bool held);
   void stopAll(const std::string& reason);
   // The last commit (at-least-once), once idle() or out of time.
   void close();
@@ -57,6 +61,10 @@ class Dispatcher {
   bool idle() const;            // no run is held (live or waiting to be committed)
   std::size_t held() const;     // runs held
   std::size_t running() const;  // runs holding a slot
+  std::size_t queued() const;   // admitted runs waiting for a slot
+  // For each partition it took commands from: the first offset whose command is not finished
+  // (or one past the last taken): what the group commits next.
+  std::map<TopicPartition, std::int64_t> unfinishedFrom() const;
   std::uint64_t skippedForOtherPools() const;
 
  private:

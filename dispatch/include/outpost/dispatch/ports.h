@@ -9,6 +9,7 @@
 // secrets) may run on any thread; the Dispatcher posts them back through the Poster.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <expected>
@@ -24,6 +25,7 @@
 #include "outpost/common/redaction.h"
 #include "outpost/common/topic_partition.h"
 #include "outpost/consumer/run_store.h"
+#include "outpost/dispatch/admission.h"
 #include "outpost/events/out_record.h"
 #include "outpost/events/producer.h"
 #include "outpost/events/transactional_publisher.h"
@@ -31,6 +33,7 @@
 #include "outpost/runner/supervisor.h"
 #include "outpost/secrets/reference.h"
 #include "outpost/secrets/secret_value.h"
+#include "outpost/v1/event.pb.h"
 #include "outpost/v1/job.pb.h"
 
 namespace outpost::dispatch {
@@ -130,6 +133,42 @@ class LineageEndpoint {
                     std::function<void(const lineage::LineageDelivery&)> done) = 0;
 };
 
+// Why a command was refused (REJECTED, dead letter) or not run: fixed words, for metrics labels
+// (admit()'s own are Refusal's).
+namespace reason {
+inline constexpr std::string_view kUndecodable = "undecodable";     // not a valid JobCommand
+inline constexpr std::string_view kDuplicate = "duplicate";         // its run_id is here already
+inline constexpr std::string_view kOtherPool = "other_pool";        // skipped: another pool's
+inline constexpr std::string_view kAlreadyEnded = "already_ended";  // skipped: it ended before
+// Every word a skip or a refusal may carry (so that metrics can show each at zero).
+inline constexpr std::array<std::string_view, 2> kSkips = {kOtherPool, kAlreadyEnded};
+inline constexpr std::array<std::string_view, 7> kRefusals = {kUndecodable,
+                                                              kDuplicate,
+                                                              Refusal::kUnknownTemplate,
+                                                              Refusal::kSecretInArguments,
+                                                              Refusal::kInvalidArguments,
+                                                              Refusal::kBadSecretReference,
+                                                              Refusal::kSecretNotAllowed};
+}  // namespace reason
+
+// What the lifecycle reports as it goes, for metrics. Called on the owning thread; every method
+// does nothing unless overridden.
+class Observer {
+ public:
+  virtual ~Observer() = default;
+  // A run's process started, `schedule_to_start` after its command's record timestamp.
+  virtual void runStarted(std::chrono::milliseconds /*schedule_to_start*/) {}
+  // A run's terminal event was written. `job_type` is the command's (a template name, or not);
+  // `ran` is how long its process ran, unset when it never started.
+  virtual void runEnded(const std::string& /*job_type*/, v1::RunState /*state*/,
+                        std::optional<std::chrono::milliseconds> /*ran*/) {}
+  virtual void commandSkipped(std::string_view /*reason*/) {}
+  virtual void commandRejected(std::string_view /*reason*/) {}
+  virtual void deadLettered() {}
+  // The lineage HTTP transport gave up on a record.
+  virtual void lineageHttpFailed() {}
+};
+
 // Everything the dispatcher talks to. References outlive it.
 struct Ports {
   Poster& poster;
@@ -142,6 +181,7 @@ struct Ports {
   SecretSource& secrets;
   LineageEndpoint* lineage_http;  // nullptr without the HTTP transport
   const Clock& clock;
+  Observer& observer;
 };
 
 }  // namespace outpost::dispatch

@@ -60,6 +60,10 @@ class KafkaProducer {
   // Messages queued or in flight.
   int outstanding() const;
 
+  // Whether librdkafka's last statistics (every statistics.interval.ms, default 1 s) saw a
+  // connection to some broker up; false until the first.
+  bool connected() const;
+
  private:
   void produceTo(const std::string& topic, std::int32_t partition, std::string_view key,
                  std::string_view value, const std::vector<Header>& headers,

@@ -32,6 +32,10 @@ class SecretMasker {
   // A streaming redactor over this masker (hold the masker alive while it is used).
   std::unique_ptr<StreamRedactor> stream() const;
 
+  // How many masks every masker of this process wrote since it started (a value and its
+  // encodings found side by side count once).
+  static std::uint64_t redactions();
+
   std::size_t patternCount() const { return patterns_; }
   std::size_t longestPattern() const { return longest_; }
 

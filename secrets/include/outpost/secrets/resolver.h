@@ -5,11 +5,13 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "outpost/common/clock.h"
@@ -25,6 +27,13 @@ struct ResolvedSecret {
   std::string version;
   std::chrono::system_clock::time_point fetched_at;
   bool cached = false;
+};
+
+// What the resolver did since it was made, for metrics.
+struct ResolverStats {
+  // Fetches from a store, by provider and outcome: ok, not_found, denied, unavailable, invalid.
+  std::map<std::pair<std::string, std::string>, std::uint64_t> fetches;
+  std::uint64_t cache_hits = 0;
 };
 
 // Thread-safe. resolve() may block on a provider; keep it off the poll thread.
@@ -46,6 +55,8 @@ class SecretResolver {
   // only when that set changes.
   std::shared_ptr<const SecretMasker> masker();
 
+  ResolverStats stats() const;
+
  private:
   struct Entry {
     bool fetching = false;
@@ -61,8 +72,9 @@ class SecretResolver {
   std::chrono::milliseconds ttl_, mask_for_;
   const Clock& clock_;
 
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   std::condition_variable fetched_;
+  ResolverStats stats_;
   std::map<std::string, Entry> cache_;                                 // by reference key
   std::map<std::string, std::chrono::steady_clock::time_point> seen_;  // value -> last resolved
   std::shared_ptr<const SecretMasker> masker_;

@@ -1,0 +1,39 @@
+// `outpost cancel`, `outpost drain` and `outpost resume`: each writes one ControlCommand to the
+// control topic, which every worker reads, and prints its command_id.
+#pragma once
+
+#include <string>
+
+namespace CLI {
+class App;
+}
+
+namespace outpost::app {
+
+// Settings shared by the client subcommands: a config file, or flags.
+struct ClientOptions {
+  std::string config_path;
+  std::string bootstrap;  // overrides kafka.bootstrap_servers
+};
+
+struct ControlOptions {
+  ClientOptions client;
+  std::string run_id;     // cancel
+  std::string worker_id;  // drain, resume: one of these two
+  std::string pool;
+  bool handover = false;  // drain
+  std::string reason, requested_by;
+};
+
+// Adds `cancel`, `drain` and `resume`, filling `options`; each returns its subcommand.
+CLI::App* addCancelCommand(CLI::App& app, ControlOptions& options);
+CLI::App* addDrainCommand(CLI::App& app, ControlOptions& options);
+CLI::App* addResumeCommand(CLI::App& app, ControlOptions& options);
+
+// Each returns 0 once the broker acknowledged the command, 1 when it did not within 30 s.
+// Throws ConfigError on bad options.
+int cmdCancel(const ControlOptions& options);
+int cmdDrain(const ControlOptions& options);
+int cmdResume(const ControlOptions& options);
+
+}  // namespace outpost::app
