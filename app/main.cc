@@ -49,9 +49,14 @@ using namespace outpost::app;
 using nlohmann::json;
 
 std::atomic<bool> g_stop{false};
+std::atomic<bool> g_reload{false};
 
 void onStopSignal(int) {
   g_stop.store(true);
+}
+
+void onReloadSignal(int) {
+  g_reload.store(true);
 }
 
 // Protobuf's own warnings (e.g. invalid UTF-8 in a garbage command) go to our log at debug level.
@@ -110,17 +115,22 @@ json yamlToJson(const YAML::Node& n) {
 
 int cmdRun(const std::string& config_path) {
   Config config = loadConfig(config_path, processEnvironment());
-  spdlog::set_level(spdlog::level::from_str(config.worker.log_level));
+  setLogLevel(config.worker.log_level);
   setLogFormat(config.log.format);
   struct sigaction sa {};
   sa.sa_handler = onStopSignal;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGINT, &sa, nullptr);
+  struct sigaction reload {};
+  reload.sa_handler = onReloadSignal;
+  sigemptyset(&reload.sa_mask);
+  sigaction(SIGHUP, &reload, nullptr);
   signal(SIGPIPE, SIG_IGN);
   SystemClock clock;
   Worker worker(std::move(config), clock);
-  return worker.run(g_stop);
+  return worker.run(g_stop, g_reload,
+                    [&] { return loadConfig(config_path, processEnvironment()); });
 }
 
 struct SubmitOptions {

@@ -6,6 +6,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "outpost/common/log.h"
 #include "outpost/events/wire.h"
 
 namespace outpost::app {
@@ -188,13 +189,15 @@ void Worker::housekeeping() {
   }
 }
 
-int Worker::run(const std::atomic<bool>& stop) {
+int Worker::run(const std::atomic<bool>& stop, std::atomic<bool>& reload_requested,
+                const std::function<Config()>& load) {
   spdlog::info("worker {} (pool {}, {} slots, {}) consuming {} as group outpost.{}",
                config_.worker.id, config_.worker.pool, config_.worker.slots,
                config_.worker.delivery, config_.topics.jobs, config_.worker.pool);
   while (!stop.load()) {
     if (auto m = consumer_->poll(kPollInterval)) dispatcher_->onMessage(std::move(*m));
     housekeeping();
+    if (reload_requested.exchange(false)) reload(load);
   }
 
   // Drain: take nothing new, give running jobs drain_timeout, then stop them.
@@ -244,6 +247,51 @@ int Worker::run(const std::atomic<bool>& stop) {
   }
   spdlog::info("worker {} stopped", config_.worker.id);
   return 0;
+}
+
+void Worker::reload(const std::function<Config()>& load) {
+  Config next;
+  try {
+    next = load();
+    setLogLevel(next.worker.log_level);  // the one change that can throw: first
+  } catch (const ConfigError& e) {
+    spdlog::error("reload refused, the configuration in use stays: {}", e.what());
+    return;
+  }
+  // What the worker was built with: a new value waits for a restart.
+  std::vector<std::string> kept;
+  auto keep = [&](bool same, const char* what) {
+    if (!same) kept.push_back(what);
+  };
+  const auto& w = config_.worker;
+  keep(next.kafka.bootstrap_servers == config_.kafka.bootstrap_servers &&
+           next.kafka.properties == config_.kafka.properties &&
+           next.kafka.consumer_properties == config_.kafka.consumer_properties &&
+           next.kafka.producer_properties == config_.kafka.producer_properties,
+       "kafka");
+  keep(next.worker.id == w.id && next.worker.pool == w.pool, "worker.id/pool");
+  keep(next.worker.slots == w.slots, "worker.slots");
+  keep(next.worker.delivery == w.delivery, "worker.delivery");
+  keep(next.topics.prefix == config_.topics.prefix && next.topics.jobs == config_.topics.jobs &&
+           next.topics.events == config_.topics.events,
+       "topics");
+  keep(next.http.listen == config_.http.listen, "http");
+  keep(next.secrets.chain == config_.secrets.chain &&
+           next.secrets.default_cloud == config_.secrets.default_cloud &&
+           next.secrets.cache_ttl == config_.secrets.cache_ttl &&
+           next.secrets.file_dir == config_.secrets.file_dir,
+       "secrets");
+  keep(next.output.tail_bytes == config_.output.tail_bytes &&
+           next.output.log_rate_bytes == config_.output.log_rate_bytes,
+       "output");
+  config_.templates = next.templates;
+  config_.worker.log_level = next.worker.log_level;
+  dispatcher_->setTemplates(next.templates);
+  spdlog::info("reloaded: {} template(s), log level {}{}", config_.templates.size(),
+               config_.worker.log_level,
+               kept.empty()
+                   ? std::string()
+                   : fmt::format("; changed but kept until a restart: {}", fmt::join(kept, ", ")));
 }
 
 void Worker::onAssigned(const std::vector<TopicPartition>& partitions) {

@@ -46,7 +46,15 @@ class Worker final : public consumer::RebalanceListener, public dispatch::Poster
   ~Worker() override;
 
   // Runs until `stop` becomes true, then drains and leaves the group. Returns the exit code.
-  int run(const std::atomic<bool>& stop);
+  // Whenever `reload` is set (SIGHUP) it clears it and applies what `load` returns (reload()).
+  int run(const std::atomic<bool>& stop, std::atomic<bool>& reload,
+          const std::function<Config()>& load);
+
+  // Applies a new configuration's templates and log level; runs admitted before keep their
+  // templates. What cannot change without a restart (Kafka, identity, topics, slots, delivery,
+  // http, secrets, output limits) is logged and left as it is. A configuration that `load`
+  // refuses (ConfigError) is logged and the one in use kept.
+  void reload(const std::function<Config()>& load);
 
   void onAssigned(const std::vector<TopicPartition>& partitions) override;
   void onRevoked(const std::vector<TopicPartition>& partitions, bool lost) override;

@@ -58,15 +58,19 @@ std::unique_ptr<spdlog::formatter> jsonLogFormatter() {
   return std::make_unique<JsonFormatter>();
 }
 
-void initLogging(const std::string& level) {
+void setLogLevel(const std::string& level) {
   auto lvl = spdlog::level::from_str(level);
   if (lvl == spdlog::level::off && level != "off") {
     throw ConfigError("'worker.log_level' must be one of trace, debug, info, warn, error; not '" +
                       level + "'");
   }
+  spdlog::set_level(lvl);
+}
+
+void initLogging(const std::string& level) {
   auto logger = spdlog::stderr_logger_mt("outpost");
   spdlog::set_default_logger(logger);
-  spdlog::set_level(lvl);
+  setLogLevel(level);
   spdlog::set_pattern(kTextPattern, spdlog::pattern_time_type::utc);
   spdlog::flush_on(spdlog::level::info);
 }

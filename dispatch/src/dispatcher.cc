@@ -52,6 +52,9 @@ struct Dispatcher::Impl final : CompletionHost {
   const Config& config;
   Environment worker_env;
   Ports ports;
+  // The templates commands are admitted under now (setTemplates replaces them; a run keeps those
+  // it was admitted under).
+  std::shared_ptr<const std::map<std::string, TemplateConfig>> templates;
   AdmissionPolicy policy;
   RunEvents events;
   lineage::LineageBuilder lineage;
@@ -78,7 +81,8 @@ struct Dispatcher::Impl final : CompletionHost {
       : config(c),
         worker_env(std::move(env)),
         ports(p),
-        policy{&config.templates, &worker_env, config.worker.work_dir},
+        templates(std::make_shared<const std::map<std::string, TemplateConfig>>(c.templates)),
+        policy{templates.get(), &worker_env, config.worker.work_dir},
         events(config.worker.id, config.worker.pool, ports.clock),
         lineage(config.lineage.job_namespace, {config.worker.id, config.worker.pool}) {
     completion = ports.transactions ? makeExactlyOnce(*this, ports, offsets, *ports.transactions)
@@ -154,6 +158,7 @@ struct Dispatcher::Impl final : CompletionHost {
     auto admitted = admit(run.command, run.attempts.attempt, policy);
     if (!admitted) return reject(run, message, admitted.error().reason, admitted.error().message);
     run.admitted = std::move(*admitted);
+    run.templates = templates;
     if (!run.admitted->secrets.empty()) return resolveSecrets(run);
     enqueue(run);
   }
@@ -808,6 +813,12 @@ Dispatcher::Dispatcher(const Config& config, Environment worker_env, Ports ports
     : impl_(std::make_unique<Impl>(config, std::move(worker_env), ports)) {}
 
 Dispatcher::~Dispatcher() = default;
+
+void Dispatcher::setTemplates(std::map<std::string, TemplateConfig> templates) {
+  impl_->templates =
+      std::make_shared<const std::map<std::string, TemplateConfig>>(std::move(templates));
+  impl_->policy.templates = impl_->templates.get();
+}
 
 void Dispatcher::hold(bool held) {
   if (std::exchange(impl_->held, held) == held) return;

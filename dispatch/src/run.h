@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -53,6 +54,8 @@ struct Run {
   v1::JobCommand command;
   consumer::Admission attempts;      // what the runs topic said: attempt, starts, verdict
   std::optional<Admitted> admitted;  // template and plan, once admission passed
+  // The templates it was admitted under, kept alive for it when a reload replaces them.
+  std::shared_ptr<const std::map<std::string, TemplateConfig>> templates;
   Phase phase = Phase::kQueued;
   Ownership ownership = Ownership::kOurs;
   std::uint64_t sequence = 0;                         // of the last event of this attempt

@@ -74,11 +74,12 @@ Metrics::Metrics(Known known)
                .Help("Records written to the dead-letter topic")
                .Register(*registry_)
                .Add({})),
-      paused_(BuildGauge()
-                  .Name("outpost_paused_partitions")
-                  .Help("Jobs partitions paused because every slot and the queue are full")
-                  .Register(*registry_)
-                  .Add({})),
+      paused_(
+          BuildGauge()
+              .Name("outpost_paused_partitions")
+              .Help("Jobs partitions paused: every slot and the queue full, or the worker drained")
+              .Register(*registry_)
+              .Add({})),
       buffered_(BuildGauge()
                     .Name("outpost_events_buffered")
                     .Help("Records produced and not yet acknowledged by the broker")

@@ -578,6 +578,23 @@ TEST(DispatcherHold, AHeldWorkerStartsNothingKeepsWhatArrivesAndLosesNoOffset) {
   EXPECT_EQ(h.doneOffset(), 2);
 }
 
+TEST(DispatcherReload, NewCommandsUseTheNewTemplatesRunsAdmittedBeforeKeepTheirs) {
+  Harness h("  slots: 1\n");
+  auto running = command("ok"), waiting = command("ok");
+  h.send(running);
+  h.send(waiting);
+  auto templates = h.config.templates;
+  templates.erase("ok");
+  h.dispatcher->setTemplates(templates);
+  h.succeed(running.run_id());
+  ASSERT_NE(h.executor.find(waiting.run_id()), nullptr)
+      << "admitted before the reload: it runs with the template it was admitted under";
+  auto after = command("ok");
+  h.send(after);
+  EXPECT_THAT(h.statesOf(after.run_id()), ElementsAre(v1::REJECTED))
+      << "the template is gone for commands that come now";
+}
+
 TEST(DispatcherDrain, StopAllStopsEveryRun) {
   Harness h;
   h.send(command("ok"));

@@ -143,6 +143,8 @@ class WorkerProcess {
   ~WorkerProcess();
 
   pid_t pid() const { return process_->pid(); }
+  // Its configuration file (a test may rewrite it and send SIGHUP).
+  std::string configPath() const { return dir_ + "/outpost.yaml"; }
   const std::string& id() const { return id_; }
   std::string group() const { return "outpost." + pool_; }
   std::string log() const { return process_->log(); }

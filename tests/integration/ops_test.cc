@@ -279,6 +279,62 @@ TEST(Ops, AWorkerThatDiesWithoutSayingStoppedIsShownStale) {
   EXPECT_THAT(table, HasSubstr(worker.id()));
 }
 
+TEST(Ops, SighupReloadsTemplatesRunningRunsKeepTheirsAndABadFileIsRefused) {
+  auto topics = createTopics("ops-reload", 1);
+  auto o = options(2);
+  o.templates =
+      "templates:\n"
+      "  ver:\n    argv: [sh, -c, \"sleep {secs}; echo version-one\"]\n    allow_shell: true\n"
+      "    params: {secs: {pattern: \"[0-9]+\"}}\n    recipe: none\n";
+  WorkerProcess worker(topics, o);
+  ASSERT_TRUE(worker.waitForLog("partitions assigned"));
+  auto before = makeCommand("ver", {{"secs", "3"}});
+  submit(topics, before);
+  ASSERT_TRUE(worker.waitForLog("run " + before.run_id() + " (ver) starting"));
+
+  std::string yaml;
+  {
+    std::ifstream in(worker.configPath());
+    yaml.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  auto edited = yaml;
+  edited.replace(edited.find("version-one"), 11, "version-two");
+  edited +=
+      "  added:\n    argv: [sh, -c, \"echo added\"]\n    allow_shell: true\n"
+      "    recipe: none\n";
+  { std::ofstream(worker.configPath()) << edited; }
+  ::kill(worker.pid(), SIGHUP);
+  ASSERT_TRUE(worker.waitForLog("reloaded: 2 template(s)"));
+
+  auto after = makeCommand("ver", {{"secs", "0"}});
+  auto added = makeCommand("added");
+  submit(topics, after);
+  submit(topics, added);
+  TopicReader events(topics.events);
+  auto ended = [&](const std::vector<std::string>& ids) {
+    return events.readUntil([&](const auto& r) {
+      auto t = terminalByRun(r);
+      return std::ranges::all_of(ids, [&](const auto& id) { return t.contains(id); });
+    });
+  };
+  ASSERT_TRUE(ended({before.run_id(), after.run_id(), added.run_id()}));
+  auto t = terminalByRun(events.records());
+  EXPECT_THAT(t[before.run_id()].front().log_tail(), HasSubstr("version-one"))
+      << "a run started before the reload keeps its template";
+  EXPECT_THAT(t[after.run_id()].front().log_tail(), HasSubstr("version-two"));
+  EXPECT_EQ(t[added.run_id()].front().state(), v1::SUCCEEDED);
+
+  // A file the worker refuses: it says why and keeps what it has.
+  { std::ofstream(worker.configPath()) << edited << "  broken: {argv: []}\nnonsense_key: 1\n"; }
+  ::kill(worker.pid(), SIGHUP);
+  ASSERT_TRUE(worker.waitForLog("reload refused, the configuration in use stays"));
+  auto still = makeCommand("added");
+  submit(topics, still);
+  ASSERT_TRUE(ended({still.run_id()}));
+  EXPECT_EQ(terminalByRun(events.records())[still.run_id()].front().state(), v1::SUCCEEDED);
+  EXPECT_EQ(worker.terminate(), 0) << "SIGHUP never stops the worker";
+}
+
 TEST(Ops, ListenOffServesNothingAndABusyPortIsAClearError) {
   auto topics = createTopics("ops-off", 1);
   WorkerProcess off(topics, options(1, "off"));

@@ -15,6 +15,9 @@ namespace outpost {
 // Sets the level ("trace" … "error") and the line format. Throws ConfigError on a bad level.
 void initLogging(const std::string& level);
 
+// worker.log_level, at any time. Throws ConfigError on a bad level (and changes nothing).
+void setLogLevel(const std::string& level);
+
 // log.format: "text", "json", or "auto" (text when standard error is a terminal, else JSON).
 void setLogFormat(const std::string& format);
 

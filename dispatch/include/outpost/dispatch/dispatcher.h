@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -54,6 +55,9 @@ class Dispatcher {
   // commands fetched before the pause wait in the queue, running runs go on. Released, it
   // dispatches again.
   void hold(bool held);
+  // A reload: commands admitted from now on are admitted under `templates`; runs admitted before
+  // keep the templates they were admitted under.
+  void setTemplates(std::map<std::string, TemplateConfig> templates);
   void stopAll(const std::string& reason);
   // The last commit (at-least-once), once idle() or out of time.
   void close();
