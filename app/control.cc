@@ -24,7 +24,7 @@ std::string requester(const ControlOptions& o) {
 // Writes `cmd` keyed by `key` and prints its command_id; 1 when the broker did not take it.
 int send(const ControlOptions& o, const std::string& verb, const std::string& key,
          v1::ControlCommand cmd) {
-  Config config = clientConfig(o.client.config_path, o.client.bootstrap);
+  Config config = clientConfig(o.client);
   SystemClock clock;
   UuidGenerator uuids(clock);
   cmd.set_command_id(uuids.next());
@@ -60,13 +60,6 @@ std::string select(const ControlOptions& o, const std::string& verb, v1::WorkerS
   return "pool:" + o.pool;
 }
 
-void addClient(CLI::App* sub, ControlOptions& o) {
-  sub->add_option("-c,--config", o.client.config_path,
-                  "Configuration file (for Kafka and topic settings)");
-  sub->add_option("-b,--bootstrap", o.client.bootstrap,
-                  "Kafka bootstrap servers (overrides the config)");
-}
-
 void addWorkers(CLI::App* sub, ControlOptions& o) {
   auto* worker = sub->add_option("--worker", o.worker_id, "One worker, by its worker.id");
   auto* pool = sub->add_option("--pool", o.pool, "Every worker of a pool");
@@ -80,7 +73,7 @@ CLI::App* addCancelCommand(CLI::App& app, ControlOptions& o) {
   auto* sub = app.add_subcommand(
       "cancel",
       "Ask the worker holding a run to stop it (it ends CANCELLED); prints the command_id");
-  addClient(sub, o);
+  addClientOptions(sub, o.client);
   sub->add_option("--run", o.run_id, "Run id (UUID) to cancel")->required();
   sub->add_option("--reason", o.reason, "Why, in words; copied into the CANCELLED event");
   sub->add_option("--requested-by", o.requested_by, "Who asks (default: $USER)");
@@ -92,7 +85,7 @@ CLI::App* addDrainCommand(CLI::App& app, ControlOptions& o) {
       "drain",
       "Ask workers to take no new commands and finish their runs, without stopping; prints the "
       "command_id");
-  addClient(sub, o);
+  addClientOptions(sub, o.client);
   addWorkers(sub, o);
   sub->add_flag("--handover", o.handover,
                 "Leave the consumer group: the rest of the pool takes the partitions now");
@@ -103,7 +96,7 @@ CLI::App* addDrainCommand(CLI::App& app, ControlOptions& o) {
 CLI::App* addResumeCommand(CLI::App& app, ControlOptions& o) {
   auto* sub = app.add_subcommand(
       "resume", "Undo a drain: the workers take commands again; prints the command_id");
-  addClient(sub, o);
+  addClientOptions(sub, o.client);
   addWorkers(sub, o);
   return sub;
 }

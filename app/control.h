@@ -4,17 +4,13 @@
 
 #include <string>
 
+#include "client_config.h"
+
 namespace CLI {
 class App;
 }
 
 namespace outpost::app {
-
-// Settings shared by the client subcommands: a config file, or flags.
-struct ClientOptions {
-  std::string config_path;
-  std::string bootstrap;  // overrides kafka.bootstrap_servers
-};
 
 struct ControlOptions {
   ClientOptions client;

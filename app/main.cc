@@ -67,10 +67,6 @@ void protobufLog(google::protobuf::LogLevel level, const char* file, int line,
   spdlog::debug("protobuf: {}", message);
 }
 
-Config clientConfig(const ClientOptions& o) {
-  return app::clientConfig(o.config_path, o.bootstrap);
-}
-
 std::pair<std::string, std::string> splitKeyValue(const std::string& kv, const std::string& flag) {
   auto eq = kv.find('=');
   if (eq == std::string::npos || eq == 0) {
@@ -362,16 +358,10 @@ int main(int argc, char** argv) {
   run->add_option("-c,--config", run_config, "Configuration file (YAML)")->required();
 
   ClientOptions co;
-  auto addClient = [&](CLI::App* sub) {
-    sub->add_option("-c,--config", co.config_path,
-                    "Configuration file (for Kafka and topic settings)");
-    sub->add_option("-b,--bootstrap", co.bootstrap,
-                    "Kafka bootstrap servers (overrides the config)");
-  };
 
   SubmitOptions so;
   auto* submit = app.add_subcommand("submit", "Produce a JobCommand and print its run_id");
-  addClient(submit);
+  addClientOptions(submit, co);
   submit->add_option("-f,--file", so.file, "JobCommand as YAML or JSON (proto field names)");
   submit->add_option("-t,--job-type", so.job_type, "Template to run");
   submit->add_option("--job-id", so.job_id, "Job id (the message key); default: the job type");
@@ -397,7 +387,7 @@ int main(int argc, char** argv) {
 
   TailOptions to;
   auto* tail = app.add_subcommand("tail", "Print run events and lineage records as JSON lines");
-  addClient(tail);
+  addClientOptions(tail, co);
   tail->add_flag("-F,--follow", to.follow, "Keep reading new records");
   tail->add_option("--run", to.run_id, "Only this run");
   tail->add_flag("--dlq", to.dlq, "Also print the dead-letter topic (headers and sizes)");

@@ -110,9 +110,7 @@ std::string workersJson(const std::vector<WorkerRow>& rows) {
 CLI::App* addWorkersCommand(CLI::App& app, WorkersOptions& o) {
   auto* sub = app.add_subcommand(
       "workers", "List the workers by their last status: state, slots, version, last seen, host");
-  sub->add_option("-c,--config", o.config_path,
-                  "Configuration file (for Kafka and topic settings)");
-  sub->add_option("-b,--bootstrap", o.bootstrap, "Kafka bootstrap servers (overrides the config)");
+  addClientOptions(sub, o.client);
   sub->add_option("--pool", o.pool, "Only this pool");
   sub->add_flag("--json", o.json, "JSON instead of a table");
   sub->add_flag("--all", o.all, "Also workers that stopped more than an hour ago");
@@ -120,7 +118,7 @@ CLI::App* addWorkersCommand(CLI::App& app, WorkersOptions& o) {
 }
 
 int cmdWorkers(const WorkersOptions& o) {
-  Config config = clientConfig(o.config_path, o.bootstrap);
+  Config config = clientConfig(o.client);
   const auto& topic = config.topics.workers;
   consumer::TopicReader reader(config.kafka, "", "outpost-workers");
   auto found = reader.partitions(std::chrono::seconds(10));

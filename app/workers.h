@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "client_config.h"
 #include "outpost/v1/worker.pb.h"
 
 namespace CLI {
@@ -19,9 +20,8 @@ class App;
 namespace outpost::app {
 
 struct WorkersOptions {
-  std::string config_path;
-  std::string bootstrap;  // overrides kafka.bootstrap_servers
-  std::string pool;       // only this pool
+  ClientOptions client;
+  std::string pool;  // only this pool
   bool json = false;
   bool all = false;  // also workers that stopped more than an hour ago
 };
