@@ -85,12 +85,11 @@ Worker::Worker(Config config, const Clock& clock)
   }
   // First: it kills what a worker that died left running, before this one joins the group
   // and takes their commands again.
-  const auto& out = config_.output;
   supervisor_ = std::make_unique<runner::Supervisor>(
       clock_, launcher_,
-      runner::SupervisorOptions{out.tail_bytes, out.line_max_bytes, out.log_batch_bytes,
-                                out.log_batch_interval, out.log_rate_bytes, out.log_file_bytes,
-                                config_.worker.heartbeat_interval, config_.runner.cgroup});
+      runner::SupervisorOptions{.output = config_.output,
+                                .heartbeat_interval = config_.worker.heartbeat_interval,
+                                .cgroup = config_.runner.cgroup});
   spdlog::info("descendants of runs are tracked with {}",
                supervisor_->usesCgroups()
                    ? supervisor_->cgroupNote()
@@ -250,10 +249,14 @@ int Worker::run(const std::atomic<bool>& stop, std::atomic<bool>& reload_request
 }
 
 void Worker::reload(const std::function<Config()>& load) {
+  // Everything that can be refused first: nothing changes unless all of it is accepted.
   Config next;
+  secrets::ResolverSettings secret_settings;
   try {
     next = load();
-    setLogLevel(next.worker.log_level);  // the one change that can throw: first
+    secret_settings =
+        secrets::SecretResolver::settingsFrom(next.secrets, processEnvironment(), clock_);
+    setLogLevel(next.worker.log_level);  // the last that can throw
   } catch (const ConfigError& e) {
     spdlog::error("reload refused, the configuration in use stays: {}", e.what());
     return;
@@ -264,33 +267,29 @@ void Worker::reload(const std::function<Config()>& load) {
     if (!same) kept.push_back(what);
   };
   const auto& w = config_.worker;
-  keep(next.kafka.bootstrap_servers == config_.kafka.bootstrap_servers &&
-           next.kafka.properties == config_.kafka.properties &&
-           next.kafka.consumer_properties == config_.kafka.consumer_properties &&
-           next.kafka.producer_properties == config_.kafka.producer_properties,
-       "kafka");
+  keep(next.kafka == config_.kafka, "kafka");
   keep(next.worker.id == w.id && next.worker.pool == w.pool, "worker.id/pool");
   keep(next.worker.slots == w.slots, "worker.slots");
   keep(next.worker.delivery == w.delivery, "worker.delivery");
-  keep(next.topics.prefix == config_.topics.prefix && next.topics.jobs == config_.topics.jobs &&
-           next.topics.events == config_.topics.events,
-       "topics");
+  keep(next.topics == config_.topics, "topics");
   keep(next.http.listen == config_.http.listen, "http");
-  keep(next.secrets.chain == config_.secrets.chain &&
-           next.secrets.default_cloud == config_.secrets.default_cloud &&
-           next.secrets.cache_ttl == config_.secrets.cache_ttl &&
-           next.secrets.file_dir == config_.secrets.file_dir,
-       "secrets");
-  keep(next.output.tail_bytes == config_.output.tail_bytes &&
-           next.output.log_rate_bytes == config_.output.log_rate_bytes,
-       "output");
+  keep(next.log.format == config_.log.format, "log.format");
+  keep(next.runner.cgroup == config_.runner.cgroup, "runner.cgroup");
+  keep(next.lineage == config_.lineage, "lineage");
+  // Applied: runs admitted before keep their templates and output limits, and the values they
+  // were given stay masked.
   config_.templates = next.templates;
   config_.worker.log_level = next.worker.log_level;
+  config_.secrets = next.secrets;
+  config_.output = next.output;
+  resolver_->reconfigure(std::move(secret_settings));
+  supervisor_->setOutput(config_.output);
+  metrics_.addTemplates(knownLabels(config_).templates);
   dispatcher_->setTemplates(next.templates);
-  spdlog::info("reloaded: {} template(s), log level {}{}", config_.templates.size(),
-               config_.worker.log_level,
-               kept.empty()
-                   ? std::string()
+  spdlog::info(
+      "reloaded: {} template(s), secret settings (cache emptied), output limits, log level {}{}",
+      config_.templates.size(), config_.worker.log_level,
+      kept.empty() ? std::string()
                    : fmt::format("; changed but kept until a restart: {}", fmt::join(kept, ", ")));
 }
 

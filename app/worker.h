@@ -50,10 +50,12 @@ class Worker final : public consumer::RebalanceListener, public dispatch::Poster
   int run(const std::atomic<bool>& stop, std::atomic<bool>& reload,
           const std::function<Config()>& load);
 
-  // Applies a new configuration's templates and log level; runs admitted before keep their
-  // templates. What cannot change without a restart (Kafka, identity, topics, slots, delivery,
-  // http, secrets, output limits) is logged and left as it is. A configuration that `load`
-  // refuses (ConfigError) is logged and the one in use kept.
+  // Applies a new configuration's templates, secret settings (emptying the secret cache),
+  // output limits and log level; runs admitted before keep their templates and output limits.
+  // What cannot change without a restart (Kafka, identity, topics, slots, delivery, http,
+  // log.format, runner.cgroup, lineage) is logged when changed and left as it is. A
+  // configuration that `load` or the secret settings refuse (ConfigError) is logged and the one
+  // in use kept whole.
   void reload(const std::function<Config()>& load);
 
   void onAssigned(const std::vector<TopicPartition>& partitions) override;

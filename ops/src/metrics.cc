@@ -124,9 +124,14 @@ Metrics::Metrics(Known known)
   for (const char* kind : {"assigned", "revoked", "lost"}) rebalances_.Add({{"kind", kind}});
   for (auto reason : known.skips) skipped_.Add({{"reason", std::string(reason)}});
   for (auto reason : known.refusals) rejected_.Add({{"reason", std::string(reason)}});
-  auto all = templates_;
+  auto all = std::move(templates_);
   all.insert(kOther);
-  for (const auto& t : all) {
+  addTemplates(all);
+}
+
+void Metrics::addTemplates(const std::set<std::string>& templates) {
+  for (const auto& t : templates) {
+    if (!templates_.insert(t).second) continue;
     for (const char* state :
          {"succeeded", "failed", "timed_out", "cancelled", "rejected", "expired"}) {
       jobs_total_.Add({{"template", t}, {"state", state}});

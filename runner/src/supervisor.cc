@@ -69,7 +69,10 @@ struct Launch {
 struct LaunchedCmd {
   std::unique_ptr<Launch> launch;
 };
-using Command = std::variant<LaunchCmd, StopCmd, LaunchedCmd>;
+struct OutputCmd {
+  OutputConfig output;
+};
+using Command = std::variant<LaunchCmd, StopCmd, LaunchedCmd, OutputCmd>;
 
 struct Child {
   LaunchPlan plan;
@@ -104,7 +107,7 @@ struct Child {
   std::string stop_reason;
 
   // The template's output limits where it sets them, else the supervisor's.
-  Child(const SupervisorOptions& o, const OutputLimits& t)
+  Child(const OutputConfig& o, const OutputLimits& t)
       : log_file_limit(t.log_file_bytes ? t.log_file_bytes : o.log_file_bytes),
         tail(t.tail_bytes ? t.tail_bytes : o.tail_bytes),
         lines(o.line_max_bytes),
@@ -410,6 +413,8 @@ struct Supervisor::Impl {
         start(std::move(*l));
       } else if (auto* done = std::get_if<LaunchedCmd>(&c)) {
         launched(std::move(done->launch));
+      } else if (auto* o = std::get_if<OutputCmd>(&c)) {
+        options.output = std::move(o->output);
       } else {
         auto& s = std::get<StopCmd>(c);
         auto stop_one = [&](Child& child) {
@@ -542,7 +547,7 @@ struct Supervisor::Impl {
       return failToStart(plan.run_dir, cmd.callbacks,
                          "the working directory " + plan.working_dir + " does not exist");
     }
-    auto child = std::make_unique<Child>(options, plan.output);
+    auto child = std::make_unique<Child>(options.output, plan.output);
     int pipefd[2];
     if (::pipe2(pipefd, O_CLOEXEC) != 0) {
       return failToStart(plan.run_dir, cmd.callbacks,
@@ -850,6 +855,10 @@ Supervisor::~Supervisor() {
 void Supervisor::launch(LaunchPlan plan, RunCallbacks callbacks,
                         std::unique_ptr<StreamRedactor> redactor) {
   impl_->post(LaunchCmd{std::move(plan), std::move(callbacks), std::move(redactor)});
+}
+
+void Supervisor::setOutput(OutputConfig output) {
+  impl_->post(OutputCmd{std::move(output)});
 }
 
 void Supervisor::stop(const std::string& run_id, std::string reason) {

@@ -41,9 +41,8 @@ void copyTransport(const StoreTransport& from, StoreTransport& to) {
 
 }  // namespace
 
-std::unique_ptr<SecretResolver> SecretResolver::fromConfig(const SecretsConfig& sc,
-                                                           const Environment& env,
-                                                           const Clock& clock) {
+ResolverSettings SecretResolver::settingsFrom(const SecretsConfig& sc, const Environment& env,
+                                              const Clock& clock) {
   std::map<std::string, std::shared_ptr<SecretProvider>> providers{
       {"env", std::make_shared<EnvSecretProvider>(env)},
       {"file", std::make_shared<FileSecretProvider>(sc.file_dir, sc.file_max_bytes)}};
@@ -114,20 +113,36 @@ std::unique_ptr<SecretResolver> SecretResolver::fromConfig(const SecretsConfig& 
                         ")");
     }
   }
-  return std::make_unique<SecretResolver>(std::move(providers), sc.chain, sc.default_cloud,
-                                          sc.cache_ttl, sc.mask_for, clock);
+  return ResolverSettings{std::move(providers), sc.chain, sc.default_cloud, sc.cache_ttl,
+                          sc.mask_for};
 }
+
+std::unique_ptr<SecretResolver> SecretResolver::fromConfig(const SecretsConfig& sc,
+                                                           const Environment& env,
+                                                           const Clock& clock) {
+  return std::make_unique<SecretResolver>(settingsFrom(sc, env, clock), clock);
+}
+
+SecretResolver::SecretResolver(ResolverSettings settings, const Clock& clock)
+    : clock_(clock), settings_(std::make_shared<const ResolverSettings>(std::move(settings))) {}
 
 SecretResolver::SecretResolver(std::map<std::string, std::shared_ptr<SecretProvider>> providers,
                                std::vector<std::string> chain, std::string default_cloud,
                                std::chrono::milliseconds ttl, std::chrono::milliseconds mask_for,
                                const Clock& clock)
-    : providers_(std::move(providers)),
-      chain_(std::move(chain)),
-      default_cloud_(std::move(default_cloud)),
-      ttl_(ttl),
-      mask_for_(mask_for),
-      clock_(clock) {}
+    : SecretResolver(ResolverSettings{std::move(providers), std::move(chain),
+                                      std::move(default_cloud), ttl, mask_for},
+                     clock) {}
+
+void SecretResolver::reconfigure(ResolverSettings settings) {
+  std::lock_guard lock(mutex_);
+  settings_ = std::make_shared<const ResolverSettings>(std::move(settings));
+  ++generation_;
+  // Entries being fetched stay, so that their askers are woken; resolve() drops them after.
+  std::erase_if(cache_, [](const auto& kv) { return !kv.second.fetching; });
+  for (auto& [key, e] : cache_) e.value.reset();
+  masker_stale_ = true;  // mask_for may have changed
+}
 
 ResolverStats SecretResolver::stats() const {
   std::lock_guard lock(mutex_);
@@ -149,27 +164,30 @@ std::expected<ResolvedSecret, SecretError> SecretResolver::resolve(const SecretR
     fetched_.wait(lock);  // someone else is fetching this reference: share their answer
   }
   cache_[key].fetching = true;
+  const auto settings = settings_;
+  const auto generation = generation_;
   lock.unlock();
-  auto result = fetchFrom(ref);
+  auto result = fetchFrom(*settings, ref);
   lock.lock();
   auto& e = cache_[key];
   e.fetching = false;
-  if (result) {
+  if (result) remember(result->value);  // masked whatever the settings are now
+  if (result && generation == generation_) {
     e.value = *result;
-    e.expires = clock_.steadyNow() + ttl_;
-    remember(result->value);
+    e.expires = clock_.steadyNow() + settings->ttl;
   } else {
-    e.value.reset();  // errors are not cached: the next run asks again
+    e.value.reset();  // errors are not cached: the next run asks again; nor stale settings' values
   }
   fetched_.notify_all();
   return result;
 }
 
-std::expected<ResolvedSecret, SecretError> SecretResolver::fetchFrom(const SecretRef& ref) {
+std::expected<ResolvedSecret, SecretError> SecretResolver::fetchFrom(
+    const ResolverSettings& settings, const SecretRef& ref) {
   auto ask = [&](const std::string& provider_name,
                  const SecretRef& r) -> std::expected<ResolvedSecret, SecretError> {
-    auto it = providers_.find(provider_name);
-    if (it == providers_.end()) {
+    auto it = settings.providers.find(provider_name);
+    if (it == settings.providers.end()) {
       return std::unexpected(SecretError{
           SecretError::Kind::kInvalid,
           ref.text + ": the provider '" + provider_name + "' is not configured on this worker"});
@@ -183,19 +201,20 @@ std::expected<ResolvedSecret, SecretError> SecretResolver::fetchFrom(const Secre
     return ResolvedSecret{std::move(fetched->value), provider_name, std::move(fetched->version),
                           clock_.now(), false};
   };
+  const auto& default_cloud = settings.default_cloud;
   if (ref.provider == kDefaultCloudProvider) {
-    if (default_cloud_.empty()) {
+    if (default_cloud.empty()) {
       return std::unexpected(
           SecretError{SecretError::Kind::kInvalid,
                       ref.text + ": secret:/ references need secrets.default_cloud"});
     }
     SecretRef r = ref;
-    r.provider = default_cloud_;
-    return ask(default_cloud_, r);
+    r.provider = default_cloud;
+    return ask(default_cloud, r);
   }
   if (ref.provider != kChainProvider) return ask(ref.provider, ref);
   std::string tried;
-  for (const auto& name : chain_) {
+  for (const auto& name : settings.chain) {
     SecretRef r = ref;
     r.provider = name;
     auto got = ask(name, r);
@@ -221,7 +240,7 @@ std::shared_ptr<const SecretMasker> SecretResolver::masker() {
   std::lock_guard lock(mutex_);
   auto now = clock_.steadyNow();
   for (auto it = seen_.begin(); it != seen_.end();) {
-    if (now - it->second > mask_for_) {
+    if (now - it->second > settings_->mask_for) {
       it = seen_.erase(it);
       masker_stale_ = true;
     } else {

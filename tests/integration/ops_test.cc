@@ -335,6 +335,74 @@ TEST(Ops, SighupReloadsTemplatesRunningRunsKeepTheirsAndABadFileIsRefused) {
   EXPECT_EQ(worker.terminate(), 0) << "SIGHUP never stops the worker";
 }
 
+// SIGHUP applies the secret settings too (the next run reads the new store, and a value resolved
+// before stays masked) and the output limits (runs launched after get the new tail size; a run
+// launched before keeps its own).
+TEST(Ops, SighupReloadsSecretSettingsAndOutputLimits) {
+  auto topics = createTopics("ops-reload-secrets", 1);
+  const auto dir = std::filesystem::temp_directory_path() / uniqueName("ops-reload-secrets");
+  std::filesystem::create_directories(dir / "before");
+  std::filesystem::create_directories(dir / "after");
+  const std::string old_value = "reload-secret-before-4e1a";
+  { std::ofstream(dir / "before" / "db") << old_value << "\n"; }
+  { std::ofstream(dir / "after" / "db") << "reload-secret-after-9b2c\n"; }
+  const auto gate = (dir / "go").string();
+  auto o = options(2);
+  o.templates =
+      "templates:\n"
+      "  show:\n"
+      "    argv: [sh, -c, \"while [ ! -e " +
+      gate +
+      " ]; do sleep 0.05; done; "
+      "yes x | head -c 3000; case $DB in *after*) echo store=after;; *before*) echo "
+      "store=before;; esac; echo text={text}\"]\n"
+      "    allow_shell: true\n    recipe: none\n"
+      "    params: {text: {pattern: \"[a-z0-9-]+\"}}\n"
+      "    env: {DB: \"${file:db}\"}\n    secrets: [\"file:db\"]\n";
+  o.extra_yaml = "secrets:\n  file_dir: " + (dir / "before").string() + "\n";
+  WorkerProcess worker(topics, o);
+  ASSERT_TRUE(worker.waitForLog("partitions assigned"));
+  auto before = makeCommand("show", {{"text", "none"}});
+  submit(topics, before);
+  ASSERT_TRUE(worker.waitForLog("run " + before.run_id() + " (show) starting"));
+
+  std::string yaml;
+  {
+    std::ifstream in(worker.configPath());
+    yaml.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  yaml.replace(yaml.find("tail_bytes: 4096"), 16, "tail_bytes: 1024");  // the harness's 4 KiB
+  yaml.replace(yaml.find((dir / "before").string()), (dir / "before").string().size(),
+               (dir / "after").string());
+  { std::ofstream(worker.configPath()) << yaml; }
+  ::kill(worker.pid(), SIGHUP);
+  ASSERT_TRUE(worker.waitForLog("reloaded: 1 template(s), secret settings"));
+  { std::ofstream(gate) << "go\n"; }
+
+  // The old value as a plain argument: the worker still masks it in what the run prints.
+  auto after = makeCommand("show", {{"text", old_value}});
+  submit(topics, after);
+  TopicReader events(topics.events);
+  ASSERT_TRUE(events.readUntil([&](const auto& r) {
+    auto t = terminalByRun(r);
+    return t.contains(before.run_id()) && t.contains(after.run_id());
+  }));
+  auto t = terminalByRun(events.records());
+  const auto& b = t[before.run_id()].front();
+  const auto& a = t[after.run_id()].front();
+  ASSERT_EQ(b.state(), v1::SUCCEEDED) << b.message();
+  ASSERT_EQ(a.state(), v1::SUCCEEDED) << a.message();
+  EXPECT_THAT(b.log_tail(), HasSubstr("store=before"));
+  EXPECT_THAT(a.log_tail(), HasSubstr("store=after")) << "the reloaded file_dir, not the cache";
+  EXPECT_THAT(a.log_tail(), HasSubstr("text=***")) << "resolved before the reload: still masked";
+  EXPECT_GT(b.log_tail().size(), 3000u) << "launched before the reload: its 4 KiB tail";
+  EXPECT_LT(a.log_tail().size(), 1200u) << "launched after: the new 1 KiB tail";
+  EXPECT_EQ(worker.terminate(), 0);
+  EXPECT_THAT(worker.log(), ::testing::Not(HasSubstr(old_value)));
+  for (const auto& r : events.records()) EXPECT_THAT(r.value, ::testing::Not(HasSubstr(old_value)));
+  std::filesystem::remove_all(dir);
+}
+
 TEST(Ops, ListenOffServesNothingAndABusyPortIsAClearError) {
   auto topics = createTopics("ops-off", 1);
   WorkerProcess off(topics, options(1, "off"));

@@ -68,6 +68,20 @@ TEST(Metrics, AJobTypeThatIsNotATemplateIsCountedAsOther) {
   EXPECT_THAT(s, Not(HasSubstr("another-unknown")));
 }
 
+// A reload's new template gets its own series from then on; what was counted stays.
+TEST(Metrics, TemplatesAddedByAReloadGetTheirOwnLabel) {
+  Metrics m(known({"ingest"}));
+  m.runEnded("profile", "succeeded", 1);
+  m.addTemplates({"ingest", "profile"});
+  EXPECT_EQ(sample(m.scrape(), "outpost_jobs_total{state=\"failed\",template=\"profile\"}"), 0)
+      << "shown at zero once known";
+  m.runEnded("profile", "succeeded", 1);
+  auto s = m.scrape();
+  EXPECT_EQ(sample(s, "outpost_jobs_total{state=\"succeeded\",template=\"profile\"}"), 1);
+  EXPECT_EQ(sample(s, "outpost_jobs_total{state=\"succeeded\",template=\"other\"}"), 1);
+  EXPECT_EQ(sample(s, "outpost_job_duration_seconds_count{template=\"profile\"}"), 1);
+}
+
 TEST(Metrics, DurationsAreObservedOnlyForRunsThatRan) {
   Metrics m(known({"ingest"}));
   m.runEnded("ingest", "succeeded", 2.5);

@@ -167,8 +167,8 @@ class SupervisorTest : public ::testing::Test {
     std::string pattern = ::testing::TempDir() + "outpost-supervisor-XXXXXX";
     ASSERT_NE(mkdtemp(pattern.data()), nullptr);
     work_dir_ = fs::canonical(pattern).string();
-    supervisor_ = std::make_unique<Supervisor>(clock_, launcher_,
-                                               SupervisorOptions{.tail_bytes = kTailBytes});
+    supervisor_ = std::make_unique<Supervisor>(
+        clock_, launcher_, SupervisorOptions{.output = {.tail_bytes = kTailBytes}});
   }
 
   void TearDown() override {
@@ -282,7 +282,7 @@ TEST_F(SupervisorTest, CpuTimeCountsTheProcessAndTheChildrenItWaitedFor) {
   for (const char* cgroup : {"off", "auto"}) {
     SCOPED_TRACE(cgroup);
     Supervisor own(clock_, launcher_,
-                   SupervisorOptions{.tail_bytes = kTailBytes, .cgroup = cgroup});
+                   SupervisorOptions{.output = {.tail_bytes = kTailBytes}, .cgroup = cgroup});
     auto w = launch(plan(sh("(i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done); times")), &own);
     RunOutcome o = await(*w);
     ASSERT_EQ(o.exit_code, 0) << o.tail;
@@ -308,7 +308,7 @@ TEST_F(SupervisorTest, AKillFromOutsideIsNotBlamedOnMemoryUnlessTheKernelSaysSo)
   for (const char* cgroup : {"off", "auto"}) {
     SCOPED_TRACE(cgroup);
     Supervisor own(clock_, launcher_,
-                   SupervisorOptions{.tail_bytes = kTailBytes, .cgroup = cgroup});
+                   SupervisorOptions{.output = {.tail_bytes = kTailBytes}, .cgroup = cgroup});
     RunOutcome o = await(*launch(plan(sh("kill -KILL $$")), &own));
     ASSERT_EQ(o.ending, Ending::kSignaled);
     EXPECT_EQ(o.signal, SIGKILL);
@@ -443,8 +443,8 @@ TEST_F(SupervisorTest, StopAllCancelsEveryRun) {
 }
 
 TEST_F(SupervisorTest, DestroyingTheSupervisorKillsRunningRuns) {
-  auto own =
-      std::make_unique<Supervisor>(clock_, launcher_, SupervisorOptions{.tail_bytes = kTailBytes});
+  auto own = std::make_unique<Supervisor>(clock_, launcher_,
+                                          SupervisorOptions{.output = {.tail_bytes = kTailBytes}});
   LaunchPlan p = plan(tmpl({"sleep", "30"}));
   std::string run_dir = p.run_dir;
   auto w = launch(std::move(p), own.get());
@@ -461,7 +461,8 @@ TEST_F(SupervisorTest, DestroyingTheSupervisorKillsRunningRuns) {
 // holds up neither the runs after it nor the output, ends and stops of the others.
 TEST_F(SupervisorTest, ARunSlowToStartDoesNotHoldUpTheOthers) {
   GatedLauncher gated;
-  Supervisor own(clock_, gated, SupervisorOptions{.tail_bytes = kTailBytes, .launch_threads = 2});
+  Supervisor own(clock_, gated,
+                 SupervisorOptions{.output = {.tail_bytes = kTailBytes}, .launch_threads = 2});
   LaunchPlan slow = plan(sh("echo slow"));
   gated.hold(slow.run_id);
   auto w_slow = launch(std::move(slow), &own);
@@ -478,7 +479,7 @@ TEST_F(SupervisorTest, ARunSlowToStartDoesNotHoldUpTheOthers) {
 
 TEST_F(SupervisorTest, AStopWhileTheProcessIsStartingCancelsItOnceItRuns) {
   GatedLauncher gated;
-  Supervisor own(clock_, gated, SupervisorOptions{.tail_bytes = kTailBytes});
+  Supervisor own(clock_, gated, SupervisorOptions{.output = {.tail_bytes = kTailBytes}});
   LaunchPlan p = plan(tmpl({"sleep", "30"}));
   std::string run_id = p.run_id;
   gated.hold(run_id);
@@ -494,8 +495,8 @@ TEST_F(SupervisorTest, AStopWhileTheProcessIsStartingCancelsItOnceItRuns) {
 
 TEST_F(SupervisorTest, DestroyingTheSupervisorDuringALaunchLeavesNothingRunning) {
   GatedLauncher gated;
-  auto own =
-      std::make_unique<Supervisor>(clock_, gated, SupervisorOptions{.tail_bytes = kTailBytes});
+  auto own = std::make_unique<Supervisor>(clock_, gated,
+                                          SupervisorOptions{.output = {.tail_bytes = kTailBytes}});
   LaunchPlan p = plan(tmpl({"sleep", "30"}));
   std::string run_dir = p.run_dir;
   gated.hold(p.run_id);
@@ -831,7 +832,7 @@ TEST_F(SupervisorTest, ARunStartedRightAfterAKilledRunIsNeverKilled) {
   for (const char* cgroup : {"auto", "off"}) {
     SCOPED_TRACE(cgroup);
     Supervisor own(clock_, launcher_,
-                   SupervisorOptions{.tail_bytes = kTailBytes, .cgroup = cgroup});
+                   SupervisorOptions{.output = {.tail_bytes = kTailBytes}, .cgroup = cgroup});
     if (std::string_view(cgroup) == "auto" && !own.usesCgroups()) {
       std::cout << "[ SKIPPED  ] the cgroup half: " << own.cgroupNote() << "\n";
       continue;
@@ -969,7 +970,7 @@ TEST_F(SupervisorTest, AtStartWhatAWorkerThatIsGoneLeftRunningIsKilled) {
   std::this_thread::sleep_for(milliseconds(100));  // every one has exec'd sleep
   for (pid_t p : {unmarked, live_owner}) ASSERT_TRUE(alive(p));
 
-  Supervisor next(clock_, launcher_, SupervisorOptions{.tail_bytes = kTailBytes});
+  Supervisor next(clock_, launcher_, SupervisorOptions{.output = {.tail_bytes = kTailBytes}});
 
   EXPECT_FALSE(alive(orphan)) << "a marked process of a worker that is gone";
   if (in_cgroup > 0) {
@@ -1035,7 +1036,7 @@ TEST(SupervisorOutputLimits, ATemplatesOwnTailSizeOverridesTheWorkers) {
   PosixLauncher launcher;
   char pattern[] = "/tmp/outpost-limits-XXXXXX";
   ASSERT_NE(mkdtemp(pattern), nullptr);
-  Supervisor supervisor(clock, launcher, SupervisorOptions{.tail_bytes = 4096});
+  Supervisor supervisor(clock, launcher, SupervisorOptions{.output = {.tail_bytes = 4096}});
   TemplateConfig t;
   t.name = "t";
   t.argv = {"head", "-c", "1000", "/dev/zero"};
@@ -1056,6 +1057,44 @@ TEST(SupervisorOutputLimits, ATemplatesOwnTailSizeOverridesTheWorkers) {
   auto o = f.get();
   EXPECT_EQ(o.output_bytes, 1000u);
   EXPECT_EQ(o.dropped_bytes, 700u);
+  std::filesystem::remove_all(pattern);
+}
+
+// A reload changes the worker's output limits: runs launched after setOutput get the new ones,
+// a run launched before keeps those it started with.
+TEST(SupervisorOutputLimits, SetOutputAppliesToRunsLaunchedAfterItOnly) {
+  SystemClock clock;
+  PosixLauncher launcher;
+  char pattern[] = "/tmp/outpost-limits-XXXXXX";
+  ASSERT_NE(mkdtemp(pattern), nullptr);
+  Supervisor supervisor(clock, launcher, SupervisorOptions{.output = {.tail_bytes = 4096}});
+  TemplateConfig t;
+  t.name = "t";
+  // Writes its output only once the second run has been launched (the file appears).
+  const std::string go = std::string(pattern) + "/go";
+  t.argv = {"sh", "-c", "while [ ! -e " + go + " ]; do sleep 0.01; done; head -c 1000 /dev/zero"};
+  t.env_passthrough = {"PATH"};
+  t.recipe = RecipeDelivery::kNone;
+  UuidGenerator ids(clock);
+  auto launch = [&](std::promise<RunOutcome>& done) {
+    RunRequest r;
+    r.run_id = ids.next();
+    auto plan = planRun(t, r, {{"PATH", "/usr/bin:/bin"}}, pattern);
+    ASSERT_TRUE(plan.has_value());
+    RunCallbacks cb;
+    cb.on_finished = [&done](RunOutcome o) { done.set_value(std::move(o)); };
+    supervisor.launch(std::move(*plan), std::move(cb));
+  };
+  std::promise<RunOutcome> before, after;
+  launch(before);
+  supervisor.setOutput(OutputConfig{.tail_bytes = 300});
+  launch(after);
+  std::ofstream(go).put('\n');
+  auto b = before.get_future(), a = after.get_future();
+  ASSERT_EQ(b.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  ASSERT_EQ(a.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  EXPECT_EQ(b.get().dropped_bytes, 0u) << "launched before: the 4096-byte tail it started with";
+  EXPECT_EQ(a.get().dropped_bytes, 700u) << "launched after: the new 300-byte tail";
   std::filesystem::remove_all(pattern);
 }
 

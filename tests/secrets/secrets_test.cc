@@ -184,6 +184,44 @@ TEST(Resolver, ConcurrentAskersShareOneFetch) {
   EXPECT_EQ(p->calls, 1);
 }
 
+// A reload's new stores answer the next lookup at once (nothing cached under the old settings is
+// used), and a value resolved before stays masked: a run started earlier may still print it.
+TEST(Resolver, ReconfigureEmptiesTheCacheAndKeepsMaskingWhatWasResolved) {
+  ManualClock clock;
+  auto before = std::make_shared<EnvSecretProvider>(Environment{{"DB", "value-from-before"}});
+  SecretResolver r({{"env", before}}, {"env"}, "", std::chrono::minutes(5), std::chrono::hours(1),
+                   clock);
+  SecretRef ref{"", "DB", "", "", "${DB}"};
+  EXPECT_EQ(r.resolve(ref)->value.reveal(), "value-from-before");
+  auto after = std::make_shared<EnvSecretProvider>(Environment{{"DB", "value-from-after"}});
+  r.reconfigure({{{"env", after}}, {"env"}, "", std::chrono::minutes(5), std::chrono::hours(1)});
+  auto got = r.resolve(ref);
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->value.reveal(), "value-from-after");
+  EXPECT_FALSE(got->cached);
+  EXPECT_EQ(r.masker()->mask("value-from-before value-from-after"), "*** ***");
+  EXPECT_EQ(r.stats().fetches.at({"env", "ok"}), 2u) << "the stats go on counting";
+}
+
+// A fetch that began under the old settings still answers, but its value is not cached: the
+// next lookup asks the new stores.
+TEST(Resolver, AFetchInProgressDuringReconfigureIsNotCached) {
+  ManualClock clock;
+  auto slow = std::make_shared<CountingProvider>();
+  slow->hold = true;
+  SecretResolver r({{"env", slow}}, {"env"}, "", std::chrono::minutes(5), std::chrono::hours(1),
+                   clock);
+  SecretRef ref{"", "KNOWN", "", "", "${KNOWN}"};
+  auto first = std::async(std::launch::async, [&] { return r.resolve(ref); });
+  while (slow->calls == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  auto fresh = std::make_shared<CountingProvider>();
+  fresh->value = "fresh-value";
+  r.reconfigure({{{"env", fresh}}, {"env"}, "", std::chrono::minutes(5), std::chrono::hours(1)});
+  EXPECT_EQ(first.get()->value.reveal(), "first-value");
+  EXPECT_EQ(r.resolve(ref)->value.reveal(), "fresh-value");
+  EXPECT_EQ(fresh->calls, 1);
+}
+
 TEST(Resolver, TheChainTriesProvidersInOrderAndNamesThem) {
   ManualClock clock;
   auto env = std::make_shared<EnvSecretProvider>(Environment{{"B", "from-env-b"}});

@@ -99,6 +99,7 @@ struct KafkaConfig {
   std::map<std::string, std::string> properties;
   std::map<std::string, std::string> consumer_properties;
   std::map<std::string, std::string> producer_properties;
+  bool operator==(const KafkaConfig&) const = default;
 };
 
 struct TopicsConfig {
@@ -111,6 +112,7 @@ struct TopicsConfig {
   std::string workers;  // default prefix + "workers"
   // Run state (RunRecord, key run_id), compacted; at least as many partitions as jobs.
   std::string runs;  // default prefix + "runs"
+  bool operator==(const TopicsConfig&) const = default;
 };
 
 struct WorkerConfig {
@@ -213,6 +215,7 @@ struct LineageHttpConfig {
   std::size_t queue_size = 10000;
   // On shutdown, how long queued records may still take to be delivered.
   Millis flush_timeout = std::chrono::seconds(10);
+  bool operator==(const LineageHttpConfig&) const = default;
 };
 
 // Where lineage records go.
@@ -228,6 +231,7 @@ struct LineageConfig {
   LineageHttpConfig http;
   bool toKafka() const { return transport != LineageTransport::kHttp; }
   bool toHttp() const { return transport != LineageTransport::kKafka; }
+  bool operator==(const LineageConfig&) const = default;
 };
 
 // How a cloud secret store (AWS Secrets Manager, Vault, Google Secret Manager, Azure Key Vault) is

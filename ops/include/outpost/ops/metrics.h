@@ -42,6 +42,10 @@ class Metrics {
   Metrics(const Metrics&) = delete;
   Metrics& operator=(const Metrics&) = delete;
 
+  // More values of the template label (a reload's new templates), shown at zero from now on.
+  // Values are never removed: their series stay. Poll thread.
+  void addTemplates(const std::set<std::string>& templates);
+
   // Everything, in the Prometheus text format (version 0.0.4).
   std::string scrape() const;
 

@@ -109,12 +109,8 @@ struct RunCallbacks {
 };
 
 struct SupervisorOptions {
-  std::size_t tail_bytes = 64 * 1024;
-  std::size_t line_max_bytes = 16 * 1024;
-  std::size_t log_batch_bytes = 64 * 1024;
-  std::chrono::milliseconds log_batch_interval{1000};
-  std::size_t log_rate_bytes = 256 * 1024;
-  std::size_t log_file_bytes = 100 * 1024 * 1024;
+  // Output limits of runs whose template does not set its own (setOutput changes them).
+  OutputConfig output;
   std::chrono::milliseconds heartbeat_interval{10'000};
   std::string cgroup = "auto";  // see RunnerConfig::cgroup
   // Most bytes of a run's lineage channel handed on; the rest is read and dropped.
@@ -137,6 +133,9 @@ class Supervisor {
   // Every output byte passes through `redactor` first (pass-through when null).
   void launch(LaunchPlan plan, RunCallbacks callbacks,
               std::unique_ptr<StreamRedactor> redactor = nullptr);
+  // Thread-safe. The output limits of runs launched after this call; runs launched before keep
+  // theirs.
+  void setOutput(OutputConfig output);
   // Thread-safe. Stops the runs with this run_id: SIGTERM to all its processes, the plan's
   // grace, then SIGKILL to all of them (descendants that left the group included). They end
   // kCancelled with `reason` as message. Unknown run_ids are ignored.

@@ -36,20 +36,38 @@ struct ResolverStats {
   std::uint64_t cache_hits = 0;
 };
 
+// What a configuration's secrets section decides: the stores, the chain, the default cloud, how
+// long a value is cached and how long a value is masked after it was last resolved.
+struct ResolverSettings {
+  std::map<std::string, std::shared_ptr<SecretProvider>> providers;
+  std::vector<std::string> chain;
+  std::string default_cloud;
+  std::chrono::milliseconds ttl{0};
+  std::chrono::milliseconds mask_for{0};
+};
+
 // Thread-safe. resolve() may block on a provider; keep it off the poll thread.
 class SecretResolver {
  public:
   // The providers the configuration names: env and file always; aws-sm, vault, gcp-sm and
   // azure-kv when used (SecretsConfig::uses). Throws ConfigError.
+  static ResolverSettings settingsFrom(const SecretsConfig& config, const Environment& env,
+                                       const Clock& clock);
   static std::unique_ptr<SecretResolver> fromConfig(const SecretsConfig& config,
                                                     const Environment& env, const Clock& clock);
 
+  SecretResolver(ResolverSettings settings, const Clock& clock);
   SecretResolver(std::map<std::string, std::shared_ptr<SecretProvider>> providers,
                  std::vector<std::string> chain, std::string default_cloud,
                  std::chrono::milliseconds ttl, std::chrono::milliseconds mask_for,
                  const Clock& clock);
 
   std::expected<ResolvedSecret, SecretError> resolve(const SecretRef& ref);
+
+  // New settings for what is resolved from now on (a reload): the cache is emptied, and a fetch
+  // in progress under the old settings answers its askers but is not cached. Values resolved
+  // before stay masked (for the new mask_for), and the stats go on counting.
+  void reconfigure(ResolverSettings settings);
 
   // A masker over every value resolved within mask_for (current and rotated-out ones). Rebuilt
   // only when that set changes.
@@ -63,17 +81,16 @@ class SecretResolver {
     std::optional<ResolvedSecret> value;
     std::chrono::steady_clock::time_point expires{};
   };
-  std::expected<ResolvedSecret, SecretError> fetchFrom(const SecretRef& ref);
+  std::expected<ResolvedSecret, SecretError> fetchFrom(const ResolverSettings& settings,
+                                                       const SecretRef& ref);
   void remember(const SecretValue& value);
 
-  std::map<std::string, std::shared_ptr<SecretProvider>> providers_;
-  std::vector<std::string> chain_;
-  std::string default_cloud_;
-  std::chrono::milliseconds ttl_, mask_for_;
   const Clock& clock_;
 
   mutable std::mutex mutex_;
   std::condition_variable fetched_;
+  std::shared_ptr<const ResolverSettings> settings_;
+  std::uint64_t generation_ = 0;  // moves on each reconfigure
   ResolverStats stats_;
   std::map<std::string, Entry> cache_;                                 // by reference key
   std::map<std::string, std::chrono::steady_clock::time_point> seen_;  // value -> last resolved
