@@ -101,6 +101,13 @@ bool hasMarker(pid_t pid, const std::string& marker) {
   return value && *value == marker.substr(eq + 1);
 }
 
+// The PID namespace a process is in ("pid:[inode]"), or "" when it cannot be told.
+std::string pidNamespaceOf(const std::string& proc_dir) {
+  char buf[64];
+  auto n = ::readlink((proc_dir + "/ns/pid").c_str(), buf, sizeof buf);
+  return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
+}
+
 // "<pid>-<start ticks>" of a live process, or "" once it is gone.
 std::string processToken(pid_t pid) {
   auto st = readStat(pid);
@@ -246,12 +253,16 @@ LeftoverSweep sweepLeftovers(const std::string& cgroup_base) {
   constexpr std::string_view kWorkerMarker = "OUTPOST_WORKER_PROCESS=";
   std::vector<pid_t> killed;
   std::map<std::string, bool> alive;  // by token, looked up once
+  // A marker's pid means a process of the namespace the worker ran in: runs of workers in other
+  // PID namespaces (containers on this host, seen from outside) are not ours to judge.
+  const std::string own_namespace = pidNamespaceOf("/proc/self");
   for (pid_t p : allPids()) {
     if (p == ::getpid()) continue;
     auto env = environOf(p);
     if (!envValue(env, kRunMarker)) continue;
     auto owner = envValue(env, kWorkerMarker);
     if (!owner) continue;  // not started by a worker that marks its runs: not ours to judge
+    if (pidNamespaceOf("/proc/" + std::to_string(p)) != own_namespace) continue;
     auto [it, fresh] = alive.try_emplace(*owner, false);
     if (fresh) it->second = tokenAlive(*owner);
     if (it->second) continue;

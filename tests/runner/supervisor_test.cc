@@ -2,6 +2,7 @@
 // spawn failure), how the recipe reaches them, what happens to the run directory, and that
 // output floods and stray grandchildren are contained. Plans come from planRun, as in the worker.
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -900,20 +901,21 @@ TEST_F(SupervisorTest, WithOnlyCgroupProcsTheChildJoinsTheCgroupBeforeExec) {
 // about to run again. A supervisor starting later kills what is left of a worker process that is
 // gone before it starts anything: its cgroups (w-<pid>-<start>/...) and its marked processes. It
 // leaves alone what belongs to a live worker process, and what carries no worker marker.
-TEST_F(SupervisorTest, AtStartWhatAWorkerThatIsGoneLeftRunningIsKilled) {
-  const std::string gone = "OUTPOST_WORKER_PROCESS=4194304-1";  // past pid_max: never alive
-  // The processes this test starts, killed and reaped however it ends (they would otherwise hold
-  // ctest's output pipe for 300 s).
-  struct Spawned {
-    std::vector<pid_t> pids;
-    ~Spawned() {
-      for (pid_t p : pids) {
-        ::kill(p, SIGKILL);
-        ::waitpid(p, nullptr, 0);
-      }
+// `sleep 300` processes with a given environment, as a worker's runs would be left, killed and
+// reaped however the test ends (they would otherwise hold ctest's output pipe for 300 s).
+struct Sleepers {
+  std::vector<pid_t> pids;
+  ~Sleepers() {
+    for (pid_t p : pids) {
+      ::kill(p, SIGKILL);
+      ::waitpid(p, nullptr, 0);
     }
-  } spawned;
-  auto spawn = [&](std::vector<std::string> env, const std::string& cgroup_procs = "") {
+  }
+  // In a session of its own, optionally in a cgroup (its cgroup.procs) or in a new PID namespace
+  // (then the returned pid is that of its parent, which stays as long as the sleep does, and
+  // exits 97 when the namespace cannot be made).
+  pid_t spawn(std::vector<std::string> env, const std::string& cgroup_procs = "",
+              bool new_pid_namespace = false) {
     pid_t pid = ::fork();
     if (pid == 0) {
       ::setsid();
@@ -924,6 +926,16 @@ TEST_F(SupervisorTest, AtStartWhatAWorkerThatIsGoneLeftRunningIsKilled) {
         int fd = ::open(cgroup_procs.c_str(), O_WRONLY);
         if (fd < 0 || ::write(fd, "0", 1) != 1) _exit(99);
       }
+      if (new_pid_namespace) {
+        if (::unshare(CLONE_NEWPID) != 0) _exit(97);
+        pid_t inner = ::fork();
+        if (inner > 0) {
+          int status = 0;
+          ::waitpid(inner, &status, 0);
+          _exit(WIFSIGNALED(status) ? 100 + WTERMSIG(status) : 0);
+        }
+        if (inner < 0) _exit(96);
+      }
       std::vector<char*> envp;
       for (auto& e : env) envp.push_back(e.data());
       envp.push_back(nullptr);
@@ -931,8 +943,16 @@ TEST_F(SupervisorTest, AtStartWhatAWorkerThatIsGoneLeftRunningIsKilled) {
       ::execve("/bin/sleep", argv, envp.data());
       _exit(98);
     }
-    spawned.pids.push_back(pid);
+    pids.push_back(pid);
     return pid;
+  }
+};
+
+TEST_F(SupervisorTest, AtStartWhatAWorkerThatIsGoneLeftRunningIsKilled) {
+  const std::string gone = "OUTPOST_WORKER_PROCESS=4194304-1";  // past pid_max: never alive
+  Sleepers spawned;
+  auto spawn = [&](std::vector<std::string> env, const std::string& cgroup_procs = "") {
+    return spawned.spawn(std::move(env), cgroup_procs);
   };
   auto alive = [](pid_t pid) {
     ::waitpid(pid, nullptr, WNOHANG);  // ours: reap it once it is dead
@@ -979,6 +999,49 @@ TEST_F(SupervisorTest, AtStartWhatAWorkerThatIsGoneLeftRunningIsKilled) {
   }
   EXPECT_TRUE(alive(unmarked));
   EXPECT_TRUE(alive(live_owner));
+}
+
+// A worker in a container on the same host: its runs' marker names its process by a pid of the
+// container's PID namespace, which here is another process or none. A worker outside sees those
+// runs in /proc but must not judge them (found when the container test ran beside the others:
+// host workers starting up killed the container's running job).
+TEST_F(SupervisorTest, AtStartRunsOfAWorkerInAnotherPidNamespaceAreLeftAlone) {
+  const std::string gone = "OUTPOST_WORKER_PROCESS=4194304-1";  // past pid_max: never alive
+  Sleepers spawned;
+  pid_t contained = spawned.spawn({"OUTPOST_RUN_ID=r-contained", gone}, "", true);
+  pid_t here = spawned.spawn({"OUTPOST_RUN_ID=r-here", gone});
+  // The sleep in the namespace is the child of `contained`; wait until it has exec'd.
+  bool exec_d = false;
+  for (int i = 0; i < 500 && !exec_d; ++i) {
+    int status = 0;
+    if (::waitpid(contained, &status, WNOHANG) == contained) {
+      if (WIFEXITED(status) && WEXITSTATUS(status) == 97) {
+        GTEST_SKIP() << "cannot make a PID namespace here: unshare(CLONE_NEWPID) failed";
+      }
+      FAIL() << "the namespaced sleep's parent ended first, status " << status;
+    }
+    auto children = readFile("/proc/" + std::to_string(contained) + "/task/" +
+                             std::to_string(contained) + "/children");
+    if (!children.empty()) {
+      auto inner = std::stol(children);
+      std::error_code ec;
+      auto exe = fs::read_symlink("/proc/" + std::to_string(inner) + "/exe", ec);
+      exec_d = !ec && exe.filename() == "sleep";
+    }
+    if (!exec_d) std::this_thread::sleep_for(milliseconds(10));
+  }
+  ASSERT_TRUE(exec_d);
+  ASSERT_TRUE(waitForFile("/proc/" + std::to_string(here) + "/exe"));
+  std::this_thread::sleep_for(milliseconds(100));  // `here` has exec'd sleep too
+
+  Supervisor next(clock_, launcher_, SupervisorOptions{.output = {.tail_bytes = kTailBytes}});
+
+  EXPECT_TRUE(processGone(here) || ::waitpid(here, nullptr, WNOHANG) == here)
+      << "the sweep ran: a marked process of a gone worker in this namespace was killed";
+  int status = 0;
+  EXPECT_EQ(::waitpid(contained, &status, WNOHANG), 0)
+      << "the run in the other PID namespace was killed (its parent ended with status " << status
+      << ")";
 }
 
 TEST_F(SupervisorTest, GrandchildLeftInTheGroupDoesNotKeepTheRunAliveAndIsKilled) {
