@@ -11,6 +11,7 @@
 
 #include "outpost/common/clock.h"
 #include "outpost/consumer/topic_reader.h"
+#include "outpost/events/connection.h"
 #include "outpost/events/write_probe.h"
 #include "outpost/secrets/reference.h"
 #include "outpost/secrets/resolver.h"
@@ -100,9 +101,22 @@ namespace {
 
 // Topics exist; those the worker reads can be read, those it writes can be written; the group's
 // offsets can be read.
-int checkKafka(const Config& config, std::ostream& out) {
+int checkKafka(Config config, std::ostream& out) {
   int failed = 0;
   const auto& t = config.topics;
+  try {
+    SystemClock clock;
+    auto resolver =
+        secrets::SecretResolver::fromConfig(config.secrets, processEnvironment(), clock);
+    config.kafka = secrets::resolveKafkaSettings(*resolver, std::move(config.kafka));
+  } catch (const ConfigError& e) {
+    line(out, "kafka", false, e.what());
+    return 1;
+  }
+  if (auto ok = events::checkConnection(config.kafka, std::chrono::seconds(15)); !ok) {
+    line(out, "kafka", false, ok.error());
+    return 1;
+  }
   consumer::TopicReader reader(config.kafka, "", "outpost-check");
   auto found = reader.partitions(std::chrono::seconds(10));
   if (!found) {

@@ -23,11 +23,8 @@ inline void addClientOptions(CLI::App* sub, ClientOptions& o) {
   sub->add_option("-b,--bootstrap", o.bootstrap, "Kafka bootstrap servers (overrides the config)");
 }
 
-inline Config clientConfig(const ClientOptions& o) {
-  Config c = o.config_path.empty() ? parseConfig("", processEnvironment(), "defaults")
-                                   : loadConfig(o.config_path, processEnvironment());
-  if (!o.bootstrap.empty()) c.kafka.bootstrap_servers = o.bootstrap;
-  return c;
-}
+// The file's (or the defaults') settings, --bootstrap over them, and the secret references in
+// kafka's property sections resolved (a SASL password from a secret store). Throws ConfigError.
+Config clientConfig(const ClientOptions& o);
 
 }  // namespace outpost::app

@@ -1,5 +1,7 @@
 #include "topics.h"
 
+#include "client_config.h"
+
 #include <algorithm>
 #include <expected>
 #include <iostream>
@@ -109,9 +111,7 @@ CLI::App* addTopicsCommand(CLI::App& app, TopicsOptions& o) {
 }
 
 int cmdTopics(const TopicsOptions& o) {
-  Config config = o.config_path.empty() ? parseConfig("", processEnvironment(), "defaults")
-                                        : loadConfig(o.config_path, processEnvironment());
-  if (!o.bootstrap.empty()) config.kafka.bootstrap_servers = o.bootstrap;
+  Config config = clientConfig({o.config_path, o.bootstrap});
   const auto retention = checkTopicsOptions(o);
   const auto& t = config.topics;
   events::KafkaAdmin admin(config.kafka);

@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "outpost/common/log.h"
+#include "outpost/events/connection.h"
 #include "outpost/events/wire.h"
 
 namespace outpost::app {
@@ -73,15 +74,27 @@ Worker::Worker(Config config, const Clock& clock)
   const auto worker_env = processEnvironment();
   resolver_ = secrets::SecretResolver::fromConfig(config_.secrets, worker_env, clock_);
   async_resolver_ = std::make_unique<secrets::AsyncSecretResolver>(*resolver_, kResolverThreads);
+  // Kafka's own credentials may be secret references: resolved once, here, and masked like any.
+  const KafkaConfig kafka = secrets::resolveKafkaSettings(*resolver_, config_.kafka);
+  // Before any client: a refused password or an untrusted CA stops the start with a clear
+  // error instead of clients retrying forever.
+  if (auto ok = events::checkConnection(kafka, kTopicCheckTimeout); !ok) {
+    throw ConfigError(ok.error());
+  }
   producer_ = std::make_unique<events::KafkaProducer>(
-      config_.kafka, std::map<std::string, std::string>{{"client.id", config_.worker.id}},
+      kafka, std::map<std::string, std::string>{{"client.id", config_.worker.id}},
       std::map<std::string, std::string>{{"linger.ms", kEventsLinger}});
   auto start_properties = kStartProducer;
   start_properties["client.id"] = config_.worker.id + "-start";
-  start_producer_ = std::make_unique<events::KafkaProducer>(config_.kafka, start_properties);
+  start_producer_ = std::make_unique<events::KafkaProducer>(kafka, start_properties);
   if (config_.lineage.enabled && config_.lineage.toHttp()) {
-    lineage_http_ = std::make_unique<lineage::HttpLineageTransport>(
-        lineage::HttpLineageTransportOptions::fromConfig(config_.lineage.http, worker_env));
+    auto options =
+        lineage::HttpLineageTransportOptions::fromConfig(config_.lineage.http, worker_env);
+    if (const auto& token = config_.lineage.http.token; !token.empty()) {
+      options.token =
+          lineage::BearerToken(secrets::resolveSetting(*resolver_, "lineage.http.token", token));
+    }
+    lineage_http_ = std::make_unique<lineage::HttpLineageTransport>(std::move(options));
   }
   // First: it kills what a worker that died left running, before this one joins the group
   // and takes their commands again.
@@ -100,20 +113,20 @@ Worker::Worker(Config config, const Clock& clock)
     // Stable for a configured worker id, so that a restarted worker fences its predecessor.
     events::TransactionalPublisherOptions txn_options;
     txn_options.producer_properties = {{"client.id", config_.worker.id + "-txn"}};
-    txn_ = std::make_unique<events::TransactionalPublisher>(
-        config_.kafka, group + "." + config_.worker.id, std::move(txn_options));
+    txn_ = std::make_unique<events::TransactionalPublisher>(kafka, group + "." + config_.worker.id,
+                                                            std::move(txn_options));
   }
   run_store_ = std::make_unique<consumer::RunStore>(
-      config_.kafka, consumer::RunStoreOptions{config_.topics.runs, config_.topics.jobs, group,
-                                               config_.worker.id + "-runs"});
+      kafka, consumer::RunStoreOptions{config_.topics.runs, config_.topics.jobs, group,
+                                       config_.worker.id + "-runs"});
   // Before joining the group: without the runs topic, attempts could not be counted.
   if (auto ok = run_store_->checkTopics(kTopicCheckTimeout); !ok) throw ConfigError(ok.error());
   std::map<std::string, std::string> membership;
   if (config_.worker.static_id) membership["group.instance.id"] = config_.worker.id;
-  consumer_ = std::make_unique<consumer::JobConsumer>(config_.kafka, group, config_.topics.jobs,
-                                                      *this, membership);
+  consumer_ =
+      std::make_unique<consumer::JobConsumer>(kafka, group, config_.topics.jobs, *this, membership);
   control_ = std::make_unique<consumer::ControlListener>(
-      config_.kafka, config_.topics.control, "outpost." + config_.worker.pool + ".control",
+      kafka, config_.topics.control, "outpost." + config_.worker.pool + ".control",
       config_.worker.id + "-control", config_.worker.cancel_memory, clock_);
   ports_ = std::make_unique<WorkerPorts>(WorkerPorts{
       ConsumerSource(*consumer_), ProducerSink(*producer_), ProducerSink(*start_producer_),

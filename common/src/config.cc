@@ -639,6 +639,7 @@ Config parseConfig(const std::string& yaml_text, const Environment& env,
     lh.read("endpoint", h.endpoint);
     lh.read("token_file", h.token_file);
     lh.read("token_env", h.token_env);
+    lh.read("token", h.token);
     lh.read("ca_bundle", h.ca_bundle);
     lh.read("proxy", h.proxy);
     lh.read("timeout", h.timeout);
@@ -668,10 +669,17 @@ Config parseConfig(const std::string& yaml_text, const Environment& env,
     if (!h.endpoint.starts_with('/')) {
       throw ConfigError("'lineage.http.endpoint' must start with '/', e.g. /api/v1/lineage");
     }
-    if (!h.token_file.empty() && !h.token_env.empty()) {
+    if (!h.token_file.empty() + !h.token_env.empty() + !h.token.empty() > 1) {
       throw ConfigError(
-          "'lineage.http.token_file' and 'lineage.http.token_env' are both set: "
-          "keep one");
+          "more than one of 'lineage.http.token_file', 'lineage.http.token_env' and "
+          "'lineage.http.token' is set: keep one");
+    }
+    if (!h.token.empty() && h.token.find("${") == std::string::npos &&
+        !h.token.starts_with("secret:/")) {
+      // Never echo it: it may be the token itself.
+      throw ConfigError(
+          "'lineage.http.token' must be a secret reference such as ${vault:lineage#token}, "
+          "not the token itself (a literal token belongs in token_file)");
     }
     if (h.max_attempts == 0) throw ConfigError("'lineage.http.max_attempts' must be at least 1");
     if (h.queue_size == 0) throw ConfigError("'lineage.http.queue_size' must be at least 1");

@@ -1,5 +1,7 @@
 #include "outpost/secrets/resolver.h"
 
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 #include "outpost/secrets/aws.h"
@@ -256,6 +258,47 @@ std::shared_ptr<const SecretMasker> SecretResolver::masker() {
     masker_stale_ = false;
   }
   return masker_;
+}
+
+std::string resolveSetting(SecretResolver& resolver, const std::string& where,
+                           const std::string& value) {
+  auto parts = parseReferences(value);
+  if (!parts) throw ConfigError("'" + where + "': " + parts.error());
+  std::string out;
+  for (const auto& p : *parts) {
+    if (!p.is_reference) {
+      out += p.literal;
+      continue;
+    }
+    auto got = resolver.resolve(p.ref);
+    if (!got) throw ConfigError("'" + where + "': " + got.error().message);
+    out += got->value.reveal();
+  }
+  return out;
+}
+
+void resolveSettings(SecretResolver& resolver, const std::string& where,
+                     std::map<std::string, std::string>& settings) {
+  for (auto& [key, value] : settings) value = resolveSetting(resolver, where + "." + key, value);
+}
+
+KafkaConfig resolveKafkaSettings(SecretResolver& resolver, KafkaConfig kafka) {
+  resolveSettings(resolver, "kafka.properties", kafka.properties);
+  resolveSettings(resolver, "kafka.consumer_properties", kafka.consumer_properties);
+  resolveSettings(resolver, "kafka.producer_properties", kafka.producer_properties);
+  return kafka;
+}
+
+bool hasReferences(const KafkaConfig& kafka) {
+  for (const auto* section :
+       {&kafka.properties, &kafka.consumer_properties, &kafka.producer_properties}) {
+    for (const auto& [key, value] : *section) {
+      auto parts = parseReferences(value);
+      if (!parts || std::ranges::any_of(*parts, [](const auto& p) { return p.is_reference; }))
+        return true;
+    }
+  }
+  return false;
 }
 
 }  // namespace outpost::secrets

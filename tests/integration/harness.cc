@@ -334,8 +334,12 @@ WorkerProcess::WorkerProcess(const Topics& topics, Options o) {
   cfg << "worker:\n  id: " << id_ << "\n  pool: " << pool_ << "\n  slots: " << o.slots
       << "\n  work_dir: " << dir_ << "/runs\n  drain_timeout: " << o.drain_timeout
       << "\n  revoke_timeout: 10s\n"
-      << o.worker_yaml << "kafka:\n  bootstrap_servers: " << bootstrap()
-      << "\n  consumer_properties:\n"
+      << o.worker_yaml
+      << "kafka:\n  bootstrap_servers: " << (o.bootstrap.empty() ? bootstrap() : o.bootstrap)
+      << "\n";
+  if (!o.kafka_properties.empty()) cfg << "  properties:\n";
+  for (const auto& [k, v] : o.kafka_properties) cfg << "    " << k << ": \"" << v << "\"\n";
+  cfg << "  consumer_properties:\n"
       << "    topic.metadata.refresh.interval.ms: \"2000\"\n";
   for (const auto& [k, v] : o.consumer_properties) cfg << "    " << k << ": \"" << v << "\"\n";
   cfg << "topics:\n  prefix: " << topics.prefix << "\n"

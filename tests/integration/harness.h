@@ -125,8 +125,12 @@ class WorkerProcess {
     std::string pool;
     unsigned slots = 4;
     std::string drain_timeout = "30s";
-    std::string extra_yaml;  // appended at the top level (e.g. a kafka: section)
-    std::string templates;   // default: standardTemplates()
+    std::string extra_yaml;  // appended at the top level (e.g. a lineage: section)
+    // kafka.bootstrap_servers (default: the test broker's plaintext listener) and
+    // kafka.properties (e.g. a secured listener's settings).
+    std::string bootstrap;
+    std::map<std::string, std::string> kafka_properties;
+    std::string templates;  // default: standardTemplates()
     std::map<std::string, std::string> consumer_properties;
     std::string id;
     std::string worker_yaml;  // extra lines under worker:, each "  key: value\n"

@@ -200,7 +200,7 @@ TEST_F(ChildLineage, TheHttpTransportGetsWhatKafkaGets) {
   o.templates = templatesFor(script_);
   o.extra_yaml =
       "lineage:\n  transport: both\n  http:\n    url: http://127.0.0.1:" + std::to_string(port) +
-      "\n    token_env: IT_LINEAGE_HTTP_TOKEN\n";
+      "\n    token: \"${env:IT_LINEAGE_HTTP_TOKEN}\"\n";  // from a secret store
   WorkerProcess worker(topics, o);
   auto cmd = makeCommand("emit");
   submit(topics, cmd);
@@ -217,6 +217,7 @@ TEST_F(ChildLineage, TheHttpTransportGetsWhatKafkaGets) {
     EXPECT_EQ(json::parse(posted[i]), json::parse(lineage.records()[i].value)) << "record " << i;
     EXPECT_EQ(auth[i], "Bearer http-token-5e2a");
   }
+  EXPECT_THAT(worker.log(), ::testing::Not(::testing::HasSubstr("http-token-5e2a")));
 }
 
 }  // namespace

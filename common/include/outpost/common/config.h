@@ -198,10 +198,12 @@ struct LineageHttpConfig {
   // Base URL (http:// or https://); records go to url + endpoint.
   std::string url;
   std::string endpoint = "/api/v1/lineage";
-  // Where the bearer token is, if any: a file (re-read for each request, so it may rotate) or a
-  // variable of the worker's environment. At most one. The token is never logged.
+  // Where the bearer token is, if any: a file (re-read for each request, so it may rotate), a
+  // variable of the worker's environment, or a secret reference (${vault:...}, resolved at
+  // start). At most one. The token is never logged.
   std::string token_file;
   std::string token_env;
+  std::string token;  // a secret reference, never the token itself
   // PEM certificate authorities instead of the system's; a proxy instead of the environment's.
   std::string ca_bundle;
   std::string proxy;

@@ -98,4 +98,18 @@ class SecretResolver {
   bool masker_stale_ = true;
 };
 
+// The worker's own settings that may hold secret references (kafka.properties' passwords, the
+// lineage HTTP token): each reference resolved now, on this thread, and substituted; the values
+// are remembered for masking like any other. Throws ConfigError naming the setting (`where` and
+// the key) and the reference, never a value.
+std::string resolveSetting(SecretResolver& resolver, const std::string& where,
+                           const std::string& value);
+void resolveSettings(SecretResolver& resolver, const std::string& where,
+                     std::map<std::string, std::string>& settings);
+// kafka.properties, kafka.consumer_properties and kafka.producer_properties, resolved.
+KafkaConfig resolveKafkaSettings(SecretResolver& resolver, KafkaConfig kafka);
+// Whether any value of kafka's property sections holds a reference (a client that has none
+// needs no resolver).
+bool hasReferences(const KafkaConfig& kafka);
+
 }  // namespace outpost::secrets
