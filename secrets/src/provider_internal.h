@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "outpost/common/base64.h"
 #include "outpost/common/config.h"
 #include "outpost/common/http_client.h"
 #include "outpost/secrets/provider.h"
@@ -36,9 +37,8 @@ std::string withoutTrailingSlash(std::string url);
 // The '/'-separated segments of a path, empty ones included ("a//b" is "a", "", "b").
 std::vector<std::string_view> splitPath(std::string_view path);
 
-// Standard base64 whose padding the caller has taken off (each provider accepts padding its own
-// way). nullopt on any other character, or a length no encoding has.
-std::optional<std::string> decodeUnpaddedBase64(std::string_view in);
+// Standard base64 whose padding the caller has taken off (outpost/common/base64.h).
+using outpost::decodeUnpaddedBase64;
 
 // --- answers ---
 
