@@ -9,17 +9,14 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
-#include <fstream>
 #include <iostream>
 #include <map>
 #include <set>
-#include <sstream>
 #include <vector>
 
 #include <google/protobuf/stubs/logging.h>
 #include <google/protobuf/util/json_util.h>
 #include <spdlog/spdlog.h>
-#include <yaml-cpp/yaml.h>
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -31,13 +28,12 @@
 #include "outpost/common/config.h"
 #include "outpost/common/log.h"
 #include "outpost/consumer/topic_reader.h"
-#include "outpost/events/producer.h"
 #include "outpost/secrets/reference.h"
 #include "outpost/secrets/resolver.h"
 #include "outpost/v1/control.pb.h"
 #include "outpost/v1/event.pb.h"
-#include "outpost/v1/job.pb.h"
 #include "outpost/v1/worker.pb.h"
+#include "submit.h"
 #include "topics.h"
 #include "worker.h"
 #include "workers.h"
@@ -67,48 +63,6 @@ void protobufLog(google::protobuf::LogLevel level, const char* file, int line,
   spdlog::debug("protobuf: {}", message);
 }
 
-std::pair<std::string, std::string> splitKeyValue(const std::string& kv, const std::string& flag) {
-  auto eq = kv.find('=');
-  if (eq == std::string::npos || eq == 0) {
-    throw ConfigError(flag + " takes NAME=VALUE, not '" + kv + "'");
-  }
-  return {kv.substr(0, eq), kv.substr(eq + 1)};
-}
-
-std::string readFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw ConfigError("cannot read '" + path + "'");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-json yamlToJson(const YAML::Node& n) {
-  switch (n.Type()) {
-    case YAML::NodeType::Map: {
-      json o = json::object();
-      for (auto it = n.begin(); it != n.end(); ++it)
-        o[it->first.as<std::string>()] = yamlToJson(it->second);
-      return o;
-    }
-    case YAML::NodeType::Sequence: {
-      json a = json::array();
-      for (const auto& e : n) a.push_back(yamlToJson(e));
-      return a;
-    }
-    case YAML::NodeType::Scalar: {
-      // Keep numbers as numbers (protobuf's JSON accepts strings for int64 too).
-      const auto& s = n.Scalar();
-      if (n.Tag() != "!" && !s.empty() && s.find_first_not_of("0123456789") == std::string::npos) {
-        return json::parse(s);
-      }
-      return s;
-    }
-    default:
-      return nullptr;
-  }
-}
-
 int cmdRun(const std::string& config_path) {
   Config config = loadConfig(config_path, processEnvironment());
   setLogLevel(config.worker.log_level);
@@ -127,87 +81,6 @@ int cmdRun(const std::string& config_path) {
   Worker worker(std::move(config), clock);
   return worker.run(g_stop, g_reload,
                     [&] { return loadConfig(config_path, processEnvironment()); });
-}
-
-struct SubmitOptions {
-  std::string file, job_type, job_id, run_id, recipe_file, timeout, pool, requested_by, not_after;
-  std::vector<std::string> args, env, labels;
-  std::string job_namespace, job_name;
-};
-
-int cmdSubmit(const ClientOptions& co, const SubmitOptions& so) {
-  Config config = clientConfig(co);
-  SystemClock clock;
-  UuidGenerator uuids(clock);
-  v1::JobCommand cmd;
-  if (!so.file.empty()) {
-    json doc;
-    try {
-      doc = yamlToJson(YAML::LoadFile(so.file));  // YAML is a superset of JSON
-    } catch (const YAML::Exception& e) {
-      throw ConfigError(so.file + ": " + e.what());
-    }
-    // A recipe given inline as a YAML mapping or text goes into the bytes field as text.
-    std::string recipe_text;
-    if (doc.contains("recipe")) {
-      recipe_text =
-          doc["recipe"].is_string() ? doc["recipe"].get<std::string>() : doc["recipe"].dump();
-      doc.erase("recipe");
-    }
-    google::protobuf::util::JsonParseOptions opts;
-    auto st = google::protobuf::util::JsonStringToMessage(doc.dump(), &cmd, opts);
-    if (!st.ok()) throw ConfigError(so.file + ": not a JobCommand: " + st.ToString());
-    if (!recipe_text.empty()) cmd.set_recipe(recipe_text);
-  }
-  if (!so.job_type.empty()) cmd.set_job_type(so.job_type);
-  if (!so.job_id.empty()) cmd.set_job_id(so.job_id);
-  if (!so.run_id.empty()) cmd.set_run_id(so.run_id);
-  if (!so.pool.empty()) cmd.set_pool(so.pool);
-  if (!so.recipe_file.empty()) cmd.set_recipe(readFile(so.recipe_file));
-  if (!so.timeout.empty()) {
-    auto d = parseDuration(so.timeout);
-    if (!d) throw ConfigError("--timeout must be a duration such as 30s or 5m");
-    cmd.set_timeout_ms(d->count());
-  }
-  if (!so.not_after.empty()) {
-    auto d = parseDuration(so.not_after);
-    if (!d) throw ConfigError("--start-within must be a duration such as 30s or 5m");
-    cmd.set_not_after_ms(toUnixMillis(clock.now()) + d->count());
-  }
-  auto put = [](google::protobuf::Map<std::string, std::string>* map,
-                const std::vector<std::string>& pairs, const std::string& flag) {
-    for (const auto& kv : pairs) {
-      auto [k, v] = splitKeyValue(kv, flag);
-      (*map)[k] = v;
-    }
-  };
-  put(cmd.mutable_args(), so.args, "--arg");
-  put(cmd.mutable_env(), so.env, "--env");
-  put(cmd.mutable_labels(), so.labels, "--label");
-  if (!so.job_namespace.empty()) cmd.mutable_lineage()->set_job_namespace(so.job_namespace);
-  if (!so.job_name.empty()) cmd.mutable_lineage()->set_job_name(so.job_name);
-  if (cmd.job_type().empty()) throw ConfigError("--job-type (or job_type in --file) is required");
-  if (cmd.run_id().empty()) cmd.set_run_id(uuids.next());
-  if (cmd.job_id().empty()) cmd.set_job_id(cmd.job_type());
-  if (cmd.attempt() == 0) cmd.set_attempt(1);
-  cmd.set_requested_at_ms(toUnixMillis(clock.now()));
-  if (!so.requested_by.empty()) cmd.set_requested_by(so.requested_by);
-
-  events::KafkaProducer producer(config.kafka, {});
-  std::atomic<int> result{0};
-  std::string error;
-  producer.produce(config.topics.jobs, cmd.job_id(), cmd.SerializeAsString(), {},
-                   [&](const events::DeliveryReport& r) {
-                     if (!r.ok()) error = r.why();
-                     result = r.ok() ? 1 : 2;
-                   });
-  if (!producer.flush(std::chrono::seconds(30)) || result != 1) {
-    std::cerr << "outpost submit: the command was not delivered to " << config.topics.jobs << ": "
-              << (error.empty() ? "timed out after 30 s" : error) << "\n";
-    return 1;
-  }
-  std::cout << cmd.run_id() << std::endl;
-  return 0;
 }
 
 struct TailOptions {
@@ -360,23 +233,7 @@ int main(int argc, char** argv) {
   ClientOptions co;
 
   SubmitOptions so;
-  auto* submit = app.add_subcommand("submit", "Produce a JobCommand and print its run_id");
-  addClientOptions(submit, co);
-  submit->add_option("-f,--file", so.file, "JobCommand as YAML or JSON (proto field names)");
-  submit->add_option("-t,--job-type", so.job_type, "Template to run");
-  submit->add_option("--job-id", so.job_id, "Job id (the message key); default: the job type");
-  submit->add_option("--run-id", so.run_id, "Run id (UUID); default: a new UUIDv7");
-  submit->add_option("-a,--arg", so.args, "Template argument NAME=VALUE (repeatable)");
-  submit->add_option("-e,--env", so.env,
-                     "Environment NAME=VALUE the template accepts (repeatable)");
-  submit->add_option("-l,--label", so.labels, "Label NAME=VALUE (repeatable)");
-  submit->add_option("-r,--recipe-file", so.recipe_file, "File whose bytes become the recipe");
-  submit->add_option("--timeout", so.timeout, "Run time limit, e.g. 30s, 10m");
-  submit->add_option("--start-within", so.not_after, "Deadline to start, from now, e.g. 5m");
-  submit->add_option("--pool", so.pool, "Worker pool");
-  submit->add_option("--requested-by", so.requested_by, "Who asks");
-  submit->add_option("--job-namespace", so.job_namespace, "OpenLineage job namespace");
-  submit->add_option("--job-name", so.job_name, "OpenLineage job name");
+  auto* submit = addSubmitCommand(app, so);
 
   ControlOptions control_opts;
   auto* cancel = addCancelCommand(app, control_opts);
@@ -416,7 +273,7 @@ int main(int argc, char** argv) {
   try {
     initLogging("info");
     if (*run) return cmdRun(run_config);
-    if (*submit) return cmdSubmit(co, so);
+    if (*submit) return cmdSubmit(so);
     if (*cancel) return cmdCancel(control_opts);
     if (*drain) return cmdDrain(control_opts);
     if (*resume) return cmdResume(control_opts);
