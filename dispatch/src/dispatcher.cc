@@ -94,7 +94,7 @@ struct Dispatcher::Impl final : CompletionHost {
 
   void onMessage(consumer::ConsumedMessage message) {
     if (draining) return;  // fetched before the pause; not taken, so not committed
-    auto decoded = consumer::decodeCommand(message.value);
+    auto decoded = consumer::decodeCommand(message.value, message.headers);
     if (decoded && adoptAgain(*decoded, message)) return;
     Run& run = runs[next_id];
     run.id = next_id++;

@@ -1,12 +1,16 @@
 // decodeCommand / admitCommand: any bytes on the jobs topic become either a command this worker
 // may run or a rejection with a reason, never an exception.
+#include <cstdint>
 #include <random>
 #include <string>
 
 #include <gmock/gmock.h>
 #include <google/protobuf/stubs/logging.h>
+#include <google/protobuf/util/json_util.h>
 #include <google/protobuf/util/message_differencer.h>
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <nlohmann/json.hpp>
 
 #include "outpost/common/utf8.h"
 #include "outpost/consumer/intake.h"
@@ -108,6 +112,106 @@ TEST(DecodeCommand, ValidCommandRoundTrips) {
   EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(*got, sent)) << got->DebugString();
   EXPECT_EQ(got->attempt(), 2u);
   EXPECT_EQ(got->recipe(), sent.recipe());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encodings (README "Encodings"): each is told apart per message and decodes to the same command.
+
+std::string jsonOf(const v1::JobCommand& c) {
+  std::string json;
+  EXPECT_TRUE(google::protobuf::util::MessageToJsonString(c, &json).ok());
+  return json;
+}
+
+// `encoding` by reference: it is read after decodeCommand set it.
+void expectFull(const std::expected<v1::JobCommand, Rejection>& got, const Encoding& encoding,
+                Encoding expected, const std::string& ce_id = "") {
+  ASSERT_TRUE(got.has_value()) << got.error().reason;
+  EXPECT_EQ(nameOf(encoding), std::string(nameOf(expected)));
+  v1::JobCommand want = fullCommand();
+  if (!ce_id.empty()) (*want.mutable_labels())["ce_id"] = ce_id;
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(*got, want)) << got->DebugString();
+}
+
+TEST(Encodings, JsonIsReadWithOrWithoutItsContentType) {
+  const std::string json = jsonOf(fullCommand());
+  Encoding e{};
+  expectFull(decodeCommand(json, {{"content-type", "application/json"}}, &e), e, Encoding::kJson);
+  // Airflow's ProduceToTopicOperator sets no headers: a first '{' (after blanks) says JSON.
+  expectFull(decodeCommand("\n  " + json, {}, &e), e, Encoding::kJson);
+}
+
+TEST(Encodings, AMisspelledJsonFieldIsRefusedNamingItAndKeepingTheRunId) {
+  const std::string json =
+      R"({"runId": ")" + std::string(kRunId) + R"(", "jobType": "t", "timout_ms": 5})";
+  Rejection r = decodeCommand(json).error();
+  EXPECT_THAT(r.reason, AllOf(HasSubstr("JSON mapping"), HasSubstr("timout_ms")));
+  EXPECT_EQ(r.partial.run_id(), kRunId) << "for its REJECTED event";
+  Rejection bad = decodeCommand(R"({"runId": "not-a-uuid", "x": 1})").error();
+  EXPECT_TRUE(bad.partial.run_id().empty());
+}
+
+TEST(Encodings, SchemaRegistryFramingIsTakenOffWhateverItsIndexes) {
+  const std::string proto = bytesOf(fullCommand());
+  const std::string id("\x00\x00\x00\x01\x2a", 5);  // magic byte 0, schema id 298
+  Encoding e{};
+  // Message indexes [0], written as a single 0 (Confluent's short form).
+  expectFull(decodeCommand(id + std::string(1, '\0') + proto, {}, &e), e,
+             Encoding::kSchemaRegistry);
+  // [1, 0]: count 2 and the indexes, as zigzag varints.
+  expectFull(decodeCommand(id + std::string("\x04\x02\x00", 3) + proto, {}, &e), e,
+             Encoding::kSchemaRegistry);
+  Rejection r = decodeCommand(std::string("\x00\x00\x01", 3)).error();
+  EXPECT_THAT(r.reason, AllOf(HasSubstr("Schema Registry"), HasSubstr("JobCommand")));
+}
+
+TEST(Encodings, CloudEventsInBinaryModeKeepTheirIdAsALabel) {
+  std::vector<events::Header> headers = {{"ce_specversion", "1.0"},
+                                         {"ce_id", "evt-42"},
+                                         {"ce_source", "//airflow/dags/ingest"},
+                                         {"ce_type", "dev.outpost.job.submitted"},
+                                         {"content-type", "application/protobuf"}};
+  Encoding e{};
+  expectFull(decodeCommand(bytesOf(fullCommand()), headers, &e), e, Encoding::kCloudEventBinary,
+             "evt-42");
+  headers.back().value = "application/json";
+  expectFull(decodeCommand(jsonOf(fullCommand()), headers, &e), e, Encoding::kCloudEventBinary,
+             "evt-42");
+  headers[0].value = "0.3";
+  EXPECT_THAT(decodeCommand(bytesOf(fullCommand()), headers).error().reason,
+              HasSubstr("specversion '0.3' is not 1.0"));
+  EXPECT_THAT(decodeCommand(bytesOf(fullCommand()), {{"ce_specversion", "1.0"}}).error().reason,
+              HasSubstr("no ce_id"));
+}
+
+TEST(Encodings, CloudEventsInStructuredModeWithJsonOrBase64Data) {
+  nlohmann::json event = {{"specversion", "1.0"},
+                          {"id", "evt-7"},
+                          {"source", "//scheduler"},
+                          {"type", "dev.outpost.job.submitted"},
+                          {"datacontenttype", "application/json"},
+                          {"data", nlohmann::json::parse(jsonOf(fullCommand()))}};
+  const std::vector<events::Header> structured = {
+      {"content-type", "application/cloudevents+json; charset=utf-8"}};
+  Encoding e{};
+  expectFull(decodeCommand(event.dump(), structured, &e), e, Encoding::kCloudEventStructured,
+             "evt-7");
+  // Without the header (a producer that cannot set one): told by its specversion.
+  expectFull(decodeCommand(event.dump(), {}, &e), e, Encoding::kCloudEventStructured, "evt-7");
+  // data_base64: Protobuf bytes.
+  event.erase("data");
+  event["datacontenttype"] = "application/protobuf";
+  const std::string proto = bytesOf(fullCommand());
+  std::string b64(4 * ((proto.size() + 2) / 3) + 1, '\0');
+  b64.resize(static_cast<std::size_t>(
+      EVP_EncodeBlock(reinterpret_cast<unsigned char*>(b64.data()),
+                      reinterpret_cast<const unsigned char*>(proto.data()), proto.size())));
+  event["data_base64"] = b64;
+  expectFull(decodeCommand(event.dump(), structured, &e), e, Encoding::kCloudEventStructured,
+             "evt-7");
+  event.erase("id");
+  EXPECT_THAT(decodeCommand(event.dump(), structured).error().reason,
+              HasSubstr("no string attribute 'id'"));
 }
 
 TEST(DecodeCommand, MinimalCommandIsAccepted) {

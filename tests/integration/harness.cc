@@ -96,12 +96,20 @@ Topics createTopics(const std::string& stem, int job_partitions) {
   return t;
 }
 
-void produce(const std::string& topic, const std::string& key, const std::string& value) {
+void produce(const std::string& topic, const std::string& key, const std::string& value,
+             const std::vector<std::pair<std::string, std::string>>& headers) {
   static Handle producer = client(RD_KAFKA_PRODUCER, {{"linger.ms", "0"}});
+  rd_kafka_headers_t* hdrs = rd_kafka_headers_new(headers.size());  // owned by the message
+  for (const auto& [name, v] : headers) {
+    rd_kafka_header_add(hdrs, name.data(), static_cast<ssize_t>(name.size()), v.data(),
+                        static_cast<ssize_t>(v.size()));
+  }
   auto err = rd_kafka_producev(producer.get(), RD_KAFKA_V_TOPIC(topic.c_str()),
                                RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
                                RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
-                               RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+                               RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                               RD_KAFKA_V_END);
+  if (err) rd_kafka_headers_destroy(hdrs);
   ASSERT_EQ(err, RD_KAFKA_RESP_ERR_NO_ERROR) << rd_kafka_err2str(err);
   ASSERT_EQ(rd_kafka_flush(producer.get(), 30000), RD_KAFKA_RESP_ERR_NO_ERROR);
 }

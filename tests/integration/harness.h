@@ -49,8 +49,9 @@ struct Record {
   std::map<std::string, std::string> headers;
 };
 
-// Produces and waits for the broker's acknowledgement.
-void produce(const std::string& topic, const std::string& key, const std::string& value);
+// Produces (with headers, in their order) and waits for the broker's acknowledgement.
+void produce(const std::string& topic, const std::string& key, const std::string& value,
+             const std::vector<std::pair<std::string, std::string>>& headers = {});
 
 v1::JobCommand makeCommand(const std::string& job_type,
                            const std::map<std::string, std::string>& args = {});

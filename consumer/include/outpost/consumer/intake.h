@@ -6,8 +6,10 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "outpost/common/config.h"
+#include "outpost/events/producer.h"
 #include "outpost/v1/job.pb.h"
 
 namespace outpost::consumer {
@@ -18,8 +20,27 @@ struct Rejection {
   v1::JobCommand partial;
 };
 
-// Decodes a JobCommand and checks what every command must have.
-std::expected<v1::JobCommand, Rejection> decodeCommand(std::string_view bytes);
+// How a command was written on the jobs topic, told apart per message (README "Encodings"):
+//  - CloudEvents, structured mode: content-type application/cloudevents+json, or a JSON object
+//    with "specversion" (a producer that cannot set headers); the command is its "data" (JSON) or
+//    "data_base64" (Protobuf, framed or not);
+//  - CloudEvents, binary mode: a ce_specversion header; the value is the command, encoded as its
+//    content-type header says (JSON) or as below;
+//  - JSON (the Protobuf JSON mapping): content-type application/json, or a first byte '{' (which
+//    no JobCommand in Protobuf starts with);
+//  - Confluent Schema Registry framing: a first byte 0 (which no JobCommand in Protobuf starts
+//    with), a 4-byte schema id and the message indexes, then Protobuf; id and indexes are read and
+//    ignored;
+//  - plain Protobuf: anything else.
+enum class Encoding { kProtobuf, kSchemaRegistry, kJson, kCloudEventBinary, kCloudEventStructured };
+const char* nameOf(Encoding e);
+
+// Decodes a JobCommand in any of the encodings above and checks what every command must have.
+// A CloudEvent's id is kept as the command's label ce_id. `encoding`, when given, is set to what
+// the message was found to be (also when it is then refused).
+std::expected<v1::JobCommand, Rejection> decodeCommand(
+    std::string_view bytes, const std::vector<events::Header>& headers = {},
+    Encoding* encoding = nullptr);
 
 // A command that names another pool. Pools may share a jobs topic, each reading every command:
 // such a command is not bad input but another pool's work, skipped without an event. A command
