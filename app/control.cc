@@ -11,6 +11,7 @@
 #include "outpost/common/config.h"
 #include "outpost/events/producer.h"
 #include "outpost/v1/control.pb.h"
+#include "run_wait.h"
 
 namespace outpost::app {
 namespace {
@@ -21,10 +22,10 @@ std::string requester(const ControlOptions& o) {
   return user ? user : "";
 }
 
-// Writes `cmd` keyed by `key` and prints its command_id; 1 when the broker did not take it.
-int send(const ControlOptions& o, const std::string& verb, const std::string& key,
+// Writes `cmd` keyed by `key` and prints its command_id; kExitKafka when the broker did not take
+// it.
+int send(const Config& config, const std::string& verb, const std::string& key,
          v1::ControlCommand cmd) {
-  Config config = clientConfig(o.client);
   SystemClock clock;
   UuidGenerator uuids(clock);
   cmd.set_command_id(uuids.next());
@@ -41,7 +42,7 @@ int send(const ControlOptions& o, const std::string& verb, const std::string& ke
     std::cerr << "outpost " << verb << ": the command was not delivered to "
               << config.topics.control << ": " << (error.empty() ? "timed out after 30 s" : error)
               << "\n";
-    return 1;
+    return kExitKafka;
   }
   std::cout << cmd.command_id() << std::endl;
   return 0;
@@ -77,6 +78,12 @@ CLI::App* addCancelCommand(CLI::App& app, ControlOptions& o) {
   sub->add_option("--run", o.run_id, "Run id (UUID) to cancel")->required();
   sub->add_option("--reason", o.reason, "Why, in words; copied into the CANCELLED event");
   sub->add_option("--requested-by", o.requested_by, "Who asks (default: $USER)");
+  auto* wait =
+      sub->add_flag("-w,--wait", o.wait,
+                    "Wait for the run's end: exit 0 when it ended CANCELLED, 9 when it "
+                    "ended otherwise first, 7 no end within --wait-timeout, 8 Kafka error");
+  sub->add_option("--wait-timeout", o.wait_timeout, "With --wait: give up after this long")
+      ->needs(wait);
   return sub;
 }
 
@@ -110,8 +117,15 @@ int cmdCancel(const ControlOptions& o) {
   cancel->set_run_id(o.run_id);
   cancel->set_reason(o.reason);
   cancel->set_requested_by(requester(o));
+  const Config config = clientConfig(o.client);
+  const auto wait_timeout = parseWaitTimeout(o.wait_timeout);
+  std::unique_ptr<RunWaiter> waiter;
+  if (o.wait) waiter = std::make_unique<RunWaiter>(config);  // before the cancel is written
   // Keyed by run_id: every cancel of one run lands on one partition, in order.
-  return send(o, "cancel", o.run_id, std::move(cmd));
+  if (int sent = send(config, "cancel", o.run_id, std::move(cmd)); sent != 0 || !waiter) {
+    return sent;
+  }
+  return waitAndReport(*waiter, o.run_id, wait_timeout, false, "cancel");
 }
 
 int cmdDrain(const ControlOptions& o) {
@@ -121,7 +135,7 @@ int cmdDrain(const ControlOptions& o) {
   drain->set_handover(o.handover);
   drain->set_reason(o.reason);
   drain->set_requested_by(requester(o));
-  return send(o, "drain", key, std::move(cmd));
+  return send(clientConfig(o.client), "drain", key, std::move(cmd));
 }
 
 int cmdResume(const ControlOptions& o) {
@@ -129,7 +143,7 @@ int cmdResume(const ControlOptions& o) {
   auto* resume = cmd.mutable_resume();
   auto key = select(o, "resume", resume->mutable_workers());
   resume->set_requested_by(requester(o));
-  return send(o, "resume", key, std::move(cmd));
+  return send(clientConfig(o.client), "resume", key, std::move(cmd));
 }
 
 }  // namespace outpost::app

@@ -19,6 +19,8 @@ struct ControlOptions {
   std::string pool;
   bool handover = false;  // drain
   std::string reason, requested_by;
+  bool wait = false;  // cancel: until the run ends (run_wait.h)
+  std::string wait_timeout;
 };
 
 // Adds `cancel`, `drain` and `resume`, filling `options`; each returns its subcommand.
@@ -26,8 +28,9 @@ CLI::App* addCancelCommand(CLI::App& app, ControlOptions& options);
 CLI::App* addDrainCommand(CLI::App& app, ControlOptions& options);
 CLI::App* addResumeCommand(CLI::App& app, ControlOptions& options);
 
-// Each returns 0 once the broker acknowledged the command, 1 when it did not within 30 s.
-// Throws ConfigError on bad options.
+// Each returns 0 once the broker acknowledged the command, 8 when it did not within 30 s; cancel
+// --wait returns 0 once the run ended CANCELLED, 9 when it ended otherwise (run_wait.h). Throws
+// ConfigError on bad options.
 int cmdCancel(const ControlOptions& options);
 int cmdDrain(const ControlOptions& options);
 int cmdResume(const ControlOptions& options);

@@ -12,6 +12,7 @@
 
 #include "outpost/common/config.h"
 #include "outpost/events/producer.h"
+#include "run_wait.h"
 
 namespace outpost::app {
 namespace {
@@ -124,6 +125,11 @@ int cmdSubmit(const SubmitOptions& so) {
   Config config = clientConfig(so.client);
   SystemClock clock;
   const v1::JobCommand cmd = buildCommand(so, clock);
+  const auto wait_timeout = parseWaitTimeout(so.wait_timeout);
+  // Before the command is written: where the events topic ends now is where the run's events
+  // will be found.
+  std::unique_ptr<RunWaiter> waiter;
+  if (so.wait) waiter = std::make_unique<RunWaiter>(config);
   events::KafkaProducer producer(config.kafka, {});
   std::atomic<int> result{0};
   std::string error;
@@ -135,10 +141,11 @@ int cmdSubmit(const SubmitOptions& so) {
   if (!producer.flush(std::chrono::seconds(30)) || result != 1) {
     std::cerr << "outpost submit: the command was not delivered to " << config.topics.jobs << ": "
               << (error.empty() ? "timed out after 30 s" : error) << "\n";
-    return 1;
+    return kExitKafka;
   }
   std::cout << cmd.run_id() << std::endl;
-  return 0;
+  if (!waiter) return kExitSucceeded;
+  return waitAndReport(*waiter, cmd.run_id(), wait_timeout, so.follow_logs, "submit");
 }
 
 CLI::App* addSubmitCommand(CLI::App& app, SubmitOptions& o) {
@@ -158,6 +165,14 @@ CLI::App* addSubmitCommand(CLI::App& app, SubmitOptions& o) {
   submit->add_option("--requested-by", o.requested_by, "Who asks");
   submit->add_option("--job-namespace", o.job_namespace, "OpenLineage job namespace");
   submit->add_option("--job-name", o.job_name, "OpenLineage job name");
+  auto* wait = submit->add_flag(
+      "-w,--wait", o.wait,
+      "Wait for the run's end and exit with its status: 0 SUCCEEDED, 1 FAILED, 3 TIMED_OUT, "
+      "4 CANCELLED, 5 REJECTED, 6 EXPIRED, 7 no end within --wait-timeout, 8 Kafka error");
+  submit->add_option("--wait-timeout", o.wait_timeout, "With --wait: give up after this long")
+      ->needs(wait);
+  submit->add_flag("--follow-logs", o.follow_logs, "With --wait: print the run's output lines")
+      ->needs(wait);
 
   return submit;
 }

@@ -79,12 +79,18 @@ std::expected<std::pair<std::int64_t, std::int64_t>, std::string> TopicReader::w
 
 std::expected<void, std::string> TopicReader::readFromBeginning(
     const std::vector<TopicPartition>& tps) {
-  if (tps.empty()) return {};
+  std::vector<std::pair<TopicPartition, std::int64_t>> from;
+  for (const auto& tp : tps) from.emplace_back(tp, RD_KAFKA_OFFSET_BEGINNING);
+  return readFrom(from);
+}
+
+std::expected<void, std::string> TopicReader::readFrom(
+    const std::vector<std::pair<TopicPartition, std::int64_t>>& from) {
+  if (from.empty()) return {};
   events::kafka::PartitionListPtr list(
-      rd_kafka_topic_partition_list_new(static_cast<int>(tps.size())));
-  for (const auto& tp : tps) {
-    rd_kafka_topic_partition_list_add(list.get(), tp.topic.c_str(), tp.partition)->offset =
-        RD_KAFKA_OFFSET_BEGINNING;
+      rd_kafka_topic_partition_list_new(static_cast<int>(from.size())));
+  for (const auto& [tp, offset] : from) {
+    rd_kafka_topic_partition_list_add(list.get(), tp.topic.c_str(), tp.partition)->offset = offset;
   }
   if (events::kafka::ErrorPtr e{rd_kafka_incremental_assign(impl_->rk.get(), list.get())}) {
     return std::unexpected(std::string(rd_kafka_error_string(e.get())));

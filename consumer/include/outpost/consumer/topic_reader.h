@@ -52,6 +52,9 @@ class TopicReader {
       const TopicPartition& tp, std::chrono::milliseconds timeout);
   // Adds partitions to what is read, each from its beginning.
   std::expected<void, std::string> readFromBeginning(const std::vector<TopicPartition>& tps);
+  // Adds partitions to what is read, each from the offset given.
+  std::expected<void, std::string> readFrom(
+      const std::vector<std::pair<TopicPartition, std::int64_t>>& from);
   ReadResult poll(std::chrono::milliseconds timeout);
 
  private:
