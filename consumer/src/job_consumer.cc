@@ -84,25 +84,40 @@ struct JobConsumer::Impl {
     auto tps = toVector(parts);
     // Every rebalance may bring a new generation (or member id): ask librdkafka again.
     owner->group_metadata_fresh_ = false;
-    // Known only once the group has chosen its assignor (before the first join it says NONE).
-    const bool cooperative = std::string_view(rd_kafka_rebalance_protocol(handle)) == "COOPERATIVE";
+    // Known only once the group has chosen its assignor (before the first join it says NONE);
+    // NULL once the group is terminating (inside rd_kafka_consumer_close()).
+    const char* protocol = rd_kafka_rebalance_protocol(handle);
+    const bool cooperative = protocol && std::string_view(protocol) == "COOPERATIVE";
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-      spdlog::info("partitions assigned: {}", describe(tps));
       if (cooperative) {
         events::kafka::ErrorPtr e(rd_kafka_incremental_assign(handle, parts));
         if (e) spdlog::error("incremental assign failed: {}", rd_kafka_error_string(e.get()));
       } else {
         rd_kafka_assign(handle, parts);
       }
+      if (owner->closing_) {
+        // The first join finished while the consumer closes (a stop right after the start):
+        // nothing will be read from these partitions, and the listener is never told of them.
+        spdlog::debug("partitions assigned while closing, not taken: {}", describe(tps));
+        return;
+      }
+      spdlog::info("partitions assigned: {}", describe(tps));
       for (const auto& tp : tps) owner->assignment_.push_back(tp);
       if (owner->paused_) rd_kafka_pause_partitions(handle, parts);
       owner->listener_.onAssigned(tps);
       return;
     }
     bool lost = err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS || rd_kafka_assignment_lost(handle);
-    spdlog::info("partitions {}: {}", lost ? "lost" : "revoked", describe(tps));
-    ++owner->revocations_;
-    owner->listener_.onRevoked(tps, lost);
+    // Only what the listener was told of (see the assignment above).
+    std::vector<TopicPartition> told;
+    std::ranges::copy_if(tps, std::back_inserter(told), [&](const TopicPartition& tp) {
+      return std::ranges::find(owner->assignment_, tp) != owner->assignment_.end();
+    });
+    if (!told.empty()) {
+      spdlog::info("partitions {}: {}", lost ? "lost" : "revoked", describe(told));
+      ++owner->revocations_;
+      owner->listener_.onRevoked(told, lost);
+    }
     if (cooperative) {
       events::kafka::ErrorPtr e(rd_kafka_incremental_unassign(handle, parts));
       if (e) spdlog::error("incremental unassign failed: {}", rd_kafka_error_string(e.get()));
@@ -242,6 +257,7 @@ std::shared_ptr<const events::GroupMetadata> JobConsumer::groupMetadata() {
 }
 
 void JobConsumer::close() {
+  closing_ = true;
   if (auto err = rd_kafka_consumer_close(impl_->rk.get())) {
     spdlog::warn("consumer close: {}", rd_kafka_err2str(err));
   }

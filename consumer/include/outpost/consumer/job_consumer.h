@@ -102,6 +102,7 @@ class JobConsumer {
   RebalanceListener& listener_;
   std::string topic_;
   bool paused_ = false;
+  bool closing_ = false;  // close() has begun: assignments are no longer taken
   bool left_ = false;
   std::vector<TopicPartition> assignment_;
   std::uint64_t revocations_ = 0;
