@@ -207,8 +207,16 @@ class Client:
             topic = meta.topics.get(self.events_topic)
             if topic is None or topic.error is not None or not topic.partitions:
                 raise KafkaException(f"no topic {self.events_topic} to read")
+            # The ends first: a partition with no record since `since_ms` is read from its end
+            # as it was before the query, so nothing written in between is missed.
+            ends = {p: consumer.get_watermark_offsets(TopicPartition(self.events_topic, p),
+                                                      timeout=30)[1]
+                    for p in topic.partitions}
             wanted = [TopicPartition(self.events_topic, p, since_ms) for p in topic.partitions]
             starts = consumer.offsets_for_times(wanted, timeout=30)
+            for tp in starts:
+                if tp.offset < 0:
+                    tp.offset = ends[tp.partition]
             consumer.assign(starts)
             deadline = None if timeout is None else time.monotonic() + timeout
             key = run_id.encode() if run_id else None

@@ -163,9 +163,11 @@ public final class OutpostClient implements AutoCloseable {
       Map<TopicPartition, Long> query = new HashMap<>();
       for (PartitionInfo i : infos) query.put(new TopicPartition(eventsTopic, i.partition()), from);
       consumer.assign(new ArrayList<>(query.keySet()));
+      // The ends first: a partition with no record since `from` is read from its end as it was
+      // before the query, so nothing written in between is missed.
+      Map<TopicPartition, Long> ends = consumer.endOffsets(query.keySet(), Duration.ofSeconds(30));
       Map<TopicPartition, OffsetAndTimestamp> starts =
           consumer.offsetsForTimes(query, Duration.ofSeconds(30));
-      Map<TopicPartition, Long> ends = consumer.endOffsets(query.keySet(), Duration.ofSeconds(30));
       for (TopicPartition tp : query.keySet()) {
         OffsetAndTimestamp at = starts.get(tp);
         consumer.seek(tp, at != null ? at.offset() : ends.get(tp));
