@@ -12,6 +12,7 @@
 
 #include "outpost/common/clock.h"
 #include "outpost/common/config.h"
+#include "outpost/consumer/intake.h"
 #include "outpost/consumer/topic_reader.h"
 #include "outpost/v1/job.pb.h"
 
@@ -363,9 +364,13 @@ int cmdLedger(const LedgerOptions& o) {
     if (!pending.contains(m.tp)) continue;  // read past its end already
     if (m.tp.topic == src.jobs_topic) {
       LedgerCommand c{m.tp.partition, m.offset, {}};
-      v1::JobCommand cmd;
-      // As the worker sees it: without a UUID run_id no event can ever name the command.
-      if (cmd.ParseFromString(m.value) && isUuid(cmd.run_id())) c.run_id = cmd.run_id();
+      // As the worker sees it (in any encoding it reads): without a UUID run_id no event can
+      // ever name the command.
+      std::vector<events::Header> headers;
+      for (const auto& [name, value] : m.headers) headers.push_back({name, value});
+      auto decoded = consumer::decodeCommand(m.value, headers);
+      const auto& cmd = decoded ? *decoded : decoded.error().partial;
+      if (isUuid(cmd.run_id())) c.run_id = cmd.run_id();
       in.commands.push_back(std::move(c));
     } else if (m.tp.topic == src.events_topic) {
       v1::RunEvent e;
