@@ -24,6 +24,7 @@
 #include "client_config.h"
 #include "control.h"
 #include "ledger.h"
+#include "replay.h"
 #include "outpost/common/clock.h"
 #include "outpost/common/config.h"
 #include "outpost/common/log.h"
@@ -255,6 +256,9 @@ int main(int argc, char** argv) {
   LedgerOptions ledger_opts;
   auto* ledger = addLedgerCommand(app, ledger_opts);
 
+  ReplayOptions replay_opts;
+  auto* replay = addReplayCommand(app, replay_opts);
+
   std::string secrets_config, secrets_template;
   auto* secrets = app.add_subcommand("secrets", "Secret resolution");
   auto* check = secrets->add_subcommand(
@@ -280,6 +284,7 @@ int main(int argc, char** argv) {
     if (*workers) return cmdWorkers(workers_opts);
     if (*tail) return cmdTail(co, to);
     if (*ledger) return cmdLedger(ledger_opts);
+    if (*replay) return cmdReplay(replay_opts);
     if (*topics) return cmdTopics(topics_opts);
     if (*check) return cmdSecretsCheck(secrets_config, secrets_template);
     if (*check_config) return cmdCheck(check_opts);

@@ -52,8 +52,9 @@ struct RunWaiter::Impl {
   explicit Impl(const Config& c) : reader(c.kafka, "", "outpost-wait") {}
 };
 
-RunWaiter::RunWaiter(const Config& config) : impl_(std::make_unique<Impl>(config)) {
-  const auto& topic = config.topics.events;
+RunWaiter::RunWaiter(const Config& config, const std::string& events_topic)
+    : impl_(std::make_unique<Impl>(config)) {
+  const auto& topic = events_topic.empty() ? config.topics.events : events_topic;
   auto found = impl_->reader.partitions(std::chrono::seconds(30));
   if (!found) throw ConfigError("cannot read the events topic's metadata: " + found.error());
   auto it = found->find(topic);
@@ -72,32 +73,45 @@ RunWaiter::~RunWaiter() = default;
 
 WaitResult RunWaiter::wait(const std::string& run_id, std::chrono::milliseconds timeout,
                            const std::function<void(const v1::RunEvent&)>& on_event) {
-  WaitResult result;
+  return waitAll({run_id}, timeout, on_event).at(run_id);
+}
+
+std::map<std::string, WaitResult> RunWaiter::waitAll(
+    const std::set<std::string>& run_ids, std::chrono::milliseconds timeout,
+    const std::function<void(const v1::RunEvent&)>& on_event) {
+  std::map<std::string, WaitResult> results;
+  for (const auto& id : run_ids) results[id];  // kTimedOut until it ends
   if (auto ok = impl_->reader.readFrom(impl_->from); !ok) {
-    result.kind = WaitResult::Kind::kError;
-    result.error = ok.error();
-    return result;
+    for (auto& [id, r] : results) {
+      r.kind = WaitResult::Kind::kError;
+      r.error = ok.error();
+    }
+    return results;
   }
+  std::size_t open = run_ids.size();
   // No limit: milliseconds::max() would overflow the clock's arithmetic.
   const auto start = std::chrono::steady_clock::now();
   const bool unlimited = timeout == std::chrono::milliseconds::max();
-  while (unlimited || std::chrono::steady_clock::now() - start < timeout) {
+  while (open > 0 && (unlimited || std::chrono::steady_clock::now() - start < timeout)) {
     auto r = impl_->reader.poll(std::chrono::milliseconds(200));
-    if (r.kind != consumer::ReadResult::Kind::kRecord || r.record.key != run_id) continue;
+    if (r.kind != consumer::ReadResult::Kind::kRecord) continue;
+    auto it = results.find(r.record.key);
+    if (it == results.end() || it->second.kind == WaitResult::Kind::kEnded) continue;
     v1::RunEvent e;
-    if (!e.ParseFromString(r.record.value) || e.run_id() != run_id) continue;
+    if (!e.ParseFromString(r.record.value) || e.run_id() != it->first) continue;
     if (on_event) on_event(e);
     auto before = e.state() == v1::NOTICE ? endedBefore(e) : std::nullopt;
     // A lost attempt's FAILED (retrying) is not the run's end: the next attempt's terminal is.
     if ((isTerminal(e.state()) && !e.retrying()) || before) {
+      auto& result = it->second;
       result.kind = WaitResult::Kind::kEnded;
       result.state = before ? *before : e.state();
       result.ended_before = before.has_value();
       result.event = std::move(e);
-      return result;
+      --open;
     }
   }
-  return result;
+  return results;
 }
 
 std::string describeEnd(const WaitResult& r) {

@@ -5,7 +5,9 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "outpost/common/config.h"
@@ -43,9 +45,9 @@ struct WaitResult {
 
 class RunWaiter {
  public:
-  // Notes where each partition of the events topic ends now. Throws ConfigError when the topic
-  // cannot be read (no such topic, no broker within 30 s).
-  explicit RunWaiter(const Config& config);
+  // Notes where each partition of the events topic (`events_topic`, default the config's) ends
+  // now. Throws ConfigError when the topic cannot be read (no such topic, no broker within 30 s).
+  explicit RunWaiter(const Config& config, const std::string& events_topic = "");
   ~RunWaiter();
   RunWaiter(const RunWaiter&) = delete;
   RunWaiter& operator=(const RunWaiter&) = delete;
@@ -54,6 +56,12 @@ class RunWaiter {
   // to `on_event` as it is read.
   WaitResult wait(const std::string& run_id, std::chrono::milliseconds timeout,
                   const std::function<void(const v1::RunEvent&)>& on_event = {});
+  // The same for several runs at once: reads until each has ended or `timeout` passes (call one
+  // of the two once per RunWaiter: it reads from where the topic ended at construction). The
+  // result has an entry for every run: kEnded, or kTimedOut (or kError for all).
+  std::map<std::string, WaitResult> waitAll(
+      const std::set<std::string>& run_ids, std::chrono::milliseconds timeout,
+      const std::function<void(const v1::RunEvent&)>& on_event = {});
 
  private:
   struct Impl;

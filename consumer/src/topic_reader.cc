@@ -77,6 +77,22 @@ std::expected<std::pair<std::int64_t, std::int64_t>, std::string> TopicReader::w
   return std::pair{low, high};
 }
 
+std::expected<std::int64_t, std::string> TopicReader::offsetForTime(
+    const TopicPartition& tp, std::int64_t unix_ms, std::chrono::milliseconds timeout) {
+  // The end first: when no record is that recent, the answer is the end as it was before the
+  // query, so that a record written in between is not skipped.
+  auto marks = watermarks(tp, timeout);
+  if (!marks) return std::unexpected(marks.error());
+  events::kafka::PartitionListPtr list(rd_kafka_topic_partition_list_new(1));
+  rd_kafka_topic_partition_list_add(list.get(), tp.topic.c_str(), tp.partition)->offset = unix_ms;
+  if (auto err = rd_kafka_offsets_for_times(impl_->rk.get(), list.get(), toMs(timeout))) {
+    return std::unexpected(std::string(rd_kafka_err2str(err)));
+  }
+  const auto& got = list->elems[0];
+  if (got.err) return std::unexpected(std::string(rd_kafka_err2str(got.err)));
+  return got.offset >= 0 ? got.offset : marks->second;
+}
+
 std::expected<void, std::string> TopicReader::readFromBeginning(
     const std::vector<TopicPartition>& tps) {
   std::vector<std::pair<TopicPartition, std::int64_t>> from;
@@ -115,6 +131,7 @@ ReadResult TopicReader::poll(std::chrono::milliseconds timeout) {
   }
   r.kind = ReadResult::Kind::kRecord;
   r.record.offset = m->offset;
+  r.record.timestamp_ms = rd_kafka_message_timestamp(m.get(), nullptr);
   if (m->key) r.record.key.assign(static_cast<const char*>(m->key), m->key_len);
   if (m->payload) r.record.value.assign(static_cast<const char*>(m->payload), m->len);
   rd_kafka_headers_t* headers = nullptr;

@@ -222,6 +222,20 @@ std::map<std::int32_t, std::int64_t> committedOffsets(const std::string& group,
   return out;
 }
 
+std::map<std::int32_t, std::int64_t> endOffsets(const std::string& topic, int partitions) {
+  auto rk = client(RD_KAFKA_CONSUMER, {{"group.id", "outpost-test-end-offsets"}});
+  std::map<std::int32_t, std::int64_t> out;
+  for (int p = 0; p < partitions; ++p) {
+    std::int64_t low = -1, high = -1;
+    EXPECT_EQ(rd_kafka_query_watermark_offsets(rk.get(), topic.c_str(), p, &low, &high, 10000),
+              RD_KAFKA_RESP_ERR_NO_ERROR)
+        << topic << "[" << p << "]";
+    out[p] = high;
+  }
+  rd_kafka_consumer_close(rk.get());
+  return out;
+}
+
 std::int64_t waitForCommitted(const std::string& group, const std::string& topic, int partitions,
                               std::int64_t total, std::chrono::seconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;

@@ -88,6 +88,8 @@ std::map<std::string, std::vector<v1::RunEvent>> terminalByRun(const std::vector
 // The group's committed offset per partition of `topic` (-1 where none).
 std::map<std::int32_t, std::int64_t> committedOffsets(const std::string& group,
                                                       const std::string& topic, int partitions);
+// The end offset (the next offset to be written) of each partition of `topic`.
+std::map<std::int32_t, std::int64_t> endOffsets(const std::string& topic, int partitions);
 // Waits (safety timeout) until the committed offsets add up to `total`; returns the last reading.
 std::int64_t waitForCommitted(const std::string& group, const std::string& topic, int partitions,
                               std::int64_t total,

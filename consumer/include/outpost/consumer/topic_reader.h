@@ -20,6 +20,7 @@ namespace outpost::consumer {
 struct ReadRecord {
   TopicPartition tp;
   std::int64_t offset = -1;
+  std::int64_t timestamp_ms = -1;  // the record's timestamp; -1 when it has none
   std::string key;
   std::string value;
   std::vector<std::pair<std::string, std::string>> headers;
@@ -50,6 +51,11 @@ class TopicReader {
   // The first offset and the end (the next offset to be written) of a partition.
   std::expected<std::pair<std::int64_t, std::int64_t>, std::string> watermarks(
       const TopicPartition& tp, std::chrono::milliseconds timeout);
+  // The offset of the first record written at or after `unix_ms` (its timestamp), or the end
+  // when there is none.
+  std::expected<std::int64_t, std::string> offsetForTime(const TopicPartition& tp,
+                                                         std::int64_t unix_ms,
+                                                         std::chrono::milliseconds timeout);
   // Adds partitions to what is read, each from its beginning.
   std::expected<void, std::string> readFromBeginning(const std::vector<TopicPartition>& tps);
   // Adds partitions to what is read, each from the offset given.

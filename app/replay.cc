@@ -1,0 +1,593 @@
+#include "replay.h"
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <iostream>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "outpost/common/clock.h"
+#include "outpost/common/config.h"
+#include "outpost/consumer/intake.h"
+#include "outpost/consumer/topic_reader.h"
+#include "outpost/events/producer.h"
+#include "run_wait.h"
+
+namespace outpost::app {
+namespace {
+
+bool allDigits(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// 2026-12-05T10:00:00Z, with optional fractional seconds and a +HH:MM / -HH:MM offset instead of Z.
+std::optional<std::int64_t> parseRfc3339(const std::string& t) {
+  int y, mo, d, h, mi, s, consumed = 0;
+  if (std::sscanf(t.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &s, &consumed) !=
+      6) {
+    return std::nullopt;
+  }
+  std::string_view rest = std::string_view(t).substr(static_cast<std::size_t>(consumed));
+  std::int64_t ms = 0;
+  if (rest.starts_with('.')) {
+    rest.remove_prefix(1);
+    int digits = 0;
+    while (!rest.empty() && std::isdigit(static_cast<unsigned char>(rest.front()))) {
+      if (digits < 3) ms = ms * 10 + (rest.front() - '0');
+      ++digits;
+      rest.remove_prefix(1);
+    }
+    for (; digits < 3; ++digits) ms *= 10;
+  }
+  std::int64_t offset_s = 0;
+  if (rest == "Z" || rest == "z") {
+    offset_s = 0;
+  } else if (rest.size() == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':' &&
+             allDigits(rest.substr(1, 2)) && allDigits(rest.substr(4, 2))) {
+    offset_s = ((rest[1] - '0') * 10 + (rest[2] - '0')) * 3600 +
+               ((rest[4] - '0') * 10 + (rest[5] - '0')) * 60;
+    if (rest[0] == '-') offset_s = -offset_s;
+  } else {
+    return std::nullopt;
+  }
+  std::tm tm{};
+  tm.tm_year = y - 1900;
+  tm.tm_mon = mo - 1;
+  tm.tm_mday = d;
+  tm.tm_hour = h;
+  tm.tm_min = mi;
+  tm.tm_sec = s;
+  return (static_cast<std::int64_t>(timegm(&tm)) - offset_s) * 1000 + ms;
+}
+
+std::string formatTime(std::int64_t ms) {
+  std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  return fmt::format("{}.{:03}Z", buf, ms % 1000);
+}
+
+std::string describe(const RecordedOutcome& o) {
+  if (o.state == v1::RUN_STATE_UNSPECIFIED) return "no end recorded";
+  std::string s = v1::RunState_Name(o.state);
+  if ((o.state == v1::SUCCEEDED || o.state == v1::FAILED) && o.exit_code >= 0) {
+    s += fmt::format(" (exit {})", o.exit_code);
+  }
+  return s;
+}
+
+std::string upper(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return s;
+}
+
+}  // namespace
+
+ReplayBound parseReplayBound(const std::string& text, std::int64_t now_ms) {
+  ReplayBound b;
+  if (auto colon = text.find(':'); colon != std::string::npos &&
+                                   allDigits(std::string_view(text).substr(0, colon)) &&
+                                   allDigits(std::string_view(text).substr(colon + 1))) {
+    b.position = {static_cast<std::int32_t>(std::stol(text.substr(0, colon))),
+                  std::stoll(text.substr(colon + 1))};
+    return b;
+  }
+  if (allDigits(text) && text.size() >= 12) {
+    b.time_ms = std::stoll(text);
+    return b;
+  }
+  if (text.find('T') != std::string::npos) {
+    if (auto t = parseRfc3339(text)) {
+      b.time_ms = *t;
+      return b;
+    }
+  } else if (auto d = parseDuration(text)) {
+    b.time_ms = now_ms - d->count();
+    return b;
+  }
+  throw ConfigError("'" + text +
+                    "' is not a time (2026-12-05T10:00:00Z, Unix milliseconds), a duration back "
+                    "from now (2h) or PARTITION:OFFSET");
+}
+
+std::string replayRunId(const std::string& original, unsigned n) {
+  // The replay namespace: the UUIDv5 of the URL "urn:outpost:replay".
+  static const unsigned char kNamespace[16] = {0xc7, 0xe3, 0x7c, 0x2c, 0x9c, 0xe9, 0x57, 0xb0,
+                                               0x9d, 0xe8, 0x41, 0x72, 0xbf, 0x00, 0xfd, 0x35};
+  std::string name = original;
+  for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  name += "/" + std::to_string(n);
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(ctx, EVP_sha1(), nullptr);
+  EVP_DigestUpdate(ctx, kNamespace, sizeof kNamespace);
+  EVP_DigestUpdate(ctx, name.data(), name.size());
+  EVP_DigestFinal_ex(ctx, digest, &size);
+  EVP_MD_CTX_free(ctx);
+  digest[6] = static_cast<unsigned char>((digest[6] & 0x0F) | 0x50);  // version 5
+  digest[8] = static_cast<unsigned char>((digest[8] & 0x3F) | 0x80);  // RFC 4122 variant
+  std::string out;
+  for (int i = 0; i < 16; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) out += '-';
+    out += fmt::format("{:02x}", digest[i]);
+  }
+  return out;
+}
+
+bool replaySelects(const ReplayOptions& o, const ReplayCandidate& c) {
+  const auto& cmd = c.command;
+  if (!o.runs.empty() && std::find(o.runs.begin(), o.runs.end(), cmd.run_id()) == o.runs.end()) {
+    return false;
+  }
+  if (!o.job_type.empty() && cmd.job_type() != o.job_type) return false;
+  if (!o.job_id.empty() && cmd.job_id() != o.job_id) return false;
+  if (!o.pool.empty() && cmd.pool() != o.pool) return false;
+  if (!o.state.empty()) {
+    const std::string recorded = c.recorded.state == v1::RUN_STATE_UNSPECIFIED
+                                     ? "NONE"
+                                     : v1::RunState_Name(c.recorded.state);
+    if (upper(o.state) != recorded) return false;
+  }
+  return true;
+}
+
+v1::JobCommand replayCommand(const v1::JobCommand& original, unsigned n,
+                             const std::string& replayed_by, const std::string& pool,
+                             std::int64_t now_ms) {
+  v1::JobCommand c = original;
+  c.set_run_id(replayRunId(original.run_id(), n));
+  c.set_attempt(1);
+  c.clear_not_after_ms();  // the original's deadline has passed
+  c.set_requested_at_ms(now_ms);
+  (*c.mutable_labels())["outpost.replay_of"] = original.run_id();
+  (*c.mutable_labels())["outpost.replayed_by"] = replayed_by;
+  if (!pool.empty()) c.set_pool(pool);
+  return c;
+}
+
+ReplayComparison compareReplay(const ReplayCandidate& original, const std::string& replay_id,
+                               const std::optional<RecordedOutcome>& replayed,
+                               double duration_factor) {
+  ReplayComparison row;
+  row.original = original.command.run_id();
+  row.replay = replay_id;
+  row.job_type = original.command.job_type();
+  row.recorded = original.recorded;
+  row.ended = replayed.has_value();
+  if (!replayed) {
+    row.differences.push_back("no end within --wait-timeout");
+    return row;
+  }
+  row.replayed = *replayed;
+  const auto& a = row.recorded;
+  const auto& b = row.replayed;
+  if (a.state != b.state) {
+    row.differences.push_back(
+        fmt::format("state {} -> {}", describe(a), v1::RunState_Name(b.state)));
+  } else if ((a.state == v1::SUCCEEDED || a.state == v1::FAILED) && a.exit_code != b.exit_code) {
+    row.differences.push_back(fmt::format("exit {} -> {}", a.exit_code, b.exit_code));
+  }
+  if (a.datasets != b.datasets) {
+    std::vector<std::string> gone, added;
+    std::ranges::set_difference(a.datasets, b.datasets, std::back_inserter(gone));
+    std::ranges::set_difference(b.datasets, a.datasets, std::back_inserter(added));
+    std::string d = "lineage datasets";
+    for (const auto& x : gone) d += " -" + x;
+    for (const auto& x : added) d += " +" + x;
+    row.differences.push_back(d);
+  }
+  // Durations under a second are noise; beyond, a factor both ways.
+  const auto lo = std::min(a.duration_ms, b.duration_ms);
+  const auto hi = std::max(a.duration_ms, b.duration_ms);
+  if (a.duration_ms > 0 && b.duration_ms > 0 && hi > 1000 &&
+      static_cast<double>(hi) >
+          duration_factor * static_cast<double>(std::max<std::int64_t>(lo, 1))) {
+    row.differences.push_back(fmt::format("duration {:.3f} s -> {:.3f} s (more than x{})",
+                                          a.duration_ms / 1000.0, b.duration_ms / 1000.0,
+                                          duration_factor));
+  }
+  return row;
+}
+
+std::string formatPlan(const std::vector<ReplayCandidate>& selected, const std::string& source) {
+  std::ostringstream out;
+  out << fmt::format("{:<36}  {:<20}  {:<24}  {}\n", "RUN_ID", "JOB_TYPE", "SUBMITTED", "RECORDED");
+  for (const auto& c : selected) {
+    std::string recorded = describe(c.recorded);
+    if (!c.recorded.message.empty() && c.recorded.state == v1::REJECTED) {
+      recorded += ": " + c.recorded.message;
+    }
+    out << fmt::format("{:<36}  {:<20}  {:<24}  {}\n", c.command.run_id(), c.command.job_type(),
+                       formatTime(c.timestamp_ms), recorded);
+  }
+  out << selected.size() << " command(s) of " << source
+      << " would be replayed (plan: nothing was written; `republish` replays them)\n";
+  return out.str();
+}
+
+std::string formatComparison(const std::vector<ReplayComparison>& rows) {
+  std::ostringstream out;
+  out << fmt::format("{:<36}  {:<36}  {:<16}  {:<18}  {:<18}  {}\n", "ORIGINAL", "REPLAY",
+                     "JOB_TYPE", "RECORDED", "REPLAYED", "VERDICT");
+  std::size_t different = 0;
+  for (const auto& r : rows) {
+    std::string verdict = "same";
+    if (!r.differences.empty()) {
+      ++different;
+      verdict = "DIFFERENT:";
+      for (const auto& d : r.differences) verdict += " " + d + ";";
+      verdict.pop_back();
+    }
+    out << fmt::format("{:<36}  {:<36}  {:<16}  {:<18}  {:<18}  {}\n", r.original, r.replay,
+                       r.job_type, describe(r.recorded), r.ended ? describe(r.replayed) : "-",
+                       verdict);
+  }
+  out << rows.size() << " replayed, " << rows.size() - different << " the same, " << different
+      << " different\n";
+  return out.str();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading and writing
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Reading {
+  consumer::TopicReader& reader;
+  Clock::time_point deadline;
+  std::chrono::milliseconds remaining() const {
+    return std::max(std::chrono::milliseconds(1),
+                    std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
+  }
+};
+
+// Reads each partition of `ranges` from its first offset up to (not including) its end offset,
+// handing each record to `take`. Throws ConfigError when the reading cannot finish in time.
+void readRanges(Reading& r,
+                const std::map<TopicPartition, std::pair<std::int64_t, std::int64_t>>& ranges,
+                const std::function<void(const consumer::ReadRecord&)>& take) {
+  std::vector<std::pair<TopicPartition, std::int64_t>> from;
+  std::set<TopicPartition> pending;
+  for (const auto& [tp, range] : ranges) {
+    if (range.first >= range.second) continue;
+    from.emplace_back(tp, range.first);
+    pending.insert(tp);
+  }
+  if (pending.empty()) return;
+  if (auto ok = r.reader.readFrom(from); !ok) throw ConfigError("cannot read: " + ok.error());
+  while (!pending.empty()) {
+    if (Clock::now() >= r.deadline) {
+      throw ConfigError(fmt::format("did not reach the end of {}[{}] within --timeout",
+                                    pending.begin()->topic, pending.begin()->partition));
+    }
+    auto got = r.reader.poll(std::chrono::milliseconds(200));
+    if (got.kind == consumer::ReadResult::Kind::kEnd) {
+      pending.erase(got.record.tp);
+      continue;
+    }
+    if (got.kind != consumer::ReadResult::Kind::kRecord) continue;
+    const auto& m = got.record;
+    auto it = ranges.find(m.tp);
+    if (it == ranges.end() || !pending.contains(m.tp)) continue;
+    if (m.offset >= it->second.second) {
+      pending.erase(m.tp);
+      continue;
+    }
+    take(m);
+    if (m.offset + 1 >= it->second.second) pending.erase(m.tp);
+  }
+}
+
+// Every partition of `topic`, from the first record at or after `since_ms` to its end now.
+std::map<TopicPartition, std::pair<std::int64_t, std::int64_t>> rangesSince(
+    Reading& r, const std::map<std::string, std::vector<std::int32_t>>& found,
+    const std::string& topic, std::int64_t since_ms) {
+  std::map<TopicPartition, std::pair<std::int64_t, std::int64_t>> ranges;
+  auto it = found.find(topic);
+  if (it == found.end()) return ranges;
+  for (auto p : it->second) {
+    TopicPartition tp{topic, p};
+    auto start = r.reader.offsetForTime(tp, since_ms, r.remaining());
+    auto marks = r.reader.watermarks(tp, r.remaining());
+    if (!start || !marks) {
+      throw ConfigError("cannot read the offsets of " + topic + ": " +
+                        (start ? marks.error() : start.error()));
+    }
+    ranges[tp] = {*start, marks->second};
+  }
+  return ranges;
+}
+
+// How each run of `runs` ended according to the events topic (and its lineage datasets).
+std::map<std::string, RecordedOutcome> readOutcomes(
+    const KafkaConfig& kafka, const std::map<std::string, std::vector<std::int32_t>>& found,
+    const std::string& events_topic, const std::string& lineage_topic, std::int64_t since_ms,
+    const std::set<std::string>& runs, Clock::time_point deadline) {
+  std::map<std::string, RecordedOutcome> out;
+  consumer::TopicReader reader(kafka, "", "outpost-replay-outcomes");
+  Reading r{reader, deadline};
+  readRanges(r, rangesSince(r, found, events_topic, since_ms), [&](const consumer::ReadRecord& m) {
+    if (!runs.contains(m.key)) return;
+    v1::RunEvent e;
+    if (!e.ParseFromString(m.value)) return;
+    const bool terminal = e.state() == v1::SUCCEEDED || e.state() == v1::FAILED ||
+                          e.state() == v1::TIMED_OUT || e.state() == v1::CANCELLED ||
+                          e.state() == v1::REJECTED || e.state() == v1::EXPIRED;
+    if (!terminal || e.retrying()) return;
+    auto& o = out[e.run_id()];
+    o.state = e.state();
+    o.exit_code = e.exit_code();
+    o.duration_ms = e.duration_ms();
+    o.message = e.message();
+  });
+  if (lineage_topic.empty()) return out;
+  consumer::TopicReader lineage_reader(kafka, "", "outpost-replay-lineage");
+  Reading l{lineage_reader, deadline};
+  readRanges(l, rangesSince(l, found, lineage_topic, since_ms), [&](const consumer::ReadRecord& m) {
+    auto doc = nlohmann::json::parse(m.value, nullptr, false);
+    if (!doc.is_object()) return;
+    const auto run_id = doc.value("/run/runId"_json_pointer, std::string());
+    if (!runs.contains(run_id)) return;
+    for (const char* side : {"inputs", "outputs"}) {
+      if (!doc.contains(side) || !doc[side].is_array()) continue;
+      for (const auto& d : doc[side]) {
+        if (!d.is_object()) continue;
+        out[run_id].datasets.insert(std::string(side == std::string("inputs") ? "in:" : "out:") +
+                                    d.value("namespace", "") + "/" + d.value("name", ""));
+      }
+    }
+  });
+  return out;
+}
+
+std::vector<events::Header> headersOf(const consumer::ReadRecord& m) {
+  std::vector<events::Header> h;
+  for (const auto& [name, value] : m.headers) h.push_back({name, value});
+  return h;
+}
+
+}  // namespace
+
+int cmdReplay(const ReplayOptions& o) {
+  Config config = clientConfig(o.client);
+  SystemClock clock;
+  const std::int64_t now_ms = toUnixMillis(clock.now());
+  const std::string source = o.dlq ? config.topics.dlq : config.topics.jobs;
+  auto timeout = parseDuration(o.timeout);
+  if (!timeout) throw ConfigError("--timeout must be a duration such as 30s or 5m");
+  auto wait_timeout = parseWaitTimeout(o.wait_timeout);
+  const auto from = o.from.empty() ? ReplayBound{} : parseReplayBound(o.from, now_ms);
+  const auto to = o.to.empty() ? ReplayBound{} : parseReplayBound(o.to, now_ms);
+  if (o.mode != "plan" && o.mode != "republish") {
+    throw ConfigError("replay mode '" + o.mode + "': plan or republish");
+  }
+  if (o.compare && o.mode != "republish") throw ConfigError("--compare goes with republish");
+  std::string target;
+  if (o.mode == "republish") {
+    target = !o.to_topic.empty()    ? o.to_topic
+             : !o.to_prefix.empty() ? o.to_prefix + "jobs"
+                                    : config.topics.jobs;
+    if (o.to_topic.empty() && o.to_prefix.empty() && o.to_pool.empty()) {
+      throw ConfigError("republish needs --to-topic, --to-prefix or --to-pool");
+    }
+    if (target == source && !o.allow_same_topic) {
+      throw ConfigError("republish would write into " + source +
+                        ", the topic it reads from; say --allow-same-topic if that is meant");
+    }
+  }
+  const auto deadline = Clock::now() + *timeout;
+
+  consumer::TopicReader reader(config.kafka, "", "outpost-replay");
+  Reading r{reader, deadline};
+  auto found = reader.partitions(r.remaining());
+  if (!found) throw ConfigError("cannot read metadata: " + found.error());
+  auto it = found->find(source);
+  if (it == found->end()) throw ConfigError("no topic " + source);
+
+  // Each partition's range: [from, to).
+  std::map<TopicPartition, std::pair<std::int64_t, std::int64_t>> ranges;
+  for (auto p : it->second) {
+    if ((from.position && from.position->first != p) || (to.position && to.position->first != p)) {
+      continue;  // a PARTITION:OFFSET bound names one partition
+    }
+    TopicPartition tp{source, p};
+    auto marks = reader.watermarks(tp, r.remaining());
+    if (!marks) throw ConfigError("cannot read the offsets of " + source + ": " + marks.error());
+    std::int64_t begin = marks->first, end = marks->second;
+    auto at = [&](std::int64_t ms) {
+      auto off = reader.offsetForTime(tp, ms, r.remaining());
+      if (!off) throw ConfigError("cannot find offsets by time in " + source + ": " + off.error());
+      return *off;
+    };
+    if (from.time_ms) begin = std::max(begin, at(*from.time_ms));
+    if (from.position) begin = std::max(begin, from.position->second);
+    if (to.time_ms) end = std::min(end, at(*to.time_ms));
+    if (to.position) end = std::min(end, to.position->second + 1);
+    ranges[tp] = {begin, end};
+  }
+
+  std::vector<ReplayCandidate> candidates;
+  std::size_t undecodable = 0;
+  readRanges(r, ranges, [&](const consumer::ReadRecord& m) {
+    auto decoded = consumer::decodeCommand(m.value, headersOf(m));
+    if (!decoded) {
+      ++undecodable;
+      return;
+    }
+    ReplayCandidate c;
+    c.partition = m.tp.partition;
+    c.offset = m.offset;
+    // When it was asked for: the command says, else the record's timestamp.
+    c.timestamp_ms = decoded->requested_at_ms() > 0 ? decoded->requested_at_ms() : m.timestamp_ms;
+    c.command = std::move(*decoded);
+    if (o.dlq) {
+      c.recorded.state = v1::REJECTED;
+      for (const auto& [name, value] : m.headers) {
+        if (name == "outpost.dlq.reason") c.recorded.message = value;
+      }
+    }
+    candidates.push_back(std::move(c));
+  });
+  if (undecodable > 0) {
+    std::cerr << "outpost replay: " << undecodable << " record(s) of " << source
+              << " are not JobCommands and cannot be replayed\n";
+  }
+  std::ranges::stable_sort(candidates, {}, &ReplayCandidate::timestamp_ms);
+
+  // How the originals ended (for --state, the plan and --compare).
+  std::set<std::string> original_ids;
+  std::int64_t earliest = now_ms;
+  for (const auto& c : candidates) {
+    original_ids.insert(c.command.run_id());
+    if (c.timestamp_ms > 0) earliest = std::min(earliest, c.timestamp_ms);
+  }
+  if (!candidates.empty()) {
+    auto recorded = readOutcomes(config.kafka, *found, config.topics.events,
+                                 o.compare ? config.topics.lineage : "", earliest - 60'000,
+                                 original_ids, deadline);
+    for (auto& c : candidates) {
+      if (auto got = recorded.find(c.command.run_id()); got != recorded.end()) {
+        c.recorded = got->second;
+      }
+    }
+  }
+  std::vector<ReplayCandidate> selected;
+  for (auto& c : candidates) {
+    if (o.limit > 0 && selected.size() >= o.limit) break;
+    if (replaySelects(o, c)) selected.push_back(std::move(c));
+  }
+
+  if (o.mode == "plan") {
+    std::cout << formatPlan(selected, source) << std::flush;
+    return 0;
+  }
+
+  // republish
+  const std::string events_topic =
+      o.to_prefix.empty() ? config.topics.events : o.to_prefix + "events";
+  const std::string lineage_topic =
+      o.to_prefix.empty() ? config.topics.lineage : o.to_prefix + "lineage";
+  std::unique_ptr<RunWaiter> waiter;
+  if (o.compare) waiter = std::make_unique<RunWaiter>(config, events_topic);
+  const std::string replayed_by = o.replayed_by.empty()
+                                      ? (std::getenv("USER") ? std::getenv("USER") : "outpost")
+                                      : o.replayed_by;
+  events::KafkaProducer producer(config.kafka, {});
+  std::atomic<int> failed{0};
+  std::vector<std::string> replay_ids;
+  const std::int64_t republished_at = toUnixMillis(clock.now());
+  for (const auto& c : selected) {
+    auto cmd = replayCommand(c.command, o.replay_number, replayed_by, o.to_pool, republished_at);
+    replay_ids.push_back(cmd.run_id());
+    producer.produce(target, cmd.job_id(), cmd.SerializeAsString(), {},
+                     [&](const events::DeliveryReport& d) {
+                       if (!d.ok()) ++failed;
+                     });
+    std::cout << c.command.run_id() << " -> " << cmd.run_id() << "  " << cmd.job_type() << "\n";
+  }
+  if (!producer.flush(std::chrono::seconds(30)) || failed > 0) {
+    std::cerr << "outpost replay: " << (failed > 0 ? failed.load() : 0)
+              << " command(s) were not delivered to " << target << "\n";
+    return kExitKafka;
+  }
+  std::cout << selected.size() << " command(s) republished to " << target << " (replay "
+            << o.replay_number << ")" << std::endl;
+  if (!o.compare) return 0;
+
+  auto ends =
+      waiter->waitAll(std::set<std::string>(replay_ids.begin(), replay_ids.end()), wait_timeout);
+  std::set<std::string> ended_ids;
+  for (const auto& [id, w] : ends) {
+    if (w.kind == WaitResult::Kind::kEnded) ended_ids.insert(id);
+  }
+  auto replayed = readOutcomes(config.kafka, *found, events_topic, lineage_topic,
+                               republished_at - 60'000, ended_ids, Clock::now() + *timeout);
+  std::vector<ReplayComparison> rows;
+  bool differs = false;
+  for (std::size_t i = 0; i < selected.size(); ++i) {
+    std::optional<RecordedOutcome> got;
+    if (auto f = replayed.find(replay_ids[i]);
+        f != replayed.end() && ended_ids.contains(replay_ids[i])) {
+      got = f->second;
+    }
+    rows.push_back(compareReplay(selected[i], replay_ids[i], got, o.duration_factor));
+    differs = differs || !rows.back().differences.empty();
+  }
+  std::cout << formatComparison(rows) << std::flush;
+  return differs ? 1 : 0;
+}
+
+CLI::App* addReplayCommand(CLI::App& app, ReplayOptions& o) {
+  auto* sub = app.add_subcommand(
+      "replay",
+      "Take commands again from the jobs (or dead-letter) topic for testing: plan (the default) "
+      "prints what would be replayed; republish writes them again with new run ids");
+  addClientOptions(sub, o.client);
+  sub->add_option("mode", o.mode, "plan (default) or republish")
+      ->check(CLI::IsMember({"plan", "republish"}));
+  sub->add_option("--from", o.from,
+                  "From: a time (2026-12-05T10:00:00Z, Unix ms), a duration back (2h), or "
+                  "PARTITION:OFFSET");
+  sub->add_option("--to", o.to, "Up to (same forms; a PARTITION:OFFSET is included)");
+  sub->add_option("--run", o.runs, "Only this run (repeatable)");
+  sub->add_option("--job-type", o.job_type, "Only commands of this template");
+  sub->add_option("--job-id", o.job_id, "Only commands of this job");
+  sub->add_option("--pool", o.pool, "Only commands naming this pool");
+  sub->add_option("--state", o.state,
+                  "Only runs whose recorded end was this (SUCCEEDED, FAILED, ..., NONE)");
+  sub->add_option("--limit", o.limit, "At most this many commands");
+  sub->add_flag("--dlq", o.dlq, "Take the commands from the dead-letter topic");
+  sub->add_option("--to-topic", o.to_topic, "republish: into this topic");
+  sub->add_option("--to-prefix", o.to_prefix,
+                  "republish: into PREFIXjobs (and, with --compare, read PREFIXevents)");
+  sub->add_option("--to-pool", o.to_pool, "republish: name this pool in the commands");
+  sub->add_flag("--allow-same-topic", o.allow_same_topic,
+                "republish: allow writing into the topic read from");
+  sub->add_option("--replay-number", o.replay_number,
+                  "Which replay this is: the new run ids derive from it and the original's");
+  sub->add_option("--replayed-by", o.replayed_by, "Who replays (default: $USER)");
+  sub->add_flag("--compare", o.compare,
+                "republish: wait for the replayed runs and compare each with its original; "
+                "exit 1 on any difference");
+  sub->add_option("--wait-timeout", o.wait_timeout, "--compare: how long to wait (10m)");
+  sub->add_option("--duration-factor", o.duration_factor,
+                  "--compare: durations differ beyond this factor (3); under 1 s never");
+  sub->add_option("--timeout", o.timeout, "Bound on the reading (60s)");
+  return sub;
+}
+
+}  // namespace outpost::app

@@ -1,0 +1,152 @@
+// `outpost replay`'s own decisions (app/replay.h), without a broker: its bounds, its selection,
+// the replayed command and its run id, and the comparison. The whole command runs against the
+// broker in tests/integration/replay_test.cc.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "outpost/common/config.h"
+#include "replay.h"
+
+namespace outpost::app {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+constexpr std::int64_t kNow = 1'796'464'800'000;  // 2026-12-05T10:00:00Z
+constexpr const char* kRun = "0190a5d2-7c3e-7abc-8def-0123456789ab";
+
+TEST(ReplayBound, TimesDurationsAndPositions) {
+  EXPECT_EQ(parseReplayBound("2026-12-05T10:00:00Z", 0).time_ms, kNow);
+  EXPECT_EQ(parseReplayBound("2026-12-05T10:00:00.250Z", 0).time_ms, kNow + 250);
+  EXPECT_EQ(parseReplayBound("2026-12-05T12:00:00+02:00", 0).time_ms, kNow);
+  EXPECT_EQ(parseReplayBound("1796464800000", 0).time_ms, kNow);
+  EXPECT_EQ(parseReplayBound("2h", kNow).time_ms, kNow - 2 * 3600 * 1000);
+  auto at = parseReplayBound("3:1200", kNow);
+  ASSERT_TRUE(at.position);
+  EXPECT_EQ(at.position->first, 3);
+  EXPECT_EQ(at.position->second, 1200);
+  EXPECT_FALSE(at.time_ms);
+  EXPECT_THROW(parseReplayBound("yesterday", kNow), ConfigError);
+  EXPECT_THROW(parseReplayBound("2026-12-05T10:00:00", kNow), ConfigError) << "no zone";
+}
+
+TEST(ReplayRunId, IsTheUuidV5OfTheOriginalAndTheReplayNumber) {
+  // Python: uuid.uuid5(uuid.uuid5(uuid.NAMESPACE_URL, "urn:outpost:replay"), f"{run}/{n}")
+  EXPECT_EQ(replayRunId(kRun, 1), "f8f79bea-952f-5d09-a86d-b729e7207800");
+  EXPECT_EQ(replayRunId(kRun, 2), "8e084a01-b2af-5978-af7b-e055a920a061");
+  EXPECT_EQ(replayRunId("0190A5D2-7C3E-7ABC-8DEF-0123456789AB", 1), replayRunId(kRun, 1));
+}
+
+ReplayCandidate candidate(v1::RunState state, std::int32_t exit_code = -1,
+                          std::int64_t duration_ms = 0) {
+  ReplayCandidate c;
+  c.command.set_run_id(kRun);
+  c.command.set_job_type("ingest");
+  c.command.set_job_id("orders");
+  c.command.set_pool("etl");
+  c.recorded.state = state;
+  c.recorded.exit_code = exit_code;
+  c.recorded.duration_ms = duration_ms;
+  return c;
+}
+
+TEST(ReplaySelection, EveryFilterMustMatch) {
+  auto c = candidate(v1::FAILED, 1);
+  ReplayOptions o;
+  EXPECT_TRUE(replaySelects(o, c));
+  o.state = "failed";
+  EXPECT_TRUE(replaySelects(o, c));
+  o.state = "SUCCEEDED";
+  EXPECT_FALSE(replaySelects(o, c));
+  o = {};
+  o.job_type = "ingest";
+  o.pool = "etl";
+  o.job_id = "orders";
+  EXPECT_TRUE(replaySelects(o, c));
+  o.pool = "gpu";
+  EXPECT_FALSE(replaySelects(o, c));
+  o = {};
+  o.runs = {"another"};
+  EXPECT_FALSE(replaySelects(o, c));
+  o.runs.push_back(kRun);
+  EXPECT_TRUE(replaySelects(o, c));
+  o = {};
+  o.state = "none";
+  EXPECT_TRUE(replaySelects(o, candidate(v1::RUN_STATE_UNSPECIFIED)));
+}
+
+TEST(ReplayCommand, ANewRunOfTheSameCommand) {
+  v1::JobCommand original = candidate(v1::FAILED).command;
+  original.set_attempt(3);
+  original.set_not_after_ms(1000);
+  original.set_requested_at_ms(5);
+  (*original.mutable_args())["db"] = "shop";
+  auto c = replayCommand(original, 2, "ci", "replay-pool", kNow);
+  EXPECT_EQ(c.run_id(), replayRunId(kRun, 2));
+  EXPECT_EQ(c.attempt(), 1u);
+  EXPECT_EQ(c.not_after_ms(), 0) << "the original's deadline has passed";
+  EXPECT_EQ(c.requested_at_ms(), kNow);
+  EXPECT_EQ(c.pool(), "replay-pool");
+  EXPECT_EQ(c.labels().at("outpost.replay_of"), kRun);
+  EXPECT_EQ(c.labels().at("outpost.replayed_by"), "ci");
+  EXPECT_EQ(c.args().at("db"), "shop");
+  EXPECT_EQ(c.job_id(), "orders");
+  EXPECT_EQ(replayCommand(original, 2, "ci", "", kNow).pool(), "etl");
+}
+
+RecordedOutcome outcome(v1::RunState state, std::int32_t exit_code, std::int64_t duration_ms,
+                        std::set<std::string> datasets = {}) {
+  RecordedOutcome o;
+  o.state = state;
+  o.exit_code = exit_code;
+  o.duration_ms = duration_ms;
+  o.datasets = std::move(datasets);
+  return o;
+}
+
+TEST(ReplayComparison, StateExitDatasetsAndDuration) {
+  auto original = candidate(v1::SUCCEEDED, 0, 2000);
+  original.recorded.datasets = {"in:pg/orders", "out:dh/orders"};
+  const auto id = replayRunId(kRun, 1);
+  auto same = compareReplay(original, id,
+                            outcome(v1::SUCCEEDED, 0, 2500, {"in:pg/orders", "out:dh/orders"}), 3);
+  EXPECT_TRUE(same.differences.empty());
+
+  auto state =
+      compareReplay(original, id, outcome(v1::FAILED, 1, 2000, original.recorded.datasets), 3);
+  EXPECT_THAT(state.differences, ElementsAre("state SUCCEEDED (exit 0) -> FAILED"));
+
+  auto failed = candidate(v1::FAILED, 2, 100);
+  auto exit = compareReplay(failed, id, outcome(v1::FAILED, 3, 100), 3);
+  EXPECT_THAT(exit.differences, ElementsAre("exit 2 -> 3"));
+
+  auto datasets = compareReplay(original, id, outcome(v1::SUCCEEDED, 0, 2000, {"in:pg/orders"}), 3);
+  EXPECT_THAT(datasets.differences, ElementsAre("lineage datasets -out:dh/orders"));
+
+  auto slow =
+      compareReplay(original, id, outcome(v1::SUCCEEDED, 0, 7000, original.recorded.datasets), 3);
+  ASSERT_EQ(slow.differences.size(), 1u);
+  EXPECT_THAT(slow.differences[0], HasSubstr("duration 2.000 s -> 7.000 s"));
+  // Under a second, durations are noise.
+  auto quick = candidate(v1::SUCCEEDED, 0, 5);
+  EXPECT_TRUE(compareReplay(quick, id, outcome(v1::SUCCEEDED, 0, 400), 3).differences.empty());
+
+  auto never = compareReplay(original, id, std::nullopt, 3);
+  EXPECT_THAT(never.differences, ElementsAre("no end within --wait-timeout"));
+  EXPECT_THAT(formatComparison({same, state, never}),
+              HasSubstr("3 replayed, 1 the same, 2 different"));
+}
+
+TEST(ReplayPlan, OneLineEachAndTheCount) {
+  auto c = candidate(v1::REJECTED);
+  c.recorded.message = "unknown job_type 'x'";
+  c.timestamp_ms = kNow;
+  auto text = formatPlan({c, candidate(v1::RUN_STATE_UNSPECIFIED)}, "outpost.jobs");
+  EXPECT_THAT(text, HasSubstr("2026-12-05T10:00:00.000Z  REJECTED: unknown job_type 'x'"));
+  EXPECT_THAT(text, HasSubstr("no end recorded"));
+  EXPECT_THAT(text, HasSubstr("2 command(s) of outpost.jobs would be replayed"));
+}
+
+}  // namespace
+}  // namespace outpost::app
