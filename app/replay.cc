@@ -15,6 +15,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "ledger.h"
 #include "outpost/common/clock.h"
 #include "outpost/common/config.h"
 #include "outpost/consumer/intake.h"
@@ -344,10 +345,7 @@ std::map<std::string, RecordedOutcome> readOutcomes(
     if (!runs.contains(m.key)) return;
     v1::RunEvent e;
     if (!e.ParseFromString(m.value)) return;
-    const bool terminal = e.state() == v1::SUCCEEDED || e.state() == v1::FAILED ||
-                          e.state() == v1::TIMED_OUT || e.state() == v1::CANCELLED ||
-                          e.state() == v1::REJECTED || e.state() == v1::EXPIRED;
-    if (!terminal || e.retrying()) return;
+    if (!isTerminalRunState(e.state()) || e.retrying()) return;
     auto& o = out[e.run_id()];
     o.state = e.state();
     o.exit_code = e.exit_code();

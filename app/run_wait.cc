@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "ledger.h"
 #include "outpost/consumer/topic_reader.h"
 
 namespace outpost::app {
@@ -27,18 +28,13 @@ int exitStatusOf(v1::RunState terminal) {
 
 namespace {
 
-bool isTerminal(v1::RunState s) {
-  return s == v1::SUCCEEDED || s == v1::FAILED || s == v1::TIMED_OUT || s == v1::CANCELLED ||
-         s == v1::REJECTED || s == v1::EXPIRED;
-}
-
 // The state named by a worker's "cancel ignored: run already ended STATE" NOTICE.
 std::optional<v1::RunState> endedBefore(const v1::RunEvent& notice) {
   static constexpr std::string_view kSaid = "cancel ignored: run already ended ";
   const auto& m = notice.message();
   if (!m.starts_with(kSaid)) return std::nullopt;
   v1::RunState state;
-  if (!v1::RunState_Parse(m.substr(kSaid.size()), &state) || !isTerminal(state)) {
+  if (!v1::RunState_Parse(m.substr(kSaid.size()), &state) || !isTerminalRunState(state)) {
     return std::nullopt;
   }
   return state;
@@ -102,7 +98,7 @@ std::map<std::string, WaitResult> RunWaiter::waitAll(
     if (on_event) on_event(e);
     auto before = e.state() == v1::NOTICE ? endedBefore(e) : std::nullopt;
     // A lost attempt's FAILED (retrying) is not the run's end: the next attempt's terminal is.
-    if ((isTerminal(e.state()) && !e.retrying()) || before) {
+    if ((isTerminalRunState(e.state()) && !e.retrying()) || before) {
       auto& result = it->second;
       result.kind = WaitResult::Kind::kEnded;
       result.state = before ? *before : e.state();
