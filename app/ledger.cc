@@ -7,6 +7,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include <google/protobuf/util/json_util.h>
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -61,6 +62,15 @@ std::string joinedSet(const Set& items) {
 bool isTerminalRunState(v1::RunState s) {
   return s == v1::SUCCEEDED || s == v1::FAILED || s == v1::TIMED_OUT || s == v1::CANCELLED ||
          s == v1::REJECTED || s == v1::EXPIRED;
+}
+
+std::string runEventJson(const v1::RunEvent& event) {
+  std::string out;
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  options.always_print_primitive_fields = true;
+  (void)google::protobuf::util::MessageToJsonString(event, &out, options);
+  return out;
 }
 
 LedgerFigures countLedger(const LedgerInput& in) {

@@ -99,6 +99,11 @@ inline constexpr std::size_t kLedgerSamples = 20;
 
 bool isTerminalRunState(v1::RunState state);
 
+// A run event as JSON text in Protobuf's JSON mapping, field names as in event.proto and every
+// field printed (an exit_code of 0 is information too): the form `outpost tail` prints and
+// `outpost replay local --out` writes.
+std::string runEventJson(const v1::RunEvent& event);
+
 LedgerFigures countLedger(const LedgerInput& input);
 
 // Where the figures were read from, for the header of the output.

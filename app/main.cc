@@ -15,7 +15,6 @@
 #include <vector>
 
 #include <google/protobuf/stubs/logging.h>
-#include <google/protobuf/util/json_util.h>
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -24,7 +23,6 @@
 #include "client_config.h"
 #include "control.h"
 #include "ledger.h"
-#include "replay.h"
 #include "outpost/common/clock.h"
 #include "outpost/common/config.h"
 #include "outpost/common/log.h"
@@ -34,6 +32,7 @@
 #include "outpost/v1/control.pb.h"
 #include "outpost/v1/event.pb.h"
 #include "outpost/v1/worker.pb.h"
+#include "replay.h"
 #include "submit.h"
 #include "topics.h"
 #include "worker.h"
@@ -64,20 +63,25 @@ void protobufLog(google::protobuf::LogLevel level, const char* file, int line,
   spdlog::debug("protobuf: {}", message);
 }
 
-int cmdRun(const std::string& config_path) {
-  Config config = loadConfig(config_path, processEnvironment());
-  setLogLevel(config.worker.log_level);
-  setLogFormat(config.log.format);
+// SIGTERM and SIGINT set g_stop; a broken pipe to a run is an error, not the end.
+void onStopSignals() {
   struct sigaction sa {};
   sa.sa_handler = onStopSignal;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGINT, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+}
+
+int cmdRun(const std::string& config_path) {
+  Config config = loadConfig(config_path, processEnvironment());
+  setLogLevel(config.worker.log_level);
+  setLogFormat(config.log.format);
+  onStopSignals();
   struct sigaction reload {};
   reload.sa_handler = onReloadSignal;
   sigemptyset(&reload.sa_mask);
   sigaction(SIGHUP, &reload, nullptr);
-  signal(SIGPIPE, SIG_IGN);
   SystemClock clock;
   Worker worker(std::move(config), clock);
   return worker.run(g_stop, g_reload,
@@ -91,11 +95,6 @@ struct TailOptions {
   bool until_done = false;
   std::string timeout;
 };
-
-bool isTerminal(v1::RunState s) {
-  return s == v1::SUCCEEDED || s == v1::FAILED || s == v1::TIMED_OUT || s == v1::CANCELLED ||
-         s == v1::REJECTED || s == v1::EXPIRED;
-}
 
 int cmdTail(const ClientOptions& co, const TailOptions& to) {
   Config config = clientConfig(co);
@@ -163,13 +162,8 @@ int cmdTail(const ClientOptions& co, const TailOptions& to) {
       v1::RunEvent e;
       if (!e.ParseFromString(m.value)) continue;
       if (!to.run_id.empty() && e.run_id() != to.run_id) continue;
-      std::string js;
-      google::protobuf::util::JsonPrintOptions opts;
-      opts.preserve_proto_field_names = true;
-      opts.always_print_primitive_fields = true;  // exit_code 0 is information too
-      (void)google::protobuf::util::MessageToJsonString(e, &js, opts);
-      line["value"] = json::parse(js);
-      if (isTerminal(e.state())) {
+      line["value"] = json::parse(runEventJson(e));
+      if (isTerminalRunState(e.state())) {
         terminal_event = true;
         if (!linger) linger = std::chrono::steady_clock::now() + std::chrono::seconds(5);
       }
@@ -284,7 +278,10 @@ int main(int argc, char** argv) {
     if (*workers) return cmdWorkers(workers_opts);
     if (*tail) return cmdTail(co, to);
     if (*ledger) return cmdLedger(ledger_opts);
-    if (*replay) return cmdReplay(replay_opts);
+    if (*replay) {
+      if (replay_opts.mode == "local") onStopSignals();
+      return cmdReplay(replay_opts, g_stop);
+    }
     if (*topics) return cmdTopics(topics_opts);
     if (*check) return cmdSecretsCheck(secrets_config, secrets_template);
     if (*check_config) return cmdCheck(check_opts);

@@ -7,7 +7,9 @@
 #include <cctype>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <iostream>
 #include <sstream>
 
@@ -21,6 +23,7 @@
 #include "outpost/consumer/intake.h"
 #include "outpost/consumer/topic_reader.h"
 #include "outpost/events/producer.h"
+#include "replay_local.h"
 #include "run_wait.h"
 
 namespace outpost::app {
@@ -222,6 +225,33 @@ ReplayComparison compareReplay(const ReplayCandidate& original, const std::strin
   return row;
 }
 
+bool OutcomeBook::addEvent(const v1::RunEvent& e) {
+  if (!isTerminalRunState(e.state()) || e.retrying()) return false;
+  auto& o = runs[e.run_id()];
+  o.state = e.state();
+  o.exit_code = e.exit_code();
+  o.duration_ms = e.duration_ms();
+  o.message = e.message();
+  return true;
+}
+
+std::string OutcomeBook::addLineage(std::string_view json, const std::set<std::string>* only) {
+  auto doc = nlohmann::json::parse(json, nullptr, false);
+  if (!doc.is_object()) return "";
+  auto run_id = doc.value("/run/runId"_json_pointer, std::string());
+  if (run_id.empty() || (only && !only->contains(run_id))) return run_id;
+  auto& datasets = runs[run_id].datasets;
+  for (const std::string side : {"inputs", "outputs"}) {
+    if (!doc.contains(side) || !doc[side].is_array()) continue;
+    for (const auto& d : doc[side]) {
+      if (!d.is_object()) continue;
+      datasets.insert((side == "inputs" ? "in:" : "out:") + d.value("namespace", "") + "/" +
+                      d.value("name", ""));
+    }
+  }
+  return run_id;
+}
+
 std::string formatPlan(const std::vector<ReplayCandidate>& selected, const std::string& source) {
   std::ostringstream out;
   out << fmt::format("{:<36}  {:<20}  {:<24}  {}\n", "RUN_ID", "JOB_TYPE", "SUBMITTED", "RECORDED");
@@ -338,38 +368,20 @@ std::map<std::string, RecordedOutcome> readOutcomes(
     const KafkaConfig& kafka, const std::map<std::string, std::vector<std::int32_t>>& found,
     const std::string& events_topic, const std::string& lineage_topic, std::int64_t since_ms,
     const std::set<std::string>& runs, Clock::time_point deadline) {
-  std::map<std::string, RecordedOutcome> out;
   consumer::TopicReader reader(kafka, "", "outpost-replay-outcomes");
   Reading r{reader, deadline};
+  OutcomeBook book;
   readRanges(r, rangesSince(r, found, events_topic, since_ms), [&](const consumer::ReadRecord& m) {
     if (!runs.contains(m.key)) return;
     v1::RunEvent e;
-    if (!e.ParseFromString(m.value)) return;
-    if (!isTerminalRunState(e.state()) || e.retrying()) return;
-    auto& o = out[e.run_id()];
-    o.state = e.state();
-    o.exit_code = e.exit_code();
-    o.duration_ms = e.duration_ms();
-    o.message = e.message();
+    if (e.ParseFromString(m.value)) book.addEvent(e);
   });
-  if (lineage_topic.empty()) return out;
+  if (lineage_topic.empty()) return book.runs;
   consumer::TopicReader lineage_reader(kafka, "", "outpost-replay-lineage");
   Reading l{lineage_reader, deadline};
-  readRanges(l, rangesSince(l, found, lineage_topic, since_ms), [&](const consumer::ReadRecord& m) {
-    auto doc = nlohmann::json::parse(m.value, nullptr, false);
-    if (!doc.is_object()) return;
-    const auto run_id = doc.value("/run/runId"_json_pointer, std::string());
-    if (!runs.contains(run_id)) return;
-    for (const char* side : {"inputs", "outputs"}) {
-      if (!doc.contains(side) || !doc[side].is_array()) continue;
-      for (const auto& d : doc[side]) {
-        if (!d.is_object()) continue;
-        out[run_id].datasets.insert(std::string(side == std::string("inputs") ? "in:" : "out:") +
-                                    d.value("namespace", "") + "/" + d.value("name", ""));
-      }
-    }
-  });
-  return out;
+  readRanges(l, rangesSince(l, found, lineage_topic, since_ms),
+             [&](const consumer::ReadRecord& m) { book.addLineage(m.value, &runs); });
+  return book.runs;
 }
 
 std::vector<events::Header> headersOf(const consumer::ReadRecord& m) {
@@ -378,9 +390,99 @@ std::vector<events::Header> headersOf(const consumer::ReadRecord& m) {
   return h;
 }
 
+// Compares each replayed run with its original; prints the table. 1 on any difference.
+int compareAndPrint(const std::vector<ReplayCandidate>& originals,
+                    const std::vector<std::string>& replay_ids,
+                    const std::map<std::string, RecordedOutcome>& replayed,
+                    const std::set<std::string>& ended, double duration_factor) {
+  std::vector<ReplayComparison> rows;
+  bool differs = false;
+  for (std::size_t i = 0; i < originals.size(); ++i) {
+    std::optional<RecordedOutcome> got;
+    if (auto f = replayed.find(replay_ids[i]);
+        f != replayed.end() && ended.contains(replay_ids[i])) {
+      got = f->second;
+    }
+    rows.push_back(compareReplay(originals[i], replay_ids[i], got, duration_factor));
+    differs = differs || !rows.back().differences.empty();
+  }
+  std::cout << formatComparison(rows) << std::flush;
+  return differs ? 1 : 0;
+}
+
+// `replay local`: the selected commands run in this process (replay_local.h).
+int replayLocally(const Config& config, const std::vector<ReplayCandidate>& selected,
+                  const ReplayOptions& o, const std::string& replayed_by,
+                  const std::atomic<bool>& stop) {
+  const LocalReplayOptions local{o.out_dir, o.emit_prefix, o.no_secrets, o.dry_run};
+  const std::int64_t now_ms = toUnixMillis(SystemClock().now());
+  std::vector<ReplayCandidate> originals;
+  std::vector<v1::JobCommand> commands;
+  std::map<std::string, std::string> original_of;
+  std::size_t not_run = 0;
+  for (const auto& c : selected) {
+    if (auto t = config.templates.find(c.command.job_type());
+        o.dry_run && t != config.templates.end() && t->second.dry_run_args.empty()) {
+      std::cout << c.command.run_id() << "  " << c.command.job_type()
+                << "  not run: the template declares no dry_run_args\n";
+      ++not_run;
+      continue;
+    }
+    // This pool's, so that the local worker takes it whatever pool it was sent to.
+    commands.push_back(
+        replayCommand(c.command, o.replay_number, replayed_by, config.worker.pool, now_ms));
+    original_of[commands.back().run_id()] = c.command.run_id();
+    originals.push_back(c);
+  }
+  // The runs' private directories, apart from any worker's on this machine.
+  const auto tmp = std::filesystem::temp_directory_path() / "outpost-replay-XXXXXX";
+  std::string work_dir = tmp.string();
+  if (!mkdtemp(work_dir.data())) {
+    throw ConfigError("cannot make a run directory under " + tmp.parent_path().string() + ": " +
+                      std::strerror(errno));
+  }
+  struct RemovedIfEmpty {  // unless a template kept a failed run's directory
+    const std::string& dir;
+    ~RemovedIfEmpty() {
+      std::error_code ec;
+      std::filesystem::remove(dir, ec);
+    }
+  } work_dir_removed{work_dir};
+  auto outcomes = runLocally(localReplayConfig(config, local, work_dir), commands, local, stop,
+                             [&](const std::string& run_id, const RecordedOutcome& outcome) {
+                               std::string said = describe(outcome);
+                               if (!outcome.message.empty() && outcome.state != v1::SUCCEEDED) {
+                                 said += ": " + outcome.message;
+                               }
+                               std::cout << original_of[run_id] << " -> " << run_id << "  " << said
+                                         << std::endl;
+                             });
+  std::set<std::string> ended;
+  for (const auto& [id, outcome] : outcomes) {
+    if (outcome.state != v1::RUN_STATE_UNSPECIFIED) ended.insert(id);
+  }
+  std::cout << commands.size() << " command(s) replayed here" << (o.dry_run ? " (dry run)" : "")
+            << ", " << ended.size() << " ended";
+  if (not_run > 0) std::cout << ", " << not_run << " not run";
+  if (o.emit_prefix.empty()) {
+    std::cout << "; events, lineage and logs in " << o.out_dir << "\n";
+  } else {
+    std::cout << "; records in " << o.emit_prefix << "events, " << o.emit_prefix << "lineage and "
+              << o.emit_prefix << "dlq\n";
+  }
+  if (stop.load()) {
+    std::cout << "interrupted: runs were stopped" << std::endl;
+    return 1;
+  }
+  if (!o.compare) return ended.size() == commands.size() ? 0 : 1;
+  std::vector<std::string> replay_ids;
+  for (const auto& c : commands) replay_ids.push_back(c.run_id());
+  return compareAndPrint(originals, replay_ids, outcomes, ended, o.duration_factor);
+}
+
 }  // namespace
 
-int cmdReplay(const ReplayOptions& o) {
+int cmdReplay(const ReplayOptions& o, const std::atomic<bool>& stop) {
   Config config = clientConfig(o.client);
   SystemClock clock;
   const std::int64_t now_ms = toUnixMillis(clock.now());
@@ -390,10 +492,32 @@ int cmdReplay(const ReplayOptions& o) {
   auto wait_timeout = parseWaitTimeout(o.wait_timeout);
   const auto from = o.from.empty() ? ReplayBound{} : parseReplayBound(o.from, now_ms);
   const auto to = o.to.empty() ? ReplayBound{} : parseReplayBound(o.to, now_ms);
-  if (o.mode != "plan" && o.mode != "republish") {
-    throw ConfigError("replay mode '" + o.mode + "': plan or republish");
+  if (o.mode != "plan" && o.mode != "republish" && o.mode != "local") {
+    throw ConfigError("replay mode '" + o.mode + "': plan, republish or local");
   }
-  if (o.compare && o.mode != "republish") throw ConfigError("--compare goes with republish");
+  if (o.compare && o.mode == "plan") throw ConfigError("--compare goes with republish or local");
+  if (o.mode != "local" &&
+      (!o.out_dir.empty() || !o.emit_prefix.empty() || o.no_secrets || o.dry_run)) {
+    throw ConfigError("--out, --emit-prefix, --no-secrets and --dry-run go with local");
+  }
+  if (o.mode == "local") {
+    if (o.client.config_path.empty()) {
+      throw ConfigError(
+          "replay local needs -c/--config: the templates and secret stores to run with");
+    }
+    if (o.out_dir.empty() == o.emit_prefix.empty()) {
+      throw ConfigError(
+          "replay local writes to --out DIR or to topics under --emit-prefix: one of them");
+    }
+    for (const auto& [name, production] : {std::pair{"events", config.topics.events},
+                                           {"lineage", config.topics.lineage},
+                                           {"dlq", config.topics.dlq}}) {
+      if (!o.emit_prefix.empty() && o.emit_prefix + name == production && !o.allow_same_topic) {
+        throw ConfigError("--emit-prefix " + o.emit_prefix + " would write into " + production +
+                          ", a production topic; say --allow-same-topic if that is meant");
+      }
+    }
+  }
   std::string target;
   if (o.mode == "republish") {
     target = !o.to_topic.empty()    ? o.to_topic
@@ -494,6 +618,11 @@ int cmdReplay(const ReplayOptions& o) {
     return 0;
   }
 
+  const std::string replayed_by = o.replayed_by.empty()
+                                      ? (std::getenv("USER") ? std::getenv("USER") : "outpost")
+                                      : o.replayed_by;
+  if (o.mode == "local") return replayLocally(config, selected, o, replayed_by, stop);
+
   // republish
   const std::string events_topic =
       o.to_prefix.empty() ? config.topics.events : o.to_prefix + "events";
@@ -501,9 +630,6 @@ int cmdReplay(const ReplayOptions& o) {
       o.to_prefix.empty() ? config.topics.lineage : o.to_prefix + "lineage";
   std::unique_ptr<RunWaiter> waiter;
   if (o.compare) waiter = std::make_unique<RunWaiter>(config, events_topic);
-  const std::string replayed_by = o.replayed_by.empty()
-                                      ? (std::getenv("USER") ? std::getenv("USER") : "outpost")
-                                      : o.replayed_by;
   events::KafkaProducer producer(config.kafka, {});
   std::atomic<int> failed{0};
   std::vector<std::string> replay_ids;
@@ -534,29 +660,18 @@ int cmdReplay(const ReplayOptions& o) {
   }
   auto replayed = readOutcomes(config.kafka, *found, events_topic, lineage_topic,
                                republished_at - 60'000, ended_ids, Clock::now() + *timeout);
-  std::vector<ReplayComparison> rows;
-  bool differs = false;
-  for (std::size_t i = 0; i < selected.size(); ++i) {
-    std::optional<RecordedOutcome> got;
-    if (auto f = replayed.find(replay_ids[i]);
-        f != replayed.end() && ended_ids.contains(replay_ids[i])) {
-      got = f->second;
-    }
-    rows.push_back(compareReplay(selected[i], replay_ids[i], got, o.duration_factor));
-    differs = differs || !rows.back().differences.empty();
-  }
-  std::cout << formatComparison(rows) << std::flush;
-  return differs ? 1 : 0;
+  return compareAndPrint(selected, replay_ids, replayed, ended_ids, o.duration_factor);
 }
 
 CLI::App* addReplayCommand(CLI::App& app, ReplayOptions& o) {
   auto* sub = app.add_subcommand(
       "replay",
       "Take commands again from the jobs (or dead-letter) topic for testing: plan (the default) "
-      "prints what would be replayed; republish writes them again with new run ids");
+      "prints what would be replayed; republish writes them again with new run ids; local runs "
+      "them here with -c's templates");
   addClientOptions(sub, o.client);
-  sub->add_option("mode", o.mode, "plan (default) or republish")
-      ->check(CLI::IsMember({"plan", "republish"}));
+  sub->add_option("mode", o.mode, "plan (default), republish or local")
+      ->check(CLI::IsMember({"plan", "republish", "local"}));
   sub->add_option("--from", o.from,
                   "From: a time (2026-12-05T10:00:00Z, Unix ms), a duration back (2h), or "
                   "PARTITION:OFFSET");
@@ -578,9 +693,20 @@ CLI::App* addReplayCommand(CLI::App& app, ReplayOptions& o) {
   sub->add_option("--replay-number", o.replay_number,
                   "Which replay this is: the new run ids derive from it and the original's");
   sub->add_option("--replayed-by", o.replayed_by, "Who replays (default: $USER)");
+  sub->add_option("--out", o.out_dir,
+                  "local: write events.jsonl, lineage.jsonl, dlq.jsonl and logs/ into this "
+                  "directory");
+  sub->add_option("--emit-prefix", o.emit_prefix,
+                  "local: write the records to PREFIXevents, PREFIXlineage and PREFIXdlq instead");
+  sub->add_flag("--no-secrets", o.no_secrets,
+                "local: refuse secret references instead of resolving them from this machine's "
+                "stores");
+  sub->add_flag("--dry-run", o.dry_run,
+                "local: run each template with its dry_run_args appended; commands of templates "
+                "without any are not run");
   sub->add_flag("--compare", o.compare,
-                "republish: wait for the replayed runs and compare each with its original; "
-                "exit 1 on any difference");
+                "republish, local: wait for the replayed runs and compare each with its "
+                "original; exit 1 on any difference");
   sub->add_option("--wait-timeout", o.wait_timeout, "--compare: how long to wait (10m)");
   sub->add_option("--duration-factor", o.duration_factor,
                   "--compare: durations differ beyond this factor (3); under 1 s never");

@@ -1,13 +1,15 @@
 // `outpost replay`: commands taken again from the jobs topic (or the dead-letter topic) for
 // testing, safely by default. It reads with assign, never joins a group and never commits; the
 // default mode only prints what would be replayed (plan); `republish` writes the selected
-// commands again with new, deterministic run ids to another topic or pool, and `--compare`
-// checks how the replayed runs ended against how the originals did.
+// commands again with new, deterministic run ids to another topic or pool; `local` runs them here
+// (replay_local.h); and `--compare` checks how the replayed runs ended against how the originals
+// did.
 //
 // The pure parts (bounds, selection, run ids, the comparison, the tables) are here for the unit
 // tests; cmdReplay does the Kafka reading and writing.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -27,7 +29,7 @@ namespace outpost::app {
 
 struct ReplayOptions {
   ClientOptions client;
-  std::string mode = "plan";  // plan | republish
+  std::string mode = "plan";  // plan | republish | local
   std::string from, to;       // bounds: a time, a duration back from now, or partition:offset
   std::vector<std::string> runs;
   std::string job_type, job_id, pool, state;
@@ -38,6 +40,9 @@ struct ReplayOptions {
   bool allow_same_topic = false;
   unsigned replay_number = 1;
   std::string replayed_by;
+  // local
+  std::string out_dir, emit_prefix;
+  bool no_secrets = false, dry_run = false;
   // --compare
   bool compare = false;
   std::string wait_timeout = "10m";
@@ -46,7 +51,8 @@ struct ReplayOptions {
 };
 
 CLI::App* addReplayCommand(CLI::App& app, ReplayOptions& options);
-int cmdReplay(const ReplayOptions& options);
+// `stop` (SIGINT, SIGTERM) interrupts `local`: its runs are stopped.
+int cmdReplay(const ReplayOptions& options, const std::atomic<bool>& stop);
 
 // --from / --to: a time (RFC 3339 UTC, e.g. 2026-12-05T10:00:00Z, or Unix milliseconds), a
 // duration back from `now_ms` (2h), or PARTITION:OFFSET. Throws ConfigError.
@@ -69,6 +75,17 @@ struct RecordedOutcome {
   std::int64_t duration_ms = 0;
   std::string message;
   std::set<std::string> datasets;  // lineage inputs and outputs, "in:ns/name" and "out:ns/name"
+};
+
+// What the events and lineage topics say of runs, gathered record by record.
+struct OutcomeBook {
+  std::map<std::string, RecordedOutcome> runs;
+  // A terminal run event (not a lost attempt's `retrying` FAILED) sets its run's outcome, keeping
+  // the datasets found so far. Returns whether it did.
+  bool addEvent(const v1::RunEvent& event);
+  // An OpenLineage record adds its inputs and outputs to its run's datasets, when `only` is null
+  // or holds the run. Returns the run id ("" when the text is not a run's record).
+  std::string addLineage(std::string_view json, const std::set<std::string>* only = nullptr);
 };
 
 // One command found on the source topic.

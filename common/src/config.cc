@@ -227,18 +227,20 @@ void checkTemplate(const TemplateConfig& t, const std::string& where) {
                       where + ".allow_shell: true if a shell is really needed");
   }
   static const std::regex kPlaceholder(R"(\{([A-Za-z_][A-Za-z0-9_]*)\})");
-  for (const auto& arg : t.argv) {
-    for (auto it = std::sregex_iterator(arg.begin(), arg.end(), kPlaceholder);
-         it != std::sregex_iterator(); ++it) {
-      auto name = (*it)[1].str();
-      if (name != "recipe_file" && name != "run_dir" && name != "run_id" &&
-          !t.params.contains(name)) {
-        throw ConfigError(where + ".argv uses {" + name + "}, which is not declared under " +
-                          where + ".params");
-      }
-      if (name == "recipe_file" && t.recipe != RecipeDelivery::kFile) {
-        throw ConfigError(where + ".argv uses {recipe_file} but " + where +
-                          ".recipe is not 'file'");
+  for (const auto* key : {"argv", "dry_run_args"}) {
+    for (const auto& arg : key == std::string("argv") ? t.argv : t.dry_run_args) {
+      for (auto it = std::sregex_iterator(arg.begin(), arg.end(), kPlaceholder);
+           it != std::sregex_iterator(); ++it) {
+        auto name = (*it)[1].str();
+        if (name != "recipe_file" && name != "run_dir" && name != "run_id" &&
+            !t.params.contains(name)) {
+          throw ConfigError(where + "." + key + " uses {" + name +
+                            "}, which is not declared under " + where + ".params");
+        }
+        if (name == "recipe_file" && t.recipe != RecipeDelivery::kFile) {
+          throw ConfigError(where + "." + key + " uses {recipe_file} but " + where +
+                            ".recipe is not 'file'");
+        }
       }
     }
   }
@@ -265,6 +267,7 @@ TemplateConfig parseTemplate(const std::string& name, YAML::Node node, const std
   TemplateConfig t;
   t.name = name;
   s.read("argv", t.argv);
+  s.read("dry_run_args", t.dry_run_args);
   s.read("env", t.env);
   s.read("env_passthrough", t.env_passthrough);
   s.read("accept_env", t.accept_env);

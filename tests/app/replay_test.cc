@@ -1,11 +1,13 @@
 // `outpost replay`'s own decisions (app/replay.h), without a broker: its bounds, its selection,
-// the replayed command and its run id, and the comparison. The whole command runs against the
-// broker in tests/integration/replay_test.cc.
+// the replayed command and its run id, how outcomes are read from records, the comparison, and
+// the configuration `replay local` runs under (app/replay_local.h). The whole command runs against
+// the broker in tests/integration/replay_test.cc.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "outpost/common/config.h"
 #include "replay.h"
+#include "replay_local.h"
 
 namespace outpost::app {
 namespace {
@@ -146,6 +148,81 @@ TEST(ReplayPlan, OneLineEachAndTheCount) {
   EXPECT_THAT(text, HasSubstr("2026-12-05T10:00:00.000Z  REJECTED: unknown job_type 'x'"));
   EXPECT_THAT(text, HasSubstr("no end recorded"));
   EXPECT_THAT(text, HasSubstr("2 command(s) of outpost.jobs would be replayed"));
+}
+
+TEST(ReplayOutcomes, TerminalEventsAndLineageDatasets) {
+  OutcomeBook book;
+  v1::RunEvent e;
+  e.set_run_id(kRun);
+  e.set_state(v1::STARTED);
+  EXPECT_FALSE(book.addEvent(e));
+  e.set_state(v1::FAILED);
+  e.set_retrying(true);  // a lost attempt's end: the run goes on
+  EXPECT_FALSE(book.addEvent(e));
+  EXPECT_EQ(book.addLineage(R"({"eventType":"COMPLETE","run":{"runId":")" + std::string(kRun) +
+                            R"("},"inputs":[{"namespace":"pg","name":"a"}],)"
+                            R"("outputs":[{"namespace":"dh","name":"b"}]})"),
+            kRun);
+  e.set_retrying(false);
+  e.set_exit_code(3);
+  e.set_duration_ms(1500);
+  EXPECT_TRUE(book.addEvent(e));
+  const auto& o = book.runs.at(kRun);
+  EXPECT_EQ(o.state, v1::FAILED);
+  EXPECT_EQ(o.exit_code, 3);
+  EXPECT_EQ(o.duration_ms, 1500);
+  EXPECT_THAT(o.datasets, ElementsAre("in:pg/a", "out:dh/b")) << "kept across the terminal event";
+  // Only the runs asked about; text that is not a run's record is ignored.
+  const std::set<std::string> only = {"other"};
+  EXPECT_EQ(
+      book.addLineage(R"({"run":{"runId":"x"},"inputs":[{"namespace":"n","name":"m"}]})", &only),
+      "x");
+  EXPECT_FALSE(book.runs.contains("x"));
+  EXPECT_EQ(book.addLineage("not json"), "");
+}
+
+TEST(ReplayLocalConfig, NothingOfProductionAndTheDryRunArgs) {
+  Config c = parseConfig(R"(
+worker: {id: prod-1, pool: etl, slots: 3, work_dir: /var/lib/outpost, delivery: exactly-once}
+topics: {prefix: "acme."}
+lineage: {transport: http, http: {url: "http://127.0.0.1:1/api/v1/lineage"}}
+templates:
+  ingest:
+    argv: [datahub, ingest, -c, "{recipe_file}"]
+    dry_run_args: [--dry-run]
+  report:
+    argv: [report]
+)",
+                         {});
+  LocalReplayOptions to_files;
+  to_files.out_dir = "/tmp/x";
+  auto files = localReplayConfig(c, to_files, "/tmp/work");
+  EXPECT_EQ(files.worker.id, "replay-prod-1");
+  EXPECT_EQ(files.worker.pool, "etl");
+  EXPECT_EQ(files.worker.slots, 3u);
+  EXPECT_EQ(files.worker.work_dir, "/tmp/work");
+  EXPECT_FALSE(files.exactlyOnce());
+  EXPECT_TRUE(files.lineage.toKafka());
+  EXPECT_FALSE(files.lineage.toHttp()) << "never the production lineage endpoint";
+  for (const auto& t :
+       {files.topics.jobs, files.topics.events, files.topics.lineage, files.topics.dlq,
+        files.topics.runs, files.topics.control, files.topics.workers}) {
+    EXPECT_EQ(t.find("acme."), std::string::npos) << t;
+  }
+  EXPECT_EQ(files.topics.events, "events");
+  EXPECT_EQ(files.templates.at("ingest").argv.size(), 4u) << "not a dry run";
+  EXPECT_TRUE(files.templates.contains("report"));
+
+  LocalReplayOptions dry_to_topics;
+  dry_to_topics.emit_prefix = "staging.";
+  dry_to_topics.dry_run = true;
+  auto dry = localReplayConfig(c, dry_to_topics, "/tmp/work");
+  EXPECT_EQ(dry.topics.events, "staging.events");
+  EXPECT_EQ(dry.topics.lineage, "staging.lineage");
+  EXPECT_EQ(dry.topics.dlq, "staging.dlq");
+  EXPECT_THAT(dry.templates.at("ingest").argv,
+              ElementsAre("datahub", "ingest", "-c", "{recipe_file}", "--dry-run"));
+  EXPECT_FALSE(dry.templates.contains("report")) << "no dry run: refused, never run for real";
 }
 
 }  // namespace

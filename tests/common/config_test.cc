@@ -174,6 +174,7 @@ lineage:
 templates:
   ingest:
     argv: [datahub, ingest, -c, "{recipe_file}", --source, "{source}", --level, "{level}"]
+    dry_run_args: [--dry-run, "--tag={source}"]
     params:
       source:
         pattern: "[a-z]+"
@@ -239,6 +240,7 @@ TEST(ConfigFull, EveryTemplateKeyIsRead) {
   EXPECT_EQ(t.name, "ingest");
   EXPECT_EQ(t.argv, (std::vector<std::string>{"datahub", "ingest", "-c", "{recipe_file}",
                                               "--source", "{source}", "--level", "{level}"}));
+  EXPECT_EQ(t.dry_run_args, (std::vector<std::string>{"--dry-run", "--tag={source}"}));
   ASSERT_EQ(t.params.size(), 2u);
   EXPECT_EQ(t.params.at("source").pattern, "[a-z]+");
   EXPECT_FALSE(t.params.at("source").default_value.has_value());
@@ -550,6 +552,15 @@ TEST(ConfigTemplates, EmptyArgvIsRejected) {
 TEST(ConfigTemplates, UndeclaredPlaceholderIsRejectedByName) {
   EXPECT_THAT(errorOf("templates:\n  t:\n    argv: [echo, '--x={who}']\n"),
               AllOf(HasSubstr("uses {who}"), HasSubstr("not declared under 'templates.t'.params")));
+}
+
+TEST(ConfigTemplates, DryRunArgsAreCheckedLikeArgv) {
+  EXPECT_THAT(errorOf("templates:\n  t:\n    argv: [echo]\n    dry_run_args: ['--as={who}']\n"),
+              AllOf(HasSubstr("'templates.t'.dry_run_args uses {who}"),
+                    HasSubstr("not declared under 'templates.t'.params")));
+  EXPECT_TRUE(parseConfig("templates:\n  t:\n    argv: [echo]\n", {})
+                  .templates.at("t")
+                  .dry_run_args.empty());
 }
 
 TEST(ConfigTemplates, BuiltInPlaceholdersNeedNoDeclaration) {

@@ -1,8 +1,13 @@
 // `outpost replay` against the real broker: a recorded mix of succeeded, failed and rejected runs
-// is planned, selected and republished to other topics where another worker runs it, and
+// is planned, selected, republished to other topics where another worker runs it, and run here
+// with `replay local` (to files or to other topics, with secrets, without, and as a dry run);
 // --compare finds a template whose behaviour changed; the production topics' end offsets and the
 // production group's committed offsets are the same before and after.
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -47,24 +52,31 @@ Production production(const Topics& t, const std::string& group) {
   return p;
 }
 
+// The recording: a production worker runs `commands` to their end and their offsets are
+// committed; then production stops, as a platform's would go on elsewhere. Returns its group.
+std::string record(const Topics& prod, const WorkerProcess::Options& options,
+                   const std::vector<v1::JobCommand>& commands) {
+  WorkerProcess worker(prod, options);
+  EXPECT_TRUE(worker.waitForLog("partitions assigned"));
+  for (const auto& c : commands) submit(prod, c);
+  TopicReader events(prod.events);
+  EXPECT_TRUE(
+      events.readUntil([&](const auto& r) { return terminalByRun(r).size() >= commands.size(); }));
+  EXPECT_EQ(
+      waitForCommitted(worker.group(), prod.jobs, 2, static_cast<std::int64_t>(commands.size())),
+      static_cast<std::int64_t>(commands.size()));
+  EXPECT_EQ(worker.terminate(), 0);
+  return worker.group();
+}
+
 TEST(Replay, PlansSelectsRepublishesAndComparesWithoutTouchingProduction) {
   auto prod = createTopics("replay-prod", 2);
-  WorkerProcess::Options po;
-  po.slots = 4;
-  auto worker = std::make_unique<WorkerProcess>(prod, po);
-  ASSERT_TRUE(worker->waitForLog("partitions assigned"));
   auto ok1 = makeCommand("ok", {{"n", "1"}});
   auto failed = makeCommand("exit", {{"code", "3"}});
   auto rejected = makeCommand("nope");
   auto ok2 = makeCommand("ok", {{"n", "2"}});
-  for (const auto& c : {ok1, failed, rejected, ok2}) submit(prod, c);
-  TopicReader events(prod.events);
-  ASSERT_TRUE(events.readUntil([&](const auto& r) { return terminalByRun(r).size() >= 4; }));
-  const std::string group = worker->group();
-  ASSERT_EQ(waitForCommitted(group, prod.jobs, 2, 4), 4);
-  // The recording is done; production stops, as a platform's would go on elsewhere.
-  EXPECT_EQ(worker->terminate(), 0);
-  worker.reset();
+  const std::string group = record(prod, {}, {ok1, failed, rejected, ok2});
+  ASSERT_FALSE(HasFailure()) << "the recording";
   const auto before = production(prod, group);
 
   // plan (the default): every command with its recorded end.
@@ -135,6 +147,161 @@ TEST(Replay, PlansSelectsRepublishesAndComparesWithoutTouchingProduction) {
 
   // Nothing production-facing was written or committed.
   EXPECT_TRUE(production(prod, group) == before) << "production topics or offsets moved";
+}
+
+// The templates of the local replay: the standard ones, `ok` with a dry run, and `tok`, which
+// prints a secret from the file store.
+std::string localTemplates(const std::string& exit_argv) {
+  return R"(templates:
+  ok:
+    argv: [sh, -c, 'echo ok {n} "$@"', ok]
+    dry_run_args: [--dry-run]
+    allow_shell: true
+    params: {n: {pattern: "[0-9]+", default: "0"}}
+    recipe: none
+  exit:
+    argv: )" +
+         exit_argv + R"(
+    allow_shell: true
+    params: {code: {pattern: "[0-9]+"}}
+    recipe: none
+  tok:
+    argv: [sh, -c, 'echo token=$TOKEN']
+    allow_shell: true
+    env: {TOKEN: "${file:replay-token}"}
+    secrets: ["file:replay-token"]
+    recipe: none
+)";
+}
+
+// Every line of a JSON-lines file.
+std::vector<nlohmann::json> jsonLines(const std::filesystem::path& path) {
+  std::vector<nlohmann::json> lines;
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);) lines.push_back(nlohmann::json::parse(line));
+  return lines;
+}
+
+std::string fileText(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+TEST(Replay, LocalRunsTheCommandsHereWithoutTouchingProduction) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / uniqueName("outpost-replay-local");
+  fs::create_directories(dir / "secrets");
+  const std::string token = "s3cr3t-" + uniqueName("token");
+  std::ofstream(dir / "secrets" / "replay-token") << token << "\n";
+  const std::string secrets_yaml = "secrets:\n  file_dir: " + (dir / "secrets").string() + "\n";
+
+  // The recording: production runs ok, a failure, a refusal and a run with a secret.
+  auto prod = createTopics("replay-local", 2);
+  WorkerProcess::Options po;
+  po.templates = localTemplates(R"([sh, -c, "echo about to fail; exit {code}"])");
+  po.extra_yaml = secrets_yaml;
+  auto ok = makeCommand("ok", {{"n", "1"}});
+  auto failed = makeCommand("exit", {{"code", "3"}});
+  auto rejected = makeCommand("nope");
+  auto tok = makeCommand("tok");
+  const std::string group = record(prod, po, {ok, failed, rejected, tok});
+  ASSERT_FALSE(HasFailure()) << "the recording";
+  const auto before = production(prod, group);
+
+  auto writeConfig = [&](const std::string& name, const std::string& exit_argv) {
+    const auto path = dir / name;
+    std::ofstream(path) << "worker:\n  slots: 2\n" << secrets_yaml << localTemplates(exit_argv);
+    return path.string();
+  };
+  const auto config = writeConfig("local.yaml", R"([sh, -c, "echo about to fail; exit {code}"])");
+  auto id = [](const v1::JobCommand& c) { return pythonReplayId(c.run_id(), 1); };
+
+  // To files: every command runs here as a worker would run it.
+  const fs::path out = dir / "out";
+  auto [code, said] = runCli(prod, "replay local -c " + config + " --out " + out.string());
+  EXPECT_EQ(code, 0) << said;
+  EXPECT_THAT(said, HasSubstr("4 command(s) replayed here, 4 ended"));
+  EXPECT_THAT(said, HasSubstr(ok.run_id() + " -> " + id(ok) + "  SUCCEEDED (exit 0)"));
+  EXPECT_THAT(said, HasSubstr(failed.run_id() + " -> " + id(failed) + "  FAILED (exit 3)"));
+  EXPECT_THAT(said, HasSubstr(id(rejected) + "  REJECTED: unknown job_type 'nope'"));
+  std::map<std::string, nlohmann::json> ends;
+  for (const auto& line : jsonLines(out / "events.jsonl")) {
+    const auto& v = line["value"];
+    v1::RunState state = v1::RUN_STATE_UNSPECIFIED;
+    if (v1::RunState_Parse(v["state"].get<std::string>(), &state) && isTerminal(state)) {
+      ends[v["run_id"]] = v;
+    }
+  }
+  ASSERT_EQ(ends.size(), 4u) << fileText(out / "events.jsonl");
+  EXPECT_EQ(ends[id(ok)]["state"], "SUCCEEDED");
+  EXPECT_EQ(ends[id(ok)]["labels"]["outpost.replay_of"], ok.run_id());
+  EXPECT_EQ(ends[id(failed)]["exit_code"], 3);
+  EXPECT_EQ(ends[id(rejected)]["state"], "REJECTED");
+  EXPECT_EQ(ends[id(tok)]["state"], "SUCCEEDED");
+  EXPECT_EQ(jsonLines(out / "dlq.jsonl").size(), 1u);
+  std::set<std::string> lineage_runs;
+  for (const auto& line : jsonLines(out / "lineage.jsonl")) {
+    lineage_runs.insert(line["value"]["run"]["runId"].get<std::string>());
+  }
+  EXPECT_TRUE(lineage_runs.contains(id(ok)) && lineage_runs.contains(id(failed)));
+  EXPECT_THAT(fileText(out / "logs" / (id(ok) + ".log")), HasSubstr("ok 1"));
+  // The secret came from this machine's store, masked in what was written.
+  EXPECT_THAT(fileText(out / "logs" / (id(tok) + ".log")), HasSubstr("token=***"));
+  for (const auto& f : fs::recursive_directory_iterator(out)) {
+    if (f.is_regular_file()) {
+      EXPECT_THAT(fileText(f.path()), Not(HasSubstr(token))) << f.path();
+    }
+  }
+  EXPECT_THAT(said, Not(HasSubstr(token)));
+
+  // --no-secrets: the run that needs a secret fails, saying why.
+  auto [refused, refused_said] = runCli(prod, "replay local -c " + config + " --no-secrets --out " +
+                                                  (dir / "refused").string() + " --job-type tok");
+  EXPECT_EQ(refused, 0) << refused_said;
+  EXPECT_THAT(refused_said, HasSubstr(id(tok) + "  FAILED"));
+  EXPECT_THAT(refused_said, HasSubstr("--no-secrets"));
+
+  // --dry-run: the template's dry_run_args; templates without any run nothing.
+  const fs::path dry = dir / "dry";
+  auto [dry_code, dry_said] =
+      runCli(prod, "replay local -c " + config + " --dry-run --out " + dry.string());
+  EXPECT_EQ(dry_code, 0) << dry_said;
+  EXPECT_THAT(fileText(dry / "logs" / (id(ok) + ".log")), HasSubstr("ok 1 --dry-run"));
+  EXPECT_THAT(dry_said, HasSubstr(failed.run_id() +
+                                  "  exit  not run: the template declares no dry_run_args"));
+  EXPECT_THAT(dry_said, HasSubstr(tok.run_id() + "  tok  not run"));
+  EXPECT_THAT(dry_said, HasSubstr("2 command(s) replayed here (dry run), 2 ended, 2 not run"));
+  EXPECT_FALSE(fs::exists(dry / "logs" / (id(failed) + ".log")));
+
+  // --compare: the same templates behave the same; a changed one does not, and says how.
+  auto [same, same_said] =
+      runCli(prod, "replay local -c " + config + " --compare --out " + (dir / "same").string());
+  EXPECT_EQ(same, 0) << same_said;
+  EXPECT_THAT(same_said, HasSubstr("4 replayed, 4 the same, 0 different"));
+  const auto changed = writeConfig("changed.yaml", R"([sh, -c, "echo fixed; exit 0"])");
+  auto [diff, diff_said] =
+      runCli(prod, "replay local -c " + changed + " --job-type exit --compare --out " +
+                       (dir / "changed").string());
+  EXPECT_EQ(diff, 1) << diff_said;
+  EXPECT_THAT(diff_said, HasSubstr("DIFFERENT: state FAILED (exit 3) -> SUCCEEDED"));
+  EXPECT_THAT(diff_said, HasSubstr("1 replayed, 0 the same, 1 different"));
+
+  // To other topics; never to production's unless told.
+  auto [into_prod, into_prod_said] =
+      runCli(prod, "replay local -c " + config + " --emit-prefix " + prod.prefix + " 2>&1");
+  EXPECT_EQ(into_prod, 2) << into_prod_said;
+  EXPECT_THAT(into_prod_said, HasSubstr("--allow-same-topic"));
+  auto staging = createTopics("replay-local-staging", 1);
+  auto [emitted, emitted_said] = runCli(
+      prod, "replay local -c " + config + " --emit-prefix " + staging.prefix + " --job-type ok");
+  EXPECT_EQ(emitted, 0) << emitted_said;
+  TopicReader staged(staging.events);
+  ASSERT_TRUE(staged.readUntil([&](const auto& r) { return terminalByRun(r).contains(id(ok)); }));
+
+  // Nothing production-facing was written or committed.
+  EXPECT_TRUE(production(prod, group) == before) << "production topics or offsets moved";
+  std::error_code ec;
+  fs::remove_all(dir, ec);
 }
 
 }  // namespace

@@ -63,6 +63,10 @@ struct TemplateConfig {
   std::string name;
   // Program and arguments, with {name} placeholders; argv[0] is looked up on PATH. No shell.
   std::vector<std::string> argv;
+  // Appended to argv when a run is a dry run (`outpost replay local --dry-run`), e.g. DataHub's
+  // ["--dry-run"]: the tool reads its sources but writes nothing. Same placeholders as argv.
+  // Empty: the template has no dry run, and a dry replay does not run its commands.
+  std::vector<std::string> dry_run_args;
   std::map<std::string, ParamSpec> params;
   // Extra environment for the process.
   std::map<std::string, std::string> env;

@@ -1,0 +1,294 @@
+#include "replay_local.h"
+
+#include <condition_variable>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+
+#include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
+
+#include "ledger.h"
+#include "outpost/common/clock.h"
+#include "outpost/dispatch/dispatcher.h"
+#include "outpost/events/producer.h"
+#include "outpost/runner/supervisor.h"
+#include "outpost/secrets/async_resolver.h"
+#include "outpost/secrets/resolver.h"
+#include "ports.h"
+
+namespace outpost::app {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+constexpr std::chrono::milliseconds kWait{100};
+// Threads that fetch secrets, as a worker has.
+constexpr std::size_t kResolverThreads = 4;
+// Once stopped: how long the stopped runs may take to end before the replay gives up on them.
+constexpr std::chrono::seconds kStopBound{10};
+
+// The closures other threads post, run on the replay's thread in order.
+class Inbox final : public dispatch::Poster {
+ public:
+  void post(std::function<void()> fn) override {
+    {
+      std::lock_guard lock(mutex_);
+      queue_.push_back(std::move(fn));
+    }
+    cv_.notify_one();
+  }
+  // Waits up to `timeout` for something posted, then runs all of it.
+  void serve(std::chrono::milliseconds timeout) {
+    std::deque<std::function<void()>> batch;
+    {
+      std::unique_lock lock(mutex_);
+      cv_.wait_for(lock, timeout, [this] { return !queue_.empty(); });
+      batch.swap(queue_);
+    }
+    for (auto& fn : batch) fn();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> queue_;
+};
+
+// Commands are handed in, not consumed: nothing to pause at the broker, nothing to commit.
+class HandedCommands final : public dispatch::CommandSource {
+ public:
+  explicit HandedCommands(std::string topic) : assignment_{{std::move(topic), 0}} {}
+  void setPaused(bool paused) override { paused_ = paused; }
+  bool paused() const override { return paused_; }
+  void commit(const std::map<TopicPartition, std::int64_t>&, bool) override {}
+  const std::vector<TopicPartition>& assignment() const override { return assignment_; }
+  std::shared_ptr<const events::GroupMetadata> groupMetadata() override { return nullptr; }
+  void refreshGroupMetadata() override {}
+
+ private:
+  std::vector<TopicPartition> assignment_;
+  bool paused_ = false;
+};
+
+// Each replayed command is a new run id seen once: every one is a first start. Nothing is kept
+// and the run records are not written anywhere (see LocalOutput).
+class FirstAttempts final : public dispatch::AttemptStore {
+ public:
+  explicit FirstAttempts(std::string runs_topic) : runs_topic_(std::move(runs_topic)) {}
+  consumer::Admission decide(const v1::JobCommand& command, unsigned) const override {
+    consumer::Admission a;
+    a.attempt = std::max(1u, command.attempt());
+    return a;
+  }
+  events::OutRecord recordStart(const v1::JobCommand& command, const consumer::Admission&,
+                                const TopicPartition&, std::int64_t) override {
+    return {runs_topic_, -1, command.run_id(), {}, {}};
+  }
+  events::OutRecord recordEnd(const v1::JobCommand& command, std::uint32_t, v1::RunState,
+                              const TopicPartition&, std::int64_t) override {
+    return {runs_topic_, -1, command.run_id(), {}, {}};
+  }
+  void forgetCommitted(std::int32_t, std::int64_t) override {}
+  void restore(const std::vector<std::int32_t>&) override {}
+  void forget(const std::vector<std::int32_t>&) override {}
+
+ private:
+  std::string runs_topic_;
+};
+
+// --no-secrets: every reference is refused, so a run that needs one ends FAILED saying why.
+class RefusedSecrets final : public dispatch::SecretSource {
+ public:
+  void resolve(std::vector<secrets::SecretRef> refs,
+               std::function<void(dispatch::ResolvedSecrets)> done) override {
+    done(std::unexpected(std::to_string(refs.size()) +
+                         " secret reference(s) not resolved: the replay runs with --no-secrets"));
+  }
+  std::string mask(std::string_view text) const override { return std::string(text); }
+  std::unique_ptr<StreamRedactor> outputRedactor() const override { return nullptr; }
+};
+
+// Where the runs' records go: the run records are dropped; events, lineage and dead letters are
+// written to a file each under --out (with each run's output lines in logs/<run id>.log), or to
+// the --emit-prefix topics. Terminal events and lineage are read on the way for the outcomes.
+class LocalOutput final : public dispatch::RecordSink {
+ public:
+  LocalOutput(const Config& config, const LocalReplayOptions& o,
+              std::function<void(const std::string&, const RecordedOutcome&)> ended)
+      : topics_(config.topics), out_dir_(o.out_dir), ended_(std::move(ended)) {
+    if (!o.emit_prefix.empty()) {
+      producer_ = std::make_unique<events::KafkaProducer>(
+          config.kafka, std::map<std::string, std::string>{{"client.id", "outpost-replay"}});
+      return;
+    }
+    std::error_code ec;
+    fs::create_directories(fs::path(out_dir_) / "logs", ec);
+    if (ec) throw ConfigError("--out " + out_dir_ + ": " + ec.message());
+    for (const auto& topic : {topics_.events, topics_.lineage, topics_.dlq}) {
+      auto& file = files_[topic];
+      file.open(fs::path(out_dir_) / (topic + ".jsonl"), std::ios::app);
+      if (!file) throw ConfigError("--out " + out_dir_ + ": cannot write " + topic + ".jsonl");
+    }
+  }
+
+  void produce(const events::OutRecord& record, events::DeliveryCallback done) override {
+    if (record.topic == topics_.runs) return done({});
+    v1::RunEvent event;
+    const bool is_event = record.topic == topics_.events && event.ParseFromString(record.value);
+    if (is_event) observe(event);
+    if (record.topic == topics_.lineage) book_.addLineage(record.value);
+    if (producer_) return producer_->produce(record, std::move(done));
+    json line = {{"topic", record.topic}, {"key", record.key}};
+    if (is_event) {
+      line["value"] = json::parse(runEventJson(event));
+    } else if (record.topic == topics_.lineage) {
+      line["value"] = json::parse(record.value, nullptr, false);
+    } else {
+      json headers = json::object();
+      for (const auto& h : record.headers) headers[h.name] = h.value;
+      line["headers"] = headers;
+      line["value_bytes"] = record.value.size();
+    }
+    files_[record.topic] << line.dump(-1, ' ', false, json::error_handler_t::replace) << '\n';
+    done({});
+  }
+
+  // Everything written out; false when a file or the producer failed.
+  bool finish() {
+    bool ok = true;
+    if (producer_ && !producer_->flush(std::chrono::seconds(30))) {
+      spdlog::error("{} record(s) not delivered to the --emit-prefix topics",
+                    producer_->outstanding());
+      ok = false;
+    }
+    for (auto& [topic, file] : files_) {
+      file.flush();
+      ok = ok && file.good();
+    }
+    for (auto& [run, file] : logs_) {
+      file.flush();
+      ok = ok && file.good();
+    }
+    return ok;
+  }
+
+  const std::map<std::string, RecordedOutcome>& outcomes() const { return book_.runs; }
+
+ private:
+  void observe(const v1::RunEvent& e) {
+    if (!out_dir_.empty() && e.log_lines_size() > 0) {
+      auto& log = logs_[e.run_id()];
+      if (!log.is_open()) log.open(fs::path(out_dir_) / "logs" / (e.run_id() + ".log"));
+      for (const auto& l : e.log_lines()) log << l << '\n';
+    }
+    if (book_.addEvent(e)) ended_(e.run_id(), book_.runs.at(e.run_id()));
+  }
+
+  const TopicsConfig topics_;
+  const std::string out_dir_;
+  std::function<void(const std::string&, const RecordedOutcome&)> ended_;
+  std::unique_ptr<events::KafkaProducer> producer_;
+  std::map<std::string, std::ofstream> files_;
+  std::map<std::string, std::ofstream> logs_;
+  OutcomeBook book_;
+};
+
+}  // namespace
+
+Config localReplayConfig(Config c, const LocalReplayOptions& o, const std::string& work_dir) {
+  c.worker.id = "replay-" + c.worker.id;
+  c.worker.work_dir = work_dir;
+  c.worker.delivery = "at-least-once";
+  c.lineage.transport = LineageTransport::kKafka;
+  const std::string prefix = o.emit_prefix;  // "": the --out files' names
+  c.topics.prefix = prefix;
+  c.topics.jobs = prefix + "jobs";
+  c.topics.control = prefix + "control";
+  c.topics.events = prefix + "events";
+  c.topics.lineage = prefix + "lineage";
+  c.topics.dlq = prefix + "dlq";
+  c.topics.workers = prefix + "workers";
+  c.topics.runs = prefix + "runs";
+  if (o.dry_run) {
+    std::erase_if(c.templates, [](const auto& t) { return t.second.dry_run_args.empty(); });
+    for (auto& [name, t] : c.templates) {
+      t.argv.insert(t.argv.end(), t.dry_run_args.begin(), t.dry_run_args.end());
+    }
+  }
+  return c;
+}
+
+std::map<std::string, RecordedOutcome> runLocally(
+    const Config& config, const std::vector<v1::JobCommand>& commands, const LocalReplayOptions& o,
+    const std::atomic<bool>& stop,
+    const std::function<void(const std::string& run_id, const RecordedOutcome&)>& ended) {
+  SystemClock clock;
+  const auto worker_env = processEnvironment();
+  // Declared first: the threads below post into it, so they must stop before it goes.
+  Inbox inbox;
+  HandedCommands source(config.topics.jobs);
+  FirstAttempts attempts(config.topics.runs);
+  LocalOutput output(config, o, ended);
+  std::unique_ptr<secrets::SecretResolver> resolver;
+  std::unique_ptr<secrets::AsyncSecretResolver> async_resolver;
+  std::unique_ptr<dispatch::SecretSource> secret_source;
+  if (o.no_secrets) {
+    secret_source = std::make_unique<RefusedSecrets>();
+  } else {
+    resolver = secrets::SecretResolver::fromConfig(config.secrets, worker_env, clock);
+    async_resolver = std::make_unique<secrets::AsyncSecretResolver>(*resolver, kResolverThreads);
+    secret_source = std::make_unique<ResolverSecrets>(*resolver, *async_resolver);
+  }
+  runner::PosixLauncher launcher;
+  runner::Supervisor supervisor(
+      clock, launcher,
+      runner::SupervisorOptions{.output = config.output,
+                                .heartbeat_interval = config.worker.heartbeat_interval,
+                                .cgroup = config.runner.cgroup});
+  SupervisorExecutor executor(supervisor);
+  dispatch::Observer observer;
+  dispatch::Dispatcher dispatcher(
+      config, worker_env,
+      dispatch::Ports{inbox, source, output, output, nullptr, executor, attempts, *secret_source,
+                      nullptr, clock, observer});
+
+  std::size_t next = 0;
+  bool stopping = false;
+  auto stopped_at = std::chrono::steady_clock::time_point::max();
+  while (true) {
+    // Handed in as a consumer would: while the dispatcher's queue has room.
+    while (!stopping && next < commands.size() && !source.paused()) {
+      const auto& c = commands[next];
+      dispatcher.onMessage(consumer::ConsumedMessage{.tp = {config.topics.jobs, 0},
+                                                     .offset = static_cast<std::int64_t>(next),
+                                                     .key = c.job_id(),
+                                                     .value = c.SerializeAsString(),
+                                                     .headers = {},
+                                                     .timestamp = clock.now()});
+      ++next;
+    }
+    inbox.serve(kWait);
+    dispatcher.tick();
+    if ((stopping || next == commands.size()) && dispatcher.idle()) break;
+    if (stop.load() && !stopping) {
+      stopping = true;
+      stopped_at = std::chrono::steady_clock::now();
+      spdlog::warn("stopping: {} run(s) running are stopped, {} command(s) not started",
+                   dispatcher.running(), commands.size() - next + dispatcher.queued());
+      dispatcher.beginDrain();
+      dispatcher.stopAll("the replay was interrupted");
+    }
+    if (stopping && std::chrono::steady_clock::now() - stopped_at > kStopBound) {
+      spdlog::error("{} run(s) did not end after the replay was interrupted", dispatcher.held());
+      break;
+    }
+  }
+  dispatcher.close();
+  if (!output.finish()) throw ConfigError("the replay's records were not all written out");
+  return output.outcomes();
+}
+
+}  // namespace outpost::app
