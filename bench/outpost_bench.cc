@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <optional>
@@ -25,6 +26,7 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -46,6 +48,7 @@ struct Options {
   std::string bootstrap;
   std::string outpost = OUTPOST_BINARY;
   std::string noop = NOOP_BINARY;
+  std::string chatter = CHATTER_BINARY;
   pid_t broker_pid = -1;
   bool quick = false;
   std::set<std::string> only;  // empty: everything
@@ -53,24 +56,33 @@ struct Options {
   long jobs = 0;  // 0: by slot count
   unsigned latency_slots = 16;
   std::chrono::seconds warm_up{0};  // 0: 45 s (10 s with --quick)
+  unsigned rounds = 2;              // of the comparison with the reference executor
 
   bool wants(const std::string& what) const { return only.empty() || only.contains(what); }
 };
 
 const char kUsage[] =
     "usage: outpost_bench --bootstrap HOST:PORT [--quick] [--outpost BIN] [--noop BIN]\n"
-    "                     [--broker-pid PID] [--only spawn,kafka,jobs,latency]\n"
-    "                     [--slots 1,4,16] [--jobs N] [--warm-up SECONDS]\n";
+    "                     [--broker-pid PID]\n"
+    "                     [--only spawn,kafka,jobs,latency,compare,flood,output]\n"
+    "                     [--slots 1,4,16] [--jobs N] [--warm-up SECONDS] [--rounds N]\n";
 
-// Figures on stdout, one a line; kept so that ratios and the summary can use them.
+// Figures on stdout, one a line; kept so that ratios and the summary can use them. A quiet report
+// (one round of the comparison) prints nothing and keeps its notes for later.
 class Report {
  public:
+  explicit Report(bool quiet = false) : quiet_(quiet) {}
   void figure(const std::string& name, double value, const std::string& unit, int decimals = 2) {
     values_[name] = value;
+    if (quiet_) return;
     std::printf("%s: %.*f %s\n", name.c_str(), decimals, value, unit.c_str());
     std::fflush(stdout);
   }
   void note(const std::string& text) {
+    if (quiet_) {
+      notes_.push_back(text);
+      return;
+    }
     std::printf("# %s\n", text.c_str());
     std::fflush(stdout);
   }
@@ -79,9 +91,12 @@ class Report {
     if (it == values_.end()) return std::nullopt;
     return it->second;
   }
+  const std::vector<std::string>& notes() const { return notes_; }
 
  private:
+  bool quiet_;
   std::map<std::string, double> values_;
+  std::vector<std::string> notes_;
 };
 
 void progress(const std::string& text) {
@@ -239,6 +254,8 @@ class CpuWindow {
  public:
   CpuWindow(pid_t worker, pid_t broker) : worker_(worker), broker_(broker) { take(start_); }
   void stop() { take(end_); }
+  // The worker's CPU time over the phase (all threads), ms.
+  double workerMs() const { return end_.worker.self_ms - start_.worker.self_ms; }
 
   void report(Report& report, const std::string& suffix, long jobs) const {
     double wall_ms = seconds(end_.at - start_.at) * 1000;
@@ -312,6 +329,13 @@ class CpuWindow {
 
 // ---- jobs through a real worker ----------------------------------------------------------------
 
+// Outpost with its defaults (exactly-once, lineage, per-run cgroups, run directories, masking);
+// at-least-once only; with everything optional off; and the Python reference executor.
+const ExecutorKind kOutpost{"outpost", false, "exactly-once", true};
+const ExecutorKind kOutpostAtLeastOnce{"at_least_once", false, "at-least-once", true};
+const ExecutorKind kOutpostMinimal{"outpost_minimal", false, "at-least-once", false};
+const ExecutorKind kReference{"reference", true, "", false};
+
 bool isTerminal(v1::RunState s) {
   return s == v1::SUCCEEDED || s == v1::FAILED || s == v1::TIMED_OUT || s == v1::CANCELLED ||
          s == v1::REJECTED || s == v1::EXPIRED;
@@ -329,8 +353,9 @@ class JobBench {
     v1::RunState state = v1::RUN_STATE_UNSPECIFIED;  // of the first terminal event
   };
 
-  // `delivery` is the worker's worker.delivery: exactly-once (its default) or at-least-once.
-  JobBench(const Options& o, unsigned slots, const std::string& delivery = "exactly-once")
+  // `extra`: its templates_yaml, extra_yaml and reference_args go to the executor.
+  JobBench(const Options& o, unsigned slots, const ExecutorKind& kind,
+           const WorkerProcess::Options& extra = {})
       : uuids_(clock_) {
     auto stem = uniqueStem(std::to_string(slots) + "-slots");
     prefix_ = stem + ".";
@@ -344,8 +369,15 @@ class JobBench {
                  {}, {{prefix_ + "runs", {{"cleanup.policy", "compact,delete"}}}});
     reader_ = std::make_unique<TopicReader>(o.bootstrap, prefix_ + "events");
     producer_ = benchProducer(o.bootstrap);
-    worker_ = std::make_unique<WorkerProcess>(
-        WorkerProcess::Options{o.outpost, o.noop, o.bootstrap, prefix_, stem, slots, delivery});
+    WorkerProcess::Options w = extra;
+    w.binary = o.outpost;
+    w.noop = o.noop;
+    w.bootstrap = o.bootstrap;
+    w.prefix = prefix_;
+    w.pool = stem;
+    w.slots = slots;
+    w.kind = kind;
+    worker_ = std::make_unique<WorkerProcess>(std::move(w));
   }
 
   WorkerProcess& worker() { return *worker_; }
@@ -372,12 +404,13 @@ class JobBench {
   }
 
   // Produces one command (not waiting for the broker) and returns its run_id.
-  std::string send() {
+  std::string send(const std::string& job_type = "noop", const std::string& recipe = {}) {
     v1::JobCommand c;
     c.set_run_id(uuids_.next());
     c.set_job_id("bench-" + std::to_string(next_job_++));
-    c.set_job_type("noop");
+    c.set_job_type(job_type);
     c.set_attempt(1);
+    if (!recipe.empty()) c.set_recipe(recipe);
     std::int64_t sent = nowUs();
     c.set_requested_at_ms(sent / 1000);
     (*c.mutable_labels())["sent_us"] = std::to_string(sent);
@@ -392,7 +425,9 @@ class JobBench {
     auto m = reader_->poll(timeout);
     if (!m || !m->payload) return;
     v1::RunEvent e;
-    if (!e.ParseFromArray(m->payload, static_cast<int>(m->len)) || !isTerminal(e.state())) return;
+    if (!e.ParseFromArray(m->payload, static_cast<int>(m->len))) return;
+    if (on_event_) on_event_(e);
+    if (!isTerminal(e.state())) return;
     auto now = Steady::now();
     auto it = runs_.find(e.run_id());
     if (it == runs_.end()) return;
@@ -426,6 +461,9 @@ class JobBench {
     while (Steady::now() < until) poll(50ms);
   }
 
+  // Called with every event read (before the terminal bookkeeping).
+  void onEvent(std::function<void(const v1::RunEvent&)> fn) { on_event_ = std::move(fn); }
+
   const RunRecord& run(const std::string& id) const { return runs_.at(id); }
   // Runs sent by this bench (warm-up included) that have a terminal event.
   long finished() const { return finished_; }
@@ -441,6 +479,7 @@ class JobBench {
   std::unordered_map<std::string, RunRecord> runs_;
   long next_job_ = 0;
   long finished_ = 0;
+  std::function<void(const v1::RunEvent&)> on_event_;
 };
 
 long defaultJobs(const Options& o, unsigned slots) {
@@ -454,7 +493,7 @@ long defaultJobs(const Options& o, unsigned slots) {
 // same cores as the worker, and the first figures come out at half of what later ones do. So a
 // worker runs no-op jobs for `duration` first, at most 200 outstanding; nothing of it is reported.
 void warmUp(const Options& o, std::chrono::seconds duration) {
-  JobBench b(o, 16);
+  JobBench b(o, 16, kOutpost);
   if (!b.ready()) return;
   auto deadline = Steady::now() + duration;
   while (Steady::now() < deadline) {
@@ -481,17 +520,16 @@ Outcomes outcomes(const JobBench& b, const std::vector<std::string>& ids) {
   return out;
 }
 
-// Figures are named `..._<slots>_slots` for the default delivery (exactly-once) and
-// `..._<slots>_slots_at_least_once` for worker.delivery: at-least-once.
-void jobThroughput(const Options& o, Report& report, unsigned slots,
-                   const std::string& delivery = "exactly-once") {
+// Figures are named `..._<slots>_slots` for Outpost's defaults and
+// `..._<slots>_slots_at_least_once` for worker.delivery: at-least-once; `peak_rss_mb` is the most
+// the executor ever held, read at the end.
+void jobThroughput(const Options& o, Report& report, unsigned slots, const ExecutorKind& kind) {
   const long n = defaultJobs(o, slots);
-  const bool at_least_once = delivery == "at-least-once";
   const std::string suffix =
-      "_" + std::to_string(slots) + "_slots" + (at_least_once ? "_at_least_once" : "");
+      "_" + std::to_string(slots) + "_slots" + (kind.name == "outpost" ? "" : "_" + kind.name);
   progress("throughput: " + std::to_string(n) + " no-op jobs through a " + std::to_string(slots) +
-           "-slot worker (" + delivery + ")");
-  JobBench b(o, slots, delivery);
+           "-slot " + kind.name);
+  JobBench b(o, slots, kind);
   if (!b.ready()) {
     report.note("jobs" + suffix + ": the worker never became ready; no figure");
     return;
@@ -522,6 +560,7 @@ void jobThroughput(const Options& o, Report& report, unsigned slots,
                 " s; the rate above is over the ones that did");
   }
   cpu.report(report, suffix, finished);
+  report.figure("peak_rss_mb" + suffix, processStatus(b.worker().pid()).peak_rss_mb, "MB", 1);
   {
     // Terminal events read per 250 ms since the first produce: a ramp or a stall shows here.
     std::vector<long> buckets;
@@ -539,16 +578,16 @@ void jobThroughput(const Options& o, Report& report, unsigned slots,
   }
   int rc = b.worker().stop(60s);
   if (rc != 0)
-    report.note("the " + std::to_string(slots) + "-slot " + delivery + " worker exited with " +
+    report.note("the " + std::to_string(slots) + "-slot " + kind.name + " exited with " +
                 std::to_string(rc) + " after SIGTERM");
 }
 
-void dispatchLatency(const Options& o, Report& report) {
+void dispatchLatency(const Options& o, Report& report, const ExecutorKind& kind) {
   const long n = o.quick ? 100 : 300;
   const auto gap = 10ms;
   progress("latency: " + std::to_string(n) + " no-op jobs, one every 10 ms, to a " +
-           std::to_string(o.latency_slots) + "-slot worker");
-  JobBench b(o, o.latency_slots);
+           std::to_string(o.latency_slots) + "-slot " + kind.name);
+  JobBench b(o, o.latency_slots, kind);
   if (!b.ready()) {
     report.note("dispatch latency: the worker never became ready; no figure");
     return;
@@ -587,6 +626,285 @@ void dispatchLatency(const Options& o, Report& report) {
   b.worker().stop(60s);
 }
 
+// An idle executor: started with 4 slots, ready, 5 jobs run, then 2 s of nothing: its resident
+// memory and threads.
+void idleFootprint(const Options& o, Report& report, const ExecutorKind& kind) {
+  progress("idle: a 4-slot " + kind.name);
+  JobBench b(o, 4, kind);
+  if (!b.ready()) {
+    report.note("idle " + kind.name + ": never became ready; no figure");
+    return;
+  }
+  std::this_thread::sleep_for(2s);
+  auto st = processStatus(b.worker().pid());
+  report.figure("idle_rss_mb", st.rss_mb, "MB", 1);
+  report.figure("idle_threads", st.threads, "threads", 0);
+  b.worker().stop(60s);
+}
+
+// One executor's reports, one per round of a comparison, by executor name.
+using Rounds = std::map<std::string, std::vector<Report>>;
+
+// A figure of a comparison: its name in a round's report, whether jobThroughput suffixed that
+// with the executor's name (all but Outpost's defaults), the name printed, its unit.
+struct ComparedFigure {
+  std::string in_round;
+  bool by_kind;
+  std::string printed, unit;
+  int decimals;
+};
+
+// Prints `<prefix><figure>_<executor>`, the median over the rounds, for each executor, and each
+// one's ratio to the reference's as `<prefix><figure>_<executor>_vs_reference`.
+void printMedians(Report& report, const std::string& prefix, const std::vector<ExecutorKind>& kinds,
+                  const Rounds& rounds, const std::vector<ComparedFigure>& figures) {
+  for (const auto& f : figures) {
+    std::map<std::string, double> m;
+    for (const auto& kind : kinds) {
+      const std::string name =
+          f.in_round + (f.by_kind && kind.name != "outpost" ? "_" + kind.name : "");
+      std::vector<double> v;
+      if (auto it = rounds.find(kind.name); it != rounds.end()) {
+        for (const auto& round : it->second) {
+          if (auto x = round.get(name)) v.push_back(*x);
+        }
+      }
+      if (v.empty()) continue;
+      m[kind.name] = percentile(v, 50);
+      report.figure(prefix + f.printed + "_" + kind.name, m[kind.name], f.unit, f.decimals);
+    }
+    for (const auto& kind : kinds) {
+      if (kind.reference || !m.contains(kind.name) || !m.contains("reference") ||
+          m["reference"] <= 0)
+        continue;
+      report.figure(prefix + f.printed + "_" + kind.name + "_vs_reference",
+                    m[kind.name] / m["reference"], "ratio", 3);
+    }
+  }
+}
+
+// Where each executor's CPU went in the last round's first measured phase (the throughput or
+// the output phase): its busiest threads, and the broker's.
+void printThreads(Report& report, const std::string& what, const std::vector<ExecutorKind>& kinds,
+                  const Rounds& rounds) {
+  for (const auto& kind : kinds) {
+    auto it = rounds.find(kind.name);
+    if (it == rounds.end() || it->second.empty()) continue;
+    int printed = 0;
+    for (const auto& n : it->second.back().notes()) {
+      if (n.find("threads, share") == std::string::npos || printed++ >= 2) continue;
+      report.note(what + kind.name + ": " + n);
+    }
+  }
+}
+
+// Memory under a flood: commands of 100-900 KB (a recipe each) arrive far faster than a 4-slot
+// worker runs them (each job sleeps 50 ms). The worker's resident memory is sampled every 100 ms:
+// idle before, the peak while the backlog is on the topic, and 5 s after the last job ended.
+void memoryUnderFlood(const Options& o, Report& report) {
+  const long n = o.quick ? 200 : 600;
+  progress("flood: " + std::to_string(n) + " commands of 100-900 KB to a 4-slot worker");
+  WorkerProcess::Options extra;
+  extra.templates_yaml = "  flood:\n    argv: [/bin/sleep, \"0.05\"]\n    recipe: file\n";
+  JobBench b(o, 4, kOutpost, extra);
+  if (!b.ready()) {
+    report.note("flood: the worker never became ready; no figure");
+    return;
+  }
+  std::this_thread::sleep_for(2s);
+  const pid_t pid = b.worker().pid();
+  report.figure("flood_idle_rss_mb", processStatus(pid).rss_mb, "MB", 1);
+  std::mt19937_64 rng(42);
+  std::uniform_int_distribution<std::size_t> size(100 * 1024, 900 * 1024);
+  std::vector<std::string> ids;
+  double mb = 0, peak = 0;
+  auto sample = [&] { peak = std::max(peak, processStatus(pid).rss_mb); };
+  auto next_sample = Steady::now();
+  for (long i = 0; i < n; ++i) {
+    std::string recipe(size(rng), 'r');
+    mb += static_cast<double>(recipe.size()) / (1024 * 1024);
+    ids.push_back(b.send("flood", recipe));
+    if (Steady::now() >= next_sample) {
+      sample();
+      b.poll(0ms);
+      next_sample = Steady::now() + 100ms;
+    }
+  }
+  auto deadline = Steady::now() + 180s;
+  std::size_t done = 0;
+  while (Steady::now() < deadline && done < ids.size()) {
+    b.poll(100ms);
+    sample();
+    while (done < ids.size() && b.run(ids[done]).terminals > 0) ++done;
+  }
+  auto out = outcomes(b, ids);
+  report.figure("flood_commands_mb", mb, "MB", 0);
+  report.figure("flood_peak_rss_mb", peak, "MB", 1);
+  if (out.unfinished + out.failed > 0)
+    report.figure("flood_jobs_failed", out.unfinished + out.failed, "jobs", 0);
+  std::this_thread::sleep_for(5s);
+  report.figure("flood_after_rss_mb", processStatus(pid).rss_mb, "MB", 1);
+  b.worker().stop(60s);
+}
+
+// Output-heavy runs: 64 jobs at once, each writing ~100-byte lines at 1 MB/s for 20 s
+// (outpost-bench-chatter), with 100 secrets resolved for masking. The executor's CPU per MB of
+// output, how long a line takes from being written to being readable in a LOG event on the
+// events topic (p50, p99), and its resident memory at the start, at its peak and at the end.
+// Outpost's log_rate_bytes is raised to 2 MiB/s so that, like the reference, it publishes every
+// line.
+void outputHeavy(const Options& o, Report& report, const ExecutorKind& kind,
+                 const std::vector<std::string>& secrets, const std::string& secrets_file) {
+  const unsigned jobs = o.quick ? 16 : 64;
+  const int seconds_each = o.quick ? 10 : 20;
+  const std::string chatter = o.chatter + " 1048576 " + std::to_string(seconds_each);
+  progress("output: " + std::to_string(jobs) + " jobs writing 1 MB/s for " +
+           std::to_string(seconds_each) + " s through " + kind.name);
+  WorkerProcess::Options extra;
+  if (kind.reference) {
+    extra.reference_args = {"--template", "chatter=" + chatter, "--secrets-file", secrets_file,
+                            "--log-events"};
+  } else {
+    std::string env = "    env:\n      BENCH_SECRET: \"${env:BENCH_SECRET_0}\"\n";
+    for (std::size_t i = 1; i < secrets.size(); ++i) {
+      env += "      BENCH_S" + std::to_string(i) + ": \"${env:BENCH_SECRET_" + std::to_string(i) +
+             "}\"\n";
+    }
+    extra.templates_yaml = "  chatter:\n    argv: [" + o.chatter + ", \"1048576\", \"" +
+                           std::to_string(seconds_each) +
+                           "\"]\n    recipe: none\n    secrets: [\"env:BENCH_SECRET_*\"]\n" + env;
+    extra.extra_yaml = "output:\n  log_rate_bytes: 2MiB\n";
+  }
+  JobBench b(o, jobs, kind, extra);
+  if (!b.ready()) {
+    report.note("output " + kind.name + ": never became ready; no figure");
+    return;
+  }
+  const pid_t pid = b.worker().pid();
+  const double rss_start = processStatus(pid).rss_mb;
+  double peak = rss_start, bytes = 0;
+  std::vector<double> delays;
+  std::size_t lines = 0;
+  b.onEvent([&](const v1::RunEvent& e) {
+    if (e.state() != v1::LOG || e.log_lines_size() == 0) return;
+    const auto now = nowUs();
+    for (const auto& l : e.log_lines()) bytes += static_cast<double>(l.size() + 1);
+    lines += static_cast<std::size_t>(e.log_lines_size());
+    // One delay per event: its first line's stamp (the oldest line in it).
+    char* end = nullptr;
+    long long stamp = std::strtoll(e.log_lines(0).c_str(), &end, 10);
+    if (end != e.log_lines(0).c_str()) delays.push_back(static_cast<double>(now - stamp) / 1000);
+  });
+  CpuWindow cpu(pid, o.broker_pid);
+  std::vector<std::string> ids;
+  for (unsigned i = 0; i < jobs; ++i) ids.push_back(b.send("chatter"));
+  auto deadline = Steady::now() + std::chrono::seconds(seconds_each * 4 + 30);
+  auto next_sample = Steady::now();
+  std::size_t done = 0;
+  while (Steady::now() < deadline && done < ids.size()) {
+    b.poll(50ms);
+    if (Steady::now() >= next_sample) {
+      peak = std::max(peak, processStatus(pid).rss_mb);
+      next_sample = Steady::now() + 250ms;
+    }
+    while (done < ids.size() && b.run(ids[done]).terminals > 0) ++done;
+  }
+  cpu.stop();
+  b.readFor(1s);  // LOG events written just before the last terminal event
+  const double mb = bytes / (1024 * 1024);
+  report.figure("mb_published", mb, "MB", 0);
+  report.figure("lines_published", static_cast<double>(lines), "lines", 0);
+  if (mb > 0) report.figure("executor_cpu_per_mb", cpu.workerMs() / mb, "ms/MB", 2);
+  report.figure("log_delay_p50_ms", percentile(delays, 50), "ms", 0);
+  report.figure("log_delay_p99_ms", percentile(delays, 99), "ms", 0);
+  report.figure("rss_start_mb", rss_start, "MB", 1);
+  report.figure("rss_peak_mb", peak, "MB", 1);
+  report.figure("rss_end_mb", processStatus(pid).rss_mb, "MB", 1);
+  auto out = outcomes(b, ids);
+  report.figure("jobs_failed", static_cast<double>(out.unfinished + out.failed), "jobs", 0);
+  cpu.report(report, "_output", 0);
+  b.worker().stop(60s);
+}
+
+// The output phase for Outpost and the reference, interleaved, with 100 secrets in the
+// environment (BENCH_SECRET_0..99, which both executors' jobs see masked) and in a file for the
+// reference; then Outpost's CPU per MB as a ratio of the reference's.
+void compareOutput(const Options& o, Report& report) {
+  std::mt19937_64 rng(std::random_device{}());
+  const char alphabet[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+  std::vector<std::string> secrets;
+  char tmpl[] = "/tmp/outpost-bench-secrets.XXXXXX";
+  int fd = ::mkstemp(tmpl);
+  if (fd < 0) throw std::runtime_error("mkstemp failed");
+  ::close(fd);
+  const std::string secrets_file = tmpl;
+  {
+    std::ofstream f(secrets_file);
+    for (int i = 0; i < 100; ++i) {
+      std::string s(24, 'x');
+      for (auto& c : s) c = alphabet[rng() % (sizeof alphabet - 1)];
+      secrets.push_back(s);
+      ::setenv(("BENCH_SECRET_" + std::to_string(i)).c_str(), s.c_str(), 1);
+      f << s << "\n";
+    }
+  }
+  // The reference's jobs inherit its environment: they print this one.
+  ::setenv("BENCH_SECRET", secrets[0].c_str(), 1);
+  const std::vector<ExecutorKind> kinds = {kOutpost, kReference};
+  Rounds rounds;
+  for (unsigned r = 0; r < o.rounds; ++r) {
+    for (const auto& kind : kinds) {
+      progress("output round " + std::to_string(r + 1) + " of " + std::to_string(o.rounds));
+      outputHeavy(o, rounds[kind.name].emplace_back(/*quiet=*/true), kind, secrets, secrets_file);
+    }
+  }
+  ::unlink(secrets_file.c_str());
+  printMedians(report, "output_", kinds, rounds,
+               {{"executor_cpu_per_mb", false, "executor_cpu_per_mb", "ms/MB", 2},
+                {"log_delay_p50_ms", false, "log_delay_p50", "ms", 0},
+                {"log_delay_p99_ms", false, "log_delay_p99", "ms", 0},
+                {"rss_start_mb", false, "rss_start", "MB", 1},
+                {"rss_peak_mb", false, "rss_peak", "MB", 1},
+                {"rss_end_mb", false, "rss_end", "MB", 1},
+                {"mb_published", false, "mb_published", "MB", 0},
+                {"jobs_failed", false, "jobs_failed", "jobs", 0}});
+  printThreads(report, "output ", kinds, rounds);
+}
+
+// Outpost and the reference executor side by side on the same broker, interleaved (A B C A B C):
+// each round measures, for each executor, the idle footprint, 16-slot throughput (CPU per job of
+// the executor and the broker, peak memory) and dispatch latency. The medians over the rounds are
+// printed as cmp_<figure>_<executor>, with each Outpost figure's ratio to the reference's.
+void compareExecutors(const Options& o, Report& report) {
+  const std::vector<ExecutorKind> kinds = {kOutpost, kOutpostMinimal, kReference};
+  const unsigned slots = 16;
+  const std::string s = "_" + std::to_string(slots) + "_slots";
+  const std::vector<ComparedFigure> figures = {
+      {"jobs_per_s" + s, true, "jobs_per_s", "jobs/s", 1},
+      {"worker_cpu_per_job" + s, true, "executor_cpu_per_job", "ms", 3},
+      {"broker_cpu_per_job" + s, true, "broker_cpu_per_job", "ms", 3},
+      {"peak_rss_mb" + s, true, "peak_rss", "MB", 1},
+      {"dispatch_latency_p50_ms", false, "dispatch_latency_p50", "ms", 3},
+      {"dispatch_latency_p99_ms", false, "dispatch_latency_p99", "ms", 3},
+      {"completion_latency_p50_ms", false, "completion_latency_p50", "ms", 3},
+      {"idle_rss_mb", false, "idle_rss", "MB", 1},
+      {"idle_threads", false, "idle_threads", "threads", 0},
+  };
+  Rounds rounds;
+  for (unsigned r = 0; r < o.rounds; ++r) {
+    for (const auto& kind : kinds) {
+      progress("comparison round " + std::to_string(r + 1) + " of " + std::to_string(o.rounds) +
+               ": " + kind.name);
+      Report& round = rounds[kind.name].emplace_back(/*quiet=*/true);
+      idleFootprint(o, round, kind);
+      jobThroughput(o, round, slots, kind);
+      dispatchLatency(o, round, kind);
+    }
+  }
+  printMedians(report, "cmp_", kinds, rounds, figures);
+  printThreads(report, "", kinds, rounds);
+}
+
 // ---- main --------------------------------------------------------------------------------------
 
 std::vector<std::string> splitList(const std::string& s) {
@@ -619,6 +937,8 @@ std::optional<Options> parseArgs(int argc, char** argv) {
       o.jobs = std::stol(value());
     else if (a == "--warm-up")
       o.warm_up = std::chrono::seconds(std::stol(value()));
+    else if (a == "--rounds")
+      o.rounds = static_cast<unsigned>(std::stoul(value()));
     else if (a == "--only") {
       for (auto& w : splitList(value())) o.only.insert(w);
     } else if (a == "--slots") {
@@ -655,7 +975,8 @@ int run(const Options& o) {
     progress("spawn floor");
     report.figure("spawn_floor_per_s", spawnFloor(o.noop, o.quick ? 1000 : 3000), "spawns/s", 0);
   }
-  if (o.wants("kafka") || o.wants("jobs") || o.wants("latency")) {
+  if (o.wants("kafka") || o.wants("jobs") || o.wants("latency") || o.wants("compare") ||
+      o.wants("flood") || o.wants("output")) {
     progress("warm-up: no-op jobs through a worker, not measured");
     warmUp(o, o.warm_up.count() > 0 ? o.warm_up : o.quick ? 10s : 45s);
   }
@@ -664,13 +985,16 @@ int run(const Options& o) {
     kafkaFloors(o, report, o.quick ? 200 : 500, o.quick ? 5000 : 20000);
   }
   if (o.wants("jobs")) {
-    for (unsigned slots : o.slots) jobThroughput(o, report, slots);
+    for (unsigned slots : o.slots) jobThroughput(o, report, slots, kOutpost);
     // What exactly-once costs: the same run without transactions, at the most slots asked for.
     if (!o.slots.empty()) {
-      jobThroughput(o, report, *std::ranges::max_element(o.slots), "at-least-once");
+      jobThroughput(o, report, *std::ranges::max_element(o.slots), kOutpostAtLeastOnce);
     }
   }
-  if (o.wants("latency")) dispatchLatency(o, report);
+  if (o.wants("latency")) dispatchLatency(o, report, kOutpost);
+  if (o.wants("compare")) compareExecutors(o, report);
+  if (o.wants("flood")) memoryUnderFlood(o, report);
+  if (o.wants("output")) compareOutput(o, report);
 
   auto jobs16 = report.get("jobs_per_s_16_slots");
   auto spawn = report.get("spawn_floor_per_s");

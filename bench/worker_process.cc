@@ -54,6 +54,18 @@ std::vector<ThreadCpu> threadCpu(pid_t pid) {
   return out;
 }
 
+ProcessStatus processStatus(pid_t pid) {
+  ProcessStatus st;
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(in, line);) {
+    auto value = [&] { return std::stod(line.substr(line.find(':') + 1)); };
+    if (line.starts_with("VmRSS:")) st.rss_mb = value() / 1024;
+    if (line.starts_with("VmHWM:")) st.peak_rss_mb = value() / 1024;
+    if (line.starts_with("Threads:")) st.threads = static_cast<int>(value());
+  }
+  return st;
+}
+
 MachineCpu machineCpu() {
   std::ifstream in("/proc/stat");
   std::string cpu;
@@ -70,16 +82,42 @@ WorkerProcess::WorkerProcess(Options o) {
   char tmpl[] = "/tmp/outpost-bench-worker.XXXXXX";
   if (!::mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
   dir_ = tmpl;
+  if (o.kind.reference) {
+    // The same topics, group, slots and template, through `env` so that the pid is Python's.
+    std::vector<std::string> args = {"PYTHONPATH=" PROTO_PYTHON_DIR,
+                                     "/usr/bin/python3",
+                                     REFERENCE_EXECUTOR,
+                                     "--bootstrap",
+                                     o.bootstrap,
+                                     "--prefix",
+                                     o.prefix,
+                                     "--group",
+                                     "outpost." + o.pool,
+                                     "--worker-id",
+                                     o.pool,
+                                     "--slots",
+                                     std::to_string(o.slots),
+                                     "--template",
+                                     "noop=" + o.noop};
+    args.insert(args.end(), o.reference_args.begin(), o.reference_args.end());
+    process_ = std::make_unique<test_support::OutpostProcess>(test_support::OutpostProcess::Options{
+        .binary = "/usr/bin/env",
+        .args = std::move(args),
+        .log_path = dir_ + "/worker.log",
+        .wrapper = {},
+    });
+    return;
+  }
   {
     // The worker's defaults except what the benchmark needs: its topics, its pool, the slots, the
-    // delivery mode, and one template that runs the no-op program directly (no shell), without a
-    // recipe file.
+    // delivery mode, lineage on or off, and one template that runs the no-op program directly
+    // (no shell), without a recipe file.
     std::ofstream cfg(dir_ + "/outpost.yaml");
     cfg << "worker:\n"
         << "  id: " << o.pool << "\n"
         << "  pool: " << o.pool << "\n"
         << "  slots: " << o.slots << "\n"
-        << "  delivery: " << o.delivery << "\n"
+        << "  delivery: " << o.kind.delivery << "\n"
         << "  work_dir: " << dir_ << "/runs\n"
         << "  drain_timeout: 30s\n"
         << "kafka:\n"
@@ -91,12 +129,13 @@ WorkerProcess::WorkerProcess(Options o) {
         << "log:\n"
         << "  format: text\n"
         << "lineage:\n"
-        << "  enabled: true\n"
+        << "  enabled: " << (o.kind.lineage ? "true" : "false") << "\n"
         << "templates:\n"
         << "  noop:\n"
         << "    argv: [" << o.noop << "]\n"
         << "    recipe: none\n"
-        << "    timeout: 1m\n";
+        << "    timeout: 1m\n"
+        << o.templates_yaml << o.extra_yaml;
   }
   std::vector<std::string> wrapper;
   if (const char* prefix = std::getenv("OUTPOST_BENCH_WORKER_PREFIX")) {

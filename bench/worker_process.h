@@ -28,11 +28,28 @@ struct ThreadCpu {
 };
 std::vector<ThreadCpu> threadCpu(pid_t pid);
 
+// Memory and threads of one process, from /proc/<pid>/status.
+struct ProcessStatus {
+  double rss_mb = 0;       // VmRSS
+  double peak_rss_mb = 0;  // VmHWM: the most it ever held
+  int threads = 0;
+};
+ProcessStatus processStatus(pid_t pid);
+
 // Busy and total jiffies of the whole machine, from /proc/stat.
 struct MachineCpu {
   unsigned long long busy = 0, total = 0;
 };
 MachineCpu machineCpu();
+
+// What runs the jobs: Outpost with its defaults, Outpost with everything optional off, or the
+// Python reference executor (reference/executor.py).
+struct ExecutorKind {
+  std::string name;                       // in figure names: outpost, outpost_minimal, reference
+  bool reference = false;                 // the Python reference executor
+  std::string delivery = "exactly-once";  // Outpost's worker.delivery
+  bool lineage = true;                    // Outpost's lineage.enabled
+};
 
 // The process itself is tests/support/outpost_process.h, shared with the tests.
 class WorkerProcess {
@@ -44,9 +61,14 @@ class WorkerProcess {
     std::string prefix;     // topics.prefix
     std::string pool;       // worker.pool (consumer group outpost.<pool>)
     unsigned slots = 4;
-    std::string delivery = "exactly-once";  // worker.delivery
+    ExecutorKind kind;
+    // Outpost: more templates (lines under `templates:`) and top-level sections (e.g. output:).
+    std::string templates_yaml, extra_yaml;
+    // The reference executor: more arguments (e.g. --template, --secrets-file, --log-events).
+    std::vector<std::string> reference_args;
   };
-  // Writes the config into a new temporary directory and starts the worker. With
+  // Writes the config into a new temporary directory and starts the worker (or the reference
+  // executor, with the same topics, group, slots and no-op template). With
   // OUTPOST_BENCH_WORKER_PREFIX set (e.g. "perf record -g -o /tmp/w.data --"), the worker runs
   // under that command, for profiling; CPU figures then describe the prefix command.
   explicit WorkerProcess(Options options);
