@@ -4,6 +4,7 @@
 // tail (print events and lineage as JSON lines), ledger (count what
 // was delivered, lost, ended twice or run twice; see ledger.h) and topics (create the config's
 // topics). Wiring only.
+#include <malloc.h>
 #include <signal.h>
 
 #include <algorithm>
@@ -74,6 +75,10 @@ void onStopSignals() {
 }
 
 int cmdRun(const std::string& config_path) {
+  // Buffers of 128 KiB and more (commands with recipes, fetched batches) are mapped and unmapped
+  // on their own: setting the threshold turns off glibc's raising of it after the first such
+  // free, which made them come from the arenas, where a flood's worth of them stayed resident.
+  mallopt(M_MMAP_THRESHOLD, 128 * 1024);
   Config config = loadConfig(config_path, processEnvironment());
   setLogLevel(config.worker.log_level);
   setLogFormat(config.log.format);

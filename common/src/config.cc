@@ -398,6 +398,7 @@ Config parseConfig(const std::string& yaml_text, const Environment& env,
     w.read("pool", c.worker.pool);
     w.read("slots", c.worker.slots);
     w.read("max_queued", c.worker.max_queued);
+    w.readBytes("max_queued_bytes", c.worker.max_queued_bytes);
     w.read("work_dir", c.worker.work_dir);
     w.read("drain_timeout", c.worker.drain_timeout);
     w.read("revoke_timeout", c.worker.revoke_timeout);

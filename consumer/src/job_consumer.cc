@@ -146,6 +146,13 @@ JobConsumer::JobConsumer(const KafkaConfig& config, const std::string& group_id,
       {"enable.partition.eof", "false"},
       // For partitionOffsets() (the lag); a document for a few partitions is parsed in ~0.1 ms.
       {"statistics.interval.ms", "5000"},
+      // The prefetch, sized to what the worker can use: the dispatcher takes commands up to
+      // worker.max_queued_bytes (8 MiB) ahead of its slots, so more prefetched is only memory
+      // (librdkafka's defaults hold up to 64 MiB, and fetch 50 MiB at once: commands of up to a
+      // megabyte each made a flooded worker's RSS reach 480 MB). A command larger than a fetch
+      // still comes, alone.
+      {"queued.max.messages.kbytes", "4096"},
+      {"fetch.max.bytes", "4194304"},
   };
   auto conf =
       events::kafka::makeConf({&defaults, &extra, &config.properties, &config.consumer_properties},

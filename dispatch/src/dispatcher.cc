@@ -66,6 +66,7 @@ struct Dispatcher::Impl final : CompletionHost {
   // message does not look through every queued run.
   std::unordered_multimap<std::string, std::uint64_t> by_run_id;
   std::deque<std::uint64_t> queue;  // admitted, waiting for a slot, in arrival order
+  std::size_t queued_bytes = 0;     // the bytes of the commands in `queue`
   std::map<std::string, unsigned> running_per_template;
   std::size_t running = 0;  // runs holding a slot (starting or running)
   std::uint64_t alone = 0;  // the rerun that runs alone (see dispatch), while it runs
@@ -101,6 +102,7 @@ struct Dispatcher::Impl final : CompletionHost {
     run.tp = message.tp;
     run.offset = message.offset;
     run.record_time = message.timestamp;
+    run.bytes = message.value.size();
     offsets.begin(run.tp, run.offset);
     run.command = decoded ? std::move(*decoded) : std::move(decoded.error().partial);
     by_run_id.emplace(run.command.run_id(), run.id);
@@ -159,6 +161,8 @@ struct Dispatcher::Impl final : CompletionHost {
     if (!admitted) return reject(run, message, admitted.error().reason, admitted.error().message);
     run.admitted = std::move(*admitted);
     run.templates = templates;
+    // The plan holds the recipe from here: one copy of it (up to a megabyte) while it waits.
+    run.command.clear_recipe();
     if (!run.admitted->secrets.empty()) return resolveSecrets(run);
     enqueue(run);
   }
@@ -207,6 +211,7 @@ struct Dispatcher::Impl final : CompletionHost {
       return endCancelled(run, *cancel, " before it started");
     }
     queue.push_back(run.id);
+    queued_bytes += run.bytes;
     dispatch();
     if (run.phase == Phase::kQueued) {
       logRun(spdlog::level::info, fieldsOf(run.command),
@@ -287,6 +292,7 @@ struct Dispatcher::Impl final : CompletionHost {
         continue;
       }
       it = queue.erase(it);
+      queued_bytes -= run.bytes;
       start(run);
     }
   }
@@ -609,14 +615,17 @@ struct Dispatcher::Impl final : CompletionHost {
   }
 
   // Admitted commands wait in the queue for a slot; the partitions pause only once max_queued of
-  // them wait, and resume when half have left. Every pause/resume makes librdkafka drop what it
-  // had prefetched and (2.0.2) wait fetch.wait.max.ms before fetching again: pausing whenever the
-  // slots filled cost ~0.5 s per `slots` jobs (66 jobs/s with 16 slots, measured by bench/run).
-  // Commands waiting here are not committed, so a crash loses none of them.
+  // them (or max_queued_bytes of them) wait, and resume when both are back to half. Every
+  // pause/resume makes librdkafka drop what it had prefetched and (2.0.2) wait fetch.wait.max.ms
+  // before fetching again: pausing whenever the slots filled cost ~0.5 s per `slots` jobs (66
+  // jobs/s with 16 slots, measured by bench/run). Commands waiting here are not committed, so a
+  // crash loses none of them.
   void updatePause() {
     const std::size_t backlog = queue.size();
     const std::size_t limit = std::max(1u, config.worker.max_queued);
-    bool pause = ports.source.paused() ? backlog > limit / 2 : backlog >= limit;
+    const std::size_t byte_limit = std::max<std::size_t>(1, config.worker.max_queued_bytes);
+    bool pause = ports.source.paused() ? backlog > limit / 2 || queued_bytes > byte_limit / 2
+                                       : backlog >= limit || queued_bytes >= byte_limit;
     ports.source.setPaused(draining || held || pause);
   }
 
@@ -714,7 +723,8 @@ struct Dispatcher::Impl final : CompletionHost {
     }
     cancels.put(run_id, cancel, expires);
     if (run->phase == Phase::kQueued || run->phase == Phase::kResolving) {
-      std::erase(queue, run->id);  // a resolving run's late result finds it finished, dropped
+      // A resolving run's late result finds it finished, dropped.
+      if (std::erase(queue, run->id) > 0) queued_bytes -= run->bytes;
       endCancelled(*run, cancel, " while queued");
       updatePause();  // room in the queue again
       return;
@@ -753,7 +763,12 @@ struct Dispatcher::Impl final : CompletionHost {
       return std::ranges::find(partitions, r.tp) != partitions.end();
     };
     // Commands not started yet belong to the next owner.
-    std::erase_if(queue, [&](std::uint64_t id) { return revoked(runs.at(id)); });
+    std::erase_if(queue, [&](std::uint64_t id) {
+      const Run& r = runs.at(id);
+      if (!revoked(r)) return false;
+      queued_bytes -= r.bytes;
+      return true;
+    });
     eraseRunsIf([&](const Run& r) {
       return (r.phase == Phase::kQueued || r.phase == Phase::kResolving) && revoked(r);
     });
@@ -804,6 +819,7 @@ struct Dispatcher::Impl final : CompletionHost {
     // Queued commands never started: their offsets stay uncommitted, so another worker runs them.
     for (auto id : queue) eraseRun(id);
     queue.clear();
+    queued_bytes = 0;
     eraseRunsIf([](const Run& r) { return r.phase == Phase::kResolving; });
     updatePause();
   }

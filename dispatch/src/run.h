@@ -52,6 +52,7 @@ struct Run {
   TopicPartition tp;
   std::int64_t offset = -1;
   v1::JobCommand command;
+  std::size_t bytes = 0;             // its record's value: what it holds while it waits
   consumer::Admission attempts;      // what the runs topic said: attempt, starts, verdict
   std::optional<Admitted> admitted;  // template and plan, once admission passed
   // The templates it was admitted under, kept alive for it when a reload replaces them.

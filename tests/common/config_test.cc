@@ -149,6 +149,7 @@ worker:
   id: worker-7
   pool: etl
   slots: 8
+  max_queued_bytes: 8MiB
   work_dir: /var/lib/outpost/runs
   drain_timeout: 90s
   revoke_timeout: 15s
@@ -204,6 +205,7 @@ TEST(ConfigFull, WorkerSectionIsRead) {
   EXPECT_EQ(c.worker.id, "worker-7");
   EXPECT_EQ(c.worker.pool, "etl");
   EXPECT_EQ(c.worker.slots, 8u);
+  EXPECT_EQ(c.worker.max_queued_bytes, 8u * 1024 * 1024);
   EXPECT_EQ(c.worker.work_dir, "/var/lib/outpost/runs");
   EXPECT_EQ(c.worker.drain_timeout, seconds(90));
   EXPECT_EQ(c.worker.revoke_timeout, seconds(15));

@@ -247,6 +247,26 @@ TEST(DispatcherSlots, PartitionsPauseAtMaxQueuedAndResumeAtHalf) {
   EXPECT_FALSE(h.source.paused()) << "2 waiting: half";
 }
 
+TEST(DispatcherSlots, PartitionsAlsoPauseAtMaxQueuedBytesAndResumeAtHalf) {
+  Harness h("  slots: 1\n  max_queued_bytes: 1MiB\n");
+  std::vector<v1::JobCommand> cs;
+  auto big = [&] {
+    cs.push_back(command("ok"));
+    (*cs.back().mutable_labels())["blob"] = std::string(300 * 1024, 'b');
+    h.send(cs.back());
+  };
+  for (int i = 0; i < 4; ++i) big();
+  EXPECT_FALSE(h.source.paused()) << "one runs, 3 x 300 KiB wait: under 1 MiB";
+  big();
+  EXPECT_TRUE(h.source.paused()) << "4 x 300 KiB wait";
+  h.succeed(cs[0].run_id());
+  EXPECT_TRUE(h.source.paused()) << "900 KiB wait: more than half";
+  h.succeed(cs[1].run_id());
+  EXPECT_TRUE(h.source.paused()) << "600 KiB wait: more than half";
+  h.succeed(cs[2].run_id());
+  EXPECT_FALSE(h.source.paused()) << "300 KiB wait";
+}
+
 TEST(DispatcherSlots, ACommandWhoseDeadlinePassesWhileQueuedEndsExpired) {
   Harness h("  slots: 1\n");
   auto first = command("ok"), waiting = command("ok");

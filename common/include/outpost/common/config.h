@@ -130,6 +130,9 @@ struct WorkerConfig {
   // librdkafka refetches only after fetch.wait.max.ms once resumed, so this backlog must cover
   // that long at the job rate; commands waiting here stay uncommitted.
   unsigned max_queued = 1000;
+  // The same bound in bytes of the waiting commands (a command may carry a recipe of up to a
+  // megabyte): the partitions pause once this much waits, and resume at half.
+  std::size_t max_queued_bytes = 8 * 1024 * 1024;
   // Parent of the runs' private directories.
   std::string work_dir;
   // On SIGTERM/SIGINT: how long running jobs may take to finish before they are stopped.
