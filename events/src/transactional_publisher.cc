@@ -551,17 +551,28 @@ struct TransactionalPublisher::Impl {
     return batch;
   }
 
+  // min_interval after a batch of batch_target units or more; in proportion after a smaller one,
+  // but at least a quarter of it.
+  std::chrono::milliseconds intervalAfter(std::size_t units) const {
+    const auto full = options.min_interval;
+    if (options.batch_target == 0 || units >= options.batch_target) return full;
+    const auto scaled =
+        full * static_cast<std::int64_t>(units) / static_cast<std::int64_t>(options.batch_target);
+    return std::max(full / 4, scaled);
+  }
+
   void run() {
     ensureReady();  // early, so that the first unit does not wait for it
     for (;;) {
       auto batch = takeBatch();
       if (batch.empty()) break;
       const auto began = SteadyClock::now();
+      const auto interval = intervalAfter(batch.size());
       publish(std::move(batch));
       // Group commit: units that arrive meanwhile wait for the next transaction, which begins no
-      // sooner than min_interval after this one (unless closing).
+      // sooner than the interval after this one (unless closing).
       std::unique_lock lock(mutex);
-      cv.wait_until(lock, began + options.min_interval, [&] { return closing; });
+      cv.wait_until(lock, began + interval, [&] { return closing; });
     }
   }
 };

@@ -319,6 +319,7 @@ TEST_F(TransactionalPublisherTest, UnitsArrivingWithinTheMinIntervalShareTheNext
   Outcomes outcomes;
   TransactionalPublisherOptions options;
   options.min_interval = 3s;  // far longer than a transaction takes on the test broker
+  options.batch_target = 1;   // every batch counts as full: the whole interval each time
   TransactionalPublisher publisher(kafkaConfig(), test::uniqueName("txn-id"), options);
   auto make = [&](std::size_t i) { return numberedUnit(i, out, jobs, metadata, outcomes.slot(i)); };
   // Unit 0 finds the publisher idle and goes at once. Units 1-3 come one at a time after it
@@ -336,6 +337,33 @@ TEST_F(TransactionalPublisherTest, UnitsArrivingWithinTheMinIntervalShareTheNext
   auto s = publisher.stats();
   EXPECT_EQ(s.units_committed, 4u);
   EXPECT_EQ(s.transactions_committed, 2u) << "units 1-3 went in one transaction";
+  EXPECT_EQ(test::committedOffsets(group, jobs, 1)[0], 4);
+}
+
+TEST_F(TransactionalPublisherTest, AfterASmallBatchTheNextTransactionWaitsOnlyAQuarterInterval) {
+  const auto jobs = newTopic("jobs", 1);
+  const auto out = newTopic("out", 1);
+  const auto group = test::uniqueName("txn-group");
+  Member member(group, jobs);
+  ASSERT_TRUE(pollUntil({&member}, [&] { return member.consumer.assignment().size() == 1; }));
+  auto metadata = member.consumer.groupMetadata();
+
+  Outcomes outcomes;
+  TransactionalPublisherOptions options;
+  options.min_interval = 2s;
+  options.batch_target = 64;  // a batch of one unit: the interval after it is 500 ms
+  TransactionalPublisher publisher(kafkaConfig(), test::uniqueName("txn-id"), options);
+  auto make = [&](std::size_t i) { return numberedUnit(i, out, jobs, metadata, outcomes.slot(i)); };
+  // Units 800 ms apart (a light load): each finds the quarter interval after the one before
+  // over, and goes in a transaction of its own. With the whole 2 s interval after every batch,
+  // units 1 and 2 would have shared one (3 transactions).
+  for (std::size_t i = 0; i <= 3; ++i) {
+    publisher.submit(make(i));
+    std::this_thread::sleep_for(800ms);
+  }
+  ASSERT_TRUE(outcomes.waitFor(4));
+  for (std::size_t i = 0; i <= 3; ++i) EXPECT_TRUE(outcomes.at(i).committed()) << "unit " << i;
+  EXPECT_EQ(publisher.stats().transactions_committed, 4u);
   EXPECT_EQ(test::committedOffsets(group, jobs, 1)[0], 4);
 }
 
