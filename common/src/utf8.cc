@@ -1,6 +1,7 @@
 #include "outpost/common/utf8.h"
 
 #include <cstdint>
+#include <cstring>
 
 namespace outpost {
 namespace {
@@ -35,16 +36,43 @@ std::size_t validCharLength(std::string_view in) {
   return len;
 }
 
+// Where the run of ASCII bytes that starts at `i` ends (at a NUL too when `stop_at_nul`). Eight
+// bytes a step: log output is mostly ASCII, and a byte a step was a tenth of the worker's CPU
+// on a run printing 1 MB/s.
+std::size_t asciiRunEnd(std::string_view in, std::size_t i, bool stop_at_nul) {
+  constexpr std::uint64_t kHigh = 0x8080808080808080ULL, kOnes = 0x0101010101010101ULL;
+  while (i + 8 <= in.size()) {
+    std::uint64_t w;
+    std::memcpy(&w, in.data() + i, sizeof w);
+    std::uint64_t stop = w & kHigh;
+    if (stop_at_nul) stop |= (w - kOnes) & ~w & kHigh;  // a zero byte sets its high bit
+    if (stop != 0) break;
+    i += 8;
+  }
+  while (i < in.size()) {
+    auto c = static_cast<unsigned char>(in[i]);
+    if (c >= 0x80 || (stop_at_nul && c == 0)) break;
+    ++i;
+  }
+  return i;
+}
+
 }  // namespace
 
 bool isValidUtf8(std::string_view in) {
   std::size_t i = 0;
-  while (i < in.size()) {
-    if (static_cast<unsigned char>(in[i]) < 0x80) {
-      ++i;
-      continue;
-    }
+  while ((i = asciiRunEnd(in, i, false)) < in.size()) {
     auto len = validCharLength(in.substr(i));
+    if (len == 0) return false;
+    i += len;
+  }
+  return true;
+}
+
+bool isSanitized(std::string_view in) {
+  std::size_t i = 0;
+  while ((i = asciiRunEnd(in, i, true)) < in.size()) {
+    auto len = in[i] == 0 ? 0 : validCharLength(in.substr(i));
     if (len == 0) return false;
     i += len;
   }
@@ -60,14 +88,12 @@ std::string sanitizeUtf8(std::string_view in, bool drop_leading_partial) {
     while (i < in.size() && i < 3 && (static_cast<unsigned char>(in[i]) & 0xC0) == 0x80) ++i;
   }
   while (i < in.size()) {
-    auto c = static_cast<unsigned char>(in[i]);
-    if (c == 0) {
+    const std::size_t ascii_end = asciiRunEnd(in, i, true);
+    out.append(in.substr(i, ascii_end - i));
+    i = ascii_end;
+    if (i == in.size()) break;
+    if (in[i] == 0) {
       out += kReplacement;
-      ++i;
-      continue;
-    }
-    if (c < 0x80) {
-      out += static_cast<char>(c);
       ++i;
       continue;
     }

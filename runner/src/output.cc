@@ -28,20 +28,26 @@ void TailBuffer::append(std::string_view bytes) {
     size_ = cap;
     return;
   }
-  for (char c : bytes) {
-    ring_[(start_ + size_) % cap] = c;
-    if (size_ < cap) {
-      ++size_;
-    } else {
-      start_ = (start_ + 1) % cap;
-    }
+  // Two copies at most: up to the ring's end, then from its start.
+  const std::size_t n = bytes.size();
+  const std::size_t at = (start_ + size_) % cap;
+  const std::size_t first = std::min(n, cap - at);
+  std::copy_n(bytes.data(), first, ring_.begin() + static_cast<std::ptrdiff_t>(at));
+  std::copy_n(bytes.data() + first, n - first, ring_.begin());
+  if (size_ + n <= cap) {
+    size_ += n;
+  } else {
+    start_ = (start_ + (size_ + n - cap)) % cap;
+    size_ = cap;
   }
 }
 
 std::string TailBuffer::text() const {
   std::string raw;
   raw.reserve(size_);
-  for (std::size_t i = 0; i < size_; ++i) raw += ring_[(start_ + i) % ring_.size()];
+  const std::size_t first = std::min(size_, ring_.size() - start_);
+  raw.append(ring_.data() + start_, first);
+  raw.append(ring_.data(), size_ - first);
   return sanitizeUtf8(raw, droppedBytes() > 0);
 }
 
@@ -96,7 +102,12 @@ void LogBatcher::add(std::string line, Clock::time_point now) {
   tokens_ -= cost;
   if (lines_.empty()) first_ = now;
   bytes_ += line.size();
-  lines_.push_back(sanitizeUtf8(line));
+  // Most lines are clean already: kept as they are, not copied.
+  if (isSanitized(line)) {
+    lines_.push_back(std::move(line));
+  } else {
+    lines_.push_back(sanitizeUtf8(line));
+  }
 }
 
 bool LogBatcher::due(Clock::time_point now) const {

@@ -202,6 +202,40 @@ TEST(SanitizeUtf8, RandomBytesAlwaysBecomeValidUtf8) {
   }
 }
 
+// Mostly ASCII with one odd byte or character at every offset: the word-at-a-time scan must
+// find it wherever it falls within or across its eight-byte steps.
+TEST(SanitizeUtf8, AnOddByteIsFoundAtEveryOffsetOfLongAsciiText) {
+  const std::string odd[] = {std::string(1, '\0'), kFf,   kContinuation,
+                             kLeadOfTwo,           kEuro, kHalfEmoji};
+  for (const auto& piece : odd) {
+    for (std::size_t at = 0; at <= 40; ++at) {
+      std::string in = std::string(at, 'a') + piece + std::string(23, 'z');
+      const bool valid_char = piece == kEuro;
+      const bool is_nul = piece.size() == 1 && piece[0] == 0;
+      EXPECT_EQ(isValidUtf8(in), valid_char || is_nul) << at;
+      EXPECT_EQ(isSanitized(in), valid_char) << at;
+      std::string out = sanitizeUtf8(in);
+      EXPECT_TRUE(isValidUtf8NoNul(out)) << at;
+      EXPECT_EQ(out.substr(0, at), std::string(at, 'a')) << at;
+      EXPECT_EQ(out.substr(out.size() - 23), std::string(23, 'z')) << at;
+      EXPECT_EQ(out == in, valid_char) << at;
+    }
+  }
+}
+
+TEST(SanitizeUtf8, IsSanitizedSaysWhetherSanitizingChangesAnything) {
+  std::mt19937 rng(20261205);
+  for (int round = 0; round < 4000; ++round) {
+    std::string in = randomBytes(rng, round % 61);
+    // Mostly printable, as logs are: random bytes alone would hardly ever be clean.
+    for (auto& c : in) {
+      if (rng() % 8 != 0) c = static_cast<char>('a' + rng() % 26);
+    }
+    ASSERT_EQ(isSanitized(in), sanitizeUtf8(in) == in) << "round " << round;
+    ASSERT_EQ(isSanitized(in), isValidUtf8NoNul(in)) << "round " << round;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // TailBuffer
 

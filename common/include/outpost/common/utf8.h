@@ -13,6 +13,9 @@ namespace outpost {
 // Whether `bytes` is valid UTF-8 (no overlong forms, surrogates or values past U+10FFFF).
 bool isValidUtf8(std::string_view bytes);
 
+// Whether sanitizeUtf8(bytes) would be `bytes` itself: valid UTF-8 without NUL bytes.
+bool isSanitized(std::string_view bytes);
+
 // Replaces invalid UTF-8 sequences and NUL bytes with U+FFFD. A truncated sequence at the very
 // start (a tail cut through a character) is dropped instead when `drop_leading_partial`.
 std::string sanitizeUtf8(std::string_view bytes, bool drop_leading_partial = false);
