@@ -414,9 +414,10 @@ struct Dispatcher::Impl final : CompletionHost {
     Run* run = findRun(id);
     if (!run) return;
     auto e = newEvent(*run, v1::LOG);
-    for (auto& line : batch.lines) e.add_log_lines(std::move(line));
     e.set_log_dropped_lines(batch.dropped_lines);
-    publishEvent(*run, e);
+    auto wire = events::toWire(e);
+    events::appendRepeatedString(wire, v1::RunEvent::kLogLinesFieldNumber, batch.lines);
+    publishEvent(*run, e, std::move(wire));
   }
 
   void onLineage(std::uint64_t id, std::string bytes, bool truncated) {
@@ -518,6 +519,11 @@ struct Dispatcher::Impl final : CompletionHost {
   }
 
   void publishEvent(Run& run, const v1::RunEvent& event) {
+    publishEvent(run, event, events::toWire(event));
+  }
+
+  // `wire`: the event's toWire, perhaps with more fields appended.
+  void publishEvent(Run& run, const v1::RunEvent& event, std::string wire) {
     if (isTerminalState(event.state())) {
       run.terminal = event.state();
       std::optional<std::chrono::milliseconds> ran;
@@ -525,7 +531,7 @@ struct Dispatcher::Impl final : CompletionHost {
       ports.observer.runEnded(run.command.job_type(), run.terminal, ran);
     }
     completion->publish(
-        run, events::OutRecord{config.topics.events, -1, event.run_id(), events::toWire(event), {}},
+        run, events::OutRecord{config.topics.events, -1, event.run_id(), std::move(wire), {}},
         run.terminal != v1::RUN_STATE_UNSPECIFIED);
   }
 

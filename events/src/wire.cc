@@ -1,9 +1,12 @@
 #include "outpost/events/wire.h"
 
+#include <cstdint>
 #include <memory>
 #include <vector>
 
 #include <google/protobuf/descriptor.h>
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 
 #include "outpost/common/utf8.h"
 
@@ -64,6 +67,27 @@ std::size_t walk(const Message& m, Message* mutable_m) {
 
 std::size_t makeStringsValidUtf8(Message& message) {
   return walk(message, &message);
+}
+
+void appendRepeatedString(std::string& wire, int field_number,
+                          const std::vector<std::string>& values) {
+  namespace io = google::protobuf::io;
+  const auto tag = static_cast<std::uint32_t>(field_number) << 3 | 2;  // length-delimited
+  std::size_t size = 0;
+  for (const auto& v : values) {
+    size += io::CodedOutputStream::VarintSize32(tag) +
+            io::CodedOutputStream::VarintSize64(v.size()) + v.size();
+  }
+  wire.reserve(wire.size() + size);
+  io::StringOutputStream stream(&wire);
+  io::CodedOutputStream out(&stream);
+  for (const auto& v : values) {
+    const std::string fixed = isValidUtf8(v) ? std::string() : sanitizeUtf8(v);
+    const std::string& s = fixed.empty() ? v : fixed;
+    out.WriteTag(tag);
+    out.WriteVarint64(s.size());
+    out.WriteRaw(s.data(), static_cast<int>(s.size()));
+  }
 }
 
 std::string toWire(const Message& message) {
