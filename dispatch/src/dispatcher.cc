@@ -416,7 +416,7 @@ struct Dispatcher::Impl final : CompletionHost {
     auto e = newEvent(*run, v1::LOG);
     e.set_log_dropped_lines(batch.dropped_lines);
     auto wire = events::toWire(e);
-    events::appendRepeatedString(wire, v1::RunEvent::kLogLinesFieldNumber, batch.lines);
+    events::appendRepeatedString(wire, v1::RunEvent::kLogLinesFieldNumber, batch.lines.views());
     publishEvent(*run, e, std::move(wire));
   }
 

@@ -70,7 +70,7 @@ std::size_t makeStringsValidUtf8(Message& message) {
 }
 
 void appendRepeatedString(std::string& wire, int field_number,
-                          const std::vector<std::string>& values) {
+                          std::span<const std::string_view> values) {
   namespace io = google::protobuf::io;
   const auto tag = static_cast<std::uint32_t>(field_number) << 3 | 2;  // length-delimited
   std::size_t size = 0;
@@ -83,7 +83,7 @@ void appendRepeatedString(std::string& wire, int field_number,
   io::CodedOutputStream out(&stream);
   for (const auto& v : values) {
     const std::string fixed = isValidUtf8(v) ? std::string() : sanitizeUtf8(v);
-    const std::string& s = fixed.empty() ? v : fixed;
+    const std::string_view s = fixed.empty() ? v : std::string_view(fixed);
     out.WriteTag(tag);
     out.WriteVarint64(s.size());
     out.WriteRaw(s.data(), static_cast<int>(s.size()));

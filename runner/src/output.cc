@@ -55,30 +55,57 @@ std::string TailBuffer::text() const {
 
 namespace outpost::runner {
 
-void LineSplitter::feed(std::string_view bytes, std::vector<std::string>& out) {
+void LineSplitter::feed(std::string_view bytes, const Sink& sink) {
   while (!bytes.empty()) {
     auto nl = bytes.find('\n');
     auto piece = bytes.substr(0, nl);
-    std::size_t room = max_ > current_.size() ? max_ - current_.size() : 0;
-    current_.append(piece.substr(0, room));
-    if (piece.size() > room) cut_ += piece.size() - room;
-    if (nl == std::string_view::npos) return;
-    emit(out);
+    if (nl != std::string_view::npos && current_.empty() && cut_ == 0 && piece.size() <= max_) {
+      emit(piece, sink);  // the whole line is in this chunk
+    } else {
+      std::size_t room = max_ > current_.size() ? max_ - current_.size() : 0;
+      current_.append(piece.substr(0, room));
+      if (piece.size() > room) cut_ += piece.size() - room;
+      if (nl == std::string_view::npos) return;
+      emit(current_, sink);
+      current_.clear();
+      cut_ = 0;
+    }
     bytes.remove_prefix(nl + 1);
   }
 }
 
-void LineSplitter::finish(std::vector<std::string>& out) {
-  if (!current_.empty() || cut_ > 0) emit(out);
-}
-
-void LineSplitter::emit(std::vector<std::string>& out) {
-  if (!current_.empty() && current_.back() == '\r') current_.pop_back();
-  // Raw bytes: the batcher sanitizes only the lines it keeps, so a flood costs little.
-  if (cut_ > 0) current_ += " [outpost: line cut, " + std::to_string(cut_) + " more bytes]";
-  out.push_back(std::move(current_));
+void LineSplitter::finish(const Sink& sink) {
+  if (!current_.empty() || cut_ > 0) emit(current_, sink);
   current_.clear();
   cut_ = 0;
+}
+
+void LineSplitter::emit(std::string_view line, const Sink& sink) {
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  // Raw bytes: the batcher sanitizes only the lines it keeps, so a flood costs little.
+  if (cut_ == 0) return sink(line);
+  sink(std::string(line) + " [outpost: line cut, " + std::to_string(cut_) + " more bytes]");
+}
+
+LogLines::LogLines(std::initializer_list<std::string_view> lines) {
+  for (auto l : lines) add(l);
+}
+
+void LogLines::add(std::string_view line) {
+  text_.append(line);
+  ends_.push_back(text_.size());
+}
+
+std::string_view LogLines::operator[](std::size_t i) const {
+  const std::size_t begin = i == 0 ? 0 : ends_[i - 1];
+  return std::string_view(text_).substr(begin, ends_[i] - begin);
+}
+
+std::vector<std::string_view> LogLines::views() const {
+  std::vector<std::string_view> out;
+  out.reserve(size());
+  for (std::size_t i = 0; i < size(); ++i) out.push_back((*this)[i]);
+  return out;
 }
 
 LogBatcher::LogBatcher(std::size_t batch_bytes, std::chrono::milliseconds batch_interval,
@@ -88,7 +115,7 @@ LogBatcher::LogBatcher(std::size_t batch_bytes, std::chrono::milliseconds batch_
       rate_(static_cast<double>(rate_bytes)),
       tokens_(static_cast<double>(rate_bytes)) {}
 
-void LogBatcher::add(std::string line, Clock::time_point now) {
+void LogBatcher::add(std::string_view line, Clock::time_point now) {
   if (refilled_ != Clock::time_point{}) {
     tokens_ =
         std::min(rate_, tokens_ + rate_ * std::chrono::duration<double>(now - refilled_).count());
@@ -101,26 +128,24 @@ void LogBatcher::add(std::string line, Clock::time_point now) {
   }
   tokens_ -= cost;
   if (lines_.empty()) first_ = now;
-  bytes_ += line.size();
-  // Most lines are clean already: kept as they are, not copied.
+  // Most lines are clean already: copied once, into the batch.
   if (isSanitized(line)) {
-    lines_.push_back(std::move(line));
+    lines_.add(line);
   } else {
-    lines_.push_back(sanitizeUtf8(line));
+    lines_.add(sanitizeUtf8(line));
   }
 }
 
 bool LogBatcher::due(Clock::time_point now) const {
-  return !lines_.empty() && (bytes_ >= batch_bytes_ || now >= first_ + interval_);
+  return !lines_.empty() && (lines_.bytes() >= batch_bytes_ || now >= first_ + interval_);
 }
 
 LogBatcher::Clock::time_point LogBatcher::dueAt() const {
   if (lines_.empty()) return Clock::time_point::max();
-  return bytes_ >= batch_bytes_ ? first_ : first_ + interval_;
+  return lines_.bytes() >= batch_bytes_ ? first_ : first_ + interval_;
 }
 
-std::vector<std::string> LogBatcher::take() {
-  bytes_ = 0;
+LogLines LogBatcher::take() {
   return std::exchange(lines_, {});
 }
 

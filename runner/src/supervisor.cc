@@ -657,13 +657,11 @@ struct Supervisor::Impl {
         writeLogFile(c, safe.substr(0, room));
       }
     }
-    std::vector<std::string> lines;
-    c.lines.feed(safe, lines);
     auto now = Steady::now();
-    for (auto& l : lines) {
-      c.batcher.add(std::move(l), now);
+    c.lines.feed(safe, [&](std::string_view line) {
+      c.batcher.add(line, now);
       if (c.batcher.due(now)) sendLog(c);
-    }
+    });
   }
 
   // Creates output.log on first use (with what was deferred) and appends to it.
@@ -788,9 +786,7 @@ struct Supervisor::Impl {
           c.lineage.reset();
         }
       }
-      std::vector<std::string> last;
-      c.lines.finish(last);
-      for (auto& l : last) c.batcher.add(std::move(l), now);
+      c.lines.finish([&](std::string_view line) { c.batcher.add(line, now); });
       sendLog(c);
 
       RunOutcome o;

@@ -29,13 +29,13 @@ TEST(Wire, AppendedLinesParseAsIfTheMessageHeldThem) {
   e.set_run_id("r1");
   e.set_state(v1::LOG);
   e.set_log_dropped_lines(7);
-  const std::vector<std::string> lines = {"", "one", std::string(300, 'x'), "caf\xC3\xA9",
-                                          "cut \xE2\x82"};
+  const std::string long_line(300, 'x');
+  const std::vector<std::string_view> lines = {"", "one", long_line, "caf\xC3\xA9", "cut \xE2\x82"};
   auto wire = toWire(e);
   appendRepeatedString(wire, v1::RunEvent::kLogLinesFieldNumber, lines);
 
   v1::RunEvent expected = e;
-  for (const auto& l : lines) expected.add_log_lines(l);
+  for (auto l : lines) expected.add_log_lines(std::string(l));
   makeStringsValidUtf8(expected);
   v1::RunEvent back;
   ASSERT_TRUE(back.ParseFromString(wire));

@@ -358,27 +358,65 @@ TEST(TailBuffer, RandomBytesGiveBoundedValidUtf8) {
 namespace outpost::runner {
 namespace {
 
+// Collects what a LineSplitter hands on.
+struct Collect {
+  std::vector<std::string> lines;
+  LineSplitter::Sink sink() {
+    return [this](std::string_view l) { lines.emplace_back(l); };
+  }
+};
+
 TEST(LineSplitter, SplitsAcrossChunksAndKeepsTheLastLineForFinish) {
   LineSplitter s(100);
-  std::vector<std::string> out;
-  s.feed("one\ntw", out);
-  s.feed("o\r\nthr", out);
-  EXPECT_EQ(out, (std::vector<std::string>{"one", "two"}));
-  s.finish(out);
-  EXPECT_EQ(out, (std::vector<std::string>{"one", "two", "thr"}));
-  std::vector<std::string> none;
-  s.finish(none);
-  EXPECT_TRUE(none.empty());
+  Collect out;
+  s.feed("one\ntw", out.sink());
+  s.feed("o\r\nthr", out.sink());
+  EXPECT_EQ(out.lines, (std::vector<std::string>{"one", "two"}));
+  s.finish(out.sink());
+  EXPECT_EQ(out.lines, (std::vector<std::string>{"one", "two", "thr"}));
+  Collect none;
+  s.finish(none.sink());
+  EXPECT_TRUE(none.lines.empty());
 }
 
 TEST(LineSplitter, CutsOverlongLinesWithAMarkerCountingTheRest) {
   LineSplitter s(10);
-  std::vector<std::string> out;
-  s.feed(std::string(25, 'a'), out);
-  s.feed(std::string(5, 'a') + "\nok\n", out);
-  ASSERT_EQ(out.size(), 2u);
-  EXPECT_EQ(out[0], std::string(10, 'a') + " [outpost: line cut, 20 more bytes]");
-  EXPECT_EQ(out[1], "ok");
+  Collect out;
+  s.feed(std::string(25, 'a'), out.sink());
+  s.feed(std::string(5, 'a') + "\nok\n", out.sink());
+  s.feed(std::string(12, 'b') + "\n" + std::string(10, 'c') + "\n", out.sink());
+  ASSERT_EQ(out.lines.size(), 4u);
+  EXPECT_EQ(out.lines[0], std::string(10, 'a') + " [outpost: line cut, 20 more bytes]");
+  EXPECT_EQ(out.lines[1], "ok");
+  EXPECT_EQ(out.lines[2], std::string(10, 'b') + " [outpost: line cut, 2 more bytes]");
+  EXPECT_EQ(out.lines[3], std::string(10, 'c'));
+}
+
+// Whatever the chunks, the lines are the same: whole lines inside a chunk take another path
+// than lines that span chunks.
+TEST(LineSplitter, TheSameLinesWhateverTheChunks) {
+  std::string text;
+  std::mt19937 rng(20261205);
+  for (int i = 0; i < 300; ++i) {
+    text += std::string(rng() % 30, static_cast<char>('a' + i % 26));
+    text += rng() % 5 == 0 ? "\r\n" : "\n";
+  }
+  text += "tail";
+  LineSplitter whole(20);
+  Collect expected;
+  whole.feed(text, expected.sink());
+  whole.finish(expected.sink());
+  for (std::size_t chunk : {1u, 2u, 7u, 64u, 1000u}) {
+    LineSplitter s(20);
+    Collect got;
+    for (std::size_t at = 0; at < text.size(); at += chunk) {
+      s.feed(std::string_view(text).substr(at, chunk), got.sink());
+    }
+    s.finish(got.sink());
+    EXPECT_EQ(got.lines, expected.lines) << chunk;
+  }
+  ASSERT_EQ(expected.lines.size(), 301u);
+  EXPECT_EQ(expected.lines.back(), "tail");
 }
 
 TEST(LogBatcher, ABatchIsDueBySizeOrByTime) {
@@ -391,7 +429,7 @@ TEST(LogBatcher, ABatchIsDueBySizeOrByTime) {
   EXPECT_TRUE(b.due(t0 + 1000ms));
   b.add("defghijk", t0 + 1ms);  // 11 bytes now
   EXPECT_TRUE(b.due(t0 + 1ms));
-  EXPECT_EQ(b.take(), (std::vector<std::string>{"abc", "defghijk"}));
+  EXPECT_EQ(b.take().views(), (std::vector<std::string_view>{"abc", "defghijk"}));
   EXPECT_FALSE(b.due(t0 + 1h));
 }
 
@@ -414,9 +452,9 @@ TEST(LogBatcher, KeptLinesAreMadeValidUtf8) {
                     "b\0c",
                     5),
         LogBatcher::Clock::time_point{} + 1h);
-  EXPECT_EQ(b.take(), std::vector<std::string>{"a\xEF\xBF\xBD"
-                                               "b\xEF\xBF\xBD"
-                                               "c"});
+  EXPECT_EQ(b.take().views(), std::vector<std::string_view>{"a\xEF\xBF\xBD"
+                                                            "b\xEF\xBF\xBD"
+                                                            "c"});
 }
 
 }  // namespace

@@ -5,8 +5,9 @@
 // event or stop on it. Messages that are already valid (nearly all) are serialized as they are.
 #pragma once
 
+#include <span>
 #include <string>
-#include <vector>
+#include <string_view>
 
 #include <google/protobuf/message.h>
 
@@ -22,6 +23,6 @@ std::size_t makeStringsValidUtf8(google::protobuf::Message& message);
 // message and out again (a LOG event of 64 KiB holds some 600 lines). Values that are not valid
 // UTF-8 are made valid, as toWire does.
 void appendRepeatedString(std::string& wire, int field_number,
-                          const std::vector<std::string>& values);
+                          std::span<const std::string_view> values);
 
 }  // namespace outpost::events

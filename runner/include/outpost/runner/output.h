@@ -4,6 +4,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <initializer_list>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -32,20 +34,40 @@ class TailBuffer {
 
 // Splits a byte stream into lines. A line longer than max_bytes is cut there and ends with a
 // marker saying how many bytes were cut; lines come out raw (LogBatcher makes them valid UTF-8)
-// without the newline. Single-threaded.
+// without the newline. A line is handed on as a view, valid only during the call: one that
+// arrived whole in a chunk is never copied. Single-threaded.
 class LineSplitter {
  public:
+  using Sink = std::function<void(std::string_view line)>;
   explicit LineSplitter(std::size_t max_bytes) : max_(max_bytes) {}
-  // Appends complete lines to `out`.
-  void feed(std::string_view bytes, std::vector<std::string>& out);
+  // Hands each complete line to `sink`.
+  void feed(std::string_view bytes, const Sink& sink);
   // The last line, if it had no newline.
-  void finish(std::vector<std::string>& out);
+  void finish(const Sink& sink);
 
  private:
-  void emit(std::vector<std::string>& out);
+  void emit(std::string_view line, const Sink& sink);
   std::size_t max_;
-  std::string current_;
+  std::string current_;    // the start of a line that has not ended yet
   std::uint64_t cut_ = 0;  // bytes of the current line beyond max_
+};
+
+// The lines of a LOG event in one buffer, so that a batch of hundreds costs two allocations,
+// not one a line.
+class LogLines {
+ public:
+  LogLines() = default;
+  LogLines(std::initializer_list<std::string_view> lines);
+  void add(std::string_view line);
+  std::size_t size() const { return ends_.size(); }
+  bool empty() const { return ends_.empty(); }
+  std::size_t bytes() const { return text_.size(); }
+  std::string_view operator[](std::size_t i) const;
+  std::vector<std::string_view> views() const;
+
+ private:
+  std::string text_;
+  std::vector<std::size_t> ends_;  // line i is text_[ends_[i-1], ends_[i]), from 0 for the first
 };
 
 // Collects lines into LOG batches: a batch is due when it holds batch_bytes, or batch_interval
@@ -57,11 +79,11 @@ class LogBatcher {
   using Clock = std::chrono::steady_clock;
   LogBatcher(std::size_t batch_bytes, std::chrono::milliseconds batch_interval,
              std::size_t rate_bytes);
-  void add(std::string line, Clock::time_point now);
+  void add(std::string_view line, Clock::time_point now);
   bool due(Clock::time_point now) const;
   // When the current batch will be due; max() when it is empty.
   Clock::time_point dueAt() const;
-  std::vector<std::string> take();
+  LogLines take();
   std::uint64_t droppedLines() const { return dropped_lines_; }
 
  private:
@@ -70,8 +92,7 @@ class LogBatcher {
   double rate_;
   double tokens_;
   Clock::time_point refilled_{};
-  std::vector<std::string> lines_;
-  std::size_t bytes_ = 0;
+  LogLines lines_;
   Clock::time_point first_{};
   std::uint64_t dropped_lines_ = 0;
 };

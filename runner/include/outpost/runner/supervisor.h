@@ -17,6 +17,7 @@
 
 #include "outpost/common/clock.h"
 #include "outpost/common/redaction.h"
+#include "outpost/runner/output.h"
 #include "outpost/runner/plan.h"
 
 namespace outpost::runner {
@@ -81,7 +82,7 @@ std::string describeFailure(const RunOutcome& outcome);
 
 // A batch of output lines for a LOG event.
 struct LogBatch {
-  std::vector<std::string> lines;
+  LogLines lines;
   std::uint64_t dropped_lines = 0;  // so far in this run
 };
 
