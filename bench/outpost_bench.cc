@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iostream>
@@ -889,6 +890,9 @@ void compareExecutors(const Options& o, Report& report) {
       {"completion_latency_p50_ms", false, "completion_latency_p50", "ms", 3},
       {"idle_rss_mb", false, "idle_rss", "MB", 1},
       {"idle_threads", false, "idle_threads", "threads", 0},
+      // Printed only when some did not succeed: then the figures above are not of no-op runs.
+      {"jobs_failed" + s, true, "jobs_failed", "jobs", 0},
+      {"latency_jobs_failed", false, "latency_jobs_failed", "jobs", 0},
   };
   Rounds rounds;
   for (unsigned r = 0; r < o.rounds; ++r) {
@@ -953,6 +957,10 @@ std::optional<Options> parseArgs(int argc, char** argv) {
     std::cerr << kUsage;
     return std::nullopt;
   }
+  // Workers run in their own directories: a relative path would name nothing there, and every
+  // job would fail to start (and still be counted, fast).
+  o.outpost = std::filesystem::absolute(o.outpost).string();
+  o.noop = std::filesystem::absolute(o.noop).string();
   return o;
 }
 
