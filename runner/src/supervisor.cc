@@ -699,6 +699,9 @@ struct Supervisor::Impl {
       if (n > 0) {
         consume(c, std::string_view(buf, static_cast<std::size_t>(n)));
         budget -= std::min(budget, static_cast<std::size_t>(n));
+        // A pipe read short of the buffer took all there was: the next read would only say
+        // EAGAIN (a system call per wake-up), and epoll (level-triggered) reports what comes next.
+        if (static_cast<std::size_t>(n) < sizeof buf) return;
         continue;
       }
       if (n < 0 && errno == EINTR) continue;
