@@ -52,8 +52,8 @@ class LineSplitter {
   std::uint64_t cut_ = 0;  // bytes of the current line beyond max_
 };
 
-// The lines of a LOG event in one buffer, so that a batch of hundreds costs two allocations,
-// not one a line.
+// The lines of a LOG event in one buffer and a list of where each ends, so that a batch of
+// hundreds costs the few allocations of those two growing, not one a line.
 class LogLines {
  public:
   LogLines() = default;
