@@ -25,8 +25,9 @@ class ConsumerSource final : public dispatch::CommandSource {
   explicit ConsumerSource(consumer::JobConsumer& c) : c_(c) {}
   void setPaused(bool paused) override { c_.setPaused(paused); }
   bool paused() const override { return c_.paused(); }
-  void commit(const std::map<TopicPartition, std::int64_t>& offsets, bool sync) override {
-    c_.commit(offsets, sync);
+  void commit(const std::map<TopicPartition, std::int64_t>& offsets,
+              consumer::CommitMode mode) override {
+    c_.commit(offsets, mode);
   }
   const std::vector<TopicPartition>& assignment() const override { return c_.assignment(); }
   std::shared_ptr<const events::GroupMetadata> groupMetadata() override {

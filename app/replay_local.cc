@@ -63,7 +63,7 @@ class HandedCommands final : public dispatch::CommandSource {
   explicit HandedCommands(std::string topic) : assignment_{{std::move(topic), 0}} {}
   void setPaused(bool paused) override { paused_ = paused; }
   bool paused() const override { return paused_; }
-  void commit(const std::map<TopicPartition, std::int64_t>&, bool) override {}
+  void commit(const std::map<TopicPartition, std::int64_t>&, consumer::CommitMode) override {}
   const std::vector<TopicPartition>& assignment() const override { return assignment_; }
   std::shared_ptr<const events::GroupMetadata> groupMetadata() override { return nullptr; }
   void refreshGroupMetadata() override {}

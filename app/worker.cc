@@ -50,6 +50,7 @@ ops::Metrics::Known knownLabels(const Config& c) {
   for (const auto& [name, t] : c.templates) known.templates.insert(name);
   known.skips.assign(dispatch::reason::kSkips.begin(), dispatch::reason::kSkips.end());
   known.refusals.assign(dispatch::reason::kRefusals.begin(), dispatch::reason::kRefusals.end());
+  for (auto f : consumer::kCommitFailures) known.commit_failures.push_back(consumer::commitFailureName(f));
   return known;
 }
 
@@ -382,6 +383,10 @@ void Worker::updateMetrics() {
     auto t = txn_->stats();
     metrics_.setTransactions(t.transactions_committed, t.transactions_aborted);
   }
+  for (const auto& [failure, n] : consumer_->commitFailures()) {
+    metrics_.setOffsetCommitFailures(consumer::commitFailureName(failure), n);
+  }
+  metrics_.setRecordsWaitedForRoom(producer_->waitedForRoom() + start_producer_->waitedForRoom());
   auto s = resolver_->stats();
   for (const auto& [key, n] : s.fetches) metrics_.setSecretFetches(key.first, key.second, n);
   metrics_.setSecretCacheHits(s.cache_hits);
@@ -415,6 +420,10 @@ void Worker::updateReadiness() {
   } else if (!producer_->connected() || !start_producer_->connected()) {
     health_.setNotReady("the event producers have no broker connection up (" +
                         config_.kafka.bootstrap_servers + ")");
+  } else if (auto waiting = producer_->waitingForRoom() + start_producer_->waitingForRoom()) {
+    health_.setNotReady(fmt::format(
+        "the broker is not taking records: {} wait in memory for room in the producer's queue",
+        waiting));
   } else if (txn_ && !txn_->waitReady(std::chrono::milliseconds(0))) {
     health_.setNotReady("the transactional producer is not ready");
   } else {

@@ -1,6 +1,7 @@
 #include "outpost/consumer/job_consumer.h"
 
 #include <algorithm>
+#include <chrono>
 #include <utility>
 
 #include <librdkafka/rdkafka.h>
@@ -79,36 +80,93 @@ struct JobConsumer::Impl {
     owner->offsets_ = std::move(out);
   }
 
+  // On the poll thread, for every commit of either mode (the configuration's offset_commit_cb).
+  static void onCommit(rd_kafka_t*, rd_kafka_resp_err_t err,
+                       rd_kafka_topic_partition_list_t* offsets, void* opaque) {
+    auto* owner = static_cast<Impl*>(opaque)->owner;
+    // A request-level error, else the first partition's: each is one failed commit.
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      for (int i = 0; offsets && i < offsets->cnt && !err; ++i) err = offsets->elems[i].err;
+    }
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR__NO_OFFSET) return;
+    const auto failure = commitFailureOf(err);
+    ++owner->commit_failures_[failure];
+    spdlog::warn("offset commit failed ({}): {}; it is committed again with the next commit",
+                 commitFailureName(failure), rd_kafka_err2str(err));
+  }
+
+  static CommitFailure commitFailureOf(rd_kafka_resp_err_t err) {
+    switch (err) {
+      case RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS:
+      case RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION:
+      case RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID:
+      case RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID:
+      case RD_KAFKA_RESP_ERR__ASSIGNMENT_LOST:
+      case RD_KAFKA_RESP_ERR__STATE:
+        return CommitFailure::kRebalance;
+      case RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE:
+      case RD_KAFKA_RESP_ERR_NOT_COORDINATOR:
+      case RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS:
+      case RD_KAFKA_RESP_ERR__WAIT_COORD:
+        return CommitFailure::kCoordinator;
+      case RD_KAFKA_RESP_ERR__TIMED_OUT:
+      case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT:
+      case RD_KAFKA_RESP_ERR__TRANSPORT:
+      case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
+        return CommitFailure::kTimeout;
+      default:
+        return CommitFailure::kOther;
+    }
+  }
+
   void rebalance(rd_kafka_t* handle, rd_kafka_resp_err_t err,
                  rd_kafka_topic_partition_list_t* parts) {
     auto tps = toVector(parts);
     // Every rebalance may bring a new generation (or member id): ask librdkafka again.
     owner->group_metadata_fresh_ = false;
-    // Known only once the group has chosen its assignor (before the first join it says NONE);
-    // NULL once the group is terminating (inside rd_kafka_consumer_close()).
+    if (owner->closing_) return whileClosing(handle, err, tps);
+    // Known only once the group has chosen its assignor (before the first join it says NONE).
     const char* protocol = rd_kafka_rebalance_protocol(handle);
-    const bool cooperative = protocol && std::string_view(protocol) == "COOPERATIVE";
+    owner->cooperative_ = protocol && std::string_view(protocol) == "COOPERATIVE";
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-      if (cooperative) {
+      if (owner->cooperative_) {
         events::kafka::ErrorPtr e(rd_kafka_incremental_assign(handle, parts));
         if (e) spdlog::error("incremental assign failed: {}", rd_kafka_error_string(e.get()));
       } else {
         rd_kafka_assign(handle, parts);
       }
-      if (owner->closing_) {
-        // The first join finished while the consumer closes (a stop right after the start):
-        // nothing will be read from these partitions, and the listener is never told of them.
-        spdlog::debug("partitions assigned while closing, not taken: {}", describe(tps));
-        return;
-      }
       spdlog::info("partitions assigned: {}", describe(tps));
       for (const auto& tp : tps) owner->assignment_.push_back(tp);
+      // librdkafka 2.0.2 forgets a partition's pause across a rebalance: applied again.
       if (owner->paused_) rd_kafka_pause_partitions(handle, parts);
       owner->listener_.onAssigned(tps);
       return;
     }
-    bool lost = err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS || rd_kafka_assignment_lost(handle);
-    // Only what the listener was told of (see the assignment above).
+    revoke(err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS || rd_kafka_assignment_lost(handle), tps);
+    if (owner->cooperative_) {
+      events::kafka::ErrorPtr e(rd_kafka_incremental_unassign(handle, parts));
+      if (e) spdlog::error("incremental unassign failed: {}", rd_kafka_error_string(e.get()));
+    } else {
+      rd_kafka_assign(handle, nullptr);
+    }
+  }
+
+  // Inside close(): the group terminates, and whatever the callback brings (an assignment from a
+  // join that was under way, or the final revocation) is answered with an unassign, which
+  // librdkafka accepts for either protocol while terminating. An assignment is not taken and the
+  // listener never hears of it; a revocation of what it was told of is passed on.
+  void whileClosing(rd_kafka_t* handle, rd_kafka_resp_err_t err,
+                    const std::vector<TopicPartition>& tps) {
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+      spdlog::debug("partitions assigned while closing, not taken: {}", describe(tps));
+    } else {
+      revoke(err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS || rd_kafka_assignment_lost(handle), tps);
+    }
+    rd_kafka_assign(handle, nullptr);
+  }
+
+  // Tells the listener of the partitions going away that it was told of, and forgets them.
+  void revoke(bool lost, const std::vector<TopicPartition>& tps) {
     std::vector<TopicPartition> told;
     std::ranges::copy_if(tps, std::back_inserter(told), [&](const TopicPartition& tp) {
       return std::ranges::find(owner->assignment_, tp) != owner->assignment_.end();
@@ -117,12 +175,6 @@ struct JobConsumer::Impl {
       spdlog::info("partitions {}: {}", lost ? "lost" : "revoked", describe(told));
       ++owner->revocations_;
       owner->listener_.onRevoked(told, lost);
-    }
-    if (cooperative) {
-      events::kafka::ErrorPtr e(rd_kafka_incremental_unassign(handle, parts));
-      if (e) spdlog::error("incremental unassign failed: {}", rd_kafka_error_string(e.get()));
-    } else {
-      rd_kafka_assign(handle, nullptr);
     }
     std::erase_if(owner->assignment_, [&](const TopicPartition& tp) {
       return std::ranges::find(tps, tp) != tps.end();
@@ -158,6 +210,7 @@ JobConsumer::JobConsumer(const KafkaConfig& config, const std::string& group_id,
       events::kafka::makeConf({&defaults, &extra, &config.properties, &config.consumer_properties},
                               "kafka.properties / kafka.consumer_properties");
   rd_kafka_conf_set_rebalance_cb(conf.get(), &Impl::onRebalance);
+  rd_kafka_conf_set_offset_commit_cb(conf.get(), &Impl::onCommit);
   rd_kafka_conf_set_stats_cb(conf.get(), &Impl::onStats);
   rd_kafka_conf_set_opaque(conf.get(), impl_.get());
   impl_->rk = events::kafka::makeHandle(events::kafka::ClientType::kConsumer, std::move(conf));
@@ -186,7 +239,32 @@ void JobConsumer::rejoin() {
   if (auto err = subscribe()) spdlog::error("cannot subscribe to '{}' again: {}", topic_, *err);
 }
 
-JobConsumer::~JobConsumer() = default;
+JobConsumer::~JobConsumer() {
+  impl_->queue.reset();
+  if (close_given_up_) {
+    // rd_kafka_destroy() would wait for the same stuck group that close() gave up on (its main
+    // thread never ends): the handle is left to the process's exit instead.
+    static_cast<void>(impl_->rk.release());
+    return;
+  }
+  // Closed, or given up on: no close-time callbacks from here (an owner that never called close()
+  // leaves the group by its session timeout, and nothing calls into its listener any more).
+  rd_kafka_destroy_flags(impl_->rk.release(), RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+}
+
+std::string_view commitFailureName(CommitFailure failure) {
+  switch (failure) {
+    case CommitFailure::kRebalance:
+      return "rebalance";
+    case CommitFailure::kCoordinator:
+      return "coordinator";
+    case CommitFailure::kTimeout:
+      return "timeout";
+    case CommitFailure::kOther:
+      return "other";
+  }
+  return "other";
+}
 
 std::optional<ConsumedMessage> JobConsumer::poll(std::chrono::milliseconds timeout) {
   events::kafka::MessagePtr m(
@@ -236,17 +314,40 @@ void JobConsumer::setPaused(bool paused) {
   spdlog::debug("partitions {}", paused ? "paused" : "resumed");
 }
 
-void JobConsumer::commit(const std::map<TopicPartition, std::int64_t>& offsets, bool sync) {
+void JobConsumer::commit(const std::map<TopicPartition, std::int64_t>& offsets, CommitMode mode) {
   if (offsets.empty()) return;
   events::kafka::PartitionListPtr list(
       rd_kafka_topic_partition_list_new(static_cast<int>(offsets.size())));
   for (const auto& [tp, off] : offsets) {
     rd_kafka_topic_partition_list_add(list.get(), tp.topic.c_str(), tp.partition)->offset = off;
   }
-  auto err = rd_kafka_commit(impl_->rk.get(), list.get(), sync ? 0 : 1);
-  if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
-    spdlog::warn("offset commit failed: {}", rd_kafka_err2str(err));
+  // Inside close() the group terminates only once this callback returns, and a commit waited
+  // for there is never answered (that wait, without a bound, kept stopping workers from exiting):
+  // it is sent, and the close waits for commits in flight before it leaves the group.
+  if (mode == CommitMode::kAsync || closing_) {
+    // Failures reach onCommit at a later poll.
+    if (auto err = rd_kafka_commit(impl_->rk.get(), list.get(), 1);
+        err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+      spdlog::warn("offset commit not sent: {}", rd_kafka_err2str(err));
+    }
+    return;
   }
+  // rd_kafka_commit(sync) would wait without bound: the answer comes to a queue of its own,
+  // waited for up to kAwaitCommit (onCommit also sees it and counts a failure).
+  events::kafka::QueuePtr answer(rd_kafka_queue_new(impl_->rk.get()));
+  if (auto err = rd_kafka_commit_queue(impl_->rk.get(), list.get(), answer.get(), nullptr, nullptr);
+      err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+    spdlog::warn("offset commit not sent: {}", rd_kafka_err2str(err));
+    return;
+  }
+  rd_kafka_event_t* event =
+      rd_kafka_queue_poll(answer.get(), static_cast<int>(std::chrono::milliseconds(kAwaitCommit).count()));
+  if (!event) {
+    spdlog::warn("offset commit not answered within {} s; it is committed again with the next commit",
+                 kAwaitCommit.count());
+    return;
+  }
+  rd_kafka_event_destroy(event);
 }
 
 std::shared_ptr<const events::GroupMetadata> JobConsumer::groupMetadata() {
@@ -263,11 +364,28 @@ std::shared_ptr<const events::GroupMetadata> JobConsumer::groupMetadata() {
   return group_metadata_;
 }
 
-void JobConsumer::close() {
-  closing_ = true;
-  if (auto err = rd_kafka_consumer_close(impl_->rk.get())) {
-    spdlog::warn("consumer close: {}", rd_kafka_err2str(err));
+bool JobConsumer::close(std::chrono::milliseconds timeout) {
+  if (std::exchange(closing_, true)) return false;
+  // librdkafka's rd_kafka_consumer_close() waits for the group to terminate without a bound; the
+  // same close on a queue of our own is served here, with one.
+  events::kafka::QueuePtr events(rd_kafka_queue_new(impl_->rk.get()));
+  if (events::kafka::ErrorPtr e(rd_kafka_consumer_close_queue(impl_->rk.get(), events.get())); e) {
+    spdlog::warn("consumer close: {}", rd_kafka_error_string(e.get()));
+    return false;
   }
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!rd_kafka_consumer_closed(impl_->rk.get())) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      spdlog::error(
+          "the consumer did not leave the group within {} ms; given up (the group notices when "
+          "this member's session times out)",
+          timeout.count());
+      close_given_up_ = true;
+      return false;
+    }
+    rd_kafka_queue_poll_callback(events.get(), 100);  // rebalance callbacks run here
+  }
+  return true;
 }
 
 }  // namespace outpost::consumer

@@ -81,10 +81,10 @@ class AtLeastOnce final : public Completion {
   void tick() override {
     auto now = ports_.clock.steadyNow();
     if (now - last_recommit_ >= kRecommitInterval) {
-      if (auto all = offsets_.watermarks(); !all.empty()) ports_.source.commit(all, false);
+      if (auto all = offsets_.watermarks(); !all.empty()) ports_.source.commit(all, consumer::CommitMode::kAsync);
       last_recommit_ = last_commit_ = now;
     } else if (now - last_commit_ >= kCommitInterval) {
-      commit(false);
+      commit(consumer::CommitMode::kAsync);
       last_commit_ = now;
     }
   }
@@ -95,17 +95,19 @@ class AtLeastOnce final : public Completion {
     for (const auto& tp : partitions) {
       if (auto w = offsets_.watermark(tp); w >= 0) done[tp] = w;
     }
-    ports_.source.commit(done, true);
+    ports_.source.commit(done, consumer::CommitMode::kAwait);
   }
 
   bool handsOver() const override { return false; }
-  void close() override { commit(true); }
+  // Sent, not waited for: a rebalance may be waiting for the owner's next poll, and the
+  // consumer's close waits for commits in flight before it leaves the group.
+  void close() override { commit(consumer::CommitMode::kAsync); }
 
  private:
-  void commit(bool sync) {
+  void commit(consumer::CommitMode mode) {
     auto offsets = offsets_.takeCommittable();
     if (offsets.empty()) return;
-    ports_.source.commit(offsets, sync);
+    ports_.source.commit(offsets, mode);
     // The runs topic holds these runs' ends; a redelivery below the offsets (after a rebalance)
     // finds them through the restore, so memory need not keep them.
     for (const auto& [tp, offset] : offsets) ports_.attempts.forgetCommitted(tp.partition, offset);

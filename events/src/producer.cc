@@ -1,6 +1,8 @@
 #include "outpost/events/producer.h"
 
 #include <atomic>
+#include <deque>
+#include <mutex>
 #include <thread>
 
 #include <librdkafka/rdkafka.h>
@@ -19,6 +21,64 @@ struct KafkaProducer::Impl {
   std::atomic<bool> stop{false};
   std::atomic<bool> connected{false};
   std::thread delivery_thread;
+
+  // Records librdkafka's queue had no room for (QUEUE_FULL), in the order produced: every record
+  // after the first one here waits here too, so that none overtakes another. The delivery thread
+  // hands them on as room frees. Guarded by overflow_mutex; overflow_size is read without it.
+  struct Waiting {
+    std::string topic;
+    std::int32_t partition;
+    std::string key, value;
+    std::vector<Header> headers;
+    std::unique_ptr<DeliveryCallback> done;
+  };
+  std::mutex overflow_mutex;
+  std::deque<Waiting> overflow;
+  std::atomic<std::size_t> overflow_size{0};
+  std::atomic<std::uint64_t> overflowed{0};  // records that ever waited here
+
+  // Hands a record to librdkafka (which copies the bytes): NO_ERROR (taken; `done` is then owned
+  // by the message), QUEUE_FULL (no room; nothing changed), or another error (reported through
+  // `done`, which stays the caller's).
+  rd_kafka_resp_err_t hand(const std::string& topic, std::int32_t partition, std::string_view key,
+                           std::string_view value, const std::vector<Header>& headers,
+                           std::unique_ptr<DeliveryCallback>& done) {
+    kafka::HeadersPtr hdrs;
+    if (!headers.empty()) {
+      hdrs.reset(rd_kafka_headers_new(headers.size()));
+      for (const auto& h : headers) {
+        rd_kafka_header_add(hdrs.get(), h.name.data(), static_cast<ssize_t>(h.name.size()),
+                            h.value.data(), static_cast<ssize_t>(h.value.size()));
+      }
+    }
+    rd_kafka_resp_err_t err = rd_kafka_producev(
+        rk.get(), RD_KAFKA_V_TOPIC(topic.c_str()),
+        RD_KAFKA_V_PARTITION(partition >= 0 ? partition : RD_KAFKA_PARTITION_UA),
+        RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
+        RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs.get()),
+        RD_KAFKA_V_OPAQUE(done.get()), RD_KAFKA_V_END);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      hdrs.release();  // owned by the message now
+      done.release();  // freed by onDelivery
+    } else if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+      spdlog::error("cannot queue a message for topic {}: {}", topic, rd_kafka_err2str(err));
+      if (*done) (*done)(DeliveryReport{kafka::deliveryErrorOf(rk.get(), err), -1, -1});
+    }
+    return err;
+  }
+  rd_kafka_resp_err_t hand(Waiting& w) {
+    return hand(w.topic, w.partition, w.key, w.value, w.headers, w.done);
+  }
+
+  // On the delivery thread: hands on what waits, in order, while librdkafka takes it.
+  void handOverflow() {
+    std::lock_guard lock(overflow_mutex);
+    while (!overflow.empty() && hand(overflow.front()) != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+      overflow.pop_front();
+      overflow_size.store(overflow.size(), std::memory_order_relaxed);
+    }
+  }
 
   // On the delivery thread too: is a connection to some broker up?
   static int onStats(rd_kafka_t*, char* json, size_t len, void* opaque) {
@@ -73,13 +133,24 @@ KafkaProducer::KafkaProducer(const KafkaConfig& config,
   impl_->rk = kafka::makeHandle(kafka::ClientType::kProducer, std::move(conf));
   impl_->delivery_thread = std::thread([impl = impl_.get()] {
     nameThisThread("op-deliver");
-    while (!impl->stop.load(std::memory_order_relaxed)) rd_kafka_poll(impl->rk.get(), 100);
+    while (!impl->stop.load(std::memory_order_relaxed)) {
+      rd_kafka_poll(impl->rk.get(), impl->overflow_size.load(std::memory_order_relaxed) ? 5 : 100);
+      if (impl->overflow_size.load(std::memory_order_relaxed)) impl->handOverflow();
+    }
   });
 }
 
 KafkaProducer::~KafkaProducer() {
   impl_->stop = true;
   if (impl_->delivery_thread.joinable()) impl_->delivery_thread.join();
+  for (auto& w : impl_->overflow) {
+    if (*w.done) {
+      (*w.done)(DeliveryReport{
+          KafkaError(KafkaError::Kind::kRetriable, RD_KAFKA_RESP_ERR__QUEUE_FULL,
+                     "the producer was closed with the record still waiting for room"),
+          -1, -1});
+    }
+  }
   // Serve the reports of whatever is left so that no callback leaks; then destroy purges.
   rd_kafka_purge(impl_->rk.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
   rd_kafka_poll(impl_->rk.get(), 0);
@@ -98,51 +169,48 @@ void KafkaProducer::produce(const std::string& topic, std::string_view key, std:
 void KafkaProducer::produceTo(const std::string& topic, std::int32_t partition,
                               std::string_view key, std::string_view value,
                               const std::vector<Header>& headers, DeliveryCallback on_delivery) {
-  auto cb = std::make_unique<DeliveryCallback>(std::move(on_delivery));
-  for (;;) {
-    kafka::HeadersPtr hdrs;
-    if (!headers.empty()) {
-      hdrs.reset(rd_kafka_headers_new(headers.size()));
-      for (const auto& h : headers) {
-        rd_kafka_header_add(hdrs.get(), h.name.data(), static_cast<ssize_t>(h.name.size()),
-                            h.value.data(), static_cast<ssize_t>(h.value.size()));
-      }
-    }
-    rd_kafka_headers_t* raw_headers = hdrs.get();
-    rd_kafka_resp_err_t err =
-        rd_kafka_producev(impl_->rk.get(), RD_KAFKA_V_TOPIC(topic.c_str()),
-                          RD_KAFKA_V_PARTITION(partition >= 0 ? partition : RD_KAFKA_PARTITION_UA),
-                          RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
-                          RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
-                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(raw_headers),
-                          RD_KAFKA_V_OPAQUE(cb.get()), RD_KAFKA_V_END);
-    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      hdrs.release();  // owned by the message now
-      cb.release();    // freed by onDelivery
+  auto done = std::make_unique<DeliveryCallback>(std::move(on_delivery));
+  std::lock_guard lock(impl_->overflow_mutex);
+  // Never waits for room: what librdkafka cannot take now waits in order (see Impl::overflow).
+  if (impl_->overflow.empty()) {
+    if (impl_->hand(topic, partition, key, value, headers, done) != RD_KAFKA_RESP_ERR__QUEUE_FULL)
       return;
-    }
-    if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-      // Backpressure: the delivery thread is draining; wait briefly and try again.
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-      continue;
-    }
-    spdlog::error("cannot queue a message for topic {}: {}", topic, rd_kafka_err2str(err));
-    if (*cb) (*cb)(DeliveryReport{kafka::deliveryErrorOf(impl_->rk.get(), err), -1, -1});
-    return;
+    spdlog::warn("the producer's queue is full ({} record(s)): records wait in memory for room",
+                 rd_kafka_outq_len(impl_->rk.get()));
   }
+  impl_->overflow.push_back(
+      {topic, partition, std::string(key), std::string(value), headers, std::move(done)});
+  impl_->overflow_size.store(impl_->overflow.size(), std::memory_order_relaxed);
+  impl_->overflowed.fetch_add(1, std::memory_order_relaxed);
 }
 
 bool KafkaProducer::flush(std::chrono::milliseconds timeout) {
-  return rd_kafka_flush(impl_->rk.get(), static_cast<int>(timeout.count())) ==
+  // What waits for room first (the delivery thread hands it on), then librdkafka's queue.
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (impl_->overflow_size.load(std::memory_order_relaxed) > 0) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - std::chrono::steady_clock::now());
+  return rd_kafka_flush(impl_->rk.get(), static_cast<int>(std::max<std::int64_t>(0, left.count()))) ==
          RD_KAFKA_RESP_ERR_NO_ERROR;
 }
-
 bool KafkaProducer::connected() const {
   return impl_->connected.load(std::memory_order_relaxed);
 }
 
 int KafkaProducer::outstanding() const {
-  return rd_kafka_outq_len(impl_->rk.get());
+  return rd_kafka_outq_len(impl_->rk.get()) +
+         static_cast<int>(impl_->overflow_size.load(std::memory_order_relaxed));
+}
+
+std::size_t KafkaProducer::waitingForRoom() const {
+  return impl_->overflow_size.load(std::memory_order_relaxed);
+}
+
+std::uint64_t KafkaProducer::waitedForRoom() const {
+  return impl_->overflowed.load(std::memory_order_relaxed);
 }
 
 }  // namespace outpost::events

@@ -89,6 +89,15 @@ Metrics::Metrics(Known known)
                         .Name("outpost_transactions_total")
                         .Help("Kafka transactions (exactly-once delivery), by outcome")
                         .Register(*registry_)),
+      commit_failures_(BuildCounter()
+                           .Name("outpost_offset_commit_failures_total")
+                           .Help("Offset commits of the jobs consumer that failed, by class")
+                           .Register(*registry_)),
+      waited_for_room_(BuildCounter()
+                           .Name("outpost_records_waited_for_room_total")
+                           .Help("Records that waited in memory for room in the producer's queue")
+                           .Register(*registry_)
+                           .Add({})),
       rebalances_(BuildCounter()
                       .Name("outpost_rebalances_total")
                       .Help("Consumer group rebalances that reached this worker, by kind")
@@ -124,6 +133,7 @@ Metrics::Metrics(Known known)
   for (const char* kind : {"assigned", "revoked", "lost"}) rebalances_.Add({{"kind", kind}});
   for (auto reason : known.skips) skipped_.Add({{"reason", std::string(reason)}});
   for (auto reason : known.refusals) rejected_.Add({{"reason", std::string(reason)}});
+  for (auto c : known.commit_failures) commit_failures_.Add({{"class", std::string(c)}});
   auto all = std::move(templates_);
   all.insert(kOther);
   addTemplates(all);
@@ -217,6 +227,14 @@ void Metrics::setConsumerLag(const std::map<std::int32_t, std::int64_t>& lag) {
 void Metrics::setTransactions(std::uint64_t committed, std::uint64_t aborted) {
   advance(transactions_.Add({{"outcome", "committed"}}), committed);
   advance(transactions_.Add({{"outcome", "aborted"}}), aborted);
+}
+
+void Metrics::setOffsetCommitFailures(std::string_view failure_class, std::uint64_t total) {
+  advance(commit_failures_.Add({{"class", std::string(failure_class)}}), total);
+}
+
+void Metrics::setRecordsWaitedForRoom(std::uint64_t total) {
+  advance(waited_for_room_, total);
 }
 
 void Metrics::setSecretFetches(const std::string& provider, std::string_view outcome,

@@ -61,9 +61,10 @@ class FakeSource final : public CommandSource {
     paused_ = paused;
   }
   bool paused() const override { return paused_; }
-  void commit(const std::map<TopicPartition, std::int64_t>& offsets, bool sync) override {
+  void commit(const std::map<TopicPartition, std::int64_t>& offsets,
+              consumer::CommitMode mode) override {
     for (const auto& [tp, o] : offsets) committed[tp] = o;
-    sync_commits += sync;
+    sync_commits += mode == consumer::CommitMode::kAwait;
   }
   const std::vector<TopicPartition>& assignment() const override { return assigned; }
   std::shared_ptr<const events::GroupMetadata> groupMetadata() override { return nullptr; }

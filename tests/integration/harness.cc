@@ -353,7 +353,7 @@ WorkerProcess::WorkerProcess(const Topics& topics, Options o) {
   dir_ = (fs::temp_directory_path() / uniqueName("outpost-it")).string();
   fs::create_directories(dir_);
   std::ofstream cfg(dir_ + "/outpost.yaml");
-  cfg << "worker:\n  id: " << id_ << "\n  pool: " << pool_ << "\n  slots: " << o.slots
+  cfg << "worker:\n" << (o.static_member ? "  id: " + id_ + "\n" : "") << "  pool: " << pool_ << "\n  slots: " << o.slots
       << "\n  work_dir: " << dir_ << "/runs\n  drain_timeout: " << o.drain_timeout
       << "\n  revoke_timeout: 10s\n"
       << o.worker_yaml

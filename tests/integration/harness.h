@@ -5,6 +5,8 @@
 
 #include <sys/types.h>
 
+#include <csignal>
+
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -136,6 +138,9 @@ class WorkerProcess {
     std::string templates;  // default: standardTemplates()
     std::map<std::string, std::string> consumer_properties;
     std::string id;
+    // false: worker.id is left out of the configuration, so the worker makes one up and joins as
+    // a dynamic member (it leaves the group when it stops, which makes the others rebalance).
+    bool static_member = true;
     std::string worker_yaml;  // extra lines under worker:, each "  key: value\n"
     std::string output_yaml;  // extra lines under output:
     std::string cgroup;       // runner.cgroup; empty: the default (auto)
@@ -164,6 +169,9 @@ class WorkerProcess {
   // Sends SIGTERM and waits for the exit; returns the exit status (or -signal). Fails the test
   // when it does not exit within `timeout`.
   int terminate(std::chrono::seconds timeout = std::chrono::seconds(120));
+  // SIGTERM without waiting, and the wait: to stop several workers at the same moment.
+  void signalTerm() { process_->signal(SIGTERM); }
+  int waitExit(std::chrono::seconds timeout) { return process_->waitExit(timeout); }
   // Sends SIGKILL (a crash: no drain, nothing flushed) and reaps it; returns -SIGKILL, or -1 when
   // it had already exited.
   int crash() { return process_->crash(); }

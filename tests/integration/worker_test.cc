@@ -2,6 +2,7 @@
 #include <signal.h>
 
 #include <set>
+#include <thread>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -286,6 +287,42 @@ TEST(Worker, SigtermLetsARunningJobFinishWithinTheDrainTimeout) {
   // for session.timeout.ms, for a restart under the same id to take them back without a
   // rebalance, instead of leaving the group.
   EXPECT_EQ(groupState(worker.group()).second, 1) << "the static member left the group";
+}
+
+// Workers of one pool stopped a moment apart, as a rollout or a scale-in does: each one's leaving
+// makes the others rebalance while they drain and close. A rebalance that reaches a consumer
+// inside its close must not block it (it did: rd_kafka_assign() in the close-time callback waited
+// for minutes); each worker exits within its drain timeout and a few seconds, every round.
+TEST(Worker, WorkersOfOnePoolStoppedTogetherEachExitWithinTheirDrainTimeout) {
+  constexpr int kRounds = 8;
+  constexpr int kWorkers = 3;
+  const auto bound = std::chrono::seconds(2 + 10);  // drain_timeout + a few seconds
+  auto topics = createTopics("stoptogether", 6);
+  for (int round = 0; round < kRounds; ++round) {
+    WorkerProcess::Options o;
+    o.pool = uniqueName("stop");
+    o.static_member = false;
+    o.drain_timeout = "2s";
+    o.slots = 2;
+    o.worker_yaml = "  delivery: at-least-once\n";
+    // Both assignors: the close-time callbacks differ (assign/unassign, incremental or not).
+    if (round % 2 == 1) o.consumer_properties["partition.assignment.strategy"] = "cooperative-sticky";
+    std::vector<std::unique_ptr<WorkerProcess>> workers;
+    for (int i = 0; i < kWorkers; ++i) workers.push_back(std::make_unique<WorkerProcess>(topics, o));
+    for (auto& w : workers) ASSERT_TRUE(w->waitForLog("partitions assigned"));
+    for (int i = 0; i < 2 * kWorkers; ++i) submit(topics, makeCommand("sleep", {{"secs", "0.5"}}));
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    // A moment apart, each gap different, so that a leave meets the next worker's close.
+    for (int i = 0; i < kWorkers; ++i) {
+      workers[i]->signalTerm();
+      std::this_thread::sleep_for(std::chrono::milliseconds(60 * round + 40 * i));
+    }
+    for (int i = 0; i < kWorkers; ++i) {
+      EXPECT_EQ(workers[i]->waitExit(bound), 0)
+          << "round " << round << ": worker " << i << " did not exit within " << bound.count()
+          << " s of SIGTERM";
+    }
+  }
 }
 
 TEST(Worker, SigtermStopsJobsStillRunningAfterTheDrainTimeoutWithTermThenKill) {

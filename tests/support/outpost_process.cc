@@ -128,6 +128,15 @@ bool OutpostProcess::waitForLog(const std::string& text, std::chrono::seconds ti
 int OutpostProcess::terminate(std::chrono::seconds timeout) {
   if (status_) return *status_;
   ::kill(pid_, SIGTERM);
+  return waitExit(timeout);
+}
+
+void OutpostProcess::signal(int sig) {
+  if (!status_) ::kill(pid_, sig);
+}
+
+int OutpostProcess::waitExit(std::chrono::seconds timeout) {
+  if (status_) return *status_;
   auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
     if (int status = reap(false); status != kDidNotExit) return status;

@@ -43,6 +43,10 @@ class OutpostProcess {
   // SIGTERM, then waits: the exit status, -signal when a signal ended it, kDidNotExit after
   // `timeout` (then SIGKILL). The recorded status again when it has already been waited for.
   int terminate(std::chrono::seconds timeout);
+  // Sends `sig` without waiting (to stop several processes at the same moment); waitExit() then.
+  void signal(int sig);
+  // Waits for the exit: the exit status, -signal, or kDidNotExit after `timeout` (then SIGKILL).
+  int waitExit(std::chrono::seconds timeout);
   // SIGKILL (a crash: no drain, nothing flushed) and reaps it: -SIGKILL, or -1 when it had
   // already exited.
   int crash();

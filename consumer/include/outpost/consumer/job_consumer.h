@@ -4,6 +4,7 @@
 // assignment, since librdkafka 2.0.2 forgets it across rebalances.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -44,6 +45,20 @@ class RebalanceListener {
   virtual void onRevoked(const std::vector<TopicPartition>& partitions, bool lost) = 0;
 };
 
+// How a commit goes: sent and left to the offset-commit callback (kAsync), or waited for, bounded
+// (kAwait: a revocation commits what is done before the partitions go).
+enum class CommitMode { kAsync, kAwait };
+
+// Why an offset commit failed, as a fixed word for metrics and logs: the group moved on without
+// this member (rebalance in progress, an old generation, an unknown or fenced member), the group
+// coordinator was unavailable or moved, the request timed out or its connection went, or another
+// error.
+enum class CommitFailure { kRebalance, kCoordinator, kTimeout, kOther };
+inline constexpr std::array<CommitFailure, 4> kCommitFailures = {
+    CommitFailure::kRebalance, CommitFailure::kCoordinator, CommitFailure::kTimeout,
+    CommitFailure::kOther};
+std::string_view commitFailureName(CommitFailure failure);
+
 class JobConsumer {
  public:
   // Throws ConfigError when the configuration is refused.
@@ -62,14 +77,29 @@ class JobConsumer {
   void setPaused(bool paused);
   bool paused() const { return paused_; }
 
-  void commit(const std::map<TopicPartition, std::int64_t>& offsets, bool sync);
+  // Commits, per partition, the next offset to read. Every outcome, of either mode, reaches the
+  // offset-commit callback on the poll thread, which counts failures (commitFailures()). kAwait
+  // waits at most kAwaitCommit for the broker's answer, except inside close() (a revocation's
+  // commit), where it is sent without waiting: close() waits for commits in flight.
+  void commit(const std::map<TopicPartition, std::int64_t>& offsets, CommitMode mode);
+  static constexpr std::chrono::seconds kAwaitCommit{10};
+  // Commits that failed since start, by why.
+  const std::map<CommitFailure, std::uint64_t>& commitFailures() const { return commit_failures_; }
   // Leaves the group (unsubscribes): the next poll() serves the revocation, and the rest of the
   // group takes the partitions. rejoin() subscribes again.
   void leave();
   void rejoin();
   bool left() const { return left_; }
   // Leaves the group (serving the final revocation); poll() must not be called afterwards.
-  void close();
+  // Bounded: a close that has not finished after `timeout` is given up (logged, false), and the
+  // handle is then left undestroyed (destroying it would wait for the same stuck group), so a
+  // rebalance that arrives while closing can never keep the process from exiting. A rebalance callback during the close only
+  // unassigns: nothing is taken, the listener is told of nothing new.
+  // librdkafka 2.0.2 (fixed in 2.4.0, issue #4527): with the cooperative assignor, an assignment
+  // that arrives while the consumer closes leaves the group stuck in WAIT_ASSIGN_CALL, and the
+  // close never ends; this bound is what ends it then.
+  static constexpr std::chrono::seconds kCloseTimeout{5};
+  bool close(std::chrono::milliseconds timeout = kCloseTimeout);
 
   const std::vector<TopicPartition>& assignment() const { return assignment_; }
   // From librdkafka's statistics (statistics.interval.ms, default 5 s), for each assigned
@@ -103,6 +133,11 @@ class JobConsumer {
   std::string topic_;
   bool paused_ = false;
   bool closing_ = false;  // close() has begun: assignments are no longer taken
+  bool close_given_up_ = false;  // close() ran out of time: the handle is not destroyed
+  // The rebalance protocol of the last callback before the close: librdkafka 2.0.2 may block in
+  // rd_kafka_rebalance_protocol() once the consumer closes (librdkafka issue #4041).
+  bool cooperative_ = false;
+  std::map<CommitFailure, std::uint64_t> commit_failures_;
   bool left_ = false;
   std::vector<TopicPartition> assignment_;
   std::uint64_t revocations_ = 0;

@@ -59,7 +59,8 @@ class Dispatcher {
   // keep the templates they were admitted under.
   void setTemplates(std::map<std::string, TemplateConfig> templates);
   void stopAll(const std::string& reason);
-  // The last commit (at-least-once), once idle() or out of time.
+  // The last commit (at-least-once), once idle() or out of time: sent, not waited for (the
+  // consumer's close waits for it).
   void close();
 
   bool idle() const;            // no run is held (live or waiting to be committed)

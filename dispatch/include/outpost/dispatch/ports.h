@@ -24,6 +24,7 @@
 #include "outpost/common/clock.h"
 #include "outpost/common/redaction.h"
 #include "outpost/common/topic_partition.h"
+#include "outpost/consumer/job_consumer.h"
 #include "outpost/consumer/run_store.h"
 #include "outpost/dispatch/admission.h"
 #include "outpost/events/out_record.h"
@@ -51,8 +52,9 @@ class CommandSource {
   virtual ~CommandSource() = default;
   virtual void setPaused(bool paused) = 0;
   virtual bool paused() const = 0;
-  // Commits, per partition, the next offset to read; `sync` waits for the broker's answer.
-  virtual void commit(const std::map<TopicPartition, std::int64_t>& offsets, bool sync) = 0;
+  // Commits, per partition, the next offset to read; kAwait waits (bounded) for the answer.
+  virtual void commit(const std::map<TopicPartition, std::int64_t>& offsets,
+                      consumer::CommitMode mode) = 0;
   virtual const std::vector<TopicPartition>& assignment() const = 0;
   // This member's identity in the group now, for a transaction's offsets (exactly-once).
   virtual std::shared_ptr<const events::GroupMetadata> groupMetadata() = 0;

@@ -1,5 +1,6 @@
-// Outbound publishing: one idempotent Kafka producer per worker, its delivery reports served on a
-// thread of its own, and the RunEvent / WorkerStatus writers on top of it.
+// Outbound publishing outside transactions: a Kafka producer (idempotent unless its properties say
+// otherwise; a worker has two, for events and for start records) whose delivery reports are
+// served on a thread of its own (op-deliver).
 #pragma once
 
 #include <chrono>
@@ -31,7 +32,8 @@ struct DeliveryReport {
   std::string why() const { return error ? error->toString() : std::string(); }
 };
 
-// Called once per produced message, on the producer's delivery thread: keep it short.
+// Called once per produced message: on the producer's delivery thread, or on the caller's thread
+// when the record could not be queued at all. Keep it short.
 using DeliveryCallback = std::function<void(const DeliveryReport&)>;
 
 struct OutRecord;  // out_record.h
@@ -46,9 +48,11 @@ class KafkaProducer {
   KafkaProducer(const KafkaProducer&) = delete;
   KafkaProducer& operator=(const KafkaProducer&) = delete;
 
-  // Thread-safe. Copies the bytes. When librdkafka's local queue is full it waits for room rather
-  // than drop the message. A message that cannot be queued at all (e.g. too large) is reported
-  // through the callback, never thrown.
+  // Thread-safe, and never waits: the owner's poll thread calls it. Copies the bytes. When
+  // librdkafka's local queue is full (a broker outage long enough to fill
+  // queue.buffering.max.messages), the record waits in memory, in order with those produced after
+  // it, and the delivery thread hands it on as room frees (waitingForRoom()). A message that
+  // cannot be queued at all (e.g. too large) is reported through the callback, never thrown.
   void produce(const std::string& topic, std::string_view key, std::string_view value,
                const std::vector<Header>& headers, DeliveryCallback on_delivery);
   // The same for a record that may name its partition (OutRecord::partition >= 0).
@@ -57,8 +61,11 @@ class KafkaProducer {
   // Waits until every queued message is delivered or failed; false on timeout.
   bool flush(std::chrono::milliseconds timeout);
 
-  // Messages queued or in flight.
+  // Messages queued or in flight, those waiting for room included.
   int outstanding() const;
+  // Records waiting in memory for room in librdkafka's queue now, and how many ever did.
+  std::size_t waitingForRoom() const;
+  std::uint64_t waitedForRoom() const;
 
   // Whether librdkafka's last statistics (every statistics.interval.ms, default 1 s) saw a
   // connection to some broker up; false until the first.

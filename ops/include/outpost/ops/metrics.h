@@ -36,6 +36,7 @@ class Metrics {
     std::set<std::string> templates;      // the only values the template label takes, with "other"
     std::vector<std::string_view> skips;  // commandSkipped's reasons
     std::vector<std::string_view> refusals;  // commandRejected's reasons
+    std::vector<std::string_view> commit_failures;  // setOffsetCommitFailures' classes
   };
   explicit Metrics(Known known);
   ~Metrics();
@@ -80,6 +81,11 @@ class Metrics {
   // --- Totals kept elsewhere (the transactional publisher, the secret resolver), copied in: each
   // counter moves up to the total it is given.
   void setTransactions(std::uint64_t committed, std::uint64_t aborted);
+  // Offset commits of the jobs consumer that failed, by class (rebalance, coordinator, timeout,
+  // other).
+  void setOffsetCommitFailures(std::string_view failure_class, std::uint64_t total);
+  // Records that had to wait in memory for room in the producer's queue (a long broker outage).
+  void setRecordsWaitedForRoom(std::uint64_t total);
   void setSecretFetches(const std::string& provider, std::string_view outcome, std::uint64_t total);
   void setSecretCacheHits(std::uint64_t total);
   // Secret values masked in what left the worker (run output, events, lineage).
@@ -102,6 +108,8 @@ class Metrics {
   prometheus::Gauge& paused_;
   prometheus::Gauge& buffered_;
   prometheus::Family<prometheus::Counter>& transactions_;
+  prometheus::Family<prometheus::Counter>& commit_failures_;
+  prometheus::Counter& waited_for_room_;
   prometheus::Family<prometheus::Counter>& rebalances_;
   prometheus::Family<prometheus::Counter>& secret_fetches_;
   prometheus::Counter& cache_hits_;
