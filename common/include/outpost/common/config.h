@@ -181,7 +181,6 @@ struct RunnerConfig {
   std::string cgroup = "auto";
 };
 
-// The worker's HTTP endpoint for probes and scrapes: /livez, /readyz, /metrics (http).
 // How the worker's log lines look (log.*).
 struct LogConfig {
   // "text", "json" (one object per line, run fields as fields), or "auto": text when standard
@@ -189,6 +188,7 @@ struct LogConfig {
   std::string format = "auto";
 };
 
+// The worker's HTTP endpoint for probes and scrapes: /livez, /readyz, /metrics (http).
 struct HttpConfig {
   // "host:port" ("127.0.0.1:0": a free port, which the worker logs), or "off".
   std::string listen = "127.0.0.1:9464";
