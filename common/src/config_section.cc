@@ -152,8 +152,9 @@ void Section::rejectUnknown() const {
   for (auto it = node_.begin(); it != node_.end(); ++it) {
     auto k = it->first.as<std::string>();
     if (!used_.contains(k)) {
-      throw ConfigError("unknown setting " + where(k) +
-                        " (check its spelling against the configuration reference in README.md)");
+      throw ConfigError(
+          "unknown setting " + where(k) +
+          " (check its spelling against the configuration reference, docs/configuration.md)");
     }
   }
 }
