@@ -476,6 +476,12 @@ Config parseConfig(const std::string& yaml_text, const Environment& env,
   }
 }
 
+std::set<std::string> acceptedConfigKeys() {
+  std::set<std::string> keys;
+  config_impl::listKeys(config_impl::kConfigSchema, "", keys);
+  return keys;
+}
+
 Config loadConfig(const std::string& path, const Environment& env) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) {

@@ -6,6 +6,28 @@
 
 namespace outpost::config_impl {
 
+void listKeys(const Schema& schema, const std::string& prefix, std::set<std::string>& out) {
+  for (const Schema* s = &schema; s; s = s->includes) {
+    for (const auto& k : s->keys) {
+      const std::string path = prefix + std::string(k.name);
+      switch (k.kind) {
+        case KeyKind::kValue:
+          out.insert(path);
+          break;
+        case KeyKind::kPassThrough:
+          out.insert(path + ".*");
+          break;
+        case KeyKind::kSection:
+          listKeys(*k.schema, path + ".", out);
+          break;
+        case KeyKind::kNamedSections:
+          listKeys(*k.schema, path + "." + std::string(k.placeholder) + ".", out);
+          break;
+      }
+    }
+  }
+}
+
 Section::Section(YAML::Node node, std::string path, const Schema& schema)
     : node_(std::move(node)), path_(std::move(path)), schema_(&schema) {
   if (node_ && !node_.IsNull() && !node_.IsMap()) {

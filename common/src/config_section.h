@@ -1,6 +1,6 @@
 // How the configuration loader reads one YAML mapping: against a table of the keys that mapping
-// accepts (its Schema), which is also what rejects unknown keys. Private to common/; each section's
-// table sits beside the function that parses it.
+// accepts (its Schema), which is also what rejects unknown keys and what acceptedConfigKeys()
+// lists. Private to common/; each section's table sits beside the function that parses it.
 #pragma once
 
 #include <functional>
@@ -47,6 +47,10 @@ struct Schema {
   std::span<const KeySpec> keys;
   const Schema* includes = nullptr;
 };
+
+// Adds every key `schema` accepts to `out`, as full paths under `prefix` ("" or "a.b."): values
+// and pass-through maps ("a.b.*"), not the mappings that hold them.
+void listKeys(const Schema& schema, const std::string& prefix, std::set<std::string>& out);
 
 // Reads one mapping of the file. Every key it is asked for must be in its Schema, and every key of
 // the Schema must be asked for before rejectUnknown(): both are invariants of the parser, checked

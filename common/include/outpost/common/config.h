@@ -378,6 +378,13 @@ Config parseConfig(const std::string& yaml_text, const Environment& env,
 // Reads and parses a file. Throws ConfigError.
 Config loadConfig(const std::string& path, const Environment& env);
 
+// Every key a configuration file may hold, as its full dotted path ("worker.slots"), listed from
+// the same tables the loader rejects unknown keys with, so that the reference can be checked
+// against it. A segment in angle brackets stands for a name the file chooses
+// ("templates.<name>.argv", "templates.<name>.params.<param>.pattern"); a path ending in ".*" is
+// a pass-through mapping whose keys are not checked ("kafka.properties.*").
+std::set<std::string> acceptedConfigKeys();
+
 // "1048576", "512KiB", "64MiB", "2GiB" (KB, MB, GB: powers of 1000).
 std::optional<std::uint64_t> parseBytes(const std::string& text);
 
