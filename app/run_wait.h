@@ -15,7 +15,7 @@
 
 namespace outpost::app {
 
-// The exit statuses of `submit --wait` (README "Submitting from your scheduler").
+// The exit statuses of `submit --wait` (docs/clients.md, "The command line").
 enum ExitStatus : int {
   kExitSucceeded = 0,
   kExitFailed = 1,

@@ -4,7 +4,6 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <regex>
 
 #include <re2/re2.h>
 
@@ -16,9 +15,9 @@ namespace outpost::runner {
 namespace {
 
 // A parameter's pattern, compiled once (a worker's templates have few). RE2 matches in time
-// linear in the value and never recurses: std::regex's matcher recursed once per character, so a
-// 200 KB argument overflowed the poll thread's stack and killed the worker, and a pattern with
-// nested repeats could backtrack for ever on a crafted value. Any thread.
+// linear in the value and never recurses: the standard library's matcher recursed once per
+// character, so a 200 KB argument overflowed the poll thread's stack and killed the worker, and a
+// pattern with nested repeats could backtrack for ever on a crafted value. Any thread.
 const re2::RE2& paramPattern(const std::string& pattern) {
   static std::mutex mutex;
   static std::map<std::string, std::unique_ptr<re2::RE2>> compiled;
@@ -89,17 +88,19 @@ std::expected<LaunchPlan, std::string> planRun(const TemplateConfig& tmpl, const
   values["recipe_file"] = plan.run_dir + "/recipe";
 
   // Placeholders are replaced in one pass, so a value that looks like {x} stays literal.
-  static const std::regex kPlaceholder(R"(\{([A-Za-z_][A-Za-z0-9_]*)\})");
+  static const re2::RE2 kPlaceholder(R"(\{([A-Za-z_][A-Za-z0-9_]*)\})", re2::RE2::Latin1);
   for (const auto& arg : tmpl.argv) {
     std::string out;
-    auto last = arg.cbegin();
-    for (auto it = std::sregex_iterator(arg.begin(), arg.end(), kPlaceholder);
-         it != std::sregex_iterator(); ++it) {
-      out.append(last, arg.cbegin() + it->position());
-      out += values.at((*it)[1].str());  // checked when the config was loaded
-      last = arg.cbegin() + it->position() + it->length();
+    const re2::StringPiece text(arg);
+    re2::StringPiece match[2];  // the whole placeholder, its name
+    std::size_t last = 0;
+    while (kPlaceholder.Match(text, last, text.size(), re2::RE2::UNANCHORED, match, 2)) {
+      const auto start = static_cast<std::size_t>(match[0].data() - text.data());
+      out.append(arg, last, start - last);
+      out += values.at(std::string(match[1]));  // checked when the config was loaded
+      last = start + match[0].size();
     }
-    out.append(last, arg.cend());
+    out.append(arg, last);
     plan.argv.push_back(std::move(out));
   }
 

@@ -115,7 +115,8 @@ TEST(DecodeCommand, ValidCommandRoundTrips) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Encodings (README "Encodings"): each is told apart per message and decodes to the same command.
+// Encodings (docs/messages-and-topics.md, "Encodings on the jobs topic"): each is told apart per
+// message and decodes to the same command.
 
 std::string jsonOf(const v1::JobCommand& c) {
   std::string json;

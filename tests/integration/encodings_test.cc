@@ -1,4 +1,5 @@
-// The encodings a worker reads on the jobs topic (README "Encodings on the jobs topic"), through a
+// The encodings a worker reads on the jobs topic (docs/messages-and-topics.md, "Encodings on the
+// jobs topic"), through a
 // real worker: JSON with and without its content-type (Airflow's ProduceToTopicOperator sets no
 // headers), Confluent Schema Registry framing, CloudEvents in binary and structured mode; and a
 // JSON command with a misspelled field goes to the dead-letter topic with the reason and a

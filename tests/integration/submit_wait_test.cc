@@ -1,6 +1,6 @@
 // `outpost submit --wait` and `outpost cancel --wait`, as a cron line or a CI step calls them,
-// against a real worker: the exit status says how the run ended (README "Submitting from your
-// scheduler"), --follow-logs streams the run's output, and a run nobody takes gives up after
+// against a real worker: the exit status says how the run ended (docs/clients.md, "The
+// command line"), --follow-logs streams the run's output, and a run nobody takes gives up after
 // --wait-timeout.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

@@ -1,10 +1,10 @@
 """Submit, cancel, wait and watch: the control plane's side of Outpost's wire contract.
 
-The contract (README "Submitting from your scheduler"): a JobCommand goes to the jobs topic keyed
-by its job_id, with requested_at_ms and a UUIDv7 run_id; a ControlCommand to the control topic
-keyed by the run_id; workers write RunEvents to the events topic keyed by the run_id, and each
-run ends with exactly one terminal event per attempt (the FAILED of a lost attempt that runs
-again carries `retrying` and is not the end).
+The contract (docs/clients.md, "Submitting from your scheduler"): a JobCommand goes to the jobs
+topic keyed by its job_id, with requested_at_ms and a UUIDv7 run_id; a ControlCommand to the
+control topic keyed by the run_id; workers write RunEvents to the events topic keyed by the
+run_id, and each run ends with exactly one terminal event per attempt (the FAILED of a lost
+attempt that runs again carries `retrying` and is not the end).
 """
 
 import enum

@@ -181,7 +181,6 @@ struct RunnerConfig {
   std::string cgroup = "auto";
 };
 
-// The worker's HTTP endpoint for probes and scrapes: /livez, /readyz, /metrics (http).
 // How the worker's log lines look (log.*).
 struct LogConfig {
   // "text", "json" (one object per line, run fields as fields), or "auto": text when standard
@@ -189,6 +188,7 @@ struct LogConfig {
   std::string format = "auto";
 };
 
+// The worker's HTTP endpoint for probes and scrapes: /livez, /readyz, /metrics (http).
 struct HttpConfig {
   // "host:port" ("127.0.0.1:0": a free port, which the worker logs), or "off".
   std::string listen = "127.0.0.1:9464";
@@ -377,6 +377,13 @@ Config parseConfig(const std::string& yaml_text, const Environment& env,
 
 // Reads and parses a file. Throws ConfigError.
 Config loadConfig(const std::string& path, const Environment& env);
+
+// Every key a configuration file may hold, as its full dotted path ("worker.slots"), listed from
+// the same tables the loader rejects unknown keys with, so that the reference can be checked
+// against it. A segment in angle brackets stands for a name the file chooses
+// ("templates.<name>.argv", "templates.<name>.params.<param>.pattern"); a path ending in ".*" is
+// a pass-through mapping whose keys are not checked ("kafka.properties.*").
+std::set<std::string> acceptedConfigKeys();
 
 // "1048576", "512KiB", "64MiB", "2GiB" (KB, MB, GB: powers of 1000).
 std::optional<std::uint64_t> parseBytes(const std::string& text);

@@ -20,7 +20,8 @@ struct Rejection {
   v1::JobCommand partial;
 };
 
-// How a command was written on the jobs topic, told apart per message (README "Encodings"):
+// How a command was written on the jobs topic, told apart per message (docs/messages-and-topics.md,
+// "Encodings on the jobs topic"):
 //  - CloudEvents, structured mode: content-type application/cloudevents+json, or a JSON object
 //    with "specversion" (a producer that cannot set headers); the command is its "data" (JSON) or
 //    "data_base64" (Protobuf, framed or not);

@@ -39,9 +39,9 @@ import org.apache.kafka.common.serialization.StringSerializer;
 /**
  * A control plane's connection to one Outpost installation: submit, cancel, wait and watch.
  *
- * <p>The wire contract (README "Submitting from your scheduler"): a JobCommand to the jobs topic
- * keyed by its job_id, with requested_at_ms and a UUIDv7 run_id; a ControlCommand to the control
- * topic keyed by the run_id; RunEvents on the events topic keyed by the run_id, read
+ * <p>The wire contract (docs/clients.md, "Submitting from your scheduler"): a JobCommand to the
+ * jobs topic keyed by its job_id, with requested_at_ms and a UUIDv7 run_id; a ControlCommand to
+ * the control topic keyed by the run_id; RunEvents on the events topic keyed by the run_id, read
  * read_committed; each run ends with one terminal event (a lost attempt's FAILED carries
  * retrying and is not the end).
  */
