@@ -26,6 +26,7 @@
 #include "ledger.h"
 #include "outpost/common/clock.h"
 #include "outpost/common/config.h"
+#include "outpost/common/failure.h"
 #include "outpost/common/log.h"
 #include "outpost/consumer/topic_reader.h"
 #include "outpost/secrets/reference.h"
@@ -102,6 +103,10 @@ struct TailOptions {
 };
 
 int cmdTail(const ClientOptions& co, const TailOptions& to) {
+  std::optional<Millis> timeout;
+  if (!to.timeout.empty() && !(timeout = parseDuration(to.timeout))) {
+    throw ConfigError("--timeout must be a duration such as 60s or 5m, not '" + to.timeout + "'");
+  }
   Config config = clientConfig(co);
   consumer::TopicReader reader(config.kafka, "", "outpost-tail");
   std::vector<std::string> topics = {config.topics.events, config.topics.lineage};
@@ -137,9 +142,8 @@ int cmdTail(const ClientOptions& co, const TailOptions& to) {
   if (!assignNew()) return 1;
   auto next_metadata = std::chrono::steady_clock::now() + std::chrono::seconds(1);
 
-  auto deadline = to.timeout.empty()
-                      ? std::chrono::steady_clock::time_point::max()
-                      : std::chrono::steady_clock::now() + *parseDuration(to.timeout);
+  auto deadline = timeout ? std::chrono::steady_clock::now() + *timeout
+                          : std::chrono::steady_clock::time_point::max();
   bool terminal_event = false, terminal_lineage = false;
   std::optional<std::chrono::steady_clock::time_point> linger;
   while (std::chrono::steady_clock::now() < deadline) {
@@ -272,7 +276,13 @@ int main(int argc, char** argv) {
   TopicsOptions topics_opts;
   auto* topics = addTopicsCommand(app, topics_opts);
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // CLI11's own statuses (105 for a refused value, ...) become the one documented for bad
+    // options; --help and --version stay 0.
+    return app.exit(e) == 0 ? 0 : 2;
+  }
   try {
     initLogging("info");
     if (*run) return cmdRun(run_config);
@@ -293,6 +303,9 @@ int main(int argc, char** argv) {
   } catch (const ConfigError& e) {
     spdlog::error("{}", e.what());
     return 2;
+  } catch (const RuntimeFailure& e) {
+    spdlog::error("{}", e.what());
+    return e.exitStatus();
   }
   return 0;
 }

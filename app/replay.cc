@@ -20,6 +20,7 @@
 #include "ledger.h"
 #include "outpost/common/clock.h"
 #include "outpost/common/config.h"
+#include "outpost/common/failure.h"
 #include "outpost/consumer/intake.h"
 #include "outpost/consumer/topic_reader.h"
 #include "outpost/events/producer.h"
@@ -307,7 +308,7 @@ struct Reading {
 };
 
 // Reads each partition of `ranges` from its first offset up to (not including) its end offset,
-// handing each record to `take`. Throws ConfigError when the reading cannot finish in time.
+// handing each record to `take`. Throws KafkaUnavailable when the reading cannot finish in time.
 void readRanges(Reading& r,
                 const std::map<TopicPartition, std::pair<std::int64_t, std::int64_t>>& ranges,
                 const std::function<void(const consumer::ReadRecord&)>& take) {
@@ -319,10 +320,10 @@ void readRanges(Reading& r,
     pending.insert(tp);
   }
   if (pending.empty()) return;
-  if (auto ok = r.reader.readFrom(from); !ok) throw ConfigError("cannot read: " + ok.error());
+  if (auto ok = r.reader.readFrom(from); !ok) throw KafkaUnavailable("cannot read: " + ok.error());
   while (!pending.empty()) {
     if (Clock::now() >= r.deadline) {
-      throw ConfigError(fmt::format("did not reach the end of {}[{}] within --timeout",
+      throw KafkaUnavailable(fmt::format("did not reach the end of {}[{}] within --timeout",
                                     pending.begin()->topic, pending.begin()->partition));
     }
     auto got = r.reader.poll(std::chrono::milliseconds(200));
@@ -355,7 +356,7 @@ std::map<TopicPartition, std::pair<std::int64_t, std::int64_t>> rangesSince(
     auto start = r.reader.offsetForTime(tp, since_ms, r.remaining());
     auto marks = r.reader.watermarks(tp, r.remaining());
     if (!start || !marks) {
-      throw ConfigError("cannot read the offsets of " + topic + ": " +
+      throw KafkaUnavailable("cannot read the offsets of " + topic + ": " +
                         (start ? marks.error() : start.error()));
     }
     ranges[tp] = {*start, marks->second};
@@ -438,7 +439,7 @@ int replayLocally(const Config& config, const std::vector<ReplayCandidate>& sele
   const auto tmp = std::filesystem::temp_directory_path() / "outpost-replay-XXXXXX";
   std::string work_dir = tmp.string();
   if (!mkdtemp(work_dir.data())) {
-    throw ConfigError("cannot make a run directory under " + tmp.parent_path().string() + ": " +
+    throw IoFailure("cannot make a run directory under " + tmp.parent_path().string() + ": " +
                       std::strerror(errno));
   }
   struct RemovedIfEmpty {  // unless a template kept a failed run's directory
@@ -536,7 +537,7 @@ int cmdReplay(const ReplayOptions& o, const std::atomic<bool>& stop) {
   consumer::TopicReader reader(config.kafka, "", "outpost-replay");
   Reading r{reader, deadline};
   auto found = reader.partitions(r.remaining());
-  if (!found) throw ConfigError("cannot read metadata: " + found.error());
+  if (!found) throw KafkaUnavailable("cannot read metadata: " + found.error());
   auto it = found->find(source);
   if (it == found->end()) throw ConfigError("no topic " + source);
 
@@ -548,11 +549,11 @@ int cmdReplay(const ReplayOptions& o, const std::atomic<bool>& stop) {
     }
     TopicPartition tp{source, p};
     auto marks = reader.watermarks(tp, r.remaining());
-    if (!marks) throw ConfigError("cannot read the offsets of " + source + ": " + marks.error());
+    if (!marks) throw KafkaUnavailable("cannot read the offsets of " + source + ": " + marks.error());
     std::int64_t begin = marks->first, end = marks->second;
     auto at = [&](std::int64_t ms) {
       auto off = reader.offsetForTime(tp, ms, r.remaining());
-      if (!off) throw ConfigError("cannot find offsets by time in " + source + ": " + off.error());
+      if (!off) throw KafkaUnavailable("cannot find offsets by time in " + source + ": " + off.error());
       return *off;
     };
     if (from.time_ms) begin = std::max(begin, at(*from.time_ms));

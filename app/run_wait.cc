@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "ledger.h"
+#include "outpost/common/failure.h"
 #include "outpost/consumer/topic_reader.h"
 
 namespace outpost::app {
@@ -52,15 +53,15 @@ RunWaiter::RunWaiter(const Config& config, const std::string& events_topic)
     : impl_(std::make_unique<Impl>(config)) {
   const auto& topic = events_topic.empty() ? config.topics.events : events_topic;
   auto found = impl_->reader.partitions(std::chrono::seconds(30));
-  if (!found) throw ConfigError("cannot read the events topic's metadata: " + found.error());
+  if (!found) throw KafkaUnavailable("cannot read the events topic's metadata: " + found.error());
   auto it = found->find(topic);
   if (it == found->end() || it->second.empty()) {
-    throw ConfigError("no topic '" + topic + "' to wait on (outpost topics creates it)");
+    throw KafkaUnavailable("no topic '" + topic + "' to wait on (outpost topics creates it)");
   }
   for (auto p : it->second) {
     TopicPartition tp{topic, p};
     auto marks = impl_->reader.watermarks(tp, std::chrono::seconds(30));
-    if (!marks) throw ConfigError("cannot read where " + topic + " ends: " + marks.error());
+    if (!marks) throw KafkaUnavailable("cannot read where " + topic + " ends: " + marks.error());
     impl_->from.emplace_back(tp, marks->second);
   }
 }
