@@ -1,17 +1,16 @@
 #include "replay_local.h"
 
-#include <condition_variable>
-#include <deque>
 #include <filesystem>
 #include <fstream>
-#include <mutex>
 
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
 #include "ledger.h"
 #include "outpost/common/clock.h"
+#include "outpost/common/failure.h"
 #include "outpost/dispatch/dispatcher.h"
+#include "outpost/dispatch/owner_loop.h"
 #include "outpost/events/producer.h"
 #include "outpost/runner/supervisor.h"
 #include "outpost/secrets/async_resolver.h"
@@ -24,38 +23,10 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-constexpr std::chrono::milliseconds kWait{100};
 // Threads that fetch secrets, as a worker has.
 constexpr std::size_t kResolverThreads = 4;
 // Once stopped: how long the stopped runs may take to end before the replay gives up on them.
 constexpr std::chrono::seconds kStopBound{10};
-
-// The closures other threads post, run on the replay's thread in order.
-class Inbox final : public dispatch::Poster {
- public:
-  void post(std::function<void()> fn) override {
-    {
-      std::lock_guard lock(mutex_);
-      queue_.push_back(std::move(fn));
-    }
-    cv_.notify_one();
-  }
-  // Waits up to `timeout` for something posted, then runs all of it.
-  void serve(std::chrono::milliseconds timeout) {
-    std::deque<std::function<void()>> batch;
-    {
-      std::unique_lock lock(mutex_);
-      cv_.wait_for(lock, timeout, [this] { return !queue_.empty(); });
-      batch.swap(queue_);
-    }
-    for (auto& fn : batch) fn();
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> queue_;
-};
 
 // Commands are handed in, not consumed: nothing to pause at the broker, nothing to commit.
 class HandedCommands final : public dispatch::CommandSource {
@@ -126,11 +97,11 @@ class LocalOutput final : public dispatch::RecordSink {
     }
     std::error_code ec;
     fs::create_directories(fs::path(out_dir_) / "logs", ec);
-    if (ec) throw ConfigError("--out " + out_dir_ + ": " + ec.message());
+    if (ec) throw IoFailure("--out " + out_dir_ + ": " + ec.message());
     for (const auto& topic : {topics_.events, topics_.lineage, topics_.dlq}) {
       auto& file = files_[topic];
       file.open(fs::path(out_dir_) / (topic + ".jsonl"), std::ios::app);
-      if (!file) throw ConfigError("--out " + out_dir_ + ": cannot write " + topic + ".jsonl");
+      if (!file) throw IoFailure("--out " + out_dir_ + ": cannot write " + topic + ".jsonl");
     }
   }
 
@@ -154,6 +125,11 @@ class LocalOutput final : public dispatch::RecordSink {
     }
     files_[record.topic] << line.dump(-1, ' ', false, json::error_handler_t::replace) << '\n';
     done({});
+  }
+
+  // Stops the --emit-prefix producer's reports (the owner loop's quiesce).
+  void close() {
+    if (producer_) producer_->close();
   }
 
   // Everything written out; false when a file or the producer failed.
@@ -196,6 +172,51 @@ class LocalOutput final : public dispatch::RecordSink {
   OutcomeBook book_;
 };
 
+// The replay's steps in the owner loop: commands handed in as a consumer would, while the
+// dispatcher's queue has room, until they are all in or the replay is stopped.
+class HandingIn final : public dispatch::OwnerLoop::Steps {
+ public:
+  HandingIn(const std::vector<v1::JobCommand>& commands, const std::string& jobs_topic,
+            HandedCommands& source, dispatch::Dispatcher& dispatcher, dispatch::Inbox& inbox,
+            const Clock& clock)
+      : commands_(commands),
+        jobs_topic_(jobs_topic),
+        source_(source),
+        dispatcher_(dispatcher),
+        inbox_(inbox),
+        clock_(clock) {}
+
+  void take(std::chrono::milliseconds wait) override {
+    while (!stopping_ && next_ < commands_.size() && !source_.paused()) {
+      const auto& c = commands_[next_];
+      dispatcher_.onMessage(consumer::ConsumedMessage{.tp = {jobs_topic_, 0},
+                                                      .offset = static_cast<std::int64_t>(next_),
+                                                      .key = c.job_id(),
+                                                      .value = c.SerializeAsString(),
+                                                      .headers = {},
+                                                      .timestamp = clock_.now()});
+      ++next_;
+    }
+    inbox_.wait(wait);
+  }
+  bool finished() const override { return next_ == commands_.size(); }
+  void draining() override {
+    stopping_ = true;
+    spdlog::warn("stopping: {} run(s) running are stopped, {} command(s) not started",
+                 dispatcher_.running(), commands_.size() - next_ + dispatcher_.queued());
+  }
+
+ private:
+  const std::vector<v1::JobCommand>& commands_;
+  const std::string& jobs_topic_;
+  HandedCommands& source_;
+  dispatch::Dispatcher& dispatcher_;
+  dispatch::Inbox& inbox_;
+  const Clock& clock_;
+  std::size_t next_ = 0;
+  bool stopping_ = false;
+};
+
 }  // namespace
 
 Config localReplayConfig(Config c, const LocalReplayOptions& o, const std::string& work_dir) {
@@ -227,11 +248,12 @@ std::map<std::string, RecordedOutcome> runLocally(
     const std::function<void(const std::string& run_id, const RecordedOutcome&)>& ended) {
   SystemClock clock;
   const auto worker_env = processEnvironment();
-  // Declared first: the threads below post into it, so they must stop before it goes.
-  Inbox inbox;
+  // The inbox, and every thread that posts to it, stopped by quiesce() before anything goes.
+  dispatch::OwnerLoop loop(clock);
   HandedCommands source(config.topics.jobs);
   FirstAttempts attempts(config.topics.runs);
   LocalOutput output(config, o, ended);
+  loop.addSource("--emit-prefix producer", [&output] { output.close(); });
   std::unique_ptr<secrets::SecretResolver> resolver;
   std::unique_ptr<secrets::AsyncSecretResolver> async_resolver;
   std::unique_ptr<dispatch::SecretSource> secret_source;
@@ -240,6 +262,7 @@ std::map<std::string, RecordedOutcome> runLocally(
   } else {
     resolver = secrets::SecretResolver::fromConfig(config.secrets, worker_env, clock);
     async_resolver = std::make_unique<secrets::AsyncSecretResolver>(*resolver, kResolverThreads);
+    loop.addSource("secret resolver", [&async_resolver] { async_resolver->shutdown(); });
     secret_source = std::make_unique<ResolverSecrets>(*resolver, *async_resolver);
   }
   runner::PosixLauncher launcher;
@@ -248,46 +271,23 @@ std::map<std::string, RecordedOutcome> runLocally(
       runner::SupervisorOptions{.output = config.output,
                                 .heartbeat_interval = config.worker.heartbeat_interval,
                                 .cgroup = config.runner.cgroup});
+  loop.addSource("supervisor", [&supervisor] { supervisor.shutdown(); });
   SupervisorExecutor executor(supervisor);
   dispatch::Observer observer;
   dispatch::Dispatcher dispatcher(
       config, worker_env,
-      dispatch::Ports{inbox, source, output, output, nullptr, executor, attempts, *secret_source,
-                      nullptr, clock, observer});
-
-  std::size_t next = 0;
-  bool stopping = false;
-  auto stopped_at = std::chrono::steady_clock::time_point::max();
-  while (true) {
-    // Handed in as a consumer would: while the dispatcher's queue has room.
-    while (!stopping && next < commands.size() && !source.paused()) {
-      const auto& c = commands[next];
-      dispatcher.onMessage(consumer::ConsumedMessage{.tp = {config.topics.jobs, 0},
-                                                     .offset = static_cast<std::int64_t>(next),
-                                                     .key = c.job_id(),
-                                                     .value = c.SerializeAsString(),
-                                                     .headers = {},
-                                                     .timestamp = clock.now()});
-      ++next;
-    }
-    inbox.serve(kWait);
-    dispatcher.tick();
-    if ((stopping || next == commands.size()) && dispatcher.idle()) break;
-    if (stop.load() && !stopping) {
-      stopping = true;
-      stopped_at = std::chrono::steady_clock::now();
-      spdlog::warn("stopping: {} run(s) running are stopped, {} command(s) not started",
-                   dispatcher.running(), commands.size() - next + dispatcher.queued());
-      dispatcher.beginDrain();
-      dispatcher.stopAll("the replay was interrupted");
-    }
-    if (stopping && std::chrono::steady_clock::now() - stopped_at > kStopBound) {
-      spdlog::error("{} run(s) did not end after the replay was interrupted", dispatcher.held());
-      break;
-    }
-  }
+      dispatch::Ports{loop.inbox(), source, output, output, nullptr, executor, attempts,
+                      *secret_source, nullptr, clock, observer});
+  HandingIn steps(commands, config.topics.jobs, source, dispatcher, loop.inbox(), clock);
+  // Interrupted: the runs are stopped at once and get kStopBound to end.
+  loop.run(dispatcher, steps, stop,
+           dispatch::DrainPolicy{.drain_timeout = std::chrono::milliseconds(0),
+                                 .stop_bound = kStopBound,
+                                 .stop_reason = "the replay was interrupted"});
   dispatcher.close();
-  if (!output.finish()) throw ConfigError("the replay's records were not all written out");
+  const bool written = output.finish();
+  loop.quiesce();
+  if (!written) throw IoFailure("the replay's records were not all written out");
   return output.outcomes();
 }
 

@@ -66,7 +66,8 @@ Worker::Worker(Config config, const Clock& clock)
     : config_(std::move(config)),
       clock_(clock),
       started_at_(clock.now()),
-      metrics_(knownLabels(config_)) {
+      metrics_(knownLabels(config_)),
+      loop_(clock) {
   // First, so that a port in use stops the worker before it touches Kafka or the runs.
   if (config_.http.enabled()) {
     http_ = std::make_unique<ops::HttpEndpoint>(config_.http.host, config_.http.port, health_,
@@ -75,6 +76,7 @@ Worker::Worker(Config config, const Clock& clock)
   const auto worker_env = processEnvironment();
   resolver_ = secrets::SecretResolver::fromConfig(config_.secrets, worker_env, clock_);
   async_resolver_ = std::make_unique<secrets::AsyncSecretResolver>(*resolver_, kResolverThreads);
+  loop_.addSource("secret resolver", [this] { async_resolver_->shutdown(); });
   // Kafka's own credentials may be secret references: resolved once, here, and masked like any.
   const KafkaConfig kafka = secrets::resolveKafkaSettings(*resolver_, config_.kafka);
   // Before any client: a refused password or an untrusted CA stops the start with a clear
@@ -88,6 +90,8 @@ Worker::Worker(Config config, const Clock& clock)
   auto start_properties = kStartProducer;
   start_properties["client.id"] = config_.worker.id + "-start";
   start_producer_ = std::make_unique<events::KafkaProducer>(kafka, start_properties);
+  loop_.addSource("events producer", [this] { producer_->close(); });
+  loop_.addSource("start producer", [this] { start_producer_->close(); });
   if (config_.lineage.enabled && config_.lineage.toHttp()) {
     auto options =
         lineage::HttpLineageTransportOptions::fromConfig(config_.lineage.http, worker_env);
@@ -96,6 +100,9 @@ Worker::Worker(Config config, const Clock& clock)
           lineage::BearerToken(secrets::resolveSetting(*resolver_, "lineage.http.token", token));
     }
     lineage_http_ = std::make_unique<lineage::HttpLineageTransport>(std::move(options));
+    loop_.addSource("lineage HTTP transport", [this] {
+      lineage_http_->shutdown(config_.lineage.http.flush_timeout);
+    });
   }
   // First: it kills what a worker that died left running, before this one joins the group
   // and takes their commands again.
@@ -104,6 +111,7 @@ Worker::Worker(Config config, const Clock& clock)
       runner::SupervisorOptions{.output = config_.output,
                                 .heartbeat_interval = config_.worker.heartbeat_interval,
                                 .cgroup = config_.runner.cgroup});
+  loop_.addSource("supervisor", [this] { supervisor_->shutdown(); });
   spdlog::info("descendants of runs are tracked with {}",
                supervisor_->usesCgroups()
                    ? supervisor_->cgroupNote()
@@ -116,6 +124,7 @@ Worker::Worker(Config config, const Clock& clock)
     txn_options.producer_properties = {{"client.id", config_.worker.id + "-txn"}};
     txn_ = std::make_unique<events::TransactionalPublisher>(kafka, group + "." + config_.worker.id,
                                                             std::move(txn_options));
+    loop_.addSource("transactional publisher", [this] { txn_->close(kCloseTimeout); });
   }
   run_store_ = std::make_unique<consumer::RunStore>(
       kafka, consumer::RunStoreOptions{config_.topics.runs, config_.topics.jobs, group,
@@ -126,6 +135,8 @@ Worker::Worker(Config config, const Clock& clock)
   if (config_.worker.static_id) membership["group.instance.id"] = config_.worker.id;
   consumer_ =
       std::make_unique<consumer::JobConsumer>(kafka, group, config_.topics.jobs, *this, membership);
+  // Before anything posts: a closure posted while the poll thread waits in poll() wakes it.
+  loop_.inbox().setWake([this] { consumer_->wake(); });
   control_ = std::make_unique<consumer::ControlListener>(
       kafka, config_.topics.control, "outpost." + config_.worker.pool + ".control",
       config_.worker.id + "-control", config_.worker.cancel_memory, clock_);
@@ -137,56 +148,19 @@ Worker::Worker(Config config, const Clock& clock)
       lineage_http_ ? std::make_unique<HttpLineageEndpoint>(*lineage_http_) : nullptr,
       MetricsObserver(metrics_)});
   dispatcher_ =
-      std::make_unique<dispatch::Dispatcher>(config_, worker_env, ports_->ports(*this, clock_));
+      std::make_unique<dispatch::Dispatcher>(config_, worker_env, ports_->ports(loop_.inbox(), clock_));
   updateMetrics();  // and the readiness: a probe or scrape from now on sees the slots
 }
 
 Worker::~Worker() {
-  http_.reset();
-  // Stop the threads that post into the inbox before what their closures use goes.
-  async_resolver_.reset();
-  supervisor_.reset();
-  lineage_http_.reset();
-  txn_.reset();
-  start_producer_.reset();
-  producer_.reset();
+  loop_.quiesce();
 }
 
-void Worker::post(std::function<void()> fn) {
-  bool first;
-  {
-    std::lock_guard lock(inbox_mutex_);
-    first = inbox_.empty();
-    inbox_.push_back(std::move(fn));
-  }
-  // Only the first of a burst wakes the poll thread: it takes the whole inbox at once. A run posts
-  // about eight times (start, log, end, and one acknowledgement per record).
-  if (first) {
-    inbox_cv_.notify_one();
-    consumer_->wake();
-  }
+void Worker::take(std::chrono::milliseconds wait) {
+  if (auto m = consumer_->poll(wait)) dispatcher_->onMessage(std::move(*m));
 }
 
-void Worker::drainInbox() {
-  for (;;) {
-    std::deque<std::function<void()>> batch;
-    {
-      std::lock_guard lock(inbox_mutex_);
-      batch.swap(inbox_);
-    }
-    if (batch.empty()) return;
-    for (auto& fn : batch) fn();
-  }
-}
-
-bool Worker::waitInbox(std::chrono::milliseconds timeout) {
-  std::unique_lock lock(inbox_mutex_);
-  return inbox_cv_.wait_for(lock, timeout, [this] { return !inbox_.empty(); });
-}
-
-void Worker::housekeeping() {
-  drainInbox();
-  dispatcher_->tick();
+void Worker::chores() {
   pollControl();
   auto now = clock_.steadyNow();
   health_.beat(std::chrono::steady_clock::now());
@@ -200,6 +174,15 @@ void Worker::housekeeping() {
     published_ = state;
     last_status_ = now;
   }
+  if (!draining_ && reload_requested_ && reload_requested_->exchange(false)) reload(*load_);
+}
+
+void Worker::draining() {
+  spdlog::info("stopping: draining {} running job(s) for up to {} ms", dispatcher_->running(),
+               config_.worker.drain_timeout.count());
+  draining_ = true;
+  updateReadiness();
+  chores();  // says DRAINING
 }
 
 int Worker::run(const std::atomic<bool>& stop, std::atomic<bool>& reload_requested,
@@ -207,38 +190,21 @@ int Worker::run(const std::atomic<bool>& stop, std::atomic<bool>& reload_request
   spdlog::info("worker {} (pool {}, {} slots, {}) consuming {} as group outpost.{}",
                config_.worker.id, config_.worker.pool, config_.worker.slots,
                config_.worker.delivery, config_.topics.jobs, config_.worker.pool);
-  while (!stop.load()) {
-    if (auto m = consumer_->poll(kPollInterval)) dispatcher_->onMessage(std::move(*m));
-    housekeeping();
-    if (reload_requested.exchange(false)) reload(load);
-  }
-
-  // Drain: take nothing new, give running jobs drain_timeout, then stop them.
-  spdlog::info("stopping: draining {} running job(s) for up to {} ms", dispatcher_->running(),
-               config_.worker.drain_timeout.count());
-  dispatcher_->beginDrain();
-  draining_ = true;
-  updateReadiness();
-  housekeeping();  // says DRAINING
-  auto deadline = clock_.steadyNow() + config_.worker.drain_timeout;
-  bool stopped_runs = false;
+  reload_requested_ = &reload_requested;
+  load_ = &load;
+  // Drain: take nothing new, give running jobs drain_timeout, then stop them; their kill grace
+  // and the writing of their ends get the longest grace and 10 s more.
   Millis longest_grace{0};
   for (const auto& [name, t] : config_.templates)
     longest_grace = std::max(longest_grace, t.kill_grace);
-  auto hard_deadline = deadline + longest_grace + std::chrono::seconds(10);
-  while (!dispatcher_->idle() && clock_.steadyNow() < hard_deadline) {
-    if (!stopped_runs && dispatcher_->running() > 0 && clock_.steadyNow() >= deadline) {
-      spdlog::warn("drain timeout reached: stopping {} running job(s)", dispatcher_->running());
-      dispatcher_->stopAll(fmt::format("worker {} shutting down: drain timeout of {} ms exceeded",
-                                       config_.worker.id, config_.worker.drain_timeout.count()));
-      stopped_runs = true;
-    }
-    consumer_->poll(kPollInterval);  // keeps the membership alive; paused, so nothing arrives
-    housekeeping();
-  }
-  if (!dispatcher_->idle()) {
-    spdlog::error("{} run(s) still unacknowledged at exit", dispatcher_->held());
-  }
+  loop_.run(*dispatcher_, *this, stop,
+            dispatch::DrainPolicy{
+                .drain_timeout = config_.worker.drain_timeout,
+                .stop_bound = longest_grace + std::chrono::seconds(10),
+                .stop_reason = fmt::format("worker {} shutting down: drain timeout of {} ms exceeded",
+                                           config_.worker.id, config_.worker.drain_timeout.count())});
+  reload_requested_ = nullptr;
+  load_ = nullptr;
   if (txn_) {
     txn_->close(kCloseTimeout);
     auto t = txn_->stats();
@@ -255,6 +221,7 @@ int Worker::run(const std::atomic<bool>& stop, std::atomic<bool>& reload_request
   }
   if (lineage_http_) lineage_http_->shutdown(config_.lineage.http.flush_timeout);
   consumer_->close();
+  loop_.quiesce();
   if (auto skipped = dispatcher_->skippedForOtherPools(); skipped > 0) {
     spdlog::info("{} command(s) for other pools skipped", skipped);
   }
@@ -317,8 +284,8 @@ void Worker::onAssigned(const std::vector<TopicPartition>& partitions) {
 void Worker::onRevoked(const std::vector<TopicPartition>& partitions, bool lost) {
   metrics_.rebalance(lost ? "lost" : "revoked");
   dispatcher_->onRevoked(partitions, lost, [this] {
-    waitInbox(kPollInterval);
-    drainInbox();
+    loop_.inbox().wait(kPollInterval);
+    loop_.inbox().serve();
   });
 }
 

@@ -2,19 +2,17 @@
 // resolver, binds them to the run lifecycle (dispatch::Dispatcher, through the ports in
 // app/ports.h), and runs the poll loop. The lifecycle itself lives in dispatch/.
 //
-// Threads: the caller's thread owns the consumer and the dispatcher (the poll thread); the
-// supervisor, the producers' delivery threads and the secret-resolving threads only post
-// closures to the inbox, which the poll thread runs.
+// Threads: the caller's thread owns the consumer and the dispatcher (the poll thread) and runs
+// the owner loop (dispatch/owner_loop.h); the supervisor, the producers' delivery threads, the
+// transactional publisher, the lineage sender and the secret-resolving threads only post closures
+// to its inbox, and are stopped (quiesced) before anything they could call into goes.
 #pragma once
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
@@ -25,6 +23,7 @@
 #include "outpost/consumer/job_consumer.h"
 #include "outpost/consumer/run_store.h"
 #include "outpost/dispatch/dispatcher.h"
+#include "outpost/dispatch/owner_loop.h"
 #include "outpost/events/producer.h"
 #include "outpost/events/transactional_publisher.h"
 #include "outpost/lineage/http_transport.h"
@@ -40,9 +39,10 @@
 
 namespace outpost::app {
 
-class Worker final : public consumer::RebalanceListener, public dispatch::Poster {
+class Worker final : public consumer::RebalanceListener, private dispatch::OwnerLoop::Steps {
  public:
   Worker(Config config, const Clock& clock);
+  // Quiesces the owner loop (if run() did not): every thread that could call back is stopped.
   ~Worker() override;
 
   // Runs until `stop` becomes true, then drains and leaves the group. Returns the exit code.
@@ -60,15 +60,14 @@ class Worker final : public consumer::RebalanceListener, public dispatch::Poster
 
   void onAssigned(const std::vector<TopicPartition>& partitions) override;
   void onRevoked(const std::vector<TopicPartition>& partitions, bool lost) override;
-  // The inbox: closures from other threads, run on the poll thread in order. Any thread.
-  void post(std::function<void()> fn) override;
 
  private:
-  void drainInbox();
-  bool waitInbox(std::chrono::milliseconds timeout);
-  // The loop's chores between polls: the inbox, the control topic, the dispatcher's tick, and
-  // the worker's status on each change of state and every status_interval.
-  void housekeeping();
+  // The owner loop's steps: a poll of the jobs consumer, then the chores: the control topic,
+  // health and metrics, the worker's status on each change of state and every status_interval,
+  // and a reload when one was asked for.
+  void take(std::chrono::milliseconds wait) override;
+  void chores() override;
+  void draining() override;
   void pollControl();
   // A drain or resume from the control topic, if it is for this worker.
   void onWorkerControl(const consumer::ControlMessage& m);
@@ -95,11 +94,12 @@ class Worker final : public consumer::RebalanceListener, public dispatch::Poster
   std::optional<std::string> drained_;  // drained by an operator, and why
   v1::WorkerState published_ = v1::WORKER_STATE_UNSPECIFIED;
 
-  std::mutex inbox_mutex_;
-  std::condition_variable inbox_cv_;
-  std::deque<std::function<void()>> inbox_;
+  // The inbox and the sources of callbacks into it (added as they are built below).
+  dispatch::OwnerLoop loop_;
+  // Set while run() runs: SIGHUP's flag and how to load the configuration again.
+  std::atomic<bool>* reload_requested_ = nullptr;
+  const std::function<Config()>* load_ = nullptr;
 
-  // Declared after the inbox: callbacks from these post into it, so they must go first.
   std::unique_ptr<secrets::SecretResolver> resolver_;
   std::unique_ptr<secrets::AsyncSecretResolver> async_resolver_;
   // Events, lineage, status, dead letters: lingers to batch (kEventsLinger).

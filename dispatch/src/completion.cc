@@ -15,16 +15,14 @@ constexpr std::chrono::seconds kRecommitInterval{5};
 void produceCounted(CompletionHost& host, Ports& ports, Run& run, const events::OutRecord& record,
                     RecordSink& sink) {
   ++run.pending_acks;
-  sink.produce(record, [&host, &poster = ports.poster, id = run.id,
-                        topic = record.topic](const events::DeliveryReport& r) {
-    if (!r.ok()) spdlog::error("record for {} not delivered: {}", topic, r.why());
-    poster.post([&host, id] {
-      if (Run* acked = host.findRun(id)) {
-        --acked->pending_acks;
-        host.maybeRetire(*acked);
-      }
-    });
-  });
+  sink.produce(record, onOwner(ports.poster, [&host, id = run.id, topic = record.topic](
+                                                 events::DeliveryReport r) {
+                 if (!r.ok()) spdlog::error("record for {} not delivered: {}", topic, r.why());
+                 if (Run* acked = host.findRun(id)) {
+                   --acked->pending_acks;
+                   host.maybeRetire(*acked);
+                 }
+               }));
 }
 
 // A start record: a launch waits for it. Not delivered (a fatal producer error): counting the
@@ -32,15 +30,13 @@ void produceCounted(CompletionHost& host, Ports& ports, Run& run, const events::
 void produceStart(CompletionHost& host, Ports& ports, Run& run, const events::OutRecord& start) {
   ++run.pending_acks;
   ports.start_records.produce(
-      start, [&host, &poster = ports.poster, id = run.id](const events::DeliveryReport& r) {
+      start, onOwner(ports.poster, [&host, id = run.id](events::DeliveryReport r) {
         if (!r.ok()) spdlog::error("start record not delivered: {}", r.why());
-        poster.post([&host, id] {
-          if (Run* written = host.findRun(id)) {
-            --written->pending_acks;
-            host.startWritten(*written, true, {});
-          }
-        });
-      });
+        if (Run* written = host.findRun(id)) {
+          --written->pending_acks;
+          host.startWritten(*written, true, {});
+        }
+      }));
 }
 
 class AtLeastOnce final : public Completion {
@@ -158,20 +154,18 @@ class ExactlyOnce final : public Completion {
   void submitStart(Run& run, events::TxnUnit unit) {
     ++run.pending_acks;
     auto again = unit.records;  // kept in case the transaction aborts
-    unit.done = [this, id = run.id, again](const events::TxnOutcome& o) {
-      ports_.poster.post([this, id, again, o] {
-        Run* r = host_.findRun(id);
-        if (!r) return;
-        --r->pending_acks;
-        if (o.status == events::TxnOutcome::Status::kAborted && r->ours()) {
-          // Aborted for a reason outside it (e.g. a transaction before it): write it again.
-          events::TxnUnit retry;
-          retry.records = again;
-          return submitStart(*r, std::move(retry));
-        }
-        host_.startWritten(*r, o.committed(), o.reason);
-      });
-    };
+    unit.done = onOwner(ports_.poster, [this, id = run.id, again](events::TxnOutcome o) {
+      Run* r = host_.findRun(id);
+      if (!r) return;
+      --r->pending_acks;
+      if (o.status == events::TxnOutcome::Status::kAborted && r->ours()) {
+        // Aborted for a reason outside it (e.g. a transaction before it): write it again.
+        events::TxnUnit retry;
+        retry.records = again;
+        return submitStart(*r, std::move(retry));
+      }
+      host_.startWritten(*r, o.committed(), o.reason);
+    });
     txn_.submit(std::move(unit));
   }
 
@@ -198,15 +192,13 @@ class ExactlyOnce final : public Completion {
     const auto watermark = offsets_.watermark(run.tp);
     unit.offsets[run.tp] = watermark;
     unit.group = ports_.source.groupMetadata();
-    unit.done = [this, id = run.id, partition = run.tp.partition,
-                 watermark](const events::TxnOutcome& outcome) {
-      ports_.poster.post([this, id, partition, watermark, outcome] {
-        Run* r = host_.findRun(id);
-        if (!r) return;
-        if (outcome.committed()) ports_.attempts.forgetCommitted(partition, watermark);
-        committed(*r, outcome);
-      });
-    };
+    unit.done = onOwner(ports_.poster, [this, id = run.id, partition = run.tp.partition,
+                                        watermark](events::TxnOutcome outcome) {
+      Run* r = host_.findRun(id);
+      if (!r) return;
+      if (outcome.committed()) ports_.attempts.forgetCommitted(partition, watermark);
+      committed(*r, outcome);
+    });
     ++run.pending_acks;
     txn_.submit(std::move(unit));
   }

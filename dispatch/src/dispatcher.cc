@@ -186,10 +186,10 @@ struct Dispatcher::Impl final : CompletionHost {
 
   void resolveSecrets(Run& run) {
     run.phase = Phase::kResolving;
-    ports.secrets.resolve(run.admitted->secrets, [this, id = run.id](ResolvedSecrets values) {
-      ports.poster.post(
-          [this, id, v = std::move(values)]() mutable { onResolved(id, std::move(v)); });
-    });
+    ports.secrets.resolve(run.admitted->secrets,
+                          onOwner(ports.poster, [this, id = run.id](ResolvedSecrets values) {
+                            onResolved(id, std::move(values));
+                          }));
   }
 
   void onResolved(std::uint64_t id, ResolvedSecrets values) {
@@ -364,30 +364,27 @@ struct Dispatcher::Impl final : CompletionHost {
            run.tmpl()->name, plan.argv.front());
     auto& poster = ports.poster;
     runner::RunCallbacks callbacks;
-    callbacks.on_started = [this, &poster, id = run.id](pid_t,
-                                                        std::chrono::system_clock::time_point at) {
-      poster.post([this, id, at] { onStarted(id, at); });
-    };
-    callbacks.on_log = [this, &poster, id = run.id](runner::LogBatch batch) {
-      poster.post([this, id, b = std::move(batch)]() mutable { onLog(id, std::move(b)); });
-    };
-    callbacks.on_heartbeat = [this, &poster, id = run.id](runner::Heartbeat hb) {
-      poster.post([this, id, hb] { onHeartbeat(id, hb); });
-    };
+    callbacks.on_started =
+        onOwner(poster, [this, id = run.id](pid_t, std::chrono::system_clock::time_point at) {
+          onStarted(id, at);
+        });
+    callbacks.on_log = onOwner(
+        poster, [this, id = run.id](runner::LogBatch batch) { onLog(id, std::move(batch)); });
+    callbacks.on_heartbeat =
+        onOwner(poster, [this, id = run.id](runner::Heartbeat hb) { onHeartbeat(id, hb); });
     if (config.lineage.enabled && run.tmpl()->child_lineage) {
       runner::addLineageChannel(plan);
       run.child_lineage = std::make_unique<lineage::ChildLineageProcessor>(
           lineage::ChildLineageRun::of(lineage, c),
           [&secrets = ports.secrets](std::string_view text) { return secrets.mask(text); });
-      callbacks.on_lineage = [this, &poster, id = run.id](std::string bytes, bool truncated) {
-        poster.post([this, id, b = std::move(bytes), truncated]() mutable {
-          onLineage(id, std::move(b), truncated);
-        });
-      };
+      callbacks.on_lineage =
+          onOwner(poster, [this, id = run.id](std::string bytes, bool truncated) {
+            onLineage(id, std::move(bytes), truncated);
+          });
     }
-    callbacks.on_finished = [this, &poster, id = run.id](runner::RunOutcome outcome) {
-      poster.post([this, id, o = std::move(outcome)]() mutable { onFinished(id, std::move(o)); });
-    };
+    callbacks.on_finished = onOwner(poster, [this, id = run.id](runner::RunOutcome outcome) {
+      onFinished(id, std::move(outcome));
+    });
     ports.executor.launch(plan, std::move(callbacks), ports.secrets.outputRedactor());
   }
 
@@ -546,16 +543,17 @@ struct Dispatcher::Impl final : CompletionHost {
   void sendLineage(Run& run, const std::string& key, std::string json) {
     if (ports.lineage_http) {
       ++run.pending_acks;
-      ports.lineage_http->send(json, [this, id = run.id](const lineage::LineageDelivery& d) {
-        if (!d.ok) spdlog::error("lineage record not delivered: {}", d.error);
-        ports.poster.post([this, id, ok = d.ok] {
-          if (!ok) ports.observer.lineageHttpFailed();
-          if (Run* r = findRun(id)) {
-            --r->pending_acks;
-            maybeRetire(*r);
-          }
-        });
-      });
+      ports.lineage_http->send(
+          json, onOwner(ports.poster, [this, id = run.id](lineage::LineageDelivery d) {
+            if (!d.ok) {
+              spdlog::error("lineage record not delivered: {}", d.error);
+              ports.observer.lineageHttpFailed();
+            }
+            if (Run* r = findRun(id)) {
+              --r->pending_acks;
+              maybeRetire(*r);
+            }
+          }));
     }
     if (config.lineage.toKafka()) {
       completion->publish(run,

@@ -141,9 +141,21 @@ KafkaProducer::KafkaProducer(const KafkaConfig& config,
 }
 
 KafkaProducer::~KafkaProducer() {
-  impl_->stop = true;
+  close();
+}
+
+void KafkaProducer::close() {
+  if (impl_->stop.exchange(true)) return;
   if (impl_->delivery_thread.joinable()) impl_->delivery_thread.join();
-  for (auto& w : impl_->overflow) {
+  // Every record still here gets its report, on this thread: what waited for room, then what
+  // librdkafka held (purged). Nothing is reported after this.
+  std::deque<Impl::Waiting> waiting;
+  {
+    std::lock_guard lock(impl_->overflow_mutex);
+    waiting.swap(impl_->overflow);
+    impl_->overflow_size.store(0, std::memory_order_relaxed);
+  }
+  for (auto& w : waiting) {
     if (*w.done) {
       (*w.done)(DeliveryReport{
           KafkaError(KafkaError::Kind::kRetriable, RD_KAFKA_RESP_ERR__QUEUE_FULL,
@@ -151,7 +163,6 @@ KafkaProducer::~KafkaProducer() {
           -1, -1});
     }
   }
-  // Serve the reports of whatever is left so that no callback leaks; then destroy purges.
   rd_kafka_purge(impl_->rk.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
   rd_kafka_poll(impl_->rk.get(), 0);
 }
@@ -170,6 +181,14 @@ void KafkaProducer::produceTo(const std::string& topic, std::int32_t partition,
                               std::string_view key, std::string_view value,
                               const std::vector<Header>& headers, DeliveryCallback on_delivery) {
   auto done = std::make_unique<DeliveryCallback>(std::move(on_delivery));
+  if (impl_->stop.load()) {
+    if (*done) {
+      (*done)(DeliveryReport{
+          KafkaError(KafkaError::Kind::kPermanent, RD_KAFKA_RESP_ERR__DESTROY, "the producer is closed"),
+          -1, -1});
+    }
+    return;
+  }
   std::lock_guard lock(impl_->overflow_mutex);
   // Never waits for room: what librdkafka cannot take now waits in order (see Impl::overflow).
   if (impl_->overflow.empty()) {

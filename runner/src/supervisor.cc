@@ -842,13 +842,17 @@ Supervisor::Supervisor(const Clock& clock, ProcessLauncher& launcher, Supervisor
     : impl_(std::make_unique<Impl>(clock, launcher, std::move(options), active_)) {}
 
 Supervisor::~Supervisor() {
+  shutdown();
+}
+
+void Supervisor::shutdown() {
   {
     std::lock_guard lock(impl_->mutex);
     impl_->shutting_down = true;
   }
   std::uint64_t one = 1;
   [[maybe_unused]] auto n = ::write(impl_->wake.get(), &one, sizeof one);
-  impl_->thread.join();
+  if (impl_->thread.joinable()) impl_->thread.join();
 }
 
 void Supervisor::launch(LaunchPlan plan, RunCallbacks callbacks,

@@ -8,16 +8,23 @@ AsyncSecretResolver::AsyncSecretResolver(SecretResolver& resolver, std::size_t t
     : resolver_(resolver), thread_count_(std::max<std::size_t>(1, threads)) {}
 
 AsyncSecretResolver::~AsyncSecretResolver() {
+  shutdown();
+}
+
+void AsyncSecretResolver::shutdown() {
   {
     std::lock_guard lock(mutex_);
     stop_ = true;
   }
   cv_.notify_all();
-  for (auto& t : threads_) t.join();
+  for (auto& t : threads_) {
+    if (t.joinable()) t.join();
+  }
 }
 
 void AsyncSecretResolver::resolve(std::vector<SecretRef> refs, std::function<void(Values)> done) {
   std::lock_guard lock(mutex_);
+  if (stop_) return;  // shut down: dropped, like what was queued
   if (threads_.empty()) {
     for (std::size_t i = 0; i < thread_count_; ++i) {
       threads_.emplace_back([this] {

@@ -271,7 +271,15 @@ class RecordingObserver final : public Observer {
 
 // A dispatcher on fakes, with a configuration from YAML (templates `ok`, `sleep`, `one`
 // (concurrency 1), `secret` (may use ${DB_*})).
+// Real parts in place of fakes, for the tests of the owner loop and of callbacks' lifetimes.
+struct HarnessParts {
+  Poster* poster = nullptr;  // e.g. an OwnerLoop's inbox; settle() then runs nothing of it
+  SecretSource* secrets = nullptr;
+  LineageEndpoint* lineage_http = nullptr;
+};
+
 struct Harness {
+  using Parts = HarnessParts;
   static std::string yaml(const std::string& extra_worker, const std::string& delivery) {
     return "worker:\n  id: w-test\n  pool: main\n  work_dir: /tmp/outpost-dispatch-test\n"
            "  delivery: " +
@@ -289,14 +297,15 @@ struct Harness {
   }
 
   explicit Harness(const std::string& extra_worker = "",
-                   const std::string& delivery = "at-least-once")
+                   const std::string& delivery = "at-least-once", Parts parts = {})
       : config(parseConfig(yaml(extra_worker, delivery), {}, "test")),
         exactly_once(delivery == "exactly-once") {
     source.assigned = {jobs(0), jobs(1)};
     dispatcher = std::make_unique<Dispatcher>(
         config, Environment{{"PATH", "/usr/bin:/bin"}},
-        Ports{poster, source, records, starts, exactly_once ? &txn : nullptr, executor, attempts,
-              secrets, nullptr, clock, observer});
+        Ports{parts.poster ? *parts.poster : poster, source, records, starts,
+              exactly_once ? &txn : nullptr, executor, attempts,
+              parts.secrets ? *parts.secrets : secrets, parts.lineage_http, clock, observer});
   }
 
   TopicPartition jobs(std::int32_t p) const { return {config.topics.jobs, p}; }

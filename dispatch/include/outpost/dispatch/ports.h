@@ -40,11 +40,24 @@
 namespace outpost::dispatch {
 
 // Runs closures on the owning thread, in the order posted. Any thread (Envoy's Dispatcher::post).
+// A Poster outlives every source of callbacks that posts to it (OwnerLoop's contract), and drops
+// what is posted once its owner has stopped those sources.
 class Poster {
  public:
   virtual ~Poster() = default;
   virtual void post(std::function<void()> fn) = 0;
 };
+
+// The callback a port runs on its own thread: it touches nothing but `poster`, and posts `f` with
+// the callback's arguments (taken by value, moved into the closure) to run on the owner. Every hand-off from another thread goes
+// through one of these, so that a callback in flight never dereferences an object its thread does
+// not own, whatever has been destroyed meanwhile.
+template <typename F>
+auto onOwner(Poster& poster, F f) {
+  return [&poster, f = std::move(f)](auto... args) {
+    poster.post([f, ... a = std::move(args)]() mutable { f(std::move(a)...); });
+  };
+}
 
 // The jobs topic's consumer, as far as the lifecycle steers it. Owning thread only.
 class CommandSource {

@@ -44,6 +44,7 @@ class KafkaProducer {
   // defaults and under kafka.properties / producer_properties; `extra` is applied last.
   KafkaProducer(const KafkaConfig& config, const std::map<std::string, std::string>& extra,
                 const std::map<std::string, std::string>& defaults = {});
+  // close().
   ~KafkaProducer();
   KafkaProducer(const KafkaProducer&) = delete;
   KafkaProducer& operator=(const KafkaProducer&) = delete;
@@ -60,6 +61,10 @@ class KafkaProducer {
 
   // Waits until every queued message is delivered or failed; false on timeout.
   bool flush(std::chrono::milliseconds timeout);
+  // Stops the delivery thread; what was not delivered yet is reported failed, on the calling
+  // thread, and no callback runs after it returns. flush() first to deliver it. Idempotent; not
+  // from a callback.
+  void close();
 
   // Messages queued or in flight, those waiting for room included.
   int outstanding() const;

@@ -125,8 +125,12 @@ struct SupervisorOptions {
 class Supervisor {
  public:
   Supervisor(const Clock& clock, ProcessLauncher& launcher, SupervisorOptions options = {});
-  // Kills whatever is still running (every process of every run) and waits for the thread.
+  // shutdown().
   ~Supervisor();
+  // Kills whatever is still running (every process of every run) and waits for the thread; no
+  // callback runs once it returns, and launch() does nothing afterwards. Idempotent; not from a
+  // callback.
+  void shutdown();
   Supervisor(const Supervisor&) = delete;
   Supervisor& operator=(const Supervisor&) = delete;
 

@@ -23,8 +23,12 @@ class AsyncSecretResolver {
 
   // Threads start on first use. `resolver` outlives this.
   AsyncSecretResolver(SecretResolver& resolver, std::size_t threads);
-  // Waits for the fetch in progress on each thread; what is queued is dropped (never reported).
+  // shutdown().
   ~AsyncSecretResolver();
+  // Waits for the fetch in progress on each thread (its `done` runs); what is queued is dropped
+  // (never reported), and so is what resolve() is given afterwards. No `done` runs once it
+  // returns. Idempotent; not from a `done`.
+  void shutdown();
   AsyncSecretResolver(const AsyncSecretResolver&) = delete;
   AsyncSecretResolver& operator=(const AsyncSecretResolver&) = delete;
 
