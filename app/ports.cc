@@ -8,8 +8,6 @@
 namespace outpost::app {
 namespace {
 
-// Reading the runs topic for newly assigned partitions (in the rebalance callback).
-constexpr std::chrono::seconds kRestoreTimeout{30};
 
 // Keeps the masker alive as long as the run's output stream uses it.
 class MaskedOutput final : public StreamRedactor {
@@ -51,12 +49,19 @@ events::OutRecord RunStoreAttempts::recordEnd(const v1::JobCommand& command, std
 }
 
 void RunStoreAttempts::restore(const std::vector<std::int32_t>& partitions) {
-  if (txn_ && !txn_->waitReady(kRestoreTimeout)) {
+  // One budget for both waits (Worker announces it to the probes as one bounded wait).
+  const auto deadline = std::chrono::steady_clock::now() + kRestoreTimeout;
+  auto left = [&] {
+    return std::max(std::chrono::milliseconds(0),
+                    std::chrono::duration_cast<std::chrono::milliseconds>(
+                        deadline - std::chrono::steady_clock::now()));
+  };
+  if (txn_ && !txn_->waitReady(left())) {
     spdlog::warn(
         "the transactional producer is not ready yet; the run state read now may miss "
         "the last records of a predecessor");
   }
-  if (auto restored = store_.restore(partitions, kRestoreTimeout)) {
+  if (auto restored = store_.restore(partitions, std::max(left(), std::chrono::milliseconds(1000)))) {
     spdlog::info("run state of {} partition(s) restored: {} run(s) from {} record(s)",
                  restored->partitions, restored->kept, restored->records);
   } else {
@@ -78,6 +83,47 @@ void MetricsObserver::runEnded(const std::string& job_type, v1::RunState state,
   std::ranges::transform(word, word.begin(), [](unsigned char c) { return std::tolower(c); });
   m_.runEnded(job_type, word, ran ? std::chrono::duration<double>(*ran).count() : -1.0);
 }
+
+namespace {
+
+// Threads that fetch secrets (a fetch may wait on the network).
+constexpr std::size_t kResolverThreads = 4;
+
+// --no-secrets: every reference is refused, so a run that needs one ends FAILED saying why.
+class RefusedSecrets final : public dispatch::SecretSource {
+ public:
+  void resolve(std::vector<secrets::SecretRef> refs,
+               std::function<void(dispatch::ResolvedSecrets)> done) override {
+    done(std::unexpected(std::to_string(refs.size()) +
+                         " secret reference(s) not resolved: the replay runs with --no-secrets"));
+  }
+  std::string mask(std::string_view text) const override { return std::string(text); }
+  std::unique_ptr<StreamRedactor> outputRedactor() const override { return nullptr; }
+};
+
+}  // namespace
+
+RunsAndSecrets::RunsAndSecrets(const Config& config, const Environment& env, const Clock& clock,
+                               dispatch::OwnerLoop& loop, Secrets secrets) {
+  if (secrets == Secrets::kResolved) {
+    resolver_ = secrets::SecretResolver::fromConfig(config.secrets, env, clock);
+    async_ = std::make_unique<secrets::AsyncSecretResolver>(*resolver_, kResolverThreads);
+    loop.addSource("secret resolver", [async = async_.get()] { async->shutdown(); });
+    secrets_ = std::make_unique<ResolverSecrets>(*resolver_, *async_);
+  } else {
+    secrets_ = std::make_unique<RefusedSecrets>();
+  }
+  // It kills what a worker that died left running, before this one takes commands.
+  supervisor_ = std::make_unique<runner::Supervisor>(
+      clock, launcher_,
+      runner::SupervisorOptions{.output = config.output,
+                                .heartbeat_interval = config.worker.heartbeat_interval,
+                                .cgroup = config.runner.cgroup});
+  loop.addSource("supervisor", [supervisor = supervisor_.get()] { supervisor->shutdown(); });
+  executor_ = std::make_unique<SupervisorExecutor>(*supervisor_);
+}
+
+RunsAndSecrets::~RunsAndSecrets() = default;
 
 std::unique_ptr<StreamRedactor> ResolverSecrets::outputRedactor() const {
   return std::make_unique<MaskedOutput>(resolver_.masker());

@@ -9,6 +9,7 @@
 #include "outpost/common/clock.h"
 #include "outpost/consumer/job_consumer.h"
 #include "outpost/consumer/run_store.h"
+#include "outpost/dispatch/owner_loop.h"
 #include "outpost/dispatch/ports.h"
 #include "outpost/events/producer.h"
 #include "outpost/events/transactional_publisher.h"
@@ -81,6 +82,10 @@ class SupervisorExecutor final : public dispatch::RunExecutor {
 // producer's initialisation aborts it.
 class RunStoreAttempts final : public dispatch::AttemptStore {
  public:
+  // How long restore() may take in all (its waits for the transactional producer and the runs
+  // topic), on the poll thread.
+  static constexpr std::chrono::seconds kRestoreTimeout{30};
+
   RunStoreAttempts(consumer::RunStore& store, std::string worker_id, const Clock& clock,
                    events::TransactionalPublisher* txn);
   consumer::Admission decide(const v1::JobCommand& command, unsigned max_attempts) const override {
@@ -131,6 +136,34 @@ class HttpLineageEndpoint final : public dispatch::LineageEndpoint {
   lineage::HttpLineageTransport& t_;
 };
 
+// The processes and the secret stores a lifecycle runs with, the worker's and the local replay's
+// alike: the supervisor (its launcher), the secret resolver and its threads, built from the
+// configuration and bound as the dispatcher's RunExecutor and SecretSource. Their threads are
+// sources of the owner loop, which stops them (quiesce) before anything goes. Without secrets
+// (the replay's --no-secrets) every reference is refused.
+class RunsAndSecrets {
+ public:
+  enum class Secrets { kResolved, kRefused };
+  // Throws ConfigError when the secret settings are refused.
+  RunsAndSecrets(const Config& config, const Environment& env, const Clock& clock,
+                 dispatch::OwnerLoop& loop, Secrets secrets = Secrets::kResolved);
+  ~RunsAndSecrets();
+
+  // The resolver (nullptr with Secrets::kRefused): Kafka's and lineage's own settings, reloads.
+  secrets::SecretResolver* resolver() { return resolver_.get(); }
+  runner::Supervisor& supervisor() { return *supervisor_; }
+  dispatch::RunExecutor& executor() { return *executor_; }
+  dispatch::SecretSource& secrets() { return *secrets_; }
+
+ private:
+  std::unique_ptr<secrets::SecretResolver> resolver_;
+  std::unique_ptr<secrets::AsyncSecretResolver> async_;
+  runner::PosixLauncher launcher_;
+  std::unique_ptr<runner::Supervisor> supervisor_;
+  std::unique_ptr<dispatch::RunExecutor> executor_;
+  std::unique_ptr<dispatch::SecretSource> secrets_;
+};
+
 // What the lifecycle reports, as Prometheus metrics.
 class MetricsObserver final : public dispatch::Observer {
  public:
@@ -152,16 +185,14 @@ struct WorkerPorts {
   ConsumerSource source;
   ProducerSink records, start_records;
   std::unique_ptr<PublisherSink> transactions;
-  SupervisorExecutor executor;
   RunStoreAttempts attempts;
-  ResolverSecrets secrets;
   std::unique_ptr<HttpLineageEndpoint> lineage_http;
   MetricsObserver observer;
 
-  dispatch::Ports ports(dispatch::Poster& poster, const Clock& clock) {
-    return dispatch::Ports{poster,   source,   records, start_records,      transactions.get(),
-                           executor, attempts, secrets, lineage_http.get(), clock,
-                           observer};
+  dispatch::Ports ports(dispatch::Poster& poster, RunsAndSecrets& runs, const Clock& clock) {
+    return dispatch::Ports{poster,          source,   records,        start_records,
+                           transactions.get(), runs.executor(), attempts, runs.secrets(),
+                           lineage_http.get(), clock,           observer};
   }
 };
 

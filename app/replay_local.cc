@@ -23,8 +23,6 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-// Threads that fetch secrets, as a worker has.
-constexpr std::size_t kResolverThreads = 4;
 // Once stopped: how long the stopped runs may take to end before the replay gives up on them.
 constexpr std::chrono::seconds kStopBound{10};
 
@@ -68,18 +66,6 @@ class FirstAttempts final : public dispatch::AttemptStore {
 
  private:
   std::string runs_topic_;
-};
-
-// --no-secrets: every reference is refused, so a run that needs one ends FAILED saying why.
-class RefusedSecrets final : public dispatch::SecretSource {
- public:
-  void resolve(std::vector<secrets::SecretRef> refs,
-               std::function<void(dispatch::ResolvedSecrets)> done) override {
-    done(std::unexpected(std::to_string(refs.size()) +
-                         " secret reference(s) not resolved: the replay runs with --no-secrets"));
-  }
-  std::string mask(std::string_view text) const override { return std::string(text); }
-  std::unique_ptr<StreamRedactor> outputRedactor() const override { return nullptr; }
 };
 
 // Where the runs' records go: the run records are dropped; events, lineage and dead letters are
@@ -254,31 +240,20 @@ std::map<std::string, RecordedOutcome> runLocally(
   FirstAttempts attempts(config.topics.runs);
   LocalOutput output(config, o, ended);
   loop.addSource("--emit-prefix producer", [&output] { output.close(); });
-  std::unique_ptr<secrets::SecretResolver> resolver;
-  std::unique_ptr<secrets::AsyncSecretResolver> async_resolver;
-  std::unique_ptr<dispatch::SecretSource> secret_source;
-  if (o.no_secrets) {
-    secret_source = std::make_unique<RefusedSecrets>();
-  } else {
-    resolver = secrets::SecretResolver::fromConfig(config.secrets, worker_env, clock);
-    async_resolver = std::make_unique<secrets::AsyncSecretResolver>(*resolver, kResolverThreads);
-    loop.addSource("secret resolver", [&async_resolver] { async_resolver->shutdown(); });
-    secret_source = std::make_unique<ResolverSecrets>(*resolver, *async_resolver);
-  }
-  runner::PosixLauncher launcher;
-  runner::Supervisor supervisor(
-      clock, launcher,
-      runner::SupervisorOptions{.output = config.output,
-                                .heartbeat_interval = config.worker.heartbeat_interval,
-                                .cgroup = config.runner.cgroup});
-  loop.addSource("supervisor", [&supervisor] { supervisor.shutdown(); });
-  SupervisorExecutor executor(supervisor);
+  RunsAndSecrets runs(config, worker_env, clock, loop,
+                      o.no_secrets ? RunsAndSecrets::Secrets::kRefused
+                                   : RunsAndSecrets::Secrets::kResolved);
   dispatch::Observer observer;
   dispatch::Dispatcher dispatcher(
       config, worker_env,
-      dispatch::Ports{loop.inbox(), source, output, output, nullptr, executor, attempts,
-                      *secret_source, nullptr, clock, observer});
+      dispatch::Ports{loop.inbox(), source, output, output, nullptr, runs.executor(), attempts,
+                      runs.secrets(), nullptr, clock, observer});
   HandingIn steps(commands, config.topics.jobs, source, dispatcher, loop.inbox(), clock);
+  // Declared last, so that on any way out the threads stop before what they call into goes.
+  struct QuiesceFirst {
+    dispatch::OwnerLoop& loop;
+    ~QuiesceFirst() { loop.quiesce(); }
+  } quiesce_first{loop};
   // Interrupted: the runs are stopped at once and get kStopBound to end.
   loop.run(dispatcher, steps, stop,
            dispatch::DrainPolicy{.drain_timeout = std::chrono::milliseconds(0),

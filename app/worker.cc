@@ -18,8 +18,6 @@ constexpr std::chrono::milliseconds kPollInterval{100};
 constexpr std::chrono::seconds kTopicCheckTimeout{30};
 // On shutdown, how long the last transactions may take.
 constexpr std::chrono::seconds kCloseTimeout{10};
-// Threads that fetch secrets (a fetch may wait on the network).
-constexpr std::size_t kResolverThreads = 4;
 // How often the gauges are refreshed from the poll loop (a scrape sees values this old at most).
 constexpr std::chrono::milliseconds kMetricsInterval{250};
 // Most control messages handled per loop iteration, so a burst of cancels cannot starve the jobs
@@ -74,9 +72,13 @@ Worker::Worker(Config config, const Clock& clock)
                                                 metrics_, config_.http.live_timeout);
   }
   const auto worker_env = processEnvironment();
-  resolver_ = secrets::SecretResolver::fromConfig(config_.secrets, worker_env, clock_);
-  async_resolver_ = std::make_unique<secrets::AsyncSecretResolver>(*resolver_, kResolverThreads);
-  loop_.addSource("secret resolver", [this] { async_resolver_->shutdown(); });
+  runs_ = std::make_unique<RunsAndSecrets>(config_, worker_env, clock_, loop_);
+  resolver_ = runs_->resolver();
+  spdlog::info("descendants of runs are tracked with {}",
+               runs_->supervisor().usesCgroups()
+                   ? runs_->supervisor().cgroupNote()
+                   : "their process group and a /proc scan for OUTPOST_RUN_ID (" +
+                         runs_->supervisor().cgroupNote() + ")");
   // Kafka's own credentials may be secret references: resolved once, here, and masked like any.
   const KafkaConfig kafka = secrets::resolveKafkaSettings(*resolver_, config_.kafka);
   // Before any client: a refused password or an untrusted CA stops the start with a clear
@@ -104,19 +106,6 @@ Worker::Worker(Config config, const Clock& clock)
       lineage_http_->shutdown(config_.lineage.http.flush_timeout);
     });
   }
-  // First: it kills what a worker that died left running, before this one joins the group
-  // and takes their commands again.
-  supervisor_ = std::make_unique<runner::Supervisor>(
-      clock_, launcher_,
-      runner::SupervisorOptions{.output = config_.output,
-                                .heartbeat_interval = config_.worker.heartbeat_interval,
-                                .cgroup = config_.runner.cgroup});
-  loop_.addSource("supervisor", [this] { supervisor_->shutdown(); });
-  spdlog::info("descendants of runs are tracked with {}",
-               supervisor_->usesCgroups()
-                   ? supervisor_->cgroupNote()
-                   : "their process group and a /proc scan for OUTPOST_RUN_ID (" +
-                         supervisor_->cgroupNote() + ")");
   const std::string group = "outpost." + config_.worker.pool;
   if (config_.exactlyOnce()) {
     // Stable for a configured worker id, so that a restarted worker fences its predecessor.
@@ -142,13 +131,12 @@ Worker::Worker(Config config, const Clock& clock)
       config_.worker.id + "-control", config_.worker.cancel_memory, clock_);
   ports_ = std::make_unique<WorkerPorts>(WorkerPorts{
       ConsumerSource(*consumer_), ProducerSink(*producer_), ProducerSink(*start_producer_),
-      txn_ ? std::make_unique<PublisherSink>(*txn_) : nullptr, SupervisorExecutor(*supervisor_),
+      txn_ ? std::make_unique<PublisherSink>(*txn_) : nullptr,
       RunStoreAttempts(*run_store_, config_.worker.id, clock_, txn_.get()),
-      ResolverSecrets(*resolver_, *async_resolver_),
       lineage_http_ ? std::make_unique<HttpLineageEndpoint>(*lineage_http_) : nullptr,
       MetricsObserver(metrics_)});
   dispatcher_ =
-      std::make_unique<dispatch::Dispatcher>(config_, worker_env, ports_->ports(loop_.inbox(), clock_));
+      std::make_unique<dispatch::Dispatcher>(config_, worker_env, ports_->ports(loop_.inbox(), *runs_, clock_));
   updateMetrics();  // and the readiness: a probe or scrape from now on sees the slots
 }
 
@@ -264,7 +252,7 @@ void Worker::reload(const std::function<Config()>& load) {
   config_.secrets = next.secrets;
   config_.output = next.output;
   resolver_->reconfigure(std::move(secret_settings));
-  supervisor_->setOutput(config_.output);
+  runs_->supervisor().setOutput(config_.output);
   metrics_.addTemplates(knownLabels(config_).templates);
   dispatcher_->setTemplates(next.templates);
   spdlog::info(
@@ -276,17 +264,32 @@ void Worker::reload(const std::function<Config()>& load) {
 
 void Worker::onAssigned(const std::vector<TopicPartition>& partitions) {
   metrics_.rebalance("assigned");
+  // A bounded wait on the poll thread: the probes are told, the metric counts it.
+  const auto began = std::chrono::steady_clock::now();
+  health_.beginWait(fmt::format("restoring the run state of {} partition(s)", partitions.size()),
+                    began, RunStoreAttempts::kRestoreTimeout + std::chrono::seconds(1));
   dispatcher_->onAssigned(partitions);
+  health_.endWait(std::chrono::steady_clock::now());
+  metrics_.pollThreadWaited(
+      "restore", std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count());
   joined_ = true;
   updateReadiness();
 }
 
 void Worker::onRevoked(const std::vector<TopicPartition>& partitions, bool lost) {
   metrics_.rebalance(lost ? "lost" : "revoked");
+  // Up to revoke_timeout for the runs of these partitions, then an awaited commit.
+  const auto began = std::chrono::steady_clock::now();
+  health_.beginWait(
+      fmt::format("waiting for the runs of {} revoked partition(s)", partitions.size()), began,
+      config_.worker.revoke_timeout + consumer::JobConsumer::kAwaitCommit);
   dispatcher_->onRevoked(partitions, lost, [this] {
     loop_.inbox().wait(kPollInterval);
     loop_.inbox().serve();
   });
+  health_.endWait(std::chrono::steady_clock::now());
+  metrics_.pollThreadWaited(
+      "revoke", std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count());
 }
 
 void Worker::pollControl() {

@@ -100,8 +100,9 @@ class Worker final : public consumer::RebalanceListener, private dispatch::Owner
   std::atomic<bool>* reload_requested_ = nullptr;
   const std::function<Config()>* load_ = nullptr;
 
-  std::unique_ptr<secrets::SecretResolver> resolver_;
-  std::unique_ptr<secrets::AsyncSecretResolver> async_resolver_;
+  // The supervisor and the secret stores (its resolver_ for Kafka's and lineage's own settings).
+  std::unique_ptr<RunsAndSecrets> runs_;
+  secrets::SecretResolver* resolver_ = nullptr;
   // Events, lineage, status, dead letters: lingers to batch (kEventsLinger).
   std::unique_ptr<events::KafkaProducer> producer_;
   // The runs topic's start records: a launch waits for one, so this one never lingers.
@@ -111,8 +112,6 @@ class Worker final : public consumer::RebalanceListener, private dispatch::Owner
   std::unique_ptr<lineage::HttpLineageTransport> lineage_http_;  // lineage.transport http or both
   std::unique_ptr<consumer::JobConsumer> consumer_;
   std::unique_ptr<consumer::ControlListener> control_;  // polled on the poll thread; posts nothing
-  runner::PosixLauncher launcher_;
-  std::unique_ptr<runner::Supervisor> supervisor_;
   std::unique_ptr<WorkerPorts> ports_;  // the above, as the dispatcher sees them
   std::unique_ptr<dispatch::Dispatcher> dispatcher_;
   std::unique_ptr<ops::HttpEndpoint> http_;  // last: it reads health_ and metrics_

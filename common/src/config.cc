@@ -15,6 +15,7 @@
 #include <set>
 #include <sstream>
 
+#include <fmt/format.h>
 #include <re2/re2.h>
 #include <yaml-cpp/yaml.h>
 
@@ -195,6 +196,36 @@ OutputConfig parseOutput(Section o) {
   return c;
 }
 
+// Settings that each parse but contradict one another: the poll thread's waits against what
+// watches it (the liveness probe; the group, which drops a member that has not polled within
+// max.poll.interval.ms).
+void checkWaits(const Config& c) {
+  if (c.http.live_timeout <= kLongestUnannouncedWait) {
+    throw ConfigError(fmt::format(
+        "'http.live_timeout' ({} ms) must be longer than {} ms, the longest wait of the poll "
+        "thread that the probes are not told of (an offset commit waited for): /livez would fail "
+        "a healthy worker",
+        c.http.live_timeout.count(), kLongestUnannouncedWait.count()));
+  }
+  long long max_poll = 300'000;  // librdkafka's default
+  for (const auto* props : {&c.kafka.properties, &c.kafka.consumer_properties}) {
+    if (auto it = props->find("max.poll.interval.ms"); it != props->end()) {
+      try {
+        max_poll = std::stoll(it->second);
+      } catch (const std::exception&) {
+        // librdkafka refuses it with its own message when the worker starts.
+      }
+    }
+  }
+  if (c.worker.revoke_timeout.count() >= max_poll) {
+    throw ConfigError(fmt::format(
+        "'worker.revoke_timeout' ({} ms) must be shorter than the consumer's max.poll.interval.ms "
+        "({} ms): the group would drop this worker while it waits for the runs of revoked "
+        "partitions",
+        c.worker.revoke_timeout.count(), max_poll));
+  }
+}
+
 void checkOutput(const OutputConfig& c) {
   if (c.tail_bytes < 256) throw ConfigError("'output.tail_bytes' must be at least 256");
   if (c.line_max_bytes < 80) throw ConfigError("'output.line_max_bytes' must be at least 80");
@@ -240,9 +271,6 @@ HttpConfig parseHttp(Section hs) {
     }
     c.host = host;
     c.port = std::stoi(port);
-  }
-  if (c.live_timeout < std::chrono::seconds(1)) {
-    throw ConfigError(hs.where("live_timeout") + " must be at least 1s");
   }
   return c;
 }
@@ -395,6 +423,7 @@ Config parseTopLevel(Section top) {
   finishWorker(c.worker);
   checkKafka(c.kafka);
   checkOutput(c.output);
+  checkWaits(c);
   return c;
 }
 

@@ -10,6 +10,7 @@
 #include "outpost/common/clock.h"
 #include "outpost/events/kafka.h"
 #include "outpost/events/wire.h"
+#include "retry.h"
 
 namespace outpost::consumer {
 namespace {
@@ -28,50 +29,14 @@ std::uint32_t commandAttempt(const v1::JobCommand& c) {
   return c.attempt() == 0 ? 1 : c.attempt();
 }
 
-int msLeft(Steady::time_point deadline) {
-  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Steady::now());
-  return static_cast<int>(std::clamp<std::int64_t>(left.count(), 0, 1 << 30));
-}
-
 std::string listOf(const std::vector<std::int32_t>& partitions) {
   std::string s;
   for (auto p : partitions) s += (s.empty() ? "" : ",") + std::to_string(p);
   return s;
 }
 
-// Errors a moment's wait may cure: a topic just created and not in every broker's metadata yet,
-// a leader or coordinator being elected or loading, a connection being made.
-bool isTransient(rd_kafka_resp_err_t err) {
-  switch (err) {
-    case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
-    case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
-    case RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE:
-    case RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION:
-    case RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE:
-    case RD_KAFKA_RESP_ERR_NOT_COORDINATOR:
-    case RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS:
-    case RD_KAFKA_RESP_ERR_UNSTABLE_OFFSET_COMMIT:
-    case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT:
-    case RD_KAFKA_RESP_ERR__TRANSPORT:
-    case RD_KAFKA_RESP_ERR__WAIT_COORD:
-      return true;
-    default:
-      return false;
-  }
-}
-
-constexpr std::chrono::milliseconds kRetryPause{100};
-
-// Calls `request(timeout_ms)` again after transient errors until it succeeds, fails for good, or
-// `deadline` is near; returns its last error.
-template <typename Request>
-rd_kafka_resp_err_t retrying(Steady::time_point deadline, Request request) {
-  for (;;) {
-    auto err = request(msLeft(deadline));
-    if (!err || !isTransient(err) || Steady::now() + kRetryPause >= deadline) return err;
-    std::this_thread::sleep_for(kRetryPause);
-  }
-}
+using retry::msLeft;
+using retry::retrying;
 
 using MetadataPtr =
     std::unique_ptr<const rd_kafka_metadata_t, decltype(&rd_kafka_metadata_destroy)>;

@@ -7,6 +7,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "outpost/events/kafka.h"
+#include "retry.h"
 
 namespace outpost::consumer {
 namespace {
@@ -52,28 +53,43 @@ TopicReader::~TopicReader() = default;
 
 std::expected<std::map<std::string, std::vector<std::int32_t>>, std::string>
 TopicReader::partitions(std::chrono::milliseconds timeout) {
-  const rd_kafka_metadata_t* md = nullptr;
-  if (auto err = rd_kafka_metadata(impl_->rk.get(), 1, nullptr, &md, toMs(timeout))) {
-    return std::unexpected(std::string(rd_kafka_err2str(err)));
-  }
+  // Every call below retries what a moment cures (a topic just created, a leader being elected)
+  // within its timeout: a client started right after `outpost topics` or a broker's restart.
+  const auto deadline = retry::Steady::now() + timeout;
   std::map<std::string, std::vector<std::int32_t>> found;
-  for (int i = 0; i < md->topic_cnt; ++i) {
-    const auto& t = md->topics[i];
-    if (t.err) continue;
-    auto& ids = found[t.topic];
-    for (int p = 0; p < t.partition_cnt; ++p) ids.push_back(t.partitions[p].id);
-  }
-  rd_kafka_metadata_destroy(md);
+  auto err = retry::retrying(deadline, [&](int ms) {
+    const rd_kafka_metadata_t* md = nullptr;
+    if (auto e = rd_kafka_metadata(impl_->rk.get(), 1, nullptr, &md, ms)) return e;
+    std::unique_ptr<const rd_kafka_metadata_t, decltype(&rd_kafka_metadata_destroy)> owned(
+        md, &rd_kafka_metadata_destroy);
+    found.clear();
+    rd_kafka_resp_err_t transient = RD_KAFKA_RESP_ERR_NO_ERROR;
+    for (int i = 0; i < md->topic_cnt; ++i) {
+      const auto& t = md->topics[i];
+      if (t.err) {
+        // A topic being created: asked again. Another error: that topic is left out.
+        if (retry::isTransient(t.err)) transient = t.err;
+        continue;
+      }
+      auto& ids = found[t.topic];
+      for (int p = 0; p < t.partition_cnt; ++p) ids.push_back(t.partitions[p].id);
+    }
+    return transient;
+  });
+  // What a topic that stays unsettled past the deadline leaves out is left out.
+  if (err && !retry::isTransient(err)) return std::unexpected(std::string(rd_kafka_err2str(err)));
+  if (err && found.empty()) return std::unexpected(std::string(rd_kafka_err2str(err)));
   return found;
 }
 
 std::expected<std::pair<std::int64_t, std::int64_t>, std::string> TopicReader::watermarks(
     const TopicPartition& tp, std::chrono::milliseconds timeout) {
   std::int64_t low = -1, high = -1;
-  if (auto err = rd_kafka_query_watermark_offsets(impl_->rk.get(), tp.topic.c_str(), tp.partition,
-                                                  &low, &high, toMs(timeout))) {
-    return std::unexpected(std::string(rd_kafka_err2str(err)));
-  }
+  auto err = retry::retrying(retry::Steady::now() + timeout, [&](int ms) {
+    return rd_kafka_query_watermark_offsets(impl_->rk.get(), tp.topic.c_str(), tp.partition, &low,
+                                            &high, ms);
+  });
+  if (err) return std::unexpected(std::string(rd_kafka_err2str(err)));
   return std::pair{low, high};
 }
 
@@ -81,16 +97,19 @@ std::expected<std::int64_t, std::string> TopicReader::offsetForTime(
     const TopicPartition& tp, std::int64_t unix_ms, std::chrono::milliseconds timeout) {
   // The end first: when no record is that recent, the answer is the end as it was before the
   // query, so that a record written in between is not skipped.
+  const auto deadline = retry::Steady::now() + timeout;
   auto marks = watermarks(tp, timeout);
   if (!marks) return std::unexpected(marks.error());
-  events::kafka::PartitionListPtr list(rd_kafka_topic_partition_list_new(1));
-  rd_kafka_topic_partition_list_add(list.get(), tp.topic.c_str(), tp.partition)->offset = unix_ms;
-  if (auto err = rd_kafka_offsets_for_times(impl_->rk.get(), list.get(), toMs(timeout))) {
-    return std::unexpected(std::string(rd_kafka_err2str(err)));
-  }
-  const auto& got = list->elems[0];
-  if (got.err) return std::unexpected(std::string(rd_kafka_err2str(got.err)));
-  return got.offset >= 0 ? got.offset : marks->second;
+  std::int64_t offset = -1;
+  auto err = retry::retrying(deadline, [&](int ms) {
+    events::kafka::PartitionListPtr list(rd_kafka_topic_partition_list_new(1));
+    rd_kafka_topic_partition_list_add(list.get(), tp.topic.c_str(), tp.partition)->offset = unix_ms;
+    if (auto e = rd_kafka_offsets_for_times(impl_->rk.get(), list.get(), ms)) return e;
+    offset = list->elems[0].offset;
+    return list->elems[0].err;
+  });
+  if (err) return std::unexpected(std::string(rd_kafka_err2str(err)));
+  return offset >= 0 ? offset : marks->second;
 }
 
 std::expected<void, std::string> TopicReader::readFromBeginning(
@@ -161,7 +180,11 @@ std::expected<std::map<TopicPartition, std::int64_t>, std::string> committedOffs
   for (const auto& tp : tps) {
     rd_kafka_topic_partition_list_add(list.get(), tp.topic.c_str(), tp.partition);
   }
-  auto err = rd_kafka_committed(rk.get(), list.get(), toMs(timeout));
+  auto err = retry::retrying(retry::Steady::now() + timeout, [&](int ms) {
+    auto e = rd_kafka_committed(rk.get(), list.get(), ms);
+    for (int i = 0; !e && i < list->cnt; ++i) e = list->elems[i].err;
+    return e;
+  });
   rd_kafka_consumer_close(rk.get());
   if (err) return std::unexpected(std::string(rd_kafka_err2str(err)));
   for (int i = 0; i < list->cnt; ++i) {

@@ -93,6 +93,12 @@ Metrics::Metrics(Known known)
                            .Name("outpost_offset_commit_failures_total")
                            .Help("Offset commits of the jobs consumer that failed, by class")
                            .Register(*registry_)),
+      poll_thread_waits_(BuildCounter()
+                             .Name("outpost_poll_thread_wait_seconds_total")
+                             .Help("Seconds the poll thread spent in bounded waits, by wait "
+                                   "(restore: the run state after a rebalance; revoke: runs of "
+                                   "revoked partitions)")
+                             .Register(*registry_)),
       waited_for_room_(BuildCounter()
                            .Name("outpost_records_waited_for_room_total")
                            .Help("Records that waited in memory for room in the producer's queue")
@@ -134,6 +140,7 @@ Metrics::Metrics(Known known)
   for (auto reason : known.skips) skipped_.Add({{"reason", std::string(reason)}});
   for (auto reason : known.refusals) rejected_.Add({{"reason", std::string(reason)}});
   for (auto c : known.commit_failures) commit_failures_.Add({{"class", std::string(c)}});
+  for (const char* wait : {"restore", "revoke"}) poll_thread_waits_.Add({{"wait", wait}});
   auto all = std::move(templates_);
   all.insert(kOther);
   addTemplates(all);
@@ -231,6 +238,10 @@ void Metrics::setTransactions(std::uint64_t committed, std::uint64_t aborted) {
 
 void Metrics::setOffsetCommitFailures(std::string_view failure_class, std::uint64_t total) {
   advance(commit_failures_.Add({{"class", std::string(failure_class)}}), total);
+}
+
+void Metrics::pollThreadWaited(std::string_view wait, double seconds) {
+  poll_thread_waits_.Add({{"wait", std::string(wait)}}).Increment(seconds);
 }
 
 void Metrics::setRecordsWaitedForRoom(std::uint64_t total) {

@@ -55,10 +55,10 @@ TEST(ConfigHttp, ListenIsLoopbackByDefaultAndTakesHostPortOrOff) {
   EXPECT_EQ(c.http.host, "127.0.0.1");
   EXPECT_EQ(c.http.port, 9464);
   EXPECT_EQ(c.http.live_timeout, seconds(30));
-  c = parseConfig("http: {listen: '0.0.0.0:8080', live_timeout: 5s}", {});
+  c = parseConfig("http: {listen: '0.0.0.0:8080', live_timeout: 15s}", {});
   EXPECT_EQ(c.http.host, "0.0.0.0");
   EXPECT_EQ(c.http.port, 8080);
-  EXPECT_EQ(c.http.live_timeout, seconds(5));
+  EXPECT_EQ(c.http.live_timeout, seconds(15));
   c = parseConfig("http: {listen: '[::1]:0'}", {});
   EXPECT_EQ(c.http.host, "::1");
   EXPECT_EQ(c.http.port, 0);
@@ -73,8 +73,22 @@ TEST(ConfigHttp, ABadListenOrTimeoutNamesTheKey) {
         << bad;
   }
   EXPECT_THAT(errorOf("http: {live_timeout: 100ms}"),
-              HasSubstr("'http.live_timeout' must be at least 1s"));
+              HasSubstr("'http.live_timeout' (100 ms) must be longer than 10000 ms"));
   EXPECT_THAT(errorOf("http: {port: 9464}"), HasSubstr("http.port"));
+}
+
+// Settings that parse one by one but contradict each other are refused (outpost check and
+// outpost run alike): the poll thread's waits against what watches it.
+TEST(ConfigWaits, LivenessAndTheGroupMustOutlastThePollThreadsWaits) {
+  EXPECT_THAT(errorOf("http: {live_timeout: 10s}"),
+              HasSubstr("the longest wait of the poll thread that the probes are not told of"));
+  EXPECT_NO_THROW(parseConfig("http: {live_timeout: 11s}", {}));
+  EXPECT_THAT(errorOf("worker: {revoke_timeout: 60s}\n"
+                      "kafka: {consumer_properties: {max.poll.interval.ms: '30000'}}"),
+              AllOf(HasSubstr("'worker.revoke_timeout' (60000 ms)"),
+                    HasSubstr("max.poll.interval.ms (30000 ms)")));
+  EXPECT_THAT(errorOf("worker: {revoke_timeout: 301s}"), HasSubstr("300000 ms"));
+  EXPECT_NO_THROW(parseConfig("worker: {revoke_timeout: 299s}", {}));
 }
 
 TEST(ConfigLog, FormatIsAutoByDefaultAndOnlyTextJsonOrAuto) {

@@ -50,7 +50,8 @@ TEST(ProducerQueueFull, ProduceNeverWaitsForRoomAndEveryRecordIsReportedAtTheEnd
         << "produce() waited for room in a queue that no broker empties";
     EXPECT_EQ(producer.waitingForRoom(), 15u);
     EXPECT_EQ(producer.waitedForRoom(), 15u);
-    EXPECT_EQ(producer.outstanding(), 20);
+    // librdkafka's own count also holds events not yet served (an error, statistics).
+    EXPECT_GE(producer.outstanding(), 20);
     EXPECT_FALSE(producer.flush(std::chrono::milliseconds(200)));
   }
   EXPECT_EQ(reports, 20) << "a record was dropped without its report";

@@ -41,6 +41,11 @@ std::string sourceDir() {
 
 }  // namespace
 
+std::string outpostBinary() {
+  const char* given = std::getenv("OUTPOST_BINARY");
+  return given && *given ? given : OUTPOST_BINARY;
+}
+
 std::string bootstrap() {
   const char* b = std::getenv("OUTPOST_TEST_BOOTSTRAP");
   if (!b || !*b) {
@@ -300,7 +305,7 @@ void startBroker() {
 }
 
 std::pair<int, std::string> runCli(const Topics& topics, const std::string& args) {
-  std::string cmd = "OUTPOST_TOPICS__PREFIX='" + topics.prefix + "' '" + OUTPOST_BINARY + "' " +
+  std::string cmd = "OUTPOST_TOPICS__PREFIX='" + topics.prefix + "' '" + outpostBinary() + "' " +
                     args + " --bootstrap '" + bootstrap() + "'";
   std::string out;
   FILE* p = popen(cmd.c_str(), "r");
@@ -355,7 +360,7 @@ WorkerProcess::WorkerProcess(const Topics& topics, Options o) {
   std::ofstream cfg(dir_ + "/outpost.yaml");
   cfg << "worker:\n" << (o.static_member ? "  id: " + id_ + "\n" : "") << "  pool: " << pool_ << "\n  slots: " << o.slots
       << "\n  work_dir: " << dir_ << "/runs\n  drain_timeout: " << o.drain_timeout
-      << "\n  revoke_timeout: 10s\n"
+      << "\n  revoke_timeout: " << o.revoke_timeout << "\n"
       << o.worker_yaml
       << "kafka:\n  bootstrap_servers: " << (o.bootstrap.empty() ? bootstrap() : o.bootstrap)
       << "\n";
@@ -372,7 +377,7 @@ WorkerProcess::WorkerProcess(const Topics& topics, Options o) {
       << (o.templates.empty() ? standardTemplates() : o.templates) << o.extra_yaml;
   cfg.close();
   process_ = std::make_unique<test_support::OutpostProcess>(test_support::OutpostProcess::Options{
-      .binary = OUTPOST_BINARY,
+      .binary = outpostBinary(),
       .args = {"run", "-c", dir_ + "/outpost.yaml"},
       .log_path = dir_ + "/worker.log",
       .wrapper = {},

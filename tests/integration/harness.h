@@ -22,6 +22,10 @@
 
 namespace outpost::test {
 
+// The `outpost` binary the tests run: $OUTPOST_BINARY when set (scripts/test's sanitizer pass
+// points it at the ASan build's), else the one this build made.
+std::string outpostBinary();
+
 // The broker address; fails the test (and aborts it) when OUTPOST_TEST_BOOTSTRAP is missing.
 std::string bootstrap();
 
@@ -130,6 +134,8 @@ class WorkerProcess {
     std::string pool;
     unsigned slots = 4;
     std::string drain_timeout = "30s";
+    // Below the consumer's max.poll.interval.ms (the configuration refuses it otherwise).
+    std::string revoke_timeout = "10s";
     std::string extra_yaml;  // appended at the top level (e.g. a lineage: section)
     // kafka.bootstrap_servers (default: the test broker's plaintext listener) and
     // kafka.properties (e.g. a secured listener's settings).

@@ -431,7 +431,7 @@ std::pair<int, std::string> check(const std::string& yaml, const std::string& fl
   auto dir = std::filesystem::temp_directory_path() / uniqueName("ops-check");
   std::filesystem::create_directories(dir);
   { std::ofstream(dir / "outpost.yaml") << yaml; }
-  std::string cmd = std::string(OUTPOST_BINARY) + " check -c " + (dir / "outpost.yaml").string() +
+  std::string cmd = outpostBinary() + " check -c " + (dir / "outpost.yaml").string() +
                     " " + flags + " 2>&1";
   std::string out;
   FILE* p = popen(cmd.c_str(), "r");

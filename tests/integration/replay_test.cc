@@ -3,7 +3,12 @@
 // with `replay local` (to files or to other topics, with secrets, without, and as a dry run);
 // --compare finds a template whose behaviour changed; the production topics' end offsets and the
 // production group's committed offsets are the same before and after.
+#include <signal.h>
+
+#include <atomic>
+#include <chrono>
 #include <cstdio>
+#include <thread>
 #include <filesystem>
 #include <fstream>
 
@@ -11,6 +16,8 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <httplib.h>
 
 #include "harness.h"
 
@@ -302,6 +309,63 @@ TEST(Replay, LocalRunsTheCommandsHereWithoutTouchingProduction) {
   EXPECT_TRUE(production(prod, group) == before) << "production topics or offsets moved";
   std::error_code ec;
   fs::remove_all(dir, ec);
+}
+
+// `replay local` interrupted while a run is resolving its secrets from a store that answers slowly
+// (a fake Vault on loopback): the replay stops the runs and exits 1, and nothing in it outlives
+// what it calls into. It used to destroy its dispatcher before the secret resolver, whose fetch
+// in flight then called back into it: a use after free that the sanitizer pass of scripts/test
+// (OUTPOST_BINARY set to the ASan build's outpost) reports.
+TEST(Replay, LocalInterruptedWhileASecretIsBeingFetchedStopsCleanly) {
+  namespace fs = std::filesystem;
+  std::atomic<int> reads{0};
+  httplib::Server vault;
+  vault.Get("/v1/auth/token/lookup-self", [](const httplib::Request&, httplib::Response& r) {
+    r.set_content(R"({"data":{"id":"t","ttl":0,"renewable":false,"policies":["default"]}})",
+                  "application/json");
+  });
+  vault.Get(R"(/v1/kv/data/(.+))", [&](const httplib::Request&, httplib::Response& r) {
+    ++reads;
+    std::this_thread::sleep_for(std::chrono::seconds(3));  // a slow store
+    r.set_content(R"({"data":{"data":{"token":"v"},"metadata":{"version":1}}})",
+                  "application/json");
+  });
+  const int port = vault.bind_to_any_port("127.0.0.1");
+  std::thread serving([&] { vault.listen_after_bind(); });
+
+  const fs::path dir = fs::temp_directory_path() / uniqueName("outpost-replay-interrupt");
+  fs::create_directories(dir);
+  std::ofstream(dir / "token") << "t\n";
+  auto prod = createTopics("replay-interrupt", 1);
+  std::ofstream(dir / "local.yaml")
+      << "worker:\n  slots: 2\n" << "topics:\n  prefix: " << prod.prefix << "\n"
+      << "secrets:\n  vault:\n    address: http://127.0.0.1:" << port
+      << "\n    token_file: " << (dir / "token").string() << "\n    timeout: 10s\n"
+      << "templates:\n  vaulted:\n    argv: [sh, -c, 'echo token=$TOKEN']\n    allow_shell: true\n"
+      << "    env: {TOKEN: \"${vault:kv/app#token}\"}\n    secrets: [\"vault:kv/app\"]\n"
+      << "    recipe: none\n";
+  submit(prod, makeCommand("vaulted"));
+  submit(prod, makeCommand("vaulted"));
+
+  test_support::OutpostProcess replay({.binary = outpostBinary(),
+                                       .args = {"replay", "local", "-c",
+                                                (dir / "local.yaml").string(), "--out",
+                                                (dir / "out").string(), "--bootstrap", bootstrap()},
+                                       .log_path = (dir / "replay.log").string(),
+                                       .wrapper = {}});
+  for (int i = 0; i < 600 && reads == 0 && replay.running(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_GT(reads, 0) << "the replay never asked the store: " << replay.log();
+  replay.signal(SIGINT);
+  const int status = replay.waitExit(std::chrono::seconds(60));
+  vault.stop();
+  serving.join();
+  const auto log = replay.log();
+  EXPECT_EQ(status, 1) << log;
+  EXPECT_THAT(log, HasSubstr("stopping"));
+  EXPECT_THAT(log, Not(HasSubstr("Sanitizer"))) << log;
+  fs::remove_all(dir);
 }
 
 }  // namespace

@@ -150,7 +150,7 @@ TEST(Secrets, SecretsCheckSaysWhereEachSecretIsFoundAndNeverItsValue) {
   ::setenv("IT_CHECK_PASSWORD", "check-me-not-9f3a", 1);
   ::unsetenv("IT_CHECK_MISSING");
   auto run = [&](const std::string& args) {
-    std::string cmd = std::string(OUTPOST_BINARY) + " secrets check -c " +
+    std::string cmd = outpostBinary() + " secrets check -c " +
                       (dir / "outpost.yaml").string() + args + " 2>&1";
     std::string out;
     FILE* p = popen(cmd.c_str(), "r");

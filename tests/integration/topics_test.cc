@@ -200,7 +200,7 @@ class TopicsFixture {
   // Runs `outpost topics --config <the config> <args>`.
   Result run(const std::string& args) const {
     const auto err_path = dir_ / uniqueName("stderr");
-    std::string cmd = std::string("'") + OUTPOST_BINARY + "' topics --config '" + config() + "' " +
+    std::string cmd = "'" + outpostBinary() + "' topics --config '" + config() + "' " +
                       args + " 2>'" + err_path.string() + "'";
     Result r;
     FILE* p = popen(cmd.c_str(), "r");

@@ -195,6 +195,7 @@ TEST(Worker, JobLongerThanMaxPollIntervalCompletesWithoutRebalance) {
   o.consumer_properties = {{"session.timeout.ms", "6000"},
                            {"heartbeat.interval.ms", "1000"},
                            {"max.poll.interval.ms", "6500"}};
+  o.revoke_timeout = "5s";  // shorter than max.poll.interval.ms, as the configuration demands
   o.slots = 1;  // the one slot is busy, so the partition stays paused for the whole job
   WorkerProcess worker(topics, o);
   auto c = makeCommand("sleep", {{"secs", "13"}});

@@ -25,6 +25,7 @@ Metrics::Known known(std::set<std::string> templates) {
   k.templates = std::move(templates);
   k.skips = {"other_pool", "already_ended"};
   k.refusals = {"undecodable", "unknown_template"};
+  k.commit_failures = {"rebalance", "other"};
   return k;
 }
 
@@ -37,7 +38,9 @@ TEST(Metrics, EveryFamilyIsThereBeforeAnyJobWithHelpAndType) {
         "outpost_rejected_total", "outpost_dlq_total", "outpost_paused_partitions",
         "outpost_events_buffered", "outpost_transactions_total", "outpost_rebalances_total",
         "outpost_secret_cache_hits_total", "outpost_lineage_http_failures_total",
-        "outpost_redactions_total", "process_cpu_seconds_total", "process_resident_memory_bytes",
+        "outpost_redactions_total", "outpost_offset_commit_failures_total",
+        "outpost_poll_thread_wait_seconds_total", "outpost_records_waited_for_room_total",
+        "process_cpu_seconds_total", "process_resident_memory_bytes",
         "process_start_time_seconds", "process_open_fds"}) {
     EXPECT_THAT(s, HasSubstr(std::string("# HELP ") + family + " ")) << family;
     EXPECT_THAT(s, HasSubstr(std::string("# TYPE ") + family + " ")) << family;
@@ -51,6 +54,8 @@ TEST(Metrics, EveryFamilyIsThereBeforeAnyJobWithHelpAndType) {
   EXPECT_EQ(sample(s, "outpost_rejected_total{reason=\"unknown_template\"}"), 0);
   EXPECT_EQ(sample(s, "outpost_commands_skipped_total{reason=\"already_ended\"}"), 0);
   EXPECT_EQ(sample(s, "outpost_rebalances_total{kind=\"lost\"}"), 0);
+  EXPECT_EQ(sample(s, "outpost_offset_commit_failures_total{class=\"rebalance\"}"), 0);
+  EXPECT_EQ(sample(s, "outpost_poll_thread_wait_seconds_total{wait=\"restore\"}"), 0);
   // Secret fetches appear per provider and outcome as they happen; lag per partition held.
   EXPECT_THAT(s, Not(HasSubstr("outpost_secret_fetches_total")));
   EXPECT_THAT(s, Not(HasSubstr("outpost_consumer_lag")));

@@ -18,6 +18,12 @@ namespace outpost {
 
 using Millis = std::chrono::milliseconds;
 
+// The longest wait of the worker's poll thread that the probes are not told of (an awaited offset
+// commit, consumer::JobConsumer::kAwaitCommit): http.live_timeout must be longer, or /livez could
+// fail a healthy worker. The waits it announces (restore, revoke) count as alive up to their
+// bounds.
+inline constexpr Millis kLongestUnannouncedWait{10'000};
+
 // A configuration problem: the message names the setting (its path) and what to change.
 class ConfigError : public std::runtime_error {
  public:
@@ -131,7 +137,8 @@ struct WorkerConfig {
   // that long at the job rate; commands waiting here stay uncommitted.
   unsigned max_queued = 1000;
   // The same bound in bytes of the waiting commands (a command may carry a recipe of up to a
-  // megabyte): the partitions pause once this much waits, and resume at half.
+  // megabyte) and of the dead letters not yet acknowledged (each carries its refused command):
+  // the partitions pause once this much waits, and resume at half.
   std::size_t max_queued_bytes = 8 * 1024 * 1024;
   // Parent of the runs' private directories.
   std::string work_dir;

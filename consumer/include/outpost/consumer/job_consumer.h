@@ -83,6 +83,7 @@ class JobConsumer {
   // commit), where it is sent without waiting: close() waits for commits in flight.
   void commit(const std::map<TopicPartition, std::int64_t>& offsets, CommitMode mode);
   static constexpr std::chrono::seconds kAwaitCommit{10};
+  static_assert(kAwaitCommit <= kLongestUnannouncedWait, "http.live_timeout is checked against it");
   // Commits that failed since start, by why.
   const std::map<CommitFailure, std::uint64_t>& commitFailures() const { return commit_failures_; }
   // Leaves the group (unsubscribes): the next poll() serves the revocation, and the rest of the

@@ -86,6 +86,8 @@ class Metrics {
   void setOffsetCommitFailures(std::string_view failure_class, std::uint64_t total);
   // Records that had to wait in memory for room in the producer's queue (a long broker outage).
   void setRecordsWaitedForRoom(std::uint64_t total);
+  // The poll thread spent `seconds` in a bounded wait of its own (restore, revoke).
+  void pollThreadWaited(std::string_view wait, double seconds);
   void setSecretFetches(const std::string& provider, std::string_view outcome, std::uint64_t total);
   void setSecretCacheHits(std::uint64_t total);
   // Secret values masked in what left the worker (run output, events, lineage).
@@ -109,6 +111,7 @@ class Metrics {
   prometheus::Gauge& buffered_;
   prometheus::Family<prometheus::Counter>& transactions_;
   prometheus::Family<prometheus::Counter>& commit_failures_;
+  prometheus::Family<prometheus::Counter>& poll_thread_waits_;
   prometheus::Counter& waited_for_room_;
   prometheus::Family<prometheus::Counter>& rebalances_;
   prometheus::Family<prometheus::Counter>& secret_fetches_;
