@@ -420,6 +420,12 @@ class JobBench {
     return c.run_id();
   }
 
+  // Produces bytes as they are (bad commands), keyed `key`.
+  void sendRaw(const std::string& key, const std::string& bytes) {
+    produce(producer_.get(), jobs_topic_, key, bytes);
+  }
+  std::string newRunId() { return uuids_.next(); }
+
   // Reads events for up to `timeout`, recording terminal events.
   void poll(std::chrono::milliseconds timeout) {
     rd_kafka_poll(producer_.get(), 0);
@@ -745,6 +751,76 @@ void memoryUnderFlood(const Options& o, Report& report) {
     report.figure("flood_jobs_failed", out.unfinished + out.failed, "jobs", 0);
   std::this_thread::sleep_for(5s);
   report.figure("flood_after_rss_mb", processStatus(pid).rss_mb, "MB", 1);
+
+  // Then bad commands among good ones: each is dead-lettered with its original bytes, which wait
+  // for the broker like the good commands wait for a slot (worker.max_queued_bytes bounds both).
+  // Six kinds: random bytes of 100-900 KB, a truncated command, broken JSON, an empty record, a
+  // command for an unknown template with a 100-900 KB recipe (refused after decoding), and one
+  // without a run id; one good command of 100-900 KB every seventh record.
+  const long bad = o.quick ? 200 : 600;
+  progress("flood of bad commands: " + std::to_string(bad) + " among " + std::to_string(bad / 6) +
+           " good ones");
+  std::vector<std::string> good;
+  double bad_mb = 0, bad_peak = 0;
+  next_sample = Steady::now();
+  for (long i = 0; i < bad + bad / 6; ++i) {
+    if (i % 7 == 6) {
+      good.push_back(b.send("flood", std::string(size(rng), 'r')));
+    } else {
+      std::string bytes;
+      switch (i % 6) {
+        case 0: {
+          bytes.resize(size(rng));
+          for (auto& c : bytes) c = static_cast<char>(rng());
+          break;
+        }
+        case 1: {
+          v1::JobCommand c;
+          c.set_run_id(b.newRunId());
+          c.set_job_type("flood");
+          c.set_recipe(std::string(4096, 'r'));
+          bytes = c.SerializeAsString().substr(0, 2000);
+          break;
+        }
+        case 2:
+          bytes = "{\"run_id\": \"" + b.newRunId() + "\", \"job_type\": ";
+          break;
+        case 3:
+          break;
+        case 4: {
+          v1::JobCommand c;
+          c.set_run_id(b.newRunId());
+          c.set_job_type("no-such-template");
+          c.set_recipe(std::string(size(rng), 'x'));
+          bytes = c.SerializeAsString();
+          break;
+        }
+        default: {
+          v1::JobCommand c;
+          c.set_job_type("flood");
+          bytes = c.SerializeAsString();
+          break;
+        }
+      }
+      bad_mb += static_cast<double>(bytes.size()) / (1024 * 1024);
+      b.sendRaw("bad-" + std::to_string(i), bytes);
+    }
+    if (Steady::now() >= next_sample) {
+      bad_peak = std::max(bad_peak, processStatus(pid).rss_mb);
+      b.poll(0ms);
+      next_sample = Steady::now() + 100ms;
+    }
+  }
+  deadline = Steady::now() + 180s;
+  done = 0;
+  while (Steady::now() < deadline && done < good.size()) {
+    b.poll(100ms);
+    bad_peak = std::max(bad_peak, processStatus(pid).rss_mb);
+    while (done < good.size() && b.run(good[done]).terminals > 0) ++done;
+  }
+  report.figure("flood_bad_commands_mb", bad_mb, "MB", 0);
+  report.figure("flood_bad_peak_rss_mb", bad_peak, "MB", 1);
+  if (done < good.size()) report.figure("flood_bad_good_unfinished", good.size() - done, "jobs", 0);
   b.worker().stop(60s);
 }
 

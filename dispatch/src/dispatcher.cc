@@ -67,6 +67,7 @@ struct Dispatcher::Impl final : CompletionHost {
   std::unordered_multimap<std::string, std::uint64_t> by_run_id;
   std::deque<std::uint64_t> queue;  // admitted, waiting for a slot, in arrival order
   std::size_t queued_bytes = 0;     // the bytes of the commands in `queue`
+  std::size_t dead_letter_bytes = 0;  // of dead letters not yet acknowledged (Run's)
   std::map<std::string, unsigned> running_per_template;
   std::size_t running = 0;  // runs holding a slot (starting or running)
   std::uint64_t alone = 0;  // the rerun that runs alone (see dispatch), while it runs
@@ -230,6 +231,9 @@ struct Dispatcher::Impl final : CompletionHost {
            message.tp.topic, message.tp.partition, message.offset,
            run.command.run_id().empty() ? "unknown" : run.command.run_id(), reason);
     run.phase = Phase::kFinished;
+    // Held until acknowledged, and counted with the waiting commands (updatePause).
+    run.dead_letter_bytes = message.value.size();
+    dead_letter_bytes += run.dead_letter_bytes;
     // With the REJECTED event and the offset (one transaction, exactly-once).
     completion->publish(
         run, consumer::deadLetterRecord(config.topics.dlq, message, reason, config.worker.id),
@@ -240,6 +244,7 @@ struct Dispatcher::Impl final : CompletionHost {
       publishEvent(run, e);
     }
     maybeRetire(run);
+    updatePause();
   }
 
   bool pastDeadline(const v1::JobCommand& c) const {
@@ -599,6 +604,7 @@ struct Dispatcher::Impl final : CompletionHost {
   void eraseRun(std::uint64_t id) {
     auto it = runs.find(id);
     if (it == runs.end()) return;
+    dead_letter_bytes -= it->second.dead_letter_bytes;
     auto [same, end] = by_run_id.equal_range(it->second.command.run_id());
     for (; same != end; ++same) {
       if (same->second == id) {
@@ -628,16 +634,17 @@ struct Dispatcher::Impl final : CompletionHost {
     const std::size_t backlog = queue.size();
     const std::size_t limit = std::max(1u, config.worker.max_queued);
     const std::size_t byte_limit = std::max<std::size_t>(1, config.worker.max_queued_bytes);
-    bool pause = ports.source.paused() ? backlog > limit / 2 || queued_bytes > byte_limit / 2
-                                       : backlog >= limit || queued_bytes >= byte_limit;
+    const std::size_t bytes = queued_bytes + dead_letter_bytes;
+    bool pause = ports.source.paused() ? backlog > limit / 2 || bytes > byte_limit / 2
+                                       : backlog >= limit || bytes >= byte_limit;
     ports.source.setPaused(draining || held || pause);
   }
 
   void tick() {
     // A rerun waiting to run alone can start once the others retired (see dispatch).
-    if (std::exchange(retired, false) && !queue.empty()) {
-      dispatch();
-      updatePause();
+    if (std::exchange(retired, false)) {
+      if (!queue.empty()) dispatch();
+      updatePause();  // a retired dead letter may resume the partitions
     }
     auto now = ports.clock.now();
     ended.expire(now);

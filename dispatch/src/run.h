@@ -53,6 +53,8 @@ struct Run {
   std::int64_t offset = -1;
   v1::JobCommand command;
   std::size_t bytes = 0;             // its record's value: what it holds while it waits
+  // Refused: the bytes of its dead letter (the original record), held until it is acknowledged.
+  std::size_t dead_letter_bytes = 0;
   consumer::Admission attempts;      // what the runs topic said: attempt, starts, verdict
   std::optional<Admitted> admitted;  // template and plan, once admission passed
   // The templates it was admitted under, kept alive for it when a reload replaces them.

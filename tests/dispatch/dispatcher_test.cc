@@ -267,6 +267,22 @@ TEST(DispatcherSlots, PartitionsAlsoPauseAtMaxQueuedBytesAndResumeAtHalf) {
   EXPECT_FALSE(h.source.paused()) << "300 KiB wait";
 }
 
+// Refused commands wait too, until their dead letters (carrying the original bytes) are
+// acknowledged: a flood of big bad commands is bounded by bytes like the good ones (it drove a
+// worker's RSS to over 100 MB while the bench's flood of good ones stayed under 40).
+TEST(DispatcherSlots, DeadLettersWaitingForTheBrokerCountAgainstMaxQueuedBytes) {
+  Harness h("  slots: 1\n  max_queued_bytes: 1MiB\n");
+  h.records.auto_ack = false;
+  const std::string garbage(300 * 1024, '\xff');  // not a JobCommand in any encoding
+  for (int i = 0; i < 3; ++i) h.sendBytes(garbage);
+  EXPECT_FALSE(h.source.paused()) << "900 KiB of dead letters unacknowledged: under 1 MiB";
+  h.sendBytes(garbage);
+  EXPECT_TRUE(h.source.paused()) << "1.2 MiB of dead letters unacknowledged";
+  h.records.ackAll();
+  h.settle();
+  EXPECT_FALSE(h.source.paused()) << "every dead letter acknowledged";
+}
+
 TEST(DispatcherSlots, ACommandWhoseDeadlinePassesWhileQueuedEndsExpired) {
   Harness h("  slots: 1\n");
   auto first = command("ok"), waiting = command("ok");
