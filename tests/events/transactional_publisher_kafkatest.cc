@@ -102,10 +102,10 @@ class Outcomes {
     released_ = true;
     cv_.notify_all();
   }
-  // Waits (safety timeout) until `n` units have been reported.
-  bool waitFor(std::size_t n) {
+  // Waits (safety timeout, or `limit`) until `n` units have been reported.
+  bool waitFor(std::size_t n, std::chrono::milliseconds limit = 120s) {
     std::unique_lock lock(mutex_);
-    return cv_.wait_for(lock, 120s, [&] { return reported_.size() >= n; });
+    return cv_.wait_for(lock, limit, [&] { return reported_.size() >= n; });
   }
   TxnOutcome at(std::size_t i) {
     std::lock_guard lock(mutex_);
@@ -350,16 +350,22 @@ TEST_F(TransactionalPublisherTest, AfterASmallBatchTheNextTransactionWaitsOnlyAQ
 
   Outcomes outcomes;
   TransactionalPublisherOptions options;
-  options.min_interval = 2s;
-  options.batch_target = 64;  // a batch of one unit: the interval after it is 500 ms
+  options.min_interval = 8s;
+  options.batch_target = 64;  // a batch of one unit: the interval after it is a quarter, 2 s
+  constexpr auto kQuarter = 2s;
   TransactionalPublisher publisher(kafkaConfig(), test::uniqueName("txn-id"), options);
   auto make = [&](std::size_t i) { return numberedUnit(i, out, jobs, metadata, outcomes.slot(i)); };
-  // Units 800 ms apart (a light load): each finds the quarter interval after the one before
-  // over, and goes in a transaction of its own. With the whole 2 s interval after every batch,
-  // units 1 and 2 would have shared one (3 transactions).
+  // A light load: each unit comes once the one before was reported (or, at the latest, a quarter
+  // interval after it was submitted) and a quarter interval more has passed, so it finds the
+  // interval after the one before over and goes in a transaction of its own. With the whole 8 s
+  // interval after every batch, unit i + 1 would still wait when unit i + 2 comes, about 4 s
+  // after it, and they would share a transaction. The waits are lower bounds on time: however
+  // slow a commit, the next unit never comes early.
   for (std::size_t i = 0; i <= 3; ++i) {
     publisher.submit(make(i));
-    std::this_thread::sleep_for(800ms);
+    if (i == 3) break;
+    outcomes.waitFor(i + 1, kQuarter);  // no verdict: a slow commit only delays the next unit
+    std::this_thread::sleep_for(kQuarter);
   }
   ASSERT_TRUE(outcomes.waitFor(4));
   for (std::size_t i = 0; i <= 3; ++i) EXPECT_TRUE(outcomes.at(i).committed()) << "unit " << i;

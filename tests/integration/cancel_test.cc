@@ -21,6 +21,7 @@
 
 #include "harness.h"
 #include "outpost/v1/control.pb.h"
+#include "scrape.h"
 
 namespace outpost::test {
 namespace {
@@ -115,20 +116,6 @@ std::vector<v1::RunEvent> eventsOf(const std::vector<Record>& records, const std
   return out;
 }
 
-std::size_t countState(const std::vector<Record>& records, const std::string& run,
-                       v1::RunState state) {
-  std::size_t n = 0;
-  for (const auto& e : eventsOf(records, run)) n += e.state() == state;
-  return n;
-}
-
-bool waitForState(TopicReader& events, const std::string& run, v1::RunState state,
-                  std::size_t count = 1) {
-  return events.readUntil(
-      [&](const std::vector<Record>& r) { return countState(r, run, state) >= count; },
-      std::chrono::seconds(90));
-}
-
 std::vector<Record> readUntilTerminal(TopicReader& events, const std::set<std::string>& runs) {
   bool done = events.readUntil(
       [&](const std::vector<Record>& records) {
@@ -184,7 +171,7 @@ bool waitForGroupGone(pid_t pgid) {
 
 // Waits until the worker holds its partitions (group assignment done), so it answers for the pool.
 void waitUntilAssigned(const WorkerProcess& worker) {
-  ASSERT_TRUE(worker.waitForLog("partitions assigned")) << "the worker never got its partitions";
+  ASSERT_TRUE(worker.waitUntilReady()) << "the worker never got its partitions";
 }
 
 TEST(Cancel, RunningJobCancelledWithOutpostCancelEndsCancelledAndItsProcessGroupIsGone) {
@@ -372,16 +359,13 @@ TEST(Cancel, OfTwoWorkersInOnePoolOnlyTheHolderOfPartitionZeroAnswersAnUnknownRu
   waitUntilAssigned(a);
   WorkerProcess b(topics, o);
   waitUntilAssigned(b);
-  // a held both partitions, then gave one up to b: wait until it holds its share again.
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  auto count = [](const std::string& log, const std::string& what) {
-    std::size_t n = 0;
-    for (auto pos = log.find(what); pos != std::string::npos; pos = log.find(what, pos + 1)) ++n;
-    return n;
-  };
-  while (count(a.log(), "partitions assigned") < 2 && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  ASSERT_GE(count(a.log(), "partitions assigned"), 2u) << "the group never rebalanced";
+  // a held both partitions, then gave one up to b: wait until it holds its share again (its
+  // second assignment; waitForSampleAtLeast fails the test if the group never rebalanced).
+  const int a_port = a.httpPort();
+  ASSERT_GT(a_port, 0);
+  const std::string assigned = "outpost_rebalances_total{kind=\"assigned\"}";
+  ASSERT_GE(sample(waitForSampleAtLeast(a_port, assigned, 2), assigned).value_or(0), 2)
+      << "the group never rebalanced";
 
   auto unknown = makeCommand("ok").run_id();
   sendCancel(topics, unknown, "whatever", "frank");
@@ -405,7 +389,11 @@ TEST(Cancel, AQueuedRunEndsCancelledWithoutStartingWhileTheRunningOneSucceeds) {
   auto second = makeCommand("gate", {{"release", scratch.file("release")}});
   submit(topics, first);
   submit(topics, second);
-  ASSERT_TRUE(worker.waitForLog(second.run_id() + " (gate) queued"));
+  // The first runs (the gate lets one at a time through), the second is queued in the worker.
+  const int port = worker.httpPort();
+  ASSERT_GT(port, 0);
+  const std::string queued = "outpost_jobs{state=\"queued\"}";
+  ASSERT_EQ(sample(waitForSample(port, queued, 1), queued), 1) << "the second run never queued";
   sendCancel(topics, second.run_id(), "not needed", "grace");
 
   TopicReader events(topics.events);

@@ -25,7 +25,7 @@ std::string jsonOf(const v1::JobCommand& c) {
 TEST(Encodings, AWorkerRunsCommandsInEveryEncodingAndDeadLettersWhatItCannotRead) {
   auto topics = createTopics("encodings", 1);
   WorkerProcess worker(topics, {});
-  ASSERT_TRUE(worker.waitForLog("partitions assigned"));
+  ASSERT_TRUE(worker.waitUntilReady());
 
   std::vector<v1::JobCommand> sent;
   auto next = [&](int n) {

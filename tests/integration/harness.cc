@@ -21,6 +21,7 @@
 
 #include "kafka_testing.h"
 #include "lineage_validator.h"
+#include "scrape.h"
 
 namespace outpost::test {
 namespace {
@@ -213,6 +214,31 @@ std::map<std::string, std::vector<v1::RunEvent>> terminalByRun(const std::vector
   return out;
 }
 
+std::size_t countState(const std::vector<Record>& records, const std::string& run_id,
+                       v1::RunState state) {
+  std::size_t n = 0;
+  for (const auto& e : decodeEvents(records)) n += e.run_id() == run_id && e.state() == state;
+  return n;
+}
+
+bool waitForState(TopicReader& events, const std::string& run_id, v1::RunState state,
+                  std::size_t count, std::chrono::seconds timeout) {
+  return events.readUntil(
+      [&](const std::vector<Record>& r) { return countState(r, run_id, state) >= count; }, timeout);
+}
+
+bool waitForOutput(TopicReader& events, const std::string& run_id, const std::string& line,
+                   std::chrono::seconds timeout) {
+  return events.readUntil(
+      [&](const std::vector<Record>& records) {
+        return std::ranges::any_of(decodeEvents(records), [&](const v1::RunEvent& e) {
+          return e.run_id() == run_id && e.state() == v1::LOG &&
+                 std::ranges::find(e.log_lines(), line) != e.log_lines().end();
+        });
+      },
+      timeout);
+}
+
 std::map<std::int32_t, std::int64_t> committedOffsets(const std::string& group,
                                                       const std::string& topic, int partitions) {
   auto rk = client(RD_KAFKA_CONSUMER, {{"group.id", group}, {"enable.auto.commit", "false"}});
@@ -263,6 +289,15 @@ std::pair<std::string, int> groupState(const std::string& group) {
     rd_kafka_group_list_destroy(list);
   }
   return out;
+}
+
+bool waitUntil(const std::function<bool()>& done, std::chrono::seconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return true;
 }
 
 Validation validateLineage(const std::vector<Record>& records) {
@@ -405,6 +440,20 @@ int WorkerProcess::httpPort() const {
   auto end = text.find('\n', at);
   if (colon == std::string::npos || text[colon] != ':') return -1;
   return std::stoi(text.substr(colon + 1, end - colon - 1));
+}
+
+bool WorkerProcess::waitUntilReady(std::chrono::seconds timeout) const {
+  const int port = httpPort();
+  return port > 0 && waitFor(port, "/readyz", 200, timeout).status == 200;
+}
+
+bool WorkerProcess::waitForExit(std::chrono::seconds timeout) const {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (running()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
 }
 
 int WorkerProcess::terminate(std::chrono::seconds timeout) {

@@ -90,6 +90,17 @@ std::vector<v1::RunEvent> decodeEvents(const std::vector<Record>& records);
 bool isTerminal(v1::RunState state);
 // Terminal events keyed by run_id (all of them, to count duplicates).
 std::map<std::string, std::vector<v1::RunEvent>> terminalByRun(const std::vector<Record>& records);
+// How many events of run `run_id` in `records` are in `state`.
+std::size_t countState(const std::vector<Record>& records, const std::string& run_id,
+                       v1::RunState state);
+// Reads `events` until run `run_id` has `count` events in `state` (e.g. STARTED: its process
+// runs); false after `timeout`.
+bool waitForState(TopicReader& events, const std::string& run_id, v1::RunState state,
+                  std::size_t count = 1, std::chrono::seconds timeout = std::chrono::seconds(90));
+// Reads `events` until run `run_id` has printed `line` (a LOG event carries it): how a job tells
+// the test it has got somewhere (e.g. set a trap). False after `timeout`.
+bool waitForOutput(TopicReader& events, const std::string& run_id, const std::string& line,
+                   std::chrono::seconds timeout = std::chrono::seconds(90));
 
 // The group's committed offset per partition of `topic` (-1 where none).
 std::map<std::int32_t, std::int64_t> committedOffsets(const std::string& group,
@@ -102,6 +113,10 @@ std::int64_t waitForCommitted(const std::string& group, const std::string& topic
                               std::chrono::seconds timeout = std::chrono::seconds(30));
 // The group's state as the broker reports it ("Empty", "Stable", ...), and its member count.
 std::pair<std::string, int> groupState(const std::string& group);
+
+// Polls `done` (every 100 ms) until it holds; false after `timeout`.
+bool waitUntil(const std::function<bool()>& done,
+               std::chrono::seconds timeout = std::chrono::seconds(60));
 
 // Validates OpenLineage JSON lines with tests/tools/validate_lineage.py against the official spec
 // (tests/support/lineage_validator.h). Returns the validator's output; `ok` tells the verdict.
@@ -167,11 +182,18 @@ class WorkerProcess {
   std::string group() const { return "outpost." + pool_; }
   std::string log() const { return process_->log(); }
   // Waits until the log contains `text`; false after the safety timeout or once the worker has
-  // exited without writing it.
+  // exited without writing it. Only for what nothing else shows: the log's wording is for people
+  // and may change; events, /metrics, /readyz and the worker status are what a platform reads.
   bool waitForLog(const std::string& text,
                   std::chrono::seconds timeout = std::chrono::seconds(60)) const {
     return process_->waitForLog(text, timeout);
   }
+  // Waits until its /readyz answers 200: it has joined its consumer group and got its partitions,
+  // and its producers are connected. False after `timeout`. Needs its HTTP endpoint.
+  bool waitUntilReady(std::chrono::seconds timeout = std::chrono::seconds(60)) const;
+  // Waits until it has exited by itself (a worker that refuses to start); false if it still runs
+  // after `timeout`. terminate() then returns its exit status.
+  bool waitForExit(std::chrono::seconds timeout = std::chrono::seconds(60)) const;
   // Sends SIGTERM and waits for the exit; returns the exit status (or -signal). Fails the test
   // when it does not exit within `timeout`.
   int terminate(std::chrono::seconds timeout = std::chrono::seconds(120));

@@ -2,6 +2,7 @@
 // OUTPOST_LINEAGE_FILE) are checked, tied to the run, masked and forwarded in order between the
 // run's own START and COMPLETE; a bad line becomes a NOTICE; the HTTP transport gets the same
 // records as Kafka.
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -107,10 +108,23 @@ TEST_F(ChildLineage, IsCheckedTiedMaskedAndForwardedBetweenTheRunsOwnRecords) {
            for (const auto& r : lineage.records()) out += r.value + "\n";
            return out;
          }();
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // nothing more may come
-  lineage.readUntil([](const auto&) { return true; }, std::chrono::seconds(1));
+  // Nothing more of this run may come. The worker writes a run's records while it handles the
+  // run, which ended with the terminal event read above; the START of a run submitted after that
+  // is written later, on the same single lineage partition: once it is read, anything more of
+  // this run would have been read before it.
+  auto later = makeCommand("emit");
+  submit(topics, later);
+  auto isLaterStart = [&](const Record& r) {
+    auto j = json::parse(r.value);
+    return j["eventType"] == "START" && j["run"]["runId"] == later.run_id();
+  };
+  ASSERT_TRUE(lineage.readUntil([&](const auto& r) {
+    return std::ranges::any_of(r, isLaterStart);
+  })) << "the later run's START never came";
+  const std::vector<Record> mine(lineage.records().begin(),
+                                 std::ranges::find_if(lineage.records(), isLaterStart));
 
-  auto recs = lineageOf(lineage.records());
+  auto recs = lineageOf(mine);
   ASSERT_EQ(recs.size(), 5u);
   std::vector<std::string> types;
   for (const auto& r : recs) types.push_back(r["eventType"]);
@@ -126,7 +140,7 @@ TEST_F(ChildLineage, IsCheckedTiedMaskedAndForwardedBetweenTheRunsOwnRecords) {
   EXPECT_EQ(recs[2]["run"]["facets"]["parent"]["run"]["runId"], cmd.run_id());
   EXPECT_EQ(recs[2]["run"]["facets"]["parent"]["job"]["name"], recs[0]["job"]["name"]);
   // Every record of the run shares one Kafka key, so they stay in order on one partition.
-  for (const auto& r : lineage.records()) EXPECT_EQ(r.key, lineage.records()[0].key);
+  for (const auto& r : mine) EXPECT_EQ(r.key, mine[0].key);
   // The secret in the dataset name is masked; the terminal record counts what the job wrote.
   EXPECT_EQ(recs[3]["outputs"][0]["name"], "shop.public.***");
   auto facet = recs[4]["run"]["facets"]["outpost"];
@@ -145,7 +159,7 @@ TEST_F(ChildLineage, IsCheckedTiedMaskedAndForwardedBetweenTheRunsOwnRecords) {
   }
   EXPECT_TRUE(notice);
 
-  auto v = validateLineage(lineage.records());
+  auto v = validateLineage(mine);
   EXPECT_TRUE(v.ok) << v.output;
   for (const auto* topic : {&events, &lineage}) {
     for (const auto& r : topic->records()) {

@@ -64,7 +64,7 @@ Production production(const Topics& t, const std::string& group) {
 std::string record(const Topics& prod, const WorkerProcess::Options& options,
                    const std::vector<v1::JobCommand>& commands) {
   WorkerProcess worker(prod, options);
-  EXPECT_TRUE(worker.waitForLog("partitions assigned"));
+  EXPECT_TRUE(worker.waitUntilReady());
   for (const auto& c : commands) submit(prod, c);
   TopicReader events(prod.events);
   EXPECT_TRUE(
@@ -120,7 +120,7 @@ TEST(Replay, PlansSelectsRepublishesAndComparesWithoutTouchingProduction) {
   // republish --compare to staging topics, where a worker with the same templates runs them.
   auto staging = createTopics("replay-staging", 1);
   WorkerProcess staging_worker(staging, {});
-  ASSERT_TRUE(staging_worker.waitForLog("partitions assigned"));
+  ASSERT_TRUE(staging_worker.waitUntilReady());
   auto [same_run, compared] = runCli(
       prod, "replay republish --to-prefix " + staging.prefix + " --compare --wait-timeout 60s");
   EXPECT_EQ(same_run, 0) << compared;
@@ -143,7 +143,7 @@ TEST(Replay, PlansSelectsRepublishesAndComparesWithoutTouchingProduction) {
       "templates:\n  exit:\n    argv: [sh, -c, \"echo fixed; exit 0\"]\n    allow_shell: true\n"
       "    params: {code: {pattern: \"[0-9]+\"}}\n    recipe: none\n";
   WorkerProcess changed_worker(changed, co);
-  ASSERT_TRUE(changed_worker.waitForLog("partitions assigned"));
+  ASSERT_TRUE(changed_worker.waitUntilReady());
   auto [diff, diff_out] =
       runCli(prod, "replay republish --job-type exit --replay-number 2 --to-prefix " +
                        changed.prefix + " --compare --wait-timeout 60s");

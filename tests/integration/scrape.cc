@@ -45,17 +45,32 @@ Answer waitFor(int port, const std::string& path, int status, std::chrono::secon
   return a;
 }
 
-std::string waitForSample(int port, const std::string& series, double value,
-                          std::chrono::seconds timeout) {
+namespace {
+
+std::string waitForScrape(int port, const std::string& series, double value,
+                          std::chrono::seconds timeout, bool or_more) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   std::string scrape;
   while (std::chrono::steady_clock::now() < deadline) {
     scrape = get(port, "/metrics").body;
-    if (sample(scrape, series) == value) return scrape;
+    auto now = sample(scrape, series);
+    if (now && (*now == value || (or_more && *now > value))) return scrape;
     std::this_thread::sleep_for(50ms);
   }
   ADD_FAILURE() << series << " never reached " << value << "; last scrape:\n" << scrape;
   return scrape;
+}
+
+}  // namespace
+
+std::string waitForSample(int port, const std::string& series, double value,
+                          std::chrono::seconds timeout) {
+  return waitForScrape(port, series, value, timeout, false);
+}
+
+std::string waitForSampleAtLeast(int port, const std::string& series, double value,
+                                 std::chrono::seconds timeout) {
+  return waitForScrape(port, series, value, timeout, true);
 }
 
 std::pair<int, std::string> promtoolCheck(const std::string& scrape) {

@@ -29,6 +29,9 @@ Answer waitFor(int port, const std::string& path, int status,
 // last scrape.
 std::string waitForSample(int port, const std::string& series, double value,
                           std::chrono::seconds timeout = std::chrono::seconds(60));
+// The same for a counter that may pass `value` between two scrapes: `series` at `value` or more.
+std::string waitForSampleAtLeast(int port, const std::string& series, double value,
+                                 std::chrono::seconds timeout = std::chrono::seconds(60));
 
 // promtool check metrics on a scrape (promtool from OUTPOST_PROMTOOL): its exit status and what
 // it printed (problems only).

@@ -21,7 +21,7 @@ class SubmitWait : public ::testing::Test {
     o.slots = 4;
     o.pool = pool_;
     worker_ = std::make_unique<WorkerProcess>(topics_, o);
-    ASSERT_TRUE(worker_->waitForLog("partitions assigned"));
+    ASSERT_TRUE(worker_->waitUntilReady());
   }
   // `outpost submit ARGS --wait` with its standard error in the output too.
   std::pair<int, std::string> submitWait(const std::string& args) {
@@ -74,7 +74,8 @@ TEST_F(SubmitWait, CancelWaitEndsWhenTheRunIsCancelled) {
       runCli(topics_, "submit --pool " + pool_ + " -t sleep -a secs=60");
   ASSERT_EQ(submitted, 0);
   const std::string run_id = run_id_line.substr(0, run_id_line.find('\n'));
-  ASSERT_TRUE(worker_->waitForLog("run " + run_id + " (sleep) starting"));
+  TopicReader events(topics_.events);
+  ASSERT_TRUE(waitForState(events, run_id, v1::STARTED));
   auto [cancelled, cancelled_out] = runCli(topics_, "cancel --run " + run_id + " --wait 2>&1");
   EXPECT_EQ(cancelled, 0) << cancelled_out;
   EXPECT_THAT(cancelled_out, HasSubstr("run " + run_id + " CANCELLED"));

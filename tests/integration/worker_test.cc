@@ -116,8 +116,8 @@ TEST(Worker, TwoWorkersInOneGroupShareTwentyJobsWithExactlyOneTerminalEach) {
   o.pool = uniqueName("shared");
   WorkerProcess a(topics, o), b(topics, o);
   // Both members must hold partitions before the jobs arrive, or one takes everything.
-  ASSERT_TRUE(a.waitForLog("partitions assigned"));
-  ASSERT_TRUE(b.waitForLog("partitions assigned"));
+  ASSERT_TRUE(a.waitUntilReady());
+  ASSERT_TRUE(b.waitUntilReady());
   std::set<std::string> runs;
   for (int i = 0; i < 20; ++i) {
     auto c = makeCommand("sleep", {{"secs", "0.2"}});
@@ -151,8 +151,8 @@ TEST(Worker, TwoPoolsSharingAJobsTopicEachRunTheirOwnCommandsAndRejectNone) {
   oa.pool = uniqueName("pool-a");
   ob.pool = uniqueName("pool-b");
   WorkerProcess a(topics, oa), b(topics, ob);
-  ASSERT_TRUE(a.waitForLog("partitions assigned"));
-  ASSERT_TRUE(b.waitForLog("partitions assigned"));
+  ASSERT_TRUE(a.waitUntilReady());
+  ASSERT_TRUE(b.waitUntilReady());
   std::map<std::string, std::string> worker_of;  // run_id -> the worker of its pool
   for (int i = 0; i < 10; ++i) {
     auto c = makeCommand("ok", {{"n", std::to_string(i)}});
@@ -336,8 +336,9 @@ TEST(Worker, SigtermStopsJobsStillRunningAfterTheDrainTimeoutWithTermThenKill) {
   submit(topics, polite);
   submit(topics, stubborn);
   TopicReader events(topics.events);
-  ASSERT_TRUE(events.readUntil([](const auto& r) { return r.size() >= 2; }));  // both STARTED
-  ASSERT_TRUE(worker.waitForLog(stubborn.run_id() + " (stubborn) starting"));
+  ASSERT_TRUE(waitForState(events, polite.run_id(), v1::STARTED));
+  // It says "ready" once its TERM trap is set; a TERM before that would simply kill it.
+  ASSERT_TRUE(waitForOutput(events, stubborn.run_id(), "ready")) << "it never set its trap";
   EXPECT_EQ(worker.terminate(), 0);
   auto terminal = terminalByRun(readUntilTerminal(events, {polite.run_id(), stubborn.run_id()}));
   for (const auto* c : {&polite, &stubborn}) {

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <deque>
 #include <filesystem>
@@ -49,16 +50,18 @@ struct Received {
 };
 
 // A Marquez stand-in: records every POST to /api/v1/lineage and answers from a script of
-// statuses (then 201 Created).
+// statuses (then 201 Created). After hold(), it keeps every answer back until release().
 class LineageServer {
  public:
   // port 0: any free port.
   explicit LineageServer(int port = 0) {
     server_.Post(R"(/api/v1/lineage|/custom/path)",
                  [this](const httplib::Request& q, httplib::Response& r) {
-                   std::lock_guard lock(mutex_);
+                   std::unique_lock lock(mutex_);
                    received_.push_back({q.path, q.body, q.get_header_value("Authorization"),
                                         q.get_header_value("Content-Type")});
+                   changed_.notify_all();
+                   changed_.wait(lock, [this] { return !held_; });
                    int status = 201;
                    if (!script_.empty()) {
                      status = script_.front();
@@ -75,6 +78,7 @@ class LineageServer {
     while (!server_.is_running()) std::this_thread::sleep_for(1ms);
   }
   ~LineageServer() {
+    release();
     server_.stop();
     thread_.join();
   }
@@ -89,14 +93,30 @@ class LineageServer {
     std::lock_guard lock(mutex_);
     return received_;
   }
+  // Waits (safety timeout) until `n` requests have come in; false if they never did.
+  bool awaitReceived(std::size_t n) const {
+    std::unique_lock lock(mutex_);
+    return changed_.wait_for(lock, 30s, [&] { return received_.size() >= n; });
+  }
+  void hold() {
+    std::lock_guard lock(mutex_);
+    held_ = true;
+  }
+  void release() {
+    std::lock_guard lock(mutex_);
+    held_ = false;
+    changed_.notify_all();
+  }
 
  private:
   httplib::Server server_;
   int port_ = -1;
   std::thread thread_;
   mutable std::mutex mutex_;
+  mutable std::condition_variable changed_;
   std::deque<int> script_;
   std::vector<Received> received_;
+  bool held_ = false;
 };
 
 // A port nothing listens on (bound, then closed).
@@ -305,14 +325,17 @@ TEST(LineageHttp, AServerThatIsDownThenUpGetsEverythingInOrder) {
 }
 
 TEST(LineageHttp, AFullQueueRefusesAtOnce) {
-  int port = closedPort();
-  auto o = fastOptions("http://127.0.0.1:" + std::to_string(port));
+  LineageServer server;
+  server.hold();  // the first record's request stays in flight until the end
+  auto o = fastOptions(server.url());
   o.queue_size = 2;
+  o.timeout = 60s;  // the held request must not time out and go again
   HttpLineageTransport t(o);
   auto sent = records(4);
   std::vector<std::future<LineageDelivery>> fs;
   fs.push_back(t.send(sent[0]));
-  std::this_thread::sleep_for(100ms);  // the sender holds it, trying and waiting
+  // The server has its request: the sender took it off the queue and holds it.
+  ASSERT_TRUE(server.awaitReceived(1)) << "the sender never posted the first record";
   fs.push_back(t.send(sent[1]));
   fs.push_back(t.send(sent[2]));  // two queued: full
   EXPECT_EQ(t.pending(), 3u);
@@ -325,6 +348,9 @@ TEST(LineageHttp, AFullQueueRefusesAtOnce) {
   EXPECT_FALSE(d.ok);
   EXPECT_THAT(d.error, HasSubstr("queue is full"));
   EXPECT_THAT(d.error, HasSubstr("lineage.http.queue_size"));
+  server.release();
+  for (const auto& delivered : results(fs)) EXPECT_TRUE(delivered.ok) << delivered.error;
+  EXPECT_EQ(bodies(server.received()), (std::vector<std::string>{sent[0], sent[1], sent[2]}));
 }
 
 TEST(LineageHttp, ShutdownDeliversWhatItCanThenFailsTheRest) {

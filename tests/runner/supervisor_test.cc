@@ -101,6 +101,22 @@ bool waitForFile(const std::string& path) {
   return true;
 }
 
+// True once `pid` has exec'd with exactly `env` as its environment, the way the sweep of leftovers
+// reads it (/proc/<pid>/environ); until the exec is done, /proc shows this test's environment, or
+// none. False after the safety net, or as soon as the process is gone when `or_gone`.
+bool waitForExec(pid_t pid, const std::vector<std::string>& env, bool or_gone = false) {
+  std::string want;
+  for (const auto& e : env) want += e + '\0';
+  const std::string path = "/proc/" + std::to_string(pid) + "/environ";
+  auto limit = std::chrono::steady_clock::now() + kSafetyNet;
+  while (readFile(path) != want) {
+    if (or_gone && processGone(pid)) return true;
+    if (std::chrono::steady_clock::now() > limit) return false;
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  return true;
+}
+
 // Starts processes with PosixLauncher, but holds the launch of one chosen run until released: a
 // launch that takes long (a slow exec, a busy machine) without depending on timing.
 class GatedLauncher final : public ProcessLauncher {
@@ -373,14 +389,26 @@ TEST_F(SupervisorTest, RunPastItsTimeoutIsTimedOut) {
   EXPECT_EQ(o.signal, SIGTERM);
 }
 
+// The timeout runs from the start of the process, so the test cannot hold the TERM back until sh
+// has set its trap. The run says "trapped" once its trap is set; one that ended without saying so
+// had its TERM before the trap (sh died of it), proves nothing about the grace, and runs again
+// with a longer timeout.
 TEST_F(SupervisorTest, TimedOutRunThatIgnoresTermIsKilledAfterTheGrace) {
-  TemplateConfig t = sh("trap '' TERM; sleep 30");
-  RunRequest r;
-  // Long enough for sh to have set its trap before the TERM comes (else it dies of the TERM).
-  r.timeout = milliseconds(1000);
-  RunOutcome o = run(t, r);
-  EXPECT_EQ(o.ending, Ending::kTimedOut);
-  EXPECT_EQ(o.signal, SIGKILL);
+  TemplateConfig t = sh("trap '' TERM; echo trapped; sleep 30");
+  for (auto timeout : {milliseconds(1000), milliseconds(4000), milliseconds(16000)}) {
+    SCOPED_TRACE(timeout.count());
+    RunRequest r;
+    r.timeout = timeout;
+    RunOutcome o = run(t, r);
+    EXPECT_EQ(o.ending, Ending::kTimedOut);
+    if (o.tail.find("trapped") == std::string::npos) {
+      EXPECT_EQ(o.signal, SIGTERM) << "without its trap, sh dies of the TERM: " << o.tail;
+      continue;
+    }
+    EXPECT_EQ(o.signal, SIGKILL);
+    return;
+  }
+  FAIL() << "sh never set its trap before its timeout, even given 16 s";
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -850,12 +878,16 @@ TEST_F(SupervisorTest, ARunStartedRightAfterAKilledRunIsNeverKilled) {
       auto p = plan(stubborn, r);
       const auto run_id = p.run_id;
       auto killed = launch(std::move(p), &own);
-      ASSERT_TRUE(waitForFile(marker));
-      if (!by_timeout) own.stop(run_id, "stress");
+      // A stop waits for the trap. A timeout cannot (it runs from the start): it may come before
+      // the trap, and then sh dies of the TERM and never writes the marker.
+      if (!by_timeout) {
+        ASSERT_TRUE(waitForFile(marker)) << "the run never set its trap";
+        own.stop(run_id, "stress");
+      }
       RunOutcome k = await(*killed);
       EXPECT_EQ(k.ending, by_timeout ? Ending::kTimedOut : Ending::kCancelled);
-      // Its trap is set, so only the KILL after the grace ends it (a timeout may come first).
-      if (!by_timeout) {
+      // With its trap set (the marker comes after it), only the KILL after the grace ends it.
+      if (fs::exists(marker)) {
         EXPECT_EQ(k.signal, SIGKILL);
       }
       // At once, in the same supervisor: the next run must run to its end.
@@ -968,11 +1000,15 @@ TEST_F(SupervisorTest, AtStartWhatAWorkerThatIsGoneLeftRunningIsKilled) {
   // The test processes beside this one make supervisors too, and any of them may sweep the two
   // leftovers of the dead worker first: that is what they are for. Only the survivors are
   // checked before.
-  pid_t orphan = spawn({"OUTPOST_RUN_ID=r1", gone});
-  pid_t unmarked = spawn({"OUTPOST_RUN_ID=r2"});  // no worker marker: not ours to judge
-  pid_t live_owner =
-      spawn({"OUTPOST_RUN_ID=r3",
-             "OUTPOST_WORKER_PROCESS=" + std::to_string(::getpid()) + "-" + own_start()});
+  const std::vector<std::string> orphan_env = {"OUTPOST_RUN_ID=r1", gone};
+  const std::vector<std::string> unmarked_env = {"OUTPOST_RUN_ID=r2"};  // not ours to judge
+  const std::vector<std::string> live_owner_env = {
+      "OUTPOST_RUN_ID=r3",
+      "OUTPOST_WORKER_PROCESS=" + std::to_string(::getpid()) + "-" + own_start()};
+  const std::vector<std::string> cgroup_env = {"PATH=/bin"};  // no marker at all
+  pid_t orphan = spawn(orphan_env);
+  pid_t unmarked = spawn(unmarked_env);
+  pid_t live_owner = spawn(live_owner_env);
   pid_t in_cgroup = -1;
   std::string dead_cgroup;
   if (supervisor_->usesCgroups()) {
@@ -980,14 +1016,19 @@ TEST_F(SupervisorTest, AtStartWhatAWorkerThatIsGoneLeftRunningIsKilled) {
     dead_cgroup = supervisor_->cgroupNote().substr(prefix.size()) + "/w-4194304-1";
     ::mkdir(dead_cgroup.c_str(), 0755);
     ::mkdir((dead_cgroup + "/run-1").c_str(), 0755);
-    in_cgroup = spawn({"PATH=/bin"}, dead_cgroup + "/run-1/cgroup.procs");  // no marker at all
+    in_cgroup = spawn(cgroup_env, dead_cgroup + "/run-1/cgroup.procs");
   } else {
     std::cout << "[ SKIPPED  ] the cgroup half: " << supervisor_->cgroupNote() << "\n";
   }
-  for (pid_t p : {unmarked, live_owner}) {
-    ASSERT_TRUE(waitForFile("/proc/" + std::to_string(p) + "/exe"));
+  // Each has exec'd sleep with its environment (the sweep could not tell a leftover before),
+  // unless another test process has swept the dead worker's two already.
+  ASSERT_TRUE(waitForExec(orphan, orphan_env, /*or_gone=*/true)) << "the orphan never exec'd";
+  if (in_cgroup > 0) {
+    ASSERT_TRUE(waitForExec(in_cgroup, cgroup_env, /*or_gone=*/true))
+        << "the process in the cgroup never exec'd";
   }
-  std::this_thread::sleep_for(milliseconds(100));  // every one has exec'd sleep
+  ASSERT_TRUE(waitForExec(unmarked, unmarked_env)) << "the unmarked process never exec'd";
+  ASSERT_TRUE(waitForExec(live_owner, live_owner_env)) << "the live worker's run never exec'd";
   for (pid_t p : {unmarked, live_owner}) ASSERT_TRUE(alive(p));
 
   Supervisor next(clock_, launcher_, SupervisorOptions{.output = {.tail_bytes = kTailBytes}});
@@ -1008,11 +1049,13 @@ TEST_F(SupervisorTest, AtStartWhatAWorkerThatIsGoneLeftRunningIsKilled) {
 TEST_F(SupervisorTest, AtStartRunsOfAWorkerInAnotherPidNamespaceAreLeftAlone) {
   const std::string gone = "OUTPOST_WORKER_PROCESS=4194304-1";  // past pid_max: never alive
   Sleepers spawned;
-  pid_t contained = spawned.spawn({"OUTPOST_RUN_ID=r-contained", gone}, "", true);
-  pid_t here = spawned.spawn({"OUTPOST_RUN_ID=r-here", gone});
+  const std::vector<std::string> contained_env = {"OUTPOST_RUN_ID=r-contained", gone};
+  const std::vector<std::string> here_env = {"OUTPOST_RUN_ID=r-here", gone};
+  pid_t contained = spawned.spawn(contained_env, "", true);
+  pid_t here = spawned.spawn(here_env);
   // The sleep in the namespace is the child of `contained`; wait until it has exec'd.
-  bool exec_d = false;
-  for (int i = 0; i < 500 && !exec_d; ++i) {
+  pid_t inner = 0;
+  for (auto limit = std::chrono::steady_clock::now() + kSafetyNet; inner <= 0;) {
     int status = 0;
     if (::waitpid(contained, &status, WNOHANG) == contained) {
       if (WIFEXITED(status) && WEXITSTATUS(status) == 97) {
@@ -1022,17 +1065,16 @@ TEST_F(SupervisorTest, AtStartRunsOfAWorkerInAnotherPidNamespaceAreLeftAlone) {
     }
     auto children = readFile("/proc/" + std::to_string(contained) + "/task/" +
                              std::to_string(contained) + "/children");
-    if (!children.empty()) {
-      auto inner = std::stol(children);
-      std::error_code ec;
-      auto exe = fs::read_symlink("/proc/" + std::to_string(inner) + "/exe", ec);
-      exec_d = !ec && exe.filename() == "sleep";
+    if (!children.empty()) inner = static_cast<pid_t>(std::stol(children));
+    if (inner <= 0) {
+      ASSERT_TRUE(std::chrono::steady_clock::now() < limit) << "the namespaced sleep never forked";
+      std::this_thread::sleep_for(milliseconds(5));
     }
-    if (!exec_d) std::this_thread::sleep_for(milliseconds(10));
   }
-  ASSERT_TRUE(exec_d);
-  ASSERT_TRUE(waitForFile("/proc/" + std::to_string(here) + "/exe"));
-  std::this_thread::sleep_for(milliseconds(100));  // `here` has exec'd sleep too
+  ASSERT_TRUE(waitForExec(inner, contained_env)) << "the namespaced sleep never exec'd";
+  // `here` is the proof that the sweep ran and would have seen `contained`: it must have exec'd
+  // too (unless another test process has swept it already, which proves the same).
+  ASSERT_TRUE(waitForExec(here, here_env, /*or_gone=*/true)) << "`here` never exec'd";
 
   Supervisor next(clock_, launcher_, SupervisorOptions{.output = {.tail_bytes = kTailBytes}});
 
