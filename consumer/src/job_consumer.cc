@@ -374,7 +374,8 @@ bool JobConsumer::close(std::chrono::milliseconds timeout) {
     return false;
   }
   const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!rd_kafka_consumer_closed(impl_->rk.get())) {
+  rd_kafka_t* rk = impl_->rk.get();
+  while (!rd_kafka_consumer_closed(rk)) {
     if (std::chrono::steady_clock::now() >= deadline) {
       spdlog::error(
           "the consumer did not leave the group within {} ms; given up (the group notices when "
@@ -383,7 +384,24 @@ bool JobConsumer::close(std::chrono::milliseconds timeout) {
       close_given_up_ = true;
       return false;
     }
-    rd_kafka_queue_poll_callback(events.get(), 100);  // rebalance callbacks run here
+    // As events, not callbacks: the queue also holds fetched messages and other ops that no
+    // callback serves (rd_kafka_queue_poll_callback() asserts on those: librdkafka 2.0.2's
+    // rd_kafka_q_serve "res != RD_KAFKA_OP_RES_PASS" aborted a closing worker).
+    rd_kafka_event_t* event = rd_kafka_queue_poll(events.get(), 100);
+    if (!event) continue;
+    switch (rd_kafka_event_type(event)) {
+      case RD_KAFKA_EVENT_REBALANCE:
+        impl_->rebalance(rk, rd_kafka_event_error(event),
+                         rd_kafka_event_topic_partition_list(event));
+        break;
+      case RD_KAFKA_EVENT_OFFSET_COMMIT:
+        Impl::onCommit(rk, rd_kafka_event_error(event),
+                       rd_kafka_event_topic_partition_list(event), impl_.get());
+        break;
+      default:  // fetched messages, statistics, errors: nothing is taken while closing
+        break;
+    }
+    rd_kafka_event_destroy(event);
   }
   return true;
 }
