@@ -94,8 +94,10 @@ class RefusedSecrets final : public dispatch::SecretSource {
  public:
   void resolve(std::vector<secrets::SecretRef> refs,
                std::function<void(dispatch::ResolvedSecrets)> done) override {
-    done(std::unexpected(std::to_string(refs.size()) +
-                         " secret reference(s) not resolved: the replay runs with --no-secrets"));
+    done(std::unexpected(secrets::SecretError{
+        secrets::SecretError::Kind::kDenied,
+        std::to_string(refs.size()) +
+            " secret reference(s) not resolved: the replay runs with --no-secrets"}));
   }
   std::string mask(std::string_view text) const override { return std::string(text); }
   std::unique_ptr<StreamRedactor> outputRedactor() const override { return nullptr; }

@@ -67,10 +67,12 @@ class SupervisorExecutor final : public dispatch::RunExecutor {
               std::unique_ptr<StreamRedactor> redactor) override {
     s_.launch(std::move(plan), std::move(callbacks), std::move(redactor));
   }
-  void stop(const std::string& run_id, std::string reason) override {
-    s_.stop(run_id, std::move(reason));
+  void stop(const std::string& run_id, runner::StopCause cause, std::string reason) override {
+    s_.stop(run_id, std::move(reason), cause);
   }
-  void stopAll(std::string reason) override { s_.stopAll(std::move(reason)); }
+  void stopAll(runner::StopCause cause, std::string reason) override {
+    s_.stopAll(std::move(reason), cause);
+  }
 
  private:
   runner::Supervisor& s_;

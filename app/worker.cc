@@ -8,6 +8,7 @@
 
 #include "outpost/common/log.h"
 #include "outpost/events/connection.h"
+#include "outpost/events/kafka.h"
 #include "outpost/events/wire.h"
 
 namespace outpost::app {
@@ -28,10 +29,10 @@ constexpr int kControlBatch = 100;
 // these records but the platform, and batching them keeps the broker's CPU per job low (with
 // 2 ms, no-op jobs on 16 slots took ~0.7 produce requests each).
 constexpr const char* kEventsLinger = "10";
-// The start producer: a launch waits for its record, so it does not linger. librdkafka 2.0.2's
-// broker thread polls with timeouts rounded down to milliseconds, so it spins (poll with timeout
-// 0) through the last millisecond of every linger: with linger 1 ms that thread took 20-35% of a
-// core at ~900 jobs/s. With linger 0 alone it was no better (36% in one run; likely spinning
+// The start producer: a launch waits for its record, so it does not linger.
+// librdkafka 2.0.2 workaround: its broker thread polls with timeouts rounded down to
+// milliseconds, so it spins (poll with timeout 0) through the last millisecond of every linger:
+// with linger 1 ms that thread took 20-35% of a core at ~900 jobs/s. With linger 0 alone it was no better (36% in one run; likely spinning
 // while its 5 idempotent requests in flight were all out); with neither, 4%. A start record
 // needs no idempotence: a run starts only after its delivery report, so a retried copy lands
 // before the launch and long before the run's end record, and a copy is the same record (the
@@ -175,9 +176,10 @@ void Worker::draining() {
 
 int Worker::run(const std::atomic<bool>& stop, std::atomic<bool>& reload_requested,
                 const std::function<Config()>& load) {
-  spdlog::info("worker {} (pool {}, {} slots, {}) consuming {} as group outpost.{}",
+  spdlog::info("worker {} (pool {}, {} slots, {}) consuming {} as group outpost.{} (librdkafka {})",
                config_.worker.id, config_.worker.pool, config_.worker.slots,
-               config_.worker.delivery, config_.topics.jobs, config_.worker.pool);
+               config_.worker.delivery, config_.topics.jobs, config_.worker.pool,
+               events::kafka::libraryVersion());
   reload_requested_ = &reload_requested;
   load_ = &load;
   // Drain: take nothing new, give running jobs drain_timeout, then stop them; their kill grace
@@ -276,14 +278,14 @@ void Worker::onAssigned(const std::vector<TopicPartition>& partitions) {
   updateReadiness();
 }
 
-void Worker::onRevoked(const std::vector<TopicPartition>& partitions, bool lost) {
-  metrics_.rebalance(lost ? "lost" : "revoked");
+void Worker::onRevoked(const std::vector<TopicPartition>& partitions, consumer::Revocation how) {
+  metrics_.rebalance(how == consumer::Revocation::kLost ? "lost" : "revoked");
   // Up to revoke_timeout for the runs of these partitions, then an awaited commit.
   const auto began = std::chrono::steady_clock::now();
   health_.beginWait(
       fmt::format("waiting for the runs of {} revoked partition(s)", partitions.size()), began,
       config_.worker.revoke_timeout + consumer::JobConsumer::kAwaitCommit);
-  dispatcher_->onRevoked(partitions, lost, [this] {
+  dispatcher_->onRevoked(partitions, how, [this] {
     loop_.inbox().wait(kPollInterval);
     loop_.inbox().serve();
   });
@@ -323,13 +325,13 @@ void Worker::onWorkerControl(const consumer::ControlMessage& m) {
     spdlog::info("control {}: {}; {} run(s) running, taking nothing new{}", c.command_id(),
                  *drained_, dispatcher_->running(),
                  d.handover() ? ", handing the partitions over" : "");
-    dispatcher_->hold(true);
+    dispatcher_->holdStarts();
     if (d.handover()) consumer_->leave();
   } else if (drained_) {
     spdlog::info("control {}: resumed by {}", c.command_id(), who);
     drained_.reset();
     consumer_->rejoin();
-    dispatcher_->hold(false);
+    dispatcher_->releaseStarts();
   }
   updateReadiness();
 }

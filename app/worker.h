@@ -59,7 +59,8 @@ class Worker final : public consumer::RebalanceListener, private dispatch::Owner
   void reload(const std::function<Config()>& load);
 
   void onAssigned(const std::vector<TopicPartition>& partitions) override;
-  void onRevoked(const std::vector<TopicPartition>& partitions, bool lost) override;
+  void onRevoked(const std::vector<TopicPartition>& partitions,
+                 consumer::Revocation how) override;
 
  private:
   // The owner loop's steps: a poll of the jobs consumer, then the chores: the control topic,

@@ -137,12 +137,12 @@ struct JobConsumer::Impl {
       }
       spdlog::info("partitions assigned: {}", describe(tps));
       for (const auto& tp : tps) owner->assignment_.push_back(tp);
-      // librdkafka 2.0.2 forgets a partition's pause across a rebalance: applied again.
+      // librdkafka 2.0.2 workaround: it forgets a partition's pause across a rebalance.
       if (owner->paused_) rd_kafka_pause_partitions(handle, parts);
       owner->listener_.onAssigned(tps);
       return;
     }
-    revoke(err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS || rd_kafka_assignment_lost(handle), tps);
+    revoke(revocationOf(handle, err), tps);
     if (owner->cooperative_) {
       events::kafka::ErrorPtr e(rd_kafka_incremental_unassign(handle, parts));
       if (e) spdlog::error("incremental unassign failed: {}", rd_kafka_error_string(e.get()));
@@ -160,21 +160,28 @@ struct JobConsumer::Impl {
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
       spdlog::debug("partitions assigned while closing, not taken: {}", describe(tps));
     } else {
-      revoke(err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS || rd_kafka_assignment_lost(handle), tps);
+      revoke(revocationOf(handle, err), tps);
     }
     rd_kafka_assign(handle, nullptr);
   }
 
   // Tells the listener of the partitions going away that it was told of, and forgets them.
-  void revoke(bool lost, const std::vector<TopicPartition>& tps) {
+  static Revocation revocationOf(rd_kafka_t* handle, rd_kafka_resp_err_t err) {
+    return err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS || rd_kafka_assignment_lost(handle)
+               ? Revocation::kLost
+               : Revocation::kRevoked;
+  }
+
+  void revoke(Revocation how, const std::vector<TopicPartition>& tps) {
     std::vector<TopicPartition> told;
     std::ranges::copy_if(tps, std::back_inserter(told), [&](const TopicPartition& tp) {
       return std::ranges::find(owner->assignment_, tp) != owner->assignment_.end();
     });
     if (!told.empty()) {
-      spdlog::info("partitions {}: {}", lost ? "lost" : "revoked", describe(told));
+      spdlog::info("partitions {}: {}", how == Revocation::kLost ? "lost" : "revoked",
+                   describe(told));
       ++owner->revocations_;
-      owner->listener_.onRevoked(told, lost);
+      owner->listener_.onRevoked(told, how);
     }
     std::erase_if(owner->assignment_, [&](const TopicPartition& tp) {
       return std::ranges::find(tps, tp) != tps.end();
@@ -384,8 +391,8 @@ bool JobConsumer::close(std::chrono::milliseconds timeout) {
       close_given_up_ = true;
       return false;
     }
-    // As events, not callbacks: the queue also holds fetched messages and other ops that no
-    // callback serves (rd_kafka_queue_poll_callback() asserts on those: librdkafka 2.0.2's
+    // librdkafka 2.0.2 workaround: as events, not callbacks. The queue also holds fetched
+    // messages and other ops that no callback serves (rd_kafka_queue_poll_callback() asserts on those: librdkafka 2.0.2's
     // rd_kafka_q_serve "res != RD_KAFKA_OP_RES_PASS" aborted a closing worker).
     rd_kafka_event_t* event = rd_kafka_queue_poll(events.get(), 100);
     if (!event) continue;

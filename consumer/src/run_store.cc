@@ -138,16 +138,15 @@ std::expected<void, std::string> RunStore::checkTopics(std::chrono::milliseconds
   return {};
 }
 
-std::expected<RestoreStats, std::string> RunStore::restore(
-    const std::vector<std::int32_t>& partitions, std::chrono::milliseconds timeout) {
-  auto deadline = Steady::now() + timeout;
-  rd_kafka_t* rk = reader_->rk.get();
-  const auto& topic = options_.runs_topic;
-  // Whatever happens below, what was known for these partitions is no longer right.
-  forget(partitions);
-  RestoreStats stats;
-  if (partitions.empty()) return stats;
+namespace {
 
+using Range = std::pair<std::int64_t, std::int64_t>;  // [first offset, end offset)
+
+// Whether the runs topic has each of `partitions` (it needs as many as the jobs topic).
+std::expected<void, std::string> checkPartitions(rd_kafka_t* rk, const std::string& topic,
+                                                 const std::string& jobs_topic,
+                                                 const std::vector<std::int32_t>& partitions,
+                                                 Steady::time_point deadline) {
   int have = 0;
   if (auto err =
           retrying(deadline, [&](int ms) { return readPartitionCount(rk, topic, ms, have); })) {
@@ -159,12 +158,17 @@ std::expected<RestoreStats, std::string> RunStore::restore(
       return std::unexpected(fmt::format(
           "the runs topic '{}' has no partition {} ({} partition(s)): it needs at least as many "
           "partitions as the jobs topic '{}'; add partitions to '{}'",
-          topic, p, have, options_.jobs_topic, topic));
+          topic, p, have, jobs_topic, topic));
     }
   }
+  return {};
+}
 
-  // Where each partition ends now (the last stable offset, read_committed), and where it starts.
-  std::map<std::int32_t, std::pair<std::int64_t, std::int64_t>> range;
+// Where each partition starts and ends now (the last stable offset, read_committed).
+std::expected<std::map<std::int32_t, Range>, std::string> readRanges(
+    rd_kafka_t* rk, const std::string& topic, const std::vector<std::int32_t>& partitions,
+    Steady::time_point deadline) {
+  std::map<std::int32_t, Range> range;
   for (auto p : partitions) {
     std::int64_t lo = -1, hi = -1;
     auto err = retrying(deadline, [&](int ms) {
@@ -176,43 +180,72 @@ std::expected<RestoreStats, std::string> RunStore::restore(
     }
     range[p] = {lo, hi};
   }
+  return range;
+}
 
-  // The jobs group's committed offsets: records of commands below them are not needed.
-  std::map<std::int32_t, std::int64_t> committed;
-  {
-    events::kafka::PartitionListPtr list(
-        rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size())));
-    for (auto p : partitions)
-      rd_kafka_topic_partition_list_add(list.get(), options_.jobs_topic.c_str(), p);
-    auto err = retrying(deadline, [&](int ms) {
-      auto e = rd_kafka_committed(rk, list.get(), ms);
-      for (int i = 0; !e && i < list->cnt; ++i) e = list->elems[i].err;
-      return e;
-    });
-    if (err) {
-      return std::unexpected(fmt::format("cannot read the committed offsets of group {}: {}",
-                                         options_.group_id, rd_kafka_err2str(err)));
-    }
-    for (int i = 0; i < list->cnt; ++i) {
-      // RD_KAFKA_OFFSET_INVALID (-1001) where the group committed nothing.
-      committed[list->elems[i].partition] = list->elems[i].offset;
-    }
+// The jobs group's committed offsets (RD_KAFKA_OFFSET_INVALID where it committed nothing).
+std::expected<std::map<std::int32_t, std::int64_t>, std::string> readCommitted(
+    rd_kafka_t* rk, const std::string& jobs_topic, const std::string& group,
+    const std::vector<std::int32_t>& partitions, Steady::time_point deadline) {
+  events::kafka::PartitionListPtr list(
+      rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size())));
+  for (auto p : partitions) rd_kafka_topic_partition_list_add(list.get(), jobs_topic.c_str(), p);
+  auto err = retrying(deadline, [&](int ms) {
+    auto e = rd_kafka_committed(rk, list.get(), ms);
+    for (int i = 0; !e && i < list->cnt; ++i) e = list->elems[i].err;
+    return e;
+  });
+  if (err) {
+    return std::unexpected(fmt::format("cannot read the committed offsets of group {}: {}", group,
+                                       rd_kafka_err2str(err)));
   }
+  std::map<std::int32_t, std::int64_t> committed;
+  for (int i = 0; i < list->cnt; ++i) committed[list->elems[i].partition] = list->elems[i].offset;
+  return committed;
+}
 
-  // Read what is not empty, until each partition's end as of now.
+// Takes one record of the runs topic into `found`: the later record of a run wins within a
+// partition; a run_id in two partitions (the same run_id submitted under two job_ids) keeps the
+// most recently written; a tombstone forgets the run.
+void take(const rd_kafka_message_t& m, const std::string& topic,
+          std::unordered_map<std::string, v1::RunRecord>& found, RestoreStats& stats) {
+  std::string key = m.key ? std::string(static_cast<const char*>(m.key), m.key_len) : "";
+  if (!m.payload) {
+    found.erase(key);
+    return;
+  }
+  v1::RunRecord r;
+  if (!r.ParseFromArray(m.payload, static_cast<int>(m.len)) || r.run_id().empty()) {
+    ++stats.undecodable;
+    spdlog::warn("runs: skipped {}[{}]@{}: not a RunRecord with a run_id", topic, m.partition,
+                 m.offset);
+    return;
+  }
+  auto at = found.find(r.run_id());
+  if (at != found.end() && at->second.source().partition() != r.source().partition() &&
+      at->second.updated_ms() > r.updated_ms()) {
+    return;
+  }
+  found.insert_or_assign(r.run_id(), std::move(r));
+}
+
+// Reads each partition of `range` that is not empty up to its end as of now.
+std::expected<std::unordered_map<std::string, v1::RunRecord>, std::string> readRecords(
+    rd_kafka_t* rk, const std::string& topic, const std::map<std::int32_t, Range>& range,
+    Steady::time_point deadline, std::chrono::milliseconds timeout, RestoreStats& stats) {
+  std::unordered_map<std::string, v1::RunRecord> found;
   std::map<std::int32_t, std::int64_t> reading;  // partition -> end offset
   events::kafka::PartitionListPtr assign(rd_kafka_topic_partition_list_new(1));
   for (const auto& [p, r] : range) {
-    ++stats.partitions;
     if (r.second <= r.first || r.second <= 0) continue;
     reading[p] = r.second;
     rd_kafka_topic_partition_list_add(assign.get(), topic.c_str(), p)->offset = r.first;
   }
-  if (reading.empty()) return stats;
-
-  std::unordered_map<std::string, v1::RunRecord> found;
+  if (reading.empty()) return found;
   if (events::kafka::ErrorPtr e{rd_kafka_incremental_assign(rk, assign.get())}) {
-    return std::unexpected(fmt::format("cannot assign {}[{}]: {}", topic, listOf(partitions),
+    std::vector<std::int32_t> all;
+    for (const auto& [p, end] : reading) all.push_back(p);
+    return std::unexpected(fmt::format("cannot assign {}[{}]: {}", topic, listOf(all),
                                        rd_kafka_error_string(e.get())));
   }
   std::string failure;
@@ -239,26 +272,7 @@ std::expected<RestoreStats, std::string> RunStore::restore(
     if (it == reading.end() || m->offset >= it->second) continue;  // beyond the end, or stale
     ++stats.records;
     if (m->offset + 1 >= it->second) reading.erase(it);
-    std::string key = m->key ? std::string(static_cast<const char*>(m->key), m->key_len) : "";
-    if (!m->payload) {  // a tombstone: whoever wrote it wants the run forgotten
-      found.erase(key);
-      continue;
-    }
-    v1::RunRecord r;
-    if (!r.ParseFromArray(m->payload, static_cast<int>(m->len)) || r.run_id().empty()) {
-      ++stats.undecodable;
-      spdlog::warn("runs: skipped {}[{}]@{}: not a RunRecord with a run_id", topic, m->partition,
-                   m->offset);
-      continue;
-    }
-    auto at = found.find(r.run_id());
-    // Within a partition the later record wins. A run_id in two partitions (the same run_id
-    // submitted under two job_ids) keeps the most recently written.
-    if (at != found.end() && at->second.source().partition() != r.source().partition() &&
-        at->second.updated_ms() > r.updated_ms()) {
-      continue;
-    }
-    found.insert_or_assign(r.run_id(), std::move(r));
+    take(*m, topic, found, stats);
   }
   if (events::kafka::ErrorPtr e{rd_kafka_incremental_unassign(rk, assign.get())}) {
     spdlog::warn("runs reader: cannot unassign {}: {}", topic, rd_kafka_error_string(e.get()));
@@ -271,10 +285,34 @@ std::expected<RestoreStats, std::string> RunStore::restore(
         fmt::format("reading {}[{}] to its end took longer than {} ms ({} record(s) read)", topic,
                     listOf(left), timeout.count(), stats.records));
   }
+  return found;
+}
 
-  for (auto& [run_id, r] : found) {
-    auto c = committed.find(r.source().partition());
-    if (c != committed.end() && c->second >= 0 && r.source().offset() < c->second) {
+}  // namespace
+
+std::expected<RestoreStats, std::string> RunStore::restore(
+    const std::vector<std::int32_t>& partitions, std::chrono::milliseconds timeout) {
+  const auto deadline = Steady::now() + timeout;
+  rd_kafka_t* rk = reader_->rk.get();
+  const auto& topic = options_.runs_topic;
+  // Whatever happens below, what was known for these partitions is no longer right.
+  forget(partitions);
+  RestoreStats stats;
+  if (partitions.empty()) return stats;
+  if (auto ok = checkPartitions(rk, topic, options_.jobs_topic, partitions, deadline); !ok) {
+    return std::unexpected(ok.error());
+  }
+  auto range = readRanges(rk, topic, partitions, deadline);
+  if (!range) return std::unexpected(range.error());
+  // Records of commands below the group's committed offsets are not needed.
+  auto committed = readCommitted(rk, options_.jobs_topic, options_.group_id, partitions, deadline);
+  if (!committed) return std::unexpected(committed.error());
+  stats.partitions = range->size();
+  auto found = readRecords(rk, topic, *range, deadline, timeout, stats);
+  if (!found) return std::unexpected(found.error());
+  for (auto& [run_id, r] : *found) {
+    auto c = committed->find(r.source().partition());
+    if (c != committed->end() && c->second >= 0 && r.source().offset() < c->second) {
       ++stats.committed;
       continue;
     }

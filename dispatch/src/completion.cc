@@ -34,7 +34,7 @@ void produceStart(CompletionHost& host, Ports& ports, Run& run, const events::Ou
         if (!r.ok()) spdlog::error("start record not delivered: {}", r.why());
         if (Run* written = host.findRun(id)) {
           --written->pending_acks;
-          host.startWritten(*written, true, {});
+          host.startWritten(*written);
         }
       }));
 }
@@ -46,7 +46,7 @@ class AtLeastOnce final : public Completion {
     last_commit_ = last_recommit_ = ports_.clock.steadyNow();
   }
 
-  void publish(Run& run, events::OutRecord record, bool) override {
+  void publish(Run& run, events::OutRecord record, RecordPart) override {
     produceCounted(host_, ports_, run, record, ports_.records);
   }
 
@@ -85,8 +85,8 @@ class AtLeastOnce final : public Completion {
     }
   }
 
-  void revoked(const std::vector<TopicPartition>& partitions, bool lost) override {
-    if (lost) return;  // nothing of them can be committed any more
+  void revoked(const std::vector<TopicPartition>& partitions, consumer::Revocation how) override {
+    if (how == consumer::Revocation::kLost) return;  // nothing of them can be committed any more
     std::map<TopicPartition, std::int64_t> done;
     for (const auto& tp : partitions) {
       if (auto w = offsets_.watermark(tp); w >= 0) done[tp] = w;
@@ -121,10 +121,10 @@ class ExactlyOnce final : public Completion {
               TransactionSink& txn)
       : host_(host), ports_(ports), offsets_(offsets), txn_(txn) {}
 
-  void publish(Run& run, events::OutRecord record, bool final) override {
+  void publish(Run& run, events::OutRecord record, RecordPart part) override {
     // From the terminal event on, everything goes in the run's transaction (a NOTICE once that is
     // on its way goes alone).
-    if (final && !run.submitted) {
+    if (part == RecordPart::kEnd && !run.submitted) {
       run.finals.push_back(std::move(record));
     } else {
       produceCounted(host_, ports_, run, record, ports_.records);
@@ -146,7 +146,7 @@ class ExactlyOnce final : public Completion {
   }
 
   void tick() override {}
-  void revoked(const std::vector<TopicPartition>&, bool) override {}
+  void revoked(const std::vector<TopicPartition>&, consumer::Revocation) override {}
   bool handsOver() const override { return true; }
   void close() override {}
 
@@ -164,7 +164,11 @@ class ExactlyOnce final : public Completion {
         retry.records = again;
         return submitStart(*r, std::move(retry));
       }
-      host_.startWritten(*r, o.committed(), o.reason);
+      if (o.committed()) {
+        host_.startWritten(*r);
+      } else {
+        host_.startNotWritten(*r, o.reason);
+      }
     });
     txn_.submit(std::move(unit));
   }

@@ -26,16 +26,22 @@ class CompletionHost {
   virtual Run* findRun(std::uint64_t id) = 0;
   // Something the run was waiting for arrived: retire it if nothing is left.
   virtual void maybeRetire(Run& run) = 0;
-  // Its start record is written (or, for a rerun whose transaction did not commit, not).
-  virtual void startWritten(Run& run, bool written, const std::string& why) = 0;
+  // Its start record is written; or, for a rerun whose transaction did not commit, it is not
+  // (`why`), and the run does not start here.
+  virtual void startWritten(Run& run) = 0;
+  virtual void startNotWritten(Run& run, const std::string& why) = 0;
 };
+
+// What a record about a run belongs to: its progress (STARTED, LOG, heartbeats, lineage START), or
+// its end (the terminal event and what comes with it, a dead letter), which exactly-once delivery
+// commits in one transaction with the run's offset.
+enum class RecordPart { kProgress, kEnd };
 
 class Completion {
  public:
   virtual ~Completion() = default;
-  // A record about the run (an event, a Kafka lineage record, a dead letter). `final`: it belongs
-  // to the run's end (the terminal event and what comes with it, a dead letter).
-  virtual void publish(Run& run, events::OutRecord record, bool final) = 0;
+  // A record about the run (an event, a Kafka lineage record, a dead letter).
+  virtual void publish(Run& run, events::OutRecord record, RecordPart part) = 0;
   // Writes the run's start record (and, for a rerun, the FAILED event of the lost attempt), then
   // calls host.startWritten.
   virtual void recordStart(Run& run, events::OutRecord start,
@@ -46,7 +52,8 @@ class Completion {
   // Periodic: commits the offsets that are done (at-least-once).
   virtual void tick() = 0;
   // Partitions are going away, after their runs had revoke_timeout: commits what is done.
-  virtual void revoked(const std::vector<TopicPartition>& partitions, bool lost) = 0;
+  virtual void revoked(const std::vector<TopicPartition>& partitions,
+                       consumer::Revocation how) = 0;
   // Whether a run still live on a revoked partition is stopped and handed over (its end could
   // not be committed with its offset any more) rather than left to go on.
   virtual bool handsOver() const = 0;

@@ -198,7 +198,8 @@ struct Dispatcher::Impl final : CompletionHost {
     if (!run || run->phase != Phase::kResolving) return;  // dropped or cancelled meanwhile
     if (!values) {
       // The command is fine; the store did not answer: FAILED (never started), not REJECTED.
-      return endWithoutRunning(*run, v1::FAILED, "cannot resolve a secret: " + values.error());
+      return endWithoutRunning(*run, v1::FAILED,
+                               "cannot resolve a secret: " + values.error().message);
     }
     resolveInto(*run->admitted, run->command, *values);
     enqueue(*run);
@@ -237,7 +238,7 @@ struct Dispatcher::Impl final : CompletionHost {
     // With the REJECTED event and the offset (one transaction, exactly-once).
     completion->publish(
         run, consumer::deadLetterRecord(config.topics.dlq, message, reason, config.worker.id),
-        /*final=*/true);
+        RecordPart::kEnd);
     if (publish_event && !run.command.run_id().empty()) {
       auto e = newEvent(run, v1::REJECTED);
       e.set_message(reason);
@@ -336,16 +337,16 @@ struct Dispatcher::Impl final : CompletionHost {
     completion->recordStart(run, std::move(start), std::move(lost));
   }
 
-  void startWritten(Run& run, bool written, const std::string& why) override {
-    if (!written) {
-      // A redelivery's transaction did not commit: its partition went elsewhere (the next owner
-      // decides), or a record was refused. Either way this worker does not run it.
-      logRun(spdlog::level::warn, fieldsOf(run.command),
-             "run {}: the redelivery's start was not written ({}); not running it",
-             run.command.run_id(), why);
-      run.ownership = Ownership::kHandedOver;
-    }
-    launch(run);
+  void startWritten(Run& run) override { launch(run); }
+
+  void startNotWritten(Run& run, const std::string& why) override {
+    // A redelivery's transaction did not commit: its partition went elsewhere (the next owner
+    // decides), or a record was refused. Either way this worker does not run it.
+    logRun(spdlog::level::warn, fieldsOf(run.command),
+           "run {}: the redelivery's start was not written ({}); not running it",
+           run.command.run_id(), why);
+    run.ownership = Ownership::kHandedOver;
+    launch(run);  // which retires it
   }
 
   void launch(Run& run) {
@@ -475,9 +476,8 @@ struct Dispatcher::Impl final : CompletionHost {
     RunEvents::describeOutcome(e, o);
     e.set_message(message);
     // Stopped by a control-topic cancel (not by a timeout or a drain that came first)?
-    bool cancelled_here =
-        run.cancel && o.ending == runner::RunOutcome::Ending::kCancelled &&
-        o.message == cancelMessage(run.cancel->requested_by, run.cancel->reason, "");
+    bool cancelled_here = run.cancel && o.ending == runner::RunOutcome::Ending::kCancelled &&
+                          o.stop_cause == runner::StopCause::kCancel;
     if (cancelled_here) e.set_cancelled_by(run.cancel->requested_by);
     logRun(spdlog::level::info, fieldsOf(run.command), "run {} {} ({} ms){}{}",
            run.command.run_id(), v1::RunState_Name(ending.state), o.duration.count(),
@@ -534,7 +534,12 @@ struct Dispatcher::Impl final : CompletionHost {
     }
     completion->publish(
         run, events::OutRecord{config.topics.events, -1, event.run_id(), std::move(wire), {}},
-        run.terminal != v1::RUN_STATE_UNSPECIFIED);
+        partOf(run));
+  }
+
+  // Once its terminal event is written, what follows belongs to the run's end.
+  static RecordPart partOf(const Run& run) {
+    return run.terminal != v1::RUN_STATE_UNSPECIFIED ? RecordPart::kEnd : RecordPart::kProgress;
   }
 
   void publishLineage(Run& run, lineage::LineageEventType type, lineage::LineageOutcome outcome) {
@@ -563,7 +568,7 @@ struct Dispatcher::Impl final : CompletionHost {
     if (config.lineage.toKafka()) {
       completion->publish(run,
                           events::OutRecord{config.topics.lineage, -1, key, std::move(json), {}},
-                          run.terminal != v1::RUN_STATE_UNSPECIFIED);
+                          partOf(run));
     }
   }
 
@@ -749,7 +754,8 @@ struct Dispatcher::Impl final : CompletionHost {
       return;
     }
     run->cancel = cancel;
-    ports.executor.stop(run_id, cancelMessage(cancel.requested_by, cancel.reason, ""));
+    ports.executor.stop(run_id, runner::StopCause::kCancel,
+                        cancelMessage(cancel.requested_by, cancel.reason, ""));
   }
 
   // Ends a run that never started: CANCELLED without STARTED (and without lineage, as EXPIRED: no
@@ -768,7 +774,7 @@ struct Dispatcher::Impl final : CompletionHost {
   // ---------------------------------------------------------------------------------------------
   // Rebalance and drain
 
-  void onRevoked(const std::vector<TopicPartition>& partitions, bool lost,
+  void onRevoked(const std::vector<TopicPartition>& partitions, consumer::Revocation how,
                  const std::function<void()>& serve) {
     auto revoked = [&](const Run& r) {
       return std::ranges::find(partitions, r.tp) != partitions.end();
@@ -783,7 +789,7 @@ struct Dispatcher::Impl final : CompletionHost {
     eraseRunsIf([&](const Run& r) {
       return (r.phase == Phase::kQueued || r.phase == Phase::kResolving) && revoked(r);
     });
-    if (!lost) {
+    if (how == consumer::Revocation::kRevoked) {
       // Give running jobs on these partitions revoke_timeout to finish and be acknowledged (and,
       // exactly-once, committed), so the next owner does not run them again.
       auto deadline = ports.clock.steadyNow() + config.worker.revoke_timeout;
@@ -792,7 +798,7 @@ struct Dispatcher::Impl final : CompletionHost {
       };
       while (busy() && ports.clock.steadyNow() < deadline) serve();
     }
-    completion->revoked(partitions, lost);
+    completion->revoked(partitions, how);
     for (auto& [id, r] : runs) {
       if (!revoked(r) || !r.ours()) continue;
       r.ownership = Ownership::kRevoked;
@@ -809,7 +815,7 @@ struct Dispatcher::Impl final : CompletionHost {
         logRun(spdlog::level::warn, fieldsOf(r.command), "run {}: {}", r.command.run_id(),
                n.message());
         publishEvent(r, n);
-        ports.executor.stop(r.command.run_id(), n.message());
+        ports.executor.stop(r.command.run_id(), runner::StopCause::kHandOver, n.message());
       } else if (r.phase != Phase::kFinished) {
         logRun(spdlog::level::warn, fieldsOf(r.command),
                "run {} continues after its partition was {}; the next owner may run it again",
@@ -847,9 +853,14 @@ void Dispatcher::setTemplates(std::map<std::string, TemplateConfig> templates) {
   impl_->policy.templates = impl_->templates.get();
 }
 
-void Dispatcher::hold(bool held) {
-  if (std::exchange(impl_->held, held) == held) return;
-  if (!held) impl_->dispatch();
+void Dispatcher::holdStarts() {
+  if (std::exchange(impl_->held, true)) return;
+  impl_->updatePause();
+}
+
+void Dispatcher::releaseStarts() {
+  if (!std::exchange(impl_->held, false)) return;
+  impl_->dispatch();
   impl_->updatePause();
 }
 
@@ -868,15 +879,15 @@ void Dispatcher::onAssigned(const std::vector<TopicPartition>& partitions) {
   impl_->ports.attempts.restore(numbers);
   impl_->updatePause();
 }
-void Dispatcher::onRevoked(const std::vector<TopicPartition>& partitions, bool lost,
+void Dispatcher::onRevoked(const std::vector<TopicPartition>& partitions, consumer::Revocation how,
                            const std::function<void()>& serve) {
-  impl_->onRevoked(partitions, lost, serve);
+  impl_->onRevoked(partitions, how, serve);
 }
 void Dispatcher::beginDrain() {
   impl_->beginDrain();
 }
 void Dispatcher::stopAll(const std::string& reason) {
-  impl_->ports.executor.stopAll(reason);
+  impl_->ports.executor.stopAll(runner::StopCause::kShutdown, reason);
 }
 void Dispatcher::close() {
   impl_->completion->close();
@@ -884,7 +895,7 @@ void Dispatcher::close() {
 bool Dispatcher::idle() const {
   return impl_->runs.empty();
 }
-std::size_t Dispatcher::held() const {
+std::size_t Dispatcher::unsettled() const {
   return impl_->runs.size();
 }
 std::size_t Dispatcher::running() const {

@@ -83,7 +83,7 @@ bool OwnerLoop::run(Dispatcher& dispatcher, Steps& steps, const std::atomic<bool
     turn(dispatcher, steps, kWait);
   }
   if (!dispatcher.idle()) {
-    spdlog::error("{} run(s) still unacknowledged after the drain", dispatcher.held());
+    spdlog::error("{} run(s) still unacknowledged after the drain", dispatcher.unsettled());
   }
   return dispatcher.idle();
 }

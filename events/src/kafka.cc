@@ -64,6 +64,10 @@ ConfPtr makeConf(std::initializer_list<const Properties*> layers, const std::str
   return conf;
 }
 
+std::string libraryVersion() {
+  return rd_kafka_version_str();
+}
+
 HandlePtr makeHandle(ClientType type, ConfPtr conf) {
   char err[512];
   rd_kafka_t* rk =

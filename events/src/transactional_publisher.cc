@@ -419,7 +419,8 @@ struct TransactionalPublisher::Impl {
     if (!offsets.empty()) a.reason += " (offsets " + describe(offsets) + ")";
     rd_kafka_poll(rk.get(), 0);  // delivery reports not served yet, if any
     if (!refused_on_delivery.empty()) {
-      // The broker refused records that had sequence numbers: librdkafka 2.0.2 then sends the next
+      // librdkafka 2.0.2 workaround: the broker refused records that had sequence numbers, and it
+      // then sends the next
       // transaction's records to that partition with a gap (OUT_OF_ORDER_SEQUENCE_NUMBER) and
       // fails it too. A new producer (new epoch) starts the sequences afresh; its
       // init_transactions aborts this transaction.

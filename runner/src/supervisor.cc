@@ -56,6 +56,7 @@ struct LaunchCmd {
 struct StopCmd {
   std::optional<std::string> run_id;  // nullopt: every run
   std::string reason;
+  StopCause cause;
 };
 struct Child;
 // A run whose process a launch thread is starting, and then the outcome, posted back.
@@ -104,6 +105,7 @@ struct Child {
   std::optional<Steady::time_point> kill_at;  // SIGKILL after TERM's grace
   std::optional<Steady::time_point> linger_until;
   std::optional<RunOutcome::Ending> stop_ending;
+  StopCause stop_cause = StopCause::kNone;
   std::string stop_reason;
 
   // The template's output limits where it sets them, else the supervisor's.
@@ -419,7 +421,7 @@ struct Supervisor::Impl {
         auto& s = std::get<StopCmd>(c);
         auto stop_one = [&](Child& child) {
           if (!s.run_id || child.plan.run_id == *s.run_id) {
-            requestStop(child, RunOutcome::Ending::kCancelled, s.reason);
+            requestStop(child, RunOutcome::Ending::kCancelled, s.reason, s.cause);
           }
         };
         for (auto& [id, child] : children) stop_one(*child);
@@ -447,10 +449,12 @@ struct Supervisor::Impl {
   }
 
   // A run still being started is signalled once it has a pid (see launched).
-  void requestStop(Child& c, RunOutcome::Ending ending, std::string reason) {
+  void requestStop(Child& c, RunOutcome::Ending ending, std::string reason,
+                   StopCause cause = StopCause::kNone) {
     if (c.exited || c.stop_ending) return;  // first reason wins
     c.stop_ending = ending;
     c.stop_reason = std::move(reason);
+    c.stop_cause = cause;
     if (c.pid > 0) signalStop(c);
   }
 
@@ -815,6 +819,7 @@ struct Supervisor::Impl {
       if (c.stop_ending) {
         o.ending = *c.stop_ending;
         o.message = c.stop_reason;
+        o.stop_cause = c.stop_cause;
       }
       bool succeeded = o.ending == RunOutcome::Ending::kExited && o.exit_code == 0;
       removeRunDir(c, succeeded);
@@ -864,12 +869,12 @@ void Supervisor::setOutput(OutputConfig output) {
   impl_->post(OutputCmd{std::move(output)});
 }
 
-void Supervisor::stop(const std::string& run_id, std::string reason) {
-  impl_->post(StopCmd{run_id, std::move(reason)});
+void Supervisor::stop(const std::string& run_id, std::string reason, StopCause cause) {
+  impl_->post(StopCmd{run_id, std::move(reason), cause});
 }
 
-void Supervisor::stopAll(std::string reason) {
-  impl_->post(StopCmd{std::nullopt, std::move(reason)});
+void Supervisor::stopAll(std::string reason, StopCause cause) {
+  impl_->post(StopCmd{std::nullopt, std::move(reason), cause});
 }
 
 bool Supervisor::usesCgroups() const {

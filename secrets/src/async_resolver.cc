@@ -48,7 +48,7 @@ void AsyncSecretResolver::resolve(std::vector<SecretRef> refs, std::function<voi
     for (const auto& ref : refs) {
       if (values.contains(ref.text)) continue;
       auto got = resolver_.resolve(ref);
-      if (!got) return done(std::unexpected(got.error().message));
+      if (!got) return done(std::unexpected(got.error()));
       values.emplace(ref.text, std::move(got->value));
     }
     done(std::move(values));

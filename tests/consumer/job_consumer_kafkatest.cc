@@ -21,7 +21,7 @@ namespace {
 struct CountingListener : RebalanceListener {
   std::atomic<int> assigned{0}, revoked{0};
   void onAssigned(const std::vector<TopicPartition>&) override { ++assigned; }
-  void onRevoked(const std::vector<TopicPartition>&, bool) override { ++revoked; }
+  void onRevoked(const std::vector<TopicPartition>&, consumer::Revocation) override { ++revoked; }
 };
 
 TEST(JobConsumerClose, ClosingWhileTheFirstJoinIsUnderWayIsClean) {

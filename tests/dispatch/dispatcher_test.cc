@@ -375,6 +375,7 @@ TEST(DispatcherCancel, ARunningRunIsStoppedAndEndsCancelledByTheRequester) {
   h.dispatcher->onControl(controlMessage(h, c.run_id()));
   ASSERT_EQ(h.executor.stops.size(), 1u);
   EXPECT_EQ(h.executor.stops[0].first, c.run_id());
+  EXPECT_EQ(h.executor.causes[0], runner::StopCause::kCancel);
   h.finished(c.run_id(), Ending::kCancelled, 0, h.executor.stops[0].second);
   auto t = h.terminalsOf(c.run_id());
   ASSERT_EQ(t.size(), 1u);
@@ -510,7 +511,7 @@ TEST(DispatcherRebalance, QueuedCommandsOfARevokedPartitionAreDroppedForTheNextO
   auto running = command("ok"), queued = command("ok");
   h.send(running, 1);
   h.send(queued, 0);
-  h.dispatcher->onRevoked({h.jobs(0)}, /*lost=*/false, [&] { h.settle(); });
+  h.dispatcher->onRevoked({h.jobs(0)}, consumer::Revocation::kRevoked, [&] { h.settle(); });
   h.succeed(running.run_id());
   EXPECT_TRUE(h.eventsOf(queued.run_id()).empty());
   EXPECT_EQ(h.executor.launched.size(), 1u);
@@ -523,7 +524,7 @@ TEST(DispatcherRebalance, ARunThatFinishesWithinRevokeTimeoutIsCommittedBeforeTh
   auto offset = h.send(c);
   h.started(c.run_id());
   int served = 0;
-  h.dispatcher->onRevoked({h.jobs(0)}, false, [&] {
+  h.dispatcher->onRevoked({h.jobs(0)}, consumer::Revocation::kRevoked, [&] {
     if (++served == 1) h.finished(c.run_id(), Ending::kExited, 0);
     h.clock.advance(milliseconds(100));
   });
@@ -536,7 +537,7 @@ TEST(DispatcherRebalance, AtLeastOnceARunStillRunningAtTheTimeoutGoesOn) {
   auto c = command("ok");
   h.send(c);
   h.started(c.run_id());
-  h.dispatcher->onRevoked({h.jobs(0)}, false, [&] { h.clock.advance(milliseconds(200)); });
+  h.dispatcher->onRevoked({h.jobs(0)}, consumer::Revocation::kRevoked, [&] { h.clock.advance(milliseconds(200)); });
   EXPECT_TRUE(h.executor.stops.empty());
   h.finished(c.run_id(), Ending::kExited, 0);
   EXPECT_EQ(h.terminalsOf(c.run_id()).size(), 1u);
@@ -547,9 +548,10 @@ TEST(DispatcherRebalance, ExactlyOnceARunStillRunningAtTheTimeoutIsStoppedAndHan
   auto c = command("ok");
   h.send(c);
   h.started(c.run_id());
-  h.dispatcher->onRevoked({h.jobs(0)}, false, [&] { h.clock.advance(milliseconds(200)); });
+  h.dispatcher->onRevoked({h.jobs(0)}, consumer::Revocation::kRevoked, [&] { h.clock.advance(milliseconds(200)); });
   ASSERT_EQ(h.executor.stops.size(), 1u);
   EXPECT_THAT(h.executor.stops[0].second, HasSubstr("handed over"));
+  EXPECT_EQ(h.executor.causes[0], runner::StopCause::kHandOver);
   h.finished(c.run_id(), Ending::kCancelled, 0, h.executor.stops[0].second);
   EXPECT_TRUE(h.terminalsOf(c.run_id()).empty()) << "its end is the next owner's to write";
   EXPECT_TRUE(h.dispatcher->idle());
@@ -560,7 +562,7 @@ TEST(DispatcherRebalance, APartitionThatComesBackWhileItsRunRunsIsTrackedAgain) 
   auto c = command("ok");
   auto offset = h.send(c);
   h.started(c.run_id());
-  h.dispatcher->onRevoked({h.jobs(0)}, /*lost=*/true, [] {});
+  h.dispatcher->onRevoked({h.jobs(0)}, consumer::Revocation::kLost, [] {});
   // Redelivered to us: adopted, not run twice.
   consumer::ConsumedMessage again{h.jobs(0), offset, "k", c.SerializeAsString(), {}, {}};
   h.dispatcher->onMessage(std::move(again));
@@ -597,7 +599,7 @@ TEST(DispatcherHold, AHeldWorkerStartsNothingKeepsWhatArrivesAndLosesNoOffset) {
   Harness h("  slots: 2\n");
   auto running = command("ok"), waiting = command("ok");
   h.send(running);
-  h.dispatcher->hold(true);
+  h.dispatcher->holdStarts();
   EXPECT_TRUE(h.source.paused());
   h.send(waiting);  // fetched before the pause took effect
   EXPECT_EQ(h.executor.find(waiting.run_id()), nullptr) << "a free slot, but held";
@@ -606,7 +608,7 @@ TEST(DispatcherHold, AHeldWorkerStartsNothingKeepsWhatArrivesAndLosesNoOffset) {
   EXPECT_EQ(h.executor.find(waiting.run_id()), nullptr) << "a run ending does not start another";
   EXPECT_EQ(h.doneOffset(), 1) << "the waiting command stays uncommitted";
 
-  h.dispatcher->hold(false);
+  h.dispatcher->releaseStarts();
   h.settle();
   EXPECT_FALSE(h.source.paused());
   ASSERT_NE(h.executor.find(waiting.run_id()), nullptr) << "released: it starts";
@@ -637,6 +639,23 @@ TEST(DispatcherDrain, StopAllStopsEveryRun) {
   h.dispatcher->stopAll("shutting down");
   ASSERT_EQ(h.executor.stops.size(), 1u);
   EXPECT_EQ(h.executor.stops[0].first, "*");
+  EXPECT_EQ(h.executor.causes[0], runner::StopCause::kShutdown);
+}
+
+// Who stopped a run is told by the outcome's stop cause, not by its message: a cancel that comes
+// after the drain already stopped the run does not claim its end.
+TEST(DispatcherDrain, ACancelAfterTheDrainStoppedTheRunDoesNotClaimItsEnd) {
+  Harness h;
+  auto c = command("ok");
+  h.send(c);
+  h.started(c.run_id());
+  h.dispatcher->stopAll("shutting down");
+  h.dispatcher->onControl(controlMessage(h, c.run_id()));
+  h.finished(c.run_id(), Ending::kCancelled, 0, "shutting down");
+  auto t = h.terminalsOf(c.run_id());
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_EQ(t[0].cancelled_by(), "") << "the drain stopped it, not alice";
+  EXPECT_THAT(h.statesOf(c.run_id()), ::testing::Contains(v1::NOTICE));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -141,10 +141,14 @@ class FakeExecutor final : public RunExecutor {
               std::unique_ptr<StreamRedactor>) override {
     launched.push_back({std::move(plan), std::move(callbacks)});
   }
-  void stop(const std::string& run_id, std::string reason) override {
+  void stop(const std::string& run_id, runner::StopCause cause, std::string reason) override {
     stops.push_back({run_id, std::move(reason)});
+    causes.push_back(cause);
   }
-  void stopAll(std::string reason) override { stops.push_back({"*", std::move(reason)}); }
+  void stopAll(runner::StopCause cause, std::string reason) override {
+    stops.push_back({"*", std::move(reason)});
+    causes.push_back(cause);
+  }
 
   Launched* find(const std::string& run_id) {
     for (auto& l : launched) {
@@ -159,10 +163,19 @@ class FakeExecutor final : public RunExecutor {
     l->started = true;
     l->callbacks.on_started(4242, std::chrono::system_clock::time_point{});
   }
+  // A run ended kCancelled after a stop carries the first stop's cause, as the supervisor's does.
   void finish(const std::string& run_id, runner::RunOutcome outcome) {
     auto* l = find(run_id);
     ASSERT_NE(l, nullptr) << run_id << " was not launched";
     l->finished = true;
+    if (outcome.ending == runner::RunOutcome::Ending::kCancelled) {
+      for (std::size_t i = 0; i < stops.size(); ++i) {
+        if (stops[i].first == run_id || stops[i].first == "*") {
+          outcome.stop_cause = causes[i];
+          break;
+        }
+      }
+    }
     l->callbacks.on_finished(std::move(outcome));
   }
   std::size_t live() const {
@@ -171,6 +184,7 @@ class FakeExecutor final : public RunExecutor {
 
   std::vector<Launched> launched;
   std::vector<std::pair<std::string, std::string>> stops;
+  std::vector<runner::StopCause> causes;  // of each stop
 };
 
 // The runs topic in memory: decideAdmission over the last record per run_id.
@@ -224,7 +238,10 @@ class FakeSecrets final : public SecretSource {
       std::map<std::string, secrets::SecretValue> out;
       for (const auto& r : refs) {
         auto it = values.find(r.text);
-        if (it == values.end()) return done(std::unexpected("no secret " + r.text));
+        if (it == values.end()) {
+          return done(std::unexpected(
+              secrets::SecretError{secrets::SecretError::Kind::kNotFound, "no secret " + r.text}));
+        }
         out.emplace(r.text, secrets::SecretValue(it->second));
       }
       done(std::move(out));

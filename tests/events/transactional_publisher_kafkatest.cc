@@ -133,7 +133,7 @@ class Outcomes {
 class IgnoreRebalances : public consumer::RebalanceListener {
  public:
   void onAssigned(const std::vector<TopicPartition>&) override {}
-  void onRevoked(const std::vector<TopicPartition>&, bool) override {}
+  void onRevoked(const std::vector<TopicPartition>&, consumer::Revocation) override {}
 };
 
 // A real member of a consumer group, whose metadata the units carry.

@@ -35,6 +35,10 @@ struct ConsumedMessage {
   std::optional<std::chrono::system_clock::time_point> timestamp;
 };
 
+// How partitions go away: revoked by a rebalance (what is done of them may still be committed),
+// or lost (the member's session ended: nothing of them can be committed any more).
+enum class Revocation { kRevoked, kLost };
+
 // Called on the poll thread from inside poll(), while the group rebalances.
 class RebalanceListener {
  public:
@@ -42,7 +46,7 @@ class RebalanceListener {
   virtual void onAssigned(const std::vector<TopicPartition>& partitions) = 0;
   // The partitions are going away: finish or hand over their work, then commit (commitSync) what
   // is done before returning.
-  virtual void onRevoked(const std::vector<TopicPartition>& partitions, bool lost) = 0;
+  virtual void onRevoked(const std::vector<TopicPartition>& partitions, Revocation how) = 0;
 };
 
 // How a commit goes: sent and left to the offset-commit callback (kAsync), or waited for, bounded
@@ -96,7 +100,7 @@ class JobConsumer {
   // handle is then left undestroyed (destroying it would wait for the same stuck group), so a
   // rebalance that arrives while closing can never keep the process from exiting. A rebalance callback during the close only
   // unassigns: nothing is taken, the listener is told of nothing new.
-  // librdkafka 2.0.2 (fixed in 2.4.0, issue #4527): with the cooperative assignor, an assignment
+  // librdkafka 2.0.2 workaround (fixed in 2.4.0, issue #4527): with the cooperative assignor, an assignment
   // that arrives while the consumer closes leaves the group stuck in WAIT_ASSIGN_CALL, and the
   // close never ends; this bound is what ends it then.
   static constexpr std::chrono::seconds kCloseTimeout{5};
@@ -135,7 +139,8 @@ class JobConsumer {
   bool paused_ = false;
   bool closing_ = false;  // close() has begun: assignments are no longer taken
   bool close_given_up_ = false;  // close() ran out of time: the handle is not destroyed
-  // The rebalance protocol of the last callback before the close: librdkafka 2.0.2 may block in
+  // The rebalance protocol of the last callback before the close. librdkafka 2.0.2 workaround: it
+  // may block in
   // rd_kafka_rebalance_protocol() once the consumer closes (librdkafka issue #4041).
   bool cooperative_ = false;
   std::map<CommitFailure, std::uint64_t> commit_failures_;

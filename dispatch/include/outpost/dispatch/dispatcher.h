@@ -45,7 +45,7 @@ class Dispatcher {
   // running ones get revoke_timeout to finish, during which `serve` is called repeatedly (it
   // waits briefly for posted work and runs it), then are left to go on or, exactly-once, stopped
   // and handed over.
-  void onRevoked(const std::vector<TopicPartition>& partitions, bool lost,
+  void onRevoked(const std::vector<TopicPartition>& partitions, consumer::Revocation how,
                  const std::function<void()>& serve);
 
   // Shutdown: takes nothing new, and drops the commands not started (their offsets stay
@@ -54,7 +54,8 @@ class Dispatcher {
   // Held (drained by an operator, not stopping): starts nothing and pauses the partitions;
   // commands fetched before the pause wait in the queue, running runs go on. Released, it
   // dispatches again.
-  void hold(bool held);
+  void holdStarts();
+  void releaseStarts();
   // A reload: commands admitted from now on are admitted under `templates`; runs admitted before
   // keep the templates they were admitted under.
   void setTemplates(std::map<std::string, TemplateConfig> templates);
@@ -64,7 +65,7 @@ class Dispatcher {
   void close();
 
   bool idle() const;            // no run is held (live or waiting to be committed)
-  std::size_t held() const;     // runs held
+  std::size_t unsettled() const;  // runs not retired (live, or waiting to be acknowledged)
   std::size_t running() const;  // runs holding a slot
   std::size_t queued() const;   // admitted runs waiting for a slot
   // For each partition it took commands from: the first offset whose command is not finished

@@ -32,6 +32,7 @@
 #include "outpost/events/transactional_publisher.h"
 #include "outpost/lineage/http_transport.h"
 #include "outpost/runner/supervisor.h"
+#include "outpost/secrets/provider.h"
 #include "outpost/secrets/reference.h"
 #include "outpost/secrets/secret_value.h"
 #include "outpost/v1/event.pb.h"
@@ -96,9 +97,10 @@ class RunExecutor {
   // `redactor` sees every output byte first.
   virtual void launch(runner::LaunchPlan plan, runner::RunCallbacks callbacks,
                       std::unique_ptr<StreamRedactor> redactor) = 0;
-  // Stops the run with this run_id (TERM, grace, KILL); it ends kCancelled with `reason`.
-  virtual void stop(const std::string& run_id, std::string reason) = 0;
-  virtual void stopAll(std::string reason) = 0;
+  // Stops the run with this run_id (TERM, grace, KILL); it ends kCancelled with `reason`, and
+  // `cause` as its outcome's stop_cause.
+  virtual void stop(const std::string& run_id, runner::StopCause cause, std::string reason) = 0;
+  virtual void stopAll(runner::StopCause cause, std::string reason) = 0;
 };
 
 // What the runs topic knows of attempts (consumer's RunStore): the verdict for a command, and the
@@ -124,7 +126,10 @@ class AttemptStore {
   virtual void forget(const std::vector<std::int32_t>& partitions) = 0;
 };
 
-using ResolvedSecrets = std::expected<std::map<std::string, secrets::SecretValue>, std::string>;
+// Every value by reference text, or why one could not be had, with its kind (not found, denied,
+// unavailable, invalid).
+using ResolvedSecrets =
+    std::expected<std::map<std::string, secrets::SecretValue>, secrets::SecretError>;
 
 // The secret stores, behind the resolver's cache. Owning thread, except `done`.
 class SecretSource {

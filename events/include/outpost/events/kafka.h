@@ -50,4 +50,8 @@ ConfPtr makeConf(std::initializer_list<const Properties*> layers, const std::str
 // Creates a client; throws ConfigError with librdkafka's reason.
 HandlePtr makeHandle(ClientType type, ConfPtr conf);
 
+// The librdkafka this process runs with (e.g. "2.0.2"): the workarounds in the code are marked
+// "librdkafka 2.0.2 workaround", to be dropped on an upgrade that fixes them.
+std::string libraryVersion();
+
 }  // namespace outpost::events::kafka

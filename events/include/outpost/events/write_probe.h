@@ -1,8 +1,8 @@
 // Whether this client may write to some topics, found by writing: one empty record (key and header
 // outpost.check) to partition 0 of each, inside a Kafka transaction that is then aborted, so that
 // read_committed readers (Outpost's own, and the platform's with exactly-once delivery) never see
-// it. librdkafka 2.0 cannot ask the broker for a topic's authorized operations (KIP-430 came to
-// it in 2.3), and a transaction is the one way to write that leaves nothing behind.
+// it. librdkafka 2.0.2 workaround: it cannot ask the broker for a topic's authorized operations
+// (KIP-430 came to it in 2.3), and a transaction is the one way to write that leaves nothing behind.
 #pragma once
 
 #include <chrono>

@@ -48,6 +48,15 @@ class PosixLauncher final : public ProcessLauncher {
   std::expected<pid_t, std::string> launch(const LaunchPlan& plan, const LaunchIo& io) override;
 };
 
+// Who asked for a run to be stopped (RunOutcome::stop_cause): so that the one who asked knows its
+// request is what ended the run, without reading the message.
+enum class StopCause {
+  kNone,      // not stopped on request (it ended by itself, timed out, or never started)
+  kCancel,    // a cancel from the control plane
+  kHandOver,  // its partition went to another worker (exactly-once)
+  kShutdown,  // the worker or the replay stopping (drain timeout, interruption)
+};
+
 struct RunOutcome {
   enum class Ending {
     kExited,       // exited by itself; see exit_code
@@ -57,6 +66,7 @@ struct RunOutcome {
     kSpawnFailed,  // never started; see message
   };
   Ending ending = Ending::kSpawnFailed;
+  StopCause stop_cause = StopCause::kNone;  // with kCancelled: who asked
   int exit_code = -1;
   int signal = 0;
   std::string message;
@@ -143,10 +153,10 @@ class Supervisor {
   void setOutput(OutputConfig output);
   // Thread-safe. Stops the runs with this run_id: SIGTERM to all its processes, the plan's
   // grace, then SIGKILL to all of them (descendants that left the group included). They end
-  // kCancelled with `reason` as message. Unknown run_ids are ignored.
-  void stop(const std::string& run_id, std::string reason);
+  // kCancelled with `reason` as message and `cause` as stop_cause. Unknown run_ids are ignored.
+  void stop(const std::string& run_id, std::string reason, StopCause cause = StopCause::kCancel);
   // Thread-safe. Stop for every run.
-  void stopAll(std::string reason);
+  void stopAll(std::string reason, StopCause cause = StopCause::kShutdown);
   // Runs launched and not yet finished.
   std::size_t active() const { return active_.load(); }
   // Whether runs get a cgroup of their own (decided at construction), and if not, why.

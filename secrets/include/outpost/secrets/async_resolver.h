@@ -19,7 +19,8 @@ namespace outpost::secrets {
 
 class AsyncSecretResolver {
  public:
-  using Values = std::expected<std::map<std::string, SecretValue>, std::string>;
+  // Every value by reference text, or the error (its kind kept) of the first that failed.
+  using Values = std::expected<std::map<std::string, SecretValue>, SecretError>;
 
   // Threads start on first use. `resolver` outlives this.
   AsyncSecretResolver(SecretResolver& resolver, std::size_t threads);
