@@ -97,8 +97,6 @@ struct LedgerFigures {
 
 inline constexpr std::size_t kLedgerSamples = 20;
 
-bool isTerminalRunState(v1::RunState state);
-
 // A run event as JSON text in Protobuf's JSON mapping, field names as in event.proto and every
 // field printed (an exit_code of 0 is information too): the form `outpost tail` prints and
 // `outpost replay local --out` writes.

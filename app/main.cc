@@ -33,6 +33,7 @@
 #include "outpost/secrets/resolver.h"
 #include "outpost/v1/control.pb.h"
 #include "outpost/v1/event.pb.h"
+#include "outpost/v1/run_state.h"
 #include "outpost/v1/worker.pb.h"
 #include "replay.h"
 #include "submit.h"
@@ -172,7 +173,7 @@ int cmdTail(const ClientOptions& co, const TailOptions& to) {
       if (!e.ParseFromString(m.value)) continue;
       if (!to.run_id.empty() && e.run_id() != to.run_id) continue;
       line["value"] = json::parse(runEventJson(e));
-      if (isTerminalRunState(e.state())) {
+      if (v1::isTerminal(e.state())) {
         terminal_event = true;
         if (!linger) linger = std::chrono::steady_clock::now() + std::chrono::seconds(5);
       }

@@ -17,13 +17,13 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
-#include "ledger.h"
 #include "outpost/common/clock.h"
 #include "outpost/common/config.h"
 #include "outpost/common/failure.h"
 #include "outpost/consumer/intake.h"
 #include "outpost/consumer/topic_reader.h"
 #include "outpost/events/producer.h"
+#include "outpost/v1/run_state.h"
 #include "replay_local.h"
 #include "run_wait.h"
 
@@ -227,7 +227,7 @@ ReplayComparison compareReplay(const ReplayCandidate& original, const std::strin
 }
 
 bool OutcomeBook::addEvent(const v1::RunEvent& e) {
-  if (!isTerminalRunState(e.state()) || e.retrying()) return false;
+  if (!v1::isTerminal(e.state()) || e.retrying()) return false;
   auto& o = runs[e.run_id()];
   o.state = e.state();
   o.exit_code = e.exit_code();

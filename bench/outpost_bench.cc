@@ -35,6 +35,7 @@
 #include "outpost/common/clock.h"
 #include "outpost/v1/event.pb.h"
 #include "outpost/v1/job.pb.h"
+#include "outpost/v1/run_state.h"
 #include "worker_process.h"
 
 namespace outpost::bench {
@@ -337,11 +338,6 @@ const ExecutorKind kOutpostAtLeastOnce{"at_least_once", false, "at-least-once", 
 const ExecutorKind kOutpostMinimal{"outpost_minimal", false, "at-least-once", false};
 const ExecutorKind kReference{"reference", true, "", false};
 
-bool isTerminal(v1::RunState s) {
-  return s == v1::SUCCEEDED || s == v1::FAILED || s == v1::TIMED_OUT || s == v1::CANCELLED ||
-         s == v1::REJECTED || s == v1::EXPIRED;
-}
-
 // One worker with fresh topics, a producer of commands and a reader of its events topic.
 class JobBench {
  public:
@@ -428,7 +424,7 @@ class JobBench {
     v1::RunEvent e;
     if (!e.ParseFromArray(m->payload, static_cast<int>(m->len))) return;
     if (on_event_) on_event_(e);
-    if (!isTerminal(e.state())) return;
+    if (!v1::isTerminal(e.state())) return;
     auto now = Steady::now();
     auto it = runs_.find(e.run_id());
     if (it == runs_.end()) return;

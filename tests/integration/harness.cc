@@ -195,15 +195,10 @@ std::vector<v1::RunEvent> decodeEvents(const std::vector<Record>& records) {
   return out;
 }
 
-bool isTerminal(v1::RunState s) {
-  return s == v1::SUCCEEDED || s == v1::FAILED || s == v1::TIMED_OUT || s == v1::CANCELLED ||
-         s == v1::REJECTED || s == v1::EXPIRED;
-}
-
 std::map<std::string, std::vector<v1::RunEvent>> terminalByRun(const std::vector<Record>& records) {
   std::map<std::string, std::vector<v1::RunEvent>> out;
   for (auto& e : decodeEvents(records)) {
-    if (isTerminal(e.state())) out[e.run_id()].push_back(e);
+    if (v1::isTerminal(e.state())) out[e.run_id()].push_back(e);
   }
   return out;
 }

@@ -18,6 +18,7 @@
 
 #include "outpost/v1/event.pb.h"
 #include "outpost/v1/job.pb.h"
+#include "outpost/v1/run_state.h"
 #include "outpost_process.h"
 
 namespace outpost::test {
@@ -81,9 +82,8 @@ class TopicReader {
   std::vector<Record> records_;
 };
 
-// The run events in a list of records.
+// The run events in a list of records (v1::isTerminal, run_state.h, tells which end a run).
 std::vector<v1::RunEvent> decodeEvents(const std::vector<Record>& records);
-bool isTerminal(v1::RunState state);
 // Terminal events keyed by run_id (all of them, to count duplicates).
 std::map<std::string, std::vector<v1::RunEvent>> terminalByRun(const std::vector<Record>& records);
 
