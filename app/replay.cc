@@ -6,7 +6,6 @@
 #include <atomic>
 #include <cctype>
 #include <chrono>
-#include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
@@ -32,46 +31,6 @@ namespace {
 
 bool allDigits(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
-}
-
-// 2026-12-05T10:00:00Z, with optional fractional seconds and a +HH:MM / -HH:MM offset instead of Z.
-std::optional<std::int64_t> parseRfc3339(const std::string& t) {
-  int y, mo, d, h, mi, s, consumed = 0;
-  if (std::sscanf(t.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &s, &consumed) !=
-      6) {
-    return std::nullopt;
-  }
-  std::string_view rest = std::string_view(t).substr(static_cast<std::size_t>(consumed));
-  std::int64_t ms = 0;
-  if (rest.starts_with('.')) {
-    rest.remove_prefix(1);
-    int digits = 0;
-    while (!rest.empty() && std::isdigit(static_cast<unsigned char>(rest.front()))) {
-      if (digits < 3) ms = ms * 10 + (rest.front() - '0');
-      ++digits;
-      rest.remove_prefix(1);
-    }
-    for (; digits < 3; ++digits) ms *= 10;
-  }
-  std::int64_t offset_s = 0;
-  if (rest == "Z" || rest == "z") {
-    offset_s = 0;
-  } else if (rest.size() == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':' &&
-             allDigits(rest.substr(1, 2)) && allDigits(rest.substr(4, 2))) {
-    offset_s = ((rest[1] - '0') * 10 + (rest[2] - '0')) * 3600 +
-               ((rest[4] - '0') * 10 + (rest[5] - '0')) * 60;
-    if (rest[0] == '-') offset_s = -offset_s;
-  } else {
-    return std::nullopt;
-  }
-  std::tm tm{};
-  tm.tm_year = y - 1900;
-  tm.tm_mon = mo - 1;
-  tm.tm_mday = d;
-  tm.tm_hour = h;
-  tm.tm_min = mi;
-  tm.tm_sec = s;
-  return (static_cast<std::int64_t>(timegm(&tm)) - offset_s) * 1000 + ms;
 }
 
 std::string formatTime(std::int64_t ms) {
@@ -114,7 +73,7 @@ ReplayBound parseReplayBound(const std::string& text, std::int64_t now_ms) {
   }
   if (text.find('T') != std::string::npos) {
     if (auto t = parseRfc3339(text)) {
-      b.time_ms = *t;
+      b.time_ms = toUnixMillis(*t);
       return b;
     }
   } else if (auto d = parseDuration(text)) {

@@ -37,44 +37,6 @@ std::string lower(std::string_view s) {
   return out;
 }
 
-bool digits(std::string_view s, std::size_t pos, std::size_t n, int* out) {
-  if (pos + n > s.size()) return false;
-  int v = 0;
-  for (std::size_t i = pos; i < pos + n; ++i) {
-    if (!std::isdigit(static_cast<unsigned char>(s[i]))) return false;
-    v = v * 10 + (s[i] - '0');
-  }
-  *out = v;
-  return true;
-}
-
-// RFC 3339 date-time: 2026-11-21T10:00:00.123Z, 2026-11-21t10:00:00+02:00, ...
-bool isRfc3339(std::string_view s) {
-  int year, month, day, hour, minute, second;
-  if (!digits(s, 0, 4, &year) || s.size() < 20 || s[4] != '-' || !digits(s, 5, 2, &month) ||
-      s[7] != '-' || !digits(s, 8, 2, &day) || (s[10] != 'T' && s[10] != 't') ||
-      !digits(s, 11, 2, &hour) || s[13] != ':' || !digits(s, 14, 2, &minute) || s[16] != ':' ||
-      !digits(s, 17, 2, &second)) {
-    return false;
-  }
-  static constexpr int kDays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  if (month < 1 || month > 12 || day < 1 || day > kDays[month - 1]) return false;
-  bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-  if (month == 2 && day == 29 && !leap) return false;
-  if (hour > 23 || minute > 59 || second > 60) return false;
-  std::size_t i = 19;
-  if (i < s.size() && s[i] == '.') {
-    std::size_t start = ++i;
-    while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i;
-    if (i == start) return false;
-  }
-  if (i == s.size()) return false;
-  if (s[i] == 'Z' || s[i] == 'z') return i + 1 == s.size();
-  int oh, om;
-  return (s[i] == '+' || s[i] == '-') && i + 6 == s.size() && digits(s, i + 1, 2, &oh) &&
-         s[i + 3] == ':' && digits(s, i + 4, 2, &om) && oh <= 23 && om <= 59;
-}
-
 // An absolute URI (RFC 3986): scheme ":" then unreserved, reserved and %XX, fragment after '#'.
 bool isUri(std::string_view s) {
   auto colon = s.find(':');
@@ -351,7 +313,7 @@ ChildLineageResult ChildLineageProcessor::processLine(std::string_view line) {
     // eventTime
     const std::string* time = stringAt(e, "eventTime");
     if (!e.contains("eventTime")) throw Refusal{"eventTime is missing"};
-    if (!time || !isRfc3339(*time)) {
+    if (!time || !parseRfc3339(*time)) {
       throw Refusal{"eventTime " + (time ? quote(*time) : std::string("(not a string)")) +
                     " is not an RFC 3339 date-time"};
     }
