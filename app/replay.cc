@@ -1,7 +1,5 @@
 #include "replay.h"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <atomic>
 #include <cctype>
@@ -87,27 +85,11 @@ ReplayBound parseReplayBound(const std::string& text, std::int64_t now_ms) {
 
 std::string replayRunId(const std::string& original, unsigned n) {
   // The replay namespace: the UUIDv5 of the URL "urn:outpost:replay".
-  static const unsigned char kNamespace[16] = {0xc7, 0xe3, 0x7c, 0x2c, 0x9c, 0xe9, 0x57, 0xb0,
-                                               0x9d, 0xe8, 0x41, 0x72, 0xbf, 0x00, 0xfd, 0x35};
+  static constexpr UuidBytes kNamespace = {0xc7, 0xe3, 0x7c, 0x2c, 0x9c, 0xe9, 0x57, 0xb0,
+                                           0x9d, 0xe8, 0x41, 0x72, 0xbf, 0x00, 0xfd, 0x35};
   std::string name = original;
   for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  name += "/" + std::to_string(n);
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int size = 0;
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  EVP_DigestInit_ex(ctx, EVP_sha1(), nullptr);
-  EVP_DigestUpdate(ctx, kNamespace, sizeof kNamespace);
-  EVP_DigestUpdate(ctx, name.data(), name.size());
-  EVP_DigestFinal_ex(ctx, digest, &size);
-  EVP_MD_CTX_free(ctx);
-  digest[6] = static_cast<unsigned char>((digest[6] & 0x0F) | 0x50);  // version 5
-  digest[8] = static_cast<unsigned char>((digest[8] & 0x3F) | 0x80);  // RFC 4122 variant
-  std::string out;
-  for (int i = 0; i < 16; ++i) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) out += '-';
-    out += fmt::format("{:02x}", digest[i]);
-  }
-  return out;
+  return uuidV5(kNamespace, name + "/" + std::to_string(n));
 }
 
 bool replaySelects(const ReplayOptions& o, const ReplayCandidate& c) {

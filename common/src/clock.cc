@@ -1,8 +1,12 @@
 #include "outpost/common/clock.h"
 
+#include <openssl/evp.h>
+
+#include <algorithm>
 #include <cctype>
 #include <cstdio>
 #include <ctime>
+#include <stdexcept>
 
 namespace outpost {
 
@@ -98,12 +102,9 @@ std::string UuidGenerator::next() {
   }
   b[6] = static_cast<unsigned char>(0x70 | (b[6] & 0x0f));  // version 7
   b[8] = static_cast<unsigned char>(0x80 | (b[8] & 0x3f));  // RFC 9562 variant
-  char out[37];
-  std::snprintf(out, sizeof out,
-                "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-                b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-                b[15]);
-  return out;
+  UuidBytes bytes;
+  std::copy(std::begin(b), std::end(b), bytes.begin());
+  return formatUuid(bytes);
 }
 
 bool isUuid(std::string_view s) {
@@ -116,6 +117,32 @@ bool isUuid(std::string_view s) {
     }
   }
   return true;
+}
+
+std::string formatUuid(const UuidBytes& b) {
+  char out[37];
+  std::snprintf(out, sizeof out,
+                "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+                b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+                b[15]);
+  return out;
+}
+
+std::string uuidV5(const UuidBytes& name_space, std::string_view name) {
+  std::string input(name_space.begin(), name_space.end());
+  input.append(name);
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  // One shot: OpenSSL makes and frees its digest context inside.
+  if (EVP_Digest(input.data(), input.size(), digest, &size, EVP_sha1(), nullptr) != 1 ||
+      size < 16) {
+    throw std::runtime_error("OpenSSL cannot compute SHA-1, which UUIDv5 needs");
+  }
+  UuidBytes b;
+  std::copy(digest, digest + 16, b.begin());
+  b[6] = static_cast<std::uint8_t>((b[6] & 0x0F) | 0x50);  // version 5
+  b[8] = static_cast<std::uint8_t>((b[8] & 0x3F) | 0x80);  // RFC 9562 variant
+  return formatUuid(b);
 }
 
 }  // namespace outpost

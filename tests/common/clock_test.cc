@@ -1,5 +1,6 @@
-// Times (common/clock.h): RFC 3339 as `outpost replay --from/--to` and the lineage a job writes
-// (its eventTime) read it.
+// Times and ids (common/clock.h): RFC 3339 as `outpost replay --from/--to` and the lineage a job
+// writes (its eventTime) read it, and name-based UUIDs (UUIDv5) as `outpost replay` makes its run
+// ids.
 #include "outpost/common/clock.h"
 
 #include <gtest/gtest.h>
@@ -84,6 +85,35 @@ TEST(ParseRfc3339, RefusesWhatIsNotADateTime) {
 TEST(ParseRfc3339, ReadsWhatFormatRfc3339MillisWrites) {
   const auto t = std::chrono::system_clock::time_point{std::chrono::milliseconds(kDecember5 + 7)};
   EXPECT_EQ(parseRfc3339(formatRfc3339Millis(t)), t);
+}
+
+// RFC 9562's name spaces.
+constexpr UuidBytes kDns = {0x6b, 0xa7, 0xb8, 0x10, 0x9d, 0xad, 0x11, 0xd1,
+                            0x80, 0xb4, 0x00, 0xc0, 0x4f, 0xd4, 0x30, 0xc8};
+constexpr UuidBytes kUrl = {0x6b, 0xa7, 0xb8, 0x11, 0x9d, 0xad, 0x11, 0xd1,
+                            0x80, 0xb4, 0x00, 0xc0, 0x4f, 0xd4, 0x30, 0xc8};
+
+TEST(UuidV5, Rfc9562Example) {
+  // RFC 9562, appendix A.4.
+  EXPECT_EQ(uuidV5(kDns, "www.example.com"), "2ed6657d-e927-568b-95e1-2665a8aea6a2");
+}
+
+TEST(UuidV5, AsPythonsUuid5) {
+  // uuid.uuid5(uuid.NAMESPACE_URL, "urn:outpost:replay"): `outpost replay`'s name space.
+  EXPECT_EQ(uuidV5(kUrl, "urn:outpost:replay"), "c7e37c2c-9ce9-57b0-9de8-4172bf00fd35");
+  EXPECT_EQ(uuidV5(kUrl, ""), "1b4db7eb-4057-5ddf-91e0-36dec72071f5");
+  EXPECT_EQ(uuidV5(kDns, "python.org"), "886313e1-3b8a-5372-9b90-0c9aee199e5d");
+}
+
+TEST(UuidV5, IsAUuidOfVersion5AndTheRfcVariant) {
+  const auto id = uuidV5(kDns, "outpost");
+  EXPECT_TRUE(isUuid(id)) << id;
+  EXPECT_EQ(id[14], '5');
+  EXPECT_NE(std::string("89ab").find(id[19]), std::string::npos) << id;
+}
+
+TEST(FormatUuid, LowerCaseHexInFiveGroups) {
+  EXPECT_EQ(formatUuid(kDns), "6ba7b810-9dad-11d1-80b4-00c04fd430c8");
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // Time and identifiers come through these seams so that tests can be exact.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -55,5 +56,15 @@ class UuidGenerator {
 
 // True for the canonical 8-4-4-4-12 hexadecimal form.
 bool isUuid(std::string_view text);
+
+// A UUID's 16 bytes, in the order they are written.
+using UuidBytes = std::array<std::uint8_t, 16>;
+
+// The canonical form of `bytes`: 8-4-4-4-12 lower-case hexadecimal.
+std::string formatUuid(const UuidBytes& bytes);
+
+// The RFC 9562 UUIDv5 of `name` in `name_space` (SHA-1 of both): the same name always gets the
+// same id. Thread-safe.
+std::string uuidV5(const UuidBytes& name_space, std::string_view name);
 
 }  // namespace outpost
