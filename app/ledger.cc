@@ -7,7 +7,6 @@
 #include <unordered_map>
 #include <utility>
 
-#include <google/protobuf/util/json_util.h>
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -59,15 +58,6 @@ std::string joinedSet(const Set& items) {
 }
 
 }  // namespace
-
-std::string runEventJson(const v1::RunEvent& event) {
-  std::string out;
-  google::protobuf::util::JsonPrintOptions options;
-  options.preserve_proto_field_names = true;
-  options.always_print_primitive_fields = true;
-  (void)google::protobuf::util::MessageToJsonString(event, &out, options);
-  return out;
-}
 
 LedgerFigures countLedger(const LedgerInput& in) {
   LedgerFigures f;
