@@ -171,7 +171,7 @@ int main(int argc, char** argv) {
     if (*tail) return cmdTail(tail_opts);
     if (*ledger) return cmdLedger(ledger_opts);
     if (*replay) {
-      if (replay_opts.mode == "local") onStopSignals();
+      if (replay_opts.mode == ReplayMode::kLocal) onStopSignals();
       return cmdReplay(replay_opts, g_stop);
     }
     if (*topics) return cmdTopics(topics_opts);

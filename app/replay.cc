@@ -424,6 +424,13 @@ int replayLocally(const Config& config, const std::vector<ReplayCandidate>& sele
 
 }  // namespace
 
+std::optional<ReplayMode> parseReplayMode(std::string_view text) {
+  if (text == "plan") return ReplayMode::kPlan;
+  if (text == "republish") return ReplayMode::kRepublish;
+  if (text == "local") return ReplayMode::kLocal;
+  return std::nullopt;
+}
+
 int cmdReplay(const ReplayOptions& o, const std::atomic<bool>& stop) {
   Config config = clientConfig(o.client);
   SystemClock clock;
@@ -434,15 +441,14 @@ int cmdReplay(const ReplayOptions& o, const std::atomic<bool>& stop) {
   auto wait_timeout = parseWaitTimeout(o.wait_timeout);
   const auto from = o.from.empty() ? ReplayBound{} : parseReplayBound(o.from, now_ms);
   const auto to = o.to.empty() ? ReplayBound{} : parseReplayBound(o.to, now_ms);
-  if (o.mode != "plan" && o.mode != "republish" && o.mode != "local") {
-    throw ConfigError("replay mode '" + o.mode + "': plan, republish or local");
+  if (o.compare && o.mode == ReplayMode::kPlan) {
+    throw ConfigError("--compare goes with republish or local");
   }
-  if (o.compare && o.mode == "plan") throw ConfigError("--compare goes with republish or local");
-  if (o.mode != "local" &&
+  if (o.mode != ReplayMode::kLocal &&
       (!o.out_dir.empty() || !o.emit_prefix.empty() || o.no_secrets || o.dry_run)) {
     throw ConfigError("--out, --emit-prefix, --no-secrets and --dry-run go with local");
   }
-  if (o.mode == "local") {
+  if (o.mode == ReplayMode::kLocal) {
     if (o.client.config_path.empty()) {
       throw ConfigError(
           "replay local needs -c/--config: the templates and secret stores to run with");
@@ -461,7 +467,7 @@ int cmdReplay(const ReplayOptions& o, const std::atomic<bool>& stop) {
     }
   }
   std::string target;
-  if (o.mode == "republish") {
+  if (o.mode == ReplayMode::kRepublish) {
     target = !o.to_topic.empty()    ? o.to_topic
              : !o.to_prefix.empty() ? o.to_prefix + "jobs"
                                     : config.topics.jobs;
@@ -555,7 +561,7 @@ int cmdReplay(const ReplayOptions& o, const std::atomic<bool>& stop) {
     if (replaySelects(o, c)) selected.push_back(std::move(c));
   }
 
-  if (o.mode == "plan") {
+  if (o.mode == ReplayMode::kPlan) {
     std::cout << formatPlan(selected, source) << std::flush;
     return 0;
   }
@@ -563,7 +569,7 @@ int cmdReplay(const ReplayOptions& o, const std::atomic<bool>& stop) {
   const std::string replayed_by = o.replayed_by.empty()
                                       ? (std::getenv("USER") ? std::getenv("USER") : "outpost")
                                       : o.replayed_by;
-  if (o.mode == "local") return replayLocally(config, selected, o, replayed_by, stop);
+  if (o.mode == ReplayMode::kLocal) return replayLocally(config, selected, o, replayed_by, stop);
 
   // republish
   const std::string events_topic =
@@ -612,8 +618,16 @@ CLI::App* addReplayCommand(CLI::App& app, ReplayOptions& o) {
       "prints what would be replayed; republish writes them again with new run ids; local runs "
       "them here with -c's templates");
   addClientOptions(sub, o.client);
-  sub->add_option("mode", o.mode, "plan (default), republish or local")
-      ->check(CLI::IsMember({"plan", "republish", "local"}));
+  // The mode's name becomes the enum's number, which CLI11 stores into o.mode.
+  const CLI::Validator mode_names(
+      [](std::string& text) -> std::string {
+        auto mode = parseReplayMode(text);
+        if (!mode) return "'" + text + "' is not a mode: plan, republish or local";
+        text = std::to_string(static_cast<int>(*mode));
+        return {};
+      },
+      "plan|republish|local");
+  sub->add_option("mode", o.mode, "plan (default), republish or local")->transform(mode_names);
   sub->add_option("--from", o.from,
                   "From: a time (2026-12-05T10:00:00Z, Unix ms), a duration back (2h), or "
                   "PARTITION:OFFSET");
