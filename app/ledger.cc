@@ -7,7 +7,6 @@
 #include <unordered_map>
 #include <utility>
 
-#include <google/protobuf/util/json_util.h>
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -16,6 +15,7 @@
 #include "outpost/consumer/intake.h"
 #include "outpost/consumer/topic_reader.h"
 #include "outpost/v1/job.pb.h"
+#include "outpost/v1/run_state.h"
 
 namespace outpost::app {
 namespace {
@@ -59,20 +59,6 @@ std::string joinedSet(const Set& items) {
 
 }  // namespace
 
-bool isTerminalRunState(v1::RunState s) {
-  return s == v1::SUCCEEDED || s == v1::FAILED || s == v1::TIMED_OUT || s == v1::CANCELLED ||
-         s == v1::REJECTED || s == v1::EXPIRED;
-}
-
-std::string runEventJson(const v1::RunEvent& event) {
-  std::string out;
-  google::protobuf::util::JsonPrintOptions options;
-  options.preserve_proto_field_names = true;
-  options.always_print_primitive_fields = true;
-  (void)google::protobuf::util::MessageToJsonString(event, &out, options);
-  return out;
-}
-
 LedgerFigures countLedger(const LedgerInput& in) {
   LedgerFigures f;
   f.commands = static_cast<std::int64_t>(in.commands.size());
@@ -101,7 +87,7 @@ LedgerFigures countLedger(const LedgerInput& in) {
     auto& t = runs[e.run_id];
     t.has_events = true;
     if (e.state == v1::STARTED) ++t.starts;
-    if (isTerminalRunState(e.state)) {
+    if (v1::isTerminal(e.state)) {
       t.terminal.push_back(e.state);
       ++t.terminal_per_attempt[e.attempt];
       t.ended |= !e.retrying;

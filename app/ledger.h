@@ -12,6 +12,9 @@
 #include <string>
 #include <vector>
 
+// Not needed here: replay_local.cc has runEventJson through this header, until it includes
+// json_lines.h itself.
+#include "json_lines.h"
 #include "outpost/v1/event.pb.h"
 
 namespace CLI {
@@ -96,13 +99,6 @@ struct LedgerFigures {
 };
 
 inline constexpr std::size_t kLedgerSamples = 20;
-
-bool isTerminalRunState(v1::RunState state);
-
-// A run event as JSON text in Protobuf's JSON mapping, field names as in event.proto and every
-// field printed (an exit_code of 0 is information too): the form `outpost tail` prints and
-// `outpost replay local --out` writes.
-std::string runEventJson(const v1::RunEvent& event);
 
 LedgerFigures countLedger(const LedgerInput& input);
 

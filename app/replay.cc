@@ -1,29 +1,32 @@
+// `outpost replay` (replay.h), over 700 lines because it is one subcommand's steps in the order
+// they run: the pure parts the unit tests check (bounds, run ids, selection, outcomes, the
+// comparison, the tables), then the Kafka side as cmdReplay calls it: the options settled, the
+// commands between the bounds read, how the originals ended added, the selection, and the plan,
+// the local run (replay_local.cc) or the republishing.
 #include "replay.h"
-
-#include <openssl/evp.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <chrono>
-#include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <iostream>
 #include <sstream>
+#include <utility>
 
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
-#include "ledger.h"
 #include "outpost/common/clock.h"
 #include "outpost/common/config.h"
 #include "outpost/common/failure.h"
 #include "outpost/consumer/intake.h"
 #include "outpost/consumer/topic_reader.h"
 #include "outpost/events/producer.h"
+#include "outpost/v1/run_state.h"
 #include "replay_local.h"
 #include "run_wait.h"
 
@@ -32,46 +35,6 @@ namespace {
 
 bool allDigits(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
-}
-
-// 2026-12-05T10:00:00Z, with optional fractional seconds and a +HH:MM / -HH:MM offset instead of Z.
-std::optional<std::int64_t> parseRfc3339(const std::string& t) {
-  int y, mo, d, h, mi, s, consumed = 0;
-  if (std::sscanf(t.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &s, &consumed) !=
-      6) {
-    return std::nullopt;
-  }
-  std::string_view rest = std::string_view(t).substr(static_cast<std::size_t>(consumed));
-  std::int64_t ms = 0;
-  if (rest.starts_with('.')) {
-    rest.remove_prefix(1);
-    int digits = 0;
-    while (!rest.empty() && std::isdigit(static_cast<unsigned char>(rest.front()))) {
-      if (digits < 3) ms = ms * 10 + (rest.front() - '0');
-      ++digits;
-      rest.remove_prefix(1);
-    }
-    for (; digits < 3; ++digits) ms *= 10;
-  }
-  std::int64_t offset_s = 0;
-  if (rest == "Z" || rest == "z") {
-    offset_s = 0;
-  } else if (rest.size() == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':' &&
-             allDigits(rest.substr(1, 2)) && allDigits(rest.substr(4, 2))) {
-    offset_s = ((rest[1] - '0') * 10 + (rest[2] - '0')) * 3600 +
-               ((rest[4] - '0') * 10 + (rest[5] - '0')) * 60;
-    if (rest[0] == '-') offset_s = -offset_s;
-  } else {
-    return std::nullopt;
-  }
-  std::tm tm{};
-  tm.tm_year = y - 1900;
-  tm.tm_mon = mo - 1;
-  tm.tm_mday = d;
-  tm.tm_hour = h;
-  tm.tm_min = mi;
-  tm.tm_sec = s;
-  return (static_cast<std::int64_t>(timegm(&tm)) - offset_s) * 1000 + ms;
 }
 
 std::string formatTime(std::int64_t ms) {
@@ -114,7 +77,7 @@ ReplayBound parseReplayBound(const std::string& text, std::int64_t now_ms) {
   }
   if (text.find('T') != std::string::npos) {
     if (auto t = parseRfc3339(text)) {
-      b.time_ms = *t;
+      b.time_ms = toUnixMillis(*t);
       return b;
     }
   } else if (auto d = parseDuration(text)) {
@@ -128,27 +91,11 @@ ReplayBound parseReplayBound(const std::string& text, std::int64_t now_ms) {
 
 std::string replayRunId(const std::string& original, unsigned n) {
   // The replay namespace: the UUIDv5 of the URL "urn:outpost:replay".
-  static const unsigned char kNamespace[16] = {0xc7, 0xe3, 0x7c, 0x2c, 0x9c, 0xe9, 0x57, 0xb0,
-                                               0x9d, 0xe8, 0x41, 0x72, 0xbf, 0x00, 0xfd, 0x35};
+  static constexpr UuidBytes kNamespace = {0xc7, 0xe3, 0x7c, 0x2c, 0x9c, 0xe9, 0x57, 0xb0,
+                                           0x9d, 0xe8, 0x41, 0x72, 0xbf, 0x00, 0xfd, 0x35};
   std::string name = original;
   for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  name += "/" + std::to_string(n);
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int size = 0;
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  EVP_DigestInit_ex(ctx, EVP_sha1(), nullptr);
-  EVP_DigestUpdate(ctx, kNamespace, sizeof kNamespace);
-  EVP_DigestUpdate(ctx, name.data(), name.size());
-  EVP_DigestFinal_ex(ctx, digest, &size);
-  EVP_MD_CTX_free(ctx);
-  digest[6] = static_cast<unsigned char>((digest[6] & 0x0F) | 0x50);  // version 5
-  digest[8] = static_cast<unsigned char>((digest[8] & 0x3F) | 0x80);  // RFC 4122 variant
-  std::string out;
-  for (int i = 0; i < 16; ++i) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) out += '-';
-    out += fmt::format("{:02x}", digest[i]);
-  }
-  return out;
+  return uuidV5(kNamespace, name + "/" + std::to_string(n));
 }
 
 bool replaySelects(const ReplayOptions& o, const ReplayCandidate& c) {
@@ -227,7 +174,7 @@ ReplayComparison compareReplay(const ReplayCandidate& original, const std::strin
 }
 
 bool OutcomeBook::addEvent(const v1::RunEvent& e) {
-  if (!isTerminalRunState(e.state()) || e.retrying()) return false;
+  if (!v1::isTerminal(e.state()) || e.retrying()) return false;
   auto& o = runs[e.run_id()];
   o.state = e.state();
   o.exit_code = e.exit_code();
@@ -296,21 +243,24 @@ std::string formatComparison(const std::vector<ReplayComparison>& rows) {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using Steady = std::chrono::steady_clock;
+// A partition's offsets to read: [first, end).
+using OffsetRanges = std::map<TopicPartition, std::pair<std::int64_t, std::int64_t>>;
+using PartitionsByTopic = std::map<std::string, std::vector<std::int32_t>>;
 
 struct Reading {
   consumer::TopicReader& reader;
-  Clock::time_point deadline;
+  Steady::time_point deadline;
   std::chrono::milliseconds remaining() const {
-    return std::max(std::chrono::milliseconds(1),
-                    std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
+    return std::max(
+        std::chrono::milliseconds(1),
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Steady::now()));
   }
 };
 
 // Reads each partition of `ranges` from its first offset up to (not including) its end offset,
 // handing each record to `take`. Throws KafkaUnavailable when the reading cannot finish in time.
-void readRanges(Reading& r,
-                const std::map<TopicPartition, std::pair<std::int64_t, std::int64_t>>& ranges,
+void readRanges(Reading& r, const OffsetRanges& ranges,
                 const std::function<void(const consumer::ReadRecord&)>& take) {
   std::vector<std::pair<TopicPartition, std::int64_t>> from;
   std::set<TopicPartition> pending;
@@ -322,9 +272,9 @@ void readRanges(Reading& r,
   if (pending.empty()) return;
   if (auto ok = r.reader.readFrom(from); !ok) throw KafkaUnavailable("cannot read: " + ok.error());
   while (!pending.empty()) {
-    if (Clock::now() >= r.deadline) {
+    if (Steady::now() >= r.deadline) {
       throw KafkaUnavailable(fmt::format("did not reach the end of {}[{}] within --timeout",
-                                    pending.begin()->topic, pending.begin()->partition));
+                                         pending.begin()->topic, pending.begin()->partition));
     }
     auto got = r.reader.poll(std::chrono::milliseconds(200));
     if (got.kind == consumer::ReadResult::Kind::kEnd) {
@@ -345,10 +295,9 @@ void readRanges(Reading& r,
 }
 
 // Every partition of `topic`, from the first record at or after `since_ms` to its end now.
-std::map<TopicPartition, std::pair<std::int64_t, std::int64_t>> rangesSince(
-    Reading& r, const std::map<std::string, std::vector<std::int32_t>>& found,
-    const std::string& topic, std::int64_t since_ms) {
-  std::map<TopicPartition, std::pair<std::int64_t, std::int64_t>> ranges;
+OffsetRanges rangesSince(Reading& r, const PartitionsByTopic& found, const std::string& topic,
+                         std::int64_t since_ms) {
+  OffsetRanges ranges;
   auto it = found.find(topic);
   if (it == found.end()) return ranges;
   for (auto p : it->second) {
@@ -357,7 +306,7 @@ std::map<TopicPartition, std::pair<std::int64_t, std::int64_t>> rangesSince(
     auto marks = r.reader.watermarks(tp, r.remaining());
     if (!start || !marks) {
       throw KafkaUnavailable("cannot read the offsets of " + topic + ": " +
-                        (start ? marks.error() : start.error()));
+                             (start ? marks.error() : start.error()));
     }
     ranges[tp] = {*start, marks->second};
   }
@@ -366,9 +315,9 @@ std::map<TopicPartition, std::pair<std::int64_t, std::int64_t>> rangesSince(
 
 // How each run of `runs` ended according to the events topic (and its lineage datasets).
 std::map<std::string, RecordedOutcome> readOutcomes(
-    const KafkaConfig& kafka, const std::map<std::string, std::vector<std::int32_t>>& found,
-    const std::string& events_topic, const std::string& lineage_topic, std::int64_t since_ms,
-    const std::set<std::string>& runs, Clock::time_point deadline) {
+    const KafkaConfig& kafka, const PartitionsByTopic& found, const std::string& events_topic,
+    const std::string& lineage_topic, std::int64_t since_ms, const std::set<std::string>& runs,
+    Steady::time_point deadline) {
   consumer::TopicReader reader(kafka, "", "outpost-replay-outcomes");
   Reading r{reader, deadline};
   OutcomeBook book;
@@ -440,7 +389,7 @@ int replayLocally(const Config& config, const std::vector<ReplayCandidate>& sele
   std::string work_dir = tmp.string();
   if (!mkdtemp(work_dir.data())) {
     throw IoFailure("cannot make a run directory under " + tmp.parent_path().string() + ": " +
-                      std::strerror(errno));
+                    std::strerror(errno));
   }
   struct RemovedIfEmpty {  // unless a template kept a failed run's directory
     const std::string& dir;
@@ -481,88 +430,113 @@ int replayLocally(const Config& config, const std::vector<ReplayCandidate>& sele
   return compareAndPrint(originals, replay_ids, outcomes, ended, o.duration_factor);
 }
 
-}  // namespace
+// What the options come to, once checked against each other and the configuration.
+struct ReplaySettings {
+  std::string source;                         // the topic the commands are taken from
+  std::string target;                         // republish: the topic they are written to
+  Millis timeout{0};                          // bounds each reading
+  std::chrono::milliseconds wait_timeout{0};  // --compare
+  ReplayBound from, to;
+};
 
-int cmdReplay(const ReplayOptions& o, const std::atomic<bool>& stop) {
-  Config config = clientConfig(o.client);
-  SystemClock clock;
-  const std::int64_t now_ms = toUnixMillis(clock.now());
-  const std::string source = o.dlq ? config.topics.dlq : config.topics.jobs;
-  auto timeout = parseDuration(o.timeout);
-  if (!timeout) throw ConfigError("--timeout must be a duration such as 30s or 5m");
-  auto wait_timeout = parseWaitTimeout(o.wait_timeout);
-  const auto from = o.from.empty() ? ReplayBound{} : parseReplayBound(o.from, now_ms);
-  const auto to = o.to.empty() ? ReplayBound{} : parseReplayBound(o.to, now_ms);
-  if (o.mode != "plan" && o.mode != "republish" && o.mode != "local") {
-    throw ConfigError("replay mode '" + o.mode + "': plan, republish or local");
+// The options that go with one mode only, and the checks of `local`. Throws ConfigError.
+void checkModeOptions(const ReplayOptions& o, const Config& config) {
+  if (o.compare && o.mode == ReplayMode::kPlan) {
+    throw ConfigError("--compare goes with republish or local");
   }
-  if (o.compare && o.mode == "plan") throw ConfigError("--compare goes with republish or local");
-  if (o.mode != "local" &&
+  if (o.mode != ReplayMode::kLocal &&
       (!o.out_dir.empty() || !o.emit_prefix.empty() || o.no_secrets || o.dry_run)) {
     throw ConfigError("--out, --emit-prefix, --no-secrets and --dry-run go with local");
   }
-  if (o.mode == "local") {
-    if (o.client.config_path.empty()) {
-      throw ConfigError(
-          "replay local needs -c/--config: the templates and secret stores to run with");
-    }
-    if (o.out_dir.empty() == o.emit_prefix.empty()) {
-      throw ConfigError(
-          "replay local writes to --out DIR or to topics under --emit-prefix: one of them");
-    }
-    for (const auto& [name, production] : {std::pair{"events", config.topics.events},
-                                           {"lineage", config.topics.lineage},
-                                           {"dlq", config.topics.dlq}}) {
-      if (!o.emit_prefix.empty() && o.emit_prefix + name == production && !o.allow_same_topic) {
-        throw ConfigError("--emit-prefix " + o.emit_prefix + " would write into " + production +
-                          ", a production topic; say --allow-same-topic if that is meant");
-      }
+  if (o.mode != ReplayMode::kLocal) return;
+  if (o.client.config_path.empty()) {
+    throw ConfigError(
+        "replay local needs -c/--config: the templates and secret stores to run with");
+  }
+  if (o.out_dir.empty() == o.emit_prefix.empty()) {
+    throw ConfigError(
+        "replay local writes to --out DIR or to topics under --emit-prefix: one of them");
+  }
+  for (const auto& [name, production] : {std::pair{"events", config.topics.events},
+                                         {"lineage", config.topics.lineage},
+                                         {"dlq", config.topics.dlq}}) {
+    if (!o.emit_prefix.empty() && o.emit_prefix + name == production && !o.allow_same_topic) {
+      throw ConfigError("--emit-prefix " + o.emit_prefix + " would write into " + production +
+                        ", a production topic; say --allow-same-topic if that is meant");
     }
   }
-  std::string target;
-  if (o.mode == "republish") {
-    target = !o.to_topic.empty()    ? o.to_topic
-             : !o.to_prefix.empty() ? o.to_prefix + "jobs"
-                                    : config.topics.jobs;
-    if (o.to_topic.empty() && o.to_prefix.empty() && o.to_pool.empty()) {
-      throw ConfigError("republish needs --to-topic, --to-prefix or --to-pool");
-    }
-    if (target == source && !o.allow_same_topic) {
-      throw ConfigError("republish would write into " + source +
-                        ", the topic it reads from; say --allow-same-topic if that is meant");
-    }
+}
+
+// The topic `republish` writes to. Throws ConfigError when none is named, or when it is the
+// source without --allow-same-topic.
+std::string republishTarget(const ReplayOptions& o, const Config& config,
+                            const std::string& source) {
+  const std::string target = !o.to_topic.empty()    ? o.to_topic
+                             : !o.to_prefix.empty() ? o.to_prefix + "jobs"
+                                                    : config.topics.jobs;
+  if (o.to_topic.empty() && o.to_prefix.empty() && o.to_pool.empty()) {
+    throw ConfigError("republish needs --to-topic, --to-prefix or --to-pool");
   }
-  const auto deadline = Clock::now() + *timeout;
+  if (target == source && !o.allow_same_topic) {
+    throw ConfigError("republish would write into " + source +
+                      ", the topic it reads from; say --allow-same-topic if that is meant");
+  }
+  return target;
+}
 
-  consumer::TopicReader reader(config.kafka, "", "outpost-replay");
-  Reading r{reader, deadline};
-  auto found = reader.partitions(r.remaining());
-  if (!found) throw KafkaUnavailable("cannot read metadata: " + found.error());
-  auto it = found->find(source);
-  if (it == found->end()) throw ConfigError("no topic " + source);
+// Checks the options. Throws ConfigError naming what is wrong.
+ReplaySettings checkedSettings(const ReplayOptions& o, const Config& config, std::int64_t now_ms) {
+  ReplaySettings s;
+  s.source = o.dlq ? config.topics.dlq : config.topics.jobs;
+  auto timeout = parseDuration(o.timeout);
+  if (!timeout) throw ConfigError("--timeout must be a duration such as 30s or 5m");
+  s.timeout = *timeout;
+  s.wait_timeout = parseWaitTimeout(o.wait_timeout);
+  if (!o.from.empty()) s.from = parseReplayBound(o.from, now_ms);
+  if (!o.to.empty()) s.to = parseReplayBound(o.to, now_ms);
+  checkModeOptions(o, config);
+  if (o.mode == ReplayMode::kRepublish) s.target = republishTarget(o, config, s.source);
+  return s;
+}
 
-  // Each partition's range: [from, to).
-  std::map<TopicPartition, std::pair<std::int64_t, std::int64_t>> ranges;
+// Each partition of the source between the bounds: [from, to). A PARTITION:OFFSET bound names
+// one partition; the others are left out.
+OffsetRanges commandRanges(Reading& r, const PartitionsByTopic& found, const ReplaySettings& s) {
+  auto it = found.find(s.source);
+  if (it == found.end()) throw ConfigError("no topic " + s.source);
+  OffsetRanges ranges;
   for (auto p : it->second) {
-    if ((from.position && from.position->first != p) || (to.position && to.position->first != p)) {
-      continue;  // a PARTITION:OFFSET bound names one partition
+    if ((s.from.position && s.from.position->first != p) ||
+        (s.to.position && s.to.position->first != p)) {
+      continue;
     }
-    TopicPartition tp{source, p};
-    auto marks = reader.watermarks(tp, r.remaining());
-    if (!marks) throw KafkaUnavailable("cannot read the offsets of " + source + ": " + marks.error());
+    TopicPartition tp{s.source, p};
+    auto marks = r.reader.watermarks(tp, r.remaining());
+    if (!marks) {
+      throw KafkaUnavailable("cannot read the offsets of " + s.source + ": " + marks.error());
+    }
     std::int64_t begin = marks->first, end = marks->second;
     auto at = [&](std::int64_t ms) {
-      auto off = reader.offsetForTime(tp, ms, r.remaining());
-      if (!off) throw KafkaUnavailable("cannot find offsets by time in " + source + ": " + off.error());
+      auto off = r.reader.offsetForTime(tp, ms, r.remaining());
+      if (!off) {
+        throw KafkaUnavailable("cannot find offsets by time in " + s.source + ": " + off.error());
+      }
       return *off;
     };
-    if (from.time_ms) begin = std::max(begin, at(*from.time_ms));
-    if (from.position) begin = std::max(begin, from.position->second);
-    if (to.time_ms) end = std::min(end, at(*to.time_ms));
-    if (to.position) end = std::min(end, to.position->second + 1);
+    if (s.from.time_ms) begin = std::max(begin, at(*s.from.time_ms));
+    if (s.from.position) begin = std::max(begin, s.from.position->second);
+    if (s.to.time_ms) end = std::min(end, at(*s.to.time_ms));
+    if (s.to.position) end = std::min(end, s.to.position->second + 1);
     ranges[tp] = {begin, end};
   }
+  return ranges;
+}
 
+// The commands in `ranges`, in the order they were asked for; what is not a command is counted
+// on stderr. Taken from the dead-letter topic, each is recorded as REJECTED with the reason its
+// headers give.
+std::vector<ReplayCandidate> readCandidates(Reading& r, const OffsetRanges& ranges,
+                                            const std::string& source, bool dlq) {
   std::vector<ReplayCandidate> candidates;
   std::size_t undecodable = 0;
   readRanges(r, ranges, [&](const consumer::ReadRecord& m) {
@@ -577,7 +551,7 @@ int cmdReplay(const ReplayOptions& o, const std::atomic<bool>& stop) {
     // When it was asked for: the command says, else the record's timestamp.
     c.timestamp_ms = decoded->requested_at_ms() > 0 ? decoded->requested_at_ms() : m.timestamp_ms;
     c.command = std::move(*decoded);
-    if (o.dlq) {
+    if (dlq) {
       c.recorded.state = v1::REJECTED;
       for (const auto& [name, value] : m.headers) {
         if (name == "outpost.dlq.reason") c.recorded.message = value;
@@ -590,41 +564,47 @@ int cmdReplay(const ReplayOptions& o, const std::atomic<bool>& stop) {
               << " are not JobCommands and cannot be replayed\n";
   }
   std::ranges::stable_sort(candidates, {}, &ReplayCandidate::timestamp_ms);
+  return candidates;
+}
 
-  // How the originals ended (for --state, the plan and --compare).
+// How the originals ended (for --state, the plan and --compare): the events topic (and the
+// lineage topic, `with_lineage`) from a minute before the earliest was asked for.
+void addRecordedOutcomes(std::vector<ReplayCandidate>& candidates, const Config& config,
+                         const PartitionsByTopic& found, bool with_lineage, std::int64_t now_ms,
+                         Steady::time_point deadline) {
+  if (candidates.empty()) return;
   std::set<std::string> original_ids;
   std::int64_t earliest = now_ms;
   for (const auto& c : candidates) {
     original_ids.insert(c.command.run_id());
     if (c.timestamp_ms > 0) earliest = std::min(earliest, c.timestamp_ms);
   }
-  if (!candidates.empty()) {
-    auto recorded = readOutcomes(config.kafka, *found, config.topics.events,
-                                 o.compare ? config.topics.lineage : "", earliest - 60'000,
-                                 original_ids, deadline);
-    for (auto& c : candidates) {
-      if (auto got = recorded.find(c.command.run_id()); got != recorded.end()) {
-        c.recorded = got->second;
-      }
+  auto recorded = readOutcomes(config.kafka, found, config.topics.events,
+                               with_lineage ? config.topics.lineage : "", earliest - 60'000,
+                               original_ids, deadline);
+  for (auto& c : candidates) {
+    if (auto got = recorded.find(c.command.run_id()); got != recorded.end()) {
+      c.recorded = got->second;
     }
   }
+}
+
+// The candidates the options select, at most --limit of them.
+std::vector<ReplayCandidate> selectCandidates(const ReplayOptions& o,
+                                              std::vector<ReplayCandidate> candidates) {
   std::vector<ReplayCandidate> selected;
   for (auto& c : candidates) {
     if (o.limit > 0 && selected.size() >= o.limit) break;
     if (replaySelects(o, c)) selected.push_back(std::move(c));
   }
+  return selected;
+}
 
-  if (o.mode == "plan") {
-    std::cout << formatPlan(selected, source) << std::flush;
-    return 0;
-  }
-
-  const std::string replayed_by = o.replayed_by.empty()
-                                      ? (std::getenv("USER") ? std::getenv("USER") : "outpost")
-                                      : o.replayed_by;
-  if (o.mode == "local") return replayLocally(config, selected, o, replayed_by, stop);
-
-  // republish
+// `replay republish`: the selected commands written again to the target; with --compare, the
+// replayed runs waited for and compared with their originals.
+int republish(const Config& config, const PartitionsByTopic& found,
+              const std::vector<ReplayCandidate>& selected, const ReplayOptions& o,
+              const ReplaySettings& s, const std::string& replayed_by) {
   const std::string events_topic =
       o.to_prefix.empty() ? config.topics.events : o.to_prefix + "events";
   const std::string lineage_topic =
@@ -634,11 +614,11 @@ int cmdReplay(const ReplayOptions& o, const std::atomic<bool>& stop) {
   events::KafkaProducer producer(config.kafka, {});
   std::atomic<int> failed{0};
   std::vector<std::string> replay_ids;
-  const std::int64_t republished_at = toUnixMillis(clock.now());
+  const std::int64_t republished_at = toUnixMillis(SystemClock().now());
   for (const auto& c : selected) {
     auto cmd = replayCommand(c.command, o.replay_number, replayed_by, o.to_pool, republished_at);
     replay_ids.push_back(cmd.run_id());
-    producer.produce(target, cmd.job_id(), cmd.SerializeAsString(), {},
+    producer.produce(s.target, cmd.job_id(), cmd.SerializeAsString(), {},
                      [&](const events::DeliveryReport& d) {
                        if (!d.ok()) ++failed;
                      });
@@ -646,22 +626,60 @@ int cmdReplay(const ReplayOptions& o, const std::atomic<bool>& stop) {
   }
   if (!producer.flush(std::chrono::seconds(30)) || failed > 0) {
     std::cerr << "outpost replay: " << (failed > 0 ? failed.load() : 0)
-              << " command(s) were not delivered to " << target << "\n";
+              << " command(s) were not delivered to " << s.target << "\n";
     return kExitKafka;
   }
-  std::cout << selected.size() << " command(s) republished to " << target << " (replay "
+  std::cout << selected.size() << " command(s) republished to " << s.target << " (replay "
             << o.replay_number << ")" << std::endl;
   if (!o.compare) return 0;
 
   auto ends =
-      waiter->waitAll(std::set<std::string>(replay_ids.begin(), replay_ids.end()), wait_timeout);
+      waiter->waitAll(std::set<std::string>(replay_ids.begin(), replay_ids.end()), s.wait_timeout);
   std::set<std::string> ended_ids;
   for (const auto& [id, w] : ends) {
     if (w.kind == WaitResult::Kind::kEnded) ended_ids.insert(id);
   }
-  auto replayed = readOutcomes(config.kafka, *found, events_topic, lineage_topic,
-                               republished_at - 60'000, ended_ids, Clock::now() + *timeout);
+  auto replayed = readOutcomes(config.kafka, found, events_topic, lineage_topic,
+                               republished_at - 60'000, ended_ids, Steady::now() + s.timeout);
   return compareAndPrint(selected, replay_ids, replayed, ended_ids, o.duration_factor);
+}
+
+}  // namespace
+
+std::optional<ReplayMode> parseReplayMode(std::string_view text) {
+  if (text == "plan") return ReplayMode::kPlan;
+  if (text == "republish") return ReplayMode::kRepublish;
+  if (text == "local") return ReplayMode::kLocal;
+  return std::nullopt;
+}
+
+int cmdReplay(const ReplayOptions& o, const std::atomic<bool>& stop) {
+  Config config = clientConfig(o.client);
+  const std::int64_t now_ms = toUnixMillis(SystemClock().now());
+  const ReplaySettings settings = checkedSettings(o, config, now_ms);
+  const auto deadline = Steady::now() + settings.timeout;
+
+  consumer::TopicReader reader(config.kafka, "", "outpost-replay");
+  Reading r{reader, deadline};
+  auto found = reader.partitions(r.remaining());
+  if (!found) throw KafkaUnavailable("cannot read metadata: " + found.error());
+  auto candidates = readCandidates(r, commandRanges(r, *found, settings), settings.source, o.dlq);
+  addRecordedOutcomes(candidates, config, *found, o.compare, now_ms, deadline);
+  const auto selected = selectCandidates(o, std::move(candidates));
+
+  const std::string replayed_by = o.replayed_by.empty()
+                                      ? (std::getenv("USER") ? std::getenv("USER") : "outpost")
+                                      : o.replayed_by;
+  switch (o.mode) {
+    case ReplayMode::kPlan:
+      std::cout << formatPlan(selected, settings.source) << std::flush;
+      return 0;
+    case ReplayMode::kLocal:
+      return replayLocally(config, selected, o, replayed_by, stop);
+    case ReplayMode::kRepublish:
+      return republish(config, *found, selected, o, settings, replayed_by);
+  }
+  std::unreachable();
 }
 
 CLI::App* addReplayCommand(CLI::App& app, ReplayOptions& o) {
@@ -671,8 +689,16 @@ CLI::App* addReplayCommand(CLI::App& app, ReplayOptions& o) {
       "prints what would be replayed; republish writes them again with new run ids; local runs "
       "them here with -c's templates");
   addClientOptions(sub, o.client);
-  sub->add_option("mode", o.mode, "plan (default), republish or local")
-      ->check(CLI::IsMember({"plan", "republish", "local"}));
+  // The mode's name becomes the enum's number, which CLI11 stores into o.mode.
+  const CLI::Validator mode_names(
+      [](std::string& text) -> std::string {
+        auto mode = parseReplayMode(text);
+        if (!mode) return "'" + text + "' is not a mode: plan, republish or local";
+        text = std::to_string(static_cast<int>(*mode));
+        return {};
+      },
+      "plan|republish|local");
+  sub->add_option("mode", o.mode, "plan (default), republish or local")->transform(mode_names);
   sub->add_option("--from", o.from,
                   "From: a time (2026-12-05T10:00:00Z, Unix ms), a duration back (2h), or "
                   "PARTITION:OFFSET");

@@ -15,6 +15,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "client_config.h"
@@ -27,10 +28,17 @@ class App;
 
 namespace outpost::app {
 
+// What is done with the commands selected: printed (plan), written again (republish), or run here
+// (local).
+enum class ReplayMode { kPlan, kRepublish, kLocal };
+
+// "plan", "republish" or "local"; nullopt for anything else.
+std::optional<ReplayMode> parseReplayMode(std::string_view text);
+
 struct ReplayOptions {
   ClientOptions client;
-  std::string mode = "plan";  // plan | republish | local
-  std::string from, to;       // bounds: a time, a duration back from now, or partition:offset
+  ReplayMode mode = ReplayMode::kPlan;
+  std::string from, to;  // bounds: a time, a duration back from now, or partition:offset
   std::vector<std::string> runs;
   std::string job_type, job_id, pool, state;
   std::size_t limit = 0;  // 0: no limit

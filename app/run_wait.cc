@@ -4,9 +4,9 @@
 
 #include <fmt/format.h>
 
-#include "ledger.h"
 #include "outpost/common/failure.h"
 #include "outpost/consumer/topic_reader.h"
+#include "outpost/v1/run_state.h"
 
 namespace outpost::app {
 
@@ -35,7 +35,7 @@ std::optional<v1::RunState> endedBefore(const v1::RunEvent& notice) {
   const auto& m = notice.message();
   if (!m.starts_with(kSaid)) return std::nullopt;
   v1::RunState state;
-  if (!v1::RunState_Parse(m.substr(kSaid.size()), &state) || !isTerminalRunState(state)) {
+  if (!v1::RunState_Parse(m.substr(kSaid.size()), &state) || !v1::isTerminal(state)) {
     return std::nullopt;
   }
   return state;
@@ -99,7 +99,7 @@ std::map<std::string, WaitResult> RunWaiter::waitAll(
     if (on_event) on_event(e);
     auto before = e.state() == v1::NOTICE ? endedBefore(e) : std::nullopt;
     // A lost attempt's FAILED (retrying) is not the run's end: the next attempt's terminal is.
-    if ((isTerminalRunState(e.state()) && !e.retrying()) || before) {
+    if ((v1::isTerminal(e.state()) && !e.retrying()) || before) {
       auto& result = it->second;
       result.kind = WaitResult::Kind::kEnded;
       result.state = before ? *before : e.state();

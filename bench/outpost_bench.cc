@@ -35,6 +35,7 @@
 #include "outpost/common/clock.h"
 #include "outpost/v1/event.pb.h"
 #include "outpost/v1/job.pb.h"
+#include "outpost/v1/run_state.h"
 #include "worker_process.h"
 
 namespace outpost::bench {
@@ -193,9 +194,8 @@ HandlePtr benchProducer(const std::string& bootstrap) {
 bool readKey(TopicReader& reader, const std::string& key, std::chrono::milliseconds timeout) {
   auto deadline = Steady::now() + timeout;
   while (Steady::now() < deadline) {
-    auto m = reader.poll(100ms);
-    if (m && m->key && std::string(static_cast<const char*>(m->key), m->key_len) == key)
-      return true;
+    auto m = reader.next(100ms);
+    if (m && m->key == key) return true;
   }
   return false;
 }
@@ -238,7 +238,7 @@ void kafkaFloors(const Options& o, Report& report, int roundtrips, int pipeline_
     int read = 0;
     auto deadline = t0 + 120s;
     while (read < pipeline_messages && Steady::now() < deadline) {
-      if (reader.poll(100ms)) ++read;
+      if (reader.next(100ms)) ++read;
       rd_kafka_poll(producer.get(), 0);
     }
     report.figure("kafka_produce_consume_per_s", read / seconds(Steady::now() - t0), "msg/s", 0);
@@ -337,11 +337,6 @@ const ExecutorKind kOutpostAtLeastOnce{"at_least_once", false, "at-least-once", 
 const ExecutorKind kOutpostMinimal{"outpost_minimal", false, "at-least-once", false};
 const ExecutorKind kReference{"reference", true, "", false};
 
-bool isTerminal(v1::RunState s) {
-  return s == v1::SUCCEEDED || s == v1::FAILED || s == v1::TIMED_OUT || s == v1::CANCELLED ||
-         s == v1::REJECTED || s == v1::EXPIRED;
-}
-
 // One worker with fresh topics, a producer of commands and a reader of its events topic.
 class JobBench {
  public:
@@ -429,12 +424,12 @@ class JobBench {
   // Reads events for up to `timeout`, recording terminal events.
   void poll(std::chrono::milliseconds timeout) {
     rd_kafka_poll(producer_.get(), 0);
-    auto m = reader_->poll(timeout);
-    if (!m || !m->payload) return;
+    auto m = reader_->next(timeout);
+    if (!m || m->value.empty()) return;
     v1::RunEvent e;
-    if (!e.ParseFromArray(m->payload, static_cast<int>(m->len))) return;
+    if (!e.ParseFromString(m->value)) return;
     if (on_event_) on_event_(e);
-    if (!isTerminal(e.state())) return;
+    if (!v1::isTerminal(e.state())) return;
     auto now = Steady::now();
     auto it = runs_.find(e.run_id());
     if (it == runs_.end()) return;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <expected>
 #include <stdexcept>
 
 #include "outpost/common/clock.h"
@@ -35,44 +36,6 @@ std::string lower(std::string_view s) {
   std::string out(s);
   for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return out;
-}
-
-bool digits(std::string_view s, std::size_t pos, std::size_t n, int* out) {
-  if (pos + n > s.size()) return false;
-  int v = 0;
-  for (std::size_t i = pos; i < pos + n; ++i) {
-    if (!std::isdigit(static_cast<unsigned char>(s[i]))) return false;
-    v = v * 10 + (s[i] - '0');
-  }
-  *out = v;
-  return true;
-}
-
-// RFC 3339 date-time: 2026-11-21T10:00:00.123Z, 2026-11-21t10:00:00+02:00, ...
-bool isRfc3339(std::string_view s) {
-  int year, month, day, hour, minute, second;
-  if (!digits(s, 0, 4, &year) || s.size() < 20 || s[4] != '-' || !digits(s, 5, 2, &month) ||
-      s[7] != '-' || !digits(s, 8, 2, &day) || (s[10] != 'T' && s[10] != 't') ||
-      !digits(s, 11, 2, &hour) || s[13] != ':' || !digits(s, 14, 2, &minute) || s[16] != ':' ||
-      !digits(s, 17, 2, &second)) {
-    return false;
-  }
-  static constexpr int kDays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  if (month < 1 || month > 12 || day < 1 || day > kDays[month - 1]) return false;
-  bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-  if (month == 2 && day == 29 && !leap) return false;
-  if (hour > 23 || minute > 59 || second > 60) return false;
-  std::size_t i = 19;
-  if (i < s.size() && s[i] == '.') {
-    std::size_t start = ++i;
-    while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i;
-    if (i == start) return false;
-  }
-  if (i == s.size()) return false;
-  if (s[i] == 'Z' || s[i] == 'z') return i + 1 == s.size();
-  int oh, om;
-  return (s[i] == '+' || s[i] == '-') && i + 6 == s.size() && digits(s, i + 1, 2, &oh) &&
-         s[i + 3] == ':' && digits(s, i + 4, 2, &om) && oh <= 23 && om <= 59;
 }
 
 // An absolute URI (RFC 3986): scheme ":" then unreserved, reserved and %XX, fragment after '#'.
@@ -265,6 +228,241 @@ void setRoot(json& parent, const LineageRunRef& root) {
   parent["_schemaURL"] = made["_schemaURL"];
 }
 
+// ---- The steps of processLine, in order. Each throws Refusal (or json::exception, for a shape
+// the checks missed) to refuse the event.
+
+// The line parsed and redacted, or why it is refused before any check: too long, nested too
+// deep, or not JSON.
+std::expected<json, std::string> parseRedacted(std::string_view line, std::size_t max_line_bytes,
+                                               const RedactFunction& redact) {
+  if (line.size() > max_line_bytes) {
+    return std::unexpected("the line has " + std::to_string(line.size()) +
+                           " bytes, over the limit of " + std::to_string(max_line_bytes));
+  }
+  if (nestingDepth(line) > kMaxDepth) {
+    return std::unexpected("the JSON is nested deeper than " + std::to_string(kMaxDepth) +
+                           " levels");
+  }
+  json raw;
+  try {
+    raw = json::parse(line);
+  } catch (const json::parse_error& e) {
+    // Only the position: the parser's own text quotes the input, which may hold a secret.
+    return std::unexpected("not valid JSON (parse error near byte " + std::to_string(e.byte) + ")");
+  }
+  return redactAll(raw, redact);
+}
+
+// eventType, one of the enum's; returns it.
+std::string checkEventType(const json& e) {
+  auto type_it = e.find("eventType");
+  if (type_it == e.end()) throw Refusal{"eventType is missing"};
+  if (!type_it->is_string() ||
+      std::ranges::find(kEventTypes, type_it->get_ref<const std::string&>()) == kEventTypes.end()) {
+    throw Refusal{"eventType " +
+                  (type_it->is_string() ? quote(type_it->get<std::string>())
+                                        : std::string("(not a string)")) +
+                  " is not one of START, RUNNING, COMPLETE, ABORT, FAIL, OTHER"};
+  }
+  return type_it->get<std::string>();
+}
+
+void checkEventTime(const json& e) {
+  const std::string* time = stringAt(e, "eventTime");
+  if (!e.contains("eventTime")) throw Refusal{"eventTime is missing"};
+  if (!time || !parseRfc3339(*time)) {
+    throw Refusal{"eventTime " + (time ? quote(*time) : std::string("(not a string)")) +
+                  " is not an RFC 3339 date-time"};
+  }
+}
+
+// producer and schemaURL: URIs, the latter OpenLineage's spec of a RunEvent.
+void checkProducerAndSchema(const json& e) {
+  requireUri(e, "producer", "");
+  requireUri(e, "schemaURL", "");
+  const std::string& url = e["schemaURL"].get_ref<const std::string&>();
+  auto hash = url.find('#');
+  std::string_view base = std::string_view(url).substr(0, hash);
+  std::string_view fragment =
+      hash == std::string::npos ? std::string_view() : std::string_view(url).substr(hash + 1);
+  if (!base.ends_with("/OpenLineage.json")) {
+    throw Refusal{"schemaURL " + quote(url) +
+                  " is not the OpenLineage spec (.../OpenLineage.json)"};
+  }
+  if (!fragment.empty() && fragment != "/$defs/RunEvent") {
+    throw Refusal{"schemaURL " + quote(url) +
+                  " is not a RunEvent: only run events are "
+                  "forwarded"};
+  }
+}
+
+// run (added, empty, when missing) with a UUID runId if any, job, their facets, and the datasets.
+void checkRunJobAndDatasets(json& e, bool check_dataset_names) {
+  if (!e.contains("run")) e["run"] = json::object();
+  json& run = e["run"];
+  if (!run.is_object()) throw Refusal{std::string("run is a ") + typeName(run) + ", not an object"};
+  if (run.contains("runId")) {
+    const std::string* id = stringAt(run, "runId");
+    if (!id || !isUuid(*id)) {
+      throw Refusal{"run.runId " + (id ? quote(*id) : std::string("(not a string)")) +
+                    " is not a UUID"};
+    }
+  }
+  checkFacets(run, "facets", "run.");
+  if (e.contains("job")) {
+    const json& job = e["job"];
+    if (!job.is_object())
+      throw Refusal{std::string("job is a ") + typeName(job) + ", not an object"};
+    requireName(job, "namespace", "job.");
+    requireName(job, "name", "job.");
+    checkFacets(job, "facets", "job.");
+  }
+  checkDatasets(e, "inputs", "inputFacets", check_dataset_names);
+  checkDatasets(e, "outputs", "outputFacets", check_dataset_names);
+}
+
+// Everything about the event itself, before it is tied to the run; returns its eventType.
+std::string checkEvent(json& e, bool check_dataset_names) {
+  if (!e.is_object()) {
+    throw Refusal{std::string("the line is a JSON ") + typeName(e) + ", not an event object"};
+  }
+  std::string type = checkEventType(e);
+  checkEventTime(e);
+  checkProducerAndSchema(e);
+  checkRunJobAndDatasets(e, check_dataset_names);
+  return type;
+}
+
+// The Outpost run events are tied to: itself, and its parent and root when it has them.
+struct OutpostRun {
+  LineageRunRef ours;
+  std::optional<LineageRunRef> parent, root;
+  const json* parent_facet = nullptr;  // the run's own parent facet
+
+  explicit OutpostRun(const ChildLineageRun& run)
+      : ours{run.run_id, run.job_namespace, run.job_name} {
+    if (run.parent_facet) {
+      parent_facet = &*run.parent_facet;
+      parent = refOf(*run.parent_facet);
+      if (run.parent_facet->contains("root")) root = refOf((*run.parent_facet)["root"]);
+    }
+  }
+
+  // The root of the hierarchy the Outpost run belongs to, for runs below it.
+  LineageRunRef chainRoot() const { return root ? *root : parent ? *parent : ours; }
+};
+
+// An event about the Outpost run itself: RUNNING or OTHER only, its job (filled in when missing),
+// and its parent facet (added when missing; when present, it must name the run's parent and root,
+// whose run ids are written as the run's own facet has them).
+void tieToOutpostRun(json& e, const std::string& type, const OutpostRun& o) {
+  json& run = e["run"];
+  run["runId"] = o.ours.run_id;
+  if (type != "RUNNING" && type != "OTHER") {
+    throw Refusal{"eventType " + type + " for this run (" + o.ours.run_id +
+                  ") is Outpost's own record to send; a job may send RUNNING or OTHER for "
+                  "its run, or events of runs of its own"};
+  }
+  if (!e.contains("job")) {
+    e["job"] = {{"namespace", o.ours.job_namespace}, {"name", o.ours.job_name}};
+  } else if (e["job"]["namespace"] != o.ours.job_namespace || e["job"]["name"] != o.ours.job_name) {
+    throw Refusal{"job " +
+                  quote(e["job"]["namespace"].get<std::string>() + "/" +
+                        e["job"]["name"].get<std::string>()) +
+                  " is not this run's job " + quote(o.ours.job_namespace + "/" + o.ours.job_name)};
+  }
+  if (!run.contains("facets")) run["facets"] = json::object();
+  json& facets = run["facets"];
+  if (!facets.contains("parent")) {
+    if (o.parent_facet) facets["parent"] = *o.parent_facet;
+    return;
+  }
+  json& p = facets["parent"];
+  LineageRunRef theirs = readRef(p, "run.facets.parent");
+  if (!o.parent) {
+    throw Refusal{"run.facets.parent names " + describe(theirs) + ", but this run has no parent"};
+  }
+  if (!sameRun(theirs, *o.parent)) {
+    throw Refusal{"run.facets.parent names " + describe(theirs) + ", not this run's parent " +
+                  describe(*o.parent)};
+  }
+  p["run"]["runId"] = o.parent->run_id;
+  if (p.contains("root")) {
+    LineageRunRef root = readRef(p["root"], "run.facets.parent.root");
+    const LineageRunRef& expected = o.root ? *o.root : *o.parent;
+    if (!sameRun(root, expected)) {
+      throw Refusal{"run.facets.parent.root names " + describe(root) + ", not this run's root " +
+                    describe(expected)};
+    }
+    p["root"]["run"]["runId"] = expected.run_id;
+  } else if (o.root) {
+    setRoot(p, *o.root);
+  }
+}
+
+// An event about a run of the job's own (`run_id`): its own job, and a parent facet (naming the
+// Outpost run when missing) whose root is the Outpost run's root.
+void tieToChildRun(json& e, const std::string& run_id, const OutpostRun& o) {
+  if (!e.contains("job")) {
+    throw Refusal{"job is missing: an event for another run (" + run_id +
+                  ") names that run's own job"};
+  }
+  if (e["job"]["namespace"] == o.ours.job_namespace && e["job"]["name"] == o.ours.job_name) {
+    throw Refusal{"run " + run_id + " uses this run's job " +
+                  quote(o.ours.job_namespace + "/" + o.ours.job_name) +
+                  "; a run of the job's own needs a job name of its own"};
+  }
+  json& run = e["run"];
+  if (!run.contains("facets")) run["facets"] = json::object();
+  json& facets = run["facets"];
+  const LineageRunRef chain_root = o.chainRoot();
+  if (!facets.contains("parent")) {
+    facets["parent"] = makeParentRunFacet(o.ours, chain_root);
+    return;
+  }
+  json& p = facets["parent"];
+  LineageRunRef theirs = readRef(p, "run.facets.parent");
+  if (lower(theirs.run_id) == lower(run_id)) {
+    throw Refusal{"run.facets.parent names the run itself (" + run_id + ")"};
+  }
+  if (lower(theirs.run_id) == lower(o.ours.run_id)) {
+    if (theirs.job_namespace != o.ours.job_namespace || theirs.job_name != o.ours.job_name) {
+      throw Refusal{"run.facets.parent names this run with the job " +
+                    quote(theirs.job_namespace + "/" + theirs.job_name) + ", not " +
+                    quote(o.ours.job_namespace + "/" + o.ours.job_name)};
+    }
+    p["run"]["runId"] = o.ours.run_id;
+  }
+  if (p.contains("root")) {
+    LineageRunRef root = readRef(p["root"], "run.facets.parent.root");
+    if (!sameRun(root, chain_root)) {
+      throw Refusal{"run.facets.parent.root names " + describe(root) +
+                    ", not the root of this run " + describe(chain_root)};
+    }
+    p["root"]["run"]["runId"] = chain_root.run_id;
+  } else {
+    setRoot(p, chain_root);
+  }
+}
+
+// Ties the event to the Outpost run, by its runId (the Outpost run's when missing).
+void tieToRun(json& e, const std::string& type, const ChildLineageRun& outpost_run,
+              bool allow_child_runs) {
+  const OutpostRun o(outpost_run);
+  json& run = e["run"];
+  if (!run.contains("runId")) run["runId"] = o.ours.run_id;
+  const std::string run_id = run["runId"].get<std::string>();
+  if (lower(run_id) == lower(o.ours.run_id)) {
+    tieToOutpostRun(e, type, o);
+    return;
+  }
+  if (!allow_child_runs) {
+    throw Refusal{"run.runId " + run_id + " is not this run's (" + o.ours.run_id +
+                  "); this worker forwards events about its own run only"};
+  }
+  tieToChildRun(e, run_id, o);
+}
+
 }  // namespace
 
 ChildLineageRun ChildLineageRun::of(const LineageBuilder& builder, const v1::JobCommand& command) {
@@ -316,201 +514,23 @@ ChildLineageResult ChildLineageProcessor::processLine(std::string_view line) {
     ++rejected_;
     return {};
   }
-  if (line.size() > options_.max_line_bytes) {
-    return refuse("the line has " + std::to_string(line.size()) + " bytes, over the limit of " +
-                  std::to_string(options_.max_line_bytes));
-  }
-  if (nestingDepth(line) > kMaxDepth) {
-    return refuse("the JSON is nested deeper than " + std::to_string(kMaxDepth) + " levels");
-  }
-  json raw;
+  auto parsed = parseRedacted(line, options_.max_line_bytes, redact_);
+  if (!parsed) return refuse(std::move(parsed.error()));
+  json& e = *parsed;
   try {
-    raw = json::parse(line);
-  } catch (const json::parse_error& e) {
-    // Only the position: the parser's own text quotes the input, which may hold a secret.
-    return refuse("not valid JSON (parse error near byte " + std::to_string(e.byte) + ")");
-  }
-  json e = redactAll(raw, redact_);
-  raw = json();
-
-  try {
-    if (!e.is_object())
-      throw Refusal{std::string("the line is a JSON ") + typeName(e) + ", not an event object"};
-    // eventType
-    auto type_it = e.find("eventType");
-    if (type_it == e.end()) throw Refusal{"eventType is missing"};
-    if (!type_it->is_string() ||
-        std::ranges::find(kEventTypes, type_it->get_ref<const std::string&>()) ==
-            kEventTypes.end()) {
-      throw Refusal{"eventType " +
-                    (type_it->is_string() ? quote(type_it->get<std::string>())
-                                          : std::string("(not a string)")) +
-                    " is not one of START, RUNNING, COMPLETE, ABORT, FAIL, OTHER"};
-    }
-    std::string type = type_it->get<std::string>();
-    // eventTime
-    const std::string* time = stringAt(e, "eventTime");
-    if (!e.contains("eventTime")) throw Refusal{"eventTime is missing"};
-    if (!time || !isRfc3339(*time)) {
-      throw Refusal{"eventTime " + (time ? quote(*time) : std::string("(not a string)")) +
-                    " is not an RFC 3339 date-time"};
-    }
-    // producer, schemaURL
-    requireUri(e, "producer", "");
-    requireUri(e, "schemaURL", "");
-    {
-      const std::string& url = e["schemaURL"].get_ref<const std::string&>();
-      auto hash = url.find('#');
-      std::string_view base = std::string_view(url).substr(0, hash);
-      std::string_view fragment =
-          hash == std::string::npos ? std::string_view() : std::string_view(url).substr(hash + 1);
-      if (!base.ends_with("/OpenLineage.json")) {
-        throw Refusal{"schemaURL " + quote(url) +
-                      " is not the OpenLineage spec (.../OpenLineage.json)"};
-      }
-      if (!fragment.empty() && fragment != "/$defs/RunEvent") {
-        throw Refusal{"schemaURL " + quote(url) +
-                      " is not a RunEvent: only run events are "
-                      "forwarded"};
-      }
-    }
-    // run
-    if (!e.contains("run")) e["run"] = json::object();
-    json& run = e["run"];
-    if (!run.is_object())
-      throw Refusal{std::string("run is a ") + typeName(run) + ", not an object"};
-    if (run.contains("runId")) {
-      const std::string* id = stringAt(run, "runId");
-      if (!id || !isUuid(*id)) {
-        throw Refusal{"run.runId " + (id ? quote(*id) : std::string("(not a string)")) +
-                      " is not a UUID"};
-      }
-    }
-    checkFacets(run, "facets", "run.");
-    // job
-    if (e.contains("job")) {
-      const json& job = e["job"];
-      if (!job.is_object())
-        throw Refusal{std::string("job is a ") + typeName(job) + ", not an object"};
-      requireName(job, "namespace", "job.");
-      requireName(job, "name", "job.");
-      checkFacets(job, "facets", "job.");
-    }
-    checkDatasets(e, "inputs", "inputFacets", options_.check_dataset_names);
-    checkDatasets(e, "outputs", "outputFacets", options_.check_dataset_names);
-
-    // Tie the event to the Outpost run.
-    const LineageRunRef ours{run_.run_id, run_.job_namespace, run_.job_name};
-    std::optional<LineageRunRef> our_parent, our_root;
-    if (run_.parent_facet) {
-      our_parent = refOf(*run_.parent_facet);
-      if (run_.parent_facet->contains("root")) our_root = refOf((*run_.parent_facet)["root"]);
-    }
-    // The root of the hierarchy the Outpost run belongs to, for runs below it.
-    const LineageRunRef chain_root = our_root ? *our_root : our_parent ? *our_parent : ours;
-
-    if (!run.contains("runId")) run["runId"] = run_.run_id;
-    std::string run_id = run["runId"].get<std::string>();
-    const bool about_ours = lower(run_id) == lower(run_.run_id);
-    if (about_ours) {
-      run["runId"] = run_.run_id;
-      if (type != "RUNNING" && type != "OTHER") {
-        throw Refusal{"eventType " + type + " for this run (" + run_.run_id +
-                      ") is Outpost's own record to send; a job may send RUNNING or OTHER for "
-                      "its run, or events of runs of its own"};
-      }
-      if (!e.contains("job")) {
-        e["job"] = {{"namespace", ours.job_namespace}, {"name", ours.job_name}};
-      } else if (e["job"]["namespace"] != ours.job_namespace || e["job"]["name"] != ours.job_name) {
-        throw Refusal{"job " +
-                      quote(e["job"]["namespace"].get<std::string>() + "/" +
-                            e["job"]["name"].get<std::string>()) +
-                      " is not this run's job " + quote(ours.job_namespace + "/" + ours.job_name)};
-      }
-      if (!run.contains("facets")) run["facets"] = json::object();
-      json& facets = run["facets"];
-      if (!facets.contains("parent")) {
-        if (run_.parent_facet) facets["parent"] = *run_.parent_facet;
-      } else {
-        json& p = facets["parent"];
-        LineageRunRef theirs = readRef(p, "run.facets.parent");
-        if (!our_parent) {
-          throw Refusal{"run.facets.parent names " + describe(theirs) +
-                        ", but this run has no parent"};
-        }
-        if (!sameRun(theirs, *our_parent)) {
-          throw Refusal{"run.facets.parent names " + describe(theirs) + ", not this run's parent " +
-                        describe(*our_parent)};
-        }
-        p["run"]["runId"] = our_parent->run_id;
-        if (p.contains("root")) {
-          LineageRunRef root = readRef(p["root"], "run.facets.parent.root");
-          const LineageRunRef& expected = our_root ? *our_root : *our_parent;
-          if (!sameRun(root, expected)) {
-            throw Refusal{"run.facets.parent.root names " + describe(root) +
-                          ", not this run's root " + describe(expected)};
-          }
-          p["root"]["run"]["runId"] = expected.run_id;
-        } else if (our_root) {
-          setRoot(p, *our_root);
-        }
-      }
-    } else {
-      if (!options_.allow_child_runs) {
-        throw Refusal{"run.runId " + run_id + " is not this run's (" + run_.run_id +
-                      "); this worker forwards events about its own run only"};
-      }
-      if (!e.contains("job")) {
-        throw Refusal{"job is missing: an event for another run (" + run_id +
-                      ") names that run's own job"};
-      }
-      if (e["job"]["namespace"] == ours.job_namespace && e["job"]["name"] == ours.job_name) {
-        throw Refusal{"run " + run_id + " uses this run's job " +
-                      quote(ours.job_namespace + "/" + ours.job_name) +
-                      "; a run of the job's own needs a job name of its own"};
-      }
-      if (!run.contains("facets")) run["facets"] = json::object();
-      json& facets = run["facets"];
-      if (!facets.contains("parent")) {
-        facets["parent"] = makeParentRunFacet(ours, chain_root);
-      } else {
-        json& p = facets["parent"];
-        LineageRunRef theirs = readRef(p, "run.facets.parent");
-        if (lower(theirs.run_id) == lower(run_id)) {
-          throw Refusal{"run.facets.parent names the run itself (" + run_id + ")"};
-        }
-        if (lower(theirs.run_id) == lower(ours.run_id)) {
-          if (theirs.job_namespace != ours.job_namespace || theirs.job_name != ours.job_name) {
-            throw Refusal{"run.facets.parent names this run with the job " +
-                          quote(theirs.job_namespace + "/" + theirs.job_name) + ", not " +
-                          quote(ours.job_namespace + "/" + ours.job_name)};
-          }
-          p["run"]["runId"] = ours.run_id;
-        }
-        if (p.contains("root")) {
-          LineageRunRef root = readRef(p["root"], "run.facets.parent.root");
-          if (!sameRun(root, chain_root)) {
-            throw Refusal{"run.facets.parent.root names " + describe(root) +
-                          ", not the root of this run " + describe(chain_root)};
-          }
-          p["root"]["run"]["runId"] = chain_root.run_id;
-        } else {
-          setRoot(p, chain_root);
-        }
-      }
-    }
-
+    const std::string type = checkEvent(e, options_.check_dataset_names);
+    tieToRun(e, type, run_, options_.allow_child_runs);
     ChildLineageRecord record;
     record.json = lineageRecordText(e);
     record.kafka_key = run_.kafka_key;
-    record.run_id = run["runId"].get<std::string>();
+    record.run_id = e["run"]["runId"].get<std::string>();
     record.event_type = type;
     ++forwarded_;
     return {std::move(record), {}};
   } catch (const Refusal& r) {
     return refuse(r.why);
   } catch (const json::exception&) {
-    // A shape the checks above missed: refuse rather than let it out of the read loop.
+    // A shape the checks missed: refuse rather than let it out of the read loop.
     return refuse("the event does not have the shape of an OpenLineage RunEvent");
   }
 }

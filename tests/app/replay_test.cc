@@ -33,6 +33,15 @@ TEST(ReplayBound, TimesDurationsAndPositions) {
   EXPECT_THROW(parseReplayBound("2026-12-05T10:00:00", kNow), ConfigError) << "no zone";
 }
 
+TEST(ReplayMode, ParsesTheThreeNamesOnly) {
+  EXPECT_EQ(parseReplayMode("plan"), ReplayMode::kPlan);
+  EXPECT_EQ(parseReplayMode("republish"), ReplayMode::kRepublish);
+  EXPECT_EQ(parseReplayMode("local"), ReplayMode::kLocal);
+  EXPECT_FALSE(parseReplayMode("Plan"));
+  EXPECT_FALSE(parseReplayMode(""));
+  EXPECT_FALSE(parseReplayMode("0")) << "not the enum's number";
+}
+
 TEST(ReplayRunId, IsTheUuidV5OfTheOriginalAndTheReplayNumber) {
   // Python: uuid.uuid5(uuid.uuid5(uuid.NAMESPACE_URL, "urn:outpost:replay"), f"{run}/{n}")
   EXPECT_EQ(replayRunId(kRun, 1), "f8f79bea-952f-5d09-a86d-b729e7207800");

@@ -20,6 +20,7 @@
 #include "outpost/dispatch/run_events.h"
 #include "outpost/v1/event.pb.h"
 #include "outpost/v1/run_record.pb.h"
+#include "outpost/v1/run_state.h"
 
 namespace outpost::dispatch::test {
 
@@ -404,7 +405,7 @@ struct Harness {
   std::vector<v1::RunEvent> terminalsOf(const std::string& run_id) const {
     std::vector<v1::RunEvent> out;
     for (auto& e : eventsOf(run_id)) {
-      if (isTerminalState(e.state())) out.push_back(std::move(e));
+      if (v1::isTerminal(e.state())) out.push_back(std::move(e));
     }
     return out;
   }

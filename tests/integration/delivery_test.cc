@@ -59,7 +59,7 @@ TEST(Delivery, ARunWhoseWorkerIsLostEndsThatAttemptAndRunsAgainAsTheNext) {
   // event each, and attempt 2's events say it is a redelivery.
   std::map<std::uint32_t, std::vector<v1::RunState>> terminal;
   for (const auto& e : eventsOf(events.records(), c.run_id())) {
-    if (isTerminal(e.state())) terminal[e.attempt()].push_back(e.state());
+    if (v1::isTerminal(e.state())) terminal[e.attempt()].push_back(e.state());
     if (e.attempt() == 2) {
       EXPECT_TRUE(e.redelivered()) << v1::RunState_Name(e.state());
     }
@@ -67,7 +67,7 @@ TEST(Delivery, ARunWhoseWorkerIsLostEndsThatAttemptAndRunsAgainAsTheNext) {
       EXPECT_THAT(e.message(), HasSubstr("worker " + o.id + " was lost"));
       EXPECT_TRUE(e.retrying()) << "the run goes on";
     }
-    if (e.attempt() == 2 && isTerminal(e.state())) {
+    if (e.attempt() == 2 && v1::isTerminal(e.state())) {
       EXPECT_FALSE(e.retrying());
     }
   }
@@ -167,7 +167,7 @@ TEST_P(LostWorker, WhatItLeftRunningIsGoneBeforeTheNextAttemptStarts) {
   // AtStartWhatAWorkerThatIsGoneLeftRunningIsKilled checks the sweep itself.
   std::map<std::uint32_t, std::vector<v1::RunState>> terminal;
   for (const auto& e : eventsOf(events.records(), c.run_id())) {
-    if (isTerminal(e.state())) terminal[e.attempt()].push_back(e.state());
+    if (v1::isTerminal(e.state())) terminal[e.attempt()].push_back(e.state());
     if (e.attempt() == 1 && e.state() == v1::FAILED) {
       EXPECT_THAT(e.message(), HasSubstr("worker " + o.id + " was lost"));
       EXPECT_TRUE(e.retrying());
@@ -196,7 +196,7 @@ TEST(Delivery, AJobThatKillsItsWorkerEveryTimeEndsFailedAfterMaxAttemptsAndOther
   auto settled = [&](const std::vector<Record>& r) {
     bool given_up = false, other_done = false;
     for (const auto& e : eventsOf(r, poison.run_id()))
-      given_up |= e.attempt() == 2 && isTerminal(e.state());
+      given_up |= e.attempt() == 2 && v1::isTerminal(e.state());
     for (const auto& e : eventsOf(r, other.run_id())) other_done |= e.state() == v1::SUCCEEDED;
     return given_up && other_done;
   };
@@ -219,7 +219,7 @@ TEST(Delivery, AJobThatKillsItsWorkerEveryTimeEndsFailedAfterMaxAttemptsAndOther
   // (the last allowed) given up by the next one.
   std::map<std::uint32_t, std::vector<std::string>> poison_ends;
   for (const auto& e : eventsOf(events.records(), poison.run_id())) {
-    if (isTerminal(e.state())) {
+    if (v1::isTerminal(e.state())) {
       EXPECT_EQ(e.state(), v1::FAILED);
       EXPECT_EQ(e.retrying(), e.attempt() == 1) << "only the last end is the outcome";
       poison_ends[e.attempt()].push_back(e.message());
@@ -233,7 +233,7 @@ TEST(Delivery, AJobThatKillsItsWorkerEveryTimeEndsFailedAfterMaxAttemptsAndOther
   // The other command: lost with its worker or not, it ended SUCCEEDED exactly once.
   int succeeded = 0;
   for (const auto& e : eventsOf(events.records(), other.run_id())) {
-    if (!isTerminal(e.state())) continue;
+    if (!v1::isTerminal(e.state())) continue;
     if (e.state() == v1::SUCCEEDED) {
       ++succeeded;
     } else {

@@ -142,54 +142,6 @@ void submit(const Topics& topics, const v1::JobCommand& command) {
   produce(topics.jobs, command.job_id(), command.SerializeAsString());
 }
 
-struct TopicReader::Impl {
-  Impl(const std::string& bootstrap, const std::string& topic) : reader(bootstrap, topic) {}
-  kafka_testing::TopicReader reader;
-};
-
-TopicReader::TopicReader(const std::string& topic)
-    : impl_(std::make_unique<Impl>(bootstrap(), topic)), topic_(topic) {}
-
-TopicReader::~TopicReader() = default;
-
-const std::string& TopicReader::lastError() const {
-  return impl_->reader.lastError();
-}
-
-bool TopicReader::readUntil(const std::function<bool(const std::vector<Record>&)>& done,
-                            std::chrono::seconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!done(records_)) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    readFor(std::chrono::milliseconds(200));
-  }
-  return true;
-}
-
-void TopicReader::readFor(std::chrono::milliseconds window) {
-  auto until = std::chrono::steady_clock::now() + window;
-  while (std::chrono::steady_clock::now() < until) {
-    auto m = impl_->reader.poll(std::chrono::milliseconds(50));
-    if (!m) continue;
-    Record r;
-    r.topic = rd_kafka_topic_name(m->rkt);
-    r.partition = m->partition;
-    r.offset = m->offset;
-    if (m->key) r.key.assign(static_cast<const char*>(m->key), m->key_len);
-    if (m->payload) r.value.assign(static_cast<const char*>(m->payload), m->len);
-    rd_kafka_headers_t* hdrs = nullptr;
-    if (rd_kafka_message_headers(m.get(), &hdrs) == 0) {
-      const char* name;
-      const void* v;
-      size_t size;
-      for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &v, &size) == 0; ++i) {
-        r.headers[name] = v ? std::string(static_cast<const char*>(v), size) : "";
-      }
-    }
-    records_.push_back(std::move(r));
-  }
-}
-
 std::vector<v1::RunEvent> decodeEvents(const std::vector<Record>& records) {
   std::vector<v1::RunEvent> out;
   for (const auto& r : records) {
@@ -201,15 +153,10 @@ std::vector<v1::RunEvent> decodeEvents(const std::vector<Record>& records) {
   return out;
 }
 
-bool isTerminal(v1::RunState s) {
-  return s == v1::SUCCEEDED || s == v1::FAILED || s == v1::TIMED_OUT || s == v1::CANCELLED ||
-         s == v1::REJECTED || s == v1::EXPIRED;
-}
-
 std::map<std::string, std::vector<v1::RunEvent>> terminalByRun(const std::vector<Record>& records) {
   std::map<std::string, std::vector<v1::RunEvent>> out;
   for (auto& e : decodeEvents(records)) {
-    if (isTerminal(e.state())) out[e.run_id()].push_back(e);
+    if (v1::isTerminal(e.state())) out[e.run_id()].push_back(e);
   }
   return out;
 }

@@ -16,8 +16,10 @@
 #include <string>
 #include <vector>
 
+#include "kafka_testing.h"
 #include "outpost/v1/event.pb.h"
 #include "outpost/v1/job.pb.h"
+#include "outpost/v1/run_state.h"
 #include "outpost_process.h"
 
 namespace outpost::test {
@@ -46,14 +48,7 @@ void createTopic(const std::string& name, int partitions,
                  const std::map<std::string, std::string>& configs = {});
 Topics createTopics(const std::string& stem, int job_partitions);
 
-struct Record {
-  std::string topic;
-  std::int32_t partition = 0;
-  std::int64_t offset = 0;
-  std::string key;
-  std::string value;
-  std::map<std::string, std::string> headers;
-};
+using kafka_testing::Record;
 
 // Produces (with headers, in their order) and waits for the broker's acknowledgement.
 void produce(const std::string& topic, const std::string& key, const std::string& value,
@@ -63,31 +58,15 @@ v1::JobCommand makeCommand(const std::string& job_type,
                            const std::map<std::string, std::string>& args = {});
 void submit(const Topics& topics, const v1::JobCommand& command);
 
-// Reads a topic's partitions from the beginning (no consumer group) and keeps what it read.
-class TopicReader {
+// Reads a topic of the test broker from the beginning (no consumer group) and keeps what it read
+// (kafka_testing.h: readUntil, readFor, records).
+class TopicReader : public kafka_testing::TopicReader {
  public:
-  explicit TopicReader(const std::string& topic);
-  ~TopicReader();
-  // Reads until `done(all records so far)` is true or the safety timeout passes; returns done.
-  bool readUntil(const std::function<bool(const std::vector<Record>&)>& done,
-                 std::chrono::seconds timeout = std::chrono::seconds(60));
-  // Reads whatever arrives within `window`.
-  void readFor(std::chrono::milliseconds window);
-  const std::vector<Record>& records() const { return records_; }
-  const std::string& topic() const { return topic_; }
-  // The last error the consumer reported, if any (for failure messages).
-  const std::string& lastError() const;
-
- private:
-  struct Impl;
-  std::unique_ptr<Impl> impl_;
-  std::string topic_;
-  std::vector<Record> records_;
+  explicit TopicReader(const std::string& topic) : kafka_testing::TopicReader(bootstrap(), topic) {}
 };
 
-// The run events in a list of records.
+// The run events in a list of records (v1::isTerminal, run_state.h, tells which end a run).
 std::vector<v1::RunEvent> decodeEvents(const std::vector<Record>& records);
-bool isTerminal(v1::RunState state);
 // Terminal events keyed by run_id (all of them, to count duplicates).
 std::map<std::string, std::vector<v1::RunEvent>> terminalByRun(const std::vector<Record>& records);
 // How many events of run `run_id` in `records` are in `state`.

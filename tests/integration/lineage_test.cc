@@ -153,7 +153,7 @@ TEST_F(ChildLineage, IsCheckedTiedMaskedAndForwardedBetweenTheRunsOwnRecords) {
     if (e.run_id() != cmd.run_id()) continue;
     if (e.state() == v1::NOTICE && e.message().find("lineage line 3 refused") != std::string::npos)
       notice = true;
-    if (isTerminal(e.state())) {
+    if (v1::isTerminal(e.state())) {
       EXPECT_EQ(e.state(), v1::SUCCEEDED);
     }
   }

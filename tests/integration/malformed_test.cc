@@ -185,7 +185,7 @@ TEST(Malformed, AFloodOfBadCommandsLosesNothingAndEveryRecordDecodesInPython) {
   std::map<std::string, std::vector<std::string>> terminal;  // run_id -> terminal states
   for (const auto& e : decoded["events"]) {
     const auto state = e["state"].get<std::string>();
-    if (isTerminal(v1::RunState(v1::RunState_descriptor()->FindValueByName(state)->number()))) {
+    if (v1::isTerminal(v1::RunState(v1::RunState_descriptor()->FindValueByName(state)->number()))) {
       terminal[e["run_id"]].push_back(state);
     }
     // An error quotes no more than a short excerpt of what it refused.

@@ -259,7 +259,7 @@ TEST(Ops, DrainWithHandoverGivesThePartitionsToTheRestOfThePool) {
     return std::ranges::all_of(cs, [&](const auto& c) { return t.contains(c.run_id()); });
   }));
   for (const auto& e : decodeEvents(events.records())) {
-    if (isTerminal(e.state())) {
+    if (v1::isTerminal(e.state())) {
       EXPECT_EQ(e.worker_id(), b.id()) << "a handed over, so b ran it";
     }
   }

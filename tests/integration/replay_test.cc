@@ -235,7 +235,7 @@ TEST(Replay, LocalRunsTheCommandsHereWithoutTouchingProduction) {
   for (const auto& line : jsonLines(out / "events.jsonl")) {
     const auto& v = line["value"];
     v1::RunState state = v1::RUN_STATE_UNSPECIFIED;
-    if (v1::RunState_Parse(v["state"].get<std::string>(), &state) && isTerminal(state)) {
+    if (v1::RunState_Parse(v["state"].get<std::string>(), &state) && v1::isTerminal(state)) {
       ends[v["run_id"]] = v;
     }
   }

@@ -91,7 +91,7 @@ TEST(Worker, ReportsSuccessExitCodeSignalAndBoundedTailThenCommits) {
     ASSERT_GE(evs.size(), 2u) << run;
     EXPECT_EQ(evs.front().state(), v1::STARTED);
     EXPECT_GT(evs.front().started_at_ms(), 0);
-    EXPECT_TRUE(isTerminal(evs.back().state()));
+    EXPECT_TRUE(v1::isTerminal(evs.back().state()));
     for (std::size_t i = 0; i < evs.size(); ++i) {
       EXPECT_EQ(evs[i].sequence(), i + 1) << run;
       if (i > 0 && i + 1 < evs.size()) {

@@ -180,7 +180,7 @@ void RunWatch::poll(std::chrono::milliseconds window) {
   for (; seen_ < records.size(); ++seen_) {
     v1::RunEvent e;
     // A FAILED that says the run goes on as the next attempt is not its end.
-    if (e.ParseFromString(records[seen_].value) && isTerminal(e.state()) && !e.retrying()) {
+    if (e.ParseFromString(records[seen_].value) && v1::isTerminal(e.state()) && !e.retrying()) {
       ended_.insert(e.run_id());
     }
   }

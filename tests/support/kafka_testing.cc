@@ -4,6 +4,9 @@
 #include <stdexcept>
 #include <thread>
 
+#include "outpost/common/config.h"
+#include "outpost/consumer/topic_reader.h"
+
 namespace outpost::kafka_testing {
 
 HandlePtr makeClient(rd_kafka_type_t type, const std::string& bootstrap, Properties props) {
@@ -97,30 +100,52 @@ std::vector<std::int32_t> readablePartitions(rd_kafka_t* rk, const std::string& 
   }
 }
 
-TopicReader::TopicReader(const std::string& bootstrap, const std::string& topic) {
-  rk_ = makeClient(RD_KAFKA_CONSUMER, bootstrap,
-                   {{"group.id", "outpost-test-reader"},  // required, but never joined
-                    {"enable.auto.commit", "false"},
-                    {"isolation.level", "read_committed"}});
-  PartitionListPtr list(rd_kafka_topic_partition_list_new(4));
-  for (auto p : readablePartitions(rk_.get(), topic)) {
-    rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p)->offset =
-        RD_KAFKA_OFFSET_BEGINNING;
+TopicReader::TopicReader(const std::string& bootstrap, const std::string& topic) : topic_(topic) {
+  KafkaConfig kafka;
+  kafka.bootstrap_servers = bootstrap;
+  kafka.consumer_properties["log_level"] = "3";  // errors only, as makeClient's
+  reader_ = std::make_unique<consumer::TopicReader>(kafka, "", "outpost-test-reader");
+  // Which partitions, asked of a client of its own: consumer::TopicReader::partitions() does not
+  // say whether they have leaders yet.
+  std::vector<std::int32_t> ids;
+  {
+    auto metadata = makeClient(RD_KAFKA_CONSUMER, bootstrap, {{"group.id", "outpost-test-reader"}});
+    ids = readablePartitions(metadata.get(), topic);
   }
-  rd_kafka_assign(rk_.get(), list.get());
+  std::vector<TopicPartition> tps;
+  for (auto p : ids) tps.push_back({topic, p});
+  if (auto ok = reader_->readFromBeginning(tps); !ok) {
+    throw std::runtime_error("cannot read " + topic + ": " + ok.error());
+  }
 }
 
-TopicReader::~TopicReader() {
-  rd_kafka_consumer_close(rk_.get());
+TopicReader::~TopicReader() = default;
+
+std::optional<Record> TopicReader::next(std::chrono::milliseconds timeout) {
+  auto r = reader_->poll(timeout);
+  if (r.kind == consumer::ReadResult::Kind::kError) last_error_ = r.error;
+  if (r.kind != consumer::ReadResult::Kind::kRecord) return std::nullopt;
+  auto& m = r.record;
+  Record out{m.tp.topic, m.tp.partition, m.offset, std::move(m.key), std::move(m.value), {}};
+  for (auto& [name, value] : m.headers) out.headers[name] = std::move(value);
+  return out;
 }
 
-MessagePtr TopicReader::poll(std::chrono::milliseconds timeout) {
-  MessagePtr m(rd_kafka_consumer_poll(rk_.get(), static_cast<int>(timeout.count())));
-  if (m && m->err) {
-    if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) last_error_ = rd_kafka_message_errstr(m.get());
-    return nullptr;
+bool TopicReader::readUntil(const std::function<bool(const std::vector<Record>&)>& done,
+                            std::chrono::seconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!done(records_)) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    readFor(std::chrono::milliseconds(200));
   }
-  return m;
+  return true;
+}
+
+void TopicReader::readFor(std::chrono::milliseconds window) {
+  auto until = std::chrono::steady_clock::now() + window;
+  while (std::chrono::steady_clock::now() < until) {
+    if (auto r = next(std::chrono::milliseconds(50))) records_.push_back(std::move(*r));
+  }
 }
 
 }  // namespace outpost::kafka_testing

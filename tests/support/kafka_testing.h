@@ -1,16 +1,23 @@
 // Bare librdkafka clients for the tests and the benchmark, which both play the control plane
 // against a real broker: clients, topic creation, the partitions of a topic once it can be read,
-// and a reader of a whole topic. One place, so that what one learned (a topic just created may not
-// be readable yet) holds for the other.
+// and a reader of a whole topic (Outpost's own consumer::TopicReader underneath). One place, so
+// that what one learned (a topic just created may not be readable yet) holds for the other.
 #pragma once
 
 #include <librdkafka/rdkafka.h>
 
 #include <chrono>
+#include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
+
+namespace outpost::consumer {
+class TopicReader;
+}
 
 namespace outpost::kafka_testing {
 
@@ -49,22 +56,47 @@ std::vector<std::int32_t> readablePartitions(
     rd_kafka_t* rk, const std::string& topic,
     std::chrono::seconds timeout = std::chrono::seconds(30));
 
+// One record as read; a header named twice keeps its last value.
+struct Record {
+  std::string topic;
+  std::int32_t partition = 0;
+  std::int64_t offset = 0;
+  std::string key;
+  std::string value;
+  std::map<std::string, std::string> headers;
+};
+
 // Reads every partition of one topic from the beginning with isolation.level=read_committed,
-// assigned directly rather than through a group, as the platform reads events. One thread only.
+// assigned directly rather than through a group, as the platform reads events: a
+// consumer::TopicReader (what `outpost tail` and `outpost ledger` read with), assigned once every
+// partition has a leader. One thread only.
 class TopicReader {
  public:
+  // Throws when the topic is not readable within 30 s (readablePartitions).
   TopicReader(const std::string& bootstrap, const std::string& topic);
   ~TopicReader();
   TopicReader(const TopicReader&) = delete;
   TopicReader& operator=(const TopicReader&) = delete;
 
-  // The next message within `timeout`, or nullptr. Errors are skipped; the last one other than
-  // the end of a partition is kept for failure messages.
-  MessagePtr poll(std::chrono::milliseconds timeout);
+  // The next record within `timeout`, not kept in records(); nullopt when none came. Errors are
+  // skipped; the last one is kept for failure messages.
+  std::optional<Record> next(std::chrono::milliseconds timeout);
+  // Reads (keeping what it reads) until `done(all records so far)` is true or `timeout` passes;
+  // returns done.
+  bool readUntil(const std::function<bool(const std::vector<Record>&)>& done,
+                 std::chrono::seconds timeout = std::chrono::seconds(60));
+  // Reads (keeping what it reads) whatever arrives within `window`.
+  void readFor(std::chrono::milliseconds window);
+
+  const std::vector<Record>& records() const { return records_; }
+  const std::string& topic() const { return topic_; }
+  // The last error the consumer reported, if any (for failure messages).
   const std::string& lastError() const { return last_error_; }
 
  private:
-  HandlePtr rk_;
+  std::unique_ptr<consumer::TopicReader> reader_;
+  std::string topic_;
+  std::vector<Record> records_;
   std::string last_error_;
 };
 

@@ -1,24 +1,23 @@
 // The control topic: commands about runs already submitted (cancel, keyed by run_id) and about
-// workers (drain, resume). Every worker
-// reads every partition of it, outside any consumer group, so that whichever worker holds a run
-// sees its cancel; and what a worker remembers about run_ids to answer cancels that come early or
-// late (RunMemory).
+// workers (drain, resume). Every worker reads every partition of it, outside any consumer group,
+// so that whichever worker holds a run sees its cancel. What a worker remembers about run_ids to
+// answer cancels that come early or late is a RunMemory (run_memory.h).
 #pragma once
 
 #include <chrono>
-#include <cstddef>
 #include <cstdint>
 #include <expected>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 
 #include "outpost/common/clock.h"
 #include "outpost/common/config.h"
 #include "outpost/consumer/offset_tracker.h"
+// Not needed here: the dispatcher has RunMemory through this header, until it includes
+// run_memory.h itself.
+#include "outpost/consumer/run_memory.h"
 #include "outpost/v1/control.pb.h"
 
 namespace outpost::consumer {
@@ -67,62 +66,6 @@ class ControlListener {
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
-};
-
-// What a worker remembers about run_ids for a while (runs that ended here, cancels for runs it has
-// not seen): an entry lives until its expiry, and at most `capacity` entries are kept, the ones
-// closest to expiry giving way first. Single-threaded: the poll thread's.
-template <typename Value>
-class RunMemory {
- public:
-  using TimePoint = std::chrono::system_clock::time_point;
-
-  explicit RunMemory(std::size_t capacity) : capacity_(capacity) {}
-
-  // Remembers `value` for `run_id` until `expires`, replacing what was remembered for it.
-  void put(const std::string& run_id, Value value, TimePoint expires) {
-    erase(run_id);
-    if (capacity_ == 0) return;
-    while (entries_.size() >= capacity_) eraseAt(by_expiry_.begin());
-    auto pos = by_expiry_.emplace(expires, run_id);
-    entries_.emplace(run_id, Entry{std::move(value), pos});
-  }
-
-  // The entry for `run_id` if it has not expired by `now`, else nullptr. Valid until the next
-  // put, erase or expire.
-  Value* find(const std::string& run_id, TimePoint now) {
-    auto it = entries_.find(run_id);
-    if (it == entries_.end() || it->second.pos->first <= now) return nullptr;
-    return &it->second.value;
-  }
-
-  void erase(const std::string& run_id) {
-    auto it = entries_.find(run_id);
-    if (it != entries_.end()) eraseAt(it->second.pos);
-  }
-
-  // Forgets every entry expired by `now`.
-  void expire(TimePoint now) {
-    while (!by_expiry_.empty() && by_expiry_.begin()->first <= now) eraseAt(by_expiry_.begin());
-  }
-
-  std::size_t size() const { return entries_.size(); }
-
- private:
-  using ByExpiry = std::multimap<TimePoint, std::string>;
-  struct Entry {
-    Value value;
-    ByExpiry::iterator pos;
-  };
-
-  void eraseAt(ByExpiry::iterator pos) {
-    entries_.erase(pos->second);
-    by_expiry_.erase(pos);
-  }
-
-  std::size_t capacity_;
-  ByExpiry by_expiry_;
-  std::unordered_map<std::string, Entry> entries_;
 };
 
 }  // namespace outpost::consumer
