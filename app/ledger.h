@@ -12,9 +12,6 @@
 #include <string>
 #include <vector>
 
-// Not needed here: replay_local.cc has runEventJson through this header, until it includes
-// json_lines.h itself.
-#include "json_lines.h"
 #include "outpost/v1/event.pb.h"
 
 namespace CLI {

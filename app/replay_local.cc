@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
+#include "json_lines.h"
 #include "ledger.h"
 #include "outpost/common/clock.h"
 #include "outpost/common/failure.h"
@@ -15,7 +16,7 @@
 #include "outpost/runner/supervisor.h"
 #include "outpost/secrets/async_resolver.h"
 #include "outpost/secrets/resolver.h"
-#include "ports.h"
+#include "adapters.h"
 
 namespace outpost::app {
 namespace {
@@ -47,12 +48,12 @@ class HandedCommands final : public dispatch::CommandSource {
 class FirstAttempts final : public dispatch::AttemptStore {
  public:
   explicit FirstAttempts(std::string runs_topic) : runs_topic_(std::move(runs_topic)) {}
-  consumer::Admission decide(const v1::JobCommand& command, unsigned) const override {
-    consumer::Admission a;
+  consumer::AttemptDecision decide(const v1::JobCommand& command, unsigned) const override {
+    consumer::AttemptDecision a;
     a.attempt = std::max(1u, command.attempt());
     return a;
   }
-  events::OutRecord recordStart(const v1::JobCommand& command, const consumer::Admission&,
+  events::OutRecord recordStart(const v1::JobCommand& command, const consumer::AttemptDecision&,
                                 const TopicPartition&, std::int64_t) override {
     return {runs_topic_, -1, command.run_id(), {}, {}};
   }
@@ -102,14 +103,15 @@ class LocalOutput final : public dispatch::RecordSink {
     if (is_event) {
       line["value"] = json::parse(runEventJson(event));
     } else if (record.topic == topics_.lineage) {
-      line["value"] = json::parse(record.value, nullptr, false);
+      auto doc = json::parse(record.value, nullptr, false);
+      line["value"] = doc.is_discarded() ? json(record.value) : doc;  // as outpost tail writes it
     } else {
       json headers = json::object();
       for (const auto& h : record.headers) headers[h.name] = h.value;
       line["headers"] = headers;
       line["value_bytes"] = record.value.size();
     }
-    files_[record.topic] << line.dump(-1, ' ', false, json::error_handler_t::replace) << '\n';
+    writeJsonLine(files_[record.topic], line);
     done({});
   }
 

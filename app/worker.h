@@ -1,6 +1,6 @@
 // The worker behind `outpost run`: it builds the Kafka clients, the supervisor and the secret
 // resolver, binds them to the run lifecycle (dispatch::Dispatcher, through the ports in
-// app/ports.h), and runs the poll loop. The lifecycle itself lives in dispatch/.
+// app/adapters.h), and runs the poll loop. The lifecycle itself lives in dispatch/.
 //
 // Threads: the caller's thread owns the consumer and the dispatcher (the poll thread) and runs
 // the owner loop (dispatch/owner_loop.h); the supervisor, the producers' delivery threads, the
@@ -35,7 +35,7 @@
 #include "outpost/secrets/masker.h"
 #include "outpost/secrets/resolver.h"
 #include "outpost/v1/worker.pb.h"
-#include "ports.h"
+#include "adapters.h"
 
 namespace outpost::app {
 

@@ -10,6 +10,7 @@
 #include "outpost/common/clock.h"
 #include "outpost/events/kafka.h"
 #include "outpost/events/wire.h"
+#include "outpost/v1/run_state.h"
 #include "retry.h"
 
 namespace outpost::consumer {
@@ -20,10 +21,6 @@ using Steady = std::chrono::steady_clock;
 // Longest wait of one consumer poll inside restore(), so the deadline is checked often enough.
 constexpr std::chrono::milliseconds kPollSlice{100};
 
-bool isTerminal(v1::RunState s) {
-  return s == v1::SUCCEEDED || s == v1::FAILED || s == v1::TIMED_OUT || s == v1::CANCELLED ||
-         s == v1::REJECTED || s == v1::EXPIRED;
-}
 
 std::uint32_t commandAttempt(const v1::JobCommand& c) {
   return c.attempt() == 0 ? 1 : c.attempt();
@@ -345,9 +342,9 @@ void RunStore::remember(v1::RunRecord record) {
   runs_.insert_or_assign(std::move(id), std::move(record));
 }
 
-Admission decideAdmission(const v1::JobCommand& command, const v1::RunRecord* r,
+AttemptDecision decideAttempt(const v1::JobCommand& command, const v1::RunRecord* r,
                           unsigned max_attempts) {
-  Admission a;
+  AttemptDecision a;
   const std::uint32_t attempt = commandAttempt(command);
   a.attempt = attempt;
   // Nothing recorded, or only an earlier attempt of the run: the scheduler asked for this one.
@@ -357,14 +354,14 @@ Admission decideAdmission(const v1::JobCommand& command, const v1::RunRecord* r,
   a.starts = starts;
   a.state = r->state();
   if (r->attempt() > attempt) {
-    a.verdict = Admission::Verdict::kSkip;
+    a.verdict = AttemptDecision::Verdict::kSkip;
     a.attempt = r->attempt() + starts - 1;
     a.reason = fmt::format("attempt {} of this run was already taken (now {})", r->attempt(),
                            v1::RunState_Name(r->state()));
     return a;
   }
-  if (isTerminal(r->state())) {
-    a.verdict = Admission::Verdict::kSkip;
+  if (v1::isTerminal(r->state())) {
+    a.verdict = AttemptDecision::Verdict::kSkip;
     a.attempt = attempt + starts - 1;
     a.reason = fmt::format("already {} (worker {})", v1::RunState_Name(r->state()), r->worker_id());
     return a;
@@ -374,14 +371,14 @@ Admission decideAdmission(const v1::JobCommand& command, const v1::RunRecord* r,
   const unsigned limit =
       std::max(1u, command.max_attempts() > 0 ? command.max_attempts() : max_attempts);
   if (starts >= limit) {
-    a.verdict = Admission::Verdict::kGiveUp;
+    a.verdict = AttemptDecision::Verdict::kGiveUp;
     a.attempt = attempt + starts - 1;
     a.state = v1::FAILED;
     a.reason = fmt::format("worker lost {} times (last {}); max_attempts is {}", starts,
                            r->worker_id(), limit);
     return a;
   }
-  a.verdict = Admission::Verdict::kRerun;
+  a.verdict = AttemptDecision::Verdict::kRerun;
   a.starts = starts + 1;
   a.attempt = attempt + starts;
   a.state = v1::STARTED;
@@ -411,7 +408,7 @@ v1::RunRecord baseRecord(const v1::JobCommand& command, std::uint32_t starts, v1
 
 }  // namespace
 
-v1::RunRecord RunStore::startRecord(const v1::JobCommand& command, const Admission& admission,
+v1::RunRecord RunStore::startRecord(const v1::JobCommand& command, const AttemptDecision& admission,
                                     const TopicPartition& source, std::int64_t offset,
                                     std::string_view worker_id,
                                     std::chrono::system_clock::time_point now) {

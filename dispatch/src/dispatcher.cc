@@ -15,10 +15,12 @@
 #include "outpost/consumer/dead_letter.h"
 #include "outpost/consumer/intake.h"
 #include "outpost/consumer/offset_tracker.h"
+#include "outpost/consumer/run_memory.h"
 #include "outpost/dispatch/admission.h"
 #include "outpost/dispatch/run_events.h"
 #include "outpost/events/wire.h"
 #include "outpost/lineage/openlineage.h"
+#include "outpost/v1/run_state.h"
 #include "run.h"
 
 namespace outpost::dispatch {
@@ -140,20 +142,20 @@ struct Dispatcher::Impl final : CompletionHost {
     // What the runs topic knows: started before on a worker that was lost, or already ended.
     run.attempts = ports.attempts.decide(run.command, config.worker.max_attempts);
     switch (run.attempts.verdict) {
-      case consumer::Admission::Verdict::kRun:
+      case consumer::AttemptDecision::Verdict::kRun:
         break;
-      case consumer::Admission::Verdict::kRerun:
+      case consumer::AttemptDecision::Verdict::kRerun:
         logRun(spdlog::level::warn, fieldsOf(run.command), "run {}: {}", run.command.run_id(),
                run.attempts.reason);
         break;
-      case consumer::Admission::Verdict::kSkip:
+      case consumer::AttemptDecision::Verdict::kSkip:
         // Its terminal event was published before: only its offset is left to commit.
         logRun(spdlog::level::info, fieldsOf(run.command), "run {}: not run again: {}",
                run.command.run_id(), run.attempts.reason);
         ports.observer.commandSkipped(reason::kAlreadyEnded);
         run.phase = Phase::kFinished;
         return maybeRetire(run);
-      case consumer::Admission::Verdict::kGiveUp:
+      case consumer::AttemptDecision::Verdict::kGiveUp:
         logRun(spdlog::level::warn, fieldsOf(run.command), "run {}: not run again: {}",
                run.command.run_id(), run.attempts.reason);
         return endWithoutRunning(run, v1::FAILED, run.attempts.reason, /*lineage_fail=*/true);
@@ -288,7 +290,7 @@ struct Dispatcher::Impl final : CompletionHost {
     for (auto it = queue.begin(); it != queue.end() && running < config.worker.slots;) {
       if (runs.contains(alone)) return;
       Run& run = runs.at(*it);
-      if (run.attempts.verdict == consumer::Admission::Verdict::kRerun) {
+      if (run.attempts.verdict == consumer::AttemptDecision::Verdict::kRerun) {
         if (!settled()) return;
         alone = run.id;
       }
@@ -325,7 +327,7 @@ struct Dispatcher::Impl final : CompletionHost {
   void recordStart(Run& run) {
     auto start = ports.attempts.recordStart(run.command, run.attempts, run.tp, run.offset);
     std::optional<events::OutRecord> lost;
-    if (run.attempts.verdict == consumer::Admission::Verdict::kRerun) {
+    if (run.attempts.verdict == consumer::AttemptDecision::Verdict::kRerun) {
       auto e = newEvent(run, v1::FAILED);
       e.set_attempt(run.attempts.attempt - 1);
       e.set_redelivered(false);
@@ -526,7 +528,7 @@ struct Dispatcher::Impl final : CompletionHost {
 
   // `wire`: the event's toWire, perhaps with more fields appended.
   void publishEvent(Run& run, const v1::RunEvent& event, std::string wire) {
-    if (isTerminalState(event.state())) {
+    if (v1::isTerminal(event.state())) {
       run.terminal = event.state();
       std::optional<std::chrono::milliseconds> ran;
       if (run.started_at) ran = std::chrono::milliseconds(event.duration_ms());

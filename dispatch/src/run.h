@@ -55,7 +55,7 @@ struct Run {
   std::size_t bytes = 0;             // its record's value: what it holds while it waits
   // Refused: the bytes of its dead letter (the original record), held until it is acknowledged.
   std::size_t dead_letter_bytes = 0;
-  consumer::Admission attempts;      // what the runs topic said: attempt, starts, verdict
+  consumer::AttemptDecision attempts;      // what the runs topic said: attempt, starts, verdict
   std::optional<Admitted> admitted;  // template and plan, once admission passed
   // The templates it was admitted under, kept alive for it when a reload replaces them.
   std::shared_ptr<const std::map<std::string, TemplateConfig>> templates;
@@ -80,7 +80,7 @@ struct Run {
   bool ours() const { return ownership == Ownership::kOurs; }
   EventSubject subject() const {
     return {&command, tp, offset, attempts.attempt,
-            attempts.verdict == consumer::Admission::Verdict::kRerun};
+            attempts.verdict == consumer::AttemptDecision::Verdict::kRerun};
   }
 };
 

@@ -4,11 +4,6 @@
 
 namespace outpost::dispatch {
 
-bool isTerminalState(v1::RunState s) {
-  return s == v1::SUCCEEDED || s == v1::FAILED || s == v1::TIMED_OUT || s == v1::CANCELLED ||
-         s == v1::REJECTED || s == v1::EXPIRED;
-}
-
 Ending endingOf(const runner::RunOutcome& o) {
   Ending e;
   e.message = o.message;

@@ -24,7 +24,7 @@ namespace {
 
 using ::testing::AllOf;
 using ::testing::HasSubstr;
-using Verdict = Admission::Verdict;
+using Verdict = AttemptDecision::Verdict;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
@@ -198,7 +198,7 @@ class RunStoreTest : public ::testing::Test {
   // The record a worker writes before starting `run_id`, read from jobs[partition]@offset.
   v1::RunRecord started(const std::string& run_id, std::int32_t partition, std::int64_t offset,
                         std::uint32_t starts = 1, const std::string& worker = "w-1") {
-    Admission a;
+    AttemptDecision a;
     a.starts = starts;
     return RunStore::startRecord(command(run_id), a, {jobs_, partition}, offset, worker, kNow);
   }
@@ -416,7 +416,7 @@ TEST_F(RunStoreTest, AttemptsCarryAcrossWorkersUntilTheRunIsGivenUp) {
   const TopicPartition source{jobs_, 0};
   const std::int64_t offset = 4;
   RecordWriter w;
-  std::vector<Admission> seen;
+  std::vector<AttemptDecision> seen;
   for (int worker = 1; worker <= 3; ++worker) {
     auto s = store("w-" + std::to_string(worker));
     auto restored = s->restore({0}, kRestoreTimeout);

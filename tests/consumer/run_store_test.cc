@@ -1,4 +1,4 @@
-// decideAdmission and the RunStore record builders: what a worker does with a command given the
+// decideAttempt and the RunStore record builders: what a worker does with a command given the
 // last RunRecord of its run_id (run, rerun as the next attempt, skip, give up), without a broker.
 #include <chrono>
 #include <string>
@@ -13,7 +13,7 @@ namespace {
 
 using ::testing::AllOf;
 using ::testing::HasSubstr;
-using Verdict = Admission::Verdict;
+using Verdict = AttemptDecision::Verdict;
 
 const TopicPartition kSource{"outpost.jobs", 3};
 const std::chrono::system_clock::time_point kNow{std::chrono::milliseconds(1'700'000'000'123)};
@@ -35,19 +35,19 @@ v1::RunRecord recorded(std::uint32_t starts, v1::RunState state, std::uint32_t a
 }
 
 TEST(RunAdmission, NoRecordMeansRunAsTheCommandsAttempt) {
-  auto a = decideAdmission(command(), nullptr, 3);
+  auto a = decideAttempt(command(), nullptr, 3);
   EXPECT_EQ(a.verdict, Verdict::kRun);
   EXPECT_EQ(a.attempt, 1u);
   EXPECT_EQ(a.starts, 1u);
   EXPECT_EQ(a.state, v1::STARTED);
   EXPECT_TRUE(a.reason.empty());
   // attempt 0 (an older scheduler) counts as 1.
-  EXPECT_EQ(decideAdmission(command(0), nullptr, 3).attempt, 1u);
+  EXPECT_EQ(decideAttempt(command(0), nullptr, 3).attempt, 1u);
 }
 
 TEST(RunAdmission, AStartedRecordMeansTheWorkerWasLostAndTheRunGoesAgainAsTheNextAttempt) {
   auto r = recorded(1, v1::STARTED, 1, "w-7");
-  auto a = decideAdmission(command(), &r, 3);
+  auto a = decideAttempt(command(), &r, 3);
   EXPECT_EQ(a.verdict, Verdict::kRerun);
   EXPECT_EQ(a.starts, 2u);
   EXPECT_EQ(a.attempt, 2u);
@@ -55,7 +55,7 @@ TEST(RunAdmission, AStartedRecordMeansTheWorkerWasLostAndTheRunGoesAgainAsTheNex
   EXPECT_EQ(a.reason, "redelivery: attempt 2 after worker w-7 was lost");
 
   auto r2 = recorded(2, v1::STARTED, 1, "w-8");
-  auto a2 = decideAdmission(command(), &r2, 3);
+  auto a2 = decideAttempt(command(), &r2, 3);
   EXPECT_EQ(a2.verdict, Verdict::kRerun);
   EXPECT_EQ(a2.starts, 3u);
   EXPECT_EQ(a2.attempt, 3u);
@@ -65,7 +65,7 @@ TEST(RunAdmission, ATerminalRecordIsSkippedWithItsState) {
   for (auto state :
        {v1::SUCCEEDED, v1::FAILED, v1::TIMED_OUT, v1::CANCELLED, v1::REJECTED, v1::EXPIRED}) {
     auto r = recorded(2, state);
-    auto a = decideAdmission(command(), &r, 3);
+    auto a = decideAttempt(command(), &r, 3);
     EXPECT_EQ(a.verdict, Verdict::kSkip) << v1::RunState_Name(state);
     EXPECT_EQ(a.state, state);
     EXPECT_EQ(a.starts, 2u);
@@ -76,7 +76,7 @@ TEST(RunAdmission, ATerminalRecordIsSkippedWithItsState) {
 
 TEST(RunAdmission, LostMaxAttemptsTimesGivesUpFailedInsteadOfRunningAgain) {
   auto r = recorded(3, v1::STARTED, 1, "w-9");
-  auto a = decideAdmission(command(), &r, 3);
+  auto a = decideAttempt(command(), &r, 3);
   EXPECT_EQ(a.verdict, Verdict::kGiveUp);
   EXPECT_EQ(a.state, v1::FAILED);
   EXPECT_EQ(a.starts, 3u);
@@ -85,29 +85,29 @@ TEST(RunAdmission, LostMaxAttemptsTimesGivesUpFailedInsteadOfRunningAgain) {
   EXPECT_THAT(a.reason, HasSubstr("worker lost 3 times"));
   // One below the limit still runs.
   auto below = recorded(2, v1::STARTED);
-  EXPECT_EQ(decideAdmission(command(), &below, 3).verdict, Verdict::kRerun);
+  EXPECT_EQ(decideAttempt(command(), &below, 3).verdict, Verdict::kRerun);
   // max_attempts 1: a single lost start is enough.
   auto once = recorded(1, v1::STARTED);
-  auto a1 = decideAdmission(command(), &once, 1);
+  auto a1 = decideAttempt(command(), &once, 1);
   EXPECT_EQ(a1.verdict, Verdict::kGiveUp);
   EXPECT_THAT(a1.reason, HasSubstr("worker lost 1 times"));
 }
 
 TEST(RunAdmission, TheCommandsMaxAttemptsWinsOverTheWorkersDefault) {
   auto r = recorded(2, v1::STARTED);
-  EXPECT_EQ(decideAdmission(command(1, 2), &r, 5).verdict, Verdict::kGiveUp);
-  EXPECT_EQ(decideAdmission(command(1, 5), &r, 2).verdict, Verdict::kRerun);
-  EXPECT_EQ(decideAdmission(command(1, 0), &r, 2).verdict, Verdict::kGiveUp);
+  EXPECT_EQ(decideAttempt(command(1, 2), &r, 5).verdict, Verdict::kGiveUp);
+  EXPECT_EQ(decideAttempt(command(1, 5), &r, 2).verdict, Verdict::kRerun);
+  EXPECT_EQ(decideAttempt(command(1, 0), &r, 2).verdict, Verdict::kGiveUp);
 }
 
 TEST(RunAdmission, AnUnknownStateCountsAsALostStart) {
   auto r = recorded(1, v1::RUN_STATE_UNSPECIFIED);
-  EXPECT_EQ(decideAdmission(command(), &r, 3).verdict, Verdict::kRerun);
+  EXPECT_EQ(decideAttempt(command(), &r, 3).verdict, Verdict::kRerun);
 }
 
 TEST(RunAdmission, ALaterAttemptFromTheSchedulerRunsDespiteAnEarlierEndedOne) {
   auto r = recorded(1, v1::FAILED, /*attempt=*/1);
-  auto a = decideAdmission(command(2), &r, 3);
+  auto a = decideAttempt(command(2), &r, 3);
   EXPECT_EQ(a.verdict, Verdict::kRun);
   EXPECT_EQ(a.attempt, 2u);
   EXPECT_EQ(a.starts, 1u);
@@ -115,7 +115,7 @@ TEST(RunAdmission, ALaterAttemptFromTheSchedulerRunsDespiteAnEarlierEndedOne) {
 
 TEST(RunAdmission, AnEarlierAttemptThanTheRecordedOneIsSkipped) {
   auto r = recorded(1, v1::STARTED, /*attempt=*/2);
-  auto a = decideAdmission(command(1), &r, 3);
+  auto a = decideAttempt(command(1), &r, 3);
   EXPECT_EQ(a.verdict, Verdict::kSkip);
   EXPECT_EQ(a.state, v1::STARTED);
   EXPECT_THAT(a.reason, HasSubstr("attempt 2"));
@@ -123,7 +123,7 @@ TEST(RunAdmission, AnEarlierAttemptThanTheRecordedOneIsSkipped) {
 
 TEST(RunRecords, StartRecordCarriesTheAdmissionTheSourceAndTheWorker) {
   auto r = recorded(1, v1::STARTED, 1, "w-1");
-  auto a = decideAdmission(command(), &r, 3);
+  auto a = decideAttempt(command(), &r, 3);
   auto s = RunStore::startRecord(command(), a, kSource, 42, "w-2", kNow);
   EXPECT_EQ(s.run_id(), command().run_id());
   EXPECT_EQ(s.job_id(), "ingest-orders");
@@ -139,7 +139,7 @@ TEST(RunRecords, StartRecordCarriesTheAdmissionTheSourceAndTheWorker) {
   auto e = RunStore::endRecord(command(), s.starts(), v1::SUCCEEDED, kSource, 42, "w-2", kNow);
   EXPECT_EQ(e.state(), v1::SUCCEEDED);
   EXPECT_EQ(e.starts(), 2u);
-  auto again = decideAdmission(command(), &e, 3);
+  auto again = decideAttempt(command(), &e, 3);
   EXPECT_EQ(again.verdict, Verdict::kSkip);
   EXPECT_THAT(again.reason, AllOf(HasSubstr("SUCCEEDED"), HasSubstr("w-2")));
 }

@@ -457,7 +457,7 @@ TEST(DispatcherCancel, ARunAlreadyEndingOtherwiseKeepsItsStateAndANoticeSaysTheC
 TEST(DispatcherLost, ARunStartedByALostWorkerRunsAgainAsTheNextAttemptAfterAFailedEvent) {
   Harness h;
   auto c = command("ok");
-  consumer::Admission first;
+  consumer::AttemptDecision first;
   h.attempts.recordStart(c, first, h.jobs(0), 0);  // a worker started it, then vanished
   h.send(c);
   h.succeed(c.run_id());
@@ -475,7 +475,7 @@ TEST(DispatcherLost, ARunStartedByALostWorkerRunsAgainAsTheNextAttemptAfterAFail
 TEST(DispatcherLost, ARerunRunsAloneUntilItsEndIsWritten) {
   Harness h("  slots: 4\n");
   auto rerun = command("ok"), other = command("ok");
-  h.attempts.recordStart(rerun, consumer::Admission{}, h.jobs(0), 0);
+  h.attempts.recordStart(rerun, consumer::AttemptDecision{}, h.jobs(0), 0);
   h.send(rerun);
   h.send(other);
   EXPECT_EQ(h.executor.live(), 1u) << "nothing beside a rerun";
@@ -486,7 +486,7 @@ TEST(DispatcherLost, ARerunRunsAloneUntilItsEndIsWritten) {
 TEST(DispatcherLost, LostMaxAttemptsTimesEndsFailedWithoutRunning) {
   Harness h("  max_attempts: 2\n");
   auto c = command("ok");
-  consumer::Admission lost_twice;
+  consumer::AttemptDecision lost_twice;
   lost_twice.starts = 2;
   h.attempts.recordStart(c, lost_twice, h.jobs(0), 0);
   h.send(c);
@@ -759,7 +759,7 @@ TEST(CompletionExactlyOnce, ARerunsStartRecordAndTheLostAttemptsEndCommitTogethe
   Harness h("", "exactly-once");
   h.auto_commit = false;
   auto c = command("ok");
-  h.attempts.recordStart(c, consumer::Admission{}, h.jobs(0), 0);
+  h.attempts.recordStart(c, consumer::AttemptDecision{}, h.jobs(0), 0);
   h.send(c);
   EXPECT_EQ(h.executor.launched.size(), 0u) << "waits for the transaction";
   ASSERT_EQ(h.txn.units.size(), 1u);

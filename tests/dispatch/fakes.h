@@ -188,15 +188,15 @@ class FakeExecutor final : public RunExecutor {
   std::vector<runner::StopCause> causes;  // of each stop
 };
 
-// The runs topic in memory: decideAdmission over the last record per run_id.
+// The runs topic in memory: decideAttempt over the last record per run_id.
 class FakeAttempts final : public AttemptStore {
  public:
-  consumer::Admission decide(const v1::JobCommand& command, unsigned max_attempts) const override {
+  consumer::AttemptDecision decide(const v1::JobCommand& command, unsigned max_attempts) const override {
     auto it = records.find(command.run_id());
-    return consumer::decideAdmission(command, it == records.end() ? nullptr : &it->second,
+    return consumer::decideAttempt(command, it == records.end() ? nullptr : &it->second,
                                      max_attempts);
   }
-  events::OutRecord recordStart(const v1::JobCommand& command, const consumer::Admission& admission,
+  events::OutRecord recordStart(const v1::JobCommand& command, const consumer::AttemptDecision& admission,
                                 const TopicPartition& source, std::int64_t offset) override {
     return keep(consumer::RunStore::startRecord(command, admission, source, offset, "w-test", {}));
   }

@@ -15,9 +15,6 @@
 #include "outpost/common/clock.h"
 #include "outpost/common/config.h"
 #include "outpost/consumer/offset_tracker.h"
-// Not needed here: the dispatcher has RunMemory through this header, until it includes
-// run_memory.h itself.
-#include "outpost/consumer/run_memory.h"
 #include "outpost/v1/control.pb.h"
 
 namespace outpost::consumer {

@@ -44,7 +44,7 @@ struct RestoreStats {
 };
 
 // What to do with a command, given what the runs topic says about its run_id.
-struct Admission {
+struct AttemptDecision {
   enum class Verdict {
     // No worker started this run (this attempt of it) yet: run it; its record says starts 1.
     kRun,
@@ -80,7 +80,7 @@ struct Admission {
 // (nullptr: none). `max_attempts` is the worker's default (worker.max_attempts); the command's own
 // max_attempts wins when it sets one. Pure: it does not know what runs on this worker now, so the
 // caller first checks its own queued and running runs.
-Admission decideAdmission(const v1::JobCommand& command, const v1::RunRecord* recorded,
+AttemptDecision decideAttempt(const v1::JobCommand& command, const v1::RunRecord* recorded,
                           unsigned max_attempts);
 
 // The state known for runs of the jobs partitions this worker holds: restored from the runs topic
@@ -136,14 +136,14 @@ class RunStore {
   // Runs known, over all partitions.
   std::size_t size() const { return runs_.size(); }
 
-  // decideAdmission() with the record known for the command's run_id.
-  Admission decide(const v1::JobCommand& command, unsigned max_attempts) const {
-    return decideAdmission(command, find(command.run_id()), max_attempts);
+  // decideAttempt() with the record known for the command's run_id.
+  AttemptDecision decide(const v1::JobCommand& command, unsigned max_attempts) const {
+    return decideAttempt(command, find(command.run_id()), max_attempts);
   }
 
   // The record to write before the run's process starts: state STARTED, starts and the
   // command's attempt from `admission` (kRun or kRerun).
-  static v1::RunRecord startRecord(const v1::JobCommand& command, const Admission& admission,
+  static v1::RunRecord startRecord(const v1::JobCommand& command, const AttemptDecision& admission,
                                    const TopicPartition& source, std::int64_t offset,
                                    std::string_view worker_id,
                                    std::chrono::system_clock::time_point now);

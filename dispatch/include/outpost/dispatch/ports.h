@@ -108,11 +108,11 @@ class RunExecutor {
 class AttemptStore {
  public:
   virtual ~AttemptStore() = default;
-  virtual consumer::Admission decide(const v1::JobCommand& command,
+  virtual consumer::AttemptDecision decide(const v1::JobCommand& command,
                                      unsigned max_attempts) const = 0;
   // The start record of a run about to start (kRun or kRerun), remembered as its latest.
   virtual events::OutRecord recordStart(const v1::JobCommand& command,
-                                        const consumer::Admission& admission,
+                                        const consumer::AttemptDecision& admission,
                                         const TopicPartition& source, std::int64_t offset) = 0;
   // The end record of a run that reached `terminal` after `starts` starts, remembered likewise.
   virtual events::OutRecord recordEnd(const v1::JobCommand& command, std::uint32_t starts,

@@ -16,8 +16,6 @@
 
 namespace outpost::dispatch {
 
-bool isTerminalState(v1::RunState state);
-
 // The command an event is about, where it was read, and which attempt of it this is.
 struct EventSubject {
   const v1::JobCommand* command = nullptr;

@@ -1,4 +1,4 @@
-// The dispatcher's ports (dispatch/ports.h) bound to what the worker runs on: the jobs consumer,
+// Adapters: the dispatcher's ports (dispatch/ports.h) bound to what the worker runs on: the jobs consumer,
 // the producers and the transactional publisher, the supervisor, the run store, the secret
 // resolver and the lineage HTTP transport. Wiring only: each adapter forwards.
 #pragma once
@@ -90,10 +90,10 @@ class RunStoreAttempts final : public dispatch::AttemptStore {
 
   RunStoreAttempts(consumer::RunStore& store, std::string worker_id, const Clock& clock,
                    events::TransactionalPublisher* txn);
-  consumer::Admission decide(const v1::JobCommand& command, unsigned max_attempts) const override {
+  consumer::AttemptDecision decide(const v1::JobCommand& command, unsigned max_attempts) const override {
     return store_.decide(command, max_attempts);
   }
-  events::OutRecord recordStart(const v1::JobCommand& command, const consumer::Admission& admission,
+  events::OutRecord recordStart(const v1::JobCommand& command, const consumer::AttemptDecision& admission,
                                 const TopicPartition& source, std::int64_t offset) override;
   events::OutRecord recordEnd(const v1::JobCommand& command, std::uint32_t starts,
                               v1::RunState terminal, const TopicPartition& source,

@@ -1,4 +1,4 @@
-#include "ports.h"
+#include "adapters.h"
 
 #include <algorithm>
 #include <cctype>
@@ -29,7 +29,7 @@ RunStoreAttempts::RunStoreAttempts(consumer::RunStore& store, std::string worker
     : store_(store), worker_id_(std::move(worker_id)), clock_(clock), txn_(txn) {}
 
 events::OutRecord RunStoreAttempts::recordStart(const v1::JobCommand& command,
-                                                const consumer::Admission& admission,
+                                                const consumer::AttemptDecision& admission,
                                                 const TopicPartition& source, std::int64_t offset) {
   auto record =
       consumer::RunStore::startRecord(command, admission, source, offset, worker_id_, clock_.now());
