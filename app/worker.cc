@@ -233,20 +233,7 @@ void Worker::reload(const std::function<Config()>& load) {
     return;
   }
   // What the worker was built with: a new value waits for a restart.
-  std::vector<std::string> kept;
-  auto keep = [&](bool same, const char* what) {
-    if (!same) kept.push_back(what);
-  };
-  const auto& w = config_.worker;
-  keep(next.kafka == config_.kafka, "kafka");
-  keep(next.worker.id == w.id && next.worker.pool == w.pool, "worker.id/pool");
-  keep(next.worker.slots == w.slots, "worker.slots");
-  keep(next.worker.delivery == w.delivery, "worker.delivery");
-  keep(next.topics == config_.topics, "topics");
-  keep(next.http.listen == config_.http.listen, "http");
-  keep(next.log.format == config_.log.format, "log.format");
-  keep(next.runner.cgroup == config_.runner.cgroup, "runner.cgroup");
-  keep(next.lineage == config_.lineage, "lineage");
+  const auto kept = keptUntilRestart(config_, next);
   // Applied: runs admitted before keep their templates and output limits, and the values they
   // were given stay masked.
   config_.templates = next.templates;
@@ -337,10 +324,7 @@ void Worker::onWorkerControl(const consumer::ControlMessage& m) {
 }
 
 std::pair<v1::WorkerState, std::string> Worker::state() const {
-  if (draining_) return {v1::DRAINING, "shutting down"};
-  if (drained_) return {v1::DRAINING, *drained_};
-  if (!was_ready_) return {v1::STARTING, health_.whyNotReady().value_or("starting")};
-  return {v1::READY, ""};
+  return workerState(draining_, drained_, was_ready_, health_.whyNotReady());
 }
 
 void Worker::updateMetrics() {
@@ -383,25 +367,18 @@ std::map<std::int32_t, std::int64_t> Worker::consumerLag() const {
 }
 
 void Worker::updateReadiness() {
-  if (draining_) {
-    health_.setNotReady("draining: finishing its runs and taking no new ones");
-  } else if (drained_) {
-    health_.setNotReady(*drained_ + " (finishing its runs, taking no new ones until resumed)");
-  } else if (!joined_ && !consumer_->left()) {
-    health_.setNotReady("waiting to join the consumer group outpost." + config_.worker.pool);
-  } else if (!producer_->connected() || !start_producer_->connected()) {
-    health_.setNotReady("the event producers have no broker connection up (" +
-                        config_.kafka.bootstrap_servers + ")");
-  } else if (auto waiting = producer_->waitingForRoom() + start_producer_->waitingForRoom()) {
-    health_.setNotReady(fmt::format(
-        "the broker is not taking records: {} wait in memory for room in the producer's queue",
-        waiting));
-  } else if (txn_ && !txn_->waitReady(std::chrono::milliseconds(0))) {
-    health_.setNotReady("the transactional producer is not ready");
-  } else {
-    health_.setNotReady(std::nullopt);
-    was_ready_ = true;
-  }
+  auto why = whyNotReady(ReadinessInputs{
+      .draining = draining_,
+      .drained = drained_,
+      .joined = joined_,
+      .left_group = consumer_->left(),
+      .producers_connected = producer_->connected() && start_producer_->connected(),
+      .records_waiting_for_room = producer_->waitingForRoom() + start_producer_->waitingForRoom(),
+      .transactions_ready = !txn_ || txn_->waitReady(std::chrono::milliseconds(0)),
+      .pool = config_.worker.pool,
+      .bootstrap_servers = config_.kafka.bootstrap_servers});
+  if (!why) was_ready_ = true;
+  health_.setNotReady(std::move(why));
 }
 
 void Worker::publishStatus(v1::WorkerState state, const std::string& reason) {

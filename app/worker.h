@@ -36,6 +36,7 @@
 #include "outpost/secrets/resolver.h"
 #include "outpost/v1/worker.pb.h"
 #include "adapters.h"
+#include "worker_state.h"
 
 namespace outpost::app {
 
