@@ -821,7 +821,7 @@ struct Dispatcher::Impl final : CompletionHost {
       } else if (r.phase != Phase::kFinished) {
         logRun(spdlog::level::warn, fieldsOf(r.command),
                "run {} continues after its partition was {}; the next owner may run it again",
-               r.command.run_id(), lost ? "lost" : "revoked");
+               r.command.run_id(), how == consumer::Revocation::kLost ? "lost" : "revoked");
       }
     }
     std::vector<std::int32_t> numbers;

@@ -30,10 +30,11 @@ TEST(Reload, OnlyWhatNeedsARestartIsKeptAndNamed) {
 }
 
 TEST(Readiness, ReasonsComeInOrderAndReadyNeedsEveryCondition) {
-  ReadinessInputs in{.joined = true,
-                     .producers_connected = true,
-                     .pool = "etl",
-                     .bootstrap_servers = "k:9092"};
+  ReadinessInputs in;
+  in.joined = true;
+  in.producers_connected = true;
+  in.pool = "etl";
+  in.bootstrap_servers = "k:9092";
   EXPECT_EQ(whyNotReady(in), std::nullopt);
   auto not_joined = in;
   not_joined.joined = false;
