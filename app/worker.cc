@@ -253,14 +253,10 @@ void Worker::reload(const std::function<Config()>& load) {
 
 void Worker::onAssigned(const std::vector<TopicPartition>& partitions) {
   metrics_.rebalance("assigned");
-  // A bounded wait on the poll thread: the probes are told, the metric counts it.
-  const auto began = std::chrono::steady_clock::now();
-  health_.beginWait(fmt::format("restoring the run state of {} partition(s)", partitions.size()),
-                    began, RunStoreAttempts::kRestoreTimeout + std::chrono::seconds(1));
-  dispatcher_->onAssigned(partitions);
-  health_.endWait(std::chrono::steady_clock::now());
-  metrics_.pollThreadWaited(
-      "restore", std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count());
+  announcedWait("restore",
+                fmt::format("restoring the run state of {} partition(s)", partitions.size()),
+                RunStoreAttempts::kRestoreTimeout + std::chrono::seconds(1),
+                [&] { dispatcher_->onAssigned(partitions); });
   joined_ = true;
   updateReadiness();
 }
@@ -268,17 +264,24 @@ void Worker::onAssigned(const std::vector<TopicPartition>& partitions) {
 void Worker::onRevoked(const std::vector<TopicPartition>& partitions, consumer::Revocation how) {
   metrics_.rebalance(how == consumer::Revocation::kLost ? "lost" : "revoked");
   // Up to revoke_timeout for the runs of these partitions, then an awaited commit.
+  announcedWait("revoke",
+                fmt::format("waiting for the runs of {} revoked partition(s)", partitions.size()),
+                config_.worker.revoke_timeout + consumer::JobConsumer::kAwaitCommit, [&] {
+                  dispatcher_->onRevoked(partitions, how, [this] {
+                    loop_.inbox().wait(kPollInterval);
+                    loop_.inbox().serve();
+                  });
+                });
+}
+
+void Worker::announcedWait(std::string_view wait, std::string what, Millis bound,
+                           const std::function<void()>& body) {
   const auto began = std::chrono::steady_clock::now();
-  health_.beginWait(
-      fmt::format("waiting for the runs of {} revoked partition(s)", partitions.size()), began,
-      config_.worker.revoke_timeout + consumer::JobConsumer::kAwaitCommit);
-  dispatcher_->onRevoked(partitions, how, [this] {
-    loop_.inbox().wait(kPollInterval);
-    loop_.inbox().serve();
-  });
-  health_.endWait(std::chrono::steady_clock::now());
-  metrics_.pollThreadWaited(
-      "revoke", std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count());
+  health_.beginWait(std::move(what), began, bound);
+  body();
+  const auto ended = std::chrono::steady_clock::now();
+  health_.endWait(ended);
+  metrics_.pollThreadWaited(wait, std::chrono::duration<double>(ended - began).count());
 }
 
 void Worker::pollControl() {

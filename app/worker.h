@@ -15,6 +15,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include "outpost/common/clock.h"
@@ -71,6 +72,10 @@ class Worker final : public consumer::RebalanceListener, private dispatch::Owner
   void chores() override;
   void draining() override;
   void pollControl();
+  // Runs `body`, a wait of the poll thread of at most `bound`: the probes are told `what` (see
+  // ops::Health::beginWait) and outpost_poll_thread_wait_seconds_total{wait} counts its time.
+  void announcedWait(std::string_view wait, std::string what, Millis bound,
+                     const std::function<void()>& body);
   // A drain or resume from the control topic, if it is for this worker.
   void onWorkerControl(const consumer::ControlMessage& m);
   // STARTING until first ready, then READY; DRAINING when stopping or drained; and why.
