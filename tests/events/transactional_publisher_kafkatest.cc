@@ -21,6 +21,7 @@
 
 #include "harness.h"
 #include "outpost/consumer/job_consumer.h"
+#include "outpost/events/fence.h"
 
 namespace outpost::events {
 namespace {
@@ -466,6 +467,41 @@ TEST_F(TransactionalPublisherTest, FencedProducerIsRecreated) {
   ASSERT_TRUE(reader.readUntil([](const auto& r) { return hasValue(r, "after"); }));
   EXPECT_EQ(values(reader.records()), (std::vector<std::string>{"before", "after"}));
   EXPECT_EQ(publisher.stats().transactions_committed, 2u);
+}
+
+// What a worker does to the producer of a worker it found lost: what the lost producer left open
+// is aborted, and its commit afterwards is refused for good.
+TEST_F(TransactionalPublisherTest, FencingAnIdAbortsWhatItsProducerLeftOpenAndRefusesItsCommit) {
+  const auto out = newTopic("fenced-out", 1);
+  const auto transactional_id = test::uniqueName("txn-lost");
+  auto lost = rawClient(RD_KAFKA_PRODUCER, {{"transactional.id", transactional_id}});
+  RawError init(rd_kafka_init_transactions(lost.get(), 30000));
+  ASSERT_FALSE(init) << rd_kafka_error_string(init.get());
+  RawError begin(rd_kafka_begin_transaction(lost.get()));
+  ASSERT_FALSE(begin) << rd_kafka_error_string(begin.get());
+  const std::string late = "written-by-the-lost-worker";
+  ASSERT_EQ(rd_kafka_producev(lost.get(), RD_KAFKA_V_TOPIC(out.c_str()),
+                              RD_KAFKA_V_VALUE(const_cast<char*>(late.data()), late.size()),
+                              RD_KAFKA_V_END),
+            RD_KAFKA_RESP_ERR_NO_ERROR);
+  rd_kafka_flush(lost.get(), 30000);  // on the broker, in the open transaction
+
+  auto fenced = fenceTransactionalId(kafkaConfig(), transactional_id, 30s);
+  ASSERT_TRUE(fenced) << fenced.error();
+
+  RawError commit(rd_kafka_commit_transaction(lost.get(), 30000));
+  ASSERT_TRUE(commit) << "the lost producer committed after it was fenced";
+  EXPECT_TRUE(rd_kafka_error_is_fatal(commit.get())) << rd_kafka_error_string(commit.get());
+
+  // A read_committed reader reads past the aborted transaction to a record written after it.
+  TransactionalPublisher after(kafkaConfig(), test::uniqueName("txn-after"));
+  Outcomes outcomes;
+  after.submit(unit({record(out, "after")}, outcomes.slot(0)));
+  ASSERT_TRUE(outcomes.waitFor(1));
+  ASSERT_TRUE(outcomes.at(0).committed()) << outcomes.at(0).reason;
+  test::TopicReader reader(out);
+  ASSERT_TRUE(reader.readUntil([](const auto& r) { return hasValue(r, "after"); }));
+  EXPECT_EQ(values(reader.records()), (std::vector<std::string>{"after"}));
 }
 
 // message.max.bytes (1000000 by default) refuses the record as it is queued.
