@@ -25,14 +25,20 @@ class MaskedOutput final : public StreamRedactor {
 }  // namespace
 
 RunStoreAttempts::RunStoreAttempts(consumer::RunStore& store, std::string worker_id,
-                                   const Clock& clock, events::TransactionalPublisher* txn)
-    : store_(store), worker_id_(std::move(worker_id)), clock_(clock), txn_(txn) {}
+                                   std::string incarnation, const Clock& clock,
+                                   events::TransactionalPublisher* txn)
+    : store_(store),
+      worker_id_(std::move(worker_id)),
+      incarnation_(std::move(incarnation)),
+      clock_(clock),
+      txn_(txn) {}
 
 events::OutRecord RunStoreAttempts::recordStart(const v1::JobCommand& command,
                                                 const consumer::AttemptDecision& admission,
                                                 const TopicPartition& source, std::int64_t offset) {
   auto record =
       consumer::RunStore::startRecord(command, admission, source, offset, worker_id_, clock_.now());
+  record.set_incarnation(incarnation_);
   auto out = store_.toOutRecord(record);
   store_.remember(std::move(record));
   return out;
@@ -43,6 +49,7 @@ events::OutRecord RunStoreAttempts::recordEnd(const v1::JobCommand& command, std
                                               std::int64_t offset) {
   auto record = consumer::RunStore::endRecord(command, starts, terminal, source, offset, worker_id_,
                                               clock_.now());
+  record.set_incarnation(incarnation_);
   auto out = store_.toOutRecord(record);
   store_.remember(std::move(record));
   return out;

@@ -88,8 +88,8 @@ class RunStoreAttempts final : public dispatch::AttemptStore {
   // topic), on the poll thread.
   static constexpr std::chrono::seconds kRestoreTimeout{30};
 
-  RunStoreAttempts(consumer::RunStore& store, std::string worker_id, const Clock& clock,
-                   events::TransactionalPublisher* txn);
+  RunStoreAttempts(consumer::RunStore& store, std::string worker_id, std::string incarnation,
+                   const Clock& clock, events::TransactionalPublisher* txn);
   consumer::AttemptDecision decide(const v1::JobCommand& command, unsigned max_attempts) const override {
     return store_.decide(command, max_attempts);
   }
@@ -107,6 +107,7 @@ class RunStoreAttempts final : public dispatch::AttemptStore {
  private:
   consumer::RunStore& store_;
   std::string worker_id_;
+  std::string incarnation_;
   const Clock& clock_;
   events::TransactionalPublisher* txn_;
 };

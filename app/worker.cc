@@ -65,6 +65,7 @@ Worker::Worker(Config config, const Clock& clock)
     : config_(std::move(config)),
       clock_(clock),
       started_at_(clock.now()),
+      incarnation_(UuidGenerator(clock).next()),
       metrics_(knownLabels(config_)),
       loop_(clock) {
   // First, so that a port in use stops the worker before it touches Kafka or the runs.
@@ -133,7 +134,7 @@ Worker::Worker(Config config, const Clock& clock)
   ports_ = std::make_unique<WorkerPorts>(WorkerPorts{
       ConsumerSource(*consumer_), ProducerSink(*producer_), ProducerSink(*start_producer_),
       txn_ ? std::make_unique<PublisherSink>(*txn_) : nullptr,
-      RunStoreAttempts(*run_store_, config_.worker.id, clock_, txn_.get()),
+      RunStoreAttempts(*run_store_, config_.worker.id, incarnation_, clock_, txn_.get()),
       lineage_http_ ? std::make_unique<HttpLineageEndpoint>(*lineage_http_) : nullptr,
       MetricsObserver(metrics_)});
   dispatcher_ =
@@ -387,6 +388,7 @@ void Worker::updateReadiness() {
 void Worker::publishStatus(v1::WorkerState state, const std::string& reason) {
   v1::WorkerStatus s;
   s.set_worker_id(config_.worker.id);
+  s.set_incarnation(incarnation_);
   s.set_pool(config_.worker.pool);
   s.set_version(OUTPOST_VERSION);
   s.set_slots_total(config_.worker.slots);

@@ -89,6 +89,9 @@ class Worker final : public consumer::RebalanceListener, private dispatch::Owner
   Config config_;
   const Clock& clock_;
   std::chrono::system_clock::time_point started_at_;
+  // New at every start: the runs this process holds are held by this incarnation (its statuses
+  // and its runs' records say it), so a restarted worker's earlier runs are known to be gone.
+  std::string incarnation_;
   std::chrono::steady_clock::time_point last_status_;
 
   // Probes and metrics: written on the poll thread, read by the HTTP endpoint's.

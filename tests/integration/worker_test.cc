@@ -9,6 +9,8 @@
 #include <nlohmann/json.hpp>
 
 #include "harness.h"
+#include "outpost/v1/run_record.pb.h"
+#include "outpost/v1/worker.pb.h"
 
 namespace outpost::test {
 namespace {
@@ -108,6 +110,66 @@ TEST(Worker, ReportsSuccessExitCodeSignalAndBoundedTailThenCommits) {
 
   EXPECT_EQ(waitForCommitted(worker.group(), topics.jobs, 1, 4), 4);
   EXPECT_EQ(worker.terminate(), 0);
+}
+
+// A run is held by one incarnation of its worker: each start of the worker is a new one, named by
+// its statuses and by the records of the runs it starts, so that a restart is known to have ended
+// whatever the previous incarnation ran.
+TEST(Worker, EachStartIsANewIncarnationNamedByItsStatusesAndItsRunsRecords) {
+  auto topics = createTopics("incarnation", 1);
+  WorkerProcess::Options options;
+  options.id = uniqueName("w-inc");
+  std::vector<std::string> incarnations;
+  std::vector<std::string> run_ids;
+  for (int start = 0; start < 2; ++start) {
+    WorkerProcess worker(topics, options);
+    auto c = makeCommand("ok", {{"n", std::to_string(start)}});
+    submit(topics, c);
+    run_ids.push_back(c.run_id());
+    TopicReader events(topics.events);
+    readUntilTerminal(events, {c.run_id()});
+    EXPECT_EQ(worker.terminate(), 0);
+  }
+  // Statuses are written at start, periodically and at the stop: each start's are one incarnation.
+  TopicReader workers(topics.workers);
+  auto statuses = [&] {
+    std::vector<v1::WorkerStatus> out;
+    for (const auto& r : workers.records()) {
+      v1::WorkerStatus s;
+      if (s.ParseFromString(r.value) && s.worker_id() == options.id) out.push_back(s);
+    }
+    return out;
+  };
+  ASSERT_TRUE(workers.readUntil([&](const std::vector<Record>&) {
+    auto all = statuses();
+    return std::ranges::count(all, v1::STOPPED, &v1::WorkerStatus::state) == 2;
+  })) << "the two starts' STOPPED statuses";
+  for (const auto& s : statuses()) {
+    ASSERT_FALSE(s.incarnation().empty());
+    if (incarnations.empty() || incarnations.back() != s.incarnation()) {
+      incarnations.push_back(s.incarnation());
+    }
+  }
+  ASSERT_EQ(incarnations.size(), 2u) << "one incarnation per start, in order";
+  EXPECT_NE(incarnations[0], incarnations[1]);
+
+  // Each run's start and end records name the incarnation that ran it.
+  TopicReader runs(topics.runs);
+  std::map<std::string, std::vector<v1::RunRecord>> records;
+  ASSERT_TRUE(runs.readUntil([&](const std::vector<Record>& all) {
+    records.clear();
+    for (const auto& r : all) {
+      v1::RunRecord rec;
+      if (rec.ParseFromString(r.value)) records[rec.run_id()].push_back(rec);
+    }
+    return records[run_ids[0]].size() == 2 && records[run_ids[1]].size() == 2;
+  })) << "a start and an end record per run";
+  for (int start = 0; start < 2; ++start) {
+    for (const auto& rec : records[run_ids[start]]) {
+      EXPECT_EQ(rec.incarnation(), incarnations[start]) << v1::RunState_Name(rec.state());
+      EXPECT_EQ(rec.worker_id(), options.id);
+    }
+  }
 }
 
 TEST(Worker, TwoWorkersInOneGroupShareTwentyJobsWithExactlyOneTerminalEach) {
