@@ -66,6 +66,8 @@ Worker::Worker(Config config, const Clock& clock)
       clock_(clock),
       started_at_(clock.now()),
       incarnation_(UuidGenerator(clock).next()),
+      leases_({config_.worker.id, incarnation_, config_.worker.lease_timeout,
+               config_.worker.status_interval}),
       metrics_(knownLabels(config_)),
       loop_(clock) {
   // First, so that a port in use stops the worker before it touches Kafka or the runs.
@@ -130,7 +132,8 @@ Worker::Worker(Config config, const Clock& clock)
   loop_.inbox().setWake([this] { consumer_->wake(); });
   control_ = std::make_unique<consumer::ControlListener>(
       kafka, config_.topics.control, "outpost." + config_.worker.pool + ".control",
-      config_.worker.id + "-control", config_.worker.cancel_memory, clock_);
+      config_.worker.id + "-control", config_.worker.cancel_memory, clock_,
+      config_.topics.workers);
   ports_ = std::make_unique<WorkerPorts>(WorkerPorts{
       ConsumerSource(*consumer_), ProducerSink(*producer_), ProducerSink(*start_producer_),
       txn_ ? std::make_unique<PublisherSink>(*txn_) : nullptr,
@@ -287,8 +290,17 @@ void Worker::announcedWait(std::string_view wait, std::string what, Millis bound
 
 void Worker::pollControl() {
   for (int i = 0; i < kControlBatch; ++i) {
-    auto m = control_->poll();
-    if (!m) break;
+    auto followed = control_->poll();
+    if (!followed) break;
+    if (auto* s = std::get_if<consumer::StatusMessage>(&*followed)) {
+      if (s->status) {
+        leases_.onStatus(*s->status, clock_.steadyNow());
+      } else {
+        leases_.onRemoved(s->worker_id, clock_.steadyNow());
+      }
+      continue;
+    }
+    auto* m = std::get_if<consumer::ControlMessage>(&*followed);
     try {
       if (m->command.has_drain() || m->command.has_resume()) {
         onWorkerControl(*m);
@@ -352,6 +364,25 @@ void Worker::updateMetrics() {
   metrics_.setSecretCacheHits(s.cache_hits);
   metrics_.setRedactions(secrets::SecretMasker::redactions());
   metrics_.setConsumerLag(consumerLag());
+  updateLeases();
+}
+
+void Worker::updateLeases() {
+  std::size_t held = 0;
+  std::set<std::string> lapsed;
+  for (const auto& w : leases_.running(config_.worker.pool, clock_.steadyNow())) {
+    if (!w.lease.lapsed) {
+      ++held;
+      if (lapsed_.contains(w.worker_id)) spdlog::info("worker {}: its statuses are back", w.worker_id);
+      continue;
+    }
+    lapsed.insert(w.worker_id);
+    if (!lapsed_.contains(w.worker_id)) {
+      spdlog::warn("worker {} counts as lost: {}", w.worker_id, w.lease.why);
+    }
+  }
+  lapsed_ = std::move(lapsed);
+  metrics_.setPoolWorkers(held, lapsed_.size());
 }
 
 std::map<std::int32_t, std::int64_t> Worker::consumerLag() const {

@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -24,6 +25,7 @@
 #include "outpost/consumer/job_consumer.h"
 #include "outpost/consumer/run_store.h"
 #include "outpost/dispatch/dispatcher.h"
+#include "outpost/dispatch/leases.h"
 #include "outpost/dispatch/owner_loop.h"
 #include "outpost/events/producer.h"
 #include "outpost/events/transactional_publisher.h"
@@ -78,6 +80,9 @@ class Worker final : public consumer::RebalanceListener, private dispatch::Owner
                      const std::function<void()>& body);
   // A drain or resume from the control topic, if it is for this worker.
   void onWorkerControl(const consumer::ControlMessage& m);
+  // The pool's other workers, by lease: logs each change (a worker lost, or back) and sets
+  // outpost_pool_workers.
+  void updateLeases();
   // STARTING until first ready, then READY; DRAINING when stopping or drained; and why.
   std::pair<v1::WorkerState, std::string> state() const;
   void publishStatus(v1::WorkerState state, const std::string& reason);
@@ -93,6 +98,10 @@ class Worker final : public consumer::RebalanceListener, private dispatch::Owner
   // and its runs' records say it), so a restarted worker's earlier runs are known to be gone.
   std::string incarnation_;
   std::chrono::steady_clock::time_point last_status_;
+  // What the workers topic says of the pool's workers (read by control_), and which of them this
+  // worker has counted as lost.
+  dispatch::LeaseView leases_;
+  std::set<std::string> lapsed_;
 
   // Probes and metrics: written on the poll thread, read by the HTTP endpoint's.
   ops::Health health_;

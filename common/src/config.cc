@@ -86,6 +86,7 @@ constexpr KeySpec kWorkerKeys[] = {{"id"},
                                    {"drain_timeout"},
                                    {"revoke_timeout"},
                                    {"status_interval"},
+                                   {"lease_timeout"},
                                    {"heartbeat_interval"},
                                    {"cancel_memory"},
                                    {"max_attempts"},
@@ -104,6 +105,7 @@ WorkerConfig parseWorker(Section w) {
   w.read("drain_timeout", c.drain_timeout);
   w.read("revoke_timeout", c.revoke_timeout);
   w.read("status_interval", c.status_interval);
+  w.read("lease_timeout", c.lease_timeout);
   w.read("heartbeat_interval", c.heartbeat_interval);
   w.read("cancel_memory", c.cancel_memory);
   w.read("max_attempts", c.max_attempts);
@@ -206,6 +208,12 @@ void checkWaits(const Config& c) {
         "thread that the probes are not told of (an offset commit waited for): /livez would fail "
         "a healthy worker",
         c.http.live_timeout.count(), kLongestUnannouncedWait.count()));
+  }
+  if (c.worker.lease_timeout < 3 * c.worker.status_interval) {
+    throw ConfigError(fmt::format(
+        "'worker.lease_timeout' ({} ms) must be at least three times 'worker.status_interval' "
+        "({} ms): a worker whose status is a moment late would count as lost",
+        c.worker.lease_timeout.count(), c.worker.status_interval.count()));
   }
   long long max_poll = 300'000;  // librdkafka's default
   for (const auto* props : {&c.kafka.properties, &c.kafka.consumer_properties}) {

@@ -67,28 +67,38 @@ bool selects(const v1::WorkerSelector& workers, const std::string& worker_id,
   }
 }
 
+// A topic the listener follows: every partition, from `memory` back (control) or from the start
+// (workers: compacted, one status per worker).
+struct FollowedTopic {
+  FollowedTopic(std::string n, bool start) : name(std::move(n)), from_start(start) {}
+  std::string name;
+  bool from_start = false;
+  // Discovery thread only.
+  std::set<std::int32_t> assigned;
+  bool reported_missing = false;
+};
+
 struct ControlListener::Impl {
   const Clock& clock;
-  std::string topic;
   Millis memory;
   std::chrono::system_clock::time_point started_at;
   events::kafka::HandlePtr rk;
+  std::vector<FollowedTopic> topics;  // the control topic first
 
   std::mutex mutex;  // guards stopping and replay_end (poll thread and discovery thread)
   std::condition_variable cv;
   bool stopping = false;
-  // Per partition: the high watermark when it was assigned. Messages below it were written
-  // before the listener read the partition.
+  // Per control partition: the high watermark when it was assigned. Messages below it were
+  // written before the listener read the partition.
   std::map<std::int32_t, std::int64_t> replay_end;
 
   // Discovery thread only.
-  std::set<std::int32_t> assigned;
-  bool reported_missing = false;
   bool failing = false;  // a broker request failed since the last complete refresh
   std::thread discovery;
 
-  Impl(const Clock& c, std::string t, Millis m)
-      : clock(c), topic(std::move(t)), memory(m), started_at(c.now()) {}
+  Impl(const Clock& c, Millis m) : clock(c), memory(m), started_at(c.now()) {}
+
+  const std::string& controlTopic() const { return topics.front().name; }
 
   enum class Found { kMissing, kIncomplete, kAll };
 
@@ -96,9 +106,10 @@ struct ControlListener::Impl {
     std::unique_lock lock(mutex);
     while (!stopping) {
       lock.unlock();
-      auto found = refresh();
+      auto found = Found::kAll;
+      for (auto& t : topics) found = std::min(found, refresh(t));
       if (found == Found::kAll && failing) {
-        spdlog::info("control: reading every partition of {} again", topic);
+        spdlog::info("control: reading every partition of {} again", controlTopic());
         failing = false;
       }
       lock.lock();
@@ -125,9 +136,9 @@ struct ControlListener::Impl {
   }
 
   // Looks the topic up and assigns partitions not assigned yet.
-  Found refresh() {
+  Found refresh(FollowedTopic& t) {
     std::unique_ptr<rd_kafka_topic_t, decltype(&rd_kafka_topic_destroy)> rkt(
-        rd_kafka_topic_new(rk.get(), topic.c_str(), nullptr), &rd_kafka_topic_destroy);
+        rd_kafka_topic_new(rk.get(), t.name.c_str(), nullptr), &rd_kafka_topic_destroy);
     if (!rkt) return Found::kIncomplete;
     const rd_kafka_metadata_t* raw = nullptr;
     // Only this topic; consumers do not auto-create topics (allow.auto.create.topics=false).
@@ -135,29 +146,31 @@ struct ControlListener::Impl {
     std::unique_ptr<const rd_kafka_metadata_t, decltype(&rd_kafka_metadata_destroy)> md(
         raw, &rd_kafka_metadata_destroy);
     if (err) {
-      reportFailure(fmt::format("cannot read metadata of {}: {}", topic, rd_kafka_err2str(err)));
+      reportFailure(fmt::format("cannot read metadata of {}: {}", t.name, rd_kafka_err2str(err)));
       return Found::kIncomplete;
     }
     if (md->topic_cnt < 1 || md->topics[0].err || md->topics[0].partition_cnt == 0) {
-      if (!reported_missing && assigned.empty()) {
-        spdlog::info("control: topic {} does not exist yet; looking for it every {} s", topic,
+      if (!t.reported_missing && t.assigned.empty()) {
+        spdlog::info("control: topic {} does not exist yet; looking for it every {} s", t.name,
                      kRefreshWhileMissing.count());
-        reported_missing = true;
+        t.reported_missing = true;
       }
-      return assigned.empty() ? Found::kMissing : Found::kIncomplete;
+      return t.assigned.empty() ? Found::kMissing : Found::kIncomplete;
     }
     std::vector<std::int32_t> added;
     for (int i = 0; i < md->topics[0].partition_cnt; ++i) {
       auto p = md->topics[0].partitions[i].id;
-      if (!assigned.contains(p)) added.push_back(p);
+      if (!t.assigned.contains(p)) added.push_back(p);
     }
     if (added.empty()) return Found::kAll;
-    return assign(added) == added.size() ? Found::kAll : Found::kIncomplete;
+    auto n = t.from_start ? assignFromStart(t, added) : assign(t, added);
+    return n == added.size() ? Found::kAll : Found::kIncomplete;
   }
 
   // Starts reading `partitions` at the first message not older than `memory`. Partitions whose
   // offsets cannot be read now are left for the next refresh. Returns how many it assigned.
-  std::size_t assign(const std::vector<std::int32_t>& partitions) {
+  std::size_t assign(FollowedTopic& t, const std::vector<std::int32_t>& partitions) {
+    const std::string& topic = t.name;
     // The high watermark first: where a partition has no message recent enough, reading starts
     // there rather than at OFFSET_END, which would be resolved later and could skip a cancel
     // written in between.
@@ -203,19 +216,37 @@ struct ControlListener::Impl {
       for (int i = 0; i < ready->cnt; ++i)
         replay_end[ready->elems[i].partition] = high.at(ready->elems[i].partition);
     }
-    // librdkafka serves assignment requests on its own thread, so this is safe beside poll().
-    events::kafka::ErrorPtr e(rd_kafka_incremental_assign(rk.get(), ready.get()));
-    if (e) {
-      reportFailure(fmt::format("cannot assign {}: {}", topic, rd_kafka_error_string(e.get())));
-      return 0;
-    }
+    if (!incrementalAssign(t, ready.get())) return 0;
     for (int i = 0; i < ready->cnt; ++i) {
-      assigned.insert(ready->elems[i].partition);
       spdlog::info("control: reading {}[{}] from offset {} (cancels of the last {} s)", topic,
                    ready->elems[i].partition, ready->elems[i].offset,
                    std::chrono::duration_cast<std::chrono::seconds>(memory).count());
     }
     return static_cast<std::size_t>(ready->cnt);
+  }
+
+  // Starts reading `partitions` at their first message.
+  std::size_t assignFromStart(FollowedTopic& t, const std::vector<std::int32_t>& partitions) {
+    events::kafka::PartitionListPtr ready(
+        rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size())));
+    for (auto p : partitions) {
+      rd_kafka_topic_partition_list_add(ready.get(), t.name.c_str(), p)->offset =
+          RD_KAFKA_OFFSET_BEGINNING;
+    }
+    if (!incrementalAssign(t, ready.get())) return 0;
+    spdlog::info("control: reading {} ({} partition(s)) from the start", t.name, ready->cnt);
+    return partitions.size();
+  }
+
+  bool incrementalAssign(FollowedTopic& t, const rd_kafka_topic_partition_list_t* list) {
+    // librdkafka serves assignment requests on its own thread, so this is safe beside poll().
+    events::kafka::ErrorPtr e(rd_kafka_incremental_assign(rk.get(), list));
+    if (e) {
+      reportFailure(fmt::format("cannot assign {}: {}", t.name, rd_kafka_error_string(e.get())));
+      return false;
+    }
+    for (int i = 0; i < list->cnt; ++i) t.assigned.insert(list->elems[i].partition);
+    return true;
   }
 
   bool isReplay(std::int32_t partition, std::int64_t offset,
@@ -230,8 +261,11 @@ struct ControlListener::Impl {
 
 ControlListener::ControlListener(const KafkaConfig& config, const std::string& topic,
                                  const std::string& group_id, const std::string& client_id,
-                                 Millis memory, const Clock& clock)
-    : impl_(std::make_unique<Impl>(clock, topic, memory)) {
+                                 Millis memory, const Clock& clock,
+                                 const std::string& workers_topic)
+    : impl_(std::make_unique<Impl>(clock, memory)) {
+  impl_->topics.emplace_back(topic, /*start=*/false);
+  if (!workers_topic.empty()) impl_->topics.emplace_back(workers_topic, /*start=*/true);
   // No group membership and nothing committed: every worker reads everything, and where to start
   // is decided by time each time the worker starts.
   const events::kafka::Properties defaults = {
@@ -266,7 +300,7 @@ ControlListener::~ControlListener() {
   }
 }
 
-std::optional<ControlMessage> ControlListener::poll() {
+std::optional<Followed> ControlListener::poll() {
   for (;;) {
     events::kafka::MessagePtr m(rd_kafka_consumer_poll(impl_->rk.get(), 0));
     if (!m) return std::nullopt;
@@ -274,16 +308,31 @@ std::optional<ControlMessage> ControlListener::poll() {
       spdlog::warn("control consumer: {}", rd_kafka_message_errstr(m.get()));
       continue;
     }
+    TopicPartition tp{rd_kafka_topic_name(m->rkt), m->partition};
+    std::string_view value(m->payload ? static_cast<const char*>(m->payload) : "", m->len);
+    if (tp.topic != impl_->controlTopic()) {
+      StatusMessage out;
+      out.worker_id.assign(static_cast<const char*>(m->key), m->key_len);
+      if (m->payload) {
+        out.status.emplace();
+        if (!out.status->ParseFromArray(value.data(), static_cast<int>(value.size())) ||
+            out.status->worker_id() != out.worker_id) {
+          spdlog::debug("control: skipped {}[{}]@{}: not a WorkerStatus of its key", tp.topic,
+                        tp.partition, m->offset);
+          continue;
+        }
+      }
+      return out;
+    }
     ControlMessage out;
-    out.tp = {rd_kafka_topic_name(m->rkt), m->partition};
+    out.tp = std::move(tp);
     out.offset = m->offset;
     rd_kafka_timestamp_type_t type;
     auto ts = rd_kafka_message_timestamp(m.get(), &type);
     out.timestamp = ts >= 0 ? std::chrono::system_clock::time_point(std::chrono::milliseconds(ts))
                             : impl_->clock.now();
     out.replayed = impl_->isReplay(m->partition, m->offset, out.timestamp);
-    auto decoded = decodeControlCommand(
-        std::string_view(m->payload ? static_cast<const char*>(m->payload) : "", m->len));
+    auto decoded = decodeControlCommand(value);
     if (!decoded) {
       // Not a job: nothing to run and no run to report on, so no dead-letter copy and no event.
       // The message stays in the control topic for whoever wants to look at it.

@@ -15,6 +15,7 @@ void LeaseView::onStatus(const v1::WorkerStatus& status, SteadyTime read_at) {
   }
   Holder& h = holders_[status.worker_id()];
   h.incarnation = status.incarnation();
+  h.pool = status.pool();
   h.state = status.state();
   h.removed = false;
   h.silent_since.reset();
@@ -34,6 +35,17 @@ void LeaseView::ownStatusRead(SteadyTime read_at) {
   for (auto& [id, h] : holders_) {
     if (!h.silent_since) h.silent_since = read_at;
   }
+}
+
+std::vector<LeaseView::PoolWorker> LeaseView::running(std::string_view pool,
+                                                      SteadyTime now) const {
+  std::vector<PoolWorker> out;
+  for (const auto& [id, h] : holders_) {
+    if (h.pool != pool || h.removed || h.state == v1::STOPPED || id == options_.self_id) continue;
+    out.push_back({id, h.incarnation, lease(id, h.incarnation, now)});
+  }
+  std::ranges::sort(out, {}, &PoolWorker::worker_id);
+  return out;
 }
 
 bool LeaseView::flowing(SteadyTime now) const {

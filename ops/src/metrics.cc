@@ -61,6 +61,11 @@ Metrics::Metrics(Known known)
                  .Name("outpost_slots")
                  .Help("Job slots of this worker, by state (used, available)")
                  .Register(*registry_)),
+      pool_workers_(BuildGauge()
+                        .Name("outpost_pool_workers")
+                        .Help("Other workers of this pool seen on the workers topic and not "
+                              "stopped, by lease (held, lapsed: lost)")
+                        .Register(*registry_)),
       skipped_(BuildCounter()
                    .Name("outpost_commands_skipped_total")
                    .Help("Commands read and not run, by reason (other_pool, already_ended)")
@@ -135,6 +140,7 @@ Metrics::Metrics(Known known)
   // Present from the first scrape, so that rate() and absent() work before the first job.
   for (const char* state : {"running", "queued"}) jobs_.Add({{"state", state}});
   for (const char* state : {"used", "available"}) slots_.Add({{"state", state}});
+  for (const char* lease : {"held", "lapsed"}) pool_workers_.Add({{"lease", lease}});
   for (const char* outcome : {"committed", "aborted"}) transactions_.Add({{"outcome", outcome}});
   for (const char* kind : {"assigned", "revoked", "lost"}) rebalances_.Add({{"kind", kind}});
   for (auto reason : known.skips) skipped_.Add({{"reason", std::string(reason)}});
@@ -206,6 +212,11 @@ void Metrics::setJobs(std::size_t running, std::size_t queued) {
 void Metrics::setSlots(std::size_t used, std::size_t total) {
   slots_.Add({{"state", "used"}}).Set(static_cast<double>(used));
   slots_.Add({{"state", "available"}}).Set(static_cast<double>(total > used ? total - used : 0));
+}
+
+void Metrics::setPoolWorkers(std::size_t held, std::size_t lapsed) {
+  pool_workers_.Add({{"lease", "held"}}).Set(static_cast<double>(held));
+  pool_workers_.Add({{"lease", "lapsed"}}).Set(static_cast<double>(lapsed));
 }
 
 void Metrics::setPausedPartitions(std::size_t n) {

@@ -89,6 +89,11 @@ TEST(ConfigWaits, LivenessAndTheGroupMustOutlastThePollThreadsWaits) {
                     HasSubstr("max.poll.interval.ms (30000 ms)")));
   EXPECT_THAT(errorOf("worker: {revoke_timeout: 301s}"), HasSubstr("300000 ms"));
   EXPECT_NO_THROW(parseConfig("worker: {revoke_timeout: 299s}", {}));
+  // A lease must outlast a status that is a moment late.
+  EXPECT_THAT(errorOf("worker: {status_interval: 20s}"),
+              AllOf(HasSubstr("'worker.lease_timeout' (30000 ms)"),
+                    HasSubstr("'worker.status_interval' (20000 ms)")));
+  EXPECT_NO_THROW(parseConfig("worker: {status_interval: 20s, lease_timeout: 60s}", {}));
 }
 
 TEST(ConfigLog, FormatIsAutoByDefaultAndOnlyTextJsonOrAuto) {
@@ -108,7 +113,8 @@ TEST(ConfigDefaults, WorkerHasPoolSlotsWorkDirAndAGeneratedId) {
   EXPECT_EQ(c.worker.log_level, "info");
   EXPECT_EQ(c.worker.drain_timeout, seconds(60));
   EXPECT_EQ(c.worker.revoke_timeout, seconds(20));
-  EXPECT_EQ(c.worker.status_interval, seconds(30));
+  EXPECT_EQ(c.worker.status_interval, seconds(10));
+  EXPECT_EQ(c.worker.lease_timeout, seconds(30));
   ASSERT_FALSE(c.worker.id.empty());
   // "<host>-<pid>"
   EXPECT_THAT(c.worker.id, ::testing::EndsWith("-" + std::to_string(getpid())));

@@ -119,5 +119,31 @@ TEST_F(LeasesTest, ARecordWithoutAnIncarnationMatchesTheWorkersCurrentOne) {
   EXPECT_FALSE(lease("w-a", "", 6s).lapsed);
 }
 
+TEST_F(LeasesTest, ThePoolsRunningWorkersAreListedWithTheirLeases) {
+  auto in_pool = [](const std::string& id, const std::string& inc, const std::string& pool,
+                    v1::WorkerState state = v1::READY) {
+    auto s = status(id, inc, state);
+    s.set_pool(pool);
+    return s;
+  };
+  view.onStatus(in_pool("w-b", "b-1", "p1"), t0);
+  view.onStatus(in_pool("w-a", "a-1", "p1"), t0);
+  view.onStatus(in_pool("w-other", "o-1", "p2"), t0);
+  view.onStatus(in_pool("w-done", "d-1", "p1", v1::STOPPED), t0);
+  view.onStatus(in_pool("w-self", "self-0", "p1"), t0);  // our previous incarnation
+  own(5s);
+  for (int i = 15; i <= 45; i += 10) {
+    own(std::chrono::seconds(i));
+    view.onStatus(in_pool("w-a", "a-1", "p1"), t0 + std::chrono::seconds(i + 1));
+  }
+  auto listed = view.running("p1", t0 + 46s);
+  ASSERT_EQ(listed.size(), 2u);
+  EXPECT_EQ(listed[0].worker_id, "w-a");
+  EXPECT_FALSE(listed[0].lease.lapsed);
+  EXPECT_EQ(listed[1].worker_id, "w-b");
+  EXPECT_EQ(listed[1].incarnation, "b-1");
+  EXPECT_TRUE(listed[1].lease.lapsed) << "silent since 5 s";
+}
+
 }  // namespace
 }  // namespace outpost::dispatch

@@ -294,6 +294,33 @@ TEST(Ops, AWorkerThatDiesWithoutSayingStoppedIsShownStale) {
   EXPECT_THAT(table, HasSubstr(worker.id()));
 }
 
+// Each worker reads the workers topic and knows which of its pool's workers are there: a worker
+// killed counts as lost once the topic has flowed for lease_timeout without its status; a worker
+// that stopped cleanly is not counted at all.
+TEST(Ops, AKilledWorkerCountsAsLostAfterTheLeaseTimeoutAndAStoppedOneIsNotCounted) {
+  auto topics = createTopics("ops-leases", 2);
+  auto o = options(1);
+  o.pool = uniqueName("pool-leases");
+  o.worker_yaml = "  status_interval: 1s\n  lease_timeout: 4s\n";
+  WorkerProcess a(topics, o);
+  const int port = a.httpPort();
+  const std::string held = "outpost_pool_workers{lease=\"held\"}";
+  const std::string lapsed = "outpost_pool_workers{lease=\"lapsed\"}";
+  {
+    WorkerProcess b(topics, o);
+    WorkerProcess c(topics, o);
+    waitForSample(port, held, 2);
+    EXPECT_EQ(sample(waitForSample(port, lapsed, 0), held), 2);
+    EXPECT_EQ(c.terminate(), 0);  // says STOPPED: no longer counted, not lost
+    auto scrape = waitForSample(port, held, 1);
+    EXPECT_EQ(sample(scrape, lapsed), 0) << scrape;
+    b.crash();  // says nothing
+    scrape = waitForSample(port, lapsed, 1);
+    EXPECT_EQ(sample(scrape, held), 0) << scrape;
+  }
+  EXPECT_EQ(a.terminate(), 0);
+}
+
 TEST(Ops, SighupReloadsTemplatesRunningRunsKeepTheirsAndABadFileIsRefused) {
   auto topics = createTopics("ops-reload", 1);
   auto o = options(2);

@@ -146,8 +146,11 @@ struct WorkerConfig {
   Millis drain_timeout = std::chrono::seconds(60);
   // When partitions are taken away: how long their running jobs may take to finish first.
   Millis revoke_timeout = std::chrono::seconds(20);
-  // How often the worker writes its WorkerStatus.
-  Millis status_interval = std::chrono::seconds(30);
+  // How often the worker writes its WorkerStatus, which renews the leases of the runs it holds.
+  Millis status_interval = std::chrono::seconds(10);
+  // How long the workers topic must flow without a status from a worker before the worker counts
+  // as lost (its lease lapsed). At least three status intervals.
+  Millis lease_timeout = std::chrono::seconds(30);
   // How often a running job gets a HEARTBEAT event.
   Millis heartbeat_interval = std::chrono::seconds(10);
   // How long a cancel for a run this worker has not seen is remembered, in case its command

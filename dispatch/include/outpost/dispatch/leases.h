@@ -16,6 +16,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "outpost/v1/worker.pb.h"
 
@@ -54,6 +55,15 @@ class LeaseView {
   LeaseVerdict lease(std::string_view worker_id, std::string_view incarnation,
                      SteadyTime now) const;
 
+  // Every other worker of `pool` whose latest status says it has not stopped, with the verdict on
+  // the lease of its latest incarnation.
+  struct PoolWorker {
+    std::string worker_id;
+    std::string incarnation;
+    LeaseVerdict lease;
+  };
+  std::vector<PoolWorker> running(std::string_view pool, SteadyTime now) const;
+
   // Whether the workers topic flows now: one of this worker's own statuses came back within the
   // last two status intervals and a half.
   bool flowing(SteadyTime now) const;
@@ -61,6 +71,7 @@ class LeaseView {
  private:
   struct Holder {
     std::string incarnation;
+    std::string pool;
     v1::WorkerState state = v1::WORKER_STATE_UNSPECIFIED;
     bool removed = false;
     // When this worker's first own status after the holder's latest one came back: from then on,

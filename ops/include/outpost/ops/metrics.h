@@ -69,6 +69,8 @@ class Metrics {
   void setJobs(std::size_t running, std::size_t queued);
   void setSlots(std::size_t used, std::size_t total);
   void setPausedPartitions(std::size_t n);
+  // The other workers of the pool that have not stopped, by whether their lease holds.
+  void setPoolWorkers(std::size_t held, std::size_t lapsed);
   // Records produced and not yet acknowledged by the broker (events, lineage, status).
   void setEventsBuffered(std::size_t n);
   // Commands not yet finished on each jobs partition this worker holds now; partitions it no
@@ -104,6 +106,7 @@ class Metrics {
   prometheus::Family<prometheus::Histogram>& duration_;
   prometheus::Histogram& schedule_to_start_;
   prometheus::Family<prometheus::Gauge>& slots_;
+  prometheus::Family<prometheus::Gauge>& pool_workers_;
   prometheus::Family<prometheus::Counter>& skipped_;
   prometheus::Family<prometheus::Counter>& rejected_;
   prometheus::Counter& dlq_;
