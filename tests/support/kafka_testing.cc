@@ -33,7 +33,8 @@ void createTopics(const std::string& bootstrap, const std::vector<NewTopicSpec>&
   std::vector<rd_kafka_NewTopic_t*> topics;
   char err[512];
   for (const auto& w : wanted) {
-    topics.push_back(rd_kafka_NewTopic_new(w.name.c_str(), w.partitions, 1, err, sizeof err));
+    topics.push_back(rd_kafka_NewTopic_new(w.name.c_str(), w.partitions, w.replication_factor, err,
+                                            sizeof err));
     if (!topics.back()) {
       topics.pop_back();
       rd_kafka_NewTopic_destroy_array(topics.data(), topics.size());

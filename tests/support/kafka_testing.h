@@ -44,6 +44,8 @@ struct NewTopicSpec {
   std::string name;
   int partitions = 1;
   Properties configs;  // topic-level settings, e.g. cleanup.policy
+  // 1 for the single test broker; a cluster's tests (tests/robustness/cluster_test.cc) ask for 3.
+  int replication_factor = 1;
 };
 
 // Creates the topics and returns once they exist with their leaders (not only once the controller
