@@ -373,7 +373,9 @@ void Worker::updateLeases() {
   for (const auto& w : leases_.running(config_.worker.pool, clock_.steadyNow())) {
     if (!w.lease.lapsed) {
       ++held;
-      if (lapsed_.contains(w.worker_id)) spdlog::info("worker {}: its statuses are back", w.worker_id);
+      if (lapsed_.contains(w.worker_id)) {
+        spdlog::info("worker {}: its statuses are back", w.worker_id);
+      }
       continue;
     }
     lapsed.insert(w.worker_id);
