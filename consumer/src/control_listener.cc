@@ -312,7 +312,7 @@ std::optional<Followed> ControlListener::poll() {
     std::string_view value(m->payload ? static_cast<const char*>(m->payload) : "", m->len);
     if (tp.topic != impl_->controlTopic()) {
       StatusMessage out;
-      out.worker_id.assign(static_cast<const char*>(m->key), m->key_len);
+      if (m->key) out.worker_id.assign(static_cast<const char*>(m->key), m->key_len);
       if (m->payload) {
         out.status.emplace();
         if (!out.status->ParseFromArray(value.data(), static_cast<int>(value.size())) ||
