@@ -133,6 +133,7 @@ struct TransactionalPublisher::Impl {
   // it has been joined).
   kafka::HandlePtr rk;
   bool ready = false;  // init_transactions() succeeded on rk
+  std::string fenced;  // why, once fenced for good (options.on_fenced)
   std::uint64_t next_seq = 1;
   // The records of the transaction being written: sequence number first_seq + i is record i, of
   // unit unit_of[i]. Delivery reports name a record by its sequence number (the message opaque),
@@ -256,6 +257,28 @@ struct TransactionalPublisher::Impl {
   }
 
   // ---- The producer's life.
+
+  // Whether the producer's fatal error is a fence: another producer initialised this
+  // transactional.id since.
+  bool fencedByAnother() const {
+    if (!rk) return false;
+    char text[512];
+    auto code = rd_kafka_fatal_error(rk.get(), text, sizeof text);
+    return code == RD_KAFKA_RESP_ERR_PRODUCER_FENCED ||
+           code == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH || code == RD_KAFKA_RESP_ERR__FENCED;
+  }
+
+  // After a fatal error: fenced with options.on_fenced set, the publisher stops for good (see
+  // TransactionalPublisherOptions::on_fenced); otherwise a new producer.
+  void lose(const std::string& why) {
+    if (!options.on_fenced || !fencedByAnother()) return recreateProducer(why);
+    fenced = "this worker's transactional producer " + transactional_id +
+             " was fenced by another with its id: " + why;
+    spdlog::error("{}; nothing more is committed by it", fenced);
+    ready = false;
+    rk.reset();
+    options.on_fenced(fenced);
+  }
 
   // Replaces an unusable producer (fenced, fatal idempotence error, unknown transaction state).
   // The new one starts without transactions; ensureReady() initialises them.
@@ -384,7 +407,7 @@ struct TransactionalPublisher::Impl {
     if (kafka::ErrorPtr e{rd_kafka_begin_transaction(rk.get())}) {
       // Only state and fatal errors are possible here: start over with a new producer.
       a.reason = std::string("begin_transaction failed: ") + rd_kafka_error_string(e.get());
-      recreateProducer(a.reason);
+      lose(a.reason);
       return a;
     }
     CallResult r = produceAll(units, a);
@@ -424,13 +447,13 @@ struct TransactionalPublisher::Impl {
       // transaction's records to that partition with a gap (OUT_OF_ORDER_SEQUENCE_NUMBER) and
       // fails it too. A new producer (new epoch) starts the sequences afresh; its
       // init_transactions aborts this transaction.
-      recreateProducer(r.reason);
+      lose(r.reason);
     } else if (r.verdict == Verdict::kAbortable) {
       auto ab = call("abort_transaction",
                      [&](int timeout) { return rd_kafka_abort_transaction(rk.get(), timeout); });
-      if (!ab.ok()) recreateProducer(ab.reason);
+      if (!ab.ok()) lose(ab.reason);
     } else {
-      recreateProducer(r.reason);
+      lose(r.reason);
     }
     // Delivery reports were served by commit/abort: they tell which units' records the broker
     // refused.
@@ -467,6 +490,10 @@ struct TransactionalPublisher::Impl {
   // Publishes `units` (one batch); every unit is reported before this returns.
   void publish(std::vector<TxnUnit> units) {
     std::erase_if(units, [&](TxnUnit& u) {
+      if (!fenced.empty()) {
+        finish(u, TxnOutcome::Status::kRejected, fenced);
+        return true;
+      }
       if (!u.offsets.empty() && !u.group) {
         finish(u, TxnOutcome::Status::kRejected, "offsets without group metadata");
         return true;
@@ -493,9 +520,13 @@ struct TransactionalPublisher::Impl {
       }
       spdlog::warn("transactional producer {}: {} unit(s) aborted, {} waiting behind them: {}",
                    transactional_id, units.size(), behind.size(), a.reason);
-      for (auto& u : units) finish(u, TxnOutcome::Status::kAborted, a.reason);
+      // Fenced for good: nothing of them will ever commit here.
+      const auto status = fenced.empty() ? TxnOutcome::Status::kAborted
+                                         : TxnOutcome::Status::kRejected;
+      for (auto& u : units) finish(u, status, fenced.empty() ? a.reason : fenced);
       for (auto& u : behind) {
-        finish(u, TxnOutcome::Status::kAborted, "a transaction before it aborted: " + a.reason);
+        finish(u, status,
+               fenced.empty() ? "a transaction before it aborted: " + a.reason : fenced);
       }
       return;
     }

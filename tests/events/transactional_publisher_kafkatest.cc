@@ -2,6 +2,7 @@
 // the group has committed after commits, group commits, aborts, fencing and refused records.
 #include "outpost/events/transactional_publisher.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -27,6 +28,7 @@ namespace outpost::events {
 namespace {
 
 using namespace std::chrono_literals;
+using ::testing::HasSubstr;
 
 KafkaConfig kafkaConfig() {
   KafkaConfig c;
@@ -467,6 +469,42 @@ TEST_F(TransactionalPublisherTest, FencedProducerIsRecreated) {
   ASSERT_TRUE(reader.readUntil([](const auto& r) { return hasValue(r, "after"); }));
   EXPECT_EQ(values(reader.records()), (std::vector<std::string>{"before", "after"}));
   EXPECT_EQ(publisher.stats().transactions_committed, 2u);
+}
+
+// A worker found lost is fenced by the one that runs its runs again: its publisher, told so by
+// on_fenced, commits nothing any more (no terminal event, no claim), and says why.
+TEST_F(TransactionalPublisherTest, WithOnFencedAFencedProducerStaysFencedAndRejectsEveryUnit) {
+  const auto out = newTopic("out", 1);
+  const auto transactional_id = test::uniqueName("txn-id");
+  Outcomes outcomes;
+  std::atomic<int> told{0};
+  std::string why;  // written before `told` is incremented
+  TransactionalPublisherOptions options;
+  options.on_fenced = [&](const std::string& w) {
+    why = w;
+    ++told;
+  };
+  TransactionalPublisher publisher(kafkaConfig(), transactional_id, options);
+  publisher.submit(unit({record(out, "before")}, outcomes.slot(0)));
+  ASSERT_TRUE(outcomes.waitFor(1));
+  ASSERT_TRUE(outcomes.at(0).committed()) << outcomes.at(0).reason;
+
+  ASSERT_TRUE(fenceTransactionalId(kafkaConfig(), transactional_id, std::chrono::seconds(30)));
+
+  publisher.submit(unit({record(out, "fenced")}, outcomes.slot(1)));
+  ASSERT_TRUE(outcomes.waitFor(2));
+  EXPECT_EQ(outcomes.at(1).status, TxnOutcome::Status::kRejected) << outcomes.at(1).reason;
+  publisher.submit(unit({record(out, "later")}, outcomes.slot(2)));
+  ASSERT_TRUE(outcomes.waitFor(3));
+  EXPECT_EQ(outcomes.at(2).status, TxnOutcome::Status::kRejected);
+  EXPECT_THAT(outcomes.at(2).reason, HasSubstr("fenced"));
+  EXPECT_EQ(told.load(), 1);
+  EXPECT_THAT(why, HasSubstr(transactional_id));
+  EXPECT_EQ(publisher.stats().producer_recreations, 0u);
+
+  test::TopicReader reader(out);
+  reader.readFor(std::chrono::milliseconds(1500));
+  EXPECT_EQ(values(reader.records()), (std::vector<std::string>{"before"}));
 }
 
 // What a worker does to the producer of a worker it found lost: what the lost producer left open

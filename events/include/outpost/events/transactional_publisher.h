@@ -110,6 +110,12 @@ struct TransactionalPublisherOptions {
   std::chrono::milliseconds close_timeout{10000};
   // librdkafka producer properties applied last (e.g. client.id).
   std::map<std::string, std::string> producer_properties;
+  // Set: a producer fenced by another with the same transactional.id (a worker found lost whose
+  // runs another worker runs again) is not recreated. on_fenced is called once, on the
+  // publisher's thread, with why; from then on every unit, those waiting and those submitted
+  // later, is rejected with that reason, so nothing of this publisher commits any more. Unset:
+  // the producer is recreated (and fences the other in turn).
+  std::function<void(const std::string& why)> on_fenced;
 };
 
 struct TransactionalPublisherStats {
@@ -128,9 +134,9 @@ struct TransactionalPublisherStats {
 // Errors: retriable ones (broker down, coordinator moving) are retried with backoff for as long
 // as it takes, logged at most every few seconds; the units wait, nothing is dropped. Abortable
 // ones abort the transaction and report its units kAborted. Fatal ones (fenced by another
-// producer with the same transactional.id, fatal idempotence errors) destroy the producer, report
-// kAborted and make a new producer, which initialises its transactions (with retries) before the
-// next batch. A record refused by the client or the broker makes its unit kRejected; the other
+// producer with the same transactional.id (unless options.on_fenced), fatal idempotence errors)
+// destroy the producer, report kAborted and make a new producer, which initialises its
+// transactions (with retries) before the next batch. A record refused by the client or the broker makes its unit kRejected; the other
 // units of that transaction are retried in a new one.
 //
 // Threads: submit(), stats() and pending() are safe from any thread; close() and the destructor
