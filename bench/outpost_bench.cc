@@ -66,7 +66,7 @@ struct Options {
 const char kUsage[] =
     "usage: outpost_bench --bootstrap HOST:PORT [--quick] [--outpost BIN] [--noop BIN]\n"
     "                     [--broker-pid PID]\n"
-    "                     [--only spawn,kafka,jobs,latency,compare,flood,output]\n"
+    "                     [--only spawn,kafka,jobs,latency,compare,flood,output,scale,failover]\n"
     "                     [--slots 1,4,16] [--jobs N] [--warm-up SECONDS] [--rounds N]\n";
 
 // Figures on stdout, one a line; kept so that ratios and the summary can use them. A quiet report
@@ -982,6 +982,271 @@ void compareExecutors(const Options& o, Report& report) {
 
 // ---- main --------------------------------------------------------------------------------------
 
+// ---------------------------------------------------------------------------------------------
+// Pools: workers that join while long runs are in flight (scale), and a worker lost under them
+// (failover).
+
+// librdkafka handles of a process (each has one "rdk:main" thread), and its TCP connections to
+// the brokers of `bootstrap` (host:port,...), from /proc.
+struct KafkaFootprint {
+  int handles = 0;
+  int connections = 0;
+};
+KafkaFootprint kafkaFootprint(pid_t pid, const std::string& bootstrap) {
+  KafkaFootprint f;
+  for (const auto& t : threadCpu(pid)) f.handles += t.name == "rdk:main";
+  std::set<unsigned> ports;
+  std::istringstream servers(bootstrap);
+  for (std::string server; std::getline(servers, server, ',');) {
+    auto colon = server.rfind(':');
+    if (colon != std::string::npos) ports.insert(std::stoul(server.substr(colon + 1)));
+  }
+  std::set<std::string> inodes;  // of the process's sockets
+  const auto fds = "/proc/" + std::to_string(pid) + "/fd";
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(fds, ec)) {
+    auto target = std::filesystem::read_symlink(e.path(), ec).string();
+    if (target.starts_with("socket:[")) inodes.insert(target.substr(8, target.size() - 9));
+  }
+  for (const char* table : {"tcp", "tcp6"}) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/net/" + table);
+    std::string line;
+    std::getline(in, line);  // the header
+    while (std::getline(in, line)) {
+      std::istringstream fields(line);
+      std::string sl, local, remote, state, queues, timer, retr, uid, timeout, inode;
+      fields >> sl >> local >> remote >> state >> queues >> timer >> retr >> uid >> timeout >> inode;
+      auto colon = remote.rfind(':');
+      if (state != "01" || colon == std::string::npos || !inodes.contains(inode)) continue;
+      if (ports.contains(std::stoul(remote.substr(colon + 1), nullptr, 16))) ++f.connections;
+    }
+  }
+  return f;
+}
+
+// Workers of one pool (each its own id) on one set of topics (`partitions` jobs partitions), with
+// a template `hold` whose first attempt sleeps {secs} and whose later attempts end at once. Reads
+// the events: per run and attempt, when it started, on which worker, how it ended.
+class PoolBench {
+ public:
+  struct Attempt {
+    Steady::time_point started{};
+    std::string worker;
+    int started_events = 0;
+    int terminals = 0;
+    v1::RunState state = v1::RUN_STATE_UNSPECIFIED;
+  };
+  struct Run {
+    std::map<std::uint32_t, Attempt> attempts;
+    int notices = 0;
+  };
+
+  PoolBench(const Options& o, int partitions, unsigned slots, std::string worker_yaml,
+            std::string kafka_yaml)
+      : o_(o), uuids_(clock_) {
+    stem_ = uniqueStem("pool");
+    const std::string prefix = stem_ + ".";
+    jobs_topic_ = prefix + "jobs";
+    createTopics(o.bootstrap,
+                 {prefix + "jobs", prefix + "control", prefix + "events", prefix + "lineage",
+                  prefix + "dlq", prefix + "workers", prefix + "runs"},
+                 {{prefix + "jobs", partitions}, {prefix + "runs", partitions}},
+                 {{prefix + "runs", {{"cleanup.policy", "compact,delete"}}}});
+    reader_ = std::make_unique<TopicReader>(o.bootstrap, prefix + "events");
+    producer_ = benchProducer(o.bootstrap);
+    base_.binary = o.outpost;
+    base_.noop = o.noop;
+    base_.bootstrap = o.bootstrap;
+    base_.prefix = prefix;
+    base_.pool = stem_;
+    base_.slots = slots;
+    base_.kind = kOutpost;
+    base_.worker_yaml = std::move(worker_yaml);
+    base_.kafka_yaml = std::move(kafka_yaml);
+    base_.templates_yaml =
+        "  hold:\n"
+        "    argv: [sh, -c, 'if [ \"$OUTPOST_ATTEMPT\" = 1 ]; then exec sleep \"$0\"; fi', "
+        "'{secs}']\n"
+        "    params: {secs: {pattern: '[0-9]+'}}\n"
+        "    allow_shell: true\n"
+        "    recipe: none\n"
+        "    timeout: 1h\n";
+  }
+
+  // Starts a worker and waits until it has been given its partitions (or none); nullptr if it
+  // never was.
+  WorkerProcess* add(const std::string& id) {
+    auto w = base_;
+    w.id = stem_ + "-" + id;
+    workers_.push_back(std::make_unique<WorkerProcess>(std::move(w)));
+    if (!workers_.back()->waitForLog("partitions assigned", 60s)) {
+      progress("worker " + id + " never got its partitions; its log:\n" + workers_.back()->log());
+      return nullptr;
+    }
+    return workers_.back().get();
+  }
+
+  std::string send(int secs) {
+    v1::JobCommand c;
+    c.set_run_id(uuids_.next());
+    c.set_job_id("pool-" + std::to_string(next_job_++));
+    c.set_job_type("hold");
+    c.set_attempt(1);
+    (*c.mutable_args())["secs"] = std::to_string(secs);
+    runs_[c.run_id()];
+    produce(producer_.get(), jobs_topic_, c.job_id(), c.SerializeAsString());
+    rd_kafka_flush(producer_.get(), 10000);
+    return c.run_id();
+  }
+
+  // Reads events until `done` holds; false after `timeout`.
+  bool readUntil(const std::function<bool()>& done, std::chrono::seconds timeout) {
+    auto deadline = Steady::now() + timeout;
+    while (!done()) {
+      if (Steady::now() >= deadline) return false;
+      poll(100ms);
+    }
+    return true;
+  }
+  void readFor(std::chrono::milliseconds window) {
+    auto until = Steady::now() + window;
+    while (Steady::now() < until) poll(50ms);
+  }
+
+  const Run& run(const std::string& id) const { return runs_.at(id); }
+  const std::map<std::string, Run>& runs() const { return runs_; }
+  const std::string& bootstrap() const { return o_.bootstrap; }
+
+ private:
+  void poll(std::chrono::milliseconds timeout) {
+    auto m = reader_->next(timeout);
+    if (!m || m->value.empty()) return;
+    v1::RunEvent e;
+    if (!e.ParseFromString(m->value)) return;
+    auto it = runs_.find(e.run_id());
+    if (it == runs_.end()) return;
+    if (e.state() == v1::NOTICE) ++it->second.notices;
+    Attempt& a = it->second.attempts[e.attempt()];
+    if (e.state() == v1::STARTED) {
+      if (a.started_events++ == 0) a.started = Steady::now();
+      a.worker = e.worker_id();
+    }
+    if (v1::isTerminal(e.state())) {
+      ++a.terminals;
+      a.state = e.state();
+    }
+  }
+
+  const Options& o_;
+  SystemClock clock_;
+  UuidGenerator uuids_;
+  std::string stem_, jobs_topic_;
+  WorkerProcess::Options base_;
+  std::unique_ptr<TopicReader> reader_;
+  HandlePtr producer_;
+  std::vector<std::unique_ptr<WorkerProcess>> workers_;
+  std::map<std::string, Run> runs_;
+  long next_job_ = 0;
+};
+
+// Leases and sessions short enough for a benchmark to see several failovers; the figures are read
+// against them (printed with them).
+const std::string kFastLeases = "  status_interval: 1s\n  lease_timeout: 3s\n";
+const std::string kFastSessions =
+    "  consumer_properties:\n    session.timeout.ms: \"6000\"\n    heartbeat.interval.ms: \"1000\"\n";
+
+// A worker holding four long runs is SIGKILLed while another worker of its pool idles: the time
+// from the kill to each run's next attempt starting on the other worker.
+void failover(const Options& o, Report& report) {
+  const int rounds = o.quick ? 2 : 4;
+  progress("failover: " + std::to_string(rounds) +
+           " rounds of a worker holding 4 runs SIGKILLed beside an idle one");
+  std::vector<double> waits;
+  int unfinished = 0;
+  for (int round = 0; round < rounds; ++round) {
+    PoolBench pool(o, 4, 4, kFastLeases, kFastSessions);
+    WorkerProcess* victim = pool.add("a");
+    if (!victim) return report.note("failover: a worker never got its partitions; no figure");
+    std::vector<std::string> ids;
+    for (int i = 0; i < 4; ++i) ids.push_back(pool.send(600));
+    auto attempt = [&](const std::string& id, std::uint32_t n) {
+      const auto& a = pool.run(id).attempts;
+      auto it = a.find(n);
+      return it == a.end() ? nullptr : &it->second;
+    };
+    auto all = [&](std::uint32_t n) {
+      return std::ranges::all_of(ids, [&](const auto& id) { return attempt(id, n) != nullptr; });
+    };
+    if (!pool.readUntil([&] { return all(1); }, 60s) || !pool.add("b")) {
+      return report.note("failover: the runs never started; no figure");
+    }
+    std::this_thread::sleep_for(2s);  // b's statuses flow
+    const auto killed = Steady::now();
+    ::kill(victim->pid(), SIGKILL);
+    pool.readUntil([&] { return all(2); }, 120s);
+    for (const auto& id : ids) {
+      if (const PoolBench::Attempt* a = attempt(id, 2)) {
+        waits.push_back(seconds(a->started - killed));
+      } else {
+        ++unfinished;
+      }
+    }
+  }
+  report.note("failover with worker.status_interval 1s, worker.lease_timeout 3s, "
+              "session.timeout.ms 6000 (reruns run one at a time)");
+  report.figure("failover_rerun_start_p50_s", percentile(waits, 50), "s", 2);
+  report.figure("failover_rerun_start_max_s", percentile(waits, 100), "s", 2);
+  if (unfinished > 0) report.figure("failover_runs_not_rerun", unfinished, "runs", 0);
+}
+
+// One worker runs 8 long runs; two more join (eager assignment, static members): runs disturbed
+// (stopped, run again, or a NOTICE about them), goal 0; and each worker's librdkafka handles and
+// broker connections at idle.
+void scaleOut(const Options& o, Report& report) {
+  const int runs = 8;
+  progress("scale: 2 workers join one running " + std::to_string(runs) + " runs of 20 s");
+  PoolBench pool(o, 6, runs, "", "");
+  WorkerProcess* first = pool.add("a");
+  if (!first) return report.note("scale: the first worker never got its partitions; no figure");
+  std::this_thread::sleep_for(2s);
+  auto idle = kafkaFootprint(first->pid(), pool.bootstrap());
+  report.note("one broker at " + pool.bootstrap() + "; every handle connects to it");
+  report.figure("worker_kafka_handles_idle", idle.handles, "handles", 0);
+  report.figure("worker_broker_connections_idle", idle.connections, "connections", 0);
+  std::vector<std::string> ids;
+  for (int i = 0; i < runs; ++i) ids.push_back(pool.send(20));
+  auto started = [&] {
+    return std::ranges::all_of(ids, [&](const auto& id) {
+      return pool.run(id).attempts.contains(1);
+    });
+  };
+  if (!pool.readUntil(started, 60s) || !pool.add("b") || !pool.add("c")) {
+    return report.note("scale: the runs or the new workers never started; no figure");
+  }
+  auto ended = [&] {
+    return std::ranges::all_of(ids, [&](const auto& id) {
+      for (const auto& [n, a] : pool.run(id).attempts) {
+        if (a.terminals > 0) return true;
+      }
+      return false;
+    });
+  };
+  pool.readUntil(ended, 120s);
+  pool.readFor(1s);
+  int disturbed = 0;
+  for (const auto& id : ids) {
+    const auto& r = pool.run(id);
+    const auto first_attempt = r.attempts.find(1);
+    const bool clean = r.attempts.size() == 1 && r.notices == 0 &&
+                       first_attempt != r.attempts.end() &&
+                       first_attempt->second.started_events == 1 &&
+                       first_attempt->second.terminals == 1 &&
+                       first_attempt->second.state == v1::SUCCEEDED;
+    disturbed += !clean;
+  }
+  report.figure("scale_runs_disturbed", disturbed, "runs", 0);
+}
+
 std::vector<std::string> splitList(const std::string& s) {
   std::vector<std::string> out;
   std::stringstream ss(s);
@@ -1074,6 +1339,8 @@ int run(const Options& o) {
   if (o.wants("compare")) compareExecutors(o, report);
   if (o.wants("flood")) memoryUnderFlood(o, report);
   if (o.wants("output")) compareOutput(o, report);
+  if (o.wants("scale")) scaleOut(o, report);
+  if (o.wants("failover")) failover(o, report);
 
   auto jobs16 = report.get("jobs_per_s_16_slots");
   auto spawn = report.get("spawn_floor_per_s");

@@ -114,14 +114,15 @@ WorkerProcess::WorkerProcess(Options o) {
     // (no shell), without a recipe file.
     std::ofstream cfg(dir_ + "/outpost.yaml");
     cfg << "worker:\n"
-        << "  id: " << o.pool << "\n"
+        << "  id: " << (o.id.empty() ? o.pool : o.id) << "\n"
         << "  pool: " << o.pool << "\n"
         << "  slots: " << o.slots << "\n"
         << "  delivery: " << o.kind.delivery << "\n"
         << "  work_dir: " << dir_ << "/runs\n"
         << "  drain_timeout: 30s\n"
-        << "kafka:\n"
+        << o.worker_yaml << "kafka:\n"
         << "  bootstrap_servers: " << o.bootstrap << "\n"
+        << o.kafka_yaml
         << "topics:\n"
         << "  prefix: " << o.prefix << "\n"
         << "http:\n"

@@ -64,6 +64,9 @@ class WorkerProcess {
     ExecutorKind kind;
     // Outpost: more templates (lines under `templates:`) and top-level sections (e.g. output:).
     std::string templates_yaml, extra_yaml;
+    // Outpost: worker.id (default: the pool, one worker per pool), and more lines under worker:
+    // and under kafka: (e.g. "  status_interval: 1s\n").
+    std::string id, worker_yaml, kafka_yaml;
     // The reference executor: more arguments (e.g. --template, --secrets-file, --log-events).
     std::vector<std::string> reference_args;
   };
