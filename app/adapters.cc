@@ -5,6 +5,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "outpost/events/fence.h"
+
 namespace outpost::app {
 namespace {
 
@@ -55,7 +57,8 @@ events::OutRecord RunStoreAttempts::recordEnd(const v1::JobCommand& command, std
   return out;
 }
 
-void RunStoreAttempts::restore(const std::vector<std::int32_t>& partitions) {
+bool RunStoreAttempts::restore(const std::vector<std::int32_t>& partitions,
+                               const std::map<std::int32_t, std::int64_t>& read_past) {
   // One budget for both waits (Worker announces it to the probes as one bounded wait).
   const auto deadline = std::chrono::steady_clock::now() + kRestoreTimeout;
   auto left = [&] {
@@ -68,14 +71,89 @@ void RunStoreAttempts::restore(const std::vector<std::int32_t>& partitions) {
         "the transactional producer is not ready yet; the run state read now may miss "
         "the last records of a predecessor");
   }
-  if (auto restored = store_.restore(partitions, std::max(left(), std::chrono::milliseconds(1000)))) {
+  if (auto restored = store_.restore(
+          partitions, std::max(left(), std::chrono::milliseconds(1000)), read_past)) {
     spdlog::info("run state of {} partition(s) restored: {} run(s) from {} record(s)",
                  restored->partitions, restored->kept, restored->records);
+    return true;
   } else {
     spdlog::error(
         "run state not restored: {}; runs lost on other workers are not counted and "
         "ended runs whose offsets were not committed may run again",
         restored.error());
+    return false;
+  }
+}
+
+WorkerLeases::WorkerLeases(const dispatch::LeaseView& view, const Clock& clock, std::string self_id,
+                           std::string group, std::optional<KafkaConfig> kafka,
+                           DeclareLost declare_lost)
+    : view_(view),
+      clock_(clock),
+      self_id_(std::move(self_id)),
+      group_(std::move(group)),
+      kafka_(std::move(kafka)),
+      declare_lost_(std::move(declare_lost)) {
+  if (kafka_) thread_ = std::jthread([this](std::stop_token stop) { serve(stop); });
+}
+
+WorkerLeases::~WorkerLeases() {
+  shutdown();
+}
+
+void WorkerLeases::fence(const std::string& worker_id, const std::string& incarnation,
+                         const std::string& why, std::function<void(std::string)> done) {
+  // This worker's earlier incarnation: its own producer fenced it as it started.
+  if (worker_id == self_id_) return done(std::string());
+  if (!kafka_) {
+    declare_lost_(worker_id, incarnation, why);
+    return done(std::string());
+  }
+  {
+    std::lock_guard lock(mu_);
+    if (!stopped_) {
+      pending_.push_back({worker_id, incarnation, why, std::move(done)});
+      wake_.notify_one();
+      return;
+    }
+  }
+  done("the worker is stopping");
+}
+
+void WorkerLeases::shutdown() {
+  {
+    std::lock_guard lock(mu_);
+    stopped_ = true;
+  }
+  if (thread_.joinable()) {
+    thread_.request_stop();
+    thread_.join();
+  }
+  // Whatever was still waiting is answered, so that no caller waits forever.
+  std::deque<Fence> left;
+  {
+    std::lock_guard lock(mu_);
+    left.swap(pending_);
+  }
+  for (auto& f : left) f.done("the worker is stopping");
+}
+
+void WorkerLeases::serve(std::stop_token stop) {
+  for (;;) {
+    Fence next;
+    {
+      std::unique_lock lock(mu_);
+      if (!wake_.wait(lock, stop, [&] { return !pending_.empty(); })) return;
+      next = std::move(pending_.front());
+      pending_.pop_front();
+    }
+    auto id = group_ + "." + next.worker_id;
+    auto fenced = events::fenceTransactionalId(*kafka_, id, kFenceTimeout);
+    if (fenced) {
+      spdlog::info("worker {} fenced (transactional id {})", next.worker_id, id);
+      declare_lost_(next.worker_id, next.incarnation, next.why);
+    }
+    next.done(fenced ? std::string() : fenced.error());
   }
 }
 

@@ -3,8 +3,14 @@
 // resolver and the lineage HTTP transport. Wiring only: each adapter forwards.
 #pragma once
 
+#include <condition_variable>
+#include <deque>
 #include <memory>
+#include <mutex>
+#include <optional>
+#include <stop_token>
 #include <string>
+#include <thread>
 
 #include "outpost/common/clock.h"
 #include "outpost/consumer/job_consumer.h"
@@ -90,8 +96,15 @@ class RunStoreAttempts final : public dispatch::AttemptStore {
 
   RunStoreAttempts(consumer::RunStore& store, std::string worker_id, std::string incarnation,
                    const Clock& clock, events::TransactionalPublisher* txn);
-  consumer::AttemptDecision decide(const v1::JobCommand& command, unsigned max_attempts) const override {
-    return store_.decide(command, max_attempts);
+  consumer::AttemptDecision decide(const v1::JobCommand& command, unsigned max_attempts,
+                                   bool holder_lost) const override {
+    return store_.decide(command, max_attempts, holder_lost);
+  }
+  const v1::RunRecord* find(const std::string& run_id) const override {
+    return store_.find(run_id);
+  }
+  std::vector<consumer::Claim> claims() const override {
+    return store_.claims(worker_id_, incarnation_);
   }
   events::OutRecord recordStart(const v1::JobCommand& command, const consumer::AttemptDecision& admission,
                                 const TopicPartition& source, std::int64_t offset) override;
@@ -101,7 +114,12 @@ class RunStoreAttempts final : public dispatch::AttemptStore {
   void forgetCommitted(std::int32_t partition, std::int64_t offset) override {
     store_.forgetCommitted(partition, offset);
   }
-  void restore(const std::vector<std::int32_t>& partitions) override;
+  bool restore(const std::vector<std::int32_t>& partitions,
+               const std::map<std::int32_t, std::int64_t>& read_past) override;
+  events::OutRecord barrier(std::int32_t partition) override {
+    return store_.barrier(partition, worker_id_ + ":" + incarnation_ + ":" +
+                                         std::to_string(++barriers_));
+  }
   void forget(const std::vector<std::int32_t>& partitions) override { store_.forget(partitions); }
 
  private:
@@ -110,6 +128,53 @@ class RunStoreAttempts final : public dispatch::AttemptStore {
   std::string incarnation_;
   const Clock& clock_;
   events::TransactionalPublisher* txn_;
+  std::uint64_t barriers_ = 0;
+};
+
+// The leases as this worker sees them on the workers topic, and the fence of a lost worker's
+// transactional producer (exactly-once), done on a thread of its own: fencing waits for the
+// broker's answer. A worker never fences its own id: its producer fenced its predecessors as it
+// started.
+class WorkerLeases final : public dispatch::Leases {
+ public:
+  // How long one fence may wait for the broker.
+  static constexpr std::chrono::seconds kFenceTimeout{15};
+
+  // Writes the LOST status of a worker (id, incarnation, why). Any thread.
+  using DeclareLost = std::function<void(const std::string&, const std::string&,
+                                         const std::string&)>;
+  // `group`: the jobs group, the prefix of every worker's transactional id. `kafka` nullopt: at
+  // least once, no producer to fence.
+  WorkerLeases(const dispatch::LeaseView& view, const Clock& clock, std::string self_id,
+               std::string group, std::optional<KafkaConfig> kafka, DeclareLost declare_lost);
+  ~WorkerLeases() override;
+  dispatch::LeaseVerdict lease(const std::string& worker_id,
+                               const std::string& incarnation) const override {
+    return view_.lease(worker_id, incarnation, clock_.steadyNow());
+  }
+  void fence(const std::string& worker_id, const std::string& incarnation, const std::string& why,
+             std::function<void(std::string)> done) override;
+  // Stops the fencing thread (a fence in progress ends within kFenceTimeout; its `done` is
+  // called); later fences are answered at once with an error.
+  void shutdown();
+
+ private:
+  void serve(std::stop_token stop);
+
+  const dispatch::LeaseView& view_;
+  const Clock& clock_;
+  std::string self_id_, group_;
+  std::optional<KafkaConfig> kafka_;
+  std::mutex mu_;
+  std::condition_variable_any wake_;
+  struct Fence {
+    std::string worker_id, incarnation, why;
+    std::function<void(std::string)> done;
+  };
+  DeclareLost declare_lost_;
+  std::deque<Fence> pending_;
+  bool stopped_ = false;
+  std::jthread thread_;
 };
 
 class ResolverSecrets final : public dispatch::SecretSource {
@@ -189,12 +254,14 @@ struct WorkerPorts {
   ProducerSink records, start_records;
   std::unique_ptr<PublisherSink> transactions;
   RunStoreAttempts attempts;
+  WorkerLeases& leases;
   std::unique_ptr<HttpLineageEndpoint> lineage_http;
   MetricsObserver observer;
 
   dispatch::Ports ports(dispatch::Poster& poster, RunsAndSecrets& runs, const Clock& clock) {
     return dispatch::Ports{poster,          source,   records,        start_records,
-                           transactions.get(), runs.executor(), attempts, runs.secrets(),
+                           transactions.get(), runs.executor(), attempts, &leases,
+                           runs.secrets(),
                            lineage_http.get(), clock,           observer};
   }
 };

@@ -48,7 +48,8 @@ class HandedCommands final : public dispatch::CommandSource {
 class FirstAttempts final : public dispatch::AttemptStore {
  public:
   explicit FirstAttempts(std::string runs_topic) : runs_topic_(std::move(runs_topic)) {}
-  consumer::AttemptDecision decide(const v1::JobCommand& command, unsigned) const override {
+  consumer::AttemptDecision decide(const v1::JobCommand& command, unsigned,
+                                   bool) const override {
     consumer::AttemptDecision a;
     a.attempt = std::max(1u, command.attempt());
     return a;
@@ -61,8 +62,16 @@ class FirstAttempts final : public dispatch::AttemptStore {
                               const TopicPartition&, std::int64_t) override {
     return {runs_topic_, -1, command.run_id(), {}, {}};
   }
+  const v1::RunRecord* find(const std::string&) const override { return nullptr; }
+  std::vector<consumer::Claim> claims() const override { return {}; }
   void forgetCommitted(std::int32_t, std::int64_t) override {}
-  void restore(const std::vector<std::int32_t>&) override {}
+  bool restore(const std::vector<std::int32_t>&,
+               const std::map<std::int32_t, std::int64_t>&) override {
+    return true;
+  }
+  events::OutRecord barrier(std::int32_t partition) override {
+    return {runs_topic_, partition, "barrier", {}, {}};
+  }
   void forget(const std::vector<std::int32_t>&) override {}
 
  private:
@@ -249,7 +258,7 @@ std::map<std::string, RecordedOutcome> runLocally(
   dispatch::Dispatcher dispatcher(
       config, worker_env,
       dispatch::Ports{loop.inbox(), source, output, output, nullptr, runs.executor(), attempts,
-                      runs.secrets(), nullptr, clock, observer});
+                      nullptr, runs.secrets(), nullptr, clock, observer});
   HandingIn steps(commands, config.topics.jobs, source, dispatcher, loop.inbox(), clock);
   // Declared last, so that on any way out the threads stop before what they call into goes.
   struct QuiesceFirst {

@@ -19,6 +19,8 @@ constexpr std::chrono::milliseconds kPollInterval{100};
 constexpr std::chrono::seconds kTopicCheckTimeout{30};
 // On shutdown, how long the last transactions may take.
 constexpr std::chrono::seconds kCloseTimeout{10};
+// The exit status of a worker that was fenced (Worker::onFenced).
+constexpr int kFencedExit = 3;
 // How often the gauges are refreshed from the poll loop (a scrape sees values this old at most).
 constexpr std::chrono::milliseconds kMetricsInterval{250};
 // Most control messages handled per loop iteration, so a burst of cancels cannot starve the jobs
@@ -93,11 +95,14 @@ Worker::Worker(Config config, const Clock& clock)
   producer_ = std::make_unique<events::KafkaProducer>(
       kafka, std::map<std::string, std::string>{{"client.id", config_.worker.id}},
       std::map<std::string, std::string>{{"linger.ms", kEventsLinger}});
-  auto start_properties = kStartProducer;
-  start_properties["client.id"] = config_.worker.id + "-start";
-  start_producer_ = std::make_unique<events::KafkaProducer>(kafka, start_properties);
   loop_.addSource("events producer", [this] { producer_->close(); });
-  loop_.addSource("start producer", [this] { start_producer_->close(); });
+  if (!config_.exactlyOnce()) {
+    // Exactly-once, claims go in transactions: this producer would have nothing to do.
+    auto start_properties = kStartProducer;
+    start_properties["client.id"] = config_.worker.id + "-start";
+    start_producer_ = std::make_unique<events::KafkaProducer>(kafka, start_properties);
+    loop_.addSource("start producer", [this] { start_producer_->close(); });
+  }
   if (config_.lineage.enabled && config_.lineage.toHttp()) {
     auto options =
         lineage::HttpLineageTransportOptions::fromConfig(config_.lineage.http, worker_env);
@@ -115,6 +120,10 @@ Worker::Worker(Config config, const Clock& clock)
     // Stable for a configured worker id, so that a restarted worker fences its predecessor.
     events::TransactionalPublisherOptions txn_options;
     txn_options.producer_properties = {{"client.id", config_.worker.id + "-txn"}};
+    // The publisher's thread: back to the poll thread (the publisher is a source of the loop).
+    txn_options.on_fenced = [this](const std::string& why) {
+      loop_.inbox().post([this, why] { onFenced(why); });
+    };
     txn_ = std::make_unique<events::TransactionalPublisher>(kafka, group + "." + config_.worker.id,
                                                             std::move(txn_options));
     loop_.addSource("transactional publisher", [this] { txn_->close(kCloseTimeout); });
@@ -124,6 +133,13 @@ Worker::Worker(Config config, const Clock& clock)
                                        config_.worker.id + "-runs"});
   // Before joining the group: without the runs topic, attempts could not be counted.
   if (auto ok = run_store_->checkTopics(kTopicCheckTimeout); !ok) throw ConfigError(ok.error());
+  worker_leases_ = std::make_unique<WorkerLeases>(
+      leases_, clock_, config_.worker.id, group,
+      config_.exactlyOnce() ? std::optional<KafkaConfig>(kafka) : std::nullopt,
+      [this](const std::string& worker, const std::string& incarnation, const std::string& why) {
+        declareLost(worker, incarnation, why);
+      });
+  loop_.addSource("lease fencer", [this] { worker_leases_->shutdown(); });
   std::map<std::string, std::string> membership;
   if (config_.worker.static_id) membership["group.instance.id"] = config_.worker.id;
   consumer_ =
@@ -135,9 +151,10 @@ Worker::Worker(Config config, const Clock& clock)
       config_.worker.id + "-control", config_.worker.cancel_memory, clock_,
       config_.topics.workers);
   ports_ = std::make_unique<WorkerPorts>(WorkerPorts{
-      ConsumerSource(*consumer_), ProducerSink(*producer_), ProducerSink(*start_producer_),
+      ConsumerSource(*consumer_), ProducerSink(*producer_), ProducerSink(start_producer_ ? *start_producer_ : *producer_),
       txn_ ? std::make_unique<PublisherSink>(*txn_) : nullptr,
       RunStoreAttempts(*run_store_, config_.worker.id, incarnation_, clock_, txn_.get()),
+      *worker_leases_,
       lineage_http_ ? std::make_unique<HttpLineageEndpoint>(*lineage_http_) : nullptr,
       MetricsObserver(metrics_)});
   dispatcher_ =
@@ -168,6 +185,17 @@ void Worker::chores() {
     last_status_ = now;
   }
   if (!draining_ && reload_requested_ && reload_requested_->exchange(false)) reload(*load_);
+}
+
+void Worker::onFenced(const std::string& why) {
+  if (std::exchange(fenced_, true)) return;
+  spdlog::error(
+      "{}. Another worker counted this one as lost and runs its runs again: killing the {} run(s) "
+      "here without writing their ends, and stopping (exit status {}); restart it to work again",
+      why, dispatcher_->running(), kFencedExit);
+  dispatcher_->abandon(why);
+  draining_ = true;
+  updateReadiness();
 }
 
 void Worker::draining() {
@@ -220,7 +248,7 @@ int Worker::run(const std::atomic<bool>& stop, std::atomic<bool>& reload_request
     spdlog::info("{} command(s) for other pools skipped", skipped);
   }
   spdlog::info("worker {} stopped", config_.worker.id);
-  return 0;
+  return fenced_ ? kFencedExit : 0;
 }
 
 void Worker::reload(const std::function<Config()>& load) {
@@ -294,7 +322,12 @@ void Worker::pollControl() {
     if (!followed) break;
     if (auto* s = std::get_if<consumer::StatusMessage>(&*followed)) {
       if (s->status) {
-        leases_.onStatus(*s->status, clock_.steadyNow());
+        const auto& st = *s->status;
+        if (st.state() == v1::LOST && st.worker_id() == config_.worker.id &&
+            st.incarnation() == incarnation_) {
+          onFenced("another worker wrote that this one is lost (" + st.state_reason() + ")");
+        }
+        leases_.onStatus(st, clock_.steadyNow());
       } else {
         leases_.onRemoved(s->worker_id, clock_.steadyNow());
       }
@@ -358,7 +391,8 @@ void Worker::updateMetrics() {
   for (const auto& [failure, n] : consumer_->commitFailures()) {
     metrics_.setOffsetCommitFailures(consumer::commitFailureName(failure), n);
   }
-  metrics_.setRecordsWaitedForRoom(producer_->waitedForRoom() + start_producer_->waitedForRoom());
+  metrics_.setRecordsWaitedForRoom(producer_->waitedForRoom() +
+                                   (start_producer_ ? start_producer_->waitedForRoom() : 0));
   auto s = resolver_->stats();
   for (const auto& [key, n] : s.fetches) metrics_.setSecretFetches(key.first, key.second, n);
   metrics_.setSecretCacheHits(s.cache_hits);
@@ -409,13 +443,33 @@ void Worker::updateReadiness() {
       .drained = drained_,
       .joined = joined_,
       .left_group = consumer_->left(),
-      .producers_connected = producer_->connected() && start_producer_->connected(),
-      .records_waiting_for_room = producer_->waitingForRoom() + start_producer_->waitingForRoom(),
+      .producers_connected =
+          producer_->connected() && (!start_producer_ || start_producer_->connected()),
+      .records_waiting_for_room =
+          producer_->waitingForRoom() + (start_producer_ ? start_producer_->waitingForRoom() : 0),
       .transactions_ready = !txn_ || txn_->waitReady(std::chrono::milliseconds(0)),
       .pool = config_.worker.pool,
       .bootstrap_servers = config_.kafka.bootstrap_servers});
   if (!why) was_ready_ = true;
   health_.setNotReady(std::move(why));
+}
+
+void Worker::declareLost(const std::string& worker, const std::string& incarnation,
+                         const std::string& why) {
+  v1::WorkerStatus s;
+  s.set_worker_id(worker);
+  s.set_incarnation(incarnation);
+  s.set_pool(config_.worker.pool);
+  s.set_state(v1::LOST);
+  s.set_state_reason(fmt::format("counted lost by worker {}: {}", config_.worker.id, why));
+  s.set_last_seen_ms(toUnixMillis(clock_.now()));
+  producer_->produce(config_.topics.workers, worker, events::toWire(s), {},
+                     [worker](const events::DeliveryReport& r) {
+                       if (!r.ok()) {
+                         spdlog::warn("LOST status of worker {} not delivered: {}", worker,
+                                      r.why());
+                       }
+                     });
 }
 
 void Worker::publishStatus(v1::WorkerState state, const std::string& reason) {

@@ -73,6 +73,13 @@ class Worker final : public consumer::RebalanceListener, private dispatch::Owner
   void take(std::chrono::milliseconds wait) override;
   void chores() override;
   void draining() override;
+  bool finished() const override { return fenced_; }
+  // Another worker fenced this one's transactional producer: it counted this worker as lost and
+  // runs its runs again. Kills them without writing their ends, and stops.
+  void onFenced(const std::string& why);
+  // Writes the LOST status of a worker this one found lost and fenced (WorkerLeases). Any thread.
+  void declareLost(const std::string& worker, const std::string& incarnation,
+                   const std::string& why);
   void pollControl();
   // Runs `body`, a wait of the poll thread of at most `bound`: the probes are told `what` (see
   // ops::Health::beginWait) and outpost_poll_thread_wait_seconds_total{wait} counts its time.
@@ -109,6 +116,7 @@ class Worker final : public consumer::RebalanceListener, private dispatch::Owner
   std::chrono::steady_clock::time_point last_metrics_;
   bool joined_ = false;     // a rebalance gave this worker its partitions (possibly none)
   bool draining_ = false;   // stopping
+  bool fenced_ = false;     // see onFenced
   bool was_ready_ = false;  // /readyz has said ok once: STARTING is over
   std::optional<std::string> drained_;  // drained by an operator, and why
   v1::WorkerState published_ = v1::WORKER_STATE_UNSPECIFIED;
@@ -124,10 +132,12 @@ class Worker final : public consumer::RebalanceListener, private dispatch::Owner
   secrets::SecretResolver* resolver_ = nullptr;
   // Events, lineage, status, dead letters: lingers to batch (kEventsLinger).
   std::unique_ptr<events::KafkaProducer> producer_;
-  // The runs topic's start records: a launch waits for one, so this one never lingers.
+  // The runs topic's claims (at-least-once; exactly-once they go in transactions): a launch
+  // waits for one, so this one never lingers.
   std::unique_ptr<events::KafkaProducer> start_producer_;
   std::unique_ptr<events::TransactionalPublisher> txn_;  // exactly-once only
   std::unique_ptr<consumer::RunStore> run_store_;
+  std::unique_ptr<WorkerLeases> worker_leases_;  // leases_ and the fence of lost workers
   std::unique_ptr<lineage::HttpLineageTransport> lineage_http_;  // lineage.transport http or both
   std::unique_ptr<consumer::JobConsumer> consumer_;
   std::unique_ptr<consumer::ControlListener> control_;  // polled on the poll thread; posts nothing

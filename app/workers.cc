@@ -47,7 +47,8 @@ std::vector<WorkerRow> workerRows(const std::map<std::string, v1::WorkerStatus>&
     r.age = milliseconds(std::max<std::int64_t>(0, now_ms - s.last_seen_ms()));
     const milliseconds interval =
         s.status_interval_ms() > 0 ? milliseconds(s.status_interval_ms()) : default_interval;
-    const bool stopped = s.state() == v1::STOPPED;
+    // A LOST status is another worker's last word about it: it is not expected to speak again.
+    const bool stopped = s.state() == v1::STOPPED || s.state() == v1::LOST;
     r.stale = !stopped && r.age > kStaleAfter * interval;
     if (stopped && !all && r.age > std::chrono::hours(1)) continue;
     rows.push_back(std::move(r));

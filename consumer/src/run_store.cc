@@ -16,6 +16,14 @@
 namespace outpost::consumer {
 namespace {
 
+// The key prefix of barriers (RunStore::barrier).
+constexpr std::string_view kBarrierKey = "barrier:";
+
+// A start record that carries its command: a run some worker holds (or held, if it was lost).
+bool isClaim(const v1::RunRecord& r) {
+  return r.state() == v1::STARTED && !r.command().empty();
+}
+
 using Steady = std::chrono::steady_clock;
 
 // Longest wait of one consumer poll inside restore(), so the deadline is checked often enough.
@@ -207,6 +215,7 @@ std::expected<std::map<std::int32_t, std::int64_t>, std::string> readCommitted(
 void take(const rd_kafka_message_t& m, const std::string& topic,
           std::unordered_map<std::string, v1::RunRecord>& found, RestoreStats& stats) {
   std::string key = m.key ? std::string(static_cast<const char*>(m.key), m.key_len) : "";
+  if (key.starts_with(kBarrierKey)) return;
   if (!m.payload) {
     found.erase(key);
     return;
@@ -288,12 +297,14 @@ std::expected<std::unordered_map<std::string, v1::RunRecord>, std::string> readR
 }  // namespace
 
 std::expected<RestoreStats, std::string> RunStore::restore(
-    const std::vector<std::int32_t>& partitions, std::chrono::milliseconds timeout) {
+    const std::vector<std::int32_t>& partitions, std::chrono::milliseconds timeout,
+    const std::map<std::int32_t, std::int64_t>& read_past) {
   const auto deadline = Steady::now() + timeout;
   rd_kafka_t* rk = reader_->rk.get();
   const auto& topic = options_.runs_topic;
   // Whatever happens below, what was known for these partitions is no longer right.
   forget(partitions);
+  for (auto p : partitions) forgotten_.erase(p);
   RestoreStats stats;
   if (partitions.empty()) return stats;
   if (auto ok = checkPartitions(rk, topic, options_.jobs_topic, partitions, deadline); !ok) {
@@ -301,6 +312,11 @@ std::expected<RestoreStats, std::string> RunStore::restore(
   }
   auto range = readRanges(rk, topic, partitions, deadline);
   if (!range) return std::unexpected(range.error());
+  for (const auto& [p, offset] : read_past) {
+    if (auto it = range->find(p); it != range->end()) {
+      it->second.second = std::max(it->second.second, offset + 1);
+    }
+  }
   // Records of commands below the group's committed offsets are not needed.
   auto committed = readCommitted(rk, options_.jobs_topic, options_.group_id, partitions, deadline);
   if (!committed) return std::unexpected(committed.error());
@@ -309,7 +325,9 @@ std::expected<RestoreStats, std::string> RunStore::restore(
   if (!found) return std::unexpected(found.error());
   for (auto& [run_id, r] : *found) {
     auto c = committed->find(r.source().partition());
-    if (c != committed->end() && c->second >= 0 && r.source().offset() < c->second) {
+    // A claim is kept wherever its command's offset is: its run is running, or was lost.
+    if (!isClaim(r) && c != committed->end() && c->second >= 0 &&
+        r.source().offset() < c->second) {
       ++stats.committed;
       continue;
     }
@@ -320,6 +338,7 @@ std::expected<RestoreStats, std::string> RunStore::restore(
 }
 
 void RunStore::forget(const std::vector<std::int32_t>& partitions) {
+  forgotten_.insert(partitions.begin(), partitions.end());
   std::erase_if(runs_, [&](const auto& kv) {
     return std::ranges::find(partitions, kv.second.source().partition()) != partitions.end();
   });
@@ -327,8 +346,21 @@ void RunStore::forget(const std::vector<std::int32_t>& partitions) {
 
 void RunStore::forgetCommitted(std::int32_t partition, std::int64_t offset) {
   std::erase_if(runs_, [&](const auto& kv) {
-    return kv.second.source().partition() == partition && kv.second.source().offset() < offset;
+    return kv.second.source().partition() == partition && kv.second.source().offset() < offset &&
+           !isClaim(kv.second);
   });
+}
+
+std::vector<Claim> RunStore::claims(std::string_view worker_id,
+                                    std::string_view incarnation) const {
+  std::vector<Claim> out;
+  for (const auto& [run_id, r] : runs_) {
+    if (!isClaim(r)) continue;
+    if (r.worker_id() == worker_id && r.incarnation() == incarnation) continue;
+    out.push_back({run_id, r.worker_id(), r.incarnation(), r.source().partition()});
+  }
+  std::ranges::sort(out, {}, &Claim::run_id);
+  return out;
 }
 
 const v1::RunRecord* RunStore::find(std::string_view run_id) const {
@@ -337,13 +369,13 @@ const v1::RunRecord* RunStore::find(std::string_view run_id) const {
 }
 
 void RunStore::remember(v1::RunRecord record) {
-  if (record.run_id().empty()) return;
+  if (record.run_id().empty() || forgotten_.contains(record.source().partition())) return;
   auto id = record.run_id();
   runs_.insert_or_assign(std::move(id), std::move(record));
 }
 
 AttemptDecision decideAttempt(const v1::JobCommand& command, const v1::RunRecord* r,
-                          unsigned max_attempts) {
+                              unsigned max_attempts, bool holder_lost) {
   AttemptDecision a;
   const std::uint32_t attempt = commandAttempt(command);
   a.attempt = attempt;
@@ -364,6 +396,13 @@ AttemptDecision decideAttempt(const v1::JobCommand& command, const v1::RunRecord
     a.verdict = AttemptDecision::Verdict::kSkip;
     a.attempt = attempt + starts - 1;
     a.reason = fmt::format("already {} (worker {})", v1::RunState_Name(r->state()), r->worker_id());
+    return a;
+  }
+  if (r->state() == v1::STARTED && !r->command().empty() && !holder_lost) {
+    a.verdict = AttemptDecision::Verdict::kClaimed;
+    a.attempt = attempt + starts - 1;
+    a.reason = fmt::format("claimed by worker {} (attempt {}): it runs there", r->worker_id(),
+                           a.attempt);
     return a;
   }
   // Anything else (STARTED, or a state this worker does not know) counts as a lost start.
@@ -412,7 +451,9 @@ v1::RunRecord RunStore::startRecord(const v1::JobCommand& command, const Attempt
                                     const TopicPartition& source, std::int64_t offset,
                                     std::string_view worker_id,
                                     std::chrono::system_clock::time_point now) {
-  return baseRecord(command, admission.starts, v1::STARTED, source, offset, worker_id, now);
+  auto r = baseRecord(command, admission.starts, v1::STARTED, source, offset, worker_id, now);
+  r.set_command(command.SerializeAsString());
+  return r;
 }
 
 v1::RunRecord RunStore::endRecord(const v1::JobCommand& command, std::uint32_t starts,
@@ -420,6 +461,10 @@ v1::RunRecord RunStore::endRecord(const v1::JobCommand& command, std::uint32_t s
                                   std::int64_t offset, std::string_view worker_id,
                                   std::chrono::system_clock::time_point now) {
   return baseRecord(command, starts, terminal, source, offset, worker_id, now);
+}
+
+events::OutRecord RunStore::barrier(std::int32_t partition, std::string_view id) const {
+  return {options_.runs_topic, partition, std::string(kBarrierKey) + std::string(id), {}, {}};
 }
 
 events::OutRecord RunStore::toOutRecord(const v1::RunRecord& record) const {

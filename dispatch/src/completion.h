@@ -1,9 +1,15 @@
 // Completion: how a run's records reach Kafka and when its command's offset counts as done. Two
 // strategies, chosen once at start; no other code asks which mode is on.
-// - at-least-once: every record is produced and acknowledged; then the run's end record; then
-//   the offset is done, and committed periodically.
-// - exactly-once: from the terminal event on, the run's records (terminal event, final lineage,
-//   dead letter) wait and are committed with its end record and its offset in one transaction.
+// A run that starts is claimed first: its start record (the claim) is written, and once it is
+// durable the command's offset is done, whatever the run does next. A command that ends without
+// starting (refused, expired, skipped) is done once its end is written.
+// - at-least-once: the claim is produced and acknowledged, then the offset is done; every other
+//   record is produced and acknowledged; after the terminal event, the run's end record. Done
+//   offsets are committed periodically.
+// - exactly-once: the claim and the offset commit in one transaction (with the lost attempt's
+//   FAILED event, for a rerun). From the terminal event on, the run's records (terminal event,
+//   final lineage, dead letter) wait and are committed with its end record in a later transaction,
+//   with the offset only when the command never started.
 // Owning thread only; acknowledgements come back through the Poster.
 #pragma once
 
@@ -26,8 +32,8 @@ class CompletionHost {
   virtual Run* findRun(std::uint64_t id) = 0;
   // Something the run was waiting for arrived: retire it if nothing is left.
   virtual void maybeRetire(Run& run) = 0;
-  // Its start record is written; or, for a rerun whose transaction did not commit, it is not
-  // (`why`), and the run does not start here.
+  // Its claim is durable (run.claimed); or it never will be: its partition went elsewhere first
+  // (the next owner takes the command), or the broker refused it (`why`).
   virtual void startWritten(Run& run) = 0;
   virtual void startNotWritten(Run& run, const std::string& why) = 0;
 };
@@ -42,8 +48,8 @@ class Completion {
   virtual ~Completion() = default;
   // A record about the run (an event, a Kafka lineage record, a dead letter).
   virtual void publish(Run& run, events::OutRecord record, RecordPart part) = 0;
-  // Writes the run's start record (and, for a rerun, the FAILED event of the lost attempt), then
-  // calls host.startWritten.
+  // Writes the run's claim (and, for a rerun, the FAILED event of the lost attempt), then calls
+  // host.startWritten, or host.startNotWritten.
   virtual void recordStart(Run& run, events::OutRecord start,
                            std::optional<events::OutRecord> lost) = 0;
   // The run is finished and nothing it produced awaits acknowledgement: writes what this mode
@@ -51,12 +57,10 @@ class Completion {
   virtual bool settle(Run& run) = 0;
   // Periodic: commits the offsets that are done (at-least-once).
   virtual void tick() = 0;
-  // Partitions are going away, after their runs had revoke_timeout: commits what is done.
+  // Partitions are going away, after their claims in flight had revoke_timeout to settle: commits
+  // what is done.
   virtual void revoked(const std::vector<TopicPartition>& partitions,
                        consumer::Revocation how) = 0;
-  // Whether a run still live on a revoked partition is stopped and handed over (its end could
-  // not be committed with its offset any more) rather than left to go on.
-  virtual bool handsOver() const = 0;
   // Shutdown: the last commit.
   virtual void close() = 0;
 };

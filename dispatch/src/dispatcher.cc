@@ -6,9 +6,12 @@
 
 #include <algorithm>
 #include <map>
+#include <memory>
+#include <set>
 #include <unordered_map>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include "completion.h"
@@ -29,6 +32,9 @@ namespace {
 // Most runs and cancels remembered (each also expires after cancel_memory), so that a flood of
 // cancels cannot exhaust memory.
 constexpr std::size_t kRememberedRuns = 100'000;
+
+// How often the claims of the partitions held are checked for lost workers.
+constexpr std::chrono::seconds kLostWatchInterval{1};
 
 // "10m", "90s", "1500ms": how the configuration writes durations.
 std::string describeDuration(Millis d) {
@@ -76,10 +82,13 @@ struct Dispatcher::Impl final : CompletionHost {
   bool retired = false;     // a run retired since tick() last dispatched
   std::uint64_t next_id = 1;
   bool draining = false;
+  bool abandoned = false;  // see Dispatcher::abandon
   bool held = false;  // see Dispatcher::hold
   std::uint64_t skipped_other_pool = 0;
   consumer::RunMemory<EndedRun> ended{kRememberedRuns};         // runs that ended here, by run_id
   consumer::RunMemory<CancelRequest> cancels{kRememberedRuns};  // cancels received, by run_id
+  std::set<std::string> recovering;  // lost workers being fenced and read again (watchLost)
+  std::chrono::steady_clock::time_point last_lost_watch{};
 
   Impl(const Config& c, Environment env, Ports p)
       : config(c),
@@ -99,17 +108,12 @@ struct Dispatcher::Impl final : CompletionHost {
   void onMessage(consumer::ConsumedMessage message) {
     if (draining) return;  // fetched before the pause; not taken, so not committed
     auto decoded = consumer::decodeCommand(message.value, message.headers);
-    if (decoded && adoptAgain(*decoded, message)) return;
-    Run& run = runs[next_id];
-    run.id = next_id++;
-    run.tp = message.tp;
-    run.offset = message.offset;
+    Run& run = newRun(message.tp, message.offset,
+                      decoded ? std::move(*decoded) : std::move(decoded.error().partial));
     run.record_time = message.timestamp;
     run.bytes = message.value.size();
+    run.tracked = true;
     offsets.begin(run.tp, run.offset);
-    run.command = decoded ? std::move(*decoded) : std::move(decoded.error().partial);
-    by_run_id.emplace(run.command.run_id(), run.id);
-    run.attempts.attempt = std::max(1u, run.command.attempt());
     if (!decoded) return reject(run, message, reason::kUndecodable, decoded.error().reason);
     if (consumer::isForAnotherPool(run.command, config.worker.pool)) {
       // Pools sharing a jobs topic each read every command: another pool's is not bad input.
@@ -121,13 +125,22 @@ struct Dispatcher::Impl final : CompletionHost {
       run.phase = Phase::kFinished;
       return maybeRetire(run);
     }
-    // The same run_id twice at once (a duplicate, or a redelivery while the first still runs):
-    // refuse the second without a REJECTED event, which would be a second terminal event for it.
+    // The same command again while its run is here (a redelivery after a rebalance that gave the
+    // partition back, or a commit that did not reach the broker): the run is this one's.
+    if (const Run* first = sameCommandHere(run)) {
+      logRun(spdlog::level::info, fieldsOf(run.command),
+             "run {}: its command came again while it is here (taken at {}[{}]@{}); skipped",
+             run.command.run_id(), first->tp.topic, first->tp.partition, first->offset);
+      ports.observer.commandSkipped(reason::kClaimed);
+      run.phase = Phase::kFinished;
+      return maybeRetire(run);
+    }
+    // The same run_id twice at once (a duplicate command): refuse the second without a REJECTED
+    // event, which would be a second terminal event for it.
     auto [same, end] = by_run_id.equal_range(run.command.run_id());
     bool duplicate = std::any_of(same, end, [&](const auto& kv) {
       const Run& other = runs.at(kv.second);
-      return other.id != run.id && other.phase != Phase::kFinished &&
-             other.ownership != Ownership::kHandedOver;
+      return other.id != run.id && other.phase != Phase::kFinished;
     });
     if (duplicate) {
       return reject(
@@ -139,8 +152,36 @@ struct Dispatcher::Impl final : CompletionHost {
       return endWithoutRunning(run, v1::EXPIRED,
                                "already past its deadline (not_after) when taken");
     }
-    // What the runs topic knows: started before on a worker that was lost, or already ended.
-    run.attempts = ports.attempts.decide(run.command, config.worker.max_attempts);
+    // What the runs topic knows: claimed by a worker, started on one that was lost (before
+    // claims), or already ended.
+    run.attempts = ports.attempts.decide(run.command, config.worker.max_attempts, false);
+    consider(run, message);
+  }
+
+  Run& newRun(const TopicPartition& tp, std::int64_t offset, v1::JobCommand command) {
+    Run& run = runs[next_id];
+    run.id = next_id++;
+    run.tp = tp;
+    run.offset = offset;
+    run.command = std::move(command);
+    by_run_id.emplace(run.command.run_id(), run.id);
+    run.attempts.attempt = std::max(1u, run.command.attempt());
+    return run;
+  }
+
+  // Another run here taken from the same command (partition and offset).
+  const Run* sameCommandHere(const Run& run) const {
+    auto [same, end] = by_run_id.equal_range(run.command.run_id());
+    for (; same != end; ++same) {
+      const Run& other = runs.at(same->second);
+      if (other.id != run.id && other.tp == run.tp && other.offset == run.offset) return &other;
+    }
+    return nullptr;
+  }
+
+  // Runs, skips or ends the run as its attempt decision says (`message` is its command's record,
+  // for a dead letter).
+  void consider(Run& run, const consumer::ConsumedMessage& message) {
     switch (run.attempts.verdict) {
       case consumer::AttemptDecision::Verdict::kRun:
         break;
@@ -155,6 +196,13 @@ struct Dispatcher::Impl final : CompletionHost {
         ports.observer.commandSkipped(reason::kAlreadyEnded);
         run.phase = Phase::kFinished;
         return maybeRetire(run);
+      case consumer::AttemptDecision::Verdict::kClaimed:
+        // Its holder ends it; if the holder is lost, the lost-run watch here runs it again.
+        logRun(spdlog::level::info, fieldsOf(run.command), "run {}: not run here: {}",
+               run.command.run_id(), run.attempts.reason);
+        ports.observer.commandSkipped(reason::kClaimed);
+        run.phase = Phase::kFinished;
+        return maybeRetire(run);
       case consumer::AttemptDecision::Verdict::kGiveUp:
         logRun(spdlog::level::warn, fieldsOf(run.command), "run {}: not run again: {}",
                run.command.run_id(), run.attempts.reason);
@@ -164,27 +212,10 @@ struct Dispatcher::Impl final : CompletionHost {
     if (!admitted) return reject(run, message, admitted.error().reason, admitted.error().message);
     run.admitted = std::move(*admitted);
     run.templates = templates;
-    // The plan holds the recipe from here: one copy of it (up to a megabyte) while it waits.
-    run.command.clear_recipe();
+    // The command keeps its recipe until its claim carries it (recordStart): while it waits, the
+    // recipe (up to a megabyte) is held twice, in the command and in the plan.
     if (!run.admitted->secrets.empty()) return resolveSecrets(run);
     enqueue(run);
-  }
-
-  // Our own command handed back to us by a rebalance while it still runs: adopt it again (unless
-  // it was stopped and handed over: then it runs again, as the next attempt).
-  bool adoptAgain(const v1::JobCommand& command, const consumer::ConsumedMessage& message) {
-    auto [same, end] = by_run_id.equal_range(command.run_id());
-    for (; same != end; ++same) {
-      Run& r = runs.at(same->second);
-      if (r.ownership == Ownership::kRevoked && r.tp == message.tp && r.offset == message.offset) {
-        logRun(spdlog::level::info, fieldsOf(r.command),
-               "run {}: partition came back while it runs; tracking it again", r.command.run_id());
-        r.ownership = Ownership::kOurs;
-        offsets.begin(r.tp, r.offset);
-        return true;
-      }
-    }
-    return false;
   }
 
   void resolveSecrets(Run& run) {
@@ -326,13 +357,19 @@ struct Dispatcher::Impl final : CompletionHost {
   // exactly-once).
   void recordStart(Run& run) {
     auto start = ports.attempts.recordStart(run.command, run.attempts, run.tp, run.offset);
+    // The claim carries the recipe now; the plan holds the only other copy.
+    run.command.clear_recipe();
     std::optional<events::OutRecord> lost;
     if (run.attempts.verdict == consumer::AttemptDecision::Verdict::kRerun) {
       auto e = newEvent(run, v1::FAILED);
       e.set_attempt(run.attempts.attempt - 1);
       e.set_redelivered(false);
       e.set_retrying(true);
-      e.set_message(fmt::format("worker {} was lost while running it", run.attempts.lost_worker));
+      e.set_message(run.lost_why.empty()
+                        ? fmt::format("worker {} was lost while running it",
+                                      run.attempts.lost_worker)
+                        : fmt::format("worker {} was lost while running it: {}",
+                                      run.attempts.lost_worker, run.lost_why));
       run.sequence = 0;  // the sequence counts the events of this attempt
       lost = events::OutRecord{config.topics.events, -1, e.run_id(), events::toWire(e), {}};
     }
@@ -342,26 +379,28 @@ struct Dispatcher::Impl final : CompletionHost {
   void startWritten(Run& run) override { launch(run); }
 
   void startNotWritten(Run& run, const std::string& why) override {
-    // A redelivery's transaction did not commit: its partition went elsewhere (the next owner
-    // decides), or a record was refused. Either way this worker does not run it.
-    logRun(spdlog::level::warn, fieldsOf(run.command),
-           "run {}: the redelivery's start was not written ({}); not running it",
-           run.command.run_id(), why);
-    run.ownership = Ownership::kHandedOver;
-    launch(run);  // which retires it
+    if (run.phase != Phase::kStarting) return;
+    releaseSlot(run);
+    if (run.revoked) {
+      // Its partition went elsewhere first: the next owner takes the command.
+      logRun(spdlog::level::info, fieldsOf(run.command),
+             "run {}: not claimed before its partition went elsewhere ({}); not running it",
+             run.command.run_id(), why);
+      run.phase = Phase::kFinished;
+      maybeRetire(run);
+    } else {
+      endWithoutRunning(run, v1::FAILED, "its claim (start record) was refused: " + why);
+    }
+    dispatch();
+    updatePause();
   }
 
   void launch(Run& run) {
     if (run.phase != Phase::kStarting) return;
-    if (run.cancel || run.ownership == Ownership::kHandedOver) {
-      // Cancelled, or its partition handed over, while its start was being written.
+    if (run.cancel) {
+      // Cancelled while its claim was being written.
       releaseSlot(run);
-      if (run.cancel) {
-        endCancelled(run, *run.cancel, " before it started");
-      } else {
-        run.phase = Phase::kFinished;
-        maybeRetire(run);
-      }
+      endCancelled(run, *run.cancel, " before it started");
       dispatch();
       return updatePause();
     }
@@ -528,6 +567,7 @@ struct Dispatcher::Impl final : CompletionHost {
 
   // `wire`: the event's toWire, perhaps with more fields appended.
   void publishEvent(Run& run, const v1::RunEvent& event, std::string wire) {
+    if (abandoned) return;
     if (v1::isTerminal(event.state())) {
       run.terminal = event.state();
       std::optional<std::chrono::milliseconds> ran;
@@ -553,6 +593,7 @@ struct Dispatcher::Impl final : CompletionHost {
 
   // One lineage record to every configured transport (Kafka, HTTP), acknowledged per transport.
   void sendLineage(Run& run, const std::string& key, std::string json) {
+    if (abandoned) return;
     if (ports.lineage_http) {
       ++run.pending_acks;
       ports.lineage_http->send(
@@ -596,7 +637,12 @@ struct Dispatcher::Impl final : CompletionHost {
 
   // A run's offset counts as done once it has finished and everything it published is acked.
   void maybeRetire(Run& run) override {
-    if (run.phase != Phase::kFinished || run.pending_acks > 0) return;
+    if (run.phase != Phase::kFinished) return;
+    if (abandoned) {
+      eraseRun(run.id);
+      return;
+    }
+    if (run.pending_acks > 0) return;
     if (!completion->settle(run)) return;
     if (run.terminal != v1::RUN_STATE_UNSPECIFIED) {
       ended.put(run.command.run_id(),
@@ -652,6 +698,10 @@ struct Dispatcher::Impl final : CompletionHost {
     if (std::exchange(retired, false)) {
       if (!queue.empty()) dispatch();
       updatePause();  // a retired dead letter may resume the partitions
+    }
+    if (auto steady = ports.clock.steadyNow(); steady - last_lost_watch >= kLostWatchInterval) {
+      last_lost_watch = steady;
+      watchLost();
     }
     auto now = ports.clock.now();
     ended.expire(now);
@@ -781,7 +831,7 @@ struct Dispatcher::Impl final : CompletionHost {
     auto revoked = [&](const Run& r) {
       return std::ranges::find(partitions, r.tp) != partitions.end();
     };
-    // Commands not started yet belong to the next owner.
+    // Commands not claimed yet belong to the next owner.
     std::erase_if(queue, [&](std::uint64_t id) {
       const Run& r = runs.at(id);
       if (!revoked(r)) return false;
@@ -792,37 +842,33 @@ struct Dispatcher::Impl final : CompletionHost {
       return (r.phase == Phase::kQueued || r.phase == Phase::kResolving) && revoked(r);
     });
     if (how == consumer::Revocation::kRevoked) {
-      // Give running jobs on these partitions revoke_timeout to finish and be acknowledged (and,
-      // exactly-once, committed), so the next owner does not run them again.
+      // Claims on their way, and ends of commands that never started, get revoke_timeout to be
+      // written (and, exactly-once, committed with their offsets), so that each command of these
+      // partitions is either this worker's or the next owner's, not both.
       auto deadline = ports.clock.steadyNow() + config.worker.revoke_timeout;
-      auto busy = [&] {
-        return std::ranges::any_of(runs, [&](const auto& kv) { return revoked(kv.second); });
+      auto settling = [&] {
+        return std::ranges::any_of(runs, [&](const auto& kv) {
+          const Run& r = kv.second;
+          return revoked(r) && r.tracked &&
+                 (r.phase == Phase::kStarting || r.phase == Phase::kFinished);
+        });
       };
-      while (busy() && ports.clock.steadyNow() < deadline) serve();
+      while (settling() && ports.clock.steadyNow() < deadline) serve();
     }
     completion->revoked(partitions, how);
+    std::size_t going_on = 0;
     for (auto& [id, r] : runs) {
-      if (!revoked(r) || !r.ours()) continue;
-      r.ownership = Ownership::kRevoked;
-      const bool live = r.phase == Phase::kStarting || r.phase == Phase::kRunning;
-      if (completion->handsOver() && live) {
-        // Hand it over. Its end could not be committed with its offset any more, so it is
-        // stopped, and the next owner runs the command again.
-        r.ownership = Ownership::kHandedOver;
-        auto n = newEvent(r, v1::NOTICE);
-        n.set_message(
-            fmt::format("partition {} went to another worker: run stopped and handed over "
-                        "(the next owner runs it again)",
-                        r.tp.partition));
-        logRun(spdlog::level::warn, fieldsOf(r.command), "run {}: {}", r.command.run_id(),
-               n.message());
-        publishEvent(r, n);
-        ports.executor.stop(r.command.run_id(), runner::StopCause::kHandOver, n.message());
-      } else if (r.phase != Phase::kFinished) {
-        logRun(spdlog::level::warn, fieldsOf(r.command),
-               "run {} continues after its partition was {}; the next owner may run it again",
-               r.command.run_id(), how == consumer::Revocation::kLost ? "lost" : "revoked");
+      if (!revoked(r)) continue;
+      if (r.claimed) {
+        going_on += r.phase != Phase::kFinished;
+        continue;
       }
+      r.tracked = false;
+      r.revoked = true;
+    }
+    if (going_on > 0) {
+      spdlog::info("{} claimed run(s) of the partition(s) going away go on here to their end",
+                   going_on);
     }
     std::vector<std::int32_t> numbers;
     for (const auto& tp : partitions) {
@@ -831,6 +877,166 @@ struct Dispatcher::Impl final : CompletionHost {
     }
     ports.attempts.forget(numbers);
     updatePause();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Lost runs
+  //
+  // A run claimed by a worker whose lease lapsed (leases.h) is run again by the owner of its
+  // partition, from its claim. The worker is fenced (unless it restarted: its new producer fenced
+  // it) and written LOST, so that it can commit nothing any more and what it left open is aborted;
+  // then a barrier is written to each of the runs partitions and they are read again up to it, so
+  // that what any worker committed before is read (the lost worker's last ends included). What is
+  // still claimed by it then runs as the next attempt (or is given up after max_attempts). A
+  // worker that stopped cleanly left nothing open and has ended what it claimed: it is read first,
+  // and fenced only if it still holds runs.
+
+  struct LostWorker {
+    std::string why;
+    std::string incarnation;  // the latest that claimed runs
+    bool fence = false;    // it must be fenced before its runs run again
+    bool fenced = false;   // it was
+    bool stopped = false;  // it stopped cleanly
+    std::map<std::string, std::string> runs;  // run_id -> the incarnation that claimed it
+    std::set<std::int32_t> partitions;
+    std::map<std::int32_t, std::int64_t> barriers;  // runs partition -> its barrier's offset
+  };
+  // Lost workers fenced whose runs partitions could not be read again yet.
+  std::vector<std::pair<std::string, LostWorker>> unread;
+
+  void watchLost() {
+    if (!ports.leases || draining || held) return;
+    // Fenced, but their partitions could not be read again: again now.
+    for (auto& [worker, w] : std::exchange(unread, {})) readAgain(worker, std::move(w));
+    std::map<std::string, LostWorker> lost;
+    for (const auto& c : ports.attempts.claims()) {
+      if (recovering.contains(c.worker_id) || by_run_id.contains(c.run_id)) continue;
+      auto verdict = ports.leases->lease(c.worker_id, c.incarnation);
+      if (!verdict.lapsed) continue;
+      LostWorker& w = lost[c.worker_id];
+      if (w.why.empty()) w.why = verdict.why;
+      if (verdict.fence) w.incarnation = c.incarnation;
+      w.fence = w.fence || verdict.fence;
+      w.stopped = verdict.stopped;
+      w.runs[c.run_id] = c.incarnation;
+      w.partitions.insert(c.partition);
+    }
+    for (auto& [worker, w] : lost) {
+      recovering.insert(worker);
+      if (w.fence && !w.stopped) {
+        const auto held_runs = w.runs.size();
+        fence(worker, std::move(w), held_runs);
+      } else {
+        readAgain(worker, std::move(w));
+      }
+    }
+  }
+
+  void fence(const std::string& worker, LostWorker w, std::size_t held_runs) {
+    spdlog::warn("worker {} counts as lost ({}): fencing it; then the {} run(s) it held on "
+                 "partition(s) {} run again here",
+                 worker, w.why, held_runs, fmt::join(w.partitions, ","));
+    w.fenced = true;
+    auto incarnation = w.incarnation, why = w.why;
+    ports.leases->fence(worker, incarnation, why,
+                        onOwner(ports.poster, [this, worker, w = std::move(w)](std::string error) {
+                          fenced(worker, w, error);
+                        }));
+  }
+
+  // The fence is done (or failed).
+  void fenced(const std::string& worker, LostWorker w, const std::string& error) {
+    if (draining) return (void)recovering.erase(worker);
+    if (!error.empty()) {
+      recovering.erase(worker);
+      spdlog::error("worker {} could not be fenced ({}); its runs run again once it is", worker,
+                    error);
+      return;
+    }
+    readAgain(worker, std::move(w));
+  }
+
+  bool assigned(std::int32_t partition) const {
+    const auto& a = ports.source.assignment();
+    return std::ranges::find(a, TopicPartition{config.topics.jobs, partition}) != a.end();
+  }
+
+  // Writes a barrier to each of the lost worker's runs partitions still held, then reads them.
+  void readAgain(const std::string& worker, LostWorker w) {
+    std::erase_if(w.partitions, [&](std::int32_t p) { return !assigned(p); });
+    w.barriers.clear();
+    if (w.partitions.empty()) return (void)recovering.erase(worker);
+    auto lost = std::make_shared<LostWorker>(std::move(w));
+    for (auto p : lost->partitions) {
+      ports.records.produce(
+          ports.attempts.barrier(p),
+          onOwner(ports.poster, [this, worker, lost, p](events::DeliveryReport r) {
+            if (!r.ok()) {
+              spdlog::warn("barrier on runs partition {} not written ({}); trying again", p,
+                           r.why());
+              lost->barriers[p] = -1;
+            } else {
+              lost->barriers[p] = r.offset;
+            }
+            if (lost->barriers.size() == lost->partitions.size()) rerunWhatIsLost(worker, *lost);
+          }));
+    }
+  }
+
+  void rerunWhatIsLost(const std::string& worker, LostWorker& w) {
+    if (draining) return (void)recovering.erase(worker);
+    std::vector<std::int32_t> partitions;
+    for (auto p : w.partitions) {
+      if (assigned(p)) partitions.push_back(p);
+    }
+    const bool barriers = std::ranges::none_of(w.barriers, [](const auto& kv) {
+      return kv.second < 0;
+    });
+    if (partitions.empty()) return (void)recovering.erase(worker);
+    if (!barriers || !ports.attempts.restore(partitions, w.barriers)) {
+      unread.emplace_back(worker, std::move(w));  // the next watch tries again
+      return;
+    }
+    std::vector<std::string> still;  // claimed by it yet
+    for (const auto& [run_id, incarnation] : w.runs) {
+      const v1::RunRecord* r = ports.attempts.find(run_id);
+      if (r && r->state() == v1::STARTED && !r->command().empty() && r->worker_id() == worker &&
+          r->incarnation() == incarnation && !by_run_id.contains(run_id) &&
+          std::ranges::find(partitions, r->source().partition()) != partitions.end()) {
+        still.push_back(run_id);
+      }
+    }
+    if (!still.empty() && w.fence && !w.fenced) {
+      return fence(worker, std::move(w), still.size());
+    }
+    recovering.erase(worker);
+    if (!still.empty() && !w.fence) {
+      spdlog::warn("worker {} counts as lost ({}): the {} run(s) it held on partition(s) {} run "
+                   "again here",
+                   worker, w.why, still.size(), fmt::join(partitions, ","));
+    }
+    for (const auto& run_id : still) rerunLost(*ports.attempts.find(run_id), w.why);
+    updatePause();
+  }
+
+  void rerunLost(const v1::RunRecord& claim, const std::string& why) {
+    consumer::ConsumedMessage m;  // its command, as a dead letter would carry it
+    m.tp = {config.topics.jobs, claim.source().partition()};
+    m.offset = claim.source().offset();
+    m.key = claim.run_id();
+    m.value = claim.command();
+    v1::JobCommand command;
+    if (!command.ParseFromString(m.value) || command.run_id() != claim.run_id()) {
+      spdlog::error("run {}: its claim does not carry its command; it is not run again",
+                    claim.run_id());
+      return;
+    }
+    // Not tracked: its offset was done with its claim.
+    Run& run = newRun(m.tp, m.offset, std::move(command));
+    run.bytes = m.value.size();
+    run.lost_why = why;
+    run.attempts = ports.attempts.decide(run.command, config.worker.max_attempts, true);
+    consider(run, m);
   }
 
   void beginDrain() {
@@ -878,7 +1084,7 @@ void Dispatcher::tick() {
 void Dispatcher::onAssigned(const std::vector<TopicPartition>& partitions) {
   std::vector<std::int32_t> numbers;
   for (const auto& tp : partitions) numbers.push_back(tp.partition);
-  impl_->ports.attempts.restore(numbers);
+  impl_->ports.attempts.restore(numbers, {});
   impl_->updatePause();
 }
 void Dispatcher::onRevoked(const std::vector<TopicPartition>& partitions, consumer::Revocation how,
@@ -888,6 +1094,15 @@ void Dispatcher::onRevoked(const std::vector<TopicPartition>& partitions, consum
 void Dispatcher::beginDrain() {
   impl_->beginDrain();
 }
+void Dispatcher::abandon(const std::string& reason) {
+  auto& i = *impl_;
+  i.beginDrain();
+  i.abandoned = true;
+  i.ports.executor.stopAll(runner::StopCause::kShutdown, reason);
+  // What finished and only waited for its records to be written is gone with them.
+  i.eraseRunsIf([](const Run& r) { return r.phase == Phase::kFinished; });
+}
+
 void Dispatcher::stopAll(const std::string& reason) {
   impl_->ports.executor.stopAll(runner::StopCause::kShutdown, reason);
 }

@@ -11,7 +11,9 @@ LeaseView::LeaseView(LeaseOptions options) : options_(std::move(options)) {}
 void LeaseView::onStatus(const v1::WorkerStatus& status, SteadyTime read_at) {
   if (status.worker_id() == options_.self_id &&
       status.incarnation() == options_.self_incarnation) {
-    return ownStatusRead(read_at);
+    // LOST about this worker is another's word, not its own status (the owner acts on it).
+    if (status.state() != v1::LOST) ownStatusRead(read_at);
+    return;
   }
   Holder& h = holders_[status.worker_id()];
   h.incarnation = status.incarnation();
@@ -62,13 +64,18 @@ LeaseVerdict LeaseView::lease(std::string_view worker_id, std::string_view incar
   auto it = holders_.find(std::string(worker_id));
   if (it == holders_.end()) return silence(worker_id, flow_since_, now);
   const Holder& h = it->second;
-  if (h.removed) return {true, fmt::format("worker {}'s status was deleted", worker_id)};
+  if (h.removed) return {true, fmt::format("worker {}'s status was deleted", worker_id), true};
   // A record without an incarnation (written before incarnations existed) matches any.
   if (!incarnation.empty() && h.incarnation != incarnation) {
     return {true, fmt::format("worker {} restarted (incarnation {} is gone)", worker_id,
                               incarnation)};
   }
-  if (h.state == v1::STOPPED) return {true, fmt::format("worker {} stopped", worker_id)};
+  if (h.state == v1::STOPPED) {
+    return {true, fmt::format("worker {} stopped", worker_id), true, true};
+  }
+  if (h.state == v1::LOST) {
+    return {true, fmt::format("worker {} was counted lost by another", worker_id), true};
+  }
   return silence(worker_id, h.silent_since, now);
 }
 
@@ -78,8 +85,10 @@ LeaseVerdict LeaseView::silence(std::string_view worker_id, const std::optional<
   auto from = std::max(*since, *flow_since_);
   if (now - from < options_.lease_timeout) return {};
   auto seconds = std::chrono::duration_cast<std::chrono::seconds>(now - from).count();
-  return {true, fmt::format("no status from worker {} for {} s while the workers topic flowed",
-                            worker_id, seconds)};
+  return {true,
+          fmt::format("no status from worker {} for {} s while the workers topic flowed",
+                      worker_id, seconds),
+          true};
 }
 
 }  // namespace outpost::dispatch

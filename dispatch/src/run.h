@@ -31,14 +31,6 @@ enum class Phase {
   kFinished,   // ended (or never to run): what it wrote is being acknowledged and committed
 };
 
-// Whose the run's command offset is.
-enum class Ownership {
-  kOurs,        // its partition is assigned here
-  kRevoked,     // its partition went away while it was live; it may come back (adopted again)
-  kHandedOver,  // exactly-once: stopped because its partition went elsewhere; the next owner
-                // runs the command again
-};
-
 // A cancel from the control topic, as remembered until cancel_memory passes.
 struct CancelRequest {
   std::string command_id;
@@ -60,7 +52,16 @@ struct Run {
   // The templates it was admitted under, kept alive for it when a reload replaces them.
   std::shared_ptr<const std::map<std::string, TemplateConfig>> templates;
   Phase phase = Phase::kQueued;
-  Ownership ownership = Ownership::kOurs;
+  // Its command's offset waits for it in the offset tracker: taken from its partition, and
+  // neither claimed nor ended yet (a lost worker's run taken again from its claim has none).
+  bool tracked = false;
+  // Its claim (start record) is durable: the run is this worker's, whoever owns its partition.
+  bool claimed = false;
+  // Its partition went elsewhere before it was claimed: it does not start here, and what it ended
+  // with is the next owner's to write.
+  bool revoked = false;
+  // Taken again from a lost worker's claim: why that worker counts as lost.
+  std::string lost_why;
   std::uint64_t sequence = 0;                         // of the last event of this attempt
   v1::RunState terminal = v1::RUN_STATE_UNSPECIFIED;  // once its terminal event is written
   std::optional<CancelRequest> cancel;                // a control-topic cancel is stopping it
@@ -77,7 +78,8 @@ struct Run {
   bool end_recorded = false;
 
   const TemplateConfig* tmpl() const { return admitted ? admitted->tmpl : nullptr; }
-  bool ours() const { return ownership == Ownership::kOurs; }
+  // Whether what it ends with is written here.
+  bool ours() const { return claimed || !revoked; }
   EventSubject subject() const {
     return {&command, tp, offset, attempts.attempt,
             attempts.verdict == consumer::AttemptDecision::Verdict::kRerun};

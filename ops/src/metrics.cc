@@ -129,8 +129,9 @@ Metrics::Metrics(Known known)
                                  .Add({})),
       consumer_lag_(BuildGauge()
                         .Name("outpost_consumer_lag")
-                        .Help("Commands on a jobs partition this worker holds not yet finished "
-                              "(end offset from librdkafka statistics, minus the first unfinished)")
+                        .Help("Commands on a jobs partition this worker holds not yet claimed "
+                              "or ended (end offset from librdkafka statistics, minus the first "
+                              "such command's)")
                         .Register(*registry_)),
       redactions_(BuildCounter()
                       .Name("outpost_redactions_total")

@@ -23,6 +23,7 @@ namespace outpost::consumer {
 namespace {
 
 using ::testing::AllOf;
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using Verdict = AttemptDecision::Verdict;
 using std::chrono::milliseconds;
@@ -339,28 +340,58 @@ TEST_F(RunStoreTest, AbortedAndOpenTransactionsAreNotRestored) {
   EXPECT_NE(s->find("run-open"), nullptr);
 }
 
-TEST_F(RunStoreTest, RecordsOfCommandsBelowTheCommittedOffsetAreNotKept) {
+// Ends of commands below the committed offset are not needed; claims are, wherever their command
+// was: their runs are running (or their worker was lost).
+TEST_F(RunStoreTest, EndsBelowTheCommittedOffsetAreNotKeptClaimsAre) {
   makeTopics(2, 2);
   commitGroupOffsets(group_, jobs_, {{0, 5}});
   auto s = store();
   RecordWriter w;
   w.write(s->toOutRecord(ended("run-done", 0, 3, v1::SUCCEEDED)));
-  w.write(s->toOutRecord(started("run-open", 0, 7)));
-  w.write(s->toOutRecord(started("run-p1", 1, 0)));  // partition 1: nothing committed
+  w.write(s->toOutRecord(started("run-claimed", 0, 2)));
+  w.write(s->toOutRecord(ended("run-late", 0, 7, v1::FAILED)));
+  w.write(s->toOutRecord(ended("run-p1", 1, 0, v1::FAILED)));  // partition 1: nothing committed
   w.flush();
 
   auto stats = s->restore({0, 1}, kRestoreTimeout);
   ASSERT_TRUE(stats) << stats.error();
   EXPECT_EQ(stats->committed, 1u);
-  EXPECT_EQ(stats->kept, 2u);
+  EXPECT_EQ(stats->kept, 3u);
   EXPECT_EQ(s->find("run-done"), nullptr);
-  EXPECT_NE(s->find("run-open"), nullptr);
-  EXPECT_NE(s->find("run-p1"), nullptr);
+  EXPECT_NE(s->find("run-claimed"), nullptr);
+  EXPECT_NE(s->find("run-late"), nullptr);
 
-  // The worker commits past run-open: its record is no longer needed; partition 1 is untouched.
+  // The worker commits past run-late: its record is no longer needed; partition 1 is untouched.
   s->forgetCommitted(0, 8);
-  EXPECT_EQ(s->find("run-open"), nullptr);
+  EXPECT_EQ(s->find("run-late"), nullptr);
+  EXPECT_NE(s->find("run-claimed"), nullptr);
   EXPECT_NE(s->find("run-p1"), nullptr);
+}
+
+TEST_F(RunStoreTest, ClaimsAreTheStartedRecordsWithTheirCommandButThisIncarnations) {
+  makeTopics(2, 2);
+  auto s = store();
+  RecordWriter w;
+  auto mine = started("run-mine", 0, 1, 1, "w-self");
+  mine.set_incarnation("inc-now");
+  auto earlier = started("run-earlier", 0, 2, 1, "w-self");
+  earlier.set_incarnation("inc-before");
+  auto legacy = started("run-legacy", 1, 3, 1, "w-2");
+  legacy.clear_command();
+  for (const auto& r : {mine, earlier, legacy, started("run-other", 1, 4, 1, "w-2"),
+                        ended("run-ended", 0, 5, v1::SUCCEEDED)}) {
+    w.write(s->toOutRecord(r));
+  }
+  w.flush();
+  ASSERT_TRUE(s->restore({0, 1}, kRestoreTimeout));
+  std::vector<std::string> ids;
+  for (const auto& c : s->claims("w-self", "inc-now")) ids.push_back(c.run_id + "@" + c.worker_id);
+  EXPECT_THAT(ids, ElementsAre("run-earlier@w-self", "run-other@w-2"));
+
+  // A run that went on after its partition went away: its end is the next owner's to read.
+  s->forget({1});
+  s->remember(ended("run-other", 1, 4, v1::SUCCEEDED));
+  EXPECT_EQ(s->find("run-other"), nullptr);
 }
 
 TEST_F(RunStoreTest, ARunsTopicWithFewerPartitionsThanJobsIsAnErrorNamingTheFix) {
@@ -421,7 +452,7 @@ TEST_F(RunStoreTest, AttemptsCarryAcrossWorkersUntilTheRunIsGivenUp) {
     auto s = store("w-" + std::to_string(worker));
     auto restored = s->restore({0}, kRestoreTimeout);
     ASSERT_TRUE(restored) << restored.error();
-    auto a = s->decide(cmd, 3);
+    auto a = s->decide(cmd, 3, /*holder_lost=*/true);  // each worker dies
     seen.push_back(a);
     if (a.verdict != Verdict::kRun && a.verdict != Verdict::kRerun) break;
     auto rec = RunStore::startRecord(cmd, a, source, offset, "w-" + std::to_string(worker), kNow);
@@ -445,7 +476,7 @@ TEST_F(RunStoreTest, AttemptsCarryAcrossWorkersUntilTheRunIsGivenUp) {
     auto r = fourth->restore({0}, kRestoreTimeout);
     ASSERT_TRUE(r) << r.error();
   }
-  auto give_up = fourth->decide(cmd, 3);
+  auto give_up = fourth->decide(cmd, 3, /*holder_lost=*/true);
   EXPECT_EQ(give_up.verdict, Verdict::kGiveUp);
   EXPECT_EQ(give_up.state, v1::FAILED);
   EXPECT_THAT(give_up.reason, HasSubstr("worker lost 3 times"));

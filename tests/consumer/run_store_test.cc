@@ -61,6 +61,20 @@ TEST(RunAdmission, AStartedRecordMeansTheWorkerWasLostAndTheRunGoesAgainAsTheNex
   EXPECT_EQ(a2.attempt, 3u);
 }
 
+TEST(RunAdmission, AClaimIsLeftToItsHolderUntilTheHolderIsLost) {
+  AttemptDecision first;
+  auto claim = RunStore::startRecord(command(), first, kSource, 17, "w-7", kNow);
+  ASSERT_FALSE(claim.command().empty()) << "a start record carries its command";
+  auto held = decideAttempt(command(), &claim, 3);
+  EXPECT_EQ(held.verdict, Verdict::kClaimed);
+  EXPECT_EQ(held.attempt, 1u);
+  EXPECT_EQ(held.reason, "claimed by worker w-7 (attempt 1): it runs there");
+  auto lost = decideAttempt(command(), &claim, 3, /*holder_lost=*/true);
+  EXPECT_EQ(lost.verdict, Verdict::kRerun);
+  EXPECT_EQ(lost.attempt, 2u);
+  EXPECT_EQ(lost.lost_worker, "w-7");
+}
+
 TEST(RunAdmission, ATerminalRecordIsSkippedWithItsState) {
   for (auto state :
        {v1::SUCCEEDED, v1::FAILED, v1::TIMED_OUT, v1::CANCELLED, v1::REJECTED, v1::EXPIRED}) {

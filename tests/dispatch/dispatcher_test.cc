@@ -9,6 +9,7 @@
 namespace outpost::dispatch::test {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using Ending = runner::RunOutcome::Ending;
@@ -452,31 +453,145 @@ TEST(DispatcherCancel, ARunAlreadyEndingOtherwiseKeepsItsStateAndANoticeSaysTheC
 }
 
 // ---------------------------------------------------------------------------------------------
-// Lost attempts
+// Lost runs
 
-TEST(DispatcherLost, ARunStartedByALostWorkerRunsAgainAsTheNextAttemptAfterAFailedEvent) {
+// The lost-run watch looks about every second.
+void watch(Harness& h) {
+  h.clock.advance(milliseconds(1100));
+  h.settle();
+}
+
+TEST(DispatcherLost, ARunClaimedByALostWorkerRunsAgainAfterTheFenceAsTheNextAttempt) {
   Harness h;
   auto c = command("ok");
-  consumer::AttemptDecision first;
-  h.attempts.recordStart(c, first, h.jobs(0), 0);  // a worker started it, then vanished
-  h.send(c);
+  h.attempts.claimedBy("w-gone", "inc-1", c, 0, 7);
+  watch(h);
+  EXPECT_TRUE(h.leases.fences.empty()) << "its lease holds";
+  h.leases.lapsed["w-gone"] = "no status from worker w-gone for 31 s";
+  watch(h);
+  ASSERT_THAT(h.leases.fences, ElementsAre("w-gone"));
+  watch(h);
+  EXPECT_EQ(h.leases.fences.size(), 1u) << "fenced once, not at every look";
+  EXPECT_TRUE(h.executor.launched.empty()) << "nothing runs before the fence";
+  h.leases.answerAll();
+  h.settle();
+  EXPECT_THAT(h.attempts.restored, ElementsAre(0)) << "its partition is read again first";
+  ASSERT_EQ(h.attempts.last_read_past.size(), 1u) << "past a barrier written after the fence";
+  EXPECT_EQ(h.records.all.front().key, "barrier:1");
   h.succeed(c.run_id());
   auto es = h.eventsOf(c.run_id());
   ASSERT_EQ(es.size(), 3u);
   EXPECT_EQ(es[0].state(), v1::FAILED);
   EXPECT_EQ(es[0].attempt(), 1u);
   EXPECT_TRUE(es[0].retrying());
-  EXPECT_THAT(es[0].message(), HasSubstr("was lost"));
+  EXPECT_THAT(es[0].message(), AllOf(HasSubstr("w-gone was lost"), HasSubstr("31 s")));
   EXPECT_EQ(es[2].state(), v1::SUCCEEDED);
   EXPECT_EQ(es[2].attempt(), 2u);
   EXPECT_TRUE(es[2].redelivered());
+  EXPECT_EQ(h.attempts.records[c.run_id()].state(), v1::SUCCEEDED);
+  EXPECT_EQ(h.attempts.records[c.run_id()].starts(), 2u);
+  watch(h);
+  EXPECT_EQ(h.executor.launched.size(), 1u) << "run again once";
+}
+
+TEST(DispatcherLost, WhatTheLostWorkerEndedBeforeTheFenceIsNotRunAgain) {
+  Harness h;
+  auto c = command("ok");
+  h.attempts.claimedBy("w-gone", "inc-1", c, 0, 7);
+  h.leases.lapsed["w-gone"] = "silent";
+  watch(h);
+  h.attempts.on_restore[c.run_id()] =
+      consumer::RunStore::endRecord(c, 1, v1::SUCCEEDED, h.jobs(0), 7, "w-gone", {});
+  h.leases.answerAll();
+  h.settle();
+  EXPECT_TRUE(h.executor.launched.empty());
+  EXPECT_TRUE(h.events().empty());
+}
+
+TEST(DispatcherLost, AWorkerThatCannotBeFencedHasNothingRunAgainUntilItIs) {
+  Harness h;
+  auto c = command("ok");
+  h.attempts.claimedBy("w-gone", "inc-1", c, 0, 7);
+  h.leases.lapsed["w-gone"] = "silent";
+  watch(h);
+  h.leases.answerAll("not authorised to write transactional id");
+  h.settle();
+  EXPECT_TRUE(h.executor.launched.empty());
+  watch(h);
+  EXPECT_EQ(h.leases.fences.size(), 2u) << "tried again";
+  h.leases.answerAll();
+  h.settle();
+  EXPECT_EQ(h.executor.launched.size(), 1u);
+}
+
+TEST(DispatcherLost, APartitionThatCannotBeReadAgainIsReadAgainAtTheNextLook) {
+  Harness h;
+  auto c = command("ok");
+  h.attempts.claimedBy("w-gone", "inc-1", c, 0, 7);
+  h.attempts.on_restore[c.run_id()] = h.attempts.records[c.run_id()];  // what a good read finds
+  h.attempts.fail_restores = 1;  // the first read fails, and forgets what was known of partition 0
+  h.leases.lapsed["w-gone"] = "silent";
+  watch(h);
+  h.leases.answerAll();
+  h.settle();
+  EXPECT_TRUE(h.executor.launched.empty());
+  watch(h);
+  EXPECT_EQ(h.attempts.restored.size(), 2u);
+  EXPECT_EQ(h.executor.launched.size(), 1u) << "run again after the second read";
+  EXPECT_EQ(h.leases.fences.size(), 1u) << "fenced once";
+}
+
+// Drained and stopped cleanly: everything it claimed has its end on the runs topic. Nothing is run
+// again, and it is neither fenced nor written LOST.
+TEST(DispatcherLost, AWorkerThatStoppedAfterEndingItsRunsIsNeitherFencedNorItsRunsRunAgain) {
+  Harness h;
+  auto c = command("ok");
+  h.attempts.claimedBy("w-gone", "inc-1", c, 0, 7);  // what this worker read when assigned
+  h.attempts.on_restore[c.run_id()] =
+      consumer::RunStore::endRecord(c, 1, v1::SUCCEEDED, h.jobs(0), 7, "w-gone", {});
+  h.leases.lapsed["w-gone"] = "worker w-gone stopped";
+  h.leases.stopped.insert("w-gone");
+  watch(h);
+  watch(h);
+  EXPECT_TRUE(h.leases.fences.empty());
+  EXPECT_TRUE(h.executor.launched.empty());
+  EXPECT_TRUE(h.events().empty());
+}
+
+TEST(DispatcherLost, ARedeliveredCommandWhoseRunIsClaimedIsNotRunAndItsOffsetIsDone) {
+  Harness h;
+  auto c = command("ok");
+  h.attempts.claimedBy("w-other", "inc-1", c, 0, 0);
+  auto offset = h.send(c);
+  EXPECT_TRUE(h.executor.launched.empty());
+  EXPECT_TRUE(h.events().empty());
+  EXPECT_EQ(h.deadLetters(), 0u);
+  EXPECT_THAT(h.observer.calls, ElementsAre("skipped claimed"));
+  EXPECT_EQ(h.doneOffset(), offset + 1);
+}
+
+// Records written before claims carried their command: a STARTED one is a lost start, run again
+// when its command is delivered again.
+TEST(DispatcherLost, AStartRecordWithoutItsCommandCountsAsLostOnRedelivery) {
+  Harness h;
+  auto c = command("ok");
+  h.attempts.claimedBy("w-old", "", c, 0, 0);
+  h.attempts.records[c.run_id()].clear_command();
+  h.send(c);
+  h.succeed(c.run_id());
+  EXPECT_THAT(h.statesOf(c.run_id()),
+              ElementsAre(v1::FAILED, v1::STARTED, v1::SUCCEEDED));
+  EXPECT_TRUE(h.leases.fences.empty());
 }
 
 TEST(DispatcherLost, ARerunRunsAloneUntilItsEndIsWritten) {
   Harness h("  slots: 4\n");
   auto rerun = command("ok"), other = command("ok");
-  h.attempts.recordStart(rerun, consumer::AttemptDecision{}, h.jobs(0), 0);
-  h.send(rerun);
+  h.attempts.claimedBy("w-gone", "inc-1", rerun, 1, 3);
+  h.leases.lapsed["w-gone"] = "silent";
+  watch(h);
+  h.leases.answerAll();
+  h.settle();
   h.send(other);
   EXPECT_EQ(h.executor.live(), 1u) << "nothing beside a rerun";
   h.succeed(rerun.run_id());
@@ -486,19 +601,73 @@ TEST(DispatcherLost, ARerunRunsAloneUntilItsEndIsWritten) {
 TEST(DispatcherLost, LostMaxAttemptsTimesEndsFailedWithoutRunning) {
   Harness h("  max_attempts: 2\n");
   auto c = command("ok");
-  consumer::AttemptDecision lost_twice;
-  lost_twice.starts = 2;
-  h.attempts.recordStart(c, lost_twice, h.jobs(0), 0);
-  h.send(c);
+  h.attempts.claimedBy("w-gone", "inc-1", c, 0, 0, /*starts=*/2);
+  h.leases.lapsed["w-gone"] = "silent";
+  watch(h);
+  h.leases.answerAll();
+  h.settle();
   EXPECT_EQ(h.executor.launched.size(), 0u);
   auto t = h.terminalsOf(c.run_id());
   ASSERT_EQ(t.size(), 1u);
   EXPECT_EQ(t[0].state(), v1::FAILED);
   EXPECT_THAT(t[0].message(), HasSubstr("lost 2 times"));
+  EXPECT_EQ(h.attempts.records[c.run_id()].state(), v1::FAILED);
+}
+
+TEST(DispatcherLost, ExactlyOnceTheRerunsClaimAndTheLostAttemptsEndCommitTogetherWithoutAnOffset) {
+  Harness h("", "exactly-once");
+  h.auto_commit = false;
+  auto c = command("ok");
+  h.attempts.claimedBy("w-gone", "inc-1", c, 0, 5);
+  h.leases.lapsed["w-gone"] = "silent";
+  watch(h);
+  h.leases.answerAll();
+  h.settle();
+  EXPECT_EQ(h.executor.launched.size(), 0u) << "waits for the transaction";
+  ASSERT_EQ(h.txn.units.size(), 1u);
+  std::vector<std::string> topics;
+  for (const auto& r : h.txn.units.front().records) topics.push_back(r.topic);
+  EXPECT_THAT(topics, ElementsAre("test.events", "test.runs"));
+  EXPECT_TRUE(h.txn.units.front().offsets.empty()) << "its offset was done with the first claim";
+  h.txn.finishOne(events::TxnOutcome::Status::kAborted);  // e.g. a transaction before it failed
+  h.settle();
+  ASSERT_EQ(h.txn.units.size(), 1u) << "written again";
+  h.txn.commitAll();
+  h.settle();
+  EXPECT_EQ(h.executor.launched.size(), 1u);
+}
+
+TEST(DispatcherLost, ThisWorkersOwnClaimsAreNeverLost) {
+  Harness h;
+  auto c = command("sleep", {{"secs", "60"}});
+  h.send(c);
+  h.started(c.run_id());
+  h.leases.lapsed["w-test"] = "it would be, if asked";
+  watch(h);
+  EXPECT_TRUE(h.leases.fences.empty());
+  EXPECT_EQ(h.executor.launched.size(), 1u);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Rebalance and drain
+
+// Another worker fenced this one (it counted it lost): its runs are the other's now.
+TEST(DispatcherLost, AFencedWorkerStopsItsRunsAndWritesNothingMoreAboutThem) {
+  Harness h("  slots: 1\n", "exactly-once");
+  auto running = command("ok"), queued = command("ok");
+  h.send(running);
+  h.send(queued);
+  h.started(running.run_id());
+  const auto written = h.records.all.size() + h.txn.committed.size();
+  h.dispatcher->abandon("fenced by another");
+  ASSERT_EQ(h.executor.stops.size(), 1u);
+  EXPECT_EQ(h.executor.stops[0].first, "*");
+  h.finished(running.run_id(), Ending::kCancelled, 0, "fenced by another");
+  EXPECT_EQ(h.records.all.size() + h.txn.committed.size(), written) << "nothing more written";
+  EXPECT_TRUE(h.txn.units.empty());
+  EXPECT_EQ(h.executor.launched.size(), 1u) << "the queued one never starts";
+  EXPECT_TRUE(h.dispatcher->idle());
+}
 
 TEST(DispatcherRebalance, AssignedPartitionsAreRestoredFromTheRunsTopic) {
   Harness h;
@@ -518,57 +687,87 @@ TEST(DispatcherRebalance, QueuedCommandsOfARevokedPartitionAreDroppedForTheNextO
   EXPECT_THAT(h.attempts.forgotten, ElementsAre(0));
 }
 
-TEST(DispatcherRebalance, ARunThatFinishesWithinRevokeTimeoutIsCommittedBeforeTheHandOver) {
-  Harness h;
+// The story: a rebalance took the partitions of long runs away. Claimed, they go on to
+// their end on this worker, in both modes; nothing is stopped or handed over.
+class ClaimedRuns : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ClaimedRuns, AClaimedRunGoesOnAfterItsPartitionIsRevokedOrLostAndEndsHere) {
+  for (auto how : {consumer::Revocation::kRevoked, consumer::Revocation::kLost}) {
+    Harness h("  revoke_timeout: 1s\n", GetParam());
+    auto c = command("ok");
+    auto offset = h.send(c);
+    h.started(c.run_id());
+    EXPECT_EQ(h.doneOffset(), offset + 1) << "done with its claim, while it runs";
+    int served = 0;
+    h.dispatcher->onRevoked({h.jobs(0)}, how, [&] {
+      ++served;
+      h.clock.advance(milliseconds(200));
+    });
+    EXPECT_EQ(served, 0) << "nothing of the partition left to wait for";
+    EXPECT_TRUE(h.executor.stops.empty());
+    h.finished(c.run_id(), Ending::kExited, 0);
+    auto t = h.terminalsOf(c.run_id());
+    ASSERT_EQ(t.size(), 1u);
+    EXPECT_EQ(t[0].state(), v1::SUCCEEDED);
+    EXPECT_EQ(h.attempts.records[c.run_id()].state(), v1::SUCCEEDED) << "its end is written";
+    EXPECT_TRUE(h.dispatcher->idle());
+  }
+}
+
+TEST_P(ClaimedRuns, AClaimOnItsWayWhenThePartitionIsRevokedIsWaitedForAndTheRunGoesOn) {
+  Harness h("", GetParam());
+  h.auto_commit = false;
+  h.starts.auto_ack = false;
   auto c = command("ok");
   auto offset = h.send(c);
-  h.started(c.run_id());
+  EXPECT_TRUE(h.executor.launched.empty());
   int served = 0;
   h.dispatcher->onRevoked({h.jobs(0)}, consumer::Revocation::kRevoked, [&] {
-    if (++served == 1) h.finished(c.run_id(), Ending::kExited, 0);
+    if (++served == 1) {
+      h.starts.ackAll();
+      h.txn.commitAll();
+    }
+    h.settle();
     h.clock.advance(milliseconds(100));
   });
-  EXPECT_EQ(h.source.committed[h.jobs(0)], offset + 1) << "committed synchronously, before";
-  EXPECT_GE(h.source.sync_commits, 1);
+  EXPECT_EQ(served, 1);
+  ASSERT_EQ(h.executor.launched.size(), 1u) << "claimed before the partition went: it runs here";
+  auto& committed = GetParam() == "exactly-once" ? h.txn.offsets : h.source.committed;
+  EXPECT_EQ(committed[h.jobs(0)], offset + 1) << "its offset went with the claim";
 }
 
-TEST(DispatcherRebalance, AtLeastOnceARunStillRunningAtTheTimeoutGoesOn) {
-  Harness h("  revoke_timeout: 1s\n");
-  auto c = command("ok");
-  h.send(c);
-  h.started(c.run_id());
-  h.dispatcher->onRevoked({h.jobs(0)}, consumer::Revocation::kRevoked, [&] { h.clock.advance(milliseconds(200)); });
-  EXPECT_TRUE(h.executor.stops.empty());
-  h.finished(c.run_id(), Ending::kExited, 0);
-  EXPECT_EQ(h.terminalsOf(c.run_id()).size(), 1u);
-}
+INSTANTIATE_TEST_SUITE_P(BothModes, ClaimedRuns,
+                         ::testing::Values("at-least-once", "exactly-once"));
 
-TEST(DispatcherRebalance, ExactlyOnceARunStillRunningAtTheTimeoutIsStoppedAndHandedOver) {
+TEST(DispatcherRebalance, ExactlyOnceAClaimThatDidNotCommitBeforeTheRevocationIsNotRun) {
   Harness h("  revoke_timeout: 1s\n", "exactly-once");
+  h.auto_commit = false;
   auto c = command("ok");
   h.send(c);
-  h.started(c.run_id());
-  h.dispatcher->onRevoked({h.jobs(0)}, consumer::Revocation::kRevoked, [&] { h.clock.advance(milliseconds(200)); });
-  ASSERT_EQ(h.executor.stops.size(), 1u);
-  EXPECT_THAT(h.executor.stops[0].second, HasSubstr("handed over"));
-  EXPECT_EQ(h.executor.causes[0], runner::StopCause::kHandOver);
-  h.finished(c.run_id(), Ending::kCancelled, 0, h.executor.stops[0].second);
-  EXPECT_TRUE(h.terminalsOf(c.run_id()).empty()) << "its end is the next owner's to write";
+  h.dispatcher->onRevoked({h.jobs(0)}, consumer::Revocation::kRevoked,
+                          [&] { h.clock.advance(milliseconds(200)); });
+  h.txn.finishOne(events::TxnOutcome::Status::kAborted);  // its generation was gone
+  h.settle();
+  EXPECT_TRUE(h.txn.units.empty()) << "not written again: the next owner takes the command";
+  EXPECT_TRUE(h.executor.launched.empty());
+  EXPECT_TRUE(h.events().empty());
   EXPECT_TRUE(h.dispatcher->idle());
 }
 
-TEST(DispatcherRebalance, APartitionThatComesBackWhileItsRunRunsIsTrackedAgain) {
+TEST(DispatcherRebalance, ACommandOfAClaimedRunDeliveredAgainIsSkippedNotRunTwice) {
   Harness h;
   auto c = command("ok");
   auto offset = h.send(c);
   h.started(c.run_id());
   h.dispatcher->onRevoked({h.jobs(0)}, consumer::Revocation::kLost, [] {});
-  // Redelivered to us: adopted, not run twice.
+  // Redelivered to us (the commit of its offset did not reach the broker).
   consumer::ConsumedMessage again{h.jobs(0), offset, "k", c.SerializeAsString(), {}, {}};
   h.dispatcher->onMessage(std::move(again));
+  h.settle();
   EXPECT_EQ(h.executor.launched.size(), 1u);
   EXPECT_EQ(h.deadLetters(), 0u);
   h.finished(c.run_id(), Ending::kExited, 0);
+  EXPECT_EQ(h.terminalsOf(c.run_id()).size(), 1u);
   EXPECT_EQ(h.doneOffset(), offset + 1);
 }
 
@@ -661,13 +860,23 @@ TEST(DispatcherDrain, ACancelAfterTheDrainStoppedTheRunDoesNotClaimItsEnd) {
 // ---------------------------------------------------------------------------------------------
 // Completion
 
-TEST(CompletionAtLeastOnce, TheOffsetIsDoneOnlyOnceEveryRecordIsAcknowledged) {
+TEST(CompletionAtLeastOnce, AStartedRunsOffsetIsDoneOnceItsClaimIsAcknowledged) {
+  Harness h;
+  h.starts.auto_ack = false;
+  auto c = command("sleep", {{"secs", "600"}});
+  auto offset = h.send(c);
+  EXPECT_LE(h.doneOffset(), offset) << "claim not acknowledged yet: not past its offset";
+  h.starts.ackAll();
+  h.settle();
+  h.started(c.run_id());
+  EXPECT_EQ(h.doneOffset(), offset + 1) << "done while it runs";
+}
+
+TEST(CompletionAtLeastOnce, ACommandThatNeverStartsIsDoneOnceItsEndIsAcknowledged) {
   Harness h;
   h.records.auto_ack = false;
-  auto c = command("ok");
-  auto offset = h.send(c);
-  h.succeed(c.run_id());
-  EXPECT_LE(h.doneOffset(), offset) << "events not acknowledged yet: not past its offset";
+  auto offset = h.send(command("nope"));
+  EXPECT_LE(h.doneOffset(), offset);
   h.records.ackAll();
   h.settle();
   h.records.ackAll();  // the end record, written after the terminal event's acknowledgement
@@ -684,29 +893,44 @@ TEST(CompletionAtLeastOnce, TheEndRecordFollowsTheTerminalEvent) {
   EXPECT_EQ(h.attempts.records[c.run_id()].state(), v1::SUCCEEDED);
 }
 
-TEST(CompletionAtLeastOnce, OffsetsCommitAsTheLowWatermarkOfOutOfOrderCompletions) {
-  Harness h("  slots: 2\n");
+TEST(CompletionAtLeastOnce, OffsetsCommitAsTheLowWatermarkOfClaimsAndWaitingCommands) {
+  Harness h("  slots: 1\n");
   auto a = command("ok"), b = command("ok");
   h.send(a);
   h.send(b);
-  h.succeed(b.run_id());
-  EXPECT_EQ(h.doneOffset(), 0) << "a (offset 0) still runs";
+  EXPECT_EQ(h.doneOffset(), 1) << "a is claimed; b (offset 1) waits for a slot";
   h.succeed(a.run_id());
-  EXPECT_EQ(h.doneOffset(), 2);
+  EXPECT_EQ(h.doneOffset(), 2) << "b is claimed now";
 }
 
-TEST(CompletionExactlyOnce, TheTerminalEventTheEndRecordAndTheOffsetCommitInOneTransaction) {
+TEST(CompletionExactlyOnce, TheClaimCommitsWithTheOffsetAndTheEndLaterWithoutIt) {
   Harness h("", "exactly-once");
   h.auto_commit = false;
   auto c = command("ok");
   auto offset = h.send(c);
+  ASSERT_EQ(h.txn.units.size(), 1u);
+  {
+    const auto& claim = h.txn.units.front();
+    ASSERT_EQ(claim.records.size(), 1u);
+    EXPECT_EQ(claim.records[0].topic, "test.runs");
+    v1::RunRecord r;
+    ASSERT_TRUE(r.ParseFromString(claim.records[0].value));
+    EXPECT_EQ(r.state(), v1::STARTED);
+    v1::JobCommand carried;
+    ASSERT_TRUE(carried.ParseFromString(r.command())) << "the claim carries its command";
+    EXPECT_EQ(carried.run_id(), c.run_id());
+    EXPECT_EQ(claim.offsets.at(h.jobs(0)), offset + 1);
+  }
+  EXPECT_TRUE(h.executor.launched.empty()) << "the process waits for its claim";
+  h.txn.commitAll();
+  h.settle();
   h.succeed(c.run_id());
   ASSERT_EQ(h.txn.units.size(), 1u);
-  const auto& unit = h.txn.units.front();
+  const auto& end = h.txn.units.front();
   std::vector<std::string> topics;
-  for (const auto& r : unit.records) topics.push_back(r.topic);
+  for (const auto& r : end.records) topics.push_back(r.topic);
   EXPECT_THAT(topics, ElementsAre("test.events", "test.lineage", "test.runs"));
-  EXPECT_EQ(unit.offsets.at(h.jobs(0)), offset + 1);
+  EXPECT_TRUE(end.offsets.empty());
   EXPECT_FALSE(h.dispatcher->idle());
   h.txn.commitAll();
   h.settle();
@@ -725,29 +949,80 @@ TEST(CompletionExactlyOnce, ARejectedCommandsDeadLetterGoesInItsTransaction) {
   EXPECT_EQ(h.records.all.size(), 0u) << "nothing of it outside the transaction";
 }
 
-TEST(CompletionExactlyOnce, AnAbortedTransactionIsWrittenAgainAndCommitsOnce) {
+TEST(CompletionExactlyOnce, AnAbortedClaimIsWrittenAgainWithTheGroupOfNowAndCommitsOnce) {
   Harness h("", "exactly-once");
   h.auto_commit = false;
   auto c = command("ok");
   auto offset = h.send(c);
-  h.succeed(c.run_id());
   ASSERT_EQ(h.txn.units.size(), 1u);
   h.txn.finishOne(events::TxnOutcome::Status::kAborted);
   h.settle();
   EXPECT_EQ(h.source.refreshes, 1) << "the group identity is read afresh";
   ASSERT_EQ(h.txn.units.size(), 1u) << "written again";
+  EXPECT_EQ(h.txn.units.front().offsets.at(h.jobs(0)), offset + 1);
+  h.txn.commitAll();
+  h.settle();
+  h.succeed(c.run_id());
+  h.txn.finishOne(events::TxnOutcome::Status::kAborted);  // the end, this time
+  h.settle();
+  EXPECT_EQ(h.source.refreshes, 1) << "no offset in the end: nothing to refresh";
   h.txn.commitAll();
   h.settle();
   EXPECT_EQ(h.terminalsOf(c.run_id()).size(), 1u);
+  EXPECT_TRUE(h.dispatcher->idle());
+}
+
+// Found by the broker-outage chaos test (a command committed without its run): two claims whose
+// transaction aborted; the first came back and was written again before the second's abort did,
+// its offsets counting the second as done. The second's partition then went away: its command
+// was committed, and nobody ran it.
+TEST(CompletionExactlyOnce, AfterAnAbortNoUnitCountsAsDoneARunWhoseAbortHasNotComeBack) {
+  using Status = events::TxnOutcome::Status;
+  Harness h("  slots: 2\n", "exactly-once");
+  h.auto_commit = false;
+  auto x = command("ok"), y = command("ok");
+  h.send(x);  // offset 0
+  h.send(y);  // offset 1
+  ASSERT_EQ(h.txn.units.size(), 2u);
+  h.txn.finishOne(Status::kAborted);  // x's; y's abort comes back later
+  h.settle();
+  EXPECT_EQ(h.txn.units.size(), 1u) << "x waits until y's abort is back";
+  h.txn.finishOne(Status::kAborted);  // y's
+  h.settle();
+  ASSERT_EQ(h.txn.units.size(), 2u) << "both written again";
+  EXPECT_EQ(h.txn.units[0].offsets.at(h.jobs(0)), 1) << "x's offsets do not count y as done";
+  h.txn.finishOne(Status::kCommitted);
+  h.settle();
+  h.dispatcher->onRevoked({h.jobs(0)}, consumer::Revocation::kLost, [] {});
+  h.txn.finishOne(Status::kAborted);  // y's claim never commits: the next owner takes y
+  h.settle();
+  EXPECT_EQ(h.txn.offsets.at(h.jobs(0)), 1) << "y's command is not committed without it";
+  EXPECT_EQ(h.executor.launched.size(), 1u);
+}
+
+TEST(CompletionExactlyOnce, ARefusedClaimEndsTheRunFailedWithoutStartingAndItsOffsetDone) {
+  Harness h("", "exactly-once");
+  h.auto_commit = false;
+  auto c = command("ok");
+  auto offset = h.send(c);
+  h.txn.finishOne(events::TxnOutcome::Status::kRejected);
+  h.settle();
+  h.txn.commitAll();
+  h.settle();
+  EXPECT_TRUE(h.executor.launched.empty());
+  auto t = h.terminalsOf(c.run_id());
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_EQ(t[0].state(), v1::FAILED);
+  EXPECT_THAT(t[0].message(), HasSubstr("claim"));
   EXPECT_EQ(h.txn.offsets.at(h.jobs(0)), offset + 1);
   EXPECT_TRUE(h.dispatcher->idle());
 }
 
-TEST(CompletionExactlyOnce, ARejectedTransactionIsNotWrittenAgain) {
+TEST(CompletionExactlyOnce, ARejectedEndIsNotWrittenAgain) {
   Harness h("", "exactly-once");
-  h.auto_commit = false;
   auto c = command("ok");
   h.send(c);
+  h.auto_commit = false;
   h.succeed(c.run_id());
   h.txn.finishOne(events::TxnOutcome::Status::kRejected);
   h.settle();
@@ -755,30 +1030,13 @@ TEST(CompletionExactlyOnce, ARejectedTransactionIsNotWrittenAgain) {
   EXPECT_TRUE(h.dispatcher->idle());
 }
 
-TEST(CompletionExactlyOnce, ARerunsStartRecordAndTheLostAttemptsEndCommitTogether) {
-  Harness h("", "exactly-once");
-  h.auto_commit = false;
-  auto c = command("ok");
-  h.attempts.recordStart(c, consumer::AttemptDecision{}, h.jobs(0), 0);
-  h.send(c);
-  EXPECT_EQ(h.executor.launched.size(), 0u) << "waits for the transaction";
-  ASSERT_EQ(h.txn.units.size(), 1u);
-  std::vector<std::string> topics;
-  for (const auto& r : h.txn.units.front().records) topics.push_back(r.topic);
-  EXPECT_THAT(topics, ElementsAre("test.events", "test.runs"));
-  h.txn.finishOne(events::TxnOutcome::Status::kAborted);  // e.g. a transaction before it failed
-  h.settle();
-  ASSERT_EQ(h.txn.units.size(), 1u) << "written again";
-  h.txn.commitAll();
-  h.settle();
-  EXPECT_EQ(h.executor.launched.size(), 1u);
-}
-
 TEST(CompletionExactlyOnce, StartedAndLogEventsAreNotHeldForTheTransaction) {
   Harness h("", "exactly-once");
   h.auto_commit = false;
   auto c = command("ok");
   h.send(c);
+  h.txn.commitAll();  // its claim
+  h.settle();
   h.started(c.run_id());
   std::vector<v1::RunState> outside;
   for (const auto& r : h.records.all) {

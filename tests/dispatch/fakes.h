@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -191,14 +192,41 @@ class FakeExecutor final : public RunExecutor {
 // The runs topic in memory: decideAttempt over the last record per run_id.
 class FakeAttempts final : public AttemptStore {
  public:
-  consumer::AttemptDecision decide(const v1::JobCommand& command, unsigned max_attempts) const override {
+  consumer::AttemptDecision decide(const v1::JobCommand& command, unsigned max_attempts,
+                                   bool holder_lost) const override {
     auto it = records.find(command.run_id());
     return consumer::decideAttempt(command, it == records.end() ? nullptr : &it->second,
-                                     max_attempts);
+                                   max_attempts, holder_lost);
+  }
+  const v1::RunRecord* find(const std::string& run_id) const override {
+    auto it = records.find(run_id);
+    return it == records.end() ? nullptr : &it->second;
+  }
+  // This worker's own claims say w-test, incarnation "self".
+  std::vector<consumer::Claim> claims() const override {
+    std::vector<consumer::Claim> out;
+    for (const auto& [id, r] : records) {
+      if (r.state() != v1::STARTED || r.command().empty()) continue;
+      if (r.worker_id() == "w-test" && r.incarnation() == "self") continue;
+      out.push_back({id, r.worker_id(), r.incarnation(), r.source().partition()});
+    }
+    return out;
+  }
+  // A claim another worker holds, as the runs topic would show it.
+  void claimedBy(const std::string& worker, const std::string& incarnation,
+                 const v1::JobCommand& c, std::int32_t partition, std::int64_t offset,
+                 std::uint32_t starts = 1) {
+    consumer::AttemptDecision a;
+    a.starts = starts;
+    auto r = consumer::RunStore::startRecord(c, a, {"test.jobs", partition}, offset, worker, {});
+    r.set_incarnation(incarnation);
+    records[c.run_id()] = std::move(r);
   }
   events::OutRecord recordStart(const v1::JobCommand& command, const consumer::AttemptDecision& admission,
                                 const TopicPartition& source, std::int64_t offset) override {
-    return keep(consumer::RunStore::startRecord(command, admission, source, offset, "w-test", {}));
+    auto r = consumer::RunStore::startRecord(command, admission, source, offset, "w-test", {});
+    r.set_incarnation("self");
+    return keep(std::move(r));
   }
   events::OutRecord recordEnd(const v1::JobCommand& command, std::uint32_t starts,
                               v1::RunState terminal, const TopicPartition& source,
@@ -207,13 +235,33 @@ class FakeAttempts final : public AttemptStore {
         consumer::RunStore::endRecord(command, starts, terminal, source, offset, "w-test", {}));
   }
   void forgetCommitted(std::int32_t, std::int64_t) override {}
-  void restore(const std::vector<std::int32_t>& partitions) override {
+  bool restore(const std::vector<std::int32_t>& partitions,
+               const std::map<std::int32_t, std::int64_t>& read_past) override {
     restored.insert(restored.end(), partitions.begin(), partitions.end());
+    last_read_past = read_past;
+    if (fail_restores > 0) {
+      --fail_restores;
+      for (auto p : partitions) {
+        std::erase_if(records, [&](const auto& kv) { return kv.second.source().partition() == p; });
+      }
+      return false;
+    }
+    // What the lost worker committed before it was fenced shows up now.
+    for (auto& [id, r] : on_restore) records[id] = r;
+    on_restore.clear();
+    return true;
   }
+  events::OutRecord barrier(std::int32_t partition) override {
+    return {"test.runs", partition, "barrier:" + std::to_string(++barriers), {}, {}};
+  }
+  int fail_restores = 0;  // the next N restores fail (forgetting their partitions)
+  int barriers = 0;
+  std::map<std::int32_t, std::int64_t> last_read_past;
   void forget(const std::vector<std::int32_t>& partitions) override {
     forgotten.insert(forgotten.end(), partitions.begin(), partitions.end());
   }
   std::map<std::string, v1::RunRecord> records;
+  std::map<std::string, v1::RunRecord> on_restore;  // records the next restore() reads
   std::vector<std::int32_t> restored, forgotten;
 
  private:
@@ -223,6 +271,31 @@ class FakeAttempts final : public AttemptStore {
     records[r.run_id()] = std::move(r);
     return out;
   }
+};
+
+// Leases decided by the test: every holder is there unless `lapsed` names it (by worker id). Fences
+// wait until the test answers them.
+class FakeLeases final : public Leases {
+ public:
+  LeaseVerdict lease(const std::string& worker_id, const std::string&) const override {
+    auto it = lapsed.find(worker_id);
+    if (it == lapsed.end()) return {};
+    return {true, it->second, true, stopped.contains(worker_id)};
+  }
+  void fence(const std::string& worker_id, const std::string&, const std::string&,
+             std::function<void(std::string)> done) override {
+    fences.push_back(worker_id);
+    pending.push_back(std::move(done));
+  }
+  void answerAll(const std::string& error = "") {
+    auto now = std::move(pending);
+    pending.clear();
+    for (auto& d : now) d(error);
+  }
+  std::map<std::string, std::string> lapsed;  // worker id -> why
+  std::set<std::string> stopped;              // of those, the ones that stopped cleanly
+  std::vector<std::string> fences;
+  std::vector<std::function<void(std::string)>> pending;
 };
 
 class FakeSecrets final : public SecretSource {
@@ -322,7 +395,7 @@ struct Harness {
     dispatcher = std::make_unique<Dispatcher>(
         config, Environment{{"PATH", "/usr/bin:/bin"}},
         Ports{parts.poster ? *parts.poster : poster, source, records, starts,
-              exactly_once ? &txn : nullptr, executor, attempts,
+              exactly_once ? &txn : nullptr, executor, attempts, &leases,
               parts.secrets ? *parts.secrets : secrets, parts.lineage_http, clock, observer});
   }
 
@@ -436,6 +509,7 @@ struct Harness {
   FakeTxn txn;
   FakeExecutor executor;
   FakeAttempts attempts;
+  FakeLeases leases;
   FakeSecrets secrets;
   RecordingObserver observer;
   std::unique_ptr<Dispatcher> dispatcher;

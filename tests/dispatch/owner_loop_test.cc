@@ -246,13 +246,14 @@ TEST(CallbackLifetime, ATransactionReportedAfterTheOwnerWentOnlyPostsToTheInbox)
   h->auto_commit = false;
   const auto c = command("ok");
   h->send(c);
+  h->txn.commitAll();    // its claim
   loop.inbox().serve();  // launched
   h->executor.start(c.run_id());
   runner::RunOutcome exited;
   exited.ending = runner::RunOutcome::Ending::kExited;
   exited.exit_code = 0;
   h->executor.finish(c.run_id(), exited);
-  loop.inbox().serve();  // ended: its terminal event, end record and offset go in a transaction
+  loop.inbox().serve();  // ended: its terminal event and end record go in a transaction
   h->dispatcher->tick();
   ASSERT_FALSE(h->txn.units.empty()) << "the run's end was not submitted";
   auto unit = std::move(h->txn.units.front());

@@ -39,6 +39,7 @@ TEST(Delivery, ARunWhoseWorkerIsLostEndsThatAttemptAndRunsAgainAsTheNext) {
   auto topics = createTopics("lost", 1);
   WorkerProcess::Options o;
   o.id = uniqueName("worker");  // the same id again: a static member, back without a rebalance
+  o.pool = uniqueName("pool");  // and the same group
   auto first = std::make_unique<WorkerProcess>(topics, o);
   auto c = makeCommand("sleep", {{"secs", "1"}});
   submit(topics, c);
@@ -125,6 +126,7 @@ TEST_P(LostWorker, WhatItLeftRunningIsGoneBeforeTheNextAttemptStarts) {
   std::ofstream(dir + "/job.sh") << orphanScript(dir);
   WorkerProcess::Options o;
   o.id = uniqueName("worker");  // the same id again: a static member, back without a rebalance
+  o.pool = uniqueName("pool");  // and the same group
   o.cgroup = GetParam();
   o.templates = standardTemplates() + R"(  orphans:
     argv: [sh, "{script}"]
@@ -187,6 +189,7 @@ TEST(Delivery, AJobThatKillsItsWorkerEveryTimeEndsFailedAfterMaxAttemptsAndOther
   auto topics = createTopics("poison", 1);
   WorkerProcess::Options o;
   o.id = uniqueName("worker");
+  o.pool = uniqueName("pool");  // every restart in the same group
   o.templates = standardTemplates() + kPoison;
   o.worker_yaml = "  max_attempts: 2\n";
   auto poison = makeCommand("poison");
@@ -242,6 +245,115 @@ TEST(Delivery, AJobThatKillsItsWorkerEveryTimeEndsFailedAfterMaxAttemptsAndOther
   }
   EXPECT_EQ(succeeded, 1);
 }
+
+// Lost and cut-off workers. Worker a claims three runs, worker b joins (a keeps them: they are
+// claimed), then a is lost. Its runs run again once, on b, after a's lease lapsed (4 s here) and
+// the group let a's partitions go (a 6 s session). The template's first attempt sleeps; the next
+// ones end at once.
+const std::string kFirstAttemptSleeps = R"(  attempts:
+    argv: [sh, -c, "if [ \"$OUTPOST_ATTEMPT\" = 1 ]; then exec sleep 300; fi; exit 0"]
+    allow_shell: true
+    recipe: none
+)";
+
+struct LostPool {
+  Topics topics;
+  WorkerProcess::Options options;
+  std::unique_ptr<WorkerProcess> a, b;
+  std::vector<v1::JobCommand> runs;
+
+  explicit LostPool(const std::string& stem, const std::string& delivery)
+      : topics(createTopics(stem, 2)) {
+    options.pool = uniqueName("pool");
+    options.templates = standardTemplates() + kFirstAttemptSleeps;
+    options.worker_yaml =
+        "  delivery: " + delivery + "\n  status_interval: 1s\n  lease_timeout: 4s\n";
+    options.consumer_properties = {{"session.timeout.ms", "6000"},
+                                   {"heartbeat.interval.ms", "1000"}};
+  }
+  // a runs three commands; b joins.
+  void start(TopicReader& events) {
+    auto o = options;
+    o.id = uniqueName("worker-a");
+    a = std::make_unique<WorkerProcess>(topics, o);
+    ASSERT_TRUE(a->waitUntilReady());
+    for (int i = 0; i < 3; ++i) {
+      runs.push_back(makeCommand("attempts"));
+      runs.back().set_job_id("job-" + std::to_string(i));
+      submit(topics, runs.back());
+    }
+    for (const auto& c : runs) ASSERT_TRUE(waitForState(events, c.run_id(), v1::STARTED));
+    o.id = uniqueName("worker-b");
+    b = std::make_unique<WorkerProcess>(topics, o);
+    ASSERT_TRUE(b->waitUntilReady());
+  }
+  // Every run has one terminal event per attempt: attempt 1 FAILED (retrying, its worker was
+  // lost), attempt 2 SUCCEEDED on b; none of them from a after it was lost.
+  void expectRunAgainOnceOnB(TopicReader& events) {
+    ASSERT_TRUE(events.readUntil([&](const auto& r) {
+      auto t = terminalByRun(r);
+      return std::ranges::all_of(runs, [&](const auto& c) { return t[c.run_id()].size() >= 2; });
+    })) << b->log();
+    events.readFor(1s);
+    for (const auto& c : runs) {
+      std::map<std::uint32_t, std::vector<v1::RunEvent>> ends;
+      for (const auto& e : eventsOf(events.records(), c.run_id())) {
+        if (v1::isTerminal(e.state())) ends[e.attempt()].push_back(e);
+      }
+      ASSERT_EQ(ends.size(), 2u) << c.run_id();
+      ASSERT_EQ(ends[1].size(), 1u) << c.run_id();
+      ASSERT_EQ(ends[2].size(), 1u) << c.run_id();
+      EXPECT_EQ(ends[1][0].state(), v1::FAILED);
+      EXPECT_TRUE(ends[1][0].retrying());
+      EXPECT_THAT(ends[1][0].message(), HasSubstr("worker " + a->id() + " was lost"));
+      EXPECT_EQ(ends[1][0].worker_id(), b->id());
+      EXPECT_EQ(ends[2][0].state(), v1::SUCCEEDED);
+      EXPECT_EQ(ends[2][0].worker_id(), b->id());
+      EXPECT_EQ(countState(events.records(), c.run_id(), v1::STARTED), 2u)
+          << "started once per attempt";
+    }
+  }
+};
+
+class LostWorkers : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(LostWorkers, AKilledWorkersClaimedRunsRunAgainOnceElsewhereAfterItsLease) {
+  LostPool pool("killed-" + GetParam().substr(0, 5), GetParam());
+  TopicReader ev(pool.topics.events);
+  ASSERT_NO_FATAL_FAILURE(pool.start(ev));
+  EXPECT_EQ(pool.a->crash(), -SIGKILL);
+  ASSERT_NO_FATAL_FAILURE(pool.expectRunAgainOnceOnB(ev));
+  EXPECT_EQ(pool.b->terminate(), 0);
+}
+
+// Cut off (SIGSTOP) past its lease: b fences it, writes that it is lost and runs its runs again.
+// Resumed, a reads that, kills its runs without writing their ends and exits 3.
+TEST_P(LostWorkers, ACutOffWorkerIsFencedAndWhenItComesBackKillsItsRunsAndStops) {
+  LostPool pool("cutoff-" + GetParam().substr(0, 5), GetParam());
+  TopicReader ev(pool.topics.events);
+  ASSERT_NO_FATAL_FAILURE(pool.start(ev));
+  ASSERT_EQ(::kill(pool.a->pid(), SIGSTOP), 0);
+  ASSERT_NO_FATAL_FAILURE(pool.expectRunAgainOnceOnB(ev));
+  ASSERT_EQ(::kill(pool.a->pid(), SIGCONT), 0);
+  ASSERT_TRUE(pool.a->waitForExit(60s)) << pool.a->log();
+  EXPECT_EQ(pool.a->terminate(), 3) << "a fenced worker says so in its exit status";
+  EXPECT_THAT(pool.a->log(), HasSubstr("without writing their ends"));
+  ev.readFor(1s);
+  for (const auto& c : pool.runs) {
+    for (const auto& e : eventsOf(ev.records(), c.run_id())) {
+      if (v1::isTerminal(e.state())) {
+        EXPECT_EQ(e.worker_id(), pool.b->id()) << "a wrote an end";
+      }
+    }
+  }
+  EXPECT_EQ(pool.b->terminate(), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(BothModes, LostWorkers,
+                         ::testing::Values("exactly-once", "at-least-once"),
+                         [](const auto& p) {
+                           return p.param == "exactly-once" ? "ExactlyOnce" : "AtLeastOnce";
+                         });
 
 TEST(Delivery, ACommandAlreadyPastItsDeadlineIsExpiredNotRun) {
   auto topics = createTopics("expired", 1);

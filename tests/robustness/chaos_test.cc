@@ -9,6 +9,8 @@
 // DEADLINE_S (900, how long a test waits for its runs), POISON_DEADLINE_S (300), LOG_LEVEL (warn),
 // ASSIGNOR (librdkafka's default, eager; e.g. cooperative-sticky).
 // A quick variant: OUTPOST_CHAOS_JOBS=200 OUTPOST_CHAOS_RATE=10.
+#include <signal.h>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -252,6 +254,67 @@ TEST(Chaos, BrokerStoppedUnderLoadLosesNothingAndEndsEveryRunOnce) {
   std::cout << "[chaos] re-runs: " << figure(l, "reruns") << " runs, "
             << figure(l, "rerun_extra_starts") << " extra starts" << std::endl;
   if (HasFailure()) std::cout << fleet.logTails();
+}
+
+// (5) A rebalance storm: for two minutes a worker joins, or one leaves (SIGTERM: it drains), every
+// few seconds, under a mixed load (short jobs and one in ten of 30 s). Dynamic members, so that
+// every join and every leave rebalances the group. Claimed runs stay with their workers and the
+// workers that leave drain them: nothing lost, nothing ended twice, and no run ran twice.
+TEST(Chaos, ARebalanceStormLosesNothingAndRunsNothingTwice) {
+  const long jobs = knob("STORM_JOBS", 300);
+  const auto storm = seconds(knob("STORM_S", 120));
+  auto topics = createTopics("chaos-storm", 6);
+  auto o = chaosOptions(uniqueName("chaos-storm"));
+  o.static_member = false;
+  o.slots = 8;
+  o.drain_timeout = "90s";  // longer than any job: a worker that leaves ends its runs itself
+  std::vector<std::unique_ptr<WorkerProcess>> members, leaving;
+  for (int i = 0; i < 2; ++i) members.push_back(std::make_unique<WorkerProcess>(topics, o));
+
+  RunWatch watch(topics.events);
+  Load load(
+      topics,
+      [n = 0]() mutable {
+        return makeCommand("sleep", {{"secs", ++n % 10 == 0 ? "30" : "0.2"}});
+      },
+      static_cast<std::size_t>(jobs), static_cast<double>(jobs) / (0.8 * storm.count()));
+  std::mt19937 rng(std::random_device{}());
+  int joins = 0, leaves = 0, unclean = 0;
+  const auto storm_end = Clock::now() + storm;
+  while (Clock::now() < storm_end) {
+    const auto turn = std::uniform_int_distribution<long>(2000, 5000)(rng);
+    const auto turn_end = Clock::now() + milliseconds(turn);
+    while (Clock::now() < turn_end) watch.poll();
+    std::erase_if(leaving, [&](auto& w) {
+      if (w->running()) return false;
+      unclean += w->terminate() != 0;
+      return true;
+    });
+    const bool join = members.size() < 2 || (members.size() < 5 && rng() % 2 == 0);
+    if (join) {
+      members.push_back(std::make_unique<WorkerProcess>(topics, o));
+      ++joins;
+    } else {
+      auto victim = members.begin() + static_cast<long>(rng() % members.size());
+      ::kill((*victim)->pid(), SIGTERM);
+      leaving.push_back(std::move(*victim));
+      members.erase(victim);
+      ++leaves;
+    }
+  }
+  std::cout << "[chaos] storm: " << joins << " joins, " << leaves << " leaves" << std::endl;
+  bool all_ended = waitForAllEnded(watch, load, deadline());
+  EXPECT_TRUE(all_ended) << "not every run ended before the deadline";
+  for (auto& w : leaving) unclean += w->terminate() != 0;
+  for (auto& w : members) unclean += w->terminate() != 0;
+  EXPECT_EQ(unclean, 0) << "a worker did not drain cleanly";
+
+  auto l = ledger(topics, "outpost." + o.pool);
+  EXPECT_GT(leaves, 0);
+  EXPECT_EQ(figure(l, "submitted"), jobs);
+  EXPECT_EQ(figure(l, "lost"), 0);
+  EXPECT_EQ(figure(l, "duplicate_terminal"), 0);
+  EXPECT_EQ(figure(l, "reruns"), 0) << "a run ran twice though no worker was lost";
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <expected>
 #include <memory>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -51,6 +52,10 @@ struct AttemptDecision {
     // A worker started it and was lost before it ended (its record still says STARTED): run it
     // again as the next attempt; its events say it is a redelivery (`reason`).
     kRerun,
+    // A worker claimed it (its start record says STARTED and carries the command) and, as far as
+    // the caller knows, still holds it: do not run it and publish nothing; its holder ends it, or
+    // the owner of its partition runs it again once the holder's lease lapses.
+    kClaimed,
     // It already ended (its terminal event was published then), or a later attempt of it exists:
     // do not run it and publish nothing; only its offset is done.
     kSkip,
@@ -78,24 +83,37 @@ struct AttemptDecision {
 
 // What to do with `command` when the runs topic's last record for its run_id is `recorded`
 // (nullptr: none). `max_attempts` is the worker's default (worker.max_attempts); the command's own
-// max_attempts wins when it sets one. Pure: it does not know what runs on this worker now, so the
-// caller first checks its own queued and running runs.
+// max_attempts wins when it sets one. A STARTED record that carries its command is a claim: it is
+// kClaimed unless `holder_lost` (the caller found the holder's lease lapsed), then kRerun or
+// kGiveUp. A STARTED record without its command (written before claims existed) counts as lost.
+// Pure: it does not know what runs on this worker now, so the caller first checks its own queued
+// and running runs.
 AttemptDecision decideAttempt(const v1::JobCommand& command, const v1::RunRecord* recorded,
-                          unsigned max_attempts);
+                              unsigned max_attempts, bool holder_lost = false);
+
+// A run held by a worker on a partition this one holds: its start record (STARTED, with its
+// command) is the last record of its run_id.
+struct Claim {
+  std::string run_id;
+  std::string worker_id;
+  std::string incarnation;
+  std::int32_t partition = 0;
+};
 
 // The state known for runs of the jobs partitions this worker holds: restored from the runs topic
 // when partitions are assigned, kept up to date with the records the worker writes (remember),
 // and forgotten when they go away.
 //
-// It cannot tell a lost worker from one that still runs the command after its partition was
-// taken away (revoke_timeout passed): both look like a STARTED record.
+// A STARTED record is a claim: whether its holder is still there is the lease's question
+// (dispatch/leases.h), not the store's.
 //
-// Memory: only records of commands that can still be delivered are kept, those at or above the
-// group's committed offset when restored; forgetCommitted() drops the rest as the worker commits.
-// So a partition holds about as many records as it has uncommitted commands. Reading a partition
-// takes as long as the topic is long: compaction keeps one record per run_id, and a retention
-// (cleanup.policy=compact,delete, retention.ms longer than a command may wait uncommitted) keeps
-// the number of run_ids down.
+// Memory: every claim of its partitions is kept (as many as runs are running on them); of the
+// other records only those of commands that can still be delivered, at or above the group's
+// committed offset when restored; forgetCommitted() drops the rest as the worker commits. So a
+// partition holds about as many records as it has running runs and uncommitted commands. Reading
+// a partition takes as long as the topic is long: compaction keeps one record per run_id, and a
+// retention (cleanup.policy=compact,delete, retention.ms longer than the longest run and than a
+// command may wait uncommitted) keeps the number of run_ids down.
 //
 // Threads: all of it belongs to the worker's poll thread. restore() blocks (broker requests and
 // reading) for at most its timeout; it is meant to be called from the rebalance callback.
@@ -120,8 +138,12 @@ class RunStore {
   // them; for each run_id the last record read wins. Blocks for at most `timeout`, retrying what
   // a moment cures (a leader or coordinator being elected, a topic just created). On an error
   // (timeout, missing partition, broker error) nothing is known for any of `partitions`.
-  std::expected<RestoreStats, std::string> restore(const std::vector<std::int32_t>& partitions,
-                                                   std::chrono::milliseconds timeout);
+  // `read_past`: per partition, an offset (a barrier this worker wrote, see barrier()) to read
+  // beyond: the read waits until every transaction open before it has ended, so that what any
+  // worker committed before the barrier is read.
+  std::expected<RestoreStats, std::string> restore(
+      const std::vector<std::int32_t>& partitions, std::chrono::milliseconds timeout,
+      const std::map<std::int32_t, std::int64_t>& read_past = {});
 
   // Forgets the runs of these jobs partitions (revoked or lost).
   void forget(const std::vector<std::int32_t>& partitions);
@@ -131,18 +153,24 @@ class RunStore {
 
   // The last record known for `run_id`, or nullptr. Valid until the next non-const call.
   const v1::RunRecord* find(std::string_view run_id) const;
-  // Keeps a record the worker wrote (or is writing) to the runs topic.
+  // Keeps a record the worker wrote (or is writing) to the runs topic, unless its partition was
+  // forgotten and not restored since: the end of a run that went on after its partition went
+  // elsewhere is the next owner's to read.
   void remember(v1::RunRecord record);
+  // The claims known on the partitions held, but those of `worker_id`'s incarnation
+  // `incarnation` (this worker's own).
+  std::vector<Claim> claims(std::string_view worker_id, std::string_view incarnation) const;
   // Runs known, over all partitions.
   std::size_t size() const { return runs_.size(); }
 
   // decideAttempt() with the record known for the command's run_id.
-  AttemptDecision decide(const v1::JobCommand& command, unsigned max_attempts) const {
-    return decideAttempt(command, find(command.run_id()), max_attempts);
+  AttemptDecision decide(const v1::JobCommand& command, unsigned max_attempts,
+                         bool holder_lost = false) const {
+    return decideAttempt(command, find(command.run_id()), max_attempts, holder_lost);
   }
 
-  // The record to write before the run's process starts: state STARTED, starts and the
-  // command's attempt from `admission` (kRun or kRerun).
+  // The record to write before the run's process starts (its claim): state STARTED, starts and
+  // the command's attempt from `admission` (kRun or kRerun), and the command itself.
   static v1::RunRecord startRecord(const v1::JobCommand& command, const AttemptDecision& admission,
                                    const TopicPartition& source, std::int64_t offset,
                                    std::string_view worker_id,
@@ -155,6 +183,9 @@ class RunStore {
                                  std::chrono::system_clock::time_point now);
   // `record` as a message of the runs topic: key run_id, partition the command's jobs partition.
   events::OutRecord toOutRecord(const v1::RunRecord& record) const;
+  // A barrier for runs partition `partition`: an empty record keyed "barrier:<id>" (readers skip
+  // it), written without a transaction; its offset is a restore's read_past.
+  events::OutRecord barrier(std::int32_t partition, std::string_view id) const;
 
   const std::string& topic() const { return options_.runs_topic; }
 
@@ -163,6 +194,7 @@ class RunStore {
   RunStoreOptions options_;
   std::unique_ptr<Reader> reader_;
   std::unordered_map<std::string, v1::RunRecord> runs_;
+  std::set<std::int32_t> forgotten_;  // partitions forgotten and not restored since
 };
 
 }  // namespace outpost::consumer

@@ -1,8 +1,9 @@
 // The run lifecycle: a command read from the jobs topic becomes a run that is admitted, queued for
-// a slot, started, watched and ended with exactly one terminal event per attempt, its offset
-// counting as done once what it wrote is acknowledged (or committed with it). Cancels, rebalances,
-// lost attempts and the drain at shutdown are handled here too. Kafka, processes and secrets are
-// behind the ports (ports.h).
+// a slot, claimed (its start record; its offset is done from then on), started, watched and ended
+// with exactly one terminal event per attempt. A claimed run is its worker's to the end, whatever
+// rebalances do; a run whose worker was lost is run again by the owner of its partition. Cancels,
+// rebalances, lost runs and the drain at shutdown are handled here too. Kafka, processes and
+// secrets are behind the ports (ports.h).
 //
 // Threads: one owner (the worker's poll thread) calls every method; what other threads report
 // comes back through Ports::poster, whose closures the owner runs.
@@ -35,16 +36,16 @@ class Dispatcher {
   void onMessage(consumer::ConsumedMessage message);
   // A command of the control topic (a cancel).
   void onControl(const consumer::ControlMessage& message);
-  // After the owner ran what was posted: starts what a retirement made room for, expires what
-  // is remembered of runs and cancels, commits what is done (at-least-once).
+  // After the owner ran what was posted: starts what a retirement made room for, looks for runs
+  // whose worker was lost (about every second), expires what is remembered of runs and cancels,
+  // commits what is done (at-least-once).
   void tick();
 
   // Rebalance, from the consumer's callback: reads what the runs topic knows of new partitions.
   void onAssigned(const std::vector<TopicPartition>& partitions);
-  // Partitions going away: their waiting commands are dropped (the next owner takes them), their
-  // running ones get revoke_timeout to finish, during which `serve` is called repeatedly (it
-  // waits briefly for posted work and runs it), then are left to go on or, exactly-once, stopped
-  // and handed over.
+  // Partitions going away: their commands not claimed are dropped (the next owner takes them);
+  // claims and ends on their way get revoke_timeout to be written, during which `serve` is called
+  // repeatedly (it waits briefly for posted work and runs it). Claimed runs go on here.
   void onRevoked(const std::vector<TopicPartition>& partitions, consumer::Revocation how,
                  const std::function<void()>& serve);
 
@@ -60,6 +61,10 @@ class Dispatcher {
   // keep the templates they were admitted under.
   void setTemplates(std::map<std::string, TemplateConfig> templates);
   void stopAll(const std::string& reason);
+  // This worker was fenced (another counted it lost and runs its runs again): takes nothing new,
+  // drops what was not claimed, stops every run, and writes nothing more about any of them (their
+  // ends are the other worker's). It is idle once their processes are gone.
+  void abandon(const std::string& reason);
   // The last commit (at-least-once), once idle() or out of time: sent, not waited for (the
   // consumer's close waits for it).
   void close();

@@ -38,6 +38,13 @@ struct LeaseOptions {
 struct LeaseVerdict {
   bool lapsed = false;
   std::string why;  // empty while held
+  // Lapsed, and the worker's transactional producer must be fenced before its runs run again: it
+  // went silent, stopped or was deleted. Not when it restarted: the new incarnation's producer
+  // fenced the old one as it started (and fencing now would fence the new one).
+  bool fence = false;
+  // Lapsed because the worker stopped cleanly: its transactions all ended, so what it still holds
+  // can be read before it is fenced (it holds nothing, unless a run's end could not be written).
+  bool stopped = false;
 };
 
 class LeaseView {

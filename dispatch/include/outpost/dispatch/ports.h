@@ -1,8 +1,9 @@
 // What the run lifecycle talks to, as small interfaces: the jobs topic's consumer
 // (CommandSource), where records go (RecordSink, TransactionSink), who runs processes
-// (RunExecutor), what the runs topic knows of attempts (AttemptStore), the secret stores
-// (SecretSource), the lineage HTTP endpoint (LineageEndpoint), and the owning thread's queue
-// (Poster). app/ binds them to Kafka, the supervisor and the resolver; tests/dispatch to fakes.
+// (RunExecutor), what the runs topic knows of attempts and claims (AttemptStore), whether a
+// claim's worker still holds it (Leases), the secret stores (SecretSource), the lineage HTTP
+// endpoint (LineageEndpoint), and the owning thread's queue (Poster). app/ binds them to Kafka,
+// the supervisor and the resolver; tests/dispatch to fakes.
 //
 // Threads: the Dispatcher lives on one thread, the owner (the worker's poll thread). It calls
 // every port from there. Callbacks a port takes (delivery reports, run callbacks, resolved
@@ -27,6 +28,7 @@
 #include "outpost/consumer/job_consumer.h"
 #include "outpost/consumer/run_store.h"
 #include "outpost/dispatch/admission.h"
+#include "outpost/dispatch/leases.h"
 #include "outpost/events/out_record.h"
 #include "outpost/events/producer.h"
 #include "outpost/events/transactional_publisher.h"
@@ -103,14 +105,21 @@ class RunExecutor {
   virtual void stopAll(runner::StopCause cause, std::string reason) = 0;
 };
 
-// What the runs topic knows of attempts (consumer's RunStore): the verdict for a command, and the
-// records that keep it true. Owning thread only.
+// What the runs topic knows of attempts and claims (consumer's RunStore): the verdict for a
+// command, the records that keep it true, and the runs other workers hold on the partitions this
+// one owns. Owning thread only.
 class AttemptStore {
  public:
   virtual ~AttemptStore() = default;
-  virtual consumer::AttemptDecision decide(const v1::JobCommand& command,
-                                     unsigned max_attempts) const = 0;
-  // The start record of a run about to start (kRun or kRerun), remembered as its latest.
+  // `holder_lost`: the worker holding the run's claim was found lost (see decideAttempt).
+  virtual consumer::AttemptDecision decide(const v1::JobCommand& command, unsigned max_attempts,
+                                           bool holder_lost) const = 0;
+  // The last record known for `run_id`, or nullptr. Valid until the next non-const call.
+  virtual const v1::RunRecord* find(const std::string& run_id) const = 0;
+  // The claims other workers (or this worker's earlier incarnations) hold on the partitions held.
+  virtual std::vector<consumer::Claim> claims() const = 0;
+  // The start record of a run about to start (kRun or kRerun), its claim (carrying `command`,
+  // recipe included), remembered as its latest.
   virtual events::OutRecord recordStart(const v1::JobCommand& command,
                                         const consumer::AttemptDecision& admission,
                                         const TopicPartition& source, std::int64_t offset) = 0;
@@ -120,10 +129,32 @@ class AttemptStore {
                                       std::int64_t offset) = 0;
   // The group committed `offset` on jobs partition `partition`: older records are not needed.
   virtual void forgetCommitted(std::int32_t partition, std::int64_t offset) = 0;
-  // Rebalance: read what is known of newly assigned partitions (blocks, bounded; logs what it
-  // found), or forget partitions that went away.
-  virtual void restore(const std::vector<std::int32_t>& partitions) = 0;
+  // Rebalance, or before running a lost worker's runs again: read what is known of `partitions`
+  // afresh (blocks, bounded; logs what it found); false when it could not (nothing is known of
+  // them then). `read_past`: per partition, the offset of a barrier to read beyond (see
+  // consumer::RunStore::restore). Or forget partitions that went away.
+  virtual bool restore(const std::vector<std::int32_t>& partitions,
+                       const std::map<std::int32_t, std::int64_t>& read_past) = 0;
+  // A barrier record for runs partition `partition` (consumer::RunStore::barrier).
+  virtual events::OutRecord barrier(std::int32_t partition) = 0;
   virtual void forget(const std::vector<std::int32_t>& partitions) = 0;
+};
+
+// The leases of claimed runs (leases.h), and the fence a lost worker gets before its runs run
+// again. Owning thread, except `done`.
+class Leases {
+ public:
+  virtual ~Leases() = default;
+  // Whether `worker_id`'s incarnation `incarnation` still holds the runs it claimed.
+  virtual LeaseVerdict lease(const std::string& worker_id,
+                             const std::string& incarnation) const = 0;
+  // Fences `worker_id` (incarnation `incarnation`, lost because `why`): exactly-once its
+  // transactional producer, so that nothing it has open or sends later commits, off the owning
+  // thread; then, in both modes, a LOST status for it on the workers topic, which tells it to stop
+  // if it comes back. `done` gets an empty string, or why it could not be fenced, once, on any
+  // thread.
+  virtual void fence(const std::string& worker_id, const std::string& incarnation,
+                     const std::string& why, std::function<void(std::string)> done) = 0;
 };
 
 // Every value by reference text, or why one could not be had, with its kind (not found, denied,
@@ -160,8 +191,9 @@ inline constexpr std::string_view kUndecodable = "undecodable";     // not a val
 inline constexpr std::string_view kDuplicate = "duplicate";         // its run_id is here already
 inline constexpr std::string_view kOtherPool = "other_pool";        // skipped: another pool's
 inline constexpr std::string_view kAlreadyEnded = "already_ended";  // skipped: it ended before
+inline constexpr std::string_view kClaimed = "claimed";  // skipped: another worker holds its run
 // Every word a skip or a refusal may carry (so that metrics can show each at zero).
-inline constexpr std::array<std::string_view, 2> kSkips = {kOtherPool, kAlreadyEnded};
+inline constexpr std::array<std::string_view, 3> kSkips = {kOtherPool, kAlreadyEnded, kClaimed};
 inline constexpr std::array<std::string_view, 7> kRefusals = {kUndecodable,
                                                               kDuplicate,
                                                               Refusal::kUnknownTemplate,
@@ -198,6 +230,7 @@ struct Ports {
   TransactionSink* transactions;  // exactly-once delivery; nullptr for at-least-once
   RunExecutor& executor;
   AttemptStore& attempts;
+  Leases* leases;                 // nullptr: claims are never found lost (the local replay)
   SecretSource& secrets;
   LineageEndpoint* lineage_http;  // nullptr without the HTTP transport
   const Clock& clock;

@@ -53,7 +53,6 @@ class PosixLauncher final : public ProcessLauncher {
 enum class StopCause {
   kNone,      // not stopped on request (it ended by itself, timed out, or never started)
   kCancel,    // a cancel from the control plane
-  kHandOver,  // its partition went to another worker (exactly-once)
   kShutdown,  // the worker or the replay stopping (drain timeout, interruption)
 };
 
