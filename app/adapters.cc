@@ -48,9 +48,10 @@ events::OutRecord RunStoreAttempts::recordStart(const v1::JobCommand& command,
 
 events::OutRecord RunStoreAttempts::recordEnd(const v1::JobCommand& command, std::uint32_t starts,
                                               v1::RunState terminal, const TopicPartition& source,
-                                              std::int64_t offset) {
+                                              std::int64_t offset, std::uint32_t releases,
+                                              bool released) {
   auto record = consumer::RunStore::endRecord(command, starts, terminal, source, offset, worker_id_,
-                                              clock_.now());
+                                              clock_.now(), releases, released);
   record.set_incarnation(incarnation_);
   auto out = store_.toOutRecord(record);
   store_.remember(std::move(record));

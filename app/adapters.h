@@ -110,7 +110,8 @@ class RunStoreAttempts final : public dispatch::AttemptStore {
                                 const TopicPartition& source, std::int64_t offset) override;
   events::OutRecord recordEnd(const v1::JobCommand& command, std::uint32_t starts,
                               v1::RunState terminal, const TopicPartition& source,
-                              std::int64_t offset) override;
+                              std::int64_t offset, std::uint32_t releases,
+                              bool released) override;
   void forgetCommitted(std::int32_t partition, std::int64_t offset) override {
     store_.forgetCommitted(partition, offset);
   }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <iostream>
+#include <map>
 #include <sstream>
 #include <unordered_map>
 #include <utility>
@@ -15,6 +16,8 @@
 #include "outpost/consumer/intake.h"
 #include "outpost/consumer/topic_reader.h"
 #include "outpost/v1/job.pb.h"
+#include "outpost/v1/run_record.pb.h"
+#include "outpost/v1/worker.pb.h"
 #include "outpost/v1/run_state.h"
 
 namespace outpost::app {
@@ -136,6 +139,22 @@ LedgerFigures countLedger(const LedgerInput& in) {
     if (t.starts > 1) f.rerun_extra_starts += t.starts - 1;
   }
 
+  for (const auto& c : in.claims) {
+    auto w = in.workers.find(c.worker_id);
+    const bool gone = w == in.workers.end() || w->second.state == v1::LOST ||
+                      w->second.state == v1::STOPPED ||
+                      (!c.incarnation.empty() && w->second.incarnation != c.incarnation);
+    if (!c.released) {
+      ++f.claims;
+      ++f.claims_by_worker[c.worker_id];
+    }
+    if (c.released || gone) {
+      ++f.claims_lost;
+      sample(f.claims_lost_sample, c.run_id);
+    }
+  }
+  std::ranges::sort(f.claims_lost_sample);
+
   f.partitions = in.partitions;
   std::ranges::sort(f.partitions, {}, &LedgerPartition::partition);
   for (const auto& p : f.partitions) {
@@ -181,6 +200,12 @@ std::string formatLedgerText(const LedgerSource& src, const LedgerFigures& f) {
   o << "dlq: " << f.dlq << "\n";
   o << "unknown_runs: " << f.unknown_runs << "\n";
   o << "uncommitted: " << f.uncommitted << "\n";
+  std::string holders;
+  for (const auto& [worker, n] : f.claims_by_worker)
+    holders += (holders.empty() ? "" : ", ") + worker + " " + std::to_string(n);
+  o << "claims: " << f.claims << (holders.empty() ? "" : " (" + holders + ")") << "\n";
+  o << "claims_lost: " << f.claims_lost
+    << " (released, or their worker is gone: run again by the owner of their partition)\n";
   for (const auto& p : f.partitions) {
     o << "partition " << p.partition << ": committed " << p.committed << ", end " << p.end
       << ", uncommitted " << std::max<std::int64_t>(0, p.end - std::max(p.committed, p.low))
@@ -190,6 +215,8 @@ std::string formatLedgerText(const LedgerSource& src, const LedgerFigures& f) {
   if (!f.duplicate_sample.empty())
     o << "duplicate_terminal sample: " << joined(f.duplicate_sample) << "\n";
   if (!f.rerun_sample.empty()) o << "reruns sample: " << joined(f.rerun_sample) << "\n";
+  if (!f.claims_lost_sample.empty())
+    o << "claims_lost sample: " << joined(f.claims_lost_sample) << "\n";
   for (const auto& [id, r] : f.runs) {
     o << "run " << id << ": submitted " << (r.submitted ? "yes" : "no") << ", committed "
       << (r.committed ? "yes" : "no") << ", starts " << r.starts << ", terminal ["
@@ -239,6 +266,10 @@ std::string formatLedgerJson(const LedgerSource& src, const LedgerFigures& f) {
       {"dlq", f.dlq},
       {"unknown_runs", f.unknown_runs},
       {"uncommitted", f.uncommitted},
+      {"claims", f.claims},
+      {"claims_by_worker", f.claims_by_worker},
+      {"claims_lost", f.claims_lost},
+      {"claims_lost_sample", f.claims_lost_sample},
       {"partitions", partitions},
       {"lost_sample", f.lost_sample},
       {"duplicate_sample", f.duplicate_sample},
@@ -277,6 +308,8 @@ int cmdLedger(const LedgerOptions& o) {
   src.events_topic = o.events_topic.empty() ? config.topics.events : o.events_topic;
   src.dlq_topic = o.dlq_topic.empty() ? config.topics.dlq : o.dlq_topic;
   src.group = o.group.empty() ? "outpost." + config.worker.pool : o.group;
+  src.runs_topic = config.topics.runs;
+  src.workers_topic = config.topics.workers;
   auto timeout = parseDuration(o.timeout);
   if (!timeout) throw ConfigError("--timeout must be a duration such as 30s or 5m");
   const auto deadline = std::chrono::steady_clock::now() + *timeout;
@@ -294,7 +327,8 @@ int cmdLedger(const LedgerOptions& o) {
     return 1;
   }
   std::vector<TopicPartition> all;
-  for (const auto& name : {src.jobs_topic, src.events_topic, src.dlq_topic}) {
+  for (const auto& name :
+       {src.jobs_topic, src.events_topic, src.dlq_topic, src.runs_topic, src.workers_topic}) {
     auto it = found->find(name);
     if (it == found->end()) {
       std::cerr << "outpost ledger: topic " << name << " does not exist; counted as empty\n";
@@ -339,6 +373,7 @@ int cmdLedger(const LedgerOptions& o) {
     return 1;
   }
   std::int64_t bad_events = 0;
+  std::map<std::string, v1::RunRecord> last_records;  // the runs topic, by run_id
   while (!pending.empty()) {
     if (std::chrono::steady_clock::now() >= deadline) {
       std::cerr << "outpost ledger: did not reach the end of " << pending.size()
@@ -377,7 +412,26 @@ int cmdLedger(const LedgerOptions& o) {
       in.events.push_back({e.run_id(), e.state(), e.attempt(), e.worker_id(), e.retrying()});
     } else if (m.tp.topic == src.dlq_topic) {
       ++in.dlq_records;
+    } else if (m.tp.topic == src.runs_topic) {
+      // The last record of each run wins (the topic is compacted by run_id).
+      v1::RunRecord rec;
+      if (m.value.empty() || !rec.ParseFromString(m.value) || rec.run_id().empty()) {
+        last_records.erase(m.key);
+      } else {
+        last_records.insert_or_assign(rec.run_id(), std::move(rec));
+      }
+    } else if (m.tp.topic == src.workers_topic) {
+      v1::WorkerStatus s;
+      if (m.value.empty() || !s.ParseFromString(m.value)) {
+        in.workers.erase(m.key);
+      } else {
+        in.workers.insert_or_assign(s.worker_id(), LedgerWorker{s.incarnation(), s.state()});
+      }
     }
+  }
+  for (const auto& [run_id, r] : last_records) {
+    if (r.command().empty() || (r.state() != v1::STARTED && !r.released())) continue;
+    in.claims.push_back({run_id, r.worker_id(), r.incarnation(), r.released()});
   }
   if (bad_events > 0) {
     std::cerr << "outpost ledger: " << bad_events << " record(s) of " << src.events_topic

@@ -1,6 +1,8 @@
 // `outpost ledger`: the instrument of the delivery guarantees. It reads the jobs and events topics
 // to their end (events read_committed) and the group's committed offsets, and counts what was
-// submitted, what ended, what was lost, what ended twice and what ran twice.
+// submitted, what ended, what was lost, what ended twice and what ran twice; and from the runs
+// and workers topics, which runs are claimed now, by whom, and which wait to run again because
+// their worker is gone.
 //
 // The counting (countLedger) and the formatting are pure, for the unit tests; cmdLedger does the
 // Kafka reading. Everything here runs on the calling thread.
@@ -13,6 +15,7 @@
 #include <vector>
 
 #include "outpost/v1/event.pb.h"
+#include "outpost/v1/worker.pb.h"
 
 namespace CLI {
 class App;
@@ -45,7 +48,22 @@ struct LedgerPartition {
   std::int64_t committed = -1;
 };
 
+// The last record of a run on the runs topic, when it holds the run: a claim (STARTED, with its
+// command) or a release (its worker let it go as it stopped).
+struct LedgerClaim {
+  std::string run_id, worker_id, incarnation;
+  bool released = false;
+};
+
+// A worker's latest status on the workers topic.
+struct LedgerWorker {
+  std::string incarnation;
+  v1::WorkerState state = v1::WORKER_STATE_UNSPECIFIED;
+};
+
 struct LedgerInput {
+  std::vector<LedgerClaim> claims;
+  std::map<std::string, LedgerWorker> workers;  // by worker id
   std::vector<LedgerCommand> commands;
   std::vector<LedgerEvent> events;
   std::vector<LedgerPartition> partitions;
@@ -90,6 +108,14 @@ struct LedgerFigures {
   std::int64_t unknown_runs = 0;        // run_ids with events (NOTICE aside) but no command
   std::vector<LedgerPartition> partitions;
   std::int64_t uncommitted = 0;  // sum over partitions of end - max(committed, low)
+  // Runs held now (their last record on the runs topic is a claim), in all and by worker.
+  std::int64_t claims = 0;
+  std::map<std::string, std::int64_t> claims_by_worker;
+  // Runs waiting to run again: released, or claimed by a worker that is gone (its last status is
+  // LOST or STOPPED, names another incarnation, or there is none). The owner of each one's
+  // partition runs it again.
+  std::int64_t claims_lost = 0;
+  std::vector<std::string> claims_lost_sample;
   // Up to kLedgerSamples run_ids of each kind, sorted.
   std::vector<std::string> lost_sample, duplicate_sample, rerun_sample;
   std::map<std::string, LedgerRun> runs;  // the watched runs
@@ -102,6 +128,7 @@ LedgerFigures countLedger(const LedgerInput& input);
 // Where the figures were read from, for the header of the output.
 struct LedgerSource {
   std::string bootstrap, jobs_topic, events_topic, dlq_topic, group;
+  std::string runs_topic, workers_topic;
 };
 
 // `name: value` lines, then one line per partition and the samples.

@@ -59,7 +59,8 @@ class FirstAttempts final : public dispatch::AttemptStore {
     return {runs_topic_, -1, command.run_id(), {}, {}};
   }
   events::OutRecord recordEnd(const v1::JobCommand& command, std::uint32_t, v1::RunState,
-                              const TopicPartition&, std::int64_t) override {
+                              const TopicPartition&, std::int64_t, std::uint32_t,
+                              bool) override {
     return {runs_topic_, -1, command.run_id(), {}, {}};
   }
   const v1::RunRecord* find(const std::string&) const override { return nullptr; }

@@ -151,7 +151,8 @@ Worker::Worker(Config config, const Clock& clock)
       config_.worker.id + "-control", config_.worker.cancel_memory, clock_,
       config_.topics.workers);
   ports_ = std::make_unique<WorkerPorts>(WorkerPorts{
-      ConsumerSource(*consumer_), ProducerSink(*producer_), ProducerSink(start_producer_ ? *start_producer_ : *producer_),
+      ConsumerSource(*consumer_), ProducerSink(*producer_),
+      ProducerSink(start_producer_ ? *start_producer_ : *producer_),
       txn_ ? std::make_unique<PublisherSink>(*txn_) : nullptr,
       RunStoreAttempts(*run_store_, config_.worker.id, incarnation_, clock_, txn_.get()),
       *worker_leases_,

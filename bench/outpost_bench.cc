@@ -1015,7 +1015,8 @@ KafkaFootprint kafkaFootprint(pid_t pid, const std::string& bootstrap) {
     while (std::getline(in, line)) {
       std::istringstream fields(line);
       std::string sl, local, remote, state, queues, timer, retr, uid, timeout, inode;
-      fields >> sl >> local >> remote >> state >> queues >> timer >> retr >> uid >> timeout >> inode;
+      fields >> sl >> local >> remote >> state >> queues >> timer >> retr >> uid >> timeout >>
+          inode;
       auto colon = remote.rfind(':');
       if (state != "01" || colon == std::string::npos || !inodes.contains(inode)) continue;
       if (ports.contains(std::stoul(remote.substr(colon + 1), nullptr, 16))) ++f.connections;
@@ -1153,7 +1154,9 @@ class PoolBench {
 // against them (printed with them).
 const std::string kFastLeases = "  status_interval: 1s\n  lease_timeout: 3s\n";
 const std::string kFastSessions =
-    "  consumer_properties:\n    session.timeout.ms: \"6000\"\n    heartbeat.interval.ms: \"1000\"\n";
+    "  consumer_properties:\n"
+    "    session.timeout.ms: \"6000\"\n"
+    "    heartbeat.interval.ms: \"1000\"\n";
 
 // A worker holding four long runs is SIGKILLed while another worker of its pool idles: the time
 // from the kill to each run's next attempt starting on the other worker.

@@ -21,7 +21,7 @@ constexpr std::string_view kBarrierKey = "barrier:";
 
 // A start record that carries its command: a run some worker holds (or held, if it was lost).
 bool isClaim(const v1::RunRecord& r) {
-  return r.state() == v1::STARTED && !r.command().empty();
+  return (r.state() == v1::STARTED || r.released()) && !r.command().empty();
 }
 
 using Steady = std::chrono::steady_clock;
@@ -383,13 +383,27 @@ AttemptDecision decideAttempt(const v1::JobCommand& command, const v1::RunRecord
   if (!r || r->attempt() < attempt) return a;
 
   const std::uint32_t starts = std::max<std::uint32_t>(r->starts(), 1);
+  const std::uint32_t releases = std::min(r->releases(), starts);
   a.starts = starts;
+  a.releases = releases;
   a.state = r->state();
   if (r->attempt() > attempt) {
     a.verdict = AttemptDecision::Verdict::kSkip;
     a.attempt = r->attempt() + starts - 1;
     a.reason = fmt::format("attempt {} of this run was already taken (now {})", r->attempt(),
                            v1::RunState_Name(r->state()));
+    return a;
+  }
+  if (r->released() && !r->command().empty()) {
+    // Let go by its worker as it stopped; that attempt ended. The next one, at once.
+    a.verdict = AttemptDecision::Verdict::kRerun;
+    a.after_release = true;
+    a.lost_worker = r->worker_id();
+    a.starts = starts + 1;
+    a.attempt = attempt + starts;
+    a.state = v1::STARTED;
+    a.reason = fmt::format("attempt {} after worker {} let it go as it stopped", a.attempt,
+                           r->worker_id());
     return a;
   }
   if (v1::isTerminal(r->state())) {
@@ -409,11 +423,12 @@ AttemptDecision decideAttempt(const v1::JobCommand& command, const v1::RunRecord
   a.lost_worker = r->worker_id();
   const unsigned limit =
       std::max(1u, command.max_attempts() > 0 ? command.max_attempts() : max_attempts);
-  if (starts >= limit) {
+  // Starts that ended released were not lost: they do not count.
+  if (const std::uint32_t lost = starts - releases; lost >= limit) {
     a.verdict = AttemptDecision::Verdict::kGiveUp;
     a.attempt = attempt + starts - 1;
     a.state = v1::FAILED;
-    a.reason = fmt::format("worker lost {} times (last {}); max_attempts is {}", starts,
+    a.reason = fmt::format("worker lost {} times (last {}); max_attempts is {}", lost,
                            r->worker_id(), limit);
     return a;
   }
@@ -453,14 +468,22 @@ v1::RunRecord RunStore::startRecord(const v1::JobCommand& command, const Attempt
                                     std::chrono::system_clock::time_point now) {
   auto r = baseRecord(command, admission.starts, v1::STARTED, source, offset, worker_id, now);
   r.set_command(command.SerializeAsString());
+  r.set_releases(admission.releases);
   return r;
 }
 
 v1::RunRecord RunStore::endRecord(const v1::JobCommand& command, std::uint32_t starts,
                                   v1::RunState terminal, const TopicPartition& source,
                                   std::int64_t offset, std::string_view worker_id,
-                                  std::chrono::system_clock::time_point now) {
-  return baseRecord(command, starts, terminal, source, offset, worker_id, now);
+                                  std::chrono::system_clock::time_point now,
+                                  std::uint32_t releases, bool released) {
+  auto r = baseRecord(command, starts, terminal, source, offset, worker_id, now);
+  r.set_releases(releases + (released ? 1 : 0));
+  if (released) {
+    r.set_released(true);
+    r.set_command(command.SerializeAsString());
+  }
+  return r;
 }
 
 events::OutRecord RunStore::barrier(std::int32_t partition, std::string_view id) const {

@@ -72,7 +72,7 @@ class AtLeastOnce final : public Completion {
       // The runs topic learns the end once the terminal event is acknowledged.
       run.end_recorded = true;
       auto end = ports_.attempts.recordEnd(run.command, run.attempts.starts, run.terminal, run.tp,
-                                           run.offset);
+                                           run.offset, run.attempts.releases, run.released);
       produceCounted(host_, ports_, run, end, ports_.records);
       return false;
     }
@@ -273,7 +273,8 @@ class ExactlyOnce final : public Completion {
     unit.records = run.finals;  // kept in case the transaction aborts and is written again
     if (run.terminal != v1::RUN_STATE_UNSPECIFIED) {
       unit.records.push_back(ports_.attempts.recordEnd(run.command, run.attempts.starts,
-                                                       run.terminal, run.tp, run.offset));
+                                                       run.terminal, run.tp, run.offset,
+                                                       run.attempts.releases, run.released));
     }
     auto watermark = withOffset(run, unit);
     unit.done = onOwner(ports_.poster, [this, id = run.id, watermark](events::TxnOutcome outcome) {

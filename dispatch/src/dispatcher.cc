@@ -140,7 +140,7 @@ struct Dispatcher::Impl final : CompletionHost {
     auto [same, end] = by_run_id.equal_range(run.command.run_id());
     bool duplicate = std::any_of(same, end, [&](const auto& kv) {
       const Run& other = runs.at(kv.second);
-      return other.id != run.id && other.phase != Phase::kFinished;
+      return other.id != run.id && other.ours() && other.phase != Phase::kFinished;
     });
     if (duplicate) {
       return reject(
@@ -169,12 +169,16 @@ struct Dispatcher::Impl final : CompletionHost {
     return run;
   }
 
-  // Another run here taken from the same command (partition and offset).
+  // Another run here taken from the same command (partition and offset) that is still this
+  // worker's: not one whose partition went away before it was claimed (that one does not start
+  // here, and the command, delivered again, is taken again).
   const Run* sameCommandHere(const Run& run) const {
     auto [same, end] = by_run_id.equal_range(run.command.run_id());
     for (; same != end; ++same) {
       const Run& other = runs.at(same->second);
-      if (other.id != run.id && other.tp == run.tp && other.offset == run.offset) return &other;
+      if (other.id != run.id && other.ours() && other.tp == run.tp && other.offset == run.offset) {
+        return &other;
+      }
     }
     return nullptr;
   }
@@ -212,8 +216,9 @@ struct Dispatcher::Impl final : CompletionHost {
     if (!admitted) return reject(run, message, admitted.error().reason, admitted.error().message);
     run.admitted = std::move(*admitted);
     run.templates = templates;
-    // The command keeps its recipe until its claim carries it (recordStart): while it waits, the
-    // recipe (up to a megabyte) is held twice, in the command and in the plan.
+    // The command keeps its recipe: its claim carries it, and so does its end record if it is
+    // released at shutdown. The recipe (up to a megabyte) is held twice, in the command and in the
+    // plan, for as long as the run is here.
     if (!run.admitted->secrets.empty()) return resolveSecrets(run);
     enqueue(run);
   }
@@ -357,10 +362,10 @@ struct Dispatcher::Impl final : CompletionHost {
   // exactly-once).
   void recordStart(Run& run) {
     auto start = ports.attempts.recordStart(run.command, run.attempts, run.tp, run.offset);
-    // The claim carries the recipe now; the plan holds the only other copy.
-    run.command.clear_recipe();
     std::optional<events::OutRecord> lost;
-    if (run.attempts.verdict == consumer::AttemptDecision::Verdict::kRerun) {
+    // After a release the previous attempt already ended (its worker wrote that).
+    if (run.attempts.verdict == consumer::AttemptDecision::Verdict::kRerun &&
+        !run.attempts.after_release) {
       auto e = newEvent(run, v1::FAILED);
       e.set_attempt(run.attempts.attempt - 1);
       e.set_redelivered(false);
@@ -512,13 +517,26 @@ struct Dispatcher::Impl final : CompletionHost {
     run.phase = Phase::kFinished;
     releaseSlot(run);
     auto ending = endingOf(o);
+    // Stopped by a control-topic cancel (not by a timeout or a drain that came first)?
+    bool cancelled_here = run.cancel && o.ending == runner::RunOutcome::Ending::kCancelled &&
+                          o.stop_cause == runner::StopCause::kCancel;
+    // Claimed here and stopped at shutdown (the drain timeout passed): released. This attempt
+    // ends FAILED, retrying, and the owner of its partition runs it again at once.
+    if (ports.leases && draining && run.claimed && !cancelled_here &&
+        o.ending == runner::RunOutcome::Ending::kCancelled &&
+        o.stop_cause == runner::StopCause::kShutdown) {
+      run.released = true;
+      ending.state = v1::FAILED;
+      ending.message = fmt::format(
+          "released: worker {} stopped it as the drain timeout passed; attempt {} runs on "
+          "another worker",
+          config.worker.id, run.attempts.attempt + 1);
+    }
     const std::string message = ports.secrets.mask(ending.message);
     auto e = newEvent(run, ending.state);
     RunEvents::describeOutcome(e, o);
     e.set_message(message);
-    // Stopped by a control-topic cancel (not by a timeout or a drain that came first)?
-    bool cancelled_here = run.cancel && o.ending == runner::RunOutcome::Ending::kCancelled &&
-                          o.stop_cause == runner::StopCause::kCancel;
+    if (run.released) e.set_retrying(true);
     if (cancelled_here) e.set_cancelled_by(run.cancel->requested_by);
     logRun(spdlog::level::info, fieldsOf(run.command), "run {} {} ({} ms){}{}",
            run.command.run_id(), v1::RunState_Name(ending.state), o.duration.count(),
@@ -901,7 +919,7 @@ struct Dispatcher::Impl final : CompletionHost {
     std::set<std::int32_t> partitions;
     std::map<std::int32_t, std::int64_t> barriers;  // runs partition -> its barrier's offset
   };
-  // Lost workers fenced whose runs partitions could not be read again yet.
+  // Lost workers whose runs partitions could not be read again yet.
   std::vector<std::pair<std::string, LostWorker>> unread;
 
   void watchLost() {
@@ -989,28 +1007,31 @@ struct Dispatcher::Impl final : CompletionHost {
     for (auto p : w.partitions) {
       if (assigned(p)) partitions.push_back(p);
     }
-    const bool barriers = std::ranges::none_of(w.barriers, [](const auto& kv) {
+    const bool barriers_written = std::ranges::none_of(w.barriers, [](const auto& kv) {
       return kv.second < 0;
     });
     if (partitions.empty()) return (void)recovering.erase(worker);
-    if (!barriers || !ports.attempts.restore(partitions, w.barriers)) {
+    if (!barriers_written || !ports.attempts.restore(partitions, w.barriers)) {
       unread.emplace_back(worker, std::move(w));  // the next watch tries again
       return;
     }
-    std::vector<std::string> still;  // claimed by it yet
+    std::vector<std::string> still;  // claimed by it yet, or released by it
+    bool holds = false;              // some still claimed: it must be fenced first
     for (const auto& [run_id, incarnation] : w.runs) {
       const v1::RunRecord* r = ports.attempts.find(run_id);
-      if (r && r->state() == v1::STARTED && !r->command().empty() && r->worker_id() == worker &&
+      const bool claimed = r && r->state() == v1::STARTED;
+      if (r && (claimed || r->released()) && !r->command().empty() && r->worker_id() == worker &&
           r->incarnation() == incarnation && !by_run_id.contains(run_id) &&
           std::ranges::find(partitions, r->source().partition()) != partitions.end()) {
         still.push_back(run_id);
+        holds = holds || claimed;
       }
     }
-    if (!still.empty() && w.fence && !w.fenced) {
+    if (holds && w.fence && !w.fenced) {
       return fence(worker, std::move(w), still.size());
     }
     recovering.erase(worker);
-    if (!still.empty() && !w.fence) {
+    if (!still.empty() && !w.fenced) {
       spdlog::warn("worker {} counts as lost ({}): the {} run(s) it held on partition(s) {} run "
                    "again here",
                    worker, w.why, still.size(), fmt::join(partitions, ","));

@@ -62,6 +62,9 @@ struct Run {
   bool revoked = false;
   // Taken again from a lost worker's claim: why that worker counts as lost.
   std::string lost_why;
+  // Stopped at shutdown (the drain timeout passed) and let go: its end record says so, and the
+  // owner of its partition runs it again at once.
+  bool released = false;
   std::uint64_t sequence = 0;                         // of the last event of this attempt
   v1::RunState terminal = v1::RUN_STATE_UNSPECIFIED;  // once its terminal event is written
   std::optional<CancelRequest> cancel;                // a control-topic cancel is stopping it

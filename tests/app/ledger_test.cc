@@ -28,6 +28,31 @@ LedgerInput threeCommitted() {
   return in;
 }
 
+// Claims: who holds which run now, and which runs wait to run again because their worker is gone
+// (lost, stopped, restarted) or let them go.
+TEST(Ledger, ClaimsAreCountedByWorkerAndThoseOfGoneWorkersWaitToRunAgain) {
+  LedgerInput in;
+  in.workers["w1"] = {"inc-1", v1::READY};
+  in.workers["w2"] = {"inc-2", v1::LOST};
+  in.workers["w3"] = {"inc-3b", v1::READY};  // restarted since it claimed
+  in.claims = {{kA, "w1", "inc-1", false},
+               {kB, "w2", "inc-2", false},
+               {kC, "w3", "inc-3a", false},
+               {"018f0000-0000-7000-8000-00000000000d", "w1", "inc-1", true},
+               {"018f0000-0000-7000-8000-00000000000e", "w9", "inc-9", false}};  // never seen
+  auto f = countLedger(in);
+  EXPECT_EQ(f.claims, 4);
+  EXPECT_EQ(f.claims_by_worker["w1"], 1);
+  EXPECT_EQ(f.claims_by_worker["w2"], 1);
+  EXPECT_EQ(f.claims_lost, 4);
+  EXPECT_THAT(f.claims_lost_sample,
+              ElementsAre(kB, kC, "018f0000-0000-7000-8000-00000000000d",
+                          "018f0000-0000-7000-8000-00000000000e"));
+  LedgerSource src;
+  EXPECT_THAT(formatLedgerText(src, f), HasSubstr("claims: 4 (w1 1, w2 1, w3 1, w9 1)"));
+  EXPECT_EQ(nlohmann::json::parse(formatLedgerJson(src, f))["claims_lost"], 4);
+}
+
 TEST(Ledger, EveryRunStartedOnceAndEndedOnceIsClean) {
   auto in = threeCommitted();
   for (const auto& r : {kA, kB, kC}) {
@@ -199,7 +224,7 @@ TEST(Ledger, JsonCarriesEveryFigureAndTextNamesThem) {
   in.events = {ev(kA, v1::STARTED), ev(kA, v1::STARTED), ev(kA, v1::SUCCEEDED),
                ev(kA, v1::SUCCEEDED)};
   in.watch = {kA};
-  LedgerSource src{"127.0.0.1:9092", "x.jobs", "x.events", "x.dlq", "outpost.p"};
+  LedgerSource src{"127.0.0.1:9092", "x.jobs", "x.events", "x.dlq", "outpost.p", "x.runs", "x.workers"};
   auto f = countLedger(in);
   auto doc = nlohmann::json::parse(formatLedgerJson(src, f));
   EXPECT_EQ(doc["submitted"], 3);

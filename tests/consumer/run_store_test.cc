@@ -75,6 +75,27 @@ TEST(RunAdmission, AClaimIsLeftToItsHolderUntilTheHolderIsLost) {
   EXPECT_EQ(lost.lost_worker, "w-7");
 }
 
+TEST(RunAdmission, AReleasedRunGoesAgainAtOnceAndReleasesDoNotCountTowardMaxAttempts) {
+  auto released = RunStore::endRecord(command(), 3, v1::FAILED, kSource, 17, "w-7", kNow, 1, true);
+  EXPECT_EQ(released.releases(), 2u);
+  auto a = decideAttempt(command(), &released, 3);
+  EXPECT_EQ(a.verdict, Verdict::kRerun);
+  EXPECT_TRUE(a.after_release);
+  EXPECT_EQ(a.attempt, 4u);
+  EXPECT_EQ(a.starts, 4u);
+  EXPECT_EQ(a.releases, 2u);
+  // Three starts, two of them released: one lost start, below max_attempts 2.
+  AttemptDecision third;
+  third.starts = 3;
+  third.releases = 2;
+  auto claim = RunStore::startRecord(command(), third, kSource, 17, "w-8", kNow);
+  auto lost = decideAttempt(command(), &claim, 2, /*holder_lost=*/true);
+  EXPECT_EQ(lost.verdict, Verdict::kRerun) << lost.reason;
+  auto strict = decideAttempt(command(), &claim, 1, /*holder_lost=*/true);
+  EXPECT_EQ(strict.verdict, Verdict::kGiveUp);
+  EXPECT_EQ(strict.reason, "worker lost 1 times (last w-8); max_attempts is 1");
+}
+
 TEST(RunAdmission, ATerminalRecordIsSkippedWithItsState) {
   for (auto state :
        {v1::SUCCEEDED, v1::FAILED, v1::TIMED_OUT, v1::CANCELLED, v1::REJECTED, v1::EXPIRED}) {

@@ -55,7 +55,7 @@ TEST(DispatcherObserver, SkippedCommandsAreReportedWithTheirReason) {
   other.set_pool("gpu");
   h.send(other);
   auto done = command("ok");
-  h.attempts.recordEnd(done, 1, v1::SUCCEEDED, h.jobs(0), 0);
+  h.attempts.recordEnd(done, 1, v1::SUCCEEDED, h.jobs(0), 0, 0, false);
   h.send(done);
   EXPECT_THAT(h.observer.calls, ElementsAre("skipped other_pool", "skipped already_ended"));
 }
@@ -153,7 +153,7 @@ TEST(DispatcherIntake, ACommandPastItsDeadlineEndsExpiredWithoutRunning) {
 TEST(DispatcherIntake, ARunThatAlreadyEndedIsNotRunAgainAndNothingIsPublished) {
   Harness h;
   auto c = command("ok");
-  h.attempts.recordEnd(c, 1, v1::SUCCEEDED, h.jobs(0), 0);
+  h.attempts.recordEnd(c, 1, v1::SUCCEEDED, h.jobs(0), 0, 0, false);
   auto offset = h.send(c);
   EXPECT_TRUE(h.events().empty());
   EXPECT_EQ(h.executor.launched.size(), 0u);
@@ -637,6 +637,26 @@ TEST(DispatcherLost, ExactlyOnceTheRerunsClaimAndTheLostAttemptsEndCommitTogethe
   EXPECT_EQ(h.executor.launched.size(), 1u);
 }
 
+TEST(DispatcherLost, ARunReleasedByAWorkerThatStoppedRunsAgainWithoutAFenceAsTheNextAttempt) {
+  Harness h;
+  auto c = command("ok");
+  auto released = consumer::RunStore::endRecord(c, 1, v1::FAILED, h.jobs(0), 7, "w-gone", {}, 0,
+                                                true);
+  released.set_incarnation("inc-1");
+  h.attempts.records[c.run_id()] = released;
+  h.leases.lapsed["w-gone"] = "worker w-gone stopped";
+  h.leases.stopped.insert("w-gone");
+  watch(h);
+  EXPECT_TRUE(h.leases.fences.empty()) << "it let its runs go: nothing to fence";
+  h.succeed(c.run_id());
+  auto es = h.eventsOf(c.run_id());
+  ASSERT_EQ(es.size(), 2u) << "no lost attempt's event: its worker ended it";
+  EXPECT_EQ(es[0].state(), v1::STARTED);
+  EXPECT_EQ(es[0].attempt(), 2u);
+  EXPECT_EQ(es[1].state(), v1::SUCCEEDED);
+  EXPECT_EQ(h.attempts.records[c.run_id()].releases(), 1u) << "carried on";
+}
+
 TEST(DispatcherLost, ThisWorkersOwnClaimsAreNeverLost) {
   Harness h;
   auto c = command("sleep", {{"secs", "60"}});
@@ -754,6 +774,32 @@ TEST(DispatcherRebalance, ExactlyOnceAClaimThatDidNotCommitBeforeTheRevocationIs
   EXPECT_TRUE(h.dispatcher->idle());
 }
 
+// Found by the broker-outage chaos test: the session ended during the outage (partitions lost)
+// while a claim was on its way; the worker got its partitions back and read the command again.
+// The new copy was skipped as "here already", the old one was not claimed (its transaction
+// aborted), and the command was committed by the skip with nobody running it.
+TEST(DispatcherRebalance, ACommandDeliveredAgainAfterItsPartitionWentBeforeItsClaimIsTakenAgain) {
+  using Status = events::TxnOutcome::Status;
+  Harness h("", "exactly-once");
+  h.auto_commit = false;
+  auto c = command("ok");
+  auto offset = h.send(c);
+  ASSERT_EQ(h.txn.units.size(), 1u) << "its claim, on its way";
+  h.dispatcher->onRevoked({h.jobs(0)}, consumer::Revocation::kLost, [] {});
+  h.dispatcher->onAssigned({h.jobs(0)});
+  consumer::ConsumedMessage again{h.jobs(0), offset, "k", c.SerializeAsString(), {}, {}};
+  h.dispatcher->onMessage(std::move(again));
+  h.settle();
+  h.txn.finishOne(Status::kAborted);  // the old claim: its generation is gone
+  h.settle();
+  EXPECT_EQ(h.deadLetters(), 0u) << "not refused as a duplicate";
+  ASSERT_EQ(h.txn.units.size(), 1u) << "claimed again";
+  EXPECT_EQ(h.txn.units.front().records.size(), 1u) << "a claim, not a skip's bare offset";
+  h.txn.commitAll();
+  h.settle();
+  EXPECT_EQ(h.executor.launched.size(), 1u);
+}
+
 TEST(DispatcherRebalance, ACommandOfAClaimedRunDeliveredAgainIsSkippedNotRunTwice) {
   Harness h;
   auto c = command("ok");
@@ -830,6 +876,34 @@ TEST(DispatcherReload, NewCommandsUseTheNewTemplatesRunsAdmittedBeforeKeepTheirs
   h.send(after);
   EXPECT_THAT(h.statesOf(after.run_id()), ElementsAre(v1::REJECTED))
       << "the template is gone for commands that come now";
+}
+
+// Scale-in: a run still running when the drain timeout passes is released, not cancelled. Its
+// attempt ends FAILED (retrying) and its end record says released and carries the command, so
+// that the owner of its partition runs it again at once.
+TEST(DispatcherDrain, ARunStillRunningAtTheDrainTimeoutIsReleasedToRunAgainElsewhere) {
+  for (const std::string delivery : {"at-least-once", "exactly-once"}) {
+    Harness h("", delivery);
+    auto c = command("ok");
+    c.set_recipe("the recipe");
+    h.send(c);
+    h.started(c.run_id());
+    h.dispatcher->beginDrain();
+    h.dispatcher->stopAll("drain timeout exceeded");
+    h.finished(c.run_id(), Ending::kCancelled, 0, "drain timeout exceeded");
+    auto t = h.terminalsOf(c.run_id());
+    ASSERT_EQ(t.size(), 1u) << delivery;
+    EXPECT_EQ(t[0].state(), v1::FAILED);
+    EXPECT_TRUE(t[0].retrying());
+    EXPECT_THAT(t[0].message(), AllOf(HasSubstr("released"), HasSubstr("attempt 2")));
+    const auto& end = h.attempts.records[c.run_id()];
+    EXPECT_TRUE(end.released());
+    EXPECT_EQ(end.releases(), 1u);
+    v1::JobCommand carried;
+    ASSERT_TRUE(carried.ParseFromString(end.command()));
+    EXPECT_EQ(carried.recipe(), "the recipe") << "run again from it, recipe and all";
+    EXPECT_TRUE(h.dispatcher->idle());
+  }
 }
 
 TEST(DispatcherDrain, StopAllStopsEveryRun) {

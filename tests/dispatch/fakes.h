@@ -206,7 +206,7 @@ class FakeAttempts final : public AttemptStore {
   std::vector<consumer::Claim> claims() const override {
     std::vector<consumer::Claim> out;
     for (const auto& [id, r] : records) {
-      if (r.state() != v1::STARTED || r.command().empty()) continue;
+      if ((r.state() != v1::STARTED && !r.released()) || r.command().empty()) continue;
       if (r.worker_id() == "w-test" && r.incarnation() == "self") continue;
       out.push_back({id, r.worker_id(), r.incarnation(), r.source().partition()});
     }
@@ -230,9 +230,12 @@ class FakeAttempts final : public AttemptStore {
   }
   events::OutRecord recordEnd(const v1::JobCommand& command, std::uint32_t starts,
                               v1::RunState terminal, const TopicPartition& source,
-                              std::int64_t offset) override {
-    return keep(
-        consumer::RunStore::endRecord(command, starts, terminal, source, offset, "w-test", {}));
+                              std::int64_t offset, std::uint32_t releases,
+                              bool released) override {
+    auto r = consumer::RunStore::endRecord(command, starts, terminal, source, offset, "w-test", {},
+                                           releases, released);
+    r.set_incarnation("self");
+    return keep(std::move(r));
   }
   void forgetCommitted(std::int32_t, std::int64_t) override {}
   bool restore(const std::vector<std::int32_t>& partitions,
@@ -259,6 +262,9 @@ class FakeAttempts final : public AttemptStore {
   std::map<std::int32_t, std::int64_t> last_read_past;
   void forget(const std::vector<std::int32_t>& partitions) override {
     forgotten.insert(forgotten.end(), partitions.begin(), partitions.end());
+    for (auto p : partitions) {
+      std::erase_if(records, [&](const auto& kv) { return kv.second.source().partition() == p; });
+    }
   }
   std::map<std::string, v1::RunRecord> records;
   std::map<std::string, v1::RunRecord> on_restore;  // records the next restore() reads

@@ -349,6 +349,37 @@ TEST_P(LostWorkers, ACutOffWorkerIsFencedAndWhenItComesBackKillsItsRunsAndStops)
   EXPECT_EQ(pool.b->terminate(), 0);
 }
 
+// Scale-in: a worker stopped (SIGTERM) while its runs run past its drain timeout releases them;
+// the other worker runs them again at once as the next attempt, with no lost attempt's event.
+TEST_P(LostWorkers, AWorkerStoppedPastItsDrainTimeoutReleasesItsRunsToRunAgainElsewhere) {
+  LostPool pool("release-" + GetParam().substr(0, 5), GetParam());
+  pool.options.drain_timeout = "2s";
+  TopicReader ev(pool.topics.events);
+  ASSERT_NO_FATAL_FAILURE(pool.start(ev));
+  EXPECT_EQ(pool.a->terminate(), 0);
+  ASSERT_TRUE(ev.readUntil([&](const auto& r) {
+    auto t = terminalByRun(r);
+    return std::ranges::all_of(pool.runs,
+                               [&](const auto& c) { return t[c.run_id()].size() >= 2; });
+  })) << pool.b->log();
+  ev.readFor(1s);
+  for (const auto& c : pool.runs) {
+    std::map<std::uint32_t, std::vector<v1::RunEvent>> ends;
+    for (const auto& e : eventsOf(ev.records(), c.run_id())) {
+      if (v1::isTerminal(e.state())) ends[e.attempt()].push_back(e);
+    }
+    ASSERT_EQ(ends[1].size(), 1u) << c.run_id();
+    ASSERT_EQ(ends[2].size(), 1u) << c.run_id();
+    EXPECT_EQ(ends[1][0].state(), v1::FAILED);
+    EXPECT_TRUE(ends[1][0].retrying());
+    EXPECT_THAT(ends[1][0].message(), HasSubstr("released"));
+    EXPECT_EQ(ends[1][0].worker_id(), pool.a->id()) << "its worker ended it";
+    EXPECT_EQ(ends[2][0].state(), v1::SUCCEEDED);
+    EXPECT_EQ(ends[2][0].worker_id(), pool.b->id());
+  }
+  EXPECT_EQ(pool.b->terminate(), 0);
+}
+
 INSTANTIATE_TEST_SUITE_P(BothModes, LostWorkers,
                          ::testing::Values("exactly-once", "at-least-once"),
                          [](const auto& p) {

@@ -15,6 +15,7 @@
 namespace outpost::test {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 
 // Reads the events topic until every run in `runs` has a terminal event.
@@ -403,10 +404,13 @@ TEST(Worker, SigtermStopsJobsStillRunningAfterTheDrainTimeoutWithTermThenKill) {
   ASSERT_TRUE(waitForOutput(events, stubborn.run_id(), "ready")) << "it never set its trap";
   EXPECT_EQ(worker.terminate(), 0);
   auto terminal = terminalByRun(readUntilTerminal(events, {polite.run_id(), stubborn.run_id()}));
+  // Released: their attempt ends FAILED (retrying), and another worker of the pool would run them
+  // again at once.
   for (const auto* c : {&polite, &stubborn}) {
     const auto& e = only(terminal, c->run_id());
-    EXPECT_EQ(e.state(), v1::CANCELLED);
-    EXPECT_THAT(e.message(), HasSubstr("drain timeout"));
+    EXPECT_EQ(e.state(), v1::FAILED);
+    EXPECT_TRUE(e.retrying());
+    EXPECT_THAT(e.message(), AllOf(HasSubstr("released"), HasSubstr("drain timeout")));
   }
   // The stubborn one ignored SIGTERM, so only SIGKILL after its 1 s grace ended it.
   EXPECT_EQ(only(terminal, stubborn.run_id()).signal(), SIGKILL);

@@ -74,8 +74,13 @@ struct AttemptDecision {
   // kSkip: the recorded state (terminal, or STARTED for a later attempt). kGiveUp: FAILED.
   // Otherwise STARTED, the state the start record says.
   v1::RunState state = v1::STARTED;
-  // kRerun, kGiveUp: the worker whose start was lost (from the record).
+  // kRerun, kGiveUp: the worker whose start was lost, or that let it go (from the record).
   std::string lost_worker;
+  // kRerun: the previous attempt was let go by its worker at shutdown (RunRecord.released) and
+  // already ended; no lost attempt's event is written for it.
+  bool after_release = false;
+  // How many starts so far ended released (RunRecord.releases): the start record carries it on.
+  std::uint32_t releases = 0;
   // Why, in words, for the log and the events' message; empty for kRun. E.g. "redelivery:
   // attempt 2 after worker w-1 was lost", "worker lost 3 times", "already SUCCEEDED (worker w-1)".
   std::string reason;
@@ -177,10 +182,13 @@ class RunStore {
                                    std::chrono::system_clock::time_point now);
   // The record to write when the run ended in `terminal` state, or when the command ended without
   // starting (rejected, expired, given up): `starts` is how many times it was started.
+  // `releases`: the starts that ended released so far; `released`: this one did (the record then
+  // carries the command, recipe included, to be run again from).
   static v1::RunRecord endRecord(const v1::JobCommand& command, std::uint32_t starts,
                                  v1::RunState terminal, const TopicPartition& source,
                                  std::int64_t offset, std::string_view worker_id,
-                                 std::chrono::system_clock::time_point now);
+                                 std::chrono::system_clock::time_point now,
+                                 std::uint32_t releases = 0, bool released = false);
   // `record` as a message of the runs topic: key run_id, partition the command's jobs partition.
   events::OutRecord toOutRecord(const v1::RunRecord& record) const;
   // A barrier for runs partition `partition`: an empty record keyed "barrier:<id>" (readers skip

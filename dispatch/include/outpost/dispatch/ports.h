@@ -123,10 +123,13 @@ class AttemptStore {
   virtual events::OutRecord recordStart(const v1::JobCommand& command,
                                         const consumer::AttemptDecision& admission,
                                         const TopicPartition& source, std::int64_t offset) = 0;
-  // The end record of a run that reached `terminal` after `starts` starts, remembered likewise.
+  // The end record of a run that reached `terminal` after `starts` starts (`releases` of them
+  // released before), remembered likewise. `released`: its worker let it go as it stopped (the
+  // record carries `command`, recipe included, to be run again from).
   virtual events::OutRecord recordEnd(const v1::JobCommand& command, std::uint32_t starts,
                                       v1::RunState terminal, const TopicPartition& source,
-                                      std::int64_t offset) = 0;
+                                      std::int64_t offset, std::uint32_t releases,
+                                      bool released) = 0;
   // The group committed `offset` on jobs partition `partition`: older records are not needed.
   virtual void forgetCommitted(std::int32_t partition, std::int64_t offset) = 0;
   // Rebalance, or before running a lost worker's runs again: read what is known of `partitions`
