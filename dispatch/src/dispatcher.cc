@@ -118,12 +118,10 @@ struct Dispatcher::Impl final : CompletionHost {
     if (consumer::isForAnotherPool(run.command, config.worker.pool)) {
       // Pools sharing a jobs topic each read every command: another pool's is not bad input.
       ++skipped_other_pool;
-      ports.observer.commandSkipped(reason::kOtherPool);
       logRun(spdlog::level::debug, fieldsOf(run.command),
              "run {}: for pool '{}', not '{}': skipped ({} so far)", run.command.run_id(),
              run.command.pool(), config.worker.pool, skipped_other_pool);
-      run.phase = Phase::kFinished;
-      return maybeRetire(run);
+      return skip(run, reason::kOtherPool);
     }
     // The same command again while its run is here (a redelivery after a rebalance that gave the
     // partition back, or a commit that did not reach the broker): the run is this one's.
@@ -131,9 +129,7 @@ struct Dispatcher::Impl final : CompletionHost {
       logRun(spdlog::level::info, fieldsOf(run.command),
              "run {}: its command came again while it is here (taken at {}[{}]@{}); skipped",
              run.command.run_id(), first->tp.topic, first->tp.partition, first->offset);
-      ports.observer.commandSkipped(reason::kClaimed);
-      run.phase = Phase::kFinished;
-      return maybeRetire(run);
+      return skip(run, reason::kClaimed);
     }
     // The same run_id twice at once (a duplicate command): refuse the second without a REJECTED
     // event, which would be a second terminal event for it.
@@ -183,6 +179,13 @@ struct Dispatcher::Impl final : CompletionHost {
     return nullptr;
   }
 
+  // Not run here, nothing published (`why`, a reason:: word): only its offset is left to be done.
+  void skip(Run& run, std::string_view why) {
+    ports.observer.commandSkipped(why);
+    run.phase = Phase::kFinished;
+    maybeRetire(run);
+  }
+
   // Runs, skips or ends the run as its attempt decision says (`message` is its command's record,
   // for a dead letter).
   void consider(Run& run, const consumer::ConsumedMessage& message) {
@@ -197,16 +200,12 @@ struct Dispatcher::Impl final : CompletionHost {
         // Its terminal event was published before: only its offset is left to commit.
         logRun(spdlog::level::info, fieldsOf(run.command), "run {}: not run again: {}",
                run.command.run_id(), run.attempts.reason);
-        ports.observer.commandSkipped(reason::kAlreadyEnded);
-        run.phase = Phase::kFinished;
-        return maybeRetire(run);
+        return skip(run, reason::kAlreadyEnded);
       case consumer::AttemptDecision::Verdict::kClaimed:
         // Its holder ends it; if the holder is lost, the lost-run watch here runs it again.
         logRun(spdlog::level::info, fieldsOf(run.command), "run {}: not run here: {}",
                run.command.run_id(), run.attempts.reason);
-        ports.observer.commandSkipped(reason::kClaimed);
-        run.phase = Phase::kFinished;
-        return maybeRetire(run);
+        return skip(run, reason::kClaimed);
       case consumer::AttemptDecision::Verdict::kGiveUp:
         logRun(spdlog::level::warn, fieldsOf(run.command), "run {}: not run again: {}",
                run.command.run_id(), run.attempts.reason);
