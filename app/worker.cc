@@ -449,6 +449,8 @@ void Worker::updateReadiness() {
       .records_waiting_for_room =
           producer_->waitingForRoom() + (start_producer_ ? start_producer_->waitingForRoom() : 0),
       .transactions_ready = !txn_ || txn_->waitReady(std::chrono::milliseconds(0)),
+      .unacknowledged_for = producer_->unacknowledgedFor(),
+      .unreachable_brokers = producer_->unreachableBrokers(),
       .pool = config_.worker.pool,
       .bootstrap_servers = config_.kafka.bootstrap_servers});
   if (!why) was_ready_ = true;

@@ -1,6 +1,7 @@
 #include "worker_state.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 namespace outpost::app {
 
@@ -33,6 +34,15 @@ std::optional<std::string> whyNotReady(const ReadinessInputs& in) {
     return fmt::format(
         "the broker is not taking records: {} wait in memory for room in the producer's queue",
         in.records_waiting_for_room);
+  }
+  if (in.unacknowledged_for >= kUnacknowledgedNotReady) {
+    return fmt::format(
+        "the brokers have acknowledged no write for {} s{}: nothing is claimed until they do, "
+        "and what waits is written when they return",
+        std::chrono::duration_cast<std::chrono::seconds>(in.unacknowledged_for).count(),
+        in.unreachable_brokers.empty()
+            ? " (too few replicas in sync?)"
+            : fmt::format(" ({} unreachable)", fmt::join(in.unreachable_brokers, ", ")));
   }
   if (!in.transactions_ready) return "the transactional producer is not ready";
   return std::nullopt;

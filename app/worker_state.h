@@ -4,6 +4,7 @@
 // broker.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <optional>
 #include <string>
@@ -29,9 +30,18 @@ struct ReadinessInputs {
   bool producers_connected = false;     // the event and start producers have a broker up
   std::size_t records_waiting_for_room = 0;
   bool transactions_ready = true;       // exactly-once: the transactional producer is ready
+  // How long the event producer's records have waited with no acknowledgement, and the brokers
+  // it wants but cannot reach (KafkaProducer::unacknowledgedFor, unreachableBrokers).
+  std::chrono::milliseconds unacknowledged_for{0};
+  std::vector<std::string> unreachable_brokers;
   std::string pool;
   std::string bootstrap_servers;
 };
+
+// Records unacknowledged this long make the worker not ready: the brokers take no writes (too few
+// of them up for min.insync.replicas, partitions without a leader), so no claim can be made and
+// no run can end; what waits is kept and written when they return.
+inline constexpr std::chrono::seconds kUnacknowledgedNotReady{10};
 
 // Why the worker should take no work now (/readyz), or nullopt when it is ready.
 std::optional<std::string> whyNotReady(const ReadinessInputs& in);

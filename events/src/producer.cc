@@ -20,7 +20,16 @@ struct KafkaProducer::Impl {
   kafka::HandlePtr rk;
   std::atomic<bool> stop{false};
   std::atomic<bool> connected{false};
+  // When the producer last made progress: a delivery report came, or the statistics found nothing
+  // queued or in flight (steady clock, nanoseconds since its epoch). For unacknowledgedFor().
+  std::atomic<std::int64_t> progress_at{nowNanos()};
+  std::mutex unreachable_mutex;
+  std::vector<std::string> unreachable;  // from the last statistics; guarded by unreachable_mutex
   std::thread delivery_thread;
+
+  static std::int64_t nowNanos() {
+    return std::chrono::steady_clock::now().time_since_epoch().count();
+  }
 
   // Records librdkafka's queue had no room for (QUEUE_FULL), in the order produced: every record
   // after the first one here waits here too, so that none overtakes another. The delivery thread
@@ -80,23 +89,37 @@ struct KafkaProducer::Impl {
     }
   }
 
-  // On the delivery thread too: is a connection to some broker up?
-  static int onStats(rd_kafka_t*, char* json, size_t len, void* opaque) {
+  // On the delivery thread too: is a connection to some broker up, which brokers the producer
+  // needs but cannot reach, and is anything queued or in flight?
+  static int onStats(rd_kafka_t* rk, char* json, size_t len, void* opaque) {
+    auto* impl = static_cast<Impl*>(opaque);
     auto doc = nlohmann::json::parse(std::string_view(json, len), nullptr, false);
     if (doc.is_discarded()) return 0;
     bool up = false;
+    std::vector<std::string> unreachable;
     if (auto brokers = doc.find("brokers"); brokers != doc.end() && brokers->is_object()) {
       for (const auto& broker : *brokers) {
-        up = up || (broker.is_object() && broker.value("state", "") == "UP");
+        if (!broker.is_object()) continue;
+        const auto state = broker.value("state", "");
+        up = up || state == "UP";
+        // A broker of the cluster (not a bootstrap address, nodeid -1) that a connection was
+        // wanted to (INIT: never needed, librdkafka connects sparsely) and is not up.
+        if (broker.value("nodeid", -1) >= 0 && state != "UP" && state != "INIT") {
+          unreachable.push_back(broker.value("nodename", broker.value("name", "?")));
+        }
       }
     }
-    static_cast<Impl*>(opaque)->connected.store(up, std::memory_order_relaxed);
+    impl->connected.store(up, std::memory_order_relaxed);
+    if (rd_kafka_outq_len(rk) == 0) impl->progress_at.store(nowNanos(), std::memory_order_relaxed);
+    std::lock_guard lock(impl->unreachable_mutex);
+    impl->unreachable = std::move(unreachable);
     return 0;  // librdkafka frees the document
   }
 
   // librdkafka calls this on the thread that polls the producer (delivery_thread) for every
   // message; the opaque is the heap-allocated callback given at produce time.
-  static void onDelivery(rd_kafka_t* rk, const rd_kafka_message_t* m, void*) {
+  static void onDelivery(rd_kafka_t* rk, const rd_kafka_message_t* m, void* opaque) {
+    static_cast<Impl*>(opaque)->progress_at.store(nowNanos(), std::memory_order_relaxed);
     std::unique_ptr<DeliveryCallback> cb(static_cast<DeliveryCallback*>(m->_private));
     if (!cb || !*cb) return;
     DeliveryReport r;
@@ -217,6 +240,20 @@ bool KafkaProducer::flush(std::chrono::milliseconds timeout) {
 }
 bool KafkaProducer::connected() const {
   return impl_->connected.load(std::memory_order_relaxed);
+}
+
+std::chrono::milliseconds KafkaProducer::unacknowledgedFor() const {
+  if (outstanding() == 0) return std::chrono::milliseconds(0);
+  const auto since = std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(
+      impl_->progress_at.load(std::memory_order_relaxed)));
+  return std::max(std::chrono::milliseconds(0),
+                  std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::steady_clock::now() - since));
+}
+
+std::vector<std::string> KafkaProducer::unreachableBrokers() const {
+  std::lock_guard lock(impl_->unreachable_mutex);
+  return impl_->unreachable;
 }
 
 int KafkaProducer::outstanding() const {

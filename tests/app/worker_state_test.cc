@@ -47,6 +47,15 @@ TEST(Readiness, ReasonsComeInOrderAndReadyNeedsEveryCondition) {
   auto full = in;
   full.records_waiting_for_room = 12;
   EXPECT_THAT(whyNotReady(full).value_or(""), HasSubstr("12 wait in memory"));
+  auto stalled = in;
+  stalled.unacknowledged_for = std::chrono::milliseconds(9'999);  // not yet
+  EXPECT_EQ(whyNotReady(stalled), std::nullopt);
+  stalled.unacknowledged_for = std::chrono::seconds(12);
+  EXPECT_THAT(whyNotReady(stalled).value_or(""),
+              HasSubstr("acknowledged no write for 12 s (too few replicas in sync?)"));
+  stalled.unreachable_brokers = {"127.0.0.1:9001", "127.0.0.1:9002"};
+  EXPECT_THAT(whyNotReady(stalled).value_or(""),
+              HasSubstr("for 12 s (127.0.0.1:9001, 127.0.0.1:9002 unreachable)"));
   auto txn = in;
   txn.transactions_ready = false;
   EXPECT_EQ(whyNotReady(txn), "the transactional producer is not ready");

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <future>
 #include <string>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -75,6 +76,34 @@ TEST(ProducerQueueFull, RecordsThatWaitedForRoomReachTheBrokerInOrder) {
   test::TopicReader reader(topic);
   ASSERT_TRUE(reader.readUntil([](const auto& r) { return r.size() >= 100; }));
   for (int i = 0; i < 100; ++i) EXPECT_EQ(reader.records()[i].value, std::to_string(i));
+}
+
+// A worker's readiness depends on unacknowledgedFor(): it must grow while records wait for a
+// broker that takes none, and be 0 once every record is acknowledged.
+TEST(ProducerStall, UnacknowledgedForGrowsWhileNothingIsAcknowledgedAndIsZeroWhenAllIs) {
+  {
+    KafkaConfig kafka;
+    kafka.bootstrap_servers = "127.0.0.1:" + std::to_string(closedPort());
+    KafkaProducer producer(kafka, {});
+    EXPECT_EQ(producer.unacknowledgedFor(), std::chrono::milliseconds(0)) << "nothing waits";
+    producer.produce("t", "k", "v", {}, {});
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (producer.unacknowledgedFor() < std::chrono::milliseconds(1500) &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    EXPECT_GE(producer.unacknowledgedFor(), std::chrono::milliseconds(1500))
+        << "a record no broker took is not counted as waiting";
+  }
+  const auto topic = test::uniqueName("producer-acked");
+  test::createTopic(topic, 1);
+  KafkaConfig kafka;
+  kafka.bootstrap_servers = test::bootstrap();
+  KafkaProducer producer(kafka, {});
+  producer.produce(topic, "k", "v", {}, {});
+  ASSERT_TRUE(producer.flush(std::chrono::seconds(30)));
+  EXPECT_EQ(producer.unacknowledgedFor(), std::chrono::milliseconds(0));
+  EXPECT_TRUE(producer.unreachableBrokers().empty());
 }
 
 }  // namespace

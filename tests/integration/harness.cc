@@ -79,7 +79,10 @@ Topics topicNames(const std::string& stem) {
 
 namespace {
 
-void createAll(const std::vector<kafka_testing::NewTopicSpec>& wanted) {
+// With the broker's default replication factor: 1 on the single test broker, 3 on a cluster
+// (tests/robustness/on_cluster runs tests against one).
+void createAll(std::vector<kafka_testing::NewTopicSpec> wanted) {
+  for (auto& spec : wanted) spec.replication_factor = -1;
   kafka_testing::createTopics(bootstrap(), wanted);
 }
 
@@ -117,7 +120,10 @@ void produce(const std::string& topic, const std::string& key, const std::string
                                RD_KAFKA_V_END);
   if (err) rd_kafka_headers_destroy(hdrs);
   ASSERT_EQ(err, RD_KAFKA_RESP_ERR_NO_ERROR) << rd_kafka_err2str(err);
-  ASSERT_EQ(rd_kafka_flush(producer.get(), 30000), RD_KAFKA_RESP_ERR_NO_ERROR);
+  // Up to two minutes: a request in flight to a broker that hangs (a cluster's node paused,
+  // tests/robustness/cluster_faults_test.cc) waits out request.timeout.ms (30 s) before the
+  // record goes to the partition's new leader.
+  ASSERT_EQ(rd_kafka_flush(producer.get(), 120000), RD_KAFKA_RESP_ERR_NO_ERROR);
 }
 
 v1::JobCommand makeCommand(const std::string& job_type,
@@ -254,8 +260,6 @@ Validation validateLineage(const std::vector<Record>& records) {
   return Validation{v.ok, std::move(v.output)};
 }
 
-namespace {
-
 // Runs `scripts/kafka <args>` for the broker of OUTPOST_KAFKA_DIR; returns its stdout, trimmed.
 std::string kafkaScript(const std::string& args) {
   const char* dir = std::getenv("OUTPOST_KAFKA_DIR");
@@ -274,8 +278,6 @@ std::string kafkaScript(const std::string& args) {
   while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
   return out;
 }
-
-}  // namespace
 
 void stopBroker() {
   kafkaScript("stop");

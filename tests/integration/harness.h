@@ -111,6 +111,9 @@ Validation validateLineage(const std::vector<Record>& lineage_records);
 // set or the broker comes back on another address.
 void stopBroker();
 void startBroker();
+// `scripts/kafka <args>` for the broker or cluster of OUTPOST_KAFKA_DIR (e.g. "node kill 2");
+// its stdout, trimmed. Fails the test when it exits non-zero.
+std::string kafkaScript(const std::string& args);
 
 // Runs `outpost <args>` against the test's topics (and the test broker); returns its exit status
 // and standard output (its log goes to standard error, which the test's output shows).

@@ -2,6 +2,7 @@
 
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <cstdlib>
@@ -177,6 +178,7 @@ std::vector<std::string> Load::runIds() const {
 void RunWatch::poll(std::chrono::milliseconds window) {
   reader_.readFor(window);
   const auto& records = reader_.records();
+  const auto ended_before = ended_.size();
   for (; seen_ < records.size(); ++seen_) {
     v1::RunEvent e;
     // A FAILED that says the run goes on as the next attempt is not its end.
@@ -184,6 +186,13 @@ void RunWatch::poll(std::chrono::milliseconds window) {
       ended_.insert(e.run_id());
     }
   }
+  if (ended_.size() == ended_before) return;
+  const auto now = std::chrono::steady_clock::now();
+  if (last_end_read_) {
+    longest_gap_ = std::max(longest_gap_, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                              now - *last_end_read_));
+  }
+  last_end_read_ = now;
 }
 
 std::size_t RunWatch::endedOf(const std::vector<std::string>& runs) const {
@@ -194,7 +203,9 @@ std::size_t RunWatch::endedOf(const std::vector<std::string>& runs) const {
 
 nlohmann::json ledger(const Topics& topics, const std::string& group,
                       const std::vector<std::string>& runs) {
-  std::string command = std::string(OUTPOST_BINARY) + " ledger --bootstrap " + bootstrap() +
+  // The prefix names the runs and workers topics too (the claims).
+  std::string command = "OUTPOST_TOPICS__PREFIX='" + topics.prefix + "' " +
+                        std::string(OUTPOST_BINARY) + " ledger --bootstrap " + bootstrap() +
                         " --jobs-topic " + topics.jobs + " --events-topic " + topics.events +
                         " --dlq-topic " + topics.dlq + " --group " + group + " --timeout 180s";
   for (const auto& r : runs) command += " --run " + r;

@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -48,6 +49,7 @@ class Fleet {
   int terminateAll();
   // The last lines of every current worker's log.
   std::string logTails(std::size_t lines = 40) const;
+  const WorkerProcess& worker(int i) const { return *workers_[i]; }
 
  private:
   void start(int i);
@@ -84,11 +86,16 @@ class RunWatch {
   void poll(std::chrono::milliseconds window = std::chrono::milliseconds(200));
   bool ended(const std::string& run_id) const { return ended_.contains(run_id); }
   std::size_t endedOf(const std::vector<std::string>& runs) const;
+  // The longest time between two polls that read terminal events (to the poll's window): how long
+  // the runs' ends stopped under a fault.
+  std::chrono::milliseconds longestGap() const { return longest_gap_; }
 
  private:
   TopicReader reader_;
   std::size_t seen_ = 0;
   std::set<std::string> ended_;
+  std::optional<std::chrono::steady_clock::time_point> last_end_read_;
+  std::chrono::milliseconds longest_gap_{0};
 };
 
 // `outpost ledger` for a test's topics and group: printed as text, returned as its JSON.

@@ -75,6 +75,12 @@ class KafkaProducer {
   // Whether librdkafka's last statistics (every statistics.interval.ms, default 1 s) saw a
   // connection to some broker up; false until the first.
   bool connected() const;
+  // How long records have waited with no progress: none acknowledged (or failed) while some were
+  // queued or in flight; 0 when none wait. Brokers that take no writes (too few replicas in sync,
+  // no leader) show here while connected() stays true.
+  std::chrono::milliseconds unacknowledgedFor() const;
+  // The brokers (host:port) that librdkafka's last statistics found wanted but not up.
+  std::vector<std::string> unreachableBrokers() const;
 
  private:
   void produceTo(const std::string& topic, std::int32_t partition, std::string_view key,
