@@ -1213,7 +1213,7 @@ void scaleOut(const Options& o, Report& report) {
   if (!first) return report.note("scale: the first worker never got its partitions; no figure");
   std::this_thread::sleep_for(2s);
   auto idle = kafkaFootprint(first->pid(), pool.bootstrap());
-  report.note("one broker at " + pool.bootstrap() + "; every handle connects to it");
+  report.note("broker(s) at " + pool.bootstrap() + ": connections counted to any of them");
   report.figure("worker_kafka_handles_idle", idle.handles, "handles", 0);
   report.figure("worker_broker_connections_idle", idle.connections, "connections", 0);
   std::vector<std::string> ids;

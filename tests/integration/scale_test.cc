@@ -3,6 +3,7 @@
 // claimed them; nothing is stopped, nothing runs twice; new commands spread over the pool. For
 // both delivery modes, both assignors (eager, cooperative-sticky) and both kinds of members
 // (static, dynamic).
+#include <cstdlib>
 #include <set>
 #include <string>
 #include <vector>
@@ -32,11 +33,19 @@ void PrintTo(const ScaleCase& c, std::ostream* os) {
   *os << nameOf(c);
 }
 
+int envNumber(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::atoi(v) : fallback;
+}
+
 class ScaleOut : public ::testing::TestWithParam<ScaleCase> {};
 
 TEST_P(ScaleOut, WorkersJoiningStopNoClaimedRunAndRepeatNothing) {
   const auto& param = GetParam();
-  constexpr int kLong = 6, kShort = 12;
+  // 6 runs of 20 s in the quick suite; the cluster label runs the scale, 12 runs of 60 s
+  // (OUTPOST_SCALE_RUNS, OUTPOST_SCALE_SECS; tests/robustness/CMakeLists.txt).
+  const int kLong = envNumber("OUTPOST_SCALE_RUNS", 6), kShort = 12;
+  const std::string long_secs = std::to_string(envNumber("OUTPOST_SCALE_SECS", 20));
   auto topics = createTopics("scale-" + nameOf(param), 6);
   WorkerProcess::Options o;
   o.pool = uniqueName("pool");
@@ -50,7 +59,7 @@ TEST_P(ScaleOut, WorkersJoiningStopNoClaimedRunAndRepeatNothing) {
   ASSERT_TRUE(first->waitUntilReady());
   std::vector<v1::JobCommand> long_runs;
   for (int i = 0; i < kLong; ++i) {
-    long_runs.push_back(makeCommand("sleep", {{"secs", "20"}}));
+    long_runs.push_back(makeCommand("sleep", {{"secs", long_secs}}));
     submit(topics, long_runs.back());
   }
   TopicReader events(topics.events);
@@ -79,7 +88,7 @@ TEST_P(ScaleOut, WorkersJoiningStopNoClaimedRunAndRepeatNothing) {
     auto t = terminalByRun(r);
     auto ended = [&](const v1::JobCommand& c) { return t.contains(c.run_id()); };
     return std::ranges::all_of(long_runs, ended) && std::ranges::all_of(short_runs, ended);
-  })) << first->log();
+  }, std::chrono::seconds(std::stoi(long_secs) + 120))) << first->log();
   events.readFor(1s);  // anything late (a second terminal event) shows up too
 
   std::set<std::string> long_workers, short_workers;
