@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "outpost/events/fence.h"
@@ -28,12 +29,13 @@ class MaskedOutput final : public StreamRedactor {
 
 RunStoreAttempts::RunStoreAttempts(consumer::RunStore& store, std::string worker_id,
                                    std::string incarnation, const Clock& clock,
-                                   events::TransactionalPublisher* txn)
+                                   events::TransactionalPublisher* txn, BoundedWait announce)
     : store_(store),
       worker_id_(std::move(worker_id)),
       incarnation_(std::move(incarnation)),
       clock_(clock),
-      txn_(txn) {}
+      txn_(txn),
+      announce_(std::move(announce)) {}
 
 events::OutRecord RunStoreAttempts::recordStart(const v1::JobCommand& command,
                                                 const consumer::AttemptDecision& admission,
@@ -60,7 +62,21 @@ events::OutRecord RunStoreAttempts::recordEnd(const v1::JobCommand& command, std
 
 bool RunStoreAttempts::restore(const std::vector<std::int32_t>& partitions,
                                const std::map<std::int32_t, std::int64_t>& read_past) {
-  // One budget for both waits (Worker announces it to the probes as one bounded wait).
+  bool restored = false;
+  const bool reread = !read_past.empty();
+  announce_(reread ? "reread" : "restore",
+            reread ? fmt::format("reading the run state of {} partition(s) again for the runs of "
+                                 "a lost worker",
+                                 partitions.size())
+                   : fmt::format("restoring the run state of {} partition(s)", partitions.size()),
+            kRestoreTimeout + std::chrono::seconds(1),
+            [&] { restored = restoreNow(partitions, read_past); });
+  return restored;
+}
+
+bool RunStoreAttempts::restoreNow(const std::vector<std::int32_t>& partitions,
+                                  const std::map<std::int32_t, std::int64_t>& read_past) {
+  // One budget for both waits (announced to the probes as one bounded wait).
   const auto deadline = std::chrono::steady_clock::now() + kRestoreTimeout;
   auto left = [&] {
     return std::max(std::chrono::milliseconds(0),
@@ -87,15 +103,16 @@ bool RunStoreAttempts::restore(const std::vector<std::int32_t>& partitions,
 }
 
 WorkerLeases::WorkerLeases(const dispatch::LeaseView& view, const Clock& clock, std::string self_id,
-                           std::string group, std::optional<KafkaConfig> kafka,
+                           std::string group, KafkaConfig kafka, bool fence_producers,
                            DeclareLost declare_lost)
     : view_(view),
       clock_(clock),
       self_id_(std::move(self_id)),
       group_(std::move(group)),
       kafka_(std::move(kafka)),
+      fence_producers_(fence_producers),
       declare_lost_(std::move(declare_lost)) {
-  if (kafka_) thread_ = std::jthread([this](std::stop_token stop) { serve(stop); });
+  thread_ = std::jthread([this](std::stop_token stop) { serve(stop); });
 }
 
 WorkerLeases::~WorkerLeases() {
@@ -106,10 +123,6 @@ void WorkerLeases::fence(const std::string& worker_id, const std::string& incarn
                          const std::string& why, std::function<void(std::string)> done) {
   // This worker's earlier incarnation: its own producer fenced it as it started.
   if (worker_id == self_id_) return done(std::string());
-  if (!kafka_) {
-    declare_lost_(worker_id, incarnation, why);
-    return done(std::string());
-  }
   {
     std::lock_guard lock(mu_);
     if (!stopped_) {
@@ -148,14 +161,46 @@ void WorkerLeases::serve(std::stop_token stop) {
       next = std::move(pending_.front());
       pending_.pop_front();
     }
-    auto id = group_ + "." + next.worker_id;
-    auto fenced = events::fenceTransactionalId(*kafka_, id, kFenceTimeout);
-    if (fenced) {
-      spdlog::info("worker {} fenced (transactional id {})", next.worker_id, id);
-      declare_lost_(next.worker_id, next.incarnation, next.why);
+    if (auto member = stillAMember(next.worker_id)) {
+      next.done(*member);
+      continue;
     }
-    next.done(fenced ? std::string() : fenced.error());
+    if (fence_producers_) {
+      auto id = group_ + "." + next.worker_id;
+      auto fenced = events::fenceTransactionalId(kafka_, id, kFenceTimeout);
+      if (!fenced) {
+        next.done(fenced.error());
+        continue;
+      }
+      spdlog::info("worker {} fenced (transactional id {})", next.worker_id, id);
+    }
+    declare_lost_(next.worker_id, next.incarnation, next.why);
+    next.done(std::string());
   }
+}
+
+std::optional<std::string> WorkerLeases::stillAMember(const std::string& worker_id) {
+  std::expected<std::vector<events::GroupMember>, std::string> members;
+  try {
+    if (!admin_) admin_ = std::make_unique<events::KafkaAdmin>(kafka_);
+    members = admin_->groupMembers(group_);
+  } catch (const std::exception& e) {
+    members = std::unexpected(std::string(e.what()));
+  }
+  if (!members) {
+    spdlog::warn("consumer group {} not described ({}); worker {} is counted lost on its lease "
+                 "alone",
+                 group_, members.error(), worker_id);
+    return std::nullopt;
+  }
+  for (const auto& m : *members) {
+    if (m.client_id == worker_id || m.group_instance_id == worker_id) {
+      return fmt::format("it is still a member of consumer group {} (from {}): its statuses "
+                         "do not reach the workers topic, but it consumes",
+                         group_, m.host);
+    }
+  }
+  return std::nullopt;
 }
 
 void MetricsObserver::runStarted(std::chrono::milliseconds schedule_to_start) {

@@ -3,13 +3,17 @@
 // resolver and the lineage HTTP transport. Wiring only: each adapter forwards.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <stop_token>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include "outpost/common/clock.h"
@@ -17,6 +21,7 @@
 #include "outpost/consumer/run_store.h"
 #include "outpost/dispatch/owner_loop.h"
 #include "outpost/dispatch/ports.h"
+#include "outpost/events/admin.h"
 #include "outpost/events/producer.h"
 #include "outpost/events/transactional_publisher.h"
 #include "outpost/lineage/http_transport.h"
@@ -93,9 +98,17 @@ class RunStoreAttempts final : public dispatch::AttemptStore {
   // How long restore() may take in all (its waits for the transactional producer and the runs
   // topic), on the poll thread.
   static constexpr std::chrono::seconds kRestoreTimeout{30};
+  // Runs `body`, a wait of the poll thread of at most `bound`, announced to the probes and the
+  // metrics as `wait` (Worker::announcedWait).
+  using BoundedWait = std::function<void(std::string_view wait, std::string what,
+                                         std::chrono::milliseconds bound,
+                                         const std::function<void()>& body)>;
 
+  // Every restore() is announced through `announce`: the one after a rebalance (wait "restore")
+  // and the reads of a lost worker's runs partitions past their barriers (wait "reread").
   RunStoreAttempts(consumer::RunStore& store, std::string worker_id, std::string incarnation,
-                   const Clock& clock, events::TransactionalPublisher* txn);
+                   const Clock& clock, events::TransactionalPublisher* txn,
+                   BoundedWait announce);
   consumer::AttemptDecision decide(const v1::JobCommand& command, unsigned max_attempts,
                                    bool holder_lost) const override {
     return store_.decide(command, max_attempts, holder_lost);
@@ -129,7 +142,11 @@ class RunStoreAttempts final : public dispatch::AttemptStore {
   std::string incarnation_;
   const Clock& clock_;
   events::TransactionalPublisher* txn_;
+  BoundedWait announce_;
   std::uint64_t barriers_ = 0;
+
+  bool restoreNow(const std::vector<std::int32_t>& partitions,
+                  const std::map<std::int32_t, std::int64_t>& read_past);
 };
 
 // The leases as this worker sees them on the workers topic, and the fence of a lost worker's
@@ -144,10 +161,14 @@ class WorkerLeases final : public dispatch::Leases {
   // Writes the LOST status of a worker (id, incarnation, why). Any thread.
   using DeclareLost = std::function<void(const std::string&, const std::string&,
                                          const std::string&)>;
-  // `group`: the jobs group, the prefix of every worker's transactional id. `kafka` nullopt: at
-  // least once, no producer to fence.
+  // `group`: the jobs group, the prefix of every worker's transactional id. A worker whose lease
+  // lapsed is counted lost only once it is no longer a member of the group (its consumer's
+  // client.id or group.instance.id is its worker id): one whose statuses stop reaching the
+  // workers topic while it still consumes is left alone. Then, exactly-once
+  // (`fence_producers`), its transactional producer is fenced; then its LOST status is written.
   WorkerLeases(const dispatch::LeaseView& view, const Clock& clock, std::string self_id,
-               std::string group, std::optional<KafkaConfig> kafka, DeclareLost declare_lost);
+               std::string group, KafkaConfig kafka, bool fence_producers,
+               DeclareLost declare_lost);
   ~WorkerLeases() override;
   dispatch::LeaseVerdict lease(const std::string& worker_id,
                                const std::string& incarnation) const override {
@@ -155,17 +176,22 @@ class WorkerLeases final : public dispatch::Leases {
   }
   void fence(const std::string& worker_id, const std::string& incarnation, const std::string& why,
              std::function<void(std::string)> done) override;
-  // Stops the fencing thread (a fence in progress ends within kFenceTimeout; its `done` is
-  // called); later fences are answered at once with an error.
+  // Stops the fencing thread (a look at the group and a fence in progress end within some 10 s
+  // and kFenceTimeout; its `done` is called); later fences are answered at once with an error.
   void shutdown();
 
  private:
   void serve(std::stop_token stop);
+  // Why `worker_id` is not lost yet: it is a member of the group. Nullopt when it is not (or the
+  // group cannot be described: the lease alone decides then). On the fencing thread.
+  std::optional<std::string> stillAMember(const std::string& worker_id);
 
   const dispatch::LeaseView& view_;
   const Clock& clock_;
   std::string self_id_, group_;
-  std::optional<KafkaConfig> kafka_;
+  KafkaConfig kafka_;
+  bool fence_producers_;
+  std::unique_ptr<events::KafkaAdmin> admin_;  // made on the fencing thread at its first use
   std::mutex mu_;
   std::condition_variable_any wake_;
   struct Fence {

@@ -134,13 +134,14 @@ Worker::Worker(Config config, const Clock& clock)
   // Before joining the group: without the runs topic, attempts could not be counted.
   if (auto ok = run_store_->checkTopics(kTopicCheckTimeout); !ok) throw ConfigError(ok.error());
   worker_leases_ = std::make_unique<WorkerLeases>(
-      leases_, clock_, config_.worker.id, group,
-      config_.exactlyOnce() ? std::optional<KafkaConfig>(kafka) : std::nullopt,
+      leases_, clock_, config_.worker.id, group, kafka, config_.exactlyOnce(),
       [this](const std::string& worker, const std::string& incarnation, const std::string& why) {
         declareLost(worker, incarnation, why);
       });
   loop_.addSource("lease fencer", [this] { worker_leases_->shutdown(); });
-  std::map<std::string, std::string> membership;
+  // The worker's id names it among the group's members (WorkerLeases looks before counting a
+  // worker lost).
+  std::map<std::string, std::string> membership = {{"client.id", config_.worker.id}};
   if (config_.worker.static_id) membership["group.instance.id"] = config_.worker.id;
   consumer_ =
       std::make_unique<consumer::JobConsumer>(kafka, group, config_.topics.jobs, *this, membership);
@@ -154,7 +155,11 @@ Worker::Worker(Config config, const Clock& clock)
       ConsumerSource(*consumer_), ProducerSink(*producer_),
       ProducerSink(start_producer_ ? *start_producer_ : *producer_),
       txn_ ? std::make_unique<PublisherSink>(*txn_) : nullptr,
-      RunStoreAttempts(*run_store_, config_.worker.id, incarnation_, clock_, txn_.get()),
+      RunStoreAttempts(*run_store_, config_.worker.id, incarnation_, clock_, txn_.get(),
+                       [this](std::string_view wait, std::string what, Millis bound,
+                              const std::function<void()>& body) {
+                         announcedWait(wait, std::move(what), bound, body);
+                       }),
       *worker_leases_,
       lineage_http_ ? std::make_unique<HttpLineageEndpoint>(*lineage_http_) : nullptr,
       MetricsObserver(metrics_)});
@@ -286,10 +291,7 @@ void Worker::reload(const std::function<Config()>& load) {
 
 void Worker::onAssigned(const std::vector<TopicPartition>& partitions) {
   metrics_.rebalance("assigned");
-  announcedWait("restore",
-                fmt::format("restoring the run state of {} partition(s)", partitions.size()),
-                RunStoreAttempts::kRestoreTimeout + std::chrono::seconds(1),
-                [&] { dispatcher_->onAssigned(partitions); });
+  dispatcher_->onAssigned(partitions);  // restores their run state: an announced wait
   joined_ = true;
   updateReadiness();
 }

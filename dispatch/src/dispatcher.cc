@@ -88,6 +88,9 @@ struct Dispatcher::Impl final : CompletionHost {
   consumer::RunMemory<EndedRun> ended{kRememberedRuns};         // runs that ended here, by run_id
   consumer::RunMemory<CancelRequest> cancels{kRememberedRuns};  // cancels received, by run_id
   std::set<std::string> recovering;  // lost workers being fenced and read again (watchLost)
+  // Why a worker whose lease lapsed is not counted lost yet (it is still in the group, or its
+  // fence failed), as last logged: the watch tries again every second and logs only a change.
+  std::map<std::string, std::string> not_lost_yet;
   std::chrono::steady_clock::time_point last_lost_watch{};
 
   Impl(const Config& c, Environment env, Ports p)
@@ -950,9 +953,10 @@ struct Dispatcher::Impl final : CompletionHost {
   }
 
   void fence(const std::string& worker, LostWorker w, std::size_t held_runs) {
-    spdlog::warn("worker {} counts as lost ({}): fencing it; then the {} run(s) it held on "
-                 "partition(s) {} run again here",
-                 worker, w.why, held_runs, fmt::join(w.partitions, ","));
+    // Logged once it counts as lost (fenced): until then the watch may try every second.
+    spdlog::debug("worker {}'s lease lapsed ({}): fencing it, unless it is still in the group; "
+                  "then the {} run(s) it held on partition(s) {} run again here",
+                  worker, w.why, held_runs, fmt::join(w.partitions, ","));
     w.fenced = true;
     auto incarnation = w.incarnation, why = w.why;
     ports.leases->fence(worker, incarnation, why,
@@ -966,10 +970,17 @@ struct Dispatcher::Impl final : CompletionHost {
     if (draining) return (void)recovering.erase(worker);
     if (!error.empty()) {
       recovering.erase(worker);
-      spdlog::error("worker {} could not be fenced ({}); its runs run again once it is", worker,
-                    error);
+      if (auto& last = not_lost_yet[worker]; last != error) {
+        spdlog::warn("worker {} is not counted lost yet: {}; its runs run again once it is",
+                     worker, error);
+        last = error;
+      }
       return;
     }
+    not_lost_yet.erase(worker);
+    spdlog::warn("worker {} counts as lost ({}): the runs it held on partition(s) {} run again "
+                 "here",
+                 worker, w.why, fmt::join(w.partitions, ","));
     readAgain(worker, std::move(w));
   }
 

@@ -22,6 +22,8 @@ using EventPtr = std::unique_ptr<rd_kafka_event_t, AdminDeleter>;
 using MetadataPtr = std::unique_ptr<const rd_kafka_metadata_t, AdminDeleter>;
 
 constexpr int kAdminTimeoutMs = 30000;
+// Shorter: a worker asks on the thread that fences, which its shutdown waits for.
+constexpr int kDescribeGroupTimeoutMs = 5000;
 
 // The partition count of every topic the cluster has.
 std::expected<std::map<std::string, int>, std::string> partitionCounts(rd_kafka_t* rk) {
@@ -40,17 +42,17 @@ std::expected<std::map<std::string, int>, std::string> partitionCounts(rd_kafka_
 // carries any error of the request as a whole.
 template <typename Post>
 std::expected<EventPtr, std::string> adminRequest(rd_kafka_t* rk, rd_kafka_admin_op_t op,
-                                                  Post post) {
+                                                  Post post, int timeout_ms = kAdminTimeoutMs) {
   AdminOptionsPtr options(rd_kafka_AdminOptions_new(rk, op));
   char err[512];
-  rd_kafka_AdminOptions_set_request_timeout(options.get(), kAdminTimeoutMs, err, sizeof err);
+  rd_kafka_AdminOptions_set_request_timeout(options.get(), timeout_ms, err, sizeof err);
   if (op == RD_KAFKA_ADMIN_OP_CREATETOPICS) {
     // Answer once the topics are created, not only accepted.
     rd_kafka_AdminOptions_set_operation_timeout(options.get(), kAdminTimeoutMs, err, sizeof err);
   }
   kafka::QueuePtr queue(rd_kafka_queue_new(rk));
   post(options.get(), queue.get());
-  EventPtr ev(rd_kafka_queue_poll(queue.get(), kAdminTimeoutMs + 5000));
+  EventPtr ev(rd_kafka_queue_poll(queue.get(), timeout_ms + 5000));
   if (!ev) return std::unexpected(std::string("no answer from the brokers"));
   if (rd_kafka_event_error(ev.get())) {
     return std::unexpected(std::string(rd_kafka_event_error_string(ev.get())));
@@ -139,6 +141,39 @@ std::expected<std::string, std::string> topicSetting(rd_kafka_t* rk, const std::
   return std::string();
 }
 
+// The members of a consumer group as its coordinator describes them (none when it is empty or
+// unknown to the cluster).
+std::expected<std::vector<GroupMember>, std::string> groupMembers(rd_kafka_t* rk,
+                                                                  const std::string& group) {
+  const char* groups[] = {group.c_str()};
+  auto ev = adminRequest(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONSUMERGROUPS,
+                         [&](rd_kafka_AdminOptions_t* options, rd_kafka_queue_t* queue) {
+                           rd_kafka_DescribeConsumerGroups(rk, groups, 1, options, queue);
+                         },
+                         kDescribeGroupTimeoutMs);
+  if (!ev) return std::unexpected(ev.error());
+  std::size_t n = 0;
+  const rd_kafka_ConsumerGroupDescription_t** described =
+      rd_kafka_DescribeConsumerGroups_result_groups(
+          rd_kafka_event_DescribeConsumerGroups_result(ev->get()), &n);
+  std::vector<GroupMember> members;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (const rd_kafka_error_t* err = rd_kafka_ConsumerGroupDescription_error(described[i])) {
+      return std::unexpected(std::string(rd_kafka_error_string(err)));
+    }
+    const std::size_t count = rd_kafka_ConsumerGroupDescription_member_count(described[i]);
+    for (std::size_t j = 0; j < count; ++j) {
+      const rd_kafka_MemberDescription_t* m =
+          rd_kafka_ConsumerGroupDescription_member(described[i], j);
+      auto text = [](const char* v) { return std::string(v ? v : ""); };
+      members.push_back({text(rd_kafka_MemberDescription_client_id(m)),
+                         text(rd_kafka_MemberDescription_group_instance_id(m)),
+                         text(rd_kafka_MemberDescription_host(m))});
+    }
+  }
+  return members;
+}
+
 }  // namespace
 
 struct KafkaAdmin::Impl {
@@ -165,6 +200,11 @@ CreateTopicsResult KafkaAdmin::createTopics(const std::vector<NewTopic>& topics,
 std::expected<std::string, std::string> KafkaAdmin::topicSetting(const std::string& topic,
                                                                  const std::string& key) {
   return events::topicSetting(impl_->rk.get(), topic, key);
+}
+
+std::expected<std::vector<GroupMember>, std::string> KafkaAdmin::groupMembers(
+    const std::string& group) {
+  return events::groupMembers(impl_->rk.get(), group);
 }
 
 }  // namespace outpost::events

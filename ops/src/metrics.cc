@@ -101,7 +101,8 @@ Metrics::Metrics(Known known)
       poll_thread_waits_(BuildCounter()
                              .Name("outpost_poll_thread_wait_seconds_total")
                              .Help("Seconds the poll thread spent in bounded waits, by wait "
-                                   "(restore: the run state after a rebalance; revoke: runs of "
+                                   "(restore: the run state after a rebalance; reread: a lost "
+                                   "worker's runs partitions read again; revoke: runs of "
                                    "revoked partitions)")
                              .Register(*registry_)),
       waited_for_room_(BuildCounter()
@@ -147,7 +148,7 @@ Metrics::Metrics(Known known)
   for (auto reason : known.skips) skipped_.Add({{"reason", std::string(reason)}});
   for (auto reason : known.refusals) rejected_.Add({{"reason", std::string(reason)}});
   for (auto c : known.commit_failures) commit_failures_.Add({{"class", std::string(c)}});
-  for (const char* wait : {"restore", "revoke"}) poll_thread_waits_.Add({{"wait", wait}});
+  for (const char* wait : {"restore", "reread", "revoke"}) poll_thread_waits_.Add({{"wait", wait}});
   auto all = std::move(templates_);
   all.insert(kOther);
   addTemplates(all);

@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include "harness.h"
+#include "scrape.h"
 
 namespace outpost::test {
 namespace {
@@ -271,11 +272,11 @@ struct LostPool {
     options.consumer_properties = {{"session.timeout.ms", "6000"},
                                    {"heartbeat.interval.ms", "1000"}};
   }
-  // a runs three commands; b joins.
-  void start(TopicReader& events) {
+  // a runs three commands; b joins. `a_topics`: a's own topic names (default: the pool's).
+  void start(TopicReader& events, std::optional<Topics> a_topics = std::nullopt) {
     auto o = options;
     o.id = uniqueName("worker-a");
-    a = std::make_unique<WorkerProcess>(topics, o);
+    a = std::make_unique<WorkerProcess>(a_topics.value_or(topics), o);
     ASSERT_TRUE(a->waitUntilReady());
     for (int i = 0; i < 3; ++i) {
       runs.push_back(makeCommand("attempts"));
@@ -321,6 +322,39 @@ TEST_P(LostWorkers, AKilledWorkersClaimedRunsRunAgainOnceElsewhereAfterItsLease)
   LostPool pool("killed-" + GetParam().substr(0, 5), GetParam());
   TopicReader ev(pool.topics.events);
   ASSERT_NO_FATAL_FAILURE(pool.start(ev));
+  EXPECT_EQ(pool.a->crash(), -SIGKILL);
+  ASSERT_NO_FATAL_FAILURE(pool.expectRunAgainOnceOnB(ev));
+  // b read a's runs partitions again on its poll thread: a bounded wait announced to the probes
+  // and counted as such, like the restore after a rebalance.
+  const auto scrape = get(pool.b->httpPort(), "/metrics").body;
+  EXPECT_GT(sample(scrape, R"(outpost_poll_thread_wait_seconds_total{wait="reread"})").value_or(0),
+            0)
+      << "the reread of a lost worker's runs was not announced as a bounded wait";
+  EXPECT_EQ(pool.b->terminate(), 0);
+}
+
+// A worker whose statuses do not reach the pool's workers topic (here it writes them to a topic
+// of its own) but that is still a member of the group is not counted lost, however long its lease
+// has lapsed: its runs go on, nothing is fenced. Once it is gone from the group (killed: after the
+// session timeout), its runs run again once, on b.
+TEST_P(LostWorkers, AWorkerStillInTheGroupIsNotCountedLostWhenOnlyItsStatusesStop) {
+  LostPool pool("member-" + GetParam().substr(0, 5), GetParam());
+  TopicReader ev(pool.topics.events);
+  auto a_topics = pool.topics;
+  a_topics.workers = pool.topics.prefix + "workers-of-a";
+  createTopic(a_topics.workers, 1);
+  ASSERT_NO_FATAL_FAILURE(pool.start(ev, a_topics));
+  // Three times the lease timeout (4 s) past b's start: b has seen a's claims and no status.
+  ASSERT_TRUE(pool.b->waitForLog("is not counted lost yet: it is still a member of consumer group",
+                                 std::chrono::seconds(60)))
+      << pool.b->log();
+  std::this_thread::sleep_for(12s);
+  EXPECT_TRUE(pool.a->running()) << "a was fenced while it was still in the group";
+  ev.readFor(1s);
+  for (const auto& c : pool.runs) {
+    EXPECT_EQ(countState(ev.records(), c.run_id(), v1::STARTED), 1u)
+        << c.run_id() << " ran again while its worker was in the group";
+  }
   EXPECT_EQ(pool.a->crash(), -SIGKILL);
   ASSERT_NO_FATAL_FAILURE(pool.expectRunAgainOnceOnB(ev));
   EXPECT_EQ(pool.b->terminate(), 0);

@@ -353,8 +353,10 @@ WorkerProcess::WorkerProcess(const Topics& topics, Options o) {
   cfg << "  consumer_properties:\n"
       << "    topic.metadata.refresh.interval.ms: \"2000\"\n";
   for (const auto& [k, v] : o.consumer_properties) cfg << "    " << k << ": \"" << v << "\"\n";
-  cfg << "topics:\n  prefix: " << topics.prefix << "\n"
-      << "output:\n  tail_bytes: 4096\n"
+  cfg << "topics:\n  prefix: " << topics.prefix << "\n";
+  // A workers topic of its own (a worker whose statuses the pool does not see).
+  if (topics.workers != topics.prefix + "workers") cfg << "  workers: " << topics.workers << "\n";
+  cfg << "output:\n  tail_bytes: 4096\n"
       << o.output_yaml << (o.cgroup.empty() ? "" : "runner:\n  cgroup: " + o.cgroup + "\n")
       << "http:\n  listen: \"" << o.http_listen << "\"\n"
       << "log:\n  format: " << o.log_format << "\n"

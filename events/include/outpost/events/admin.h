@@ -1,5 +1,6 @@
-// The Kafka admin requests `outpost topics` needs: list topics, create them, read one topic-level
-// setting. librdkafka's admin API stays behind it. One thread; each call blocks (bounded).
+// The Kafka admin requests `outpost topics` needs (list topics, create them, read one topic-level
+// setting) and a worker's look at its group's members before it counts another worker lost.
+// librdkafka's admin API stays behind it. One thread; each call blocks (bounded).
 #pragma once
 
 #include <expected>
@@ -25,6 +26,14 @@ struct CreateTopicsResult {
   std::set<std::string> existed;              // created by someone else meanwhile
 };
 
+// One member of a consumer group: its client.id, group.instance.id (static members; else empty)
+// and the host it connects from.
+struct GroupMember {
+  std::string client_id;
+  std::string group_instance_id;
+  std::string host;
+};
+
 class KafkaAdmin {
  public:
   // kafka.bootstrap_servers and kafka.properties apply. Throws ConfigError when refused.
@@ -40,6 +49,8 @@ class KafkaAdmin {
   // The value of one topic-level setting of an existing topic (empty when the broker lists none).
   std::expected<std::string, std::string> topicSetting(const std::string& topic,
                                                        const std::string& key);
+  // The members of a consumer group now (empty when it has none); at most some 10 s.
+  std::expected<std::vector<GroupMember>, std::string> groupMembers(const std::string& group);
 
  private:
   struct Impl;
