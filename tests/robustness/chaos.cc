@@ -57,6 +57,10 @@ long knob(const std::string& name, long fallback) {
   }
 }
 
+std::function<v1::JobCommand()> sleeper() {
+  return [secs = knobText("JOB_SECS", "0.2")] { return makeCommand("sleep", {{"secs", secs}}); };
+}
+
 WorkerProcess::Options chaosOptions(const std::string& pool) {
   WorkerProcess::Options o;
   o.pool = pool;

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -97,6 +98,14 @@ class RunWatch {
   std::optional<std::chrono::steady_clock::time_point> last_end_read_;
   std::chrono::milliseconds longest_gap_{0};
 };
+
+// Commands of the sleep template, OUTPOST_CHAOS_JOB_SECS (0.2) long.
+std::function<v1::JobCommand()> sleeper();
+
+// One figure of the ledger's JSON, -1 when it is missing.
+inline std::int64_t figure(const nlohmann::json& ledger, const char* name) {
+  return ledger.value(name, std::int64_t{-1});
+}
 
 // `outpost ledger` for a test's topics and group: printed as text, returned as its JSON.
 nlohmann::json ledger(const Topics& topics, const std::string& group,

@@ -27,9 +27,6 @@ using std::chrono::seconds;
 using ::testing::HasSubstr;
 using Clock = std::chrono::steady_clock;
 
-std::function<v1::JobCommand()> sleeper() {
-  return [secs = knobText("JOB_SECS", "0.2")] { return makeCommand("sleep", {{"secs", secs}}); };
-}
 
 Clock::time_point deadline() {
   return Clock::now() + seconds(knob("DEADLINE_S", 900));
@@ -69,9 +66,6 @@ void waitForFraction(RunWatch& watch, const Load& load, double fraction, Clock::
   }
 }
 
-std::int64_t figure(const nlohmann::json& l, const char* name) {
-  return l.value(name, std::int64_t{-1});
-}
 
 // (1) Workers SIGKILLed at random every few seconds and restarted while they work through the
 // jobs: nothing lost, nothing ended twice. Re-runs are expected (at-least-once) and printed.

@@ -30,10 +30,6 @@ using std::chrono::seconds;
 using ::testing::HasSubstr;
 using Clock = std::chrono::steady_clock;
 
-std::int64_t figure(const nlohmann::json& l, const char* name) {
-  return l.value(name, std::int64_t{-1});
-}
-
 // Whether every partition of every topic has all three replicas in sync, by the metadata.
 bool allInSync() {
   static auto rk = kafka_testing::makeClient(RD_KAFKA_PRODUCER, bootstrap(), {});
@@ -108,10 +104,8 @@ struct Scenario {
     fleet = std::make_unique<Fleet>(topics, 3, options);
     EXPECT_TRUE(fleet->waitUntilStable());
     watch = std::make_unique<RunWatch>(topics.events);
-    const auto secs = knobText("JOB_SECS", "0.2");
-    load = std::make_unique<Load>(
-        topics, [secs] { return makeCommand("sleep", {{"secs", secs}}); },
-        static_cast<std::size_t>(jobs), static_cast<double>(rate));
+    load = std::make_unique<Load>(topics, sleeper(), static_cast<std::size_t>(jobs),
+                                  static_cast<double>(rate));
   }
 
   std::string transactionalId(int worker) const {
