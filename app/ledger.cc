@@ -14,6 +14,7 @@
 #include "outpost/common/clock.h"
 #include "outpost/common/config.h"
 #include "outpost/consumer/intake.h"
+#include "outpost/consumer/run_store.h"
 #include "outpost/consumer/topic_reader.h"
 #include "outpost/v1/job.pb.h"
 #include "outpost/v1/run_record.pb.h"
@@ -430,7 +431,7 @@ int cmdLedger(const LedgerOptions& o) {
     }
   }
   for (const auto& [run_id, r] : last_records) {
-    if (r.command().empty() || (r.state() != v1::STARTED && !r.released())) continue;
+    if (!consumer::holdsRun(r)) continue;
     in.claims.push_back({run_id, r.worker_id(), r.incarnation(), r.released()});
   }
   if (bad_events > 0) {

@@ -19,11 +19,6 @@ namespace {
 // The key prefix of barriers (RunStore::barrier).
 constexpr std::string_view kBarrierKey = "barrier:";
 
-// A start record that carries its command: a run some worker holds (or held, if it was lost).
-bool isClaim(const v1::RunRecord& r) {
-  return (r.state() == v1::STARTED || r.released()) && !r.command().empty();
-}
-
 using Steady = std::chrono::steady_clock;
 
 // Longest wait of one consumer poll inside restore(), so the deadline is checked often enough.
@@ -326,7 +321,7 @@ std::expected<RestoreStats, std::string> RunStore::restore(
   for (auto& [run_id, r] : *found) {
     auto c = committed->find(r.source().partition());
     // A claim is kept wherever its command's offset is: its run is running, or was lost.
-    if (!isClaim(r) && c != committed->end() && c->second >= 0 &&
+    if (!holdsRun(r) && c != committed->end() && c->second >= 0 &&
         r.source().offset() < c->second) {
       ++stats.committed;
       continue;
@@ -347,7 +342,7 @@ void RunStore::forget(const std::vector<std::int32_t>& partitions) {
 void RunStore::forgetCommitted(std::int32_t partition, std::int64_t offset) {
   std::erase_if(runs_, [&](const auto& kv) {
     return kv.second.source().partition() == partition && kv.second.source().offset() < offset &&
-           !isClaim(kv.second);
+           !holdsRun(kv.second);
   });
 }
 
@@ -355,7 +350,7 @@ std::vector<Claim> RunStore::claims(std::string_view worker_id,
                                     std::string_view incarnation) const {
   std::vector<Claim> out;
   for (const auto& [run_id, r] : runs_) {
-    if (!isClaim(r)) continue;
+    if (!holdsRun(r)) continue;
     if (r.worker_id() == worker_id && r.incarnation() == incarnation) continue;
     out.push_back({run_id, r.worker_id(), r.incarnation(), r.source().partition()});
   }
@@ -372,6 +367,10 @@ void RunStore::remember(v1::RunRecord record) {
   if (record.run_id().empty() || forgotten_.contains(record.source().partition())) return;
   auto id = record.run_id();
   runs_.insert_or_assign(std::move(id), std::move(record));
+}
+
+bool holdsRun(const v1::RunRecord& r) {
+  return (r.state() == v1::STARTED || r.released()) && !r.command().empty();
 }
 
 AttemptDecision decideAttempt(const v1::JobCommand& command, const v1::RunRecord* r,

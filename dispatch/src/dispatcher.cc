@@ -1030,7 +1030,7 @@ struct Dispatcher::Impl final : CompletionHost {
     for (const auto& [run_id, incarnation] : w.runs) {
       const v1::RunRecord* r = ports.attempts.find(run_id);
       const bool claimed = r && r->state() == v1::STARTED;
-      if (r && (claimed || r->released()) && !r->command().empty() && r->worker_id() == worker &&
+      if (r && consumer::holdsRun(*r) && r->worker_id() == worker &&
           r->incarnation() == incarnation && !by_run_id.contains(run_id) &&
           std::ranges::find(partitions, r->source().partition()) != partitions.end()) {
         still.push_back(run_id);

@@ -205,6 +205,29 @@ std::size_t RunWatch::endedOf(const std::vector<std::string>& runs) const {
   return n;
 }
 
+bool waitForAllEnded(RunWatch& watch, const Load& load,
+                     std::chrono::steady_clock::time_point until,
+                     const std::function<void()>& tick) {
+  using Clock = std::chrono::steady_clock;
+  auto report = Clock::now() + std::chrono::seconds(10);
+  for (;;) {
+    watch.poll();
+    auto runs = load.runIds();
+    auto ended = watch.endedOf(runs);
+    if (load.finished() && ended == runs.size()) return true;
+    if (Clock::now() > until) {
+      std::cout << "[chaos] deadline: " << ended << " of " << runs.size() << " runs ended"
+                << std::endl;
+      return false;
+    }
+    if (Clock::now() > report) {
+      std::cout << "[chaos] " << ended << " of " << runs.size() << " runs ended" << std::endl;
+      report = Clock::now() + std::chrono::seconds(10);
+    }
+    tick();
+  }
+}
+
 nlohmann::json ledger(const Topics& topics, const std::string& group,
                       const std::vector<std::string>& runs) {
   // The prefix names the runs and workers topics too (the claims).

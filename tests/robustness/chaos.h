@@ -99,6 +99,12 @@ class RunWatch {
   std::chrono::milliseconds longest_gap_{0};
 };
 
+// Polls the watch until every run the load submitted has ended, or `until`; calls `tick` between
+// polls. Returns whether everything ended.
+bool waitForAllEnded(
+    RunWatch& watch, const Load& load, std::chrono::steady_clock::time_point until,
+    const std::function<void()>& tick = [] {});
+
 // Commands of the sleep template, OUTPOST_CHAOS_JOB_SECS (0.2) long.
 std::function<v1::JobCommand()> sleeper();
 

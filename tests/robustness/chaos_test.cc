@@ -32,30 +32,6 @@ Clock::time_point deadline() {
   return Clock::now() + seconds(knob("DEADLINE_S", 900));
 }
 
-// Polls the watch until every run the load submitted has ended, or the deadline; calls `tick`
-// between polls. Returns whether everything ended.
-bool waitForAllEnded(
-    RunWatch& watch, const Load& load, Clock::time_point until,
-    const std::function<void()>& tick = [] {}) {
-  auto report = Clock::now() + seconds(10);
-  for (;;) {
-    watch.poll();
-    auto runs = load.runIds();
-    auto ended = watch.endedOf(runs);
-    if (load.finished() && ended == runs.size()) return true;
-    if (Clock::now() > until) {
-      std::cout << "[chaos] deadline: " << ended << " of " << runs.size() << " runs ended"
-                << std::endl;
-      return false;
-    }
-    if (Clock::now() > report) {
-      std::cout << "[chaos] " << ended << " of " << runs.size() << " runs ended" << std::endl;
-      report = Clock::now() + seconds(10);
-    }
-    tick();
-  }
-}
-
 // Waits until at least `fraction` of what the load submitted (once it is done) has ended.
 void waitForFraction(RunWatch& watch, const Load& load, double fraction, Clock::time_point until) {
   while (Clock::now() < until) {

@@ -114,9 +114,8 @@ struct Scenario {
 
   void run(const std::function<void()>& fault, const std::function<void()>& during = [] {}) {
     const auto until = Clock::now() + seconds(knob("DEADLINE_S", 900));
-    while (Clock::now() < until && watch->endedOf(load->runIds()) < static_cast<std::size_t>(jobs / 4)) {
-      watch->poll();
-    }
+    const auto quarter = static_cast<std::size_t>(jobs / 4);
+    while (Clock::now() < until && watch->endedOf(load->runIds()) < quarter) watch->poll();
     std::cout << "[cluster] the fault begins with " << watch->endedOf(load->runIds()) << " of "
               << jobs << " runs ended" << std::endl;
     auto faulted = std::async(std::launch::async, fault);
@@ -127,21 +126,7 @@ struct Scenario {
     faulted.get();
     std::cout << "[cluster] the fault is over with " << watch->endedOf(load->runIds()) << " of "
               << jobs << " runs ended" << std::endl;
-    bool all_ended = false;
-    auto report = Clock::now() + seconds(10);
-    while (Clock::now() < until) {
-      watch->poll();
-      auto runs = load->runIds();
-      auto ended = watch->endedOf(runs);
-      if (load->finished() && ended == runs.size()) {
-        all_ended = true;
-        break;
-      }
-      if (Clock::now() > report) {
-        std::cout << "[cluster] " << ended << " of " << runs.size() << " runs ended" << std::endl;
-        report = Clock::now() + seconds(10);
-      }
-    }
+    const bool all_ended = waitForAllEnded(*watch, *load, until);
     EXPECT_TRUE(all_ended) << "not every run ended before the deadline";
     std::cout << "[cluster] longest time without a run ending: "
               << static_cast<double>(watch->longestGap().count()) / 1000 << " s" << std::endl;

@@ -96,6 +96,10 @@ struct AttemptDecision {
 AttemptDecision decideAttempt(const v1::JobCommand& command, const v1::RunRecord* recorded,
                               unsigned max_attempts, bool holder_lost = false);
 
+// Whether a run's last record holds it: a claim (STARTED) or a release, carrying its command to
+// be run again from. What the lost-run watch and `outpost ledger` count as held.
+bool holdsRun(const v1::RunRecord& record);
+
 // A run held by a worker on a partition this one holds: its start record (STARTED, with its
 // command) is the last record of its run_id.
 struct Claim {
