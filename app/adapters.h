@@ -1,6 +1,6 @@
-// Adapters: the dispatcher's ports (dispatch/ports.h) bound to what the worker runs on: the jobs consumer,
-// the producers and the transactional publisher, the supervisor, the run store, the secret
-// resolver and the lineage HTTP transport. Wiring only: each adapter forwards.
+// Adapters: the dispatcher's ports (dispatch/ports.h) bound to what the worker runs on: the jobs
+// consumer, the producers and the transactional publisher, the supervisor, the run store, the
+// secret resolver and the lineage HTTP transport. Wiring only: each adapter forwards.
 #pragma once
 
 #include <chrono>
@@ -100,15 +100,14 @@ class RunStoreAttempts final : public dispatch::AttemptStore {
   static constexpr std::chrono::seconds kRestoreTimeout{30};
   // Runs `body`, a wait of the poll thread of at most `bound`, announced to the probes and the
   // metrics as `wait` (Worker::announcedWait).
-  using BoundedWait = std::function<void(std::string_view wait, std::string what,
-                                         std::chrono::milliseconds bound,
-                                         const std::function<void()>& body)>;
+  using BoundedWait =
+      std::function<void(std::string_view wait, std::string what, std::chrono::milliseconds bound,
+                         const std::function<void()>& body)>;
 
   // Every restore() is announced through `announce`: the one after a rebalance (wait "restore")
   // and the reads of a lost worker's runs partitions past their barriers (wait "reread").
   RunStoreAttempts(consumer::RunStore& store, std::string worker_id, std::string incarnation,
-                   const Clock& clock, events::TransactionalPublisher* txn,
-                   BoundedWait announce);
+                   const Clock& clock, events::TransactionalPublisher* txn, BoundedWait announce);
   consumer::AttemptDecision decide(const v1::JobCommand& command, unsigned max_attempts,
                                    bool holder_lost) const override {
     return store_.decide(command, max_attempts, holder_lost);
@@ -119,20 +118,20 @@ class RunStoreAttempts final : public dispatch::AttemptStore {
   std::vector<consumer::Claim> claims() const override {
     return store_.claims(worker_id_, incarnation_);
   }
-  events::OutRecord recordStart(const v1::JobCommand& command, const consumer::AttemptDecision& admission,
+  events::OutRecord recordStart(const v1::JobCommand& command,
+                                const consumer::AttemptDecision& admission,
                                 const TopicPartition& source, std::int64_t offset) override;
   events::OutRecord recordEnd(const v1::JobCommand& command, std::uint32_t starts,
                               v1::RunState terminal, const TopicPartition& source,
-                              std::int64_t offset, std::uint32_t releases,
-                              bool released) override;
+                              std::int64_t offset, std::uint32_t releases, bool released) override;
   void forgetCommitted(std::int32_t partition, std::int64_t offset) override {
     store_.forgetCommitted(partition, offset);
   }
   bool restore(const std::vector<std::int32_t>& partitions,
                const std::map<std::int32_t, std::int64_t>& read_past) override;
   events::OutRecord barrier(std::int32_t partition) override {
-    return store_.barrier(partition, worker_id_ + ":" + incarnation_ + ":" +
-                                         std::to_string(++barriers_));
+    return store_.barrier(partition,
+                          worker_id_ + ":" + incarnation_ + ":" + std::to_string(++barriers_));
   }
   void forget(const std::vector<std::int32_t>& partitions) override { store_.forget(partitions); }
 
@@ -159,8 +158,8 @@ class WorkerLeases final : public dispatch::Leases {
   static constexpr std::chrono::seconds kFenceTimeout{15};
 
   // Writes the LOST status of a worker (id, incarnation, why). Any thread.
-  using DeclareLost = std::function<void(const std::string&, const std::string&,
-                                         const std::string&)>;
+  using DeclareLost =
+      std::function<void(const std::string&, const std::string&, const std::string&)>;
   // `group`: the jobs group, the prefix of every worker's transactional id. A worker whose lease
   // lapsed is counted lost only once it is no longer a member of the group (its consumer's
   // client.id or group.instance.id is its worker id): one whose statuses stop reaching the
@@ -268,6 +267,7 @@ class MetricsObserver final : public dispatch::Observer {
                 std::optional<std::chrono::milliseconds> ran) override;
   void commandSkipped(std::string_view reason) override { m_.commandSkipped(reason); }
   void commandRejected(std::string_view reason) override { m_.commandRejected(reason); }
+  void signatureWarning(std::string_view reason) override { m_.signatureWarning(reason); }
   void deadLettered() override { m_.deadLettered(); }
   void lineageHttpFailed() override { m_.lineageHttpFailed(); }
 
@@ -286,10 +286,9 @@ struct WorkerPorts {
   MetricsObserver observer;
 
   dispatch::Ports ports(dispatch::Poster& poster, RunsAndSecrets& runs, const Clock& clock) {
-    return dispatch::Ports{poster,          source,   records,        start_records,
-                           transactions.get(), runs.executor(), attempts, &leases,
-                           runs.secrets(),
-                           lineage_http.get(), clock,           observer};
+    return dispatch::Ports{poster,          source,   records, start_records,  transactions.get(),
+                           runs.executor(), attempts, &leases, runs.secrets(), lineage_http.get(),
+                           clock,           observer};
   }
 };
 

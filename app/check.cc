@@ -1,5 +1,6 @@
 #include "check.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -15,13 +16,24 @@
 #include "outpost/events/write_probe.h"
 #include "outpost/secrets/reference.h"
 #include "outpost/secrets/resolver.h"
+#include "outpost/security/keys.h"
 
 namespace outpost::app {
 namespace {
 
+void row(std::ostream& out, const std::string& what, std::string_view status,
+         const std::string& details) {
+  out << what << std::string(what.size() < 10 ? 10 - what.size() : 1, ' ') << status << "  "
+      << details << "\n";
+}
+
 void line(std::ostream& out, const std::string& what, bool ok, const std::string& details) {
-  out << what << std::string(what.size() < 10 ? 10 - what.size() : 1, ' ') << (ok ? "ok  " : "FAIL")
-      << "  " << details << "\n";
+  row(out, what, ok ? "ok  " : "FAIL", details);
+}
+
+// Passes, but a security team would want to know.
+void warning(std::ostream& out, const std::string& what, const std::string& details) {
+  row(out, what, "warn", details);
 }
 
 // The executable `name` resolves to on `path` (colon-separated), or empty.
@@ -199,6 +211,41 @@ int checkKafka(Config config, std::ostream& out) {
 
 }  // namespace
 
+int checkSecurity(const Config& config, const std::string& config_path, std::ostream& out) {
+  const auto& s = config.security;
+  struct stat st {};
+  if (::stat(config_path.c_str(), &st) == 0 && (st.st_mode & S_IROTH)) {
+    warning(out, "security",
+            config_path +
+                " is readable by every local user (chmod o-r): it names the secret "
+                "stores and the templates");
+  }
+  if (s.commands == CommandSigning::kOff) {
+    warning(out, "security",
+            "security.commands is off: commands are not checked for a signature; whoever can "
+            "write to " +
+                config.topics.jobs + " or " + config.topics.control +
+                " can run any template and cancel or drain");
+    return 0;
+  }
+  auto keys = security::KeySet::loadJwksFile(s.trusted_keys);
+  if (!keys) {
+    line(out, "security", false, "security.trusted_keys: " + keys.error());
+    return 1;
+  }
+  std::string kids;
+  for (const auto& kid : keys->kids()) kids += (kids.empty() ? "" : ", ") + kid;
+  line(out, "security", true,
+       std::string("security.commands is ") + nameOf(s.commands) + ": " +
+           std::to_string(keys->size()) + " trusted key(s) (" + kids + ") from " + s.trusted_keys);
+  for (const auto& [kid, policy] : s.keys) {
+    if (!keys->find(kid)) {
+      warning(out, "security", "security.keys." + kid + " names a key that is not trusted");
+    }
+  }
+  return 0;
+}
+
 CLI::App* addCheckCommand(CLI::App& app, CheckOptions& o) {
   auto* sub = app.add_subcommand(
       "check",
@@ -224,6 +271,7 @@ int cmdCheck(const CheckOptions& o) {
        o.config_path + ": pool " + config.worker.pool + ", " +
            std::to_string(config.templates.size()) + " template(s), " + config.worker.delivery);
   int failed = checkExecutables(config, std::cout);
+  failed += checkSecurity(config, o.config_path, std::cout);
   for (const auto& c : checkSecrets(config, "")) {
     failed += !c.found;
     line(std::cout, "secret", c.found,

@@ -24,6 +24,11 @@ struct CheckOptions {
 // worker's). Returns the number that failed; one line each.
 int checkExecutables(const Config& config, std::ostream& out);
 
+// Signed commands and what a security review would flag: the trusted keys read (1 when they cannot
+// be), a warning when commands need no signature, when a key policy names an untrusted key, and
+// when the configuration file is readable by every local user.
+int checkSecurity(const Config& config, const std::string& config_path, std::ostream& out);
+
 // One secret reference of a template, resolved or not; never its value.
 struct SecretCheck {
   std::string template_name;

@@ -153,6 +153,9 @@ int main(int argc, char** argv) {
   TopicsOptions topics_opts;
   auto* topics = addTopicsCommand(app, topics_opts);
 
+  KeygenOptions keygen_opts;
+  auto* keygen = addKeygenCommand(app, keygen_opts);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -177,6 +180,7 @@ int main(int argc, char** argv) {
     if (*topics) return cmdTopics(topics_opts);
     if (*check) return cmdSecretsCheck(secrets_config, secrets_template);
     if (*check_config) return cmdCheck(check_opts);
+    if (*keygen) return cmdKeygen(keygen_opts);
   } catch (const ConfigError& e) {
     spdlog::error("{}", e.what());
     return 2;

@@ -133,7 +133,16 @@ int cmdSubmit(const SubmitOptions& so) {
   events::KafkaProducer producer(config.kafka, {});
   std::atomic<int> result{0};
   std::string error;
-  producer.produce(config.topics.jobs, cmd.job_id(), cmd.SerializeAsString(), {},
+  const std::string value = cmd.SerializeAsString();
+  const auto headers =
+      signatureHeaders(so.sign, value,
+                       SignedFacts{.topic = config.topics.jobs,
+                                   .pools = {cmd.pool().empty() ? config.worker.pool : cmd.pool()},
+                                   .kind = security::CommandKind::kJob,
+                                   .jti = cmd.run_id(),
+                                   .cty = "protobuf"},
+                       clock);
+  producer.produce(config.topics.jobs, cmd.job_id(), value, headers,
                    [&](const events::DeliveryReport& r) {
                      if (!r.ok()) error = r.why();
                      result = r.ok() ? 1 : 2;
@@ -173,6 +182,7 @@ CLI::App* addSubmitCommand(CLI::App& app, SubmitOptions& o) {
       ->needs(wait);
   submit->add_flag("--follow-logs", o.follow_logs, "With --wait: print the run's output lines")
       ->needs(wait);
+  addSignOptions(submit, o.sign);
 
   return submit;
 }

@@ -10,6 +10,7 @@
 #include "client_config.h"
 #include "outpost/common/clock.h"
 #include "outpost/v1/job.pb.h"
+#include "signing.h"
 
 namespace CLI {
 class App;
@@ -26,6 +27,7 @@ struct SubmitOptions {
   bool wait = false;
   std::string wait_timeout;  // empty: no limit
   bool follow_logs = false;  // print the run's output lines as its LOG events come
+  SignOptions sign;
 };
 
 CLI::App* addSubmitCommand(CLI::App& app, SubmitOptions& options);

@@ -23,6 +23,8 @@ constexpr std::chrono::seconds kCloseTimeout{10};
 constexpr int kFencedExit = 3;
 // How often the gauges are refreshed from the poll loop (a scrape sees values this old at most).
 constexpr std::chrono::milliseconds kMetricsInterval{250};
+// How often the trusted keys' file is looked at for a change (a stat).
+constexpr std::chrono::seconds kTrustedKeysLook{2};
 // Most control messages handled per loop iteration, so a burst of cancels cannot starve the jobs
 // consumer (the rest wait for the next iteration).
 constexpr int kControlBatch = 100;
@@ -34,15 +36,14 @@ constexpr const char* kEventsLinger = "10";
 // The start producer: a launch waits for its record, so it does not linger.
 // librdkafka 2.0.2 workaround: its broker thread polls with timeouts rounded down to
 // milliseconds, so it spins (poll with timeout 0) through the last millisecond of every linger:
-// with linger 1 ms that thread took 20-35% of a core at ~900 jobs/s. With linger 0 alone it was no better (36% in one run; likely spinning
-// while its 5 idempotent requests in flight were all out); with neither, 4%. A start record
-// needs no idempotence: a run starts only after its delivery report, so a retried copy lands
-// before the launch and long before the run's end record, and a copy is the same record (the
-// runs topic keeps the last per run).
-// At most two requests in flight: otherwise every start record went out in a request of its own
-// (0.6-0.8 produce requests per no-op job at 16 slots); records produced while two requests are
-// out wait and go together in the next one. That batches under load only: with one run starting
-// at a time nothing waits.
+// with linger 1 ms that thread took 20-35% of a core at ~900 jobs/s. With linger 0 alone it was no
+// better (36% in one run; likely spinning while its 5 idempotent requests in flight were all out);
+// with neither, 4%. A start record needs no idempotence: a run starts only after its delivery
+// report, so a retried copy lands before the launch and long before the run's end record, and a
+// copy is the same record (the runs topic keeps the last per run). At most two requests in flight:
+// otherwise every start record went out in a request of its own (0.6-0.8 produce requests per no-op
+// job at 16 slots); records produced while two requests are out wait and go together in the next
+// one. That batches under load only: with one run starting at a time nothing waits.
 const std::map<std::string, std::string> kStartProducer = {
     {"linger.ms", "0"}, {"enable.idempotence", "false"}, {"max.in.flight", "2"}};
 
@@ -51,7 +52,11 @@ ops::Metrics::Known knownLabels(const Config& c) {
   for (const auto& [name, t] : c.templates) known.templates.insert(name);
   known.skips.assign(dispatch::reason::kSkips.begin(), dispatch::reason::kSkips.end());
   known.refusals.assign(dispatch::reason::kRefusals.begin(), dispatch::reason::kRefusals.end());
-  for (auto f : consumer::kCommitFailures) known.commit_failures.push_back(consumer::commitFailureName(f));
+  for (auto check : security::kSignatureChecks) {
+    known.signature_checks.push_back(security::reasonOf(check));
+  }
+  for (auto f : consumer::kCommitFailures)
+    known.commit_failures.push_back(consumer::commitFailureName(f));
   return known;
 }
 
@@ -111,9 +116,8 @@ Worker::Worker(Config config, const Clock& clock)
           lineage::BearerToken(secrets::resolveSetting(*resolver_, "lineage.http.token", token));
     }
     lineage_http_ = std::make_unique<lineage::HttpLineageTransport>(std::move(options));
-    loop_.addSource("lineage HTTP transport", [this] {
-      lineage_http_->shutdown(config_.lineage.http.flush_timeout);
-    });
+    loop_.addSource("lineage HTTP transport",
+                    [this] { lineage_http_->shutdown(config_.lineage.http.flush_timeout); });
   }
   const std::string group = "outpost." + config_.worker.pool;
   if (config_.exactlyOnce()) {
@@ -149,22 +153,26 @@ Worker::Worker(Config config, const Clock& clock)
   loop_.inbox().setWake([this] { consumer_->wake(); });
   control_ = std::make_unique<consumer::ControlListener>(
       kafka, config_.topics.control, "outpost." + config_.worker.pool + ".control",
-      config_.worker.id + "-control", config_.worker.cancel_memory, clock_,
-      config_.topics.workers);
-  ports_ = std::make_unique<WorkerPorts>(WorkerPorts{
-      ConsumerSource(*consumer_), ProducerSink(*producer_),
-      ProducerSink(start_producer_ ? *start_producer_ : *producer_),
-      txn_ ? std::make_unique<PublisherSink>(*txn_) : nullptr,
-      RunStoreAttempts(*run_store_, config_.worker.id, incarnation_, clock_, txn_.get(),
-                       [this](std::string_view wait, std::string what, Millis bound,
-                              const std::function<void()>& body) {
-                         announcedWait(wait, std::move(what), bound, body);
-                       }),
-      *worker_leases_,
-      lineage_http_ ? std::make_unique<HttpLineageEndpoint>(*lineage_http_) : nullptr,
-      MetricsObserver(metrics_)});
-  dispatcher_ =
-      std::make_unique<dispatch::Dispatcher>(config_, worker_env, ports_->ports(loop_.inbox(), *runs_, clock_));
+      config_.worker.id + "-control", config_.worker.cancel_memory, clock_, config_.topics.workers);
+  ports_ = std::make_unique<WorkerPorts>(
+      WorkerPorts{ConsumerSource(*consumer_), ProducerSink(*producer_),
+                  ProducerSink(start_producer_ ? *start_producer_ : *producer_),
+                  txn_ ? std::make_unique<PublisherSink>(*txn_) : nullptr,
+                  RunStoreAttempts(*run_store_, config_.worker.id, incarnation_, clock_, txn_.get(),
+                                   [this](std::string_view wait, std::string what, Millis bound,
+                                          const std::function<void()>& body) {
+                                     announcedWait(wait, std::move(what), bound, body);
+                                   }),
+                  *worker_leases_,
+                  lineage_http_ ? std::make_unique<HttpLineageEndpoint>(*lineage_http_) : nullptr,
+                  MetricsObserver(metrics_)});
+  dispatcher_ = std::make_unique<dispatch::Dispatcher>(
+      config_, worker_env, ports_->ports(loop_.inbox(), *runs_, clock_));
+  if (auto keys = readTrustedKeys(config_.security); !keys) {
+    throw ConfigError(keys.error());
+  } else {
+    applySecurity(*keys);
+  }
   updateMetrics();  // and the readiness: a probe or scrape from now on sees the slots
 }
 
@@ -191,6 +199,45 @@ void Worker::chores() {
     last_status_ = now;
   }
   if (!draining_ && reload_requested_ && reload_requested_->exchange(false)) reload(*load_);
+  if (trusted_keys_ && now - last_keys_look_ >= kTrustedKeysLook) {
+    last_keys_look_ = now;
+    if (trusted_keys_->changed()) {
+      if (auto keys = trusted_keys_->read(); !keys) {
+        spdlog::error("{} changed and is refused; the keys in use stay: {}", trusted_keys_->path(),
+                      keys.error());
+      } else {
+        applySecurity(*keys);
+      }
+    }
+  }
+}
+
+std::expected<std::shared_ptr<const security::KeySet>, std::string> Worker::readTrustedKeys(
+    const SecurityConfig& security) {
+  if (security.commands == CommandSigning::kOff) {
+    trusted_keys_.reset();
+    return nullptr;
+  }
+  trusted_keys_.emplace(security.trusted_keys);
+  auto keys = trusted_keys_->read();
+  if (!keys) return std::unexpected("'security.trusted_keys': " + keys.error());
+  return keys;
+}
+
+void Worker::applySecurity(std::shared_ptr<const security::KeySet> keys) {
+  const auto& s = config_.security;
+  if (s.commands == CommandSigning::kOff) {
+    spdlog::warn(
+        "security.commands is off: commands are not checked for a signature, so whoever can "
+        "write to {} or {} can run any template of this worker and cancel or drain",
+        config_.topics.jobs, config_.topics.control);
+  } else {
+    spdlog::info(
+        "security.commands is {}: {} trusted key(s) from {} ({}), tokens live at most {} s",
+        nameOf(s.commands), keys->size(), s.trusted_keys, fmt::join(keys->kids(), ", "),
+        std::chrono::duration_cast<std::chrono::seconds>(s.max_command_lifetime).count());
+  }
+  dispatcher_->setSignatures(dispatch::SignatureSettings::from(s, std::move(keys)));
 }
 
 void Worker::onFenced(const std::string& why) {
@@ -226,11 +273,11 @@ int Worker::run(const std::atomic<bool>& stop, std::atomic<bool>& reload_request
   for (const auto& [name, t] : config_.templates)
     longest_grace = std::max(longest_grace, t.kill_grace);
   loop_.run(*dispatcher_, *this, stop,
-            dispatch::DrainPolicy{
-                .drain_timeout = config_.worker.drain_timeout,
-                .stop_bound = longest_grace + std::chrono::seconds(10),
-                .stop_reason = fmt::format("worker {} shutting down: drain timeout of {} ms exceeded",
-                                           config_.worker.id, config_.worker.drain_timeout.count())});
+            dispatch::DrainPolicy{.drain_timeout = config_.worker.drain_timeout,
+                                  .stop_bound = longest_grace + std::chrono::seconds(10),
+                                  .stop_reason = fmt::format(
+                                      "worker {} shutting down: drain timeout of {} ms exceeded",
+                                      config_.worker.id, config_.worker.drain_timeout.count())});
   reload_requested_ = nullptr;
   load_ = nullptr;
   if (txn_) {
@@ -270,6 +317,12 @@ void Worker::reload(const std::function<Config()>& load) {
     spdlog::error("reload refused, the configuration in use stays: {}", e.what());
     return;
   }
+  auto keys = readTrustedKeys(next.security);
+  if (!keys) {
+    spdlog::error("reload refused, the configuration in use stays: {}", keys.error());
+    static_cast<void>(readTrustedKeys(config_.security));  // watch the file in use again
+    return;
+  }
   // What the worker was built with: a new value waits for a restart.
   const auto kept = keptUntilRestart(config_, next);
   // Applied: runs admitted before keep their templates and output limits, and the values they
@@ -278,12 +331,15 @@ void Worker::reload(const std::function<Config()>& load) {
   config_.worker.log_level = next.worker.log_level;
   config_.secrets = next.secrets;
   config_.output = next.output;
+  config_.security = next.security;
+  applySecurity(*keys);
   resolver_->reconfigure(std::move(secret_settings));
   runs_->supervisor().setOutput(config_.output);
   metrics_.addTemplates(knownLabels(config_).templates);
   dispatcher_->setTemplates(next.templates);
   spdlog::info(
-      "reloaded: {} template(s), secret settings (cache emptied), output limits, log level {}{}",
+      "reloaded: {} template(s), secret settings (cache emptied), output limits, signature "
+      "settings and keys, log level {}{}",
       config_.templates.size(), config_.worker.log_level,
       kept.empty() ? std::string()
                    : fmt::format("; changed but kept until a restart: {}", fmt::join(kept, ", ")));

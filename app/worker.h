@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <expected>
 #include <functional>
 #include <map>
 #include <memory>
@@ -19,6 +20,7 @@
 #include <string_view>
 #include <utility>
 
+#include "adapters.h"
 #include "outpost/common/clock.h"
 #include "outpost/common/config.h"
 #include "outpost/consumer/control_listener.h"
@@ -37,8 +39,8 @@
 #include "outpost/secrets/async_resolver.h"
 #include "outpost/secrets/masker.h"
 #include "outpost/secrets/resolver.h"
+#include "outpost/security/jwks_file.h"
 #include "outpost/v1/worker.pb.h"
-#include "adapters.h"
 #include "worker_state.h"
 
 namespace outpost::app {
@@ -63,8 +65,7 @@ class Worker final : public consumer::RebalanceListener, private dispatch::Owner
   void reload(const std::function<Config()>& load);
 
   void onAssigned(const std::vector<TopicPartition>& partitions) override;
-  void onRevoked(const std::vector<TopicPartition>& partitions,
-                 consumer::Revocation how) override;
+  void onRevoked(const std::vector<TopicPartition>& partitions, consumer::Revocation how) override;
 
  private:
   // The owner loop's steps: a poll of the jobs consumer, then the chores: the control topic,
@@ -81,6 +82,11 @@ class Worker final : public consumer::RebalanceListener, private dispatch::Owner
   void declareLost(const std::string& worker, const std::string& incarnation,
                    const std::string& why);
   void pollControl();
+  // The JWKS file of `security` (watched from now on), or nullptr when security.commands is off.
+  std::expected<std::shared_ptr<const security::KeySet>, std::string> readTrustedKeys(
+      const SecurityConfig& security);
+  // config_.security with `keys`, to the dispatcher; says what it is.
+  void applySecurity(std::shared_ptr<const security::KeySet> keys);
   // Runs `body`, a wait of the poll thread of at most `bound`: the probes are told `what` (see
   // ops::Health::beginWait) and outpost_poll_thread_wait_seconds_total{wait} counts its time.
   void announcedWait(std::string_view wait, std::string what, Millis bound,
@@ -138,10 +144,13 @@ class Worker final : public consumer::RebalanceListener, private dispatch::Owner
   std::unique_ptr<events::TransactionalPublisher> txn_;  // exactly-once only
   std::unique_ptr<consumer::RunStore> run_store_;
   std::unique_ptr<WorkerLeases> worker_leases_;  // leases_ and the fence of lost workers
+  // security.trusted_keys, looked at every kTrustedKeysLook for a change (unset when off).
+  std::optional<security::JwksFile> trusted_keys_;
+  std::chrono::steady_clock::time_point last_keys_look_;
   std::unique_ptr<lineage::HttpLineageTransport> lineage_http_;  // lineage.transport http or both
   std::unique_ptr<consumer::JobConsumer> consumer_;
   std::unique_ptr<consumer::ControlListener> control_;  // polled on the poll thread; posts nothing
-  std::unique_ptr<WorkerPorts> ports_;  // the above, as the dispatcher sees them
+  std::unique_ptr<WorkerPorts> ports_;                  // the above, as the dispatcher sees them
   std::unique_ptr<dispatch::Dispatcher> dispatcher_;
   std::unique_ptr<ops::HttpEndpoint> http_;  // last: it reads health_ and metrics_
 };

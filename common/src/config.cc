@@ -408,6 +408,7 @@ constexpr KeySpec kConfigKeys[] = {
     {"http", KeyKind::kSection, &kHttpSchema},
     {"log", KeyKind::kSection, &kLogSchema},
     {"lineage", KeyKind::kSection, &kLineageSchema},
+    {"security", KeyKind::kSection, &kSecuritySchema},
     {"templates", KeyKind::kNamedSections, &kTemplateSchema, "<name>"}};
 constexpr Schema kConfigSchema{kConfigKeys};
 
@@ -424,6 +425,7 @@ Config parseTopLevel(Section top) {
   c.http = parseHttp(top.section("http"));
   c.log = parseLog(top.section("log"));
   c.lineage = parseLineage(top.section("lineage"));
+  c.security = parseSecurity(top.section("security"));
   top.forEachEntry("templates", [&](const std::string& name, Section t) {
     c.templates[name] = parseTemplate(name, std::move(t));
   });

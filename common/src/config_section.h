@@ -106,6 +106,8 @@ class Section {
 // The sections parsed outside config.cc, by their owners.
 extern const Schema kSecretsSchema;
 SecretsConfig parseSecrets(Section s);
+extern const Schema kSecuritySchema;
+SecurityConfig parseSecurity(Section s);
 extern const Schema kTemplateSchema;
 TemplateConfig parseTemplate(const std::string& name, Section s);
 

@@ -139,40 +139,55 @@ std::expected<Payload, std::string> structuredCloudEvent(std::string_view bytes)
   return p;
 }
 
-std::expected<Payload, std::string> unwrap(std::string_view bytes,
-                                           const std::vector<events::Header>& headers,
-                                           Encoding& encoding) {
+bool declaresJson(const std::optional<std::string>& content_type) {
+  return content_type && isJsonType(*content_type);
+}
+
+// How a message is written, from its headers and first bytes; decodes nothing but, for a JSON
+// object without headers, whether it has "specversion".
+Encoding classify(std::string_view bytes, const std::vector<events::Header>& headers) {
   const auto content_type = header(headers, "content-type");
   const bool structured_type =
       content_type && lower(*content_type).starts_with("application/cloudevents+json");
-  if (auto spec = header(headers, "ce_specversion"); spec && !structured_type) {
-    encoding = Encoding::kCloudEventBinary;
+  if (header(headers, "ce_specversion") && !structured_type) return Encoding::kCloudEventBinary;
+  if (structured_type) return Encoding::kCloudEventStructured;
+  // A CloudEvent in structured mode from a producer that cannot set headers.
+  if (trimmedStart(bytes).starts_with('{')) {
+    auto doc = nlohmann::json::parse(bytes, nullptr, false);
+    if (doc.is_object() && doc.contains("specversion")) return Encoding::kCloudEventStructured;
+  }
+  if (declaresJson(content_type) || trimmedStart(bytes).starts_with('{')) return Encoding::kJson;
+  if (!bytes.empty() && bytes.front() == '\0') return Encoding::kSchemaRegistry;
+  return Encoding::kProtobuf;
+}
+
+std::expected<Payload, std::string> unwrap(std::string_view bytes,
+                                           const std::vector<events::Header>& headers,
+                                           Encoding& encoding) {
+  encoding = classify(bytes, headers);
+  const auto content_type = header(headers, "content-type");
+  if (encoding == Encoding::kCloudEventBinary) {
+    auto spec = header(headers, "ce_specversion");
     if (*spec != "1.0") {
       return std::unexpected("CloudEvent: ce_specversion '" + escapedExcerpt(*spec, 16) +
                              "' is not 1.0");
     }
     auto id = header(headers, "ce_id");
     if (!id || id->empty()) return std::unexpected("CloudEvent (binary mode): no ce_id header");
-    auto p = bare(bytes, encoding, content_type && isJsonType(*content_type));
+    auto p = bare(bytes, encoding, declaresJson(content_type));
     if (p) p->ce_id = *id;
     return p;
   }
-  if (structured_type) {
-    encoding = Encoding::kCloudEventStructured;
-    return structuredCloudEvent(bytes);
-  }
-  // A CloudEvent in structured mode from a producer that cannot set headers.
-  if (trimmedStart(bytes).starts_with('{')) {
-    auto doc = nlohmann::json::parse(bytes, nullptr, false);
-    if (doc.is_object() && doc.contains("specversion")) {
-      encoding = Encoding::kCloudEventStructured;
-      return structuredCloudEvent(bytes);
-    }
-  }
-  return bare(bytes, encoding, content_type && isJsonType(*content_type));
+  if (encoding == Encoding::kCloudEventStructured) return structuredCloudEvent(bytes);
+  encoding = Encoding::kProtobuf;  // bare() says which of protobuf, framed or JSON
+  return bare(bytes, encoding, declaresJson(content_type));
 }
 
 }  // namespace
+
+Encoding encodingOf(std::string_view bytes, const std::vector<events::Header>& headers) {
+  return classify(bytes, headers);
+}
 
 const char* nameOf(Encoding e) {
   switch (e) {
@@ -188,6 +203,11 @@ const char* nameOf(Encoding e) {
       return "cloudevents-structured";
   }
   return "unknown";
+}
+
+std::string_view contentTypeOf(Encoding e) {
+  const bool cloud_event = e == Encoding::kCloudEventBinary || e == Encoding::kCloudEventStructured;
+  return cloud_event ? "cloudevents" : nameOf(e);
 }
 
 std::expected<v1::JobCommand, Rejection> decodeCommand(std::string_view bytes,

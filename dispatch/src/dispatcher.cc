@@ -21,6 +21,7 @@
 #include "outpost/consumer/run_memory.h"
 #include "outpost/dispatch/admission.h"
 #include "outpost/dispatch/run_events.h"
+#include "outpost/dispatch/signatures.h"
 #include "outpost/events/wire.h"
 #include "outpost/lineage/openlineage.h"
 #include "outpost/v1/run_state.h"
@@ -64,6 +65,7 @@ struct Dispatcher::Impl final : CompletionHost {
   // it was admitted under).
   std::shared_ptr<const std::map<std::string, TemplateConfig>> templates;
   AdmissionPolicy policy;
+  SignatureSettings signatures;  // setSignatures
   RunEvents events;
   lineage::LineageBuilder lineage;
   consumer::OffsetTracker offsets;
@@ -73,8 +75,8 @@ struct Dispatcher::Impl final : CompletionHost {
   // runs by their command's run_id (a duplicate or a hand-over may share one), so that taking a
   // message does not look through every queued run.
   std::unordered_multimap<std::string, std::uint64_t> by_run_id;
-  std::deque<std::uint64_t> queue;  // admitted, waiting for a slot, in arrival order
-  std::size_t queued_bytes = 0;     // the bytes of the commands in `queue`
+  std::deque<std::uint64_t> queue;    // admitted, waiting for a slot, in arrival order
+  std::size_t queued_bytes = 0;       // the bytes of the commands in `queue`
   std::size_t dead_letter_bytes = 0;  // of dead letters not yet acknowledged (Run's)
   std::map<std::string, unsigned> running_per_template;
   std::size_t running = 0;  // runs holding a slot (starting or running)
@@ -83,7 +85,7 @@ struct Dispatcher::Impl final : CompletionHost {
   std::uint64_t next_id = 1;
   bool draining = false;
   bool abandoned = false;  // see Dispatcher::abandon
-  bool held = false;  // see Dispatcher::hold
+  bool held = false;       // see Dispatcher::hold
   std::uint64_t skipped_other_pool = 0;
   consumer::RunMemory<EndedRun> ended{kRememberedRuns};         // runs that ended here, by run_id
   consumer::RunMemory<CancelRequest> cancels{kRememberedRuns};  // cancels received, by run_id
@@ -110,6 +112,25 @@ struct Dispatcher::Impl final : CompletionHost {
 
   void onMessage(consumer::ConsumedMessage message) {
     if (draining) return;  // fetched before the pause; not taken, so not committed
+    // The signature is checked before the value is decoded. What is decoded of a command that
+    // fails the check serves only to skip another pool's command and to name the run in its
+    // REJECTED event: nothing of it runs.
+    std::optional<security::SignatureRefusal> unsigned_why;
+    std::optional<security::VerifiedCommand> signed_by;
+    if (signatures.mode != CommandSigning::kOff) {
+      const auto encoding = consumer::encodingOf(message.value, message.headers);
+      auto verified = checkSignature(SignedRecord{.value = message.value,
+                                                  .headers = &message.headers,
+                                                  .topic = message.tp.topic,
+                                                  .kind = security::CommandKind::kJob,
+                                                  .cty = consumer::contentTypeOf(encoding)},
+                                     config.worker.pool, signatures, ports.clock.now());
+      if (verified) {
+        signed_by = std::move(*verified);
+      } else {
+        unsigned_why = std::move(verified.error());
+      }
+    }
     auto decoded = consumer::decodeCommand(message.value, message.headers);
     Run& run = newRun(message.tp, message.offset,
                       decoded ? std::move(*decoded) : std::move(decoded.error().partial));
@@ -117,14 +138,27 @@ struct Dispatcher::Impl final : CompletionHost {
     run.bytes = message.value.size();
     run.tracked = true;
     offsets.begin(run.tp, run.offset);
-    if (!decoded) return reject(run, message, reason::kUndecodable, decoded.error().reason);
-    if (consumer::isForAnotherPool(run.command, config.worker.pool)) {
+    if (decoded && consumer::isForAnotherPool(run.command, config.worker.pool)) {
       // Pools sharing a jobs topic each read every command: another pool's is not bad input.
       ++skipped_other_pool;
       logRun(spdlog::level::debug, fieldsOf(run.command),
              "run {}: for pool '{}', not '{}': skipped ({} so far)", run.command.run_id(),
              run.command.pool(), config.worker.pool, skipped_other_pool);
       return skip(run, reason::kOtherPool);
+    }
+    if (signed_by && decoded) {
+      unsigned_why = checkSignedId(*signed_by, run.command.run_id());
+      if (!unsigned_why) {
+        unsigned_why = checkKeyPolicy(*signed_by, "run", run.command.job_type(), config.worker.pool,
+                                      signatures);
+      }
+    }
+    if (unsigned_why && !refusedUnsigned(run, message, *unsigned_why)) return;
+    if (!decoded) return reject(run, message, reason::kUndecodable, decoded.error().reason);
+    if (signed_by && !unsigned_why) {
+      logRun(spdlog::level::debug, fieldsOf(run.command), "run {}: signed by key {}{}",
+             run.command.run_id(), signed_by->kid,
+             signed_by->claims.iss.empty() ? "" : " (" + signed_by->claims.iss + ")");
     }
     // The same command again while its run is here (a redelivery after a rebalance that gave the
     // partition back, or a commit that did not reach the broker): the run is this one's.
@@ -155,6 +189,22 @@ struct Dispatcher::Impl final : CompletionHost {
     // claims), or already ended.
     run.attempts = ports.attempts.decide(run.command, config.worker.max_attempts, false);
     consider(run, message);
+  }
+
+  // A command whose signature `require` would refuse: refused under require (false: the caller
+  // stops), counted and logged under warn (true: it goes on).
+  bool refusedUnsigned(Run& run, const consumer::ConsumedMessage& message,
+                       const security::SignatureRefusal& why) {
+    if (signatures.mode == CommandSigning::kRequire) {
+      reject(run, message, security::reasonOf(why.check), why.message);
+      return false;
+    }
+    ports.observer.signatureWarning(security::reasonOf(why.check));
+    logRun(spdlog::level::warn, fieldsOf(run.command),
+           "run {} ({}[{}]@{}) would be refused when security.commands is require: {}",
+           run.command.run_id().empty() ? "unknown" : run.command.run_id(), message.tp.topic,
+           message.tp.partition, message.offset, why.message);
+    return true;
   }
 
   Run& newRun(const TopicPartition& tp, std::int64_t offset, v1::JobCommand command) {
@@ -372,11 +422,10 @@ struct Dispatcher::Impl final : CompletionHost {
       e.set_attempt(run.attempts.attempt - 1);
       e.set_redelivered(false);
       e.set_retrying(true);
-      e.set_message(run.lost_why.empty()
-                        ? fmt::format("worker {} was lost while running it",
-                                      run.attempts.lost_worker)
-                        : fmt::format("worker {} was lost while running it: {}",
-                                      run.attempts.lost_worker, run.lost_why));
+      e.set_message(run.lost_why.empty() ? fmt::format("worker {} was lost while running it",
+                                                       run.attempts.lost_worker)
+                                         : fmt::format("worker {} was lost while running it: {}",
+                                                       run.attempts.lost_worker, run.lost_why));
       run.sequence = 0;  // the sequence counts the events of this attempt
       lost = events::OutRecord{config.topics.events, -1, e.run_id(), events::toWire(e), {}};
     }
@@ -629,9 +678,8 @@ struct Dispatcher::Impl final : CompletionHost {
           }));
     }
     if (config.lineage.toKafka()) {
-      completion->publish(run,
-                          events::OutRecord{config.topics.lineage, -1, key, std::move(json), {}},
-                          partOf(run));
+      completion->publish(
+          run, events::OutRecord{config.topics.lineage, -1, key, std::move(json), {}}, partOf(run));
     }
   }
 
@@ -913,10 +961,10 @@ struct Dispatcher::Impl final : CompletionHost {
 
   struct LostWorker {
     std::string why;
-    std::string incarnation;  // the latest that claimed runs
-    bool fence = false;    // it must be fenced before its runs run again
-    bool fenced = false;   // it was
-    bool stopped = false;  // it stopped cleanly
+    std::string incarnation;                  // the latest that claimed runs
+    bool fence = false;                       // it must be fenced before its runs run again
+    bool fenced = false;                      // it was
+    bool stopped = false;                     // it stopped cleanly
     std::map<std::string, std::string> runs;  // run_id -> the incarnation that claimed it
     std::set<std::int32_t> partitions;
     std::map<std::int32_t, std::int64_t> barriers;  // runs partition -> its barrier's offset
@@ -954,9 +1002,10 @@ struct Dispatcher::Impl final : CompletionHost {
 
   void fence(const std::string& worker, LostWorker w, std::size_t held_runs) {
     // Logged once it counts as lost (fenced): until then the watch may try every second.
-    spdlog::debug("worker {}'s lease lapsed ({}): fencing it, unless it is still in the group; "
-                  "then the {} run(s) it held on partition(s) {} run again here",
-                  worker, w.why, held_runs, fmt::join(w.partitions, ","));
+    spdlog::debug(
+        "worker {}'s lease lapsed ({}): fencing it, unless it is still in the group; "
+        "then the {} run(s) it held on partition(s) {} run again here",
+        worker, w.why, held_runs, fmt::join(w.partitions, ","));
     w.fenced = true;
     auto incarnation = w.incarnation, why = w.why;
     ports.leases->fence(worker, incarnation, why,
@@ -971,16 +1020,17 @@ struct Dispatcher::Impl final : CompletionHost {
     if (!error.empty()) {
       recovering.erase(worker);
       if (auto& last = not_lost_yet[worker]; last != error) {
-        spdlog::warn("worker {} is not counted lost yet: {}; its runs run again once it is",
-                     worker, error);
+        spdlog::warn("worker {} is not counted lost yet: {}; its runs run again once it is", worker,
+                     error);
         last = error;
       }
       return;
     }
     not_lost_yet.erase(worker);
-    spdlog::warn("worker {} counts as lost ({}): the runs it held on partition(s) {} run again "
-                 "here",
-                 worker, w.why, fmt::join(w.partitions, ","));
+    spdlog::warn(
+        "worker {} counts as lost ({}): the runs it held on partition(s) {} run again "
+        "here",
+        worker, w.why, fmt::join(w.partitions, ","));
     readAgain(worker, std::move(w));
   }
 
@@ -1017,9 +1067,8 @@ struct Dispatcher::Impl final : CompletionHost {
     for (auto p : w.partitions) {
       if (assigned(p)) partitions.push_back(p);
     }
-    const bool barriers_written = std::ranges::none_of(w.barriers, [](const auto& kv) {
-      return kv.second < 0;
-    });
+    const bool barriers_written =
+        std::ranges::none_of(w.barriers, [](const auto& kv) { return kv.second < 0; });
     if (partitions.empty()) return (void)recovering.erase(worker);
     if (!barriers_written || !ports.attempts.restore(partitions, w.barriers)) {
       unread.emplace_back(worker, std::move(w));  // the next watch tries again
@@ -1042,9 +1091,10 @@ struct Dispatcher::Impl final : CompletionHost {
     }
     recovering.erase(worker);
     if (!still.empty() && !w.fenced) {
-      spdlog::warn("worker {} counts as lost ({}): the {} run(s) it held on partition(s) {} run "
-                   "again here",
-                   worker, w.why, still.size(), fmt::join(partitions, ","));
+      spdlog::warn(
+          "worker {} counts as lost ({}): the {} run(s) it held on partition(s) {} run "
+          "again here",
+          worker, w.why, still.size(), fmt::join(partitions, ","));
     }
     for (const auto& run_id : still) rerunLost(*ports.attempts.find(run_id), w.why);
     updatePause();
@@ -1085,6 +1135,10 @@ Dispatcher::Dispatcher(const Config& config, Environment worker_env, Ports ports
     : impl_(std::make_unique<Impl>(config, std::move(worker_env), ports)) {}
 
 Dispatcher::~Dispatcher() = default;
+
+void Dispatcher::setSignatures(SignatureSettings settings) {
+  impl_->signatures = std::move(settings);
+}
 
 void Dispatcher::setTemplates(std::map<std::string, TemplateConfig> templates) {
   impl_->templates =

@@ -74,6 +74,11 @@ Metrics::Metrics(Known known)
                     .Name("outpost_rejected_total")
                     .Help("Commands refused (REJECTED, sent to the dead-letter topic), by reason")
                     .Register(*registry_)),
+      signature_warnings_(BuildCounter()
+                              .Name("outpost_signature_warnings_total")
+                              .Help("Commands run although security.commands: require would have "
+                                    "refused them (security.commands is warn), by reason")
+                              .Register(*registry_)),
       dlq_(BuildCounter()
                .Name("outpost_dlq_total")
                .Help("Records written to the dead-letter topic")
@@ -147,6 +152,10 @@ Metrics::Metrics(Known known)
   for (const char* kind : {"assigned", "revoked", "lost"}) rebalances_.Add({{"kind", kind}});
   for (auto reason : known.skips) skipped_.Add({{"reason", std::string(reason)}});
   for (auto reason : known.refusals) rejected_.Add({{"reason", std::string(reason)}});
+  for (auto reason : known.signature_checks) {
+    rejected_.Add({{"reason", std::string(reason)}});
+    signature_warnings_.Add({{"reason", std::string(reason)}});
+  }
   for (auto c : known.commit_failures) commit_failures_.Add({{"class", std::string(c)}});
   for (const char* wait : {"restore", "reread", "revoke"}) poll_thread_waits_.Add({{"wait", wait}});
   auto all = std::move(templates_);
@@ -192,6 +201,10 @@ void Metrics::runEnded(const std::string& tmpl, std::string_view state, double d
 
 void Metrics::commandSkipped(std::string_view reason) {
   skipped_.Add({{"reason", std::string(reason)}}).Increment();
+}
+
+void Metrics::signatureWarning(std::string_view reason) {
+  signature_warnings_.Add({{"reason", std::string(reason)}}).Increment();
 }
 
 void Metrics::commandRejected(std::string_view reason) {

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "oauth_internal.h"
+#include "outpost/common/base64.h"
 #include "outpost/secrets/crc32c.h"
 #include "outpost/secrets/sigv4.h"
 #include "provider_internal.h"
@@ -132,31 +133,6 @@ GcpConfig resolveGcpConfig(GcpConfig c, const Environment& env) {
 
 // --- helpers ---
 
-std::string base64UrlEncode(std::string_view bytes) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
-  std::size_t i = 0;
-  for (; i + 3 <= bytes.size(); i += 3) {
-    const std::uint32_t v = static_cast<unsigned char>(bytes[i]) << 16 |
-                            static_cast<unsigned char>(bytes[i + 1]) << 8 |
-                            static_cast<unsigned char>(bytes[i + 2]);
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += kAlphabet[(v >> 6) & 63];
-    out += kAlphabet[v & 63];
-  }
-  if (const std::size_t rest = bytes.size() - i; rest > 0) {
-    std::uint32_t v = static_cast<unsigned char>(bytes[i]) << 16;
-    if (rest == 2) v |= static_cast<unsigned char>(bytes[i + 1]) << 8;
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    if (rest == 2) out += kAlphabet[(v >> 6) & 63];
-  }
-  return out;
-}
-
 std::expected<std::string, std::string> gcpVersionName(const SecretRef& ref,
                                                        const std::string& project) {
   static constexpr const char* kForms =
@@ -230,7 +206,7 @@ std::expected<SecretValue, std::string> makeGcpJwtAssertion(
                                  {"aud", audience},
                                  {"iat", iat},
                                  {"exp", iat + 3600}};
-  std::string signing_input = base64UrlEncode(header.dump()) + "." + base64UrlEncode(claims.dump());
+  std::string signing_input = encodeBase64Url(header.dump()) + "." + encodeBase64Url(claims.dump());
 
   MdCtx ctx(EVP_MD_CTX_new());
   std::size_t size = 0;
@@ -245,7 +221,7 @@ std::expected<SecretValue, std::string> makeGcpJwtAssertion(
   ERR_clear_error();
   if (!ok) return std::unexpected("signing the JWT with the private_key failed");
   signature.resize(size);
-  signing_input += "." + base64UrlEncode(signature);
+  signing_input += "." + encodeBase64Url(signature);
   return SecretValue(std::move(signing_input));
 }
 

@@ -1012,3 +1012,48 @@ TEST(LineageConfig, UnknownHttpKeysAreRejectedWithTheirPath) {
 
 }  // namespace
 }  // namespace outpost
+
+// ---------------------------------------------------------------------------------------------
+// security
+
+namespace outpost {
+namespace {
+
+TEST(ConfigSecurity, CommandsAreNotCheckedUnlessAskedAndRequireNeedsTrustedKeys) {
+  Config c = parseConfig("", {});
+  EXPECT_EQ(c.security.commands, CommandSigning::kOff);
+  EXPECT_EQ(c.security.max_command_lifetime, minutes(15));
+  EXPECT_EQ(c.security.clock_leeway, seconds(60));
+  EXPECT_THAT(errorOf("security: {commands: require}"),
+              AllOf(HasSubstr("'security.trusted_keys'"), HasSubstr("require")));
+  EXPECT_THAT(errorOf("security: {commands: sometimes}"),
+              HasSubstr("'security.commands' must be off, warn or require"));
+  c = parseConfig(R"(security:
+  commands: warn
+  trusted_keys: /etc/outpost/jwks.json
+  max_command_lifetime: 5m
+  clock_leeway: 10s
+  keys:
+    scheduler: {templates: ["ingest-*"], actions: [run, cancel], pools: [etl]}
+)",
+                  {});
+  EXPECT_EQ(c.security.commands, CommandSigning::kWarn);
+  EXPECT_EQ(c.security.max_command_lifetime, minutes(5));
+  EXPECT_EQ(c.security.clock_leeway, seconds(10));
+  const auto& p = c.security.keys.at("scheduler");
+  EXPECT_EQ(p.templates, std::vector<std::string>{"ingest-*"});
+  EXPECT_EQ(p.actions, (std::vector<std::string>{"run", "cancel"}));
+  EXPECT_EQ(p.pools, std::vector<std::string>{"etl"});
+}
+
+TEST(ConfigSecurity, AKeyPolicyTakesOnlyKnownActionsAndKeys) {
+  EXPECT_THAT(errorOf("security: {keys: {k1: {actions: [run, delete]}}}"),
+              AllOf(HasSubstr("'security.keys.k1.actions'"), HasSubstr("'delete'")));
+  EXPECT_THAT(errorOf("security: {keys: {k1: {template: [x]}}}"),
+              HasSubstr("security.keys.k1.template"));
+  EXPECT_THAT(errorOf("security: {max_command_lifetime: 0s}"),
+              HasSubstr("'security.max_command_lifetime' must be at least 1s"));
+}
+
+}  // namespace
+}  // namespace outpost

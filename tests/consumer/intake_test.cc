@@ -350,3 +350,40 @@ TEST(AdmitCommand, NoTemplatesMeansNothingIsAdmitted) {
 
 }  // namespace
 }  // namespace outpost::consumer
+
+namespace outpost::consumer {
+namespace {
+
+// A signature names the encoding it covers, and the worker checks it before decoding: encodingOf
+// must tell what decodeCommand then finds, for every form, and contentTypeOf names the claim.
+TEST(Encodings, EncodingOfTellsWhatDecodingFindsBeforeDecoding) {
+  const std::string proto = bytesOf(fullCommand());
+  const std::string json = jsonOf(fullCommand());
+  const nlohmann::json event = {{"specversion", "1.0"},
+                                {"id", "e"},
+                                {"source", "s"},
+                                {"type", "t"},
+                                {"data", nlohmann::json::parse(json)}};
+  const std::vector<std::pair<std::string, std::vector<events::Header>>> forms = {
+      {proto, {}},
+      {json, {}},
+      {proto, {{"content-type", "application/json"}}},  // said to be JSON: read as JSON
+      {std::string("\0\0\0\0\1\0", 6) + proto, {}},
+      {proto, {{"ce_specversion", "1.0"}, {"ce_id", "e"}}},
+      {event.dump(), {}},
+      {event.dump(), {{"content-type", "application/cloudevents+json"}}},
+  };
+  for (const auto& [bytes, headers] : forms) {
+    Encoding found{};
+    static_cast<void>(decodeCommand(bytes, headers, &found));
+    EXPECT_EQ(nameOf(encodingOf(bytes, headers)), std::string(nameOf(found)));
+  }
+  EXPECT_EQ(contentTypeOf(Encoding::kCloudEventBinary), "cloudevents");
+  EXPECT_EQ(contentTypeOf(Encoding::kCloudEventStructured), "cloudevents");
+  EXPECT_EQ(contentTypeOf(Encoding::kSchemaRegistry), "schema-registry");
+  EXPECT_EQ(contentTypeOf(Encoding::kProtobuf), "protobuf");
+  EXPECT_EQ(contentTypeOf(Encoding::kJson), "json");
+}
+
+}  // namespace
+}  // namespace outpost::consumer

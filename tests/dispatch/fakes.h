@@ -213,16 +213,16 @@ class FakeAttempts final : public AttemptStore {
     return out;
   }
   // A claim another worker holds, as the runs topic would show it.
-  void claimedBy(const std::string& worker, const std::string& incarnation,
-                 const v1::JobCommand& c, std::int32_t partition, std::int64_t offset,
-                 std::uint32_t starts = 1) {
+  void claimedBy(const std::string& worker, const std::string& incarnation, const v1::JobCommand& c,
+                 std::int32_t partition, std::int64_t offset, std::uint32_t starts = 1) {
     consumer::AttemptDecision a;
     a.starts = starts;
     auto r = consumer::RunStore::startRecord(c, a, {"test.jobs", partition}, offset, worker, {});
     r.set_incarnation(incarnation);
     records[c.run_id()] = std::move(r);
   }
-  events::OutRecord recordStart(const v1::JobCommand& command, const consumer::AttemptDecision& admission,
+  events::OutRecord recordStart(const v1::JobCommand& command,
+                                const consumer::AttemptDecision& admission,
                                 const TopicPartition& source, std::int64_t offset) override {
     auto r = consumer::RunStore::startRecord(command, admission, source, offset, "w-test", {});
     r.set_incarnation("self");
@@ -230,8 +230,7 @@ class FakeAttempts final : public AttemptStore {
   }
   events::OutRecord recordEnd(const v1::JobCommand& command, std::uint32_t starts,
                               v1::RunState terminal, const TopicPartition& source,
-                              std::int64_t offset, std::uint32_t releases,
-                              bool released) override {
+                              std::int64_t offset, std::uint32_t releases, bool released) override {
     auto r = consumer::RunStore::endRecord(command, starts, terminal, source, offset, "w-test", {},
                                            releases, released);
     r.set_incarnation("self");
@@ -363,6 +362,9 @@ class RecordingObserver final : public Observer {
     calls.push_back("rejected " + std::string(reason));
   }
   void deadLettered() override { calls.push_back("dead letter"); }
+  void signatureWarning(std::string_view reason) override {
+    calls.push_back("signature warning " + std::string(reason));
+  }
   std::vector<std::string> calls;
 };
 
@@ -411,12 +413,14 @@ struct Harness {
   std::int64_t send(const v1::JobCommand& c, std::int32_t partition = 0) {
     return sendBytes(c.SerializeAsString(), partition);
   }
-  std::int64_t sendBytes(std::string bytes, std::int32_t partition = 0) {
+  std::int64_t sendBytes(std::string bytes, std::int32_t partition = 0,
+                         std::vector<events::Header> headers = {}) {
     consumer::ConsumedMessage m;
     m.tp = jobs(partition);
     m.offset = next_offset[partition]++;
     m.key = "k";
     m.value = std::move(bytes);
+    m.headers = std::move(headers);
     m.timestamp = record_time;
     dispatcher->onMessage(std::move(m));
     settle();

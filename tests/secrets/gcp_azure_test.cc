@@ -83,20 +83,6 @@ TEST(Crc32c, ContinuesOverPieces) {
   }
 }
 
-// --- base64url ---
-
-TEST(Base64Url, EncodesWithoutPaddingInTheUrlAlphabet) {
-  EXPECT_EQ(base64UrlEncode(""), "");
-  EXPECT_EQ(base64UrlEncode("f"), "Zg");
-  EXPECT_EQ(base64UrlEncode("fo"), "Zm8");
-  EXPECT_EQ(base64UrlEncode("foo"), "Zm9v");
-  EXPECT_EQ(base64UrlEncode("foob"), "Zm9vYg");
-  EXPECT_EQ(base64UrlEncode("\xFB\xFF"), "-_8");
-  std::string all;
-  for (int i = 0; i < 256; ++i) all += static_cast<char>(i);
-  EXPECT_EQ(base64UrlDecode(base64UrlEncode(all)), all);
-}
-
 // --- GCP reference forms ---
 
 TEST(GcpVersionName, FullShortAndProjectRelativeForms) {

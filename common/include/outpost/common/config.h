@@ -191,6 +191,35 @@ struct RunnerConfig {
   std::string cgroup = "auto";
 };
 
+// Signed commands (security.*): whether a command must carry a valid `outpost-signature` token
+// (security/command_token.h) before it runs.
+enum class CommandSigning {
+  kOff,      // not checked; the worker says so at start and in `outpost check`
+  kWarn,     // checked; what `require` would refuse is counted and logged, and runs
+  kRequire,  // checked; refused commands are dead-lettered and REJECTED
+};
+const char* nameOf(CommandSigning mode);
+
+// The actions a key may sign: running a template, and the control commands.
+inline constexpr std::array<std::string_view, 4> kSignedActions = {"run", "cancel", "drain",
+                                                                   "resume"};
+
+// What one trusted key may sign (security.keys.<kid>), so that a scheduler's key cannot drain the
+// fleet. A kid without an entry may sign everything.
+struct KeyPolicy {
+  std::vector<std::string> templates = {"*"};  // globs of job_type
+  std::vector<std::string> actions = {"run", "cancel", "drain", "resume"};
+  std::vector<std::string> pools = {"*"};  // globs of pool names
+};
+
+struct SecurityConfig {
+  CommandSigning commands = CommandSigning::kOff;
+  std::string trusted_keys;                     // a JWKS file; required unless commands is off
+  Millis max_command_lifetime{15 * 60 * 1000};  // exp - iat at most
+  Millis clock_leeway{60 * 1000};               // for exp, nbf and iat
+  std::map<std::string, KeyPolicy> keys;        // by kid
+};
+
 // How the worker's log lines look (log.*).
 struct LogConfig {
   // "text", "json" (one object per line, run fields as fields), or "auto": text when standard
@@ -372,6 +401,7 @@ struct Config {
   LogConfig log;
   LineageConfig lineage;
   SecretsConfig secrets;
+  SecurityConfig security;
   std::map<std::string, TemplateConfig> templates;
 };
 

@@ -36,6 +36,15 @@ struct Rejection {
 enum class Encoding { kProtobuf, kSchemaRegistry, kJson, kCloudEventBinary, kCloudEventStructured };
 const char* nameOf(Encoding e);
 
+// Which of the encodings above a message is written in, from its headers and first bytes, without
+// decoding it: what decodeCommand() finds, told before it runs (a signature names the encoding it
+// covers).
+Encoding encodingOf(std::string_view bytes, const std::vector<events::Header>& headers);
+
+// The content type a signed command's `cty` claim names for an encoding: "protobuf",
+// "schema-registry", "json" or "cloudevents" (either mode).
+std::string_view contentTypeOf(Encoding e);
+
 // Decodes a JobCommand in any of the encodings above and checks what every command must have.
 // A CloudEvent's id is kept as the command's label ce_id. `encoding`, when given, is set to what
 // the message was found to be (also when it is then refused).

@@ -20,6 +20,7 @@
 #include "outpost/consumer/control_listener.h"
 #include "outpost/consumer/job_consumer.h"
 #include "outpost/dispatch/ports.h"
+#include "outpost/dispatch/signatures.h"
 
 namespace outpost::dispatch {
 
@@ -60,6 +61,9 @@ class Dispatcher {
   // A reload: commands admitted from now on are admitted under `templates`; runs admitted before
   // keep the templates they were admitted under.
   void setTemplates(std::map<std::string, TemplateConfig> templates);
+  // Whether commands must be signed, and by which keys (at start, and on every reload or change of
+  // the JWKS file); until it is called, signatures are not checked.
+  void setSignatures(SignatureSettings settings);
   void stopAll(const std::string& reason);
   // This worker was fenced (another counted it lost and runs its runs again): takes nothing new,
   // drops what was not claimed, stops every run, and writes nothing more about any of them (their
@@ -69,10 +73,10 @@ class Dispatcher {
   // consumer's close waits for it).
   void close();
 
-  bool idle() const;            // no run is held (live or waiting to be committed)
+  bool idle() const;              // no run is held (live or waiting to be committed)
   std::size_t unsettled() const;  // runs not retired (live, or waiting to be acknowledged)
-  std::size_t running() const;  // runs holding a slot
-  std::size_t queued() const;   // admitted runs waiting for a slot
+  std::size_t running() const;    // runs holding a slot
+  std::size_t queued() const;     // admitted runs waiting for a slot
   // For each partition it took commands from: the first offset whose command is not finished
   // (or one past the last taken): what the group commits next.
   std::map<TopicPartition, std::int64_t> unfinishedFrom() const;

@@ -52,9 +52,9 @@ class Poster {
 };
 
 // The callback a port runs on its own thread: it touches nothing but `poster`, and posts `f` with
-// the callback's arguments (taken by value, moved into the closure) to run on the owner. Every hand-off from another thread goes
-// through one of these, so that a callback in flight never dereferences an object its thread does
-// not own, whatever has been destroyed meanwhile.
+// the callback's arguments (taken by value, moved into the closure) to run on the owner. Every
+// hand-off from another thread goes through one of these, so that a callback in flight never
+// dereferences an object its thread does not own, whatever has been destroyed meanwhile.
 template <typename F>
 auto onOwner(Poster& poster, F f) {
   return [&poster, f = std::move(f)](auto... args) {
@@ -219,6 +219,9 @@ class Observer {
                         std::optional<std::chrono::milliseconds> /*ran*/) {}
   virtual void commandSkipped(std::string_view /*reason*/) {}
   virtual void commandRejected(std::string_view /*reason*/) {}
+  // security.commands is warn and a command `require` would refuse runs (`reason`: as for
+  // commandRejected).
+  virtual void signatureWarning(std::string_view /*reason*/) {}
   virtual void deadLettered() {}
   // The lineage HTTP transport gave up on a record.
   virtual void lineageHttpFailed() {}
@@ -233,7 +236,7 @@ struct Ports {
   TransactionSink* transactions;  // exactly-once delivery; nullptr for at-least-once
   RunExecutor& executor;
   AttemptStore& attempts;
-  Leases* leases;                 // nullptr: claims are never found lost (the local replay)
+  Leases* leases;  // nullptr: claims are never found lost (the local replay)
   SecretSource& secrets;
   LineageEndpoint* lineage_http;  // nullptr without the HTTP transport
   const Clock& clock;

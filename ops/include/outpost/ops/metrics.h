@@ -36,6 +36,8 @@ class Metrics {
     std::set<std::string> templates;      // the only values the template label takes, with "other"
     std::vector<std::string_view> skips;  // commandSkipped's reasons
     std::vector<std::string_view> refusals;  // commandRejected's reasons
+    // The reasons a signature is refused for (commandRejected, signatureWarning).
+    std::vector<std::string_view> signature_checks;
     std::vector<std::string_view> commit_failures;  // setOffsetCommitFailures' classes
   };
   explicit Metrics(Known known);
@@ -58,6 +60,8 @@ class Metrics {
   void runEnded(const std::string& tmpl, std::string_view state, double duration);
   // A command was read and not run, for `reason` (other_pool, already_ended).
   void commandSkipped(std::string_view reason);
+  // security.commands is warn and a command that `require` would refuse for `reason` ran.
+  void signatureWarning(std::string_view reason);
   // A command was refused (REJECTED, to the dead-letter topic), for a fixed-word `reason`.
   void commandRejected(std::string_view reason);
   // A record went to the dead-letter topic.
@@ -109,6 +113,7 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& pool_workers_;
   prometheus::Family<prometheus::Counter>& skipped_;
   prometheus::Family<prometheus::Counter>& rejected_;
+  prometheus::Family<prometheus::Counter>& signature_warnings_;
   prometheus::Counter& dlq_;
   prometheus::Gauge& paused_;
   prometheus::Gauge& buffered_;

@@ -150,7 +150,4 @@ std::expected<AccessToken, std::string> parseGcpTokenResponse(
 // the version (last segment of name). The error never holds the payload.
 std::expected<FetchedSecret, std::string> parseGcpAccessResponse(std::string_view json);
 
-// RFC 4648 base64url without padding, as JWTs use it.
-std::string base64UrlEncode(std::string_view bytes);
-
 }  // namespace outpost::secrets

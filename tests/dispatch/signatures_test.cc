@@ -1,0 +1,131 @@
+// Signed commands in the run lifecycle, on fakes (fakes.h): under require only what a trusted key
+// signed runs and every refusal names its check; under warn everything runs and what require would
+// refuse is reported; another pool's command is skipped whatever its signature; key policies.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "fakes.h"
+#include "outpost/dispatch/signatures.h"
+
+namespace outpost::dispatch::test {
+namespace {
+
+using security::SigningKey;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+struct Signer {
+  SigningKey key = SigningKey::generateEd25519();
+  std::string kid = "k1";
+
+  std::shared_ptr<const security::KeySet> keySet() const {
+    return std::make_shared<const security::KeySet>(
+        *security::KeySet::parseJwks(*security::addToJwks("", key.publicJwk(kid))));
+  }
+  std::vector<events::Header> sign(
+      const Harness& h, const std::string& value, const std::string& run_id,
+      const std::function<void(security::CommandClaims&)>& change = {}) const {
+    auto claims = security::claimsFor(value, h.config.topics.jobs, {h.config.worker.pool},
+                                      security::CommandKind::kJob, run_id, "protobuf", "test",
+                                      h.clock.now(), std::chrono::minutes(5));
+    if (change) change(claims);
+    return {{"outpost-signature", security::signCommandToken(key, kid, claims)}};
+  }
+};
+
+SignatureSettings settings(CommandSigning mode, const Signer& signer,
+                           std::map<std::string, KeyPolicy> policies = {}) {
+  SignatureSettings s;
+  s.mode = mode;
+  s.keys = signer.keySet();
+  s.policies = std::move(policies);
+  return s;
+}
+
+TEST(DispatcherSignatures, RequireRunsASignedCommandAndRefusesAnUnsignedOneNamingTheCheck) {
+  Harness h;
+  Signer signer;
+  h.dispatcher->setSignatures(settings(CommandSigning::kRequire, signer));
+  auto good = command("ok");
+  const auto value = good.SerializeAsString();
+  h.sendBytes(value, 0, signer.sign(h, value, good.run_id()));
+  EXPECT_NE(h.executor.find(good.run_id()), nullptr) << "a signed command runs";
+
+  auto bare = command("ok");
+  h.send(bare);
+  EXPECT_EQ(h.executor.find(bare.run_id()), nullptr);
+  auto t = h.terminalsOf(bare.run_id());
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_EQ(t[0].state(), v1::REJECTED);
+  EXPECT_THAT(t[0].message(), HasSubstr("signature: unsigned"));
+  EXPECT_EQ(h.deadLetters(), 1u);
+  EXPECT_THAT(h.observer.calls, ::testing::Contains("rejected signature_missing"));
+}
+
+TEST(DispatcherSignatures, WarnRunsWhatRequireWouldRefuseAndReportsIt) {
+  Harness h;
+  Signer signer;
+  h.dispatcher->setSignatures(settings(CommandSigning::kWarn, signer));
+  auto bare = command("ok");
+  h.send(bare);
+  EXPECT_NE(h.executor.find(bare.run_id()), nullptr);
+  EXPECT_EQ(h.deadLetters(), 0u);
+  EXPECT_THAT(h.observer.calls, ElementsAre("signature warning signature_missing"));
+}
+
+TEST(DispatcherSignatures, TheIdInsideTheValueMustBeTheSignedOne) {
+  Harness h;
+  Signer signer;
+  h.dispatcher->setSignatures(settings(CommandSigning::kRequire, signer));
+  auto c = command("ok");
+  const auto value = c.SerializeAsString();
+  h.sendBytes(value, 0,
+              signer.sign(h, value, c.run_id(), [](auto& claims) { claims.jti = "another"; }));
+  EXPECT_THAT(h.statesOf(c.run_id()), ElementsAre(v1::REJECTED));
+  EXPECT_THAT(h.terminalsOf(c.run_id())[0].message(), HasSubstr("signed for id another"));
+}
+
+TEST(DispatcherSignatures, AnotherPoolsCommandIsSkippedWhateverItsSignature) {
+  Harness h;
+  Signer signer;
+  h.dispatcher->setSignatures(settings(CommandSigning::kRequire, signer));
+  auto c = command("ok");
+  c.set_pool("gpu");
+  h.send(c);  // unsigned, and signed for no pool of ours: not ours to refuse
+  EXPECT_TRUE(h.events().empty());
+  EXPECT_EQ(h.deadLetters(), 0u);
+  EXPECT_EQ(h.dispatcher->skippedForOtherPools(), 1u);
+}
+
+TEST(DispatcherSignatures, AKeysPolicyLimitsTemplatesActionsAndPools) {
+  Harness h;
+  Signer signer;
+  KeyPolicy only_ok;
+  only_ok.templates = {"o*"};
+  only_ok.actions = {"run"};
+  h.dispatcher->setSignatures(settings(CommandSigning::kRequire, signer, {{"k1", only_ok}}));
+  auto allowed = command("ok");
+  auto v1 = allowed.SerializeAsString();
+  h.sendBytes(v1, 0, signer.sign(h, v1, allowed.run_id()));
+  EXPECT_NE(h.executor.find(allowed.run_id()), nullptr);
+  auto refused = command("sleep", {{"secs", "1"}});
+  auto v2 = refused.SerializeAsString();
+  h.sendBytes(v2, 0, signer.sign(h, v2, refused.run_id()));
+  EXPECT_THAT(h.terminalsOf(refused.run_id())[0].message(),
+              HasSubstr("key k1 may not run template sleep"));
+
+  security::VerifiedCommand v;
+  v.kid = "k1";
+  auto s = settings(CommandSigning::kRequire, signer, {{"k1", only_ok}});
+  EXPECT_THAT(checkKeyPolicy(v, "drain", "", "main", s)->message,
+              HasSubstr("key k1 may not drain"));
+  only_ok.pools = {"etl"};
+  s.policies["k1"] = only_ok;
+  EXPECT_THAT(checkKeyPolicy(v, "run", "ok", "main", s)->message,
+              HasSubstr("may not sign for pool main"));
+  v.kid = "k2";  // no policy: anything
+  EXPECT_EQ(checkKeyPolicy(v, "drain", "", "main", s), std::nullopt);
+}
+
+}  // namespace
+}  // namespace outpost::dispatch::test
