@@ -24,16 +24,26 @@ std::string requester(const ControlOptions& o) {
 
 // Writes `cmd` keyed by `key` and prints its command_id; kExitKafka when the broker did not take
 // it.
-int send(const Config& config, const std::string& verb, const std::string& key,
-         v1::ControlCommand cmd) {
+// Signed with o.sign when given, for `pool` (the drained pool, else the configuration's).
+int send(const Config& config, const ControlOptions& o, const std::string& verb,
+         const std::string& key, v1::ControlCommand cmd, const std::string& pool = "") {
   SystemClock clock;
   UuidGenerator uuids(clock);
   cmd.set_command_id(uuids.next());
   cmd.set_issued_at_ms(toUnixMillis(clock.now()));
+  const std::string value = cmd.SerializeAsString();
+  const auto headers =
+      signatureHeaders(o.sign, value,
+                       SignedFacts{.topic = config.topics.control,
+                                   .pools = {pool.empty() ? config.worker.pool : pool},
+                                   .kind = security::CommandKind::kControl,
+                                   .jti = cmd.command_id(),
+                                   .cty = "protobuf"},
+                       clock);
   events::KafkaProducer producer(config.kafka, {});
   std::atomic<int> result{0};
   std::string error;
-  producer.produce(config.topics.control, key, cmd.SerializeAsString(), {},
+  producer.produce(config.topics.control, key, value, headers,
                    [&](const events::DeliveryReport& r) {
                      if (!r.ok()) error = r.why();
                      result = r.ok() ? 1 : 2;
@@ -84,6 +94,7 @@ CLI::App* addCancelCommand(CLI::App& app, ControlOptions& o) {
                     "ended otherwise first, 7 no end within --wait-timeout, 8 Kafka error");
   sub->add_option("--wait-timeout", o.wait_timeout, "With --wait: give up after this long")
       ->needs(wait);
+  addSignOptions(sub, o.sign);
   return sub;
 }
 
@@ -97,6 +108,7 @@ CLI::App* addDrainCommand(CLI::App& app, ControlOptions& o) {
   sub->add_flag("--handover", o.handover,
                 "Leave the consumer group: the rest of the pool takes the partitions now");
   sub->add_option("--reason", o.reason, "Why, in words; shown in the workers' status");
+  addSignOptions(sub, o.sign);
   return sub;
 }
 
@@ -105,6 +117,7 @@ CLI::App* addResumeCommand(CLI::App& app, ControlOptions& o) {
       "resume", "Undo a drain: the workers take commands again; prints the command_id");
   addClientOptions(sub, o.client);
   addWorkers(sub, o);
+  addSignOptions(sub, o.sign);
   return sub;
 }
 
@@ -122,7 +135,7 @@ int cmdCancel(const ControlOptions& o) {
   std::unique_ptr<RunWaiter> waiter;
   if (o.wait) waiter = std::make_unique<RunWaiter>(config);  // before the cancel is written
   // Keyed by run_id: every cancel of one run lands on one partition, in order.
-  if (int sent = send(config, "cancel", o.run_id, std::move(cmd)); sent != 0 || !waiter) {
+  if (int sent = send(config, o, "cancel", o.run_id, std::move(cmd)); sent != 0 || !waiter) {
     return sent;
   }
   return waitAndReport(*waiter, o.run_id, wait_timeout, false, "cancel");
@@ -135,7 +148,7 @@ int cmdDrain(const ControlOptions& o) {
   drain->set_handover(o.handover);
   drain->set_reason(o.reason);
   drain->set_requested_by(requester(o));
-  return send(clientConfig(o.client), "drain", key, std::move(cmd));
+  return send(clientConfig(o.client), o, "drain", key, std::move(cmd), o.pool);
 }
 
 int cmdResume(const ControlOptions& o) {
@@ -143,7 +156,7 @@ int cmdResume(const ControlOptions& o) {
   auto* resume = cmd.mutable_resume();
   auto key = select(o, "resume", resume->mutable_workers());
   resume->set_requested_by(requester(o));
-  return send(clientConfig(o.client), "resume", key, std::move(cmd));
+  return send(clientConfig(o.client), o, "resume", key, std::move(cmd), o.pool);
 }
 
 }  // namespace outpost::app

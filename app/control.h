@@ -5,6 +5,7 @@
 #include <string>
 
 #include "client_config.h"
+#include "signing.h"
 
 namespace CLI {
 class App;
@@ -21,6 +22,7 @@ struct ControlOptions {
   std::string reason, requested_by;
   bool wait = false;  // cancel: until the run ends (run_wait.h)
   std::string wait_timeout;
+  SignOptions sign;
 };
 
 // Adds `cancel`, `drain` and `resume`, filling `options`; each returns its subcommand.

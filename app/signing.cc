@@ -58,6 +58,10 @@ void addSignOptions(CLI::App* sub, SignOptions& o) {
                   "How long the signature is valid (at most security.max_command_lifetime)")
       ->needs(key);
   sub->add_option("--sign-issuer", o.issuer, "The signer's name (the token's iss)")->needs(key);
+  sub->add_option("--sign-pool", o.pools,
+                  "A pool the command may be read in (repeatable; default: the command's pool, "
+                  "else the configuration's worker.pool)")
+      ->needs(key);
 }
 
 std::vector<events::Header> signatureHeaders(const SignOptions& o, std::string_view value,
@@ -70,8 +74,8 @@ std::vector<events::Header> signatureHeaders(const SignOptions& o, std::string_v
   }
   auto key = security::SigningKey::loadPemFile(o.key_file);
   if (!key) throw ConfigError("--sign-key: " + key.error());
-  auto claims = security::claimsFor(value, facts.topic, facts.pools, facts.kind, facts.jti,
-                                    facts.cty, o.issuer, clock.now(),
+  auto claims = security::claimsFor(value, facts.topic, o.pools.empty() ? facts.pools : o.pools,
+                                    facts.kind, facts.jti, facts.cty, o.issuer, clock.now(),
                                     std::chrono::duration_cast<std::chrono::seconds>(*lifetime));
   return {events::Header{std::string(security::kSignatureHeader),
                          security::signCommandToken(*key, o.kid, claims)}};

@@ -19,10 +19,11 @@ struct SignOptions {
   std::string kid;
   std::string lifetime = "5m";
   std::string issuer;
+  std::vector<std::string> pools;  // --sign-pool: the pools it may run in; default: see callers
   bool given() const { return !key_file.empty(); }
 };
 
-// Adds --sign-key, --kid, --sign-lifetime and --sign-issuer.
+// Adds --sign-key, --kid, --sign-lifetime, --sign-issuer and --sign-pool.
 void addSignOptions(CLI::App* sub, SignOptions& o);
 
 // What a signed command record's token covers, besides its value.
@@ -34,8 +35,8 @@ struct SignedFacts {
   std::string cty;  // "protobuf", ...
 };
 
-// The outpost-signature header for `value`, or no header when no key is given. Throws ConfigError
-// for a key that cannot be read or a bad lifetime.
+// The outpost-signature header for `value`, or no header when no key is given; --sign-pool, when
+// given, replaces facts.pools. Throws ConfigError for a key that cannot be read or a bad lifetime.
 std::vector<events::Header> signatureHeaders(const SignOptions& o, std::string_view value,
                                              const SignedFacts& facts, const Clock& clock);
 

@@ -393,6 +393,7 @@ void Worker::pollControl() {
       continue;
     }
     auto* m = std::get_if<consumer::ControlMessage>(&*followed);
+    if (!dispatcher_->admitControl(*m)) continue;
     try {
       if (m->command.has_drain() || m->command.has_resume()) {
         onWorkerControl(*m);

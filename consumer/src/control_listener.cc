@@ -9,6 +9,7 @@
 #include <librdkafka/rdkafka.h>
 #include <spdlog/spdlog.h>
 
+#include "message_headers.h"
 #include "outpost/common/thread_name.h"
 #include "outpost/events/kafka.h"
 
@@ -332,6 +333,11 @@ std::optional<Followed> ControlListener::poll() {
     out.timestamp = ts >= 0 ? std::chrono::system_clock::time_point(std::chrono::milliseconds(ts))
                             : impl_->clock.now();
     out.replayed = impl_->isReplay(m->partition, m->offset, out.timestamp);
+    // Kept for the signature check, which covers these exact bytes.
+    out.value.assign(value);
+    forEachHeader(m.get(), [&](std::string name, std::string header_value) {
+      out.headers.push_back({std::move(name), std::move(header_value)});
+    });
     auto decoded = decodeControlCommand(value);
     if (!decoded) {
       // Not a job: nothing to run and no run to report on, so no dead-letter copy and no event.

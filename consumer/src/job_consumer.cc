@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
+#include "message_headers.h"
 #include "outpost/events/kafka.h"
 #include "outpost/events/transactional_publisher.h"
 
@@ -292,16 +293,9 @@ std::optional<ConsumedMessage> JobConsumer::poll(std::chrono::milliseconds timeo
   }
   if (m->key) out.key.assign(static_cast<const char*>(m->key), m->key_len);
   if (m->payload) out.value.assign(static_cast<const char*>(m->payload), m->len);
-  rd_kafka_headers_t* hdrs = nullptr;
-  if (rd_kafka_message_headers(m.get(), &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-    const char* name;
-    const void* value;
-    size_t size;
-    for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &value, &size) == 0; ++i) {
-      out.headers.push_back(
-          {name, value ? std::string(static_cast<const char*>(value), size) : ""});
-    }
-  }
+  forEachHeader(m.get(), [&](std::string name, std::string value) {
+    out.headers.push_back({std::move(name), std::move(value)});
+  });
   return out;
 }
 
@@ -347,11 +341,12 @@ void JobConsumer::commit(const std::map<TopicPartition, std::int64_t>& offsets, 
     spdlog::warn("offset commit not sent: {}", rd_kafka_err2str(err));
     return;
   }
-  rd_kafka_event_t* event =
-      rd_kafka_queue_poll(answer.get(), static_cast<int>(std::chrono::milliseconds(kAwaitCommit).count()));
+  rd_kafka_event_t* event = rd_kafka_queue_poll(
+      answer.get(), static_cast<int>(std::chrono::milliseconds(kAwaitCommit).count()));
   if (!event) {
-    spdlog::warn("offset commit not answered within {} s; it is committed again with the next commit",
-                 kAwaitCommit.count());
+    spdlog::warn(
+        "offset commit not answered within {} s; it is committed again with the next commit",
+        kAwaitCommit.count());
     return;
   }
   rd_kafka_event_destroy(event);
@@ -392,8 +387,9 @@ bool JobConsumer::close(std::chrono::milliseconds timeout) {
       return false;
     }
     // librdkafka 2.0.2 workaround: as events, not callbacks. The queue also holds fetched
-    // messages and other ops that no callback serves (rd_kafka_queue_poll_callback() asserts on those: librdkafka 2.0.2's
-    // rd_kafka_q_serve "res != RD_KAFKA_OP_RES_PASS" aborted a closing worker).
+    // messages and other ops that no callback serves (rd_kafka_queue_poll_callback() asserts on
+    // those: librdkafka 2.0.2's rd_kafka_q_serve "res != RD_KAFKA_OP_RES_PASS" aborted a closing
+    // worker).
     rd_kafka_event_t* event = rd_kafka_queue_poll(events.get(), 100);
     if (!event) continue;
     switch (rd_kafka_event_type(event)) {
@@ -402,8 +398,8 @@ bool JobConsumer::close(std::chrono::milliseconds timeout) {
                          rd_kafka_event_topic_partition_list(event));
         break;
       case RD_KAFKA_EVENT_OFFSET_COMMIT:
-        Impl::onCommit(rk, rd_kafka_event_error(event),
-                       rd_kafka_event_topic_partition_list(event), impl_.get());
+        Impl::onCommit(rk, rd_kafka_event_error(event), rd_kafka_event_topic_partition_list(event),
+                       impl_.get());
         break;
       default:  // fetched messages, statistics, errors: nothing is taken while closing
         break;

@@ -6,6 +6,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "message_headers.h"
 #include "outpost/events/kafka.h"
 #include "retry.h"
 
@@ -153,18 +154,9 @@ ReadResult TopicReader::poll(std::chrono::milliseconds timeout) {
   r.record.timestamp_ms = rd_kafka_message_timestamp(m.get(), nullptr);
   if (m->key) r.record.key.assign(static_cast<const char*>(m->key), m->key_len);
   if (m->payload) r.record.value.assign(static_cast<const char*>(m->payload), m->len);
-  rd_kafka_headers_t* headers = nullptr;
-  if (rd_kafka_message_headers(m.get(), &headers) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-    const char* name = nullptr;
-    const void* value = nullptr;
-    std::size_t size = 0;
-    for (std::size_t i = 0;
-         rd_kafka_header_get_all(headers, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR;
-         ++i) {
-      r.record.headers.emplace_back(
-          name, value ? std::string(static_cast<const char*>(value), size) : std::string());
-    }
-  }
+  forEachHeader(m.get(), [&](std::string name, std::string value) {
+    r.record.headers.emplace_back(std::move(name), std::move(value));
+  });
   return r;
 }
 

@@ -66,6 +66,7 @@ struct Dispatcher::Impl final : CompletionHost {
   std::shared_ptr<const std::map<std::string, TemplateConfig>> templates;
   AdmissionPolicy policy;
   SignatureSettings signatures;  // setSignatures
+  SingleUse control_uses;        // signed control commands acted on (admitControl)
   RunEvents events;
   lineage::LineageBuilder lineage;
   consumer::OffsetTracker offsets;
@@ -803,6 +804,61 @@ struct Dispatcher::Impl final : CompletionHost {
     return std::ranges::find(assigned, TopicPartition{config.topics.jobs, 0}) != assigned.end();
   }
 
+  // The signature check of a control command (cancel, drain, resume), under warn or require: the
+  // token, the command_id inside it, the key's policy for the action, and single use on this
+  // worker within the token's lifetime. A refused one is logged and counted on every worker (each
+  // reads every control command; none is dead-lettered, as none is for an undecodable one), and a
+  // refused cancel is answered with a NOTICE by the worker holding its run.
+  bool admitControl(const consumer::ControlMessage& m) {
+    if (signatures.mode == CommandSigning::kOff) return true;
+    const auto& c = m.command;
+    const std::string_view action = c.has_cancel() ? "cancel" : c.has_drain() ? "drain" : "resume";
+    const auto now = ports.clock.now();
+    auto refusal = [&]() -> std::optional<security::SignatureRefusal> {
+      auto verified = checkSignature(SignedRecord{.value = m.value,
+                                                  .headers = &m.headers,
+                                                  .topic = m.tp.topic,
+                                                  .kind = security::CommandKind::kControl,
+                                                  .cty = "protobuf"},
+                                     config.worker.pool, signatures, now);
+      if (!verified) return std::move(verified.error());
+      if (auto wrong = checkSignedId(*verified, c.command_id())) return wrong;
+      if (auto refused = checkKeyPolicy(*verified, action, "", config.worker.pool, signatures)) {
+        return refused;
+      }
+      const auto until =
+          std::chrono::system_clock::time_point(std::chrono::seconds(verified->claims.exp)) +
+          signatures.limits.leeway;
+      const auto where = fmt::format("{}[{}]@{}", m.tp.topic, m.tp.partition, m.offset);
+      if (!control_uses.use(c.command_id(), where, until, now)) {
+        return security::SignatureRefusal{
+            security::SignatureCheck::kReplayed,
+            "replayed: control command " + c.command_id() + " was already used here"};
+      }
+      return std::nullopt;
+    }();
+    if (!refusal) return true;
+    const auto reason = security::reasonOf(refusal->check);
+    if (signatures.mode == CommandSigning::kWarn) {
+      ports.observer.signatureWarning(reason);
+      spdlog::warn("control {}[{}]@{}: {} would be refused when security.commands is require: {}",
+                   m.tp.topic, m.tp.partition, m.offset, action, refusal->message);
+      return true;
+    }
+    ports.observer.commandRejected(reason);
+    spdlog::warn("control {}[{}]@{}: {} {} refused: {}", m.tp.topic, m.tp.partition, m.offset,
+                 action, c.command_id(), refusal->message);
+    if (c.has_cancel() && !m.replayed) {
+      if (Run* run = findRun(c.cancel().run_id());
+          run && run->ours() && run->phase != Phase::kFinished) {
+        auto e = newEvent(*run, v1::NOTICE);
+        e.set_message("cancel " + c.command_id() + " refused: " + refusal->message);
+        publishEvent(*run, e);
+      }
+    }
+    return false;
+  }
+
   void onControl(const consumer::ControlMessage& m) {
     if (!m.command.has_cancel()) return;
     const auto& c = m.command.cancel();
@@ -1135,6 +1191,10 @@ Dispatcher::Dispatcher(const Config& config, Environment worker_env, Ports ports
     : impl_(std::make_unique<Impl>(config, std::move(worker_env), ports)) {}
 
 Dispatcher::~Dispatcher() = default;
+
+bool Dispatcher::admitControl(const consumer::ControlMessage& message) {
+  return impl_->admitControl(message);
+}
 
 void Dispatcher::setSignatures(SignatureSettings settings) {
   impl_->signatures = std::move(settings);

@@ -79,4 +79,20 @@ std::optional<security::SignatureRefusal> checkSignedId(const security::Verified
                                         ", the command is " + escapedExcerpt(id, 40)};
 }
 
+bool SingleUse::use(const std::string& id, const std::string& where,
+                    std::chrono::system_clock::time_point until,
+                    std::chrono::system_clock::time_point now) {
+  while (!by_expiry_.empty() && by_expiry_.begin()->first < now) {
+    auto it = used_.find(by_expiry_.begin()->second);
+    if (it != used_.end() && it->second.until < now) used_.erase(it);
+    by_expiry_.erase(by_expiry_.begin());
+  }
+  auto [it, first] = used_.try_emplace(id, Use{where, until});
+  if (first) {
+    by_expiry_.emplace(until, id);
+    return true;
+  }
+  return it->second.where == where;
+}
+
 }  // namespace outpost::dispatch

@@ -127,5 +127,20 @@ TEST(DispatcherSignatures, AKeysPolicyLimitsTemplatesActionsAndPools) {
   EXPECT_EQ(checkKeyPolicy(v, "drain", "", "main", s), std::nullopt);
 }
 
+TEST(SingleUse, AnIdIsUsedOnceWhereverElseItComesAgainUntilItExpires) {
+  SingleUse uses;
+  const auto t0 = std::chrono::system_clock::time_point{} + std::chrono::hours(1000);
+  const auto until = t0 + std::chrono::minutes(5);
+  EXPECT_TRUE(uses.use("c1", "control[0]@7", until, t0));
+  EXPECT_TRUE(uses.use("c1", "control[0]@7", until, t0 + std::chrono::seconds(1)))
+      << "the same record read again";
+  EXPECT_FALSE(uses.use("c1", "control[0]@9", until, t0 + std::chrono::minutes(4))) << "a copy";
+  EXPECT_TRUE(uses.use("c2", "control[0]@9", until, t0));
+  // Past its expiry it is forgotten (its token is refused as expired by then anyway).
+  EXPECT_TRUE(uses.use("c3", "control[0]@10", until + std::chrono::minutes(10),
+                       until + std::chrono::seconds(1)));
+  EXPECT_EQ(uses.size(), 1u);
+}
+
 }  // namespace
 }  // namespace outpost::dispatch::test

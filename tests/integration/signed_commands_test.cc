@@ -15,6 +15,7 @@
 #include "harness.h"
 #include "outpost/security/command_token.h"
 #include "outpost/security/keys.h"
+#include "outpost/v1/control.pb.h"
 #include "scrape.h"
 
 namespace outpost::test {
@@ -290,6 +291,101 @@ TEST(SignedCommands, KeygenAndSubmitSignAsTheWorkerRequires) {
   auto [unsigned_status, unsigned_out] =
       runCli(topics, "submit -t ok --pool " + pool + " --wait --wait-timeout 60s");
   EXPECT_EQ(unsigned_status, 5) << "REJECTED: " << unsigned_out;
+  // A signed cancel (its pool from --sign-pool: the client's configuration names none).
+  auto [sleep_status, sleep_out] =
+      runCli(topics, "submit -t sleep -a secs=300 --pool " + pool + " --sign-key " +
+                         keys.path("cli.pem") + " --kid cli-key");
+  ASSERT_EQ(sleep_status, 0);
+  const std::string run_id = sleep_out.substr(0, sleep_out.find('\n'));
+  TopicReader events(topics.events);
+  ASSERT_TRUE(waitForState(events, run_id, v1::STARTED));
+  auto [cancel_status, cancel_out] =
+      runCli(topics, "cancel --run " + run_id + " --sign-key " + keys.path("cli.pem") +
+                         " --kid cli-key --sign-pool " + pool + " --wait --wait-timeout 60s");
+  EXPECT_EQ(cancel_status, 0) << "CANCELLED: " << cancel_out;
+}
+
+}  // namespace
+}  // namespace outpost::test
+
+namespace outpost::test {
+namespace {
+
+// A control command (cancel, drain) signed here with `change` applied to its claims; returns the
+// value and the token.
+std::pair<std::string, std::string> signedControl(
+    const SigningKey& key, const std::string& kid, v1::ControlCommand c, const Topics& topics,
+    const std::string& pool, const std::function<void(security::CommandClaims&)>& change = {}) {
+  static int n = 0;
+  c.set_command_id("0190f5c2-0000-7000-8000-" + std::to_string(100000000000 + ++n));
+  const auto value = c.SerializeAsString();
+  auto claims = security::claimsFor(value, topics.control, {pool}, security::CommandKind::kControl,
+                                    c.command_id(), "protobuf", "test", Clock::now(), minutes(5));
+  if (change) change(claims);
+  return {value, security::signCommandToken(key, kid, claims)};
+}
+
+TEST(SignedCommands, ControlCommandsAreSignedForTheirActionAndUsedOnce) {
+  auto topics = createTopics("signed-control", 1);
+  KeyDir keys;
+  auto ops = SigningKey::generateEd25519();
+  auto scheduler = SigningKey::generateEd25519();  // may run and cancel, not drain
+  keys.trust({{"ops", &ops}, {"scheduler", &scheduler}});
+  const std::string pool = uniqueName("pool");
+  WorkerProcess worker(
+      topics, workerOptions(pool, signingYaml(keys, "require",
+                                              "  keys:\n    scheduler:\n      actions: [run, "
+                                              "cancel]\n")));
+  ASSERT_TRUE(worker.waitUntilReady());
+  const int port = worker.httpPort();
+  TopicReader events(topics.events);
+  auto c = makeCommand("sleep", {{"secs", "300"}});
+  c.set_pool(pool);
+  const auto value = c.SerializeAsString();
+  produceSigned(topics, value,
+                security::signCommandToken(scheduler, "scheduler",
+                                           goodClaims(value, topics, pool, c.run_id())));
+  ASSERT_TRUE(waitForState(events, c.run_id(), v1::STARTED));
+
+  v1::ControlCommand cancel;
+  cancel.mutable_cancel()->set_run_id(c.run_id());
+  cancel.mutable_cancel()->set_reason("test");
+  // Unsigned: refused, and the worker holding the run says so.
+  {
+    auto unsigned_cancel = cancel;
+    unsigned_cancel.set_command_id("0190f5c2-0000-7000-8000-000000000001");
+    produce(topics.control, c.run_id(), unsigned_cancel.SerializeAsString());
+  }
+  ASSERT_TRUE(waitUntil([&] {
+    events.readFor(std::chrono::milliseconds(200));
+    for (const auto& e : decodeEvents(events.records())) {
+      if (e.run_id() == c.run_id() && e.state() == v1::NOTICE &&
+          e.message().find("refused: signature: unsigned") != std::string::npos) {
+        return true;
+      }
+    }
+    return false;
+  })) << "no NOTICE for the refused cancel";
+  // A drain by the scheduler's key: its policy refuses it; the worker keeps taking commands.
+  v1::ControlCommand drain;
+  drain.mutable_drain()->mutable_workers()->set_pool(pool);
+  auto [drain_value, drain_token] = signedControl(scheduler, "scheduler", drain, topics, pool);
+  produce(topics.control, "pool:" + pool, drain_value, {{"outpost-signature", drain_token}});
+  waitForSample(port, "outpost_rejected_total{reason=\"signature_policy\"}", 1);
+  EXPECT_EQ(get(port, "/readyz").status, 200) << "a refused drain drains nothing";
+  // A cancel for another pool: refused.
+  auto [moved_value, moved_token] = signedControl(ops, "ops", cancel, topics, "etl");
+  produce(topics.control, c.run_id(), moved_value, {{"outpost-signature", moved_token}});
+  waitForSample(port, "outpost_rejected_total{reason=\"signature_wrong_pool\"}", 1);
+  EXPECT_EQ(countState(events.records(), c.run_id(), v1::CANCELLED), 0u);
+
+  // A good cancel, written twice: the first cancels, the copy is replayed.
+  auto [cancel_value, cancel_token] = signedControl(ops, "ops", cancel, topics, pool);
+  produce(topics.control, c.run_id(), cancel_value, {{"outpost-signature", cancel_token}});
+  ASSERT_TRUE(waitForState(events, c.run_id(), v1::CANCELLED));
+  produce(topics.control, c.run_id(), cancel_value, {{"outpost-signature", cancel_token}});
+  waitForSample(port, "outpost_rejected_total{reason=\"replayed\"}", 1);
+  waitForSample(port, "outpost_rejected_total{reason=\"signature_missing\"}", 1);
 }
 
 }  // namespace

@@ -12,10 +12,12 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 #include "outpost/common/clock.h"
 #include "outpost/common/config.h"
 #include "outpost/consumer/offset_tracker.h"
+#include "outpost/events/producer.h"
 #include "outpost/v1/control.pb.h"
 #include "outpost/v1/worker.pb.h"
 
@@ -30,6 +32,9 @@ struct ControlMessage {
   // worker acts on it and remembers it, but does not answer it (it was answered when it was new).
   bool replayed = false;
   v1::ControlCommand command;
+  // The record's value and headers, as read (a signed command's token covers the value).
+  std::string value;
+  std::vector<events::Header> headers;
 };
 
 // A worker's status read from the workers topic, or its deletion (a tombstone: `status` unset).

@@ -35,7 +35,11 @@ class Dispatcher {
   // A message of the jobs topic: skipped (another pool's), refused (dead letter and REJECTED),
   // ended without running (EXPIRED, already ended, given up), or a run.
   void onMessage(consumer::ConsumedMessage message);
-  // A command of the control topic (a cancel).
+  // Whether a command of the control topic (cancel, drain, resume) may act here: with
+  // security.commands warn or require, its signature (admitControl logs and counts a refusal,
+  // and a refused cancel of a run held here gets a NOTICE). Call it before acting on any.
+  bool admitControl(const consumer::ControlMessage& message);
+  // A command of the control topic (a cancel), admitted.
   void onControl(const consumer::ControlMessage& message);
   // After the owner ran what was posted: starts what a retirement made room for, looks for runs
   // whose worker was lost (about every second), expires what is remembered of runs and cancels,

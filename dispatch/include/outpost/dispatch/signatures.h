@@ -59,4 +59,23 @@ std::optional<security::SignatureRefusal> checkKeyPolicy(const security::Verifie
 std::optional<security::SignatureRefusal> checkSignedId(const security::VerifiedCommand& verified,
                                                         std::string_view id);
 
+// The ids of signed control commands this worker acted on, each remembered until its token
+// expires: a copy of one read anywhere else within its lifetime is `replayed`. One owner thread.
+class SingleUse {
+ public:
+  // True the first time `id` is seen, and when it is seen again at the same `where` (the same
+  // record read again); false for a copy elsewhere while it is remembered (until `until`).
+  bool use(const std::string& id, const std::string& where,
+           std::chrono::system_clock::time_point until, std::chrono::system_clock::time_point now);
+  std::size_t size() const { return used_.size(); }
+
+ private:
+  struct Use {
+    std::string where;
+    std::chrono::system_clock::time_point until;
+  };
+  std::map<std::string, Use> used_;
+  std::multimap<std::chrono::system_clock::time_point, std::string> by_expiry_;
+};
+
 }  // namespace outpost::dispatch
