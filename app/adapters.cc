@@ -11,7 +11,6 @@
 namespace outpost::app {
 namespace {
 
-
 // Keeps the masker alive as long as the run's output stream uses it.
 class MaskedOutput final : public StreamRedactor {
  public:
@@ -88,8 +87,8 @@ bool RunStoreAttempts::restoreNow(const std::vector<std::int32_t>& partitions,
         "the transactional producer is not ready yet; the run state read now may miss "
         "the last records of a predecessor");
   }
-  if (auto restored = store_.restore(
-          partitions, std::max(left(), std::chrono::milliseconds(1000)), read_past)) {
+  if (auto restored = store_.restore(partitions, std::max(left(), std::chrono::milliseconds(1000)),
+                                     read_past)) {
     spdlog::info("run state of {} partition(s) restored: {} run(s) from {} record(s)",
                  restored->partitions, restored->kept, restored->records);
     return true;
@@ -188,16 +187,18 @@ std::optional<std::string> WorkerLeases::stillAMember(const std::string& worker_
     members = std::unexpected(std::string(e.what()));
   }
   if (!members) {
-    spdlog::warn("consumer group {} not described ({}); worker {} is counted lost on its lease "
-                 "alone",
-                 group_, members.error(), worker_id);
+    spdlog::warn(
+        "consumer group {} not described ({}); worker {} is counted lost on its lease "
+        "alone",
+        group_, members.error(), worker_id);
     return std::nullopt;
   }
   for (const auto& m : *members) {
     if (m.client_id == worker_id || m.group_instance_id == worker_id) {
-      return fmt::format("it is still a member of consumer group {} (from {}): its statuses "
-                         "do not reach the workers topic, but it consumes",
-                         group_, m.host);
+      return fmt::format(
+          "it is still a member of consumer group {} (from {}): its statuses "
+          "do not reach the workers topic, but it consumes",
+          group_, m.host);
     }
   }
   return std::nullopt;
@@ -260,6 +261,26 @@ RunsAndSecrets::~RunsAndSecrets() = default;
 
 std::unique_ptr<StreamRedactor> ResolverSecrets::outputRedactor() const {
   return std::make_unique<MaskedOutput>(resolver_.masker());
+}
+
+// Longest wait for a use record to be read back: past it the run ends FAILED, never started.
+constexpr std::chrono::seconds kVerdictWait{60};
+
+void LedgerUses::recordUse(const std::string& run_id, const consumer::ReadAt& at,
+                           std::function<void(std::expected<consumer::ReadAt, std::string>)> done) {
+  producer_.produce(
+      ledger_.useRecord(run_id, at, worker_id_),
+      [this, run_id, at, done = std::move(done)](const events::DeliveryReport& r) mutable {
+        if (!r.ok()) {
+          done(std::unexpected("its use record was not written: " + r.why()));
+          return;
+        }
+        inbox_.post([this, run_id, at, partition = r.partition, offset = r.offset,
+                     done = std::move(done)]() mutable {
+          ledger_.awaitVerdict(run_id, at, partition, offset, clock_.steadyNow() + kVerdictWait,
+                               std::move(done));
+        });
+      });
 }
 
 }  // namespace outpost::app

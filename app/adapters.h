@@ -276,6 +276,32 @@ class MetricsObserver final : public dispatch::Observer {
 };
 
 // Every adapter of one worker, and the Ports that name them.
+// Single use of signed commands over the runs topic (consumer::UseLedger), the use records
+// written by the events producer. The ledger belongs to the poll thread: a delivery report comes
+// back to it through the inbox.
+class LedgerUses final : public dispatch::UseRecords {
+ public:
+  LedgerUses(consumer::UseLedger& ledger, events::KafkaProducer& producer, dispatch::Poster& inbox,
+             std::string worker_id, const Clock& clock)
+      : ledger_(ledger),
+        producer_(producer),
+        inbox_(inbox),
+        worker_id_(std::move(worker_id)),
+        clock_(clock) {}
+  std::optional<consumer::ReadAt> firstUse(const std::string& run_id) const override {
+    return ledger_.firstUse(run_id);
+  }
+  void recordUse(const std::string& run_id, const consumer::ReadAt& at,
+                 std::function<void(std::expected<consumer::ReadAt, std::string>)> done) override;
+
+ private:
+  consumer::UseLedger& ledger_;
+  events::KafkaProducer& producer_;
+  dispatch::Poster& inbox_;
+  std::string worker_id_;
+  const Clock& clock_;
+};
+
 struct WorkerPorts {
   ConsumerSource source;
   ProducerSink records, start_records;

@@ -16,10 +16,11 @@
 #include "outpost/consumer/intake.h"
 #include "outpost/consumer/run_store.h"
 #include "outpost/consumer/topic_reader.h"
+#include "outpost/consumer/use_ledger.h"
 #include "outpost/v1/job.pb.h"
 #include "outpost/v1/run_record.pb.h"
-#include "outpost/v1/worker.pb.h"
 #include "outpost/v1/run_state.h"
+#include "outpost/v1/worker.pb.h"
 
 namespace outpost::app {
 namespace {
@@ -414,6 +415,8 @@ int cmdLedger(const LedgerOptions& o) {
     } else if (m.tp.topic == src.dlq_topic) {
       ++in.dlq_records;
     } else if (m.tp.topic == src.runs_topic) {
+      // Single-use records of signed commands say where a command was read, not how its run went.
+      if (m.key.starts_with(consumer::kUseKeyPrefix)) continue;
       // The last record of each run wins (the topic is compacted by run_id).
       v1::RunRecord rec;
       if (m.value.empty() || !rec.ParseFromString(m.value) || rec.run_id().empty()) {

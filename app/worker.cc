@@ -91,7 +91,8 @@ Worker::Worker(Config config, const Clock& clock)
                    : "their process group and a /proc scan for OUTPOST_RUN_ID (" +
                          runs_->supervisor().cgroupNote() + ")");
   // Kafka's own credentials may be secret references: resolved once, here, and masked like any.
-  const KafkaConfig kafka = secrets::resolveKafkaSettings(*resolver_, config_.kafka);
+  kafka_ = secrets::resolveKafkaSettings(*resolver_, config_.kafka);
+  const KafkaConfig& kafka = kafka_;
   // Before any client: a refused password or an untrusted CA stops the start with a clear
   // error instead of clients retrying forever.
   if (auto ok = events::checkConnection(kafka, kTopicCheckTimeout); !ok) {
@@ -170,6 +171,8 @@ Worker::Worker(Config config, const Clock& clock)
       config_, worker_env, ports_->ports(loop_.inbox(), *runs_, clock_));
   if (auto keys = readTrustedKeys(config_.security); !keys) {
     throw ConfigError(keys.error());
+  } else if (auto ledger = ensureUseLedger(config_.security); !ledger) {
+    throw ConfigError(ledger.error());
   } else {
     applySecurity(*keys);
   }
@@ -199,6 +202,7 @@ void Worker::chores() {
     last_status_ = now;
   }
   if (!draining_ && reload_requested_ && reload_requested_->exchange(false)) reload(*load_);
+  if (use_ledger_) use_ledger_->poll();
   if (trusted_keys_ && now - last_keys_look_ >= kTrustedKeysLook) {
     last_keys_look_ = now;
     if (trusted_keys_->changed()) {
@@ -222,6 +226,23 @@ std::expected<std::shared_ptr<const security::KeySet>, std::string> Worker::read
   auto keys = trusted_keys_->read();
   if (!keys) return std::unexpected("'security.trusted_keys': " + keys.error());
   return keys;
+}
+
+std::expected<void, std::string> Worker::ensureUseLedger(const SecurityConfig& security) {
+  if (security.commands == CommandSigning::kOff || use_ledger_) return {};
+  // A token lives at most max_command_lifetime, and its times may be off by the leeway on either
+  // side (and the workers' clocks by as much): a use older than that has no valid copy left.
+  const Millis window = security.max_command_lifetime + 3 * security.clock_leeway;
+  auto ledger = std::make_unique<consumer::UseLedger>(kafka_, config_.topics.runs,
+                                                      config_.worker.id + "-uses", window, clock_);
+  if (auto ok = ledger->start(kTopicCheckTimeout); !ok) {
+    return std::unexpected("single use of signed commands: " + ok.error());
+  }
+  use_ledger_ = std::move(ledger);
+  uses_ = std::make_unique<LedgerUses>(*use_ledger_, *producer_, loop_.inbox(), config_.worker.id,
+                                       clock_);
+  dispatcher_->setUseRecords(uses_.get());
+  return {};
 }
 
 void Worker::applySecurity(std::shared_ptr<const security::KeySet> keys) {
@@ -318,8 +339,10 @@ void Worker::reload(const std::function<Config()>& load) {
     return;
   }
   auto keys = readTrustedKeys(next.security);
-  if (!keys) {
-    spdlog::error("reload refused, the configuration in use stays: {}", keys.error());
+  auto ledger = keys ? ensureUseLedger(next.security) : std::expected<void, std::string>();
+  if (!keys || !ledger) {
+    spdlog::error("reload refused, the configuration in use stays: {}",
+                  keys ? ledger.error() : keys.error());
     static_cast<void>(readTrustedKeys(config_.security));  // watch the file in use again
     return;
   }

@@ -85,6 +85,9 @@ class Worker final : public consumer::RebalanceListener, private dispatch::Owner
   // The JWKS file of `security` (watched from now on), or nullptr when security.commands is off.
   std::expected<std::shared_ptr<const security::KeySet>, std::string> readTrustedKeys(
       const SecurityConfig& security);
+  // The single-use ledger, made (and started: it reads the runs topic) the first time
+  // `security` asks for signatures.
+  std::expected<void, std::string> ensureUseLedger(const SecurityConfig& security);
   // config_.security with `keys`, to the dispatcher; says what it is.
   void applySecurity(std::shared_ptr<const security::KeySet> keys);
   // Runs `body`, a wait of the poll thread of at most `bound`: the probes are told `what` (see
@@ -105,6 +108,7 @@ class Worker final : public consumer::RebalanceListener, private dispatch::Owner
   void updateReadiness();
 
   Config config_;
+  KafkaConfig kafka_;  // config_.kafka with its secret references resolved
   const Clock& clock_;
   std::chrono::system_clock::time_point started_at_;
   // New at every start: the runs this process holds are held by this incarnation (its statuses
@@ -136,6 +140,10 @@ class Worker final : public consumer::RebalanceListener, private dispatch::Owner
   // The supervisor and the secret stores (its resolver_ for Kafka's and lineage's own settings).
   std::unique_ptr<RunsAndSecrets> runs_;
   secrets::SecretResolver* resolver_ = nullptr;
+  // Single use of signed commands (made when security.commands is first not off): destroyed after
+  // the producer whose delivery reports reach them.
+  std::unique_ptr<consumer::UseLedger> use_ledger_;
+  std::unique_ptr<LedgerUses> uses_;
   // Events, lineage, status, dead letters: lingers to batch (kEventsLinger).
   std::unique_ptr<events::KafkaProducer> producer_;
   // The runs topic's claims (at-least-once; exactly-once they go in transactions): a launch

@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "outpost/common/clock.h"
+#include "outpost/consumer/use_ledger.h"
 #include "outpost/events/kafka.h"
 #include "outpost/events/wire.h"
 #include "outpost/v1/run_state.h"
@@ -23,7 +24,6 @@ using Steady = std::chrono::steady_clock;
 
 // Longest wait of one consumer poll inside restore(), so the deadline is checked often enough.
 constexpr std::chrono::milliseconds kPollSlice{100};
-
 
 std::uint32_t commandAttempt(const v1::JobCommand& c) {
   return c.attempt() == 0 ? 1 : c.attempt();
@@ -210,7 +210,7 @@ std::expected<std::map<std::int32_t, std::int64_t>, std::string> readCommitted(
 void take(const rd_kafka_message_t& m, const std::string& topic,
           std::unordered_map<std::string, v1::RunRecord>& found, RestoreStats& stats) {
   std::string key = m.key ? std::string(static_cast<const char*>(m.key), m.key_len) : "";
-  if (key.starts_with(kBarrierKey)) return;
+  if (key.starts_with(kBarrierKey) || key.starts_with(kUseKeyPrefix)) return;  // not runs
   if (!m.payload) {
     found.erase(key);
     return;
@@ -414,8 +414,8 @@ AttemptDecision decideAttempt(const v1::JobCommand& command, const v1::RunRecord
   if (r->state() == v1::STARTED && !r->command().empty() && !holder_lost) {
     a.verdict = AttemptDecision::Verdict::kClaimed;
     a.attempt = attempt + starts - 1;
-    a.reason = fmt::format("claimed by worker {} (attempt {}): it runs there", r->worker_id(),
-                           a.attempt);
+    a.reason =
+        fmt::format("claimed by worker {} (attempt {}): it runs there", r->worker_id(), a.attempt);
     return a;
   }
   // Anything else (STARTED, or a state this worker does not know) counts as a lost start.
@@ -474,8 +474,8 @@ v1::RunRecord RunStore::startRecord(const v1::JobCommand& command, const Attempt
 v1::RunRecord RunStore::endRecord(const v1::JobCommand& command, std::uint32_t starts,
                                   v1::RunState terminal, const TopicPartition& source,
                                   std::int64_t offset, std::string_view worker_id,
-                                  std::chrono::system_clock::time_point now,
-                                  std::uint32_t releases, bool released) {
+                                  std::chrono::system_clock::time_point now, std::uint32_t releases,
+                                  bool released) {
   auto r = baseRecord(command, starts, terminal, source, offset, worker_id, now);
   r.set_releases(releases + (released ? 1 : 0));
   if (released) {

@@ -67,6 +67,7 @@ struct Dispatcher::Impl final : CompletionHost {
   AdmissionPolicy policy;
   SignatureSettings signatures;  // setSignatures
   SingleUse control_uses;        // signed control commands acted on (admitControl)
+  UseRecords* uses = nullptr;    // single use of signed job commands (setUseRecords)
   RunEvents events;
   lineage::LineageBuilder lineage;
   consumer::OffsetTracker offsets;
@@ -177,19 +178,79 @@ struct Dispatcher::Impl final : CompletionHost {
       return other.id != run.id && other.ours() && other.phase != Phase::kFinished;
     });
     if (duplicate) {
+      // A copy of a signed command is a replay, whatever else it is.
+      const bool replay = signed_by && !unsigned_why;
       return reject(
-          run, message, reason::kDuplicate,
-          "run_id " + run.command.run_id() + " is already queued or running on this worker",
+          run, message,
+          replay ? security::reasonOf(security::SignatureCheck::kReplayed) : reason::kDuplicate,
+          std::string(replay ? "replayed: " : "") + "run_id " + run.command.run_id() +
+              " is already queued or running on this worker",
           /*publish_event=*/false);
     }
     if (pastDeadline(run.command)) {
       return endWithoutRunning(run, v1::EXPIRED,
                                "already past its deadline (not_after) when taken");
     }
-    // What the runs topic knows: claimed by a worker, started on one that was lost (before
-    // claims), or already ended.
+    if (signed_by && !unsigned_why && uses && !firstUseHere(run, message)) return;
+    decideAndConsider(run, message);
+  }
+
+  // What the runs topic knows: claimed by a worker, started on one that was lost (before claims),
+  // or already ended.
+  void decideAndConsider(Run& run, const consumer::ConsumedMessage& message) {
     run.attempts = ports.attempts.decide(run.command, config.worker.max_attempts, false);
     consider(run, message);
+  }
+
+  // Single use of a signed command: true when this record is known to be its first use (or is
+  // that record read again); false when it is refused as a replay, or while the verdict is awaited
+  // (the run waits in kCheckingUse, holding its record for a dead letter; onUseVerdict goes on).
+  bool firstUseHere(Run& run, const consumer::ConsumedMessage& message) {
+    const consumer::ReadAt here{run.tp, run.offset};
+    if (auto first = uses->firstUse(run.command.run_id())) {
+      if (*first == here) return true;
+      replayed(run, message, *first);
+      return false;
+    }
+    run.phase = Phase::kCheckingUse;
+    run.held = message;
+    uses->recordUse(run.command.run_id(), here,
+                    onOwner(ports.poster, [this, id = run.id, here](
+                                              std::expected<consumer::ReadAt, std::string> first) {
+                      onUseVerdict(id, here, std::move(first));
+                    }));
+    return false;
+  }
+
+  void onUseVerdict(std::uint64_t id, const consumer::ReadAt& here,
+                    std::expected<consumer::ReadAt, std::string> first) {
+    Run* run = findRun(id);
+    if (!run || run->phase != Phase::kCheckingUse || !run->held) return;  // dropped meanwhile
+    auto message = std::move(*run->held);
+    run->held.reset();
+    run->phase = Phase::kQueued;
+    if (!first) {
+      return endWithoutRunning(
+          *run, v1::FAILED,
+          "cannot tell whether its signed command was used before: " + first.error());
+    }
+    if (*first != here) return replayed(*run, message, *first);
+    decideAndConsider(*run, message);
+  }
+
+  // A copy of a signed command whose first use was read elsewhere: dead-lettered and counted (or,
+  // under warn, run and counted). No REJECTED event: the run id's events are the first use's.
+  void replayed(Run& run, const consumer::ConsumedMessage& message, const consumer::ReadAt& first) {
+    const auto why = fmt::format(
+        "replayed: run {} was signed for one use, first read at {}[{}]@{}; this copy is {}[{}]@{}",
+        run.command.run_id(), first.tp.topic, first.tp.partition, first.offset, message.tp.topic,
+        message.tp.partition, message.offset);
+    if (signatures.mode == CommandSigning::kWarn) {
+      refusedUnsigned(run, message, {security::SignatureCheck::kReplayed, why});
+      return decideAndConsider(run, message);
+    }
+    reject(run, message, security::reasonOf(security::SignatureCheck::kReplayed), why,
+           /*publish_event=*/false);
   }
 
   // A command whose signature `require` would refuse: refused under require (false: the caller
@@ -914,6 +975,8 @@ struct Dispatcher::Impl final : CompletionHost {
       return;
     }
     cancels.put(run_id, cancel, expires);
+    // Not admitted yet: remembered, it ends the run CANCELLED when it is queued (enqueue).
+    if (run->phase == Phase::kCheckingUse) return;
     if (run->phase == Phase::kQueued || run->phase == Phase::kResolving) {
       // A resolving run's late result finds it finished, dropped.
       if (std::erase(queue, run->id) > 0) queued_bytes -= run->bytes;
@@ -963,7 +1026,9 @@ struct Dispatcher::Impl final : CompletionHost {
       return true;
     });
     eraseRunsIf([&](const Run& r) {
-      return (r.phase == Phase::kQueued || r.phase == Phase::kResolving) && revoked(r);
+      return (r.phase == Phase::kQueued || r.phase == Phase::kResolving ||
+              r.phase == Phase::kCheckingUse) &&
+             revoked(r);
     });
     if (how == consumer::Revocation::kRevoked) {
       // Claims on their way, and ends of commands that never started, get revoke_timeout to be
@@ -1182,7 +1247,9 @@ struct Dispatcher::Impl final : CompletionHost {
     for (auto id : queue) eraseRun(id);
     queue.clear();
     queued_bytes = 0;
-    eraseRunsIf([](const Run& r) { return r.phase == Phase::kResolving; });
+    eraseRunsIf([](const Run& r) {
+      return r.phase == Phase::kResolving || r.phase == Phase::kCheckingUse;
+    });
     updatePause();
   }
 };
@@ -1191,6 +1258,10 @@ Dispatcher::Dispatcher(const Config& config, Environment worker_env, Ports ports
     : impl_(std::make_unique<Impl>(config, std::move(worker_env), ports)) {}
 
 Dispatcher::~Dispatcher() = default;
+
+void Dispatcher::setUseRecords(UseRecords* uses) {
+  impl_->uses = uses;
+}
 
 bool Dispatcher::admitControl(const consumer::ControlMessage& message) {
   return impl_->admitControl(message);

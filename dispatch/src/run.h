@@ -24,11 +24,12 @@ namespace outpost::dispatch {
 
 // Where a run is in its life. Each moves only forward.
 enum class Phase {
-  kResolving,  // admitted; its secret references are being fetched
-  kQueued,     // waiting for a slot
-  kStarting,   // holds a slot; its start record is being written
-  kRunning,    // its process was handed to the executor
-  kFinished,   // ended (or never to run): what it wrote is being acknowledged and committed
+  kCheckingUse,  // signed: whether this is its command's first use is being recorded and read back
+  kResolving,    // admitted; its secret references are being fetched
+  kQueued,       // waiting for a slot
+  kStarting,     // holds a slot; its start record is being written
+  kRunning,      // its process was handed to the executor
+  kFinished,     // ended (or never to run): what it wrote is being acknowledged and committed
 };
 
 // A cancel from the control topic, as remembered until cancel_memory passes.
@@ -44,14 +45,16 @@ struct Run {
   TopicPartition tp;
   std::int64_t offset = -1;
   v1::JobCommand command;
-  std::size_t bytes = 0;             // its record's value: what it holds while it waits
+  std::size_t bytes = 0;  // its record's value: what it holds while it waits
   // Refused: the bytes of its dead letter (the original record), held until it is acknowledged.
   std::size_t dead_letter_bytes = 0;
-  consumer::AttemptDecision attempts;      // what the runs topic said: attempt, starts, verdict
-  std::optional<Admitted> admitted;  // template and plan, once admission passed
+  consumer::AttemptDecision attempts;  // what the runs topic said: attempt, starts, verdict
+  std::optional<Admitted> admitted;    // template and plan, once admission passed
   // The templates it was admitted under, kept alive for it when a reload replaces them.
   std::shared_ptr<const std::map<std::string, TemplateConfig>> templates;
   Phase phase = Phase::kQueued;
+  // kCheckingUse: its record, kept for the dead letter a replay gets.
+  std::optional<consumer::ConsumedMessage> held;
   // Its command's offset waits for it in the offset tracker: taken from its partition, and
   // neither claimed nor ended yet (a lost worker's run taken again from its claim has none).
   bool tracked = false;

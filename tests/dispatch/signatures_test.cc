@@ -127,6 +127,93 @@ TEST(DispatcherSignatures, AKeysPolicyLimitsTemplatesActionsAndPools) {
   EXPECT_EQ(checkKeyPolicy(v, "drain", "", "main", s), std::nullopt);
 }
 
+// The pool's record of first uses, as the test says it is.
+struct FakeUses : UseRecords {
+  std::map<std::string, consumer::ReadAt> first;
+  std::vector<
+      std::pair<std::string, std::function<void(std::expected<consumer::ReadAt, std::string>)>>>
+      pending;
+  std::optional<consumer::ReadAt> firstUse(const std::string& run_id) const override {
+    auto it = first.find(run_id);
+    return it == first.end() ? std::nullopt : std::optional(it->second);
+  }
+  void recordUse(const std::string& run_id, const consumer::ReadAt& at,
+                 std::function<void(std::expected<consumer::ReadAt, std::string>)> done) override {
+    first.try_emplace(run_id, at);
+    pending.emplace_back(run_id, std::move(done));
+  }
+  // The use records are read back: each gets the first use then known.
+  void readBack() {
+    for (auto& [run_id, done] : std::exchange(pending, {})) done(first.at(run_id));
+  }
+};
+
+// A worker requiring signatures, with single use recorded in `uses`.
+class DispatcherSingleUse : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    h.dispatcher->setSignatures(settings(CommandSigning::kRequire, signer));
+    h.dispatcher->setUseRecords(&uses);
+  }
+  // Sends `c` signed; returns its offset.
+  std::int64_t sendSigned(const v1::JobCommand& c, std::int32_t partition = 0) {
+    const auto value = c.SerializeAsString();
+    return h.sendBytes(value, partition, signer.sign(h, value, c.run_id()));
+  }
+
+  Harness h;
+  Signer signer;
+  FakeUses uses;
+};
+
+TEST_F(DispatcherSingleUse, ASignedCommandRunsOnceItsFirstUseIsReadBackAndACopyIsAReplay) {
+  auto c = command("sleep", {{"secs", "5"}});
+  const auto first = sendSigned(c);
+  EXPECT_EQ(h.executor.find(c.run_id()), nullptr) << "not before its use is read back";
+  uses.readBack();
+  h.settle();
+  ASSERT_NE(h.executor.find(c.run_id()), nullptr);
+  EXPECT_EQ(uses.first.at(c.run_id()), (consumer::ReadAt{h.jobs(0), first}));
+
+  // A copy at another offset (and one on another partition), while the first runs: refused,
+  // without a second terminal event for the run.
+  sendSigned(c, 0);
+  sendSigned(c, 1);
+  EXPECT_EQ(h.deadLetters(), 2u);
+  EXPECT_TRUE(h.terminalsOf(c.run_id()).empty());
+  EXPECT_EQ(h.executor.launched.size(), 1u);
+  EXPECT_THAT(h.observer.calls, ::testing::Contains("rejected replayed"));
+  // And after it ended.
+  h.succeed(c.run_id());
+  sendSigned(c, 1);
+  EXPECT_EQ(h.deadLetters(), 3u);
+  EXPECT_THAT(h.statesOf(c.run_id()), ElementsAre(v1::STARTED, v1::SUCCEEDED));
+}
+
+TEST_F(DispatcherSingleUse, OfTwoCopiesReadAtOnceOnlyTheOneRecordedFirstRuns) {
+  auto c = command("ok");
+  sendSigned(c);
+  // Another worker's copy was recorded first: this worker learns it when its own is read back.
+  uses.first[c.run_id()] = {h.jobs(1), 40};
+  uses.readBack();
+  h.settle();
+  EXPECT_EQ(h.executor.find(c.run_id()), nullptr);
+  EXPECT_EQ(h.deadLetters(), 1u);
+  EXPECT_TRUE(h.events().empty());
+}
+
+TEST_F(DispatcherSingleUse, AUseThatCannotBeReadBackEndsTheRunFailedWithoutStarting) {
+  auto c = command("ok");
+  sendSigned(c);
+  for (auto& [run_id, done] : std::exchange(uses.pending, {})) {
+    done(std::unexpected("the runs topic did not give back its use record in time"));
+  }
+  h.settle();
+  EXPECT_THAT(h.statesOf(c.run_id()), ElementsAre(v1::FAILED));
+  EXPECT_THAT(h.terminalsOf(c.run_id())[0].message(), HasSubstr("used before"));
+  EXPECT_EQ(h.executor.launched.size(), 0u);
+}
+
 TEST(SingleUse, AnIdIsUsedOnceWhereverElseItComesAgainUntilItExpires) {
   SingleUse uses;
   const auto t0 = std::chrono::system_clock::time_point{} + std::chrono::hours(1000);

@@ -106,18 +106,20 @@ Topics createTopics(const std::string& stem, int job_partitions) {
 }
 
 void produce(const std::string& topic, const std::string& key, const std::string& value,
-             const std::vector<std::pair<std::string, std::string>>& headers) {
+             const std::vector<std::pair<std::string, std::string>>& headers,
+             std::int32_t partition) {
   static Handle producer = client(RD_KAFKA_PRODUCER, {{"linger.ms", "0"}});
   rd_kafka_headers_t* hdrs = rd_kafka_headers_new(headers.size());  // owned by the message
   for (const auto& [name, v] : headers) {
     rd_kafka_header_add(hdrs, name.data(), static_cast<ssize_t>(name.size()), v.data(),
                         static_cast<ssize_t>(v.size()));
   }
-  auto err = rd_kafka_producev(producer.get(), RD_KAFKA_V_TOPIC(topic.c_str()),
-                               RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
-                               RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
-                               RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                               RD_KAFKA_V_END);
+  auto err = rd_kafka_producev(
+      producer.get(), RD_KAFKA_V_TOPIC(topic.c_str()),
+      RD_KAFKA_V_PARTITION(partition < 0 ? RD_KAFKA_PARTITION_UA : partition),
+      RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
+      RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()), RD_KAFKA_V_HEADERS(hdrs),
+      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
   if (err) rd_kafka_headers_destroy(hdrs);
   ASSERT_EQ(err, RD_KAFKA_RESP_ERR_NO_ERROR) << rd_kafka_err2str(err);
   // Up to two minutes: a request in flight to a broker that hangs (a cluster's node paused,
@@ -342,9 +344,11 @@ WorkerProcess::WorkerProcess(const Topics& topics, Options o) {
   dir_ = (fs::temp_directory_path() / uniqueName("outpost-it")).string();
   fs::create_directories(dir_);
   std::ofstream cfg(dir_ + "/outpost.yaml");
-  cfg << "worker:\n" << (o.static_member ? "  id: " + id_ + "\n" : "") << "  pool: " << pool_ << "\n  slots: " << o.slots
-      << "\n  work_dir: " << dir_ << "/runs\n  drain_timeout: " << o.drain_timeout
-      << "\n  revoke_timeout: " << o.revoke_timeout << "\n"
+  cfg << "worker:\n"
+      << (o.static_member ? "  id: " + id_ + "\n" : "") << "  pool: " << pool_
+      << "\n  slots: " << o.slots << "\n  work_dir: " << dir_
+      << "/runs\n  drain_timeout: " << o.drain_timeout << "\n  revoke_timeout: " << o.revoke_timeout
+      << "\n"
       << o.worker_yaml
       << "kafka:\n  bootstrap_servers: " << (o.bootstrap.empty() ? bootstrap() : o.bootstrap)
       << "\n";

@@ -50,9 +50,11 @@ Topics createTopics(const std::string& stem, int job_partitions);
 
 using kafka_testing::Record;
 
-// Produces (with headers, in their order) and waits for the broker's acknowledgement.
+// Produces (with headers, in their order; to `partition`, else as the key hashes) and waits for
+// the broker's acknowledgement.
 void produce(const std::string& topic, const std::string& key, const std::string& value,
-             const std::vector<std::pair<std::string, std::string>>& headers = {});
+             const std::vector<std::pair<std::string, std::string>>& headers = {},
+             std::int32_t partition = -1);
 
 v1::JobCommand makeCommand(const std::string& job_type,
                            const std::map<std::string, std::string>& args = {});

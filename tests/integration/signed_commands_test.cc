@@ -390,3 +390,60 @@ TEST(SignedCommands, ControlCommandsAreSignedForTheirActionAndUsedOnce) {
 
 }  // namespace
 }  // namespace outpost::test
+
+namespace outpost::test {
+namespace {
+
+// A signed command runs once: a copy written again at another offset, or on another partition
+// (read by another worker of the pool), while the first runs or after it ended, is refused as
+// replayed; the first use is recorded on the runs topic.
+TEST(SignedCommands, ACopyOfASignedCommandIsRefusedAsReplayedOnAnyWorkerOfThePool) {
+  auto topics = createTopics("signed-replay", 2);
+  KeyDir keys;
+  auto k1 = SigningKey::generateEd25519();
+  keys.trust({{"k1", &k1}});
+  const std::string pool = uniqueName("pool");
+  WorkerProcess a(topics, workerOptions(pool, signingYaml(keys, "require")));
+  WorkerProcess b(topics, workerOptions(pool, signingYaml(keys, "require")));
+  ASSERT_TRUE(a.waitUntilReady());
+  ASSERT_TRUE(b.waitUntilReady());
+  ASSERT_TRUE(waitUntil([&] { return groupState(a.group()).second == 2; }));
+  ASSERT_TRUE(a.waitUntilReady() && b.waitUntilReady());
+
+  auto c = makeCommand("sleep", {{"secs", "3"}});
+  c.set_pool(pool);
+  const auto value = c.SerializeAsString();
+  const std::vector<std::pair<std::string, std::string>> signature = {
+      {"outpost-signature",
+       security::signCommandToken(k1, "k1", goodClaims(value, topics, pool, c.run_id()))}};
+  TopicReader events(topics.events);
+  produce(topics.jobs, "k", value, signature, 0);
+  ASSERT_TRUE(waitForState(events, c.run_id(), v1::STARTED));
+  // While it runs: a copy on the same partition, and one on the other (the other worker's).
+  produce(topics.jobs, "k", value, signature, 0);
+  produce(topics.jobs, "k", value, signature, 1);
+  ASSERT_TRUE(waitForState(events, c.run_id(), v1::SUCCEEDED));
+  // After it ended: copies again on both.
+  produce(topics.jobs, "k", value, signature, 0);
+  produce(topics.jobs, "k", value, signature, 1);
+
+  TopicReader dlq(topics.dlq);
+  ASSERT_TRUE(dlq.readUntil([](const auto& r) { return r.size() >= 4; }, seconds(60)))
+      << "every copy is dead-lettered";
+  for (const auto& r : dlq.records()) {
+    EXPECT_THAT(r.headers.at("outpost.dlq.reason"), HasSubstr("replayed")) << r.offset;
+  }
+  events.readFor(std::chrono::seconds(1));
+  EXPECT_EQ(countState(events.records(), c.run_id(), v1::STARTED), 1u) << "it ran once";
+  EXPECT_EQ(terminalByRun(events.records())[c.run_id()].size(), 1u);
+  // Each worker holds one partition: each refused the two copies written to it.
+  for (auto* w : {&a, &b}) {
+    EXPECT_EQ(
+        sample(get(w->httpPort(), "/metrics").body, "outpost_rejected_total{reason=\"replayed\"}"),
+        2)
+        << w->id();
+  }
+}
+
+}  // namespace
+}  // namespace outpost::test

@@ -68,6 +68,9 @@ class Dispatcher {
   // Whether commands must be signed, and by which keys (at start, and on every reload or change of
   // the JWKS file); until it is called, signatures are not checked.
   void setSignatures(SignatureSettings settings);
+  // Where single use of signed job commands is recorded (nullptr, the default: not checked, as
+  // in `replay local`). Outlives the dispatcher.
+  void setUseRecords(UseRecords* uses);
   void stopAll(const std::string& reason);
   // This worker was fenced (another counted it lost and runs its runs again): takes nothing new,
   // drops what was not claimed, stops every run, and writes nothing more about any of them (their

@@ -27,6 +27,7 @@
 #include "outpost/common/topic_partition.h"
 #include "outpost/consumer/job_consumer.h"
 #include "outpost/consumer/run_store.h"
+#include "outpost/consumer/use_ledger.h"
 #include "outpost/dispatch/admission.h"
 #include "outpost/dispatch/leases.h"
 #include "outpost/events/out_record.h"
@@ -225,6 +226,20 @@ class Observer {
   virtual void deadLettered() {}
   // The lineage HTTP transport gave up on a record.
   virtual void lineageHttpFailed() {}
+};
+
+// Single use of signed commands (consumer/use_ledger.h): where each signed run id was first read,
+// across the pool.
+class UseRecords {
+ public:
+  virtual ~UseRecords() = default;
+  // Where the first use of `run_id` was read, when one is known now.
+  virtual std::optional<consumer::ReadAt> firstUse(const std::string& run_id) const = 0;
+  // Records that `run_id` is used at `at`; `done` (any thread) gets the first use known once the
+  // record was read back (`at` when this one came first), or why that could not be told.
+  virtual void recordUse(
+      const std::string& run_id, const consumer::ReadAt& at,
+      std::function<void(std::expected<consumer::ReadAt, std::string>)> done) = 0;
 };
 
 // Everything the dispatcher talks to. References outlive it.
