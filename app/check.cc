@@ -228,16 +228,22 @@ int checkSecurity(const Config& config, const std::string& config_path, std::ost
                 " can run any template and cancel or drain");
     return 0;
   }
-  auto keys = security::KeySet::loadJwksFile(s.trusted_keys);
+  auto keys = s.trusted_keys.empty()
+                  ? security::KeySet::parseJwks(processEnvironment()[s.trusted_keys_env])
+                  : security::KeySet::loadJwksFile(s.trusted_keys);
   if (!keys) {
-    line(out, "security", false, "security.trusted_keys: " + keys.error());
+    line(out, "security", false,
+         (s.trusted_keys.empty() ? "security.trusted_keys_env: $" + s.trusted_keys_env
+                                 : "security.trusted_keys: ") +
+             keys.error());
     return 1;
   }
   std::string kids;
   for (const auto& kid : keys->kids()) kids += (kids.empty() ? "" : ", ") + kid;
   line(out, "security", true,
        std::string("security.commands is ") + nameOf(s.commands) + ": " +
-           std::to_string(keys->size()) + " trusted key(s) (" + kids + ") from " + s.trusted_keys);
+           std::to_string(keys->size()) + " trusted key(s) (" + kids + ") from " +
+           (s.trusted_keys.empty() ? "$" + s.trusted_keys_env : s.trusted_keys));
   for (const auto& [kid, policy] : s.keys) {
     if (!keys->find(kid)) {
       warning(out, "security", "security.keys." + kid + " names a key that is not trusted");

@@ -23,8 +23,10 @@
 #include "outpost/common/clock.h"
 #include "outpost/common/config.h"
 #include "outpost/common/failure.h"
+#include "outpost/consumer/dead_letter.h"
 #include "outpost/consumer/intake.h"
 #include "outpost/consumer/topic_reader.h"
+#include "outpost/dispatch/signatures.h"
 #include "outpost/events/producer.h"
 #include "outpost/v1/run_state.h"
 #include "replay_local.h"
@@ -202,14 +204,16 @@ std::string OutcomeBook::addLineage(std::string_view json, const std::set<std::s
 
 std::string formatPlan(const std::vector<ReplayCandidate>& selected, const std::string& source) {
   std::ostringstream out;
-  out << fmt::format("{:<36}  {:<20}  {:<24}  {}\n", "RUN_ID", "JOB_TYPE", "SUBMITTED", "RECORDED");
+  out << fmt::format("{:<36}  {:<20}  {:<24}  {:<16}  {}\n", "RUN_ID", "JOB_TYPE", "SUBMITTED",
+                     "SIGNED", "RECORDED");
   for (const auto& c : selected) {
     std::string recorded = describe(c.recorded);
     if (!c.recorded.message.empty() && c.recorded.state == v1::REJECTED) {
       recorded += ": " + c.recorded.message;
     }
-    out << fmt::format("{:<36}  {:<20}  {:<24}  {}\n", c.command.run_id(), c.command.job_type(),
-                       formatTime(c.timestamp_ms), recorded);
+    out << fmt::format("{:<36}  {:<20}  {:<24}  {:<16}  {}\n", c.command.run_id(),
+                       c.command.job_type(), formatTime(c.timestamp_ms),
+                       c.signature.empty() ? "unsigned" : c.signature, recorded);
   }
   out << selected.size() << " command(s) of " << source
       << " would be replayed (plan: nothing was written; `republish` replays them)\n";
@@ -339,6 +343,30 @@ std::vector<events::Header> headersOf(const consumer::ReadRecord& m) {
   for (const auto& [name, value] : m.headers) h.push_back({name, value});
   return h;
 }
+
+}  // namespace
+
+std::string describeSignature(const std::string& value, const std::vector<events::Header>& headers,
+                              const std::string& topic, const std::string& pool,
+                              const security::KeySet* keys, const SecurityConfig& security,
+                              std::int64_t timestamp_ms) {
+  auto settings = dispatch::SignatureSettings::from(security, nullptr);
+  if (keys) settings.keys = std::shared_ptr<const security::KeySet>(keys, [](auto*) {});
+  const auto at = std::chrono::system_clock::time_point(std::chrono::milliseconds(timestamp_ms));
+  auto verified = dispatch::checkSignature(
+      dispatch::SignedRecord{.value = value,
+                             .headers = &headers,
+                             .topic = topic,
+                             .kind = security::CommandKind::kJob,
+                             .cty = consumer::contentTypeOf(consumer::encodingOf(value, headers))},
+      pool, settings, at);
+  if (verified) return verified->kid;
+  if (verified.error().check == security::SignatureCheck::kMissing) return "unsigned";
+  if (!keys) return "signed (not checked: no trusted keys configured)";
+  return "INVALID: " + verified.error().message;
+}
+
+namespace {
 
 // Compares each replayed run with its original; prints the table. 1 on any difference.
 int compareAndPrint(const std::vector<ReplayCandidate>& originals,
@@ -536,7 +564,8 @@ OffsetRanges commandRanges(Reading& r, const PartitionsByTopic& found, const Rep
 // on stderr. Taken from the dead-letter topic, each is recorded as REJECTED with the reason its
 // headers give.
 std::vector<ReplayCandidate> readCandidates(Reading& r, const OffsetRanges& ranges,
-                                            const std::string& source, bool dlq) {
+                                            const std::string& source, bool dlq,
+                                            const Config& config, const security::KeySet* keys) {
   std::vector<ReplayCandidate> candidates;
   std::size_t undecodable = 0;
   readRanges(r, ranges, [&](const consumer::ReadRecord& m) {
@@ -551,6 +580,14 @@ std::vector<ReplayCandidate> readCandidates(Reading& r, const OffsetRanges& rang
     // When it was asked for: the command says, else the record's timestamp.
     c.timestamp_ms = decoded->requested_at_ms() > 0 ? decoded->requested_at_ms() : m.timestamp_ms;
     c.command = std::move(*decoded);
+    const auto headers = headersOf(m);
+    std::string topic = source;
+    for (const auto& h : headers) {
+      if (dlq && h.name == consumer::kDlqTopicHeader) topic = h.value;  // where it was first
+    }
+    c.signature = describeSignature(
+        m.value, headers, topic, c.command.pool().empty() ? config.worker.pool : c.command.pool(),
+        keys, config.security, m.timestamp_ms);
     if (dlq) {
       c.recorded.state = v1::REJECTED;
       for (const auto& [name, value] : m.headers) {
@@ -618,7 +655,16 @@ int republish(const Config& config, const PartitionsByTopic& found,
   for (const auto& c : selected) {
     auto cmd = replayCommand(c.command, o.replay_number, replayed_by, o.to_pool, republished_at);
     replay_ids.push_back(cmd.run_id());
-    producer.produce(s.target, cmd.job_id(), cmd.SerializeAsString(), {},
+    const std::string value = cmd.SerializeAsString();
+    const auto signature = signatureHeaders(
+        o.sign, value,
+        SignedFacts{.topic = s.target,
+                    .pools = {cmd.pool().empty() ? config.worker.pool : cmd.pool()},
+                    .kind = security::CommandKind::kJob,
+                    .jti = cmd.run_id(),
+                    .cty = "protobuf"},
+        SystemClock());
+    producer.produce(s.target, cmd.job_id(), value, signature,
                      [&](const events::DeliveryReport& d) {
                        if (!d.ok()) ++failed;
                      });
@@ -663,7 +709,15 @@ int cmdReplay(const ReplayOptions& o, const std::atomic<bool>& stop) {
   Reading r{reader, deadline};
   auto found = reader.partitions(r.remaining());
   if (!found) throw KafkaUnavailable("cannot read metadata: " + found.error());
-  auto candidates = readCandidates(r, commandRanges(r, *found, settings), settings.source, o.dlq);
+  // The plan says how each command was signed, checked with the configuration's trusted keys.
+  std::optional<security::KeySet> keys;
+  if (!config.security.trusted_keys.empty()) {
+    auto loaded = security::KeySet::loadJwksFile(config.security.trusted_keys);
+    if (!loaded) throw ConfigError("'security.trusted_keys': " + loaded.error());
+    keys = std::move(*loaded);
+  }
+  auto candidates = readCandidates(r, commandRanges(r, *found, settings), settings.source, o.dlq,
+                                   config, keys ? &*keys : nullptr);
   addRecordedOutcomes(candidates, config, *found, o.compare, now_ms, deadline);
   const auto selected = selectCandidates(o, std::move(candidates));
 
@@ -715,6 +769,7 @@ CLI::App* addReplayCommand(CLI::App& app, ReplayOptions& o) {
   sub->add_option("--to-prefix", o.to_prefix,
                   "republish: into PREFIXjobs (and, with --compare, read PREFIXevents)");
   sub->add_option("--to-pool", o.to_pool, "republish: name this pool in the commands");
+  addSignOptions(sub, o.sign);  // republish
   sub->add_flag("--allow-same-topic", o.allow_same_topic,
                 "republish: allow writing into the topic read from");
   sub->add_option("--replay-number", o.replay_number,

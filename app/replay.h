@@ -21,6 +21,7 @@
 #include "client_config.h"
 #include "outpost/v1/event.pb.h"
 #include "outpost/v1/job.pb.h"
+#include "signing.h"
 
 namespace CLI {
 class App;
@@ -56,6 +57,9 @@ struct ReplayOptions {
   std::string wait_timeout = "10m";
   double duration_factor = 3.0;
   std::string timeout = "60s";  // bounds the reading
+  // republish: signs the commands written (their value changes: the old signature cannot carry
+  // over)
+  SignOptions sign;
 };
 
 CLI::App* addReplayCommand(CLI::App& app, ReplayOptions& options);
@@ -103,7 +107,18 @@ struct ReplayCandidate {
   std::int64_t timestamp_ms = 0;  // requested_at_ms, else the record's timestamp
   v1::JobCommand command;
   RecordedOutcome recorded;
+  // How its record was signed, for the plan: "unsigned", "kid", "kid INVALID: why", or "kid (not
+  // checked)" when the configuration names no trusted keys.
+  std::string signature;
 };
+
+// The signature column of the plan for a command record read from `topic` (its source topic for
+// a dead letter) of a command for `pool`: checked with `keys` (nullptr: not checked) as a worker
+// checked it when it was written (at its record's timestamp), replays and all.
+std::string describeSignature(const std::string& value, const std::vector<events::Header>& headers,
+                              const std::string& topic, const std::string& pool,
+                              const security::KeySet* keys, const SecurityConfig& security,
+                              std::int64_t timestamp_ms);
 
 // Whether the options select the candidate (runs, job type, job id, pool, recorded state).
 bool replaySelects(const ReplayOptions& options, const ReplayCandidate& candidate);

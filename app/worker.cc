@@ -222,6 +222,16 @@ std::expected<std::shared_ptr<const security::KeySet>, std::string> Worker::read
     trusted_keys_.reset();
     return nullptr;
   }
+  if (!security.trusted_keys_env.empty()) {
+    trusted_keys_.reset();
+    auto keys = security::KeySet::parseJwks(
+        processEnvironment()[security.trusted_keys_env]);  // empty when unset: refused
+    if (!keys) {
+      return std::unexpected("'security.trusted_keys_env': the variable " +
+                             security.trusted_keys_env + ": " + keys.error());
+    }
+    return std::make_shared<const security::KeySet>(std::move(*keys));
+  }
   trusted_keys_.emplace(security.trusted_keys);
   auto keys = trusted_keys_->read();
   if (!keys) return std::unexpected("'security.trusted_keys': " + keys.error());
@@ -255,7 +265,9 @@ void Worker::applySecurity(std::shared_ptr<const security::KeySet> keys) {
   } else {
     spdlog::info(
         "security.commands is {}: {} trusted key(s) from {} ({}), tokens live at most {} s",
-        nameOf(s.commands), keys->size(), s.trusted_keys, fmt::join(keys->kids(), ", "),
+        nameOf(s.commands), keys->size(),
+        s.trusted_keys.empty() ? "$" + s.trusted_keys_env : s.trusted_keys,
+        fmt::join(keys->kids(), ", "),
         std::chrono::duration_cast<std::chrono::seconds>(s.max_command_lifetime).count());
   }
   dispatcher_->setSignatures(dispatch::SignatureSettings::from(s, std::move(keys)));

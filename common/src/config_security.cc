@@ -41,11 +41,10 @@ KeyPolicy parseKeyPolicy(Section k) {
 
 }  // namespace
 
-constexpr KeySpec kSecurityKeys[] = {{"commands"},
-                                     {"trusted_keys"},
-                                     {"max_command_lifetime"},
-                                     {"clock_leeway"},
-                                     {"keys", KeyKind::kNamedSections, &kKeyPolicySchema, "<kid>"}};
+constexpr KeySpec kSecurityKeys[] = {
+    {"commands"},         {"trusted_keys"},
+    {"trusted_keys_env"}, {"max_command_lifetime"},
+    {"clock_leeway"},     {"keys", KeyKind::kNamedSections, &kKeyPolicySchema, "<kid>"}};
 const Schema kSecuritySchema{kSecurityKeys};
 
 SecurityConfig parseSecurity(Section s) {
@@ -62,15 +61,21 @@ SecurityConfig parseSecurity(Section s) {
     throw ConfigError(s.where("commands") + " must be off, warn or require; not '" + mode + "'");
   }
   s.read("trusted_keys", c.trusted_keys);
+  s.read("trusted_keys_env", c.trusted_keys_env);
   s.read("max_command_lifetime", c.max_command_lifetime);
   s.read("clock_leeway", c.clock_leeway);
   s.forEachEntry("keys", [&](const std::string& kid, Section k) {
     c.keys[kid] = parseKeyPolicy(std::move(k));
   });
   s.rejectUnknown();
-  if (c.commands != CommandSigning::kOff && c.trusted_keys.empty()) {
+  if (!c.trusted_keys.empty() && !c.trusted_keys_env.empty()) {
+    throw ConfigError(s.where("trusted_keys") + " and " + s.where("trusted_keys_env") +
+                      " are both set: keep one");
+  }
+  if (c.commands != CommandSigning::kOff && c.trusted_keys.empty() && c.trusted_keys_env.empty()) {
     throw ConfigError(s.where("trusted_keys") +
-                      " must name a JWKS file of the keys that sign commands when " +
+                      " must name a JWKS file of the keys that sign commands (or " +
+                      s.where("trusted_keys_env") + " a variable holding one) when " +
                       s.where("commands") + " is " + nameOf(c.commands));
   }
   if (c.max_command_lifetime < Millis(1000)) {

@@ -154,7 +154,8 @@ TEST(ReplayPlan, OneLineEachAndTheCount) {
   c.recorded.message = "unknown job_type 'x'";
   c.timestamp_ms = kNow;
   auto text = formatPlan({c, candidate(v1::RUN_STATE_UNSPECIFIED)}, "outpost.jobs");
-  EXPECT_THAT(text, HasSubstr("2026-12-05T10:00:00.000Z  REJECTED: unknown job_type 'x'"));
+  EXPECT_THAT(text, HasSubstr("2026-12-05T10:00:00.000Z  unsigned          REJECTED: unknown "
+                              "job_type 'x'"));
   EXPECT_THAT(text, HasSubstr("no end recorded"));
   EXPECT_THAT(text, HasSubstr("2 command(s) of outpost.jobs would be replayed"));
 }
@@ -232,6 +233,44 @@ templates:
   EXPECT_THAT(dry.templates.at("ingest").argv,
               ElementsAre("datahub", "ingest", "-c", "{recipe_file}", "--dry-run"));
   EXPECT_FALSE(dry.templates.contains("report")) << "no dry run: refused, never run for real";
+}
+
+}  // namespace
+}  // namespace outpost::app
+
+namespace outpost::app {
+namespace {
+
+// The plan says how each recorded command was signed, checked as a worker checked it when it was
+// written (at its record's time: a token that expired since still counts as valid then).
+TEST(ReplayPlan, SaysWhetherEachCommandWasValidlySigned) {
+  auto key = security::SigningKey::generateEd25519();
+  auto keys = *security::KeySet::parseJwks(*security::addToJwks("", key.publicJwk("k1")));
+  SecurityConfig security;
+  security.commands = CommandSigning::kRequire;
+  v1::JobCommand c;
+  c.set_run_id("0190a5d2-7c3e-7abc-8def-000000000001");
+  c.set_job_type("ok");
+  const auto value = c.SerializeAsString();
+  const std::int64_t written_ms = 1'780'000'000'000;  // long ago: the token has expired since
+  const auto at = std::chrono::system_clock::time_point(std::chrono::milliseconds(written_ms));
+  const std::vector<events::Header> signed_headers = {
+      {"outpost-signature",
+       security::signCommandToken(
+           key, "k1",
+           security::claimsFor(value, "outpost.jobs", {"main"}, security::CommandKind::kJob,
+                               c.run_id(), "protobuf", "test", at, std::chrono::minutes(5)))}};
+  EXPECT_EQ(
+      describeSignature(value, signed_headers, "outpost.jobs", "main", &keys, security, written_ms),
+      "k1");
+  EXPECT_EQ(describeSignature(value, {}, "outpost.jobs", "main", &keys, security, written_ms),
+            "unsigned");
+  EXPECT_THAT(describeSignature(value + "x", signed_headers, "outpost.jobs", "main", &keys,
+                                security, written_ms),
+              HasSubstr("INVALID: signature: the value is not the one signed"));
+  EXPECT_THAT(describeSignature(value, signed_headers, "outpost.jobs", "main", nullptr, security,
+                                written_ms),
+              HasSubstr("not checked"));
 }
 
 }  // namespace

@@ -1046,6 +1046,19 @@ TEST(ConfigSecurity, CommandsAreNotCheckedUnlessAskedAndRequireNeedsTrustedKeys)
   EXPECT_EQ(p.pools, std::vector<std::string>{"etl"});
 }
 
+TEST(ConfigSecurity, TheTrustedKeysComeFromAFileOrAVariableNotBoth) {
+  Config c = parseConfig("security: {commands: require, trusted_keys_env: OUTPOST_JWKS}", {});
+  EXPECT_EQ(c.security.trusted_keys_env, "OUTPOST_JWKS");
+  EXPECT_THAT(errorOf("security: {commands: require, trusted_keys: /k.json, "
+                      "trusted_keys_env: OUTPOST_JWKS}"),
+              HasSubstr("are both set: keep one"));
+  // As the Helm chart and the ECS task set them.
+  c = parseConfig("", {{"OUTPOST_SECURITY__COMMANDS", "require"},
+                       {"OUTPOST_SECURITY__TRUSTED_KEYS", "/etc/outpost-trusted-keys/jwks.json"}});
+  EXPECT_EQ(c.security.commands, CommandSigning::kRequire);
+  EXPECT_EQ(c.security.trusted_keys, "/etc/outpost-trusted-keys/jwks.json");
+}
+
 TEST(ConfigSecurity, AKeyPolicyTakesOnlyKnownActionsAndKeys) {
   EXPECT_THAT(errorOf("security: {keys: {k1: {actions: [run, delete]}}}"),
               AllOf(HasSubstr("'security.keys.k1.actions'"), HasSubstr("'delete'")));

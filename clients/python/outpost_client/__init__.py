@@ -10,6 +10,9 @@ watches run events, the way `outpost submit`, `outpost cancel` and `outpost subm
     end = client.wait(run_id, timeout=3600)
     if end.state != end.SUCCEEDED: ...
 
+Commands are signed for workers that require it with `Client(..., signer=Signer(...))`, Signer
+from outpost_client.signing (Debian's python3-jwt and python3-cryptography).
+
 Needs Debian's python3-confluent-kafka and python3-protobuf, and the wire contract's modules
 generated from proto/ (`clients/python/generate` writes them beside this package).
 """
@@ -23,6 +26,8 @@ from .client import (
     state_name,
     uuid7,
 )
+
+# Signing needs PyJWT and cryptography: only imported when asked for (outpost_client.signing).
 
 __all__ = ["Client", "EXIT_STATUS", "ExitStatus", "WaitTimeout", "exit_status_of", "state_name",
            "uuid7"]

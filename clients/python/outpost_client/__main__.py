@@ -109,13 +109,30 @@ def main(argv=None):
             cmd.add_argument("--follow-logs", action="store_true",
                              help="print the run's output lines as they come")
 
+    for cmd in (s, c):
+        cmd.add_argument("--sign-key", help="sign with this private key (PKCS#8 PEM, Ed25519 or "
+                         "P-256; see outpost keygen)")
+        cmd.add_argument("--kid", help="the key's id in the workers' trusted keys")
+        cmd.add_argument("--sign-lifetime", type=seconds, default=300,
+                         help="how long the signature is valid (default 5m)")
+        cmd.add_argument("--sign-pool", action="append",
+                         help="a pool the command may run in (default: --pool)")
+
     t = sub.add_parser("watch", help="print run events as JSON lines as they come")
     t.add_argument("--run")
     t.add_argument("--since-ms", type=int)
     t.add_argument("--timeout", type=seconds)
 
     args = p.parse_args(argv)
-    client = Client(args.bootstrap, prefix=args.prefix, kafka=pairs(args.kafka, "-X"))
+    signer = None
+    if getattr(args, "sign_key", None):
+        if not args.kid:
+            p.error("--sign-key needs --kid")
+        from .signing import Signer  # PyJWT only when signing
+        signer = Signer(args.sign_key, args.kid, lifetime=args.sign_lifetime,
+                        pools=args.sign_pool)
+    client = Client(args.bootstrap, prefix=args.prefix, kafka=pairs(args.kafka, "-X"),
+                    signer=signer)
     try:
         if args.command == "submit":
             recipe = open(args.recipe_file, "rb").read() if args.recipe_file else None

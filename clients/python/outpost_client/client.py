@@ -102,22 +102,25 @@ class Client:
 
     bootstrap_servers: the brokers; prefix: the topics' prefix (topics.prefix of the workers'
     config), or name them with jobs_topic, control_topic and events_topic; kafka: any further
-    librdkafka settings (security.protocol, sasl.*, ssl.*), for every client this makes.
+    librdkafka settings (security.protocol, sasl.*, ssl.*), for every client this makes;
+    signer: a signing.Signer, to sign every command written (workers with
+    security.commands: require refuse unsigned ones).
     """
 
     def __init__(self, bootstrap_servers, prefix="outpost.", jobs_topic=None, control_topic=None,
-                 events_topic=None, kafka=None):
+                 events_topic=None, kafka=None, signer=None):
         self.jobs_topic = jobs_topic or prefix + "jobs"
         self.control_topic = control_topic or prefix + "control"
         self.events_topic = events_topic or prefix + "events"
         self._kafka = dict(kafka or {})
         self._kafka["bootstrap.servers"] = bootstrap_servers
         self._producer = None
+        self._signer = signer
         self._submitted = {}  # run_id -> requested_at_ms, where wait() starts reading
 
     # -- writing ---------------------------------------------------------------------------
 
-    def _produce(self, topic, key, value, timeout):
+    def _produce(self, topic, key, value, timeout, headers=None):
         if self._producer is None:
             conf = dict(self._kafka)
             conf.setdefault("enable.idempotence", True)
@@ -128,7 +131,8 @@ class Client:
         def delivered(err, _msg):
             outcome["err"] = err
 
-        self._producer.produce(topic, key=key.encode(), value=value, on_delivery=delivered)
+        self._producer.produce(topic, key=key.encode(), value=value, headers=headers,
+                               on_delivery=delivered)
         self._producer.flush(timeout)
         if "err" not in outcome:
             raise KafkaException(f"the broker did not acknowledge the record to {topic} "
@@ -167,19 +171,31 @@ class Client:
             cmd.lineage.job_namespace = job_namespace
         if job_name:
             cmd.lineage.job_name = job_name
-        self._produce(self.jobs_topic, cmd.job_id, cmd.SerializeToString(), delivery_timeout)
+        value = cmd.SerializeToString()
+        headers = None
+        if self._signer:
+            headers = self._signer.headers(value, self.jobs_topic, "job", cmd.run_id,
+                                           [cmd.pool] if cmd.pool else None)
+        self._produce(self.jobs_topic, cmd.job_id, value, delivery_timeout, headers)
         self._submitted[cmd.run_id] = cmd.requested_at_ms
         return cmd.run_id
 
-    def cancel(self, run_id, reason="", requested_by=None, delivery_timeout=30):
-        """Asks the worker holding the run to stop it; returns the control command's id."""
+    def cancel(self, run_id, reason="", requested_by=None, delivery_timeout=30, pools=None):
+        """Asks the worker holding the run to stop it; returns the control command's id.
+
+        pools: signed, the pools it may act in (default: the signer's)."""
         cmd = control_pb2.ControlCommand()
         cmd.command_id = uuid7()
         cmd.issued_at_ms = _now_ms()
         cmd.cancel.run_id = run_id
         cmd.cancel.reason = reason
         cmd.cancel.requested_by = requested_by or os.environ.get("USER", "")
-        self._produce(self.control_topic, run_id, cmd.SerializeToString(), delivery_timeout)
+        value = cmd.SerializeToString()
+        headers = None
+        if self._signer:
+            headers = self._signer.headers(value, self.control_topic, "control", cmd.command_id,
+                                           pools)
+        self._produce(self.control_topic, run_id, value, delivery_timeout, headers)
         self._submitted.setdefault(run_id, cmd.issued_at_ms)
         return cmd.command_id
 

@@ -6,6 +6,8 @@ Run by CTest (Clients.Python) with PYTHONPATH holding clients/python and the bui
 modules.
 """
 
+import base64
+import json
 import os
 import shutil
 import subprocess
@@ -56,19 +58,20 @@ templates:
 """
 
 
-@unittest.skipUnless(BOOTSTRAP and BINARY, "needs OUTPOST_TEST_BOOTSTRAP and OUTPOST_BINARY "
-                     "(scripts/test sets them)")
-class ClientAgainstAWorker(unittest.TestCase):
+class _WorkerFixture(unittest.TestCase):
+    """A worker of its own topics and pool for a test class (setUpClass calls start_worker)."""
+
     @classmethod
-    def setUpClass(cls):
+    def start_worker(cls, name, extra_yaml=""):
         tag = uuid.uuid4().hex[:10]
-        cls.prefix = f"py-client-{tag}."
-        cls.pool = f"py-{tag}"
-        cls.dir = tempfile.mkdtemp(prefix="outpost-py-client-")
+        cls.prefix = f"{name}-{tag}."
+        cls.pool = f"{name}-{tag}"
+        cls.dir = tempfile.mkdtemp(prefix=f"outpost-{name}-")
         cls.config = os.path.join(cls.dir, "outpost.yaml")
         with open(cls.config, "w") as f:
-            f.write(CONFIG.format(worker_id=f"py-{tag}", pool=cls.pool, dir=cls.dir,
+            f.write(CONFIG.format(worker_id=f"{name}-{tag}", pool=cls.pool, dir=cls.dir,
                                   bootstrap=BOOTSTRAP, prefix=cls.prefix))
+            f.write(extra_yaml)
         subprocess.run([BINARY, "topics", "--config", cls.config, "--partitions", "2"],
                        check=True, stdout=subprocess.DEVNULL)
         cls.log_path = os.path.join(cls.dir, "worker.log")
@@ -81,7 +84,6 @@ class ClientAgainstAWorker(unittest.TestCase):
                 cls.tearDownClass()
                 raise RuntimeError("the worker did not start:\n" + cls.worker_log())
             time.sleep(0.1)
-        cls.client = Client(BOOTSTRAP, prefix=cls.prefix)
 
     @classmethod
     def worker_log(cls):
@@ -100,6 +102,15 @@ class ClientAgainstAWorker(unittest.TestCase):
             cls.worker.wait()
         cls.log.close()
         shutil.rmtree(cls.dir, ignore_errors=True)
+
+
+@unittest.skipUnless(BOOTSTRAP and BINARY, "needs OUTPOST_TEST_BOOTSTRAP and OUTPOST_BINARY "
+                     "(scripts/test sets them)")
+class ClientAgainstAWorker(_WorkerFixture):
+    @classmethod
+    def setUpClass(cls):
+        cls.start_worker("py-client")
+        cls.client = Client(BOOTSTRAP, prefix=cls.prefix)
 
     def cli(self, *args):
         env = dict(os.environ)
@@ -195,6 +206,89 @@ class ClientAgainstAWorker(unittest.TestCase):
         self.assertEqual(failed.returncode, ExitStatus.FAILED, failed.stdout + failed.stderr)
         self.assertIn("ended FAILED", failed.stdout)
         self.assertIn("about to fail", failed.stderr)
+
+
+@unittest.skipUnless(BOOTSTRAP and BINARY, "needs OUTPOST_TEST_BOOTSTRAP and OUTPOST_BINARY "
+                     "(scripts/test sets them)")
+class SignedCommandsAgainstAWorker(_WorkerFixture):
+    """A worker with security.commands: require runs what the Python client signs, with a key
+    made by `outpost keygen` (Ed25519) or by Python (P-256), and refuses what it does not."""
+
+    @classmethod
+    def setUpClass(cls):
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from outpost_client.signing import Signer
+
+        cls.keys = tempfile.mkdtemp(prefix="outpost-py-keys-")
+        jwks_path = os.path.join(cls.keys, "jwks.json")
+        cls.ed_key = os.path.join(cls.keys, "ed.pem")
+        subprocess.run([BINARY, "keygen", "--kid", "ed", "--private-key", cls.ed_key, "--jwks",
+                        jwks_path], check=True, capture_output=True)
+        p256 = ec.generate_private_key(ec.SECP256R1())
+        cls.p256_pem = p256.private_bytes(serialization.Encoding.PEM,
+                                          serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption())
+        numbers = p256.public_key().public_numbers()
+        with open(jwks_path) as f:
+            jwks = json.load(f)
+        jwks["keys"].append({"kty": "EC", "crv": "P-256", "kid": "p256", "use": "sig",
+                             "alg": "ES256", "x": _b64url(numbers.x.to_bytes(32, "big")),
+                             "y": _b64url(numbers.y.to_bytes(32, "big"))})
+        with open(jwks_path, "w") as f:
+            json.dump(jwks, f)
+        cls.start_worker("py-signed",
+                         f"security:\n  commands: require\n  trusted_keys: {jwks_path}\n")
+        cls.client = Client(BOOTSTRAP, prefix=cls.prefix,
+                            signer=Signer(cls.ed_key, "ed", pools=[cls.pool]))
+        cls.signed = cls.client
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        shutil.rmtree(cls.keys, ignore_errors=True)
+
+    def test_a_signed_command_runs_and_an_unsigned_one_is_rejected(self):
+        end = self.signed.wait(self.signed.submit("ok", pool=self.pool), timeout=60)
+        self.assertEqual(state_name(end.state), "SUCCEEDED", end.message)
+        plain = Client(BOOTSTRAP, prefix=self.prefix)
+        try:
+            end = plain.wait(plain.submit("ok", pool=self.pool), timeout=60)
+        finally:
+            plain.close()
+        self.assertEqual(state_name(end.state), "REJECTED")
+        self.assertIn("signature: unsigned", end.message)
+
+    def test_a_p256_key_signs_es256(self):
+        from outpost_client.signing import Signer
+        client = Client(BOOTSTRAP, prefix=self.prefix, signer=Signer(self.p256_pem, "p256"))
+        try:
+            end = client.wait(client.submit("ok", pool=self.pool), timeout=60)
+        finally:
+            client.close()
+        self.assertEqual(state_name(end.state), "SUCCEEDED", end.message)
+
+    def test_a_signed_cancel_cancels(self):
+        run_id = self.signed.submit("sleep", args={"secs": 60}, pool=self.pool)
+        for event in self.signed.watch(run_id, timeout=60):
+            if event.state == event_pb2.STARTED:
+                break
+        else:
+            self.fail("the run did not start")
+        self.signed.cancel(run_id, reason="test", requested_by="py-test")
+        end = self.signed.wait(run_id, timeout=60)
+        self.assertEqual(state_name(end.state), "CANCELLED", end.message)
+
+    def test_the_command_line_signs(self):
+        out = subprocess.run([sys.executable, "-m", "outpost_client", "-b", BOOTSTRAP, "--prefix",
+                              self.prefix, "submit", "-t", "ok", "--pool", self.pool,
+                              "--sign-key", self.ed_key, "--kid", "ed", "--wait"],
+                             capture_output=True, text=True, timeout=120)
+        self.assertEqual(out.returncode, ExitStatus.SUCCEEDED, out.stderr)
+
+
+def _b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 if __name__ == "__main__":

@@ -214,7 +214,10 @@ struct KeyPolicy {
 
 struct SecurityConfig {
   CommandSigning commands = CommandSigning::kOff;
-  std::string trusted_keys;                     // a JWKS file; required unless commands is off
+  std::string trusted_keys;  // a JWKS file, read again when it changes
+  // Or: the variable of the worker's environment that holds the JWKS (ECS injects it from Secrets
+  // Manager); read at start and on SIGHUP.
+  std::string trusted_keys_env;
   Millis max_command_lifetime{15 * 60 * 1000};  // exp - iat at most
   Millis clock_leeway{60 * 1000};               // for exp, nbf and iat
   std::map<std::string, KeyPolicy> keys;        // by kid

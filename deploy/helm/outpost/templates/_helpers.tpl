@@ -46,6 +46,12 @@ outpost.dev/pool: {{ .Values.pool | quote }}
 {{- if and .Values.vaultAgent.enabled .Values.existingSecret.name (not .Values.existingSecret.asEnv) -}}
 {{- fail "vaultAgent and existingSecret both give secrets.file_dir: set existingSecret.asEnv: true to take the Secret as environment variables" -}}
 {{- end -}}
+{{- if not (has .Values.commandSigning.mode (list "require" "warn" "off")) -}}
+{{- fail (printf "commandSigning.mode must be require, warn or off, not %q" .Values.commandSigning.mode) -}}
+{{- end -}}
+{{- if and (ne .Values.commandSigning.mode "off") (not .Values.commandSigning.trustedKeysSecret) -}}
+{{- fail "commandSigning.trustedKeysSecret must name the Secret holding jwks.json (the keys that sign commands), or set commandSigning.mode: off" -}}
+{{- end -}}
 {{- if and .Values.vaultAgent.enabled (not .Values.vaultAgent.templates) -}}
 {{- fail "vaultAgent.enabled needs vaultAgent.templates: file name -> Vault agent template" -}}
 {{- end -}}

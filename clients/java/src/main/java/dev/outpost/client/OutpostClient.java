@@ -7,6 +7,7 @@ import dev.outpost.v1.Control.ControlCommand;
 import dev.outpost.v1.Event.RunEvent;
 import dev.outpost.v1.Event.RunState;
 import dev.outpost.v1.Job.JobCommand;
+import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
@@ -57,6 +58,7 @@ public final class OutpostClient implements AutoCloseable {
   private final String eventsTopic;
   private final Map<String, Long> submittedAt = new ConcurrentHashMap<>();
   private KafkaProducer<String, byte[]> producer;
+  private CommandSigner signer;  // null: commands are not signed
 
   /**
    * @param bootstrapServers the brokers
@@ -71,6 +73,12 @@ public final class OutpostClient implements AutoCloseable {
     this.eventsTopic = prefix + "events";
   }
 
+  /** Signs every command written from now on (workers with security.commands: require). */
+  public OutpostClient signWith(CommandSigner signer) {
+    this.signer = signer;
+    return this;
+  }
+
   private synchronized KafkaProducer<String, byte[]> producer() {
     if (producer == null) {
       Properties p = new Properties();
@@ -83,9 +91,17 @@ public final class OutpostClient implements AutoCloseable {
     return producer;
   }
 
-  private void send(String topic, String key, byte[] value) {
+  // Signed as `kind` with id `jti` for `pools` (empty: the signer's) when a signer is set.
+  private void send(String topic, String key, byte[] value, String kind, String jti,
+      List<String> pools) {
+    ProducerRecord<String, byte[]> record = new ProducerRecord<>(topic, key, value);
+    if (signer != null) {
+      record.headers().add(CommandSigner.SIGNATURE_HEADER,
+          signer.token(value, topic, kind, jti, pools, Instant.now())
+              .getBytes(StandardCharsets.US_ASCII));
+    }
     try {
-      producer().send(new ProducerRecord<>(topic, key, value)).get(30, TimeUnit.SECONDS);
+      producer().send(record).get(30, TimeUnit.SECONDS);
     } catch (ExecutionException e) {
       throw new KafkaException("not delivered to " + topic + ": " + e.getCause(), e.getCause());
     } catch (TimeoutException e) {
@@ -115,7 +131,8 @@ public final class OutpostClient implements AutoCloseable {
     if (r.startWithin != null) cmd.setNotAfterMs(now + r.startWithin.toMillis());
     if (r.requestedBy != null) cmd.setRequestedBy(r.requestedBy);
     JobCommand c = cmd.build();
-    send(jobsTopic, c.getJobId(), c.toByteArray());
+    send(jobsTopic, c.getJobId(), c.toByteArray(), "job", c.getRunId(),
+        c.getPool().isEmpty() ? List.of() : List.of(c.getPool()));
     submittedAt.put(c.getRunId(), now);
     return c.getRunId();
   }
@@ -130,7 +147,7 @@ public final class OutpostClient implements AutoCloseable {
             .setRunId(runId).setReason(reason == null ? "" : reason)
             .setRequestedBy(requestedBy == null ? System.getProperty("user.name", "") : requestedBy))
         .build();
-    send(controlTopic, runId, cmd.toByteArray());
+    send(controlTopic, runId, cmd.toByteArray(), "control", cmd.getCommandId(), List.of());
     submittedAt.putIfAbsent(runId, now);
     return cmd.getCommandId();
   }

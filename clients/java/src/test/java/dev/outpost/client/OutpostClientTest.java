@@ -8,16 +8,13 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.outpost.v1.Event.RunEvent;
 import dev.outpost.v1.Event.RunState;
 import dev.outpost.v1.Job.JobCommand;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
 import java.util.Properties;
 import java.util.UUID;
-import java.util.stream.Stream;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.common.PartitionInfo;
@@ -41,7 +38,7 @@ class OutpostClientTest {
   static final String PREFIX = "java-client-" + TAG + ".";
   static final String POOL = "java-" + TAG;
   static Path dir;
-  static Process worker;
+  static TestWorker worker;
   static OutpostClient client;
 
   static String config() {
@@ -65,38 +62,16 @@ class OutpostClientTest {
   static void startAWorker() throws Exception {
     Assumptions.assumeTrue(!BOOTSTRAP.isEmpty() && !BINARY.isEmpty(),
         "needs OUTPOST_TEST_BOOTSTRAP and OUTPOST_BINARY (scripts/test sets them)");
-    dir = Files.createTempDirectory("outpost-java-client-");
-    Path cfg = dir.resolve("outpost.yaml");
-    Files.writeString(cfg, config());
-    Process topics = new ProcessBuilder(BINARY, "topics", "--config", cfg.toString(),
-        "--partitions", "2").redirectErrorStream(true).start();
-    String out = new String(topics.getInputStream().readAllBytes());
-    assertEquals(0, topics.waitFor(), out);
-    Path log = dir.resolve("worker.log");
-    worker = new ProcessBuilder(BINARY, "run", "--config", cfg.toString())
-        .redirectErrorStream(true).redirectOutput(log.toFile()).start();
-    long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
-    while (!Files.readString(log).contains("partitions assigned")) {
-      if (System.nanoTime() > deadline || !worker.isAlive()) {
-        throw new IllegalStateException("the worker did not start:\n" + Files.readString(log));
-      }
-      Thread.sleep(100);
-    }
+    worker = new TestWorker("java-client");
+    dir = worker.dir;
+    worker.start(BINARY, config(), 2);
     client = new OutpostClient(BOOTSTRAP, PREFIX, Map.of());
   }
 
   @AfterAll
   static void stopTheWorker() throws Exception {
     if (client != null) client.close();
-    if (worker != null) {
-      worker.destroy();  // SIGTERM: it drains
-      if (!worker.waitFor(60, java.util.concurrent.TimeUnit.SECONDS)) worker.destroyForcibly();
-    }
-    if (dir != null) {
-      try (Stream<Path> files = Files.walk(dir)) {
-        for (Path p : files.sorted(Comparator.reverseOrder()).toList()) Files.deleteIfExists(p);
-      }
-    }
+    if (worker != null) worker.close();
   }
 
   @Test

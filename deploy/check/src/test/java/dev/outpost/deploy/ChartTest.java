@@ -184,6 +184,28 @@ class ChartTest {
   }
 
   @Test
+  void commandsMustBeSignedByTheKeysOfASecretByDefault() throws IOException {
+    PodSpec pod = podSpec(objects("default"));
+    Container c = worker(pod);
+    assertEquals("require", env(c, "OUTPOST_SECURITY__COMMANDS"));
+    assertEquals("/etc/outpost-trusted-keys/jwks.json", env(c, "OUTPOST_SECURITY__TRUSTED_KEYS"));
+    var volume = pod.getVolumes().stream().filter(v -> v.getName().equals("trusted-keys"))
+        .findFirst().orElseThrow();
+    assertEquals("outpost-trusted-keys", volume.getSecret().getSecretName());
+    var mount = c.getVolumeMounts().stream().filter(m -> m.getName().equals("trusted-keys"))
+        .findFirst().orElseThrow();
+    assertEquals("/etc/outpost-trusted-keys", mount.getMountPath());
+    assertTrue(mount.getReadOnly());
+
+    // off: said to the worker, and nothing mounted.
+    PodSpec off = podSpec(StrictModel.parseAll(render("default",
+        Map.of("commandSigning.mode", "off"))));
+    assertEquals("off", env(worker(off), "OUTPOST_SECURITY__COMMANDS"));
+    assertNull(env(worker(off), "OUTPOST_SECURITY__TRUSTED_KEYS"));
+    assertTrue(off.getVolumes().stream().noneMatch(v -> v.getName().equals("trusted-keys")));
+  }
+
+  @Test
   void drainTimeAndKillGraceSetTheGracePeriod() throws IOException {
     var objects = StrictModel.parseAll(render("default",
         Map.of("drainTimeoutSeconds", 300, "killGraceSeconds", 30)));
@@ -205,7 +227,7 @@ class ChartTest {
     var objects = objects("existing-secret");
     only(objects, Deployment.class);
     PodSpec pod = podSpec(objects);
-    var volume = pod.getVolumes().stream().filter(v -> v.getSecret() != null).findFirst()
+    var volume = pod.getVolumes().stream().filter(v -> v.getName().equals("secrets")).findFirst()
         .orElseThrow();
     assertEquals("outpost-credentials", volume.getSecret().getSecretName());
     Container c = worker(pod);
@@ -221,7 +243,7 @@ class ChartTest {
     var asEnv = StrictModel.parseAll(render("existing-secret", Map.of("existingSecret.asEnv", true)));
     Container e = worker(podSpec(asEnv));
     assertEquals("outpost-credentials", e.getEnvFrom().get(0).getSecretRef().getName());
-    assertTrue(podSpec(asEnv).getVolumes().stream().noneMatch(v -> v.getSecret() != null));
+    assertTrue(podSpec(asEnv).getVolumes().stream().noneMatch(v -> v.getName().equals("secrets")));
   }
 
   @Test
@@ -291,5 +313,12 @@ class ChartTest {
     var both = assertThrows(RuntimeException.class,
         () -> render("vault-agent", Map.of("existingSecret.name", "creds")));
     assertTrue(both.getMessage().contains("existingSecret.asEnv"), both.getMessage());
+    var mode = assertThrows(RuntimeException.class,
+        () -> render("default", Map.of("commandSigning.mode", "sometimes")));
+    assertTrue(mode.getMessage().contains("commandSigning.mode must be"), mode.getMessage());
+    var noKeys = assertThrows(RuntimeException.class,
+        () -> render("default", Map.of("commandSigning.trustedKeysSecret", "")));
+    assertTrue(noKeys.getMessage().contains("commandSigning.trustedKeysSecret"),
+        noKeys.getMessage());
   }
 }

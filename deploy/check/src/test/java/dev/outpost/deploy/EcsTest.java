@@ -88,6 +88,10 @@ class EcsTest {
       refs++;
     }
     assertTrue(refs > 0);
+    // Commands must be signed, by the keys of a JWKS that ECS injects from a secret.
+    assertEquals("require", env.get("OUTPOST_SECURITY__COMMANDS"));
+    assertTrue(injected.contains(env.get("OUTPOST_SECURITY__TRUSTED_KEYS_ENV")),
+        "the trusted keys come from a secret");
     // No secret value in the plain environment.
     assertTrue(env.values().stream().noneMatch(v -> v.toLowerCase().contains("password=")));
     assertEquals(9464, c.portMappings().get(0).containerPort());
