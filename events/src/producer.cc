@@ -23,6 +23,10 @@ struct KafkaProducer::Impl {
   // When the producer last made progress: a delivery report came, or the statistics found nothing
   // queued or in flight (steady clock, nanoseconds since its epoch). For unacknowledgedFor().
   std::atomic<std::int64_t> progress_at{nowNanos()};
+  // Records handed to librdkafka and not yet reported (onDelivery). rd_kafka_outq_len() also
+  // counts events waiting in its main queue (a statistics document), which are no write waiting
+  // for a broker.
+  std::atomic<std::int64_t> in_flight{0};
   std::mutex unreachable_mutex;
   std::vector<std::string> unreachable;  // from the last statistics; guarded by unreachable_mutex
   std::thread delivery_thread;
@@ -60,13 +64,16 @@ struct KafkaProducer::Impl {
                             h.value.data(), static_cast<ssize_t>(h.value.size()));
       }
     }
-    rd_kafka_resp_err_t err = rd_kafka_producev(
-        rk.get(), RD_KAFKA_V_TOPIC(topic.c_str()),
-        RD_KAFKA_V_PARTITION(partition >= 0 ? partition : RD_KAFKA_PARTITION_UA),
-        RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
-        RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
-        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs.get()),
-        RD_KAFKA_V_OPAQUE(done.get()), RD_KAFKA_V_END);
+    // Counted first: the report may come on the delivery thread before producev returns.
+    in_flight.fetch_add(1, std::memory_order_relaxed);
+    rd_kafka_resp_err_t err =
+        rd_kafka_producev(rk.get(), RD_KAFKA_V_TOPIC(topic.c_str()),
+                          RD_KAFKA_V_PARTITION(partition >= 0 ? partition : RD_KAFKA_PARTITION_UA),
+                          RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
+                          RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs.get()),
+                          RD_KAFKA_V_OPAQUE(done.get()), RD_KAFKA_V_END);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) in_flight.fetch_sub(1, std::memory_order_relaxed);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
       hdrs.release();  // owned by the message now
       done.release();  // freed by onDelivery
@@ -119,7 +126,9 @@ struct KafkaProducer::Impl {
   // librdkafka calls this on the thread that polls the producer (delivery_thread) for every
   // message; the opaque is the heap-allocated callback given at produce time.
   static void onDelivery(rd_kafka_t* rk, const rd_kafka_message_t* m, void* opaque) {
-    static_cast<Impl*>(opaque)->progress_at.store(nowNanos(), std::memory_order_relaxed);
+    auto* impl = static_cast<Impl*>(opaque);
+    impl->progress_at.store(nowNanos(), std::memory_order_relaxed);
+    impl->in_flight.fetch_sub(1, std::memory_order_relaxed);
     std::unique_ptr<DeliveryCallback> cb(static_cast<DeliveryCallback*>(m->_private));
     if (!cb || !*cb) return;
     DeliveryReport r;
@@ -206,9 +215,9 @@ void KafkaProducer::produceTo(const std::string& topic, std::int32_t partition,
   auto done = std::make_unique<DeliveryCallback>(std::move(on_delivery));
   if (impl_->stop.load()) {
     if (*done) {
-      (*done)(DeliveryReport{
-          KafkaError(KafkaError::Kind::kPermanent, RD_KAFKA_RESP_ERR__DESTROY, "the producer is closed"),
-          -1, -1});
+      (*done)(DeliveryReport{KafkaError(KafkaError::Kind::kPermanent, RD_KAFKA_RESP_ERR__DESTROY,
+                                        "the producer is closed"),
+                             -1, -1});
     }
     return;
   }
@@ -235,17 +244,21 @@ bool KafkaProducer::flush(std::chrono::milliseconds timeout) {
   }
   const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
       deadline - std::chrono::steady_clock::now());
-  return rd_kafka_flush(impl_->rk.get(), static_cast<int>(std::max<std::int64_t>(0, left.count()))) ==
-         RD_KAFKA_RESP_ERR_NO_ERROR;
+  return rd_kafka_flush(impl_->rk.get(), static_cast<int>(std::max<std::int64_t>(
+                                             0, left.count()))) == RD_KAFKA_RESP_ERR_NO_ERROR;
 }
 bool KafkaProducer::connected() const {
   return impl_->connected.load(std::memory_order_relaxed);
 }
 
 std::chrono::milliseconds KafkaProducer::unacknowledgedFor() const {
-  if (outstanding() == 0) return std::chrono::milliseconds(0);
-  const auto since = std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(
-      impl_->progress_at.load(std::memory_order_relaxed)));
+  if (impl_->in_flight.load(std::memory_order_relaxed) +
+          static_cast<std::int64_t>(impl_->overflow_size.load(std::memory_order_relaxed)) ==
+      0) {
+    return std::chrono::milliseconds(0);
+  }
+  const auto since = std::chrono::steady_clock::time_point(
+      std::chrono::steady_clock::duration(impl_->progress_at.load(std::memory_order_relaxed)));
   return std::max(std::chrono::milliseconds(0),
                   std::chrono::duration_cast<std::chrono::milliseconds>(
                       std::chrono::steady_clock::now() - since));
